@@ -1,0 +1,198 @@
+// The app spec (gantry.yaml): what a developer writes, validated with zod so that every
+// error names the field path. Parsing also normalises units (durations to ms, sizes to bytes).
+import { z } from 'zod';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseDuration, parseSize, DURATION_PATTERN, SIZE_PATTERN } from './units.js';
+
+const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const name = (what: string) =>
+  z.string().regex(NAME, `${what} must be lower-case letters, digits and '-', starting and ending with a letter or digit (at most 63)`);
+
+const duration = z
+  .union([z.number().nonnegative(), z.string().regex(DURATION_PATTERN, 'expected a duration such as "500ms", "2s", "1m"')])
+  .transform((v) => parseDuration(v)!);
+
+const size = z
+  .union([z.number().int().positive(), z.string().regex(SIZE_PATTERN, 'expected a size such as "64Mi", "1Gi", "512M"')])
+  .transform((v, ctx) => {
+    const bytes = parseSize(v)!;
+    if (bytes <= 0) {
+      ctx.addIssue({ code: 'custom', message: 'size must be greater than zero' });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGKILL', 'SIGUSR1', 'SIGUSR2'] as const;
+const commandLine = z.union([z.string().min(1), z.array(z.string()).min(1)]).transform((v) => (typeof v === 'string' ? ['/bin/sh', '-c', v] : v));
+const portRef = z.union([z.string().regex(NAME, 'expected a port name from ports[]'), z.number().int().min(1).max(65535)]);
+const labels = z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/, 'label keys are letters, digits, ".", "_", "/", "-"'), z.string().max(256));
+
+export const PortSpec = z.strictObject({
+  name: name('port name'),
+  /** The port the app listens on inside its container (docker runtime). */
+  container: z.number().int().min(1).max(65535).optional(),
+  /** A fixed host port; when absent Gantry picks a free one on the node. */
+  host: z.number().int().min(1).max(65535).optional(),
+  protocol: z.enum(['tcp', 'udp']).default('tcp'),
+});
+
+export const HealthSpec = z
+  .strictObject({
+    http: z.strictObject({ port: portRef, path: z.string().startsWith('/').default('/') }).optional(),
+    tcp: z.strictObject({ port: portRef }).optional(),
+    exec: z.strictObject({ command: commandLine }).optional(),
+    interval: duration.default(5000),
+    timeout: duration.default(2000),
+    retries: z.number().int().min(1).max(100).default(3),
+    startPeriod: duration.default(0),
+  })
+  .refine((h) => [h.http, h.tcp, h.exec].filter(Boolean).length === 1, 'exactly one of http, tcp or exec is required');
+
+const restartPolicy = z.enum(['always', 'on-failure', 'never']);
+export const RestartSpec = z
+  .union([
+    restartPolicy,
+    z.strictObject({
+      policy: restartPolicy.default('always'),
+      backoff: z.strictObject({ initial: duration.default(1000), max: duration.default(60_000) }).default({ initial: 1000, max: 60_000 }),
+      maxRetries: z.number().int().min(0).optional(),
+    }),
+  ])
+  .transform((v) => (typeof v === 'string' ? { policy: v, backoff: { initial: 1000, max: 60_000 }, maxRetries: undefined } : v));
+
+export const ResourceSpec = z.strictObject({
+  cpu: z.number().positive('cpu must be greater than 0').max(1024).default(0.1),
+  memory: size.default(64 * 1024 * 1024),
+  cpuBind: z.boolean().default(false),
+});
+
+export const PlacementSpec = z.strictObject({
+  strategy: z.enum(['spread', 'binpack']).default('spread'),
+  labels: z.record(z.string(), z.string()).default({}),
+});
+
+export const EntrySpec = z
+  .strictObject({
+    image: z.string().min(1).optional(),
+    command: commandLine.optional(),
+    args: z.array(z.string()).default([]),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and "_"'), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
+    workdir: z.string().optional(),
+    replicas: z.number().int().min(0).max(10_000).default(1),
+    resources: ResourceSpec.default({ cpu: 0.1, memory: 64 * 1024 * 1024, cpuBind: false }),
+    ports: z.array(PortSpec).default([]),
+    health: HealthSpec.optional(),
+    restart: RestartSpec.default({ policy: 'always', backoff: { initial: 1000, max: 60_000 }, maxRetries: undefined }),
+    stop: z.strictObject({ signal: z.enum(SIGNALS).default('SIGTERM'), grace: duration.default(10_000) }).default({ signal: 'SIGTERM', grace: 10_000 }),
+    hooks: z.strictObject({ afterStart: commandLine.optional(), beforeStop: commandLine.optional() }).default({}),
+    labels: labels.default({}),
+    placement: PlacementSpec.default({ strategy: 'spread', labels: {} }),
+  })
+  .superRefine((entry, ctx) => {
+    if (!entry.image && !entry.command) {
+      ctx.addIssue({ code: 'custom', message: 'either image (docker runtime) or command (process runtime) is required', path: ['image'] });
+    }
+    checkPorts(entry, ctx);
+    if (entry.health) checkHealthPorts(entry.health, entry.ports, ctx);
+  });
+
+type Ctx = z.RefinementCtx;
+type ParsedPort = z.output<typeof PortSpec>;
+
+function checkPorts(entry: { image?: string; ports: ParsedPort[] }, ctx: Ctx): void {
+  const seen = { name: new Map<string, number>(), container: new Map<string, number>(), host: new Map<string, number>() };
+  entry.ports.forEach((port, i) => {
+    const keys = { name: port.name, container: port.container && `${port.container}/${port.protocol}`, host: port.host && `${port.host}/${port.protocol}` };
+    for (const field of ['name', 'container', 'host'] as const) {
+      const key = keys[field];
+      if (!key) continue;
+      const first = seen[field].get(key);
+      if (first !== undefined) ctx.addIssue({ code: 'custom', message: `duplicate port ${field} ${String(port[field])} (also ports[${first}])`, path: ['ports', i, field] });
+      else seen[field].set(key, i);
+    }
+    if (entry.image && port.container === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'container port is required for an image (docker) entry', path: ['ports', i, 'container'] });
+    }
+  });
+}
+
+function checkHealthPorts(health: z.output<typeof HealthSpec>, ports: ParsedPort[], ctx: Ctx): void {
+  for (const kind of ['http', 'tcp'] as const) {
+    const ref = health[kind]?.port;
+    if (typeof ref === 'string' && !ports.some((p) => p.name === ref)) {
+      ctx.addIssue({ code: 'custom', message: `no port named "${ref}" in ports`, path: ['health', kind, 'port'] });
+    }
+  }
+}
+
+export const AppSpec = z
+  .strictObject({
+    app: name('app'),
+    env: name('env').default('default'),
+    team: z.string().optional(),
+    entrypoints: z.record(name('entrypoint name'), EntrySpec).refine((e) => Object.keys(e).length > 0, 'at least one entrypoint is required'),
+  });
+
+export type AppSpecInput = z.input<typeof AppSpec>;
+export type AppSpec = z.output<typeof AppSpec>;
+export type EntrySpec = z.output<typeof EntrySpec>;
+export type PortSpec = z.output<typeof PortSpec>;
+export type HealthSpec = z.output<typeof HealthSpec>;
+export type RestartSpec = z.output<typeof RestartSpec>;
+
+export function entryRuntime(entry: EntrySpec): 'docker' | 'process' {
+  return entry.image ? 'docker' : 'process';
+}
+
+/** One validation problem, with the path of the field it is about. */
+export interface SpecProblem {
+  path: string;
+  message: string;
+}
+
+export class SpecError extends Error {
+  constructor(readonly problems: SpecProblem[], readonly source?: string) {
+    super(problems.map((p) => `${source ? `${source}: ` : ''}${p.path || '(root)'}: ${p.message}`).join('\n'));
+    this.name = 'SpecError';
+  }
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part)), '');
+}
+
+export function problemsFromZod(error: z.ZodError): SpecProblem[] {
+  return error.issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: 'unknown field' }));
+    }
+    return [{ path: formatPath(issue.path), message: issue.message }];
+  });
+}
+
+/** Validates an already-decoded object; throws SpecError naming every bad field. */
+export function parseAppSpec(input: unknown, source?: string): AppSpec {
+  const result = AppSpec.safeParse(input);
+  if (!result.success) throw new SpecError(problemsFromZod(result.error), source);
+  return result.data;
+}
+
+/** Parses YAML (or JSON) text; YAML syntax errors carry their line and column. */
+export function parseAppSpecText(text: string, source?: string): AppSpec {
+  let decoded: unknown;
+  try {
+    decoded = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const pos = err.linePos?.[0];
+      throw new SpecError([{ path: pos ? `line ${pos.line}, column ${pos.col}` : '', message: err.message.split('\n')[0]! }], source);
+    }
+    throw err;
+  }
+  return parseAppSpec(decoded, source);
+}
+
+export function appSpecJsonSchema(): unknown {
+  return z.toJSONSchema(AppSpec, { io: 'input', unrepresentable: 'any' });
+}

@@ -1,0 +1,104 @@
+// The shared language between server, agent and CLI: nodes, instances, their status, events.
+import type { EntrySpec } from './spec.js';
+
+export type RuntimeName = 'docker' | 'process';
+
+export interface NodeInfo {
+  name: string;
+  /** Address other hosts and health checks reach this node's published ports on. */
+  address: string;
+  labels: Record<string, string>;
+  cores: number;
+  memoryBytes: number;
+  runtimes: RuntimeName[];
+  /** Why a runtime is missing or limited on this node, e.g. "docker: connect ENOENT /var/run/docker.sock". */
+  runtimeNotes: string[];
+  portRange: [number, number];
+  agentVersion: string;
+}
+
+export type NodeState = 'ready' | 'down' | 'cordoned';
+
+export interface NodeRecord extends NodeInfo {
+  state: NodeState;
+  registeredAt: number;
+  lastHeartbeat: number;
+}
+
+/** A port as the agent sees it: the name, the container port (docker) and the host port it is reached on. */
+export interface AssignedPort {
+  name: string;
+  container?: number;
+  host: number;
+  protocol: 'tcp' | 'udp';
+}
+
+export type DesiredState = 'running' | 'stopped' | 'removed';
+
+/** What the server wants to run: written by the server, read by the agent of `node`. */
+export interface Instance {
+  id: string;
+  app: string;
+  env: string;
+  entry: string;
+  release: number;
+  node: string;
+  runtime: RuntimeName;
+  spec: EntrySpec;
+  ports: AssignedPort[];
+  desired: DesiredState;
+  createdAt: number;
+}
+
+export type InstanceState =
+  | 'pending' // assigned, not started yet
+  | 'starting' // started, health not yet passed
+  | 'running' // started and healthy (or no health check)
+  | 'unhealthy'
+  | 'backoff' // exited, waiting to be restarted
+  | 'stopping'
+  | 'exited' // exited and not to be restarted
+  | 'failed' // could not be started at all
+  | 'lost' // its node stopped heartbeating
+  | 'removed';
+
+/** What the agent observed: written through the server on the agent's report. */
+export interface InstanceStatus {
+  id: string;
+  state: InstanceState;
+  healthy: boolean | null;
+  restarts: number;
+  exitCode: number | null;
+  runtimeId: string | null;
+  startedAt: number | null;
+  message: string | null;
+  updatedAt: number;
+}
+
+export type EventLevel = 'info' | 'warning' | 'error';
+
+export interface GantryEvent {
+  /** Monotonic per store; assigned when stored. */
+  seq?: number;
+  time: number;
+  level: EventLevel;
+  /** Dotted kind, e.g. "instance.restarted", "app.applied", "node.down". */
+  type: string;
+  app?: string;
+  entry?: string;
+  instance?: string;
+  node?: string;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export interface AppRecord {
+  name: string;
+  env: string;
+  spec: import('./spec.js').AppSpec;
+  release: number;
+  stopped: boolean;
+  createdAt: number;
+  updatedAt: number;
+  updatedBy: string;
+}

@@ -1,0 +1,122 @@
+// One interface for every way Gantry runs a workload. The agent only ever talks to this.
+import type { Readable } from 'node:stream';
+import type { AssignedPort, RuntimeName } from '../model/types.js';
+
+/** Everything a runtime needs to start one instance; built by the agent from an Instance. */
+export interface RunSpec {
+  instanceId: string;
+  app: string;
+  env: string;
+  entry: string;
+  release: number;
+  /** docker runtime: the image. */
+  image?: string;
+  /** Command (docker: overrides the image's CMD; process: the program and its arguments). */
+  command?: string[];
+  args: string[];
+  /** Final environment; the runtime adds PORT / PORT_<NAME> for assigned host ports. */
+  env: Record<string, string>;
+  workdir?: string;
+  /** CPUs, fractional (0.25 = a quarter of one core's time). */
+  cpu: number;
+  memoryBytes: number;
+  ports: AssignedPort[];
+  labels: Record<string, string>;
+}
+
+export type RuntimeState = 'running' | 'exited';
+
+export interface RuntimeInstance {
+  instanceId: string;
+  /** Container id (docker) or "pid:<pid>" (process). */
+  runtimeId: string;
+  state: RuntimeState;
+  exitCode: number | null;
+  /** Set when the kernel killed it for exceeding its memory limit. */
+  oomKilled: boolean;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** The labels Gantry put on it (gantry.app, gantry.entry, gantry.instance, gantry.release, ...). */
+  labels: Record<string, string>;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  output: string;
+}
+
+export interface LogOptions {
+  follow: boolean;
+  /** Last N lines; all when undefined. */
+  tail?: number;
+}
+
+/** A log line as read back: which stream it came from and the text without its newline. */
+export interface LogLine {
+  stream: 'stdout' | 'stderr';
+  time: number | null;
+  text: string;
+}
+
+/** What the runtime really applied; warnings say what it could not (e.g. no cgroups). */
+export interface StartResult {
+  instance: RuntimeInstance;
+  warnings: string[];
+}
+
+export interface Runtime {
+  readonly name: RuntimeName;
+  /** Whether this runtime can run workloads here, and if not, why. */
+  probe(): Promise<{ ok: boolean; reason?: string }>;
+  /**
+   * Creates and starts an instance. A leftover instance with the same id (exited) is removed
+   * first. Throws an Error with a readable message when it cannot start (no such image, ...).
+   */
+  start(spec: RunSpec): Promise<StartResult>;
+  /** Starts an existing exited instance again as it was (same container / same command). */
+  restart(instanceId: string): Promise<RuntimeInstance>;
+  /** Sends `signal`, waits up to `graceMs`, then kills. Resolves once it is not running. */
+  stop(instanceId: string, signal: string, graceMs: number): Promise<void>;
+  /** Removes a stopped instance and everything it held (container, files, cgroups). Idempotent. */
+  remove(instanceId: string): Promise<void>;
+  /** Every instance this runtime holds that Gantry started (found by labels / records). */
+  list(): Promise<RuntimeInstance[]>;
+  inspect(instanceId: string): Promise<RuntimeInstance | undefined>;
+  /** Runs a command inside the instance (docker exec) or beside it (process: same env and cwd). */
+  exec(instanceId: string, command: string[], timeoutMs: number): Promise<ExecResult>;
+  /** Log lines; with follow the stream stays open until destroyed or the instance is removed. */
+  logs(instanceId: string, options: LogOptions): Promise<Readable>;
+  close(): Promise<void>;
+}
+
+export const LABEL = {
+  managed: 'gantry.managed',
+  app: 'gantry.app',
+  env: 'gantry.env',
+  entry: 'gantry.entry',
+  instance: 'gantry.instance',
+  release: 'gantry.release',
+} as const;
+
+export function gantryLabels(spec: RunSpec): Record<string, string> {
+  return {
+    ...spec.labels,
+    [LABEL.managed]: 'true',
+    [LABEL.app]: spec.app,
+    [LABEL.env]: spec.env,
+    [LABEL.entry]: spec.entry,
+    [LABEL.instance]: spec.instanceId,
+    [LABEL.release]: String(spec.release),
+  };
+}
+
+/** PORT for the first port, PORT_<NAME> for each: how a process or container learns its ports. */
+export function portEnv(ports: AssignedPort[], inside: 'container' | 'host'): Record<string, string> {
+  const env: Record<string, string> = {};
+  ports.forEach((port, i) => {
+    const value = String(inside === 'container' ? (port.container ?? port.host) : port.host);
+    if (i === 0) env.PORT = value;
+    env[`PORT_${port.name.toUpperCase().replace(/-/g, '_')}`] = value;
+  });
+  return env;
+}
