@@ -6,7 +6,8 @@ import type { AssignedPort, RuntimeName } from '../model/types.js';
 export interface RunSpec {
   instanceId: string;
   app: string;
-  env: string;
+  /** The app's environment name (prod, staging, ...), not environment variables. */
+  appEnv: string;
   entry: string;
   release: number;
   /** docker runtime: the image. */
@@ -103,7 +104,7 @@ export function gantryLabels(spec: RunSpec): Record<string, string> {
     ...spec.labels,
     [LABEL.managed]: 'true',
     [LABEL.app]: spec.app,
-    [LABEL.env]: spec.env,
+    [LABEL.env]: spec.appEnv,
     [LABEL.entry]: spec.entry,
     [LABEL.instance]: spec.instanceId,
     [LABEL.release]: String(spec.release),

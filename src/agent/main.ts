@@ -1,0 +1,186 @@
+// The node agent: keeps the instances assigned to this node running through the runtimes,
+// whether or not the server is reachable, and reports what it sees.
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { ServerToAgent } from '../model/agent-protocol.js';
+import type { GantryEvent, Instance, InstanceStatus } from '../model/types.js';
+import type { Runtime, RuntimeInstance, LogLine } from '../runtime/runtime.js';
+import { DockerRuntime } from '../runtime/docker.js';
+import { ProcessRuntime } from '../runtime/process.js';
+import { AssignmentCache } from './cache.js';
+import { ServerConnection } from './connection.js';
+import { describeNode, type NodeIdentity } from './node-info.js';
+import { Supervisor } from './supervisor.js';
+
+export interface AgentOptions extends NodeIdentity {
+  server: string;
+  token: string;
+  dataDir: string;
+  tickMs?: number;
+  heartbeatMs?: number;
+  dockerSocket?: string;
+  /** Use these runtimes instead of the default docker + process ones (tests). */
+  runtimes?: Runtime[];
+  log?: (line: string) => void;
+}
+
+export interface RunningAgent {
+  name: string;
+  close(): Promise<void>;
+}
+
+const MAX_QUEUED_EVENTS = 2000;
+
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  const log = options.log ?? (() => {});
+  const runtimes = options.runtimes ?? [new DockerRuntime({ socketPath: options.dockerSocket }), new ProcessRuntime({ stateDir: join(options.dataDir, 'process') })];
+  let { info, usable } = await describeNode(options, runtimes);
+  for (const note of info.runtimeNotes) log(`runtime unavailable: ${note}`);
+  const cache = new AssignmentCache(join(options.dataDir, 'assignments.json'));
+  const supervisors = new Map<string, Supervisor>();
+  const dirty = new Map<string, InstanceStatus>();
+  const queuedEvents: GantryEvent[] = [];
+  const logStreams = new Map<string, Readable>();
+  /** Only assignments received from the server in this run allow removing unknown instances. */
+  let authoritative = false;
+
+  const hooks = {
+    report: (status: InstanceStatus) => dirty.set(status.id, status),
+    event: (event: Omit<GantryEvent, 'time'>) => {
+      queuedEvents.push({ ...event, node: info.name, time: Date.now() });
+      if (queuedEvents.length > MAX_QUEUED_EVENTS) queuedEvents.splice(0, queuedEvents.length - MAX_QUEUED_EVENTS);
+    },
+  };
+
+  const runtimeFor = (instance: Instance) => runtimes.find((r) => r.name === instance.runtime);
+  const assign = (instances: Instance[]) => {
+    const wanted = new Set(instances.map((i) => i.id));
+    for (const instance of instances) {
+      const existing = supervisors.get(instance.id);
+      if (existing) existing.instance = instance;
+      else {
+        const runtime = runtimeFor(instance);
+        if (runtime) supervisors.set(instance.id, new Supervisor(instance, runtime, '127.0.0.1', hooks));
+      }
+    }
+    for (const id of supervisors.keys()) if (!wanted.has(id) && !supervisors.get(id)!.isBusy()) supervisors.delete(id);
+  };
+
+  assign(cache.load());
+
+  const onMessage = (message: ServerToAgent) => {
+    if (message.type === 'assignments') {
+      authoritative = true;
+      cache.save(message.instances);
+      assign(message.instances);
+      void tick();
+    } else if (message.type === 'logs') {
+      void streamLogs(message.requestId, message.instanceId, message.tail, message.follow);
+    } else if (message.type === 'logs.cancel') {
+      logStreams.get(message.requestId)?.destroy();
+      logStreams.delete(message.requestId);
+    }
+  };
+
+  const connection = new ServerConnection({
+    server: options.server,
+    token: options.token,
+    hello: () => ({ type: 'hello', node: info, statuses: [...supervisors.values()].map((s) => s.status) }),
+    onMessage,
+    onState: (connected, detail) => {
+      log(detail);
+      if (connected) flush();
+    },
+  });
+
+  async function streamLogs(requestId: string, instanceId: string, tail: number | undefined, follow: boolean): Promise<void> {
+    const supervisor = supervisors.get(instanceId);
+    const runtime = supervisor ? runtimes.find((r) => r.name === supervisor.runtimeName) : undefined;
+    if (!runtime) return void connection.send({ type: 'log.end', requestId, error: `instance ${instanceId} is not on node ${info.name}` });
+    try {
+      const stream = await runtime.logs(instanceId, { tail, follow });
+      logStreams.set(requestId, stream);
+      let batch: string[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      const send = () => {
+        timer = undefined;
+        if (batch.length) connection.send({ type: 'log.lines', requestId, lines: batch });
+        batch = [];
+      };
+      stream.on('data', (line: LogLine) => {
+        batch.push(line.text);
+        if (batch.length >= 500) send();
+        else timer ??= setTimeout(send, 50);
+      });
+      stream.on('close', () => {
+        clearTimeout(timer);
+        send();
+        logStreams.delete(requestId);
+        connection.send({ type: 'log.end', requestId });
+      });
+      stream.on('error', (err) => connection.send({ type: 'log.end', requestId, error: err.message }));
+    } catch (err) {
+      connection.send({ type: 'log.end', requestId, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  function flush(): void {
+    if (dirty.size > 0 && connection.send({ type: 'status', statuses: [...dirty.values()] })) dirty.clear();
+    if (queuedEvents.length > 0 && connection.send({ type: 'events', events: queuedEvents })) queuedEvents.length = 0;
+  }
+
+  let ticking = false;
+  async function tick(): Promise<void> {
+    if (ticking) return;
+    ticking = true;
+    try {
+      const observed = new Map<string, { instance: RuntimeInstance; runtime: Runtime }>();
+      for (const runtime of usable) {
+        for (const instance of await runtime.list().catch(() => [])) observed.set(instance.instanceId, { instance, runtime });
+      }
+      for (const supervisor of supervisors.values()) supervisor.tick(observed.get(supervisor.instance.id)?.instance);
+      if (authoritative) {
+        for (const [id, { runtime, instance }] of observed) {
+          if (supervisors.has(id)) continue;
+          hooks.event({ level: 'info', type: 'instance.orphan_removed', instance: id, app: instance.labels['gantry.app'], message: `removed ${id}: no longer assigned to ${info.name}` });
+          observed.delete(id);
+          supervisors.set(id, orphanSupervisor(id, runtime, instance));
+        }
+      }
+      flush();
+    } finally {
+      ticking = false;
+    }
+  }
+
+  // An instance nobody assigned: stop it gracefully and remove it, through a supervisor like any other.
+  function orphanSupervisor(id: string, runtime: Runtime, observed: RuntimeInstance): Supervisor {
+    const labels = observed.labels;
+    const placeholder = { id, app: labels['gantry.app'] ?? '', env: labels['gantry.env'] ?? '', entry: labels['gantry.entry'] ?? '', release: Number(labels['gantry.release'] ?? 0), node: info.name, runtime: runtime.name, ports: [], desired: 'removed', createdAt: 0 } as unknown as Instance;
+    placeholder.spec = { stop: { signal: 'SIGTERM', grace: 10_000 }, hooks: {}, restart: { policy: 'never', backoff: { initial: 1000, max: 1000 } } } as Instance['spec'];
+    const supervisor = new Supervisor(placeholder, runtime, '127.0.0.1', { ...hooks, report: () => {} });
+    return supervisor;
+  }
+
+  const tickTimer = setInterval(() => void tick().catch((err: Error) => log(`tick failed: ${err.message}`)), options.tickMs ?? 1000);
+  const heartbeatTimer = setInterval(async () => {
+    ({ info, usable } = await describeNode(options, runtimes));
+    connection.send({ type: 'heartbeat', node: info });
+    // Send every status now and then, so a lost report is repaired.
+    for (const supervisor of supervisors.values()) dirty.set(supervisor.instance.id, supervisor.status);
+    flush();
+  }, options.heartbeatMs ?? 5000);
+  void tick();
+
+  return {
+    name: info.name,
+    async close() {
+      clearInterval(tickTimer);
+      clearInterval(heartbeatTimer);
+      for (const stream of logStreams.values()) stream.destroy();
+      flush();
+      connection.close();
+      for (const runtime of runtimes) await runtime.close();
+    },
+  };
+}

@@ -1,0 +1,242 @@
+// Keeps one instance in its desired state on this node: starts it, restarts it per its
+// restart policy with exponential backoff, runs its health checks and hooks, stops and
+// removes it. Driven by the agent's tick with what the runtime observed; never blocks a tick.
+import type { GantryEvent, Instance, InstanceStatus } from '../model/types.js';
+import type { Runtime, RuntimeInstance, RunSpec } from '../runtime/runtime.js';
+import { runCheck } from './health.js';
+
+export interface SupervisorHooks {
+  report(status: InstanceStatus): void;
+  event(event: Omit<GantryEvent, 'time'>): void;
+}
+
+/** Backoff is forgotten once an instance has run this long. */
+const STABLE_AFTER_MS = 10_000;
+const HOOK_TIMEOUT_MS = 30_000;
+
+export class Supervisor {
+  status: InstanceStatus;
+  private busy = false;
+  private attempt = 0;
+  private nextRestartAt = 0;
+  private checking = false;
+  private nextCheckAt = 0;
+  private failures = 0;
+  /** Set when this agent started it: the after-start hook runs once it is healthy. */
+  private afterStartPending = false;
+
+  constructor(
+    public instance: Instance,
+    private readonly runtime: Runtime,
+    private readonly checkHost: string,
+    private readonly hooks: SupervisorHooks,
+  ) {
+    this.status = { id: instance.id, state: 'pending', healthy: null, restarts: 0, exitCode: null, runtimeId: null, startedAt: null, message: null, updatedAt: Date.now() };
+  }
+
+  get runtimeName(): string {
+    return this.runtime.name;
+  }
+
+  isBusy(): boolean {
+    return this.busy;
+  }
+
+  tick(observed: RuntimeInstance | undefined, now = Date.now()): void {
+    if (this.busy) return;
+    const desired = this.instance.desired;
+    if (desired === 'removed') return void this.act(() => this.removeNow(observed));
+    if (desired === 'stopped') {
+      if (observed?.state === 'running') return void this.act(() => this.stopNow('stopped'));
+      if (this.status.state !== 'exited') this.set({ state: 'exited', healthy: null, message: 'stopped' });
+      return;
+    }
+    if (!observed) {
+      if (this.status.state === 'failed' && this.attempt === 0) return; // given up (maxRetries)
+      if (now >= this.nextRestartAt) return void this.act(() => this.startNow());
+      return;
+    }
+    if (observed.state === 'exited') return this.onExited(observed, now);
+    this.onRunning(observed, now);
+  }
+
+  private onExited(observed: RuntimeInstance, now: number): void {
+    const wasUp = ['starting', 'running', 'unhealthy', 'pending'].includes(this.status.state);
+    if (wasUp) {
+      const code = observed.exitCode;
+      const why = observed.oomKilled ? 'killed for exceeding its memory limit (OOM)' : `exited with code ${code ?? 'unknown'}`;
+      this.hooks.event({ level: code === 0 ? 'info' : 'warning', type: 'instance.exited', ...this.about(), message: `${this.instance.id} ${why}`, data: { exitCode: code, oomKilled: observed.oomKilled } });
+      if (now - (this.status.startedAt ?? now) >= STABLE_AFTER_MS) this.attempt = 0;
+      const policy = this.instance.spec.restart;
+      const restart = policy.policy === 'always' || (policy.policy === 'on-failure' && code !== 0);
+      if (!restart) return this.set({ state: 'exited', healthy: null, exitCode: code, message: why });
+      if (policy.maxRetries !== undefined && this.attempt >= policy.maxRetries) {
+        this.attempt = 0;
+        this.hooks.event({ level: 'error', type: 'instance.failed', ...this.about(), message: `${this.instance.id} ${why}; gave up after ${policy.maxRetries} restarts` });
+        return this.set({ state: 'failed', healthy: null, exitCode: code, message: `${why}; gave up after ${policy.maxRetries} restarts` });
+      }
+      const delay = Math.min(policy.backoff.initial * 2 ** this.attempt, policy.backoff.max);
+      this.nextRestartAt = now + delay;
+      return this.set({ state: 'backoff', healthy: null, exitCode: code, message: `${why}; restarting in ${Math.round(delay / 100) / 10}s` });
+    }
+    if (this.status.state === 'backoff' && now >= this.nextRestartAt) return void this.act(() => this.restartNow(observed));
+  }
+
+  private onRunning(observed: RuntimeInstance, now: number): void {
+    if (!['starting', 'running', 'unhealthy'].includes(this.status.state)) {
+      // Found running without having started it ourselves: adopted after an agent restart.
+      this.set({ state: this.instance.spec.health ? 'starting' : 'running', runtimeId: observed.runtimeId, startedAt: observed.startedAt, healthy: this.instance.spec.health ? null : true, message: null });
+    }
+    if (this.status.startedAt && now - this.status.startedAt >= STABLE_AFTER_MS) this.attempt = 0;
+    const health = this.instance.spec.health;
+    if (!health) {
+      if (this.afterStartPending) this.runAfterStart();
+      return;
+    }
+    if (this.checking || now < this.nextCheckAt) return;
+    this.checking = true;
+    this.nextCheckAt = now + health.interval;
+    void runCheck(health, this.instance.ports, this.checkHost, this.runtime, this.instance.id)
+      .then((result) => this.onCheck(result.ok, result.detail, now))
+      .finally(() => { this.checking = false; });
+  }
+
+  private onCheck(ok: boolean, detail: string, checkedAt: number): void {
+    if (this.busy || this.instance.desired !== 'running' || !['starting', 'running', 'unhealthy'].includes(this.status.state)) return;
+    const health = this.instance.spec.health!;
+    if (ok) {
+      this.failures = 0;
+      if (this.status.state !== 'running') {
+        this.hooks.event({ level: 'info', type: 'instance.healthy', ...this.about(), message: `${this.instance.id} is healthy (${detail})` });
+        this.set({ state: 'running', healthy: true, message: null });
+      }
+      if (this.afterStartPending) this.runAfterStart();
+      return;
+    }
+    if (this.status.startedAt && checkedAt - this.status.startedAt < health.startPeriod) return;
+    this.failures++;
+    if (this.failures < health.retries) return;
+    this.failures = 0;
+    this.hooks.event({ level: 'warning', type: 'instance.unhealthy', ...this.about(), message: `${this.instance.id} failed ${health.retries} health checks: ${detail}` });
+    this.set({ state: 'unhealthy', healthy: false, message: detail });
+    if (this.instance.spec.restart.policy !== 'never') {
+      void this.act(async () => {
+        await this.stopNow('unhealthy');
+        await this.restartNow(undefined, `failed health checks: ${detail}`);
+      });
+    }
+  }
+
+  private async startNow(): Promise<void> {
+    this.set({ state: 'starting', healthy: null, message: null });
+    try {
+      const { instance, warnings } = await this.runtime.start(runSpec(this.instance));
+      for (const warning of warnings) this.hooks.event({ level: 'warning', type: 'instance.limits', ...this.about(), message: warning });
+      this.afterStartPending = true;
+      this.nextCheckAt = 0;
+      this.set({ state: this.instance.spec.health ? 'starting' : 'running', healthy: this.instance.spec.health ? null : true, runtimeId: instance.runtimeId, startedAt: instance.startedAt ?? Date.now(), exitCode: null, message: warnings.join('; ') || null });
+      this.hooks.event({ level: 'info', type: 'instance.started', ...this.about(), message: `${this.instance.id} started on ${this.runtime.name} (${instance.runtimeId.slice(0, 12)})` });
+    } catch (err) {
+      this.failStart(err);
+    }
+  }
+
+  private async restartNow(observed: RuntimeInstance | undefined, reason?: string): Promise<void> {
+    const why = reason ?? `exit code ${observed?.exitCode ?? 'unknown'}`;
+    this.attempt++;
+    try {
+      let instance: RuntimeInstance;
+      try {
+        instance = await this.runtime.restart(this.instance.id);
+      } catch {
+        instance = (await this.runtime.start(runSpec(this.instance))).instance;
+      }
+      this.afterStartPending = true;
+      this.nextCheckAt = 0;
+      this.set({ state: this.instance.spec.health ? 'starting' : 'running', healthy: this.instance.spec.health ? null : true, restarts: this.status.restarts + 1, runtimeId: instance.runtimeId, startedAt: instance.startedAt ?? Date.now(), message: null });
+      this.hooks.event({ level: 'warning', type: 'instance.restarted', ...this.about(), message: `${this.instance.id} restarted after ${why} (restart ${this.status.restarts})`, data: { restarts: this.status.restarts } });
+    } catch (err) {
+      this.failStart(err);
+    }
+  }
+
+  private failStart(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    const backoff = this.instance.spec.restart.backoff;
+    const delay = Math.min(backoff.initial * 2 ** this.attempt, backoff.max);
+    this.attempt++;
+    this.nextRestartAt = Date.now() + delay;
+    this.hooks.event({ level: 'error', type: 'instance.start_failed', ...this.about(), message: `${this.instance.id} could not start: ${message}` });
+    this.set({ state: 'backoff', healthy: null, message: `could not start: ${message}` });
+  }
+
+  private async stopNow(why: string): Promise<void> {
+    const { signal, grace } = this.instance.spec.stop;
+    if (this.status.state !== 'unhealthy') this.set({ state: 'stopping', message: why });
+    const beforeStop = this.instance.spec.hooks.beforeStop;
+    if (beforeStop) await this.runHook('beforeStop', beforeStop, grace);
+    await this.runtime.stop(this.instance.id, signal, grace);
+    this.set({ state: 'exited', healthy: null, message: why });
+  }
+
+  private async removeNow(observed: RuntimeInstance | undefined): Promise<void> {
+    if (this.status.state === 'removed') return;
+    if (observed?.state === 'running') await this.stopNow('removing');
+    await this.runtime.remove(this.instance.id);
+    this.set({ state: 'removed', healthy: null, message: null });
+  }
+
+  private runAfterStart(): void {
+    this.afterStartPending = false;
+    const afterStart = this.instance.spec.hooks.afterStart;
+    if (afterStart) void this.runHook('afterStart', afterStart, HOOK_TIMEOUT_MS);
+  }
+
+  private async runHook(name: string, command: string[], timeoutMs: number): Promise<void> {
+    try {
+      const result = await this.runtime.exec(this.instance.id, command, timeoutMs);
+      if (result.exitCode !== 0) throw new Error(`exited ${result.exitCode}: ${result.output.trim().slice(-300)}`);
+      this.hooks.event({ level: 'info', type: `instance.hook`, ...this.about(), message: `${name} hook of ${this.instance.id} succeeded` });
+    } catch (err) {
+      this.hooks.event({ level: 'warning', type: 'instance.hook_failed', ...this.about(), message: `${name} hook of ${this.instance.id} failed: ${err instanceof Error ? err.message : String(err)}` });
+    }
+  }
+
+  private act(action: () => Promise<void>): Promise<void> {
+    this.busy = true;
+    return action()
+      .catch((err: Error) => {
+        this.hooks.event({ level: 'error', type: 'instance.error', ...this.about(), message: `${this.instance.id}: ${err.message}` });
+        this.set({ message: err.message });
+      })
+      .finally(() => { this.busy = false; });
+  }
+
+  private set(change: Partial<InstanceStatus>): void {
+    this.status = { ...this.status, ...change, updatedAt: Date.now() };
+    this.hooks.report(this.status);
+  }
+
+  private about(): Pick<GantryEvent, 'app' | 'entry' | 'instance'> {
+    return { app: this.instance.app, entry: this.instance.entry, instance: this.instance.id };
+  }
+}
+
+export function runSpec(instance: Instance): RunSpec {
+  return {
+    instanceId: instance.id,
+    app: instance.app,
+    appEnv: instance.env,
+    entry: instance.entry,
+    release: instance.release,
+    image: instance.spec.image,
+    command: instance.spec.command,
+    args: instance.spec.args,
+    env: { ...instance.spec.env, GANTRY_APP: instance.app, GANTRY_ENV: instance.env, GANTRY_ENTRY: instance.entry, GANTRY_INSTANCE: instance.id, GANTRY_RELEASE: String(instance.release) },
+    workdir: instance.spec.workdir,
+    cpu: instance.spec.resources.cpu,
+    memoryBytes: instance.spec.resources.memory,
+    ports: instance.ports,
+    labels: instance.spec.labels,
+  };
+}

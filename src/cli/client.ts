@@ -1,0 +1,249 @@
+// The REST client of the Gantry API (src/model/api.ts), used by the CLI. Uses Node's global fetch.
+import type {
+  ApiError,
+  AppDetailResponse,
+  AppListResponse,
+  ApplyResponse,
+  EventListResponse,
+  GantryEvent,
+  InstanceListResponse,
+  LogsQuery,
+  NodeListResponse,
+} from '../model/api.js';
+import { readLines, readText, SseParser } from './stream.js';
+
+/** A non-2xx answer of the API. */
+export class ApiRequestError extends Error {
+  readonly problems: NonNullable<ApiError['problems']>;
+  constructor(
+    readonly status: number,
+    readonly body: ApiError,
+  ) {
+    super(body.error);
+    this.name = 'ApiRequestError';
+    this.problems = body.problems ?? [];
+  }
+}
+
+/** The server did not answer at all (connection refused, unknown host, reset...). */
+export class ServerUnreachableError extends Error {
+  constructor(
+    readonly server: string,
+    readonly code: string,
+  ) {
+    super(`cannot reach the Gantry server at ${server}: ${code}. Is it running? (gantry up)`);
+    this.name = 'ServerUnreachableError';
+  }
+}
+
+export interface ClientOptions {
+  server: string;
+  token?: string;
+}
+
+type Query = Record<string, string | number | boolean | undefined>;
+
+interface SendOptions {
+  query?: Query;
+  body?: string;
+  contentType?: string;
+  accept?: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface FollowEventsOptions {
+  app?: string;
+  instance?: string;
+  /** Start after this event sequence number. */
+  since?: number;
+  /** Reconnections tried in a row on a dropped connection before giving up. */
+  retries?: number;
+  /** Delay before the first reconnection, growing with each failure. */
+  retryDelayMs?: number;
+  signal?: AbortSignal;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The error code of a failed fetch: undici puts it on `cause` (or on the first of an AggregateError). */
+function networkCode(err: unknown): string {
+  const cause = (err as { cause?: unknown }).cause as { code?: unknown; errors?: { code?: unknown }[]; message?: unknown } | undefined;
+  const code = cause?.code ?? cause?.errors?.find((e) => e.code)?.code;
+  if (typeof code === 'string') return code;
+  if (typeof cause?.message === 'string' && cause.message) return cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function apiErrorFrom(res: Response): Promise<ApiRequestError> {
+  const text = await res.text().catch(() => '');
+  let body: ApiError | undefined;
+  try {
+    const parsed = JSON.parse(text) as Partial<ApiError>;
+    if (parsed && typeof parsed.error === 'string') body = parsed as ApiError;
+  } catch {
+    // not JSON: use the text itself
+  }
+  body ??= { error: text.trim() || `${res.status} ${res.statusText}`.trim() };
+  return new ApiRequestError(res.status, body);
+}
+
+export class GantryClient {
+  readonly server: string;
+  private readonly token: string | undefined;
+
+  constructor(options: ClientOptions) {
+    this.server = options.server.replace(/\/+$/, '');
+    this.token = options.token;
+  }
+
+  /** POST /v1/apps with the spec text as written (YAML or JSON). */
+  apply(specText: string, contentType = 'text/yaml'): Promise<ApplyResponse> {
+    return this.json('POST', '/v1/apps', { body: specText, contentType });
+  }
+
+  listApps(): Promise<AppListResponse> {
+    return this.json('GET', '/v1/apps');
+  }
+
+  getApp(app: string): Promise<AppDetailResponse> {
+    return this.json('GET', `/v1/apps/${enc(app)}`);
+  }
+
+  removeApp(app: string): Promise<unknown> {
+    return this.json('DELETE', `/v1/apps/${enc(app)}`);
+  }
+
+  stopApp(app: string): Promise<unknown> {
+    return this.json('POST', `/v1/apps/${enc(app)}/stop`);
+  }
+
+  startApp(app: string): Promise<unknown> {
+    return this.json('POST', `/v1/apps/${enc(app)}/start`);
+  }
+
+  scale(app: string, entry: string, replicas: number): Promise<unknown> {
+    return this.json('POST', `/v1/apps/${enc(app)}/entries/${enc(entry)}/scale`, {
+      body: JSON.stringify({ replicas }),
+      contentType: 'application/json',
+    });
+  }
+
+  listInstances(filter: { app?: string; node?: string } = {}): Promise<InstanceListResponse> {
+    return this.json('GET', '/v1/instances', { query: { app: filter.app, node: filter.node } });
+  }
+
+  listNodes(): Promise<NodeListResponse> {
+    return this.json('GET', '/v1/nodes');
+  }
+
+  events(filter: { app?: string; instance?: string; since?: number; limit?: number } = {}): Promise<EventListResponse> {
+    return this.json('GET', '/v1/events', { query: { ...filter } });
+  }
+
+  /** The log lines of an instance; with follow, keeps yielding as the server streams them. */
+  async *logs(id: string, query: LogsQuery & { signal?: AbortSignal } = {}): AsyncGenerator<string> {
+    const res = await this.send('GET', `/v1/instances/${enc(id)}/logs`, {
+      query: { tail: query.tail, follow: query.follow ? 1 : undefined },
+      accept: 'text/plain',
+      signal: query.signal,
+    });
+    if (!res.body) return;
+    yield* readLines(res.body);
+  }
+
+  /**
+   * The events stream (GET /v1/events?follow=1, Server-Sent Events). A dropped connection is
+   * reopened from the last event id received, a few times in a row before giving up.
+   */
+  async *followEvents(options: FollowEventsOptions = {}): AsyncGenerator<GantryEvent> {
+    const retries = options.retries ?? 5;
+    const retryDelayMs = options.retryDelayMs ?? 500;
+    let lastId = options.since !== undefined ? String(options.since) : undefined;
+    let lastSeq = -Infinity;
+    let failures = 0;
+    for (;;) {
+      const connectedAt = Date.now();
+      let received = false;
+      const abort = new AbortController();
+      const onAbort = () => abort.abort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        const res = await this.send('GET', '/v1/events', {
+          query: { app: options.app, instance: options.instance, since: lastId, follow: 1 },
+          accept: 'text/event-stream',
+          headers: lastId !== undefined ? { 'Last-Event-ID': lastId } : {},
+          signal: abort.signal,
+        });
+        if (!res.body) throw new Error('the server answered the event stream without a body');
+        const parser = new SseParser();
+        for await (const chunk of readText(res.body)) {
+          for (const message of parser.push(chunk)) {
+            if (message.event !== 'gantry' && message.event !== 'message') continue;
+            const event = JSON.parse(message.data) as GantryEvent;
+            if (event.seq === undefined && message.id !== undefined && /^\d+$/.test(message.id)) event.seq = Number(message.id);
+            if (message.id !== undefined) lastId = message.id;
+            else if (event.seq !== undefined) lastId = String(event.seq);
+            // After a reconnection a server may resend the event it resumed from: skip repeats.
+            if (event.seq !== undefined) {
+              if (event.seq <= lastSeq) continue;
+              lastSeq = event.seq;
+            }
+            received = true;
+            yield event;
+          }
+          if (parser.lastEventId !== undefined) lastId = parser.lastEventId;
+        }
+      } catch (err) {
+        if (options.signal?.aborted) return;
+        if (err instanceof ApiRequestError && err.status < 500) throw err;
+        if (err instanceof SyntaxError) throw new Error(`bad event from the server: ${err.message}`);
+        if (received || Date.now() - connectedAt > 10_000) failures = 0;
+        if (++failures > retries) throw err;
+        await sleep(retryDelayMs * failures);
+        continue;
+      } finally {
+        options.signal?.removeEventListener('abort', onAbort);
+        abort.abort();
+      }
+      // The server closed the stream: reconnect (it may be restarting).
+      if (options.signal?.aborted) return;
+      if (received || Date.now() - connectedAt > 10_000) failures = 0;
+      if (++failures > retries) throw new Error(`the event stream from ${this.server} keeps closing`);
+      await sleep(retryDelayMs * failures);
+    }
+  }
+
+  private async json<T>(method: string, path: string, options: SendOptions = {}): Promise<T> {
+    const res = await this.send(method, path, { accept: 'application/json', ...options });
+    const text = await res.text();
+    if (!text) return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new Error(`the server answered ${method} ${path} with something that is not JSON: ${text.slice(0, 200)}`);
+    }
+  }
+
+  private async send(method: string, path: string, options: SendOptions = {}): Promise<Response> {
+    const url = new URL(this.server + path);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers: Record<string, string> = { ...options.headers };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (options.accept) headers.accept = options.accept;
+    if (options.contentType) headers['content-type'] = options.contentType;
+    let res: Response;
+    try {
+      res = await fetch(url, { method, headers, body: options.body, signal: options.signal });
+    } catch (err) {
+      if (options.signal?.aborted) throw err;
+      throw new ServerUnreachableError(this.server, networkCode(err));
+    }
+    if (!res.ok) throw await apiErrorFrom(res);
+    return res;
+  }
+}
+
+const enc = encodeURIComponent;

@@ -1,0 +1,228 @@
+// The client commands of the `gantry` CLI: apply, scale, ps, apps, logs, stop, start, rm, nodes,
+// events, schema. They talk to the server through GantryClient; main.ts registers them.
+import { readFile } from 'node:fs/promises';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { appSpecJsonSchema, parseAppSpecText, SpecError } from '../model/spec.js';
+import { formatDuration, parseDuration } from '../model/units.js';
+import { GantryClient } from './client.js';
+import { loadClientConfig } from './config.js';
+import { EXIT, fail } from './errors.js';
+import { io, OUTPUT_FORMATS, print, printError, renderJson, type OutputFormat } from './output.js';
+import { appsTable, eventsTable, eventStreamHeader, eventStreamLine, instancesTable, nodesTable } from './tables.js';
+import { convergence, waitForConvergence, waitForRemoval } from './wait.js';
+
+export { handleCliError, fail, CliError, EXIT } from './errors.js';
+
+interface CommonOptions {
+  server?: string;
+  token?: string;
+  output?: OutputFormat;
+}
+
+/** A whole number >= min, for commander's option and argument parsers. */
+export function wholeNumber(what: string, min = 0): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value.trim()) || Number(value) < min) throw new InvalidArgumentError(`${what} must be a whole number${min > 0 ? ` >= ${min}` : ''}.`);
+    return Number(value);
+  };
+}
+
+function durationOption(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new InvalidArgumentError('expected a duration such as "30s", "2m", "1h".');
+  return ms;
+}
+
+function clientCommand(program: Command, nameAndArgs: string, description: string): Command {
+  return program
+    .command(nameAndArgs)
+    .description(description)
+    .option('--server <url>', 'Gantry server URL (default: $GANTRY_SERVER, the config file, http://127.0.0.1:7070)')
+    .option('--token <token>', 'API token (default: $GANTRY_TOKEN, the config file)')
+    .exitOverride();
+}
+
+const outputOption = () => new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table');
+const timeoutOption = () => new Option('--timeout <duration>', 'how long to wait for convergence').argParser(durationOption).default(120_000, '2m');
+
+function options<T>(cmd: Command): T & CommonOptions {
+  return cmd.optsWithGlobals() as T & CommonOptions;
+}
+
+function clientFor(cmd: Command): GantryClient {
+  const { server, token } = options<object>(cmd);
+  return new GantryClient(loadClientConfig({ server, token }));
+}
+
+/** Exits quietly when stdout is closed early (e.g. `gantry logs x | head`). */
+function exitOnClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT.ok);
+    throw err;
+  });
+}
+
+async function readSpecFile(file: string): Promise<string> {
+  try {
+    if (file !== '-') return await readFile(file, 'utf8');
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+    return Buffer.concat(chunks).toString('utf8');
+  } catch (err) {
+    return fail(EXIT.usage, `cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Validates the spec locally; on problems prints `file: path: message` lines and exits 2. */
+export function validateSpecText(text: string, source: string): string {
+  try {
+    return parseAppSpecText(text, source).app;
+  } catch (err) {
+    if (!(err instanceof SpecError)) throw err;
+    for (const p of err.problems) printError(`${source}: ${p.path || '(root)'}: ${p.message}`);
+    return fail(EXIT.usage, '');
+  }
+}
+
+async function wait(client: GantryClient, app: string, timeoutMs: number): Promise<void> {
+  const took = await waitForConvergence(client, app, { timeoutMs });
+  print(`app ${app} converged in ${formatDuration(took)}`);
+}
+
+export function registerClientCommands(program: Command): void {
+  clientCommand(program, 'apply', 'create or update an app from its spec (gantry.yaml), then wait until it runs')
+    .requiredOption('-f, --file <file>', 'the app spec, YAML or JSON ("-" for stdin)')
+    .option('--no-wait', 'do not wait for the app to converge')
+    .addOption(timeoutOption())
+    .action(async (_opts: unknown, cmd: Command) => {
+      const opts = options<{ file: string; wait: boolean; timeout: number }>(cmd);
+      const source = opts.file === '-' ? '<stdin>' : opts.file;
+      const text = await readSpecFile(opts.file);
+      const name = validateSpecText(text, source);
+      const client = clientFor(cmd);
+      const res = await client.apply(text, 'text/yaml');
+      const app = res.app.name || name;
+      const verb = res.created ? 'created' : res.changed ? 'configured' : 'unchanged';
+      const what = `app ${app} ${verb} (release ${res.app.release})`;
+      if (!opts.wait) return print(what);
+      if (!res.changed && convergence(await client.getApp(app)).converged) return print(`${what}, already converged`);
+      print(what);
+      await wait(client, app, opts.timeout);
+    });
+
+  clientCommand(program, 'scale', 'set the number of replicas of an entrypoint, then wait until it runs')
+    .argument('<app>', 'app name')
+    .argument('<entry>', 'entrypoint name')
+    .argument('<replicas>', 'number of replicas', wholeNumber('replicas'))
+    .option('--no-wait', 'do not wait for the app to converge')
+    .addOption(timeoutOption())
+    .action(async (app: string, entry: string, replicas: number, _opts: unknown, cmd: Command) => {
+      const opts = options<{ wait: boolean; timeout: number }>(cmd);
+      const client = clientFor(cmd);
+      await client.scale(app, entry, replicas);
+      print(`app ${app}: ${entry} scaled to ${replicas}`);
+      if (opts.wait) await wait(client, app, opts.timeout);
+    });
+
+  clientCommand(program, 'ps', 'list instances (of an app)')
+    .argument('[app]', 'only the instances of this app')
+    .option('--node <node>', 'only the instances on this node')
+    .addOption(outputOption())
+    .action(async (app: string | undefined, _opts: unknown, cmd: Command) => {
+      const opts = options<{ node?: string }>(cmd);
+      const { instances } = await clientFor(cmd).listInstances({ app, node: opts.node });
+      if (opts.output === 'json') return print(renderJson(instances));
+      if (instances.length === 0) return printError(app ? `no instances of app ${app}` : 'no instances');
+      print(instancesTable(instances));
+    });
+
+  clientCommand(program, 'apps', 'list apps')
+    .addOption(outputOption())
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { apps } = await clientFor(cmd).listApps();
+      if (options(cmd).output === 'json') return print(renderJson(apps));
+      if (apps.length === 0) return printError('no apps');
+      print(appsTable(apps));
+    });
+
+  clientCommand(program, 'logs', "print an instance's logs")
+    .argument('<instance>', 'instance id (see gantry ps)')
+    .option('-f, --follow', 'keep printing new lines')
+    .option('--tail <lines>', 'only the last N lines', wholeNumber('--tail'))
+    .action(async (instance: string, _opts: unknown, cmd: Command) => {
+      const opts = options<{ follow?: boolean; tail?: number }>(cmd);
+      exitOnClosedStdout();
+      for await (const line of clientFor(cmd).logs(instance, { tail: opts.tail, follow: opts.follow })) {
+        io.out.write(`${line}\n`);
+      }
+    });
+
+  clientCommand(program, 'stop', 'stop all instances of an app (keeps the app)')
+    .argument('<app>', 'app name')
+    .action(async (app: string, _opts: unknown, cmd: Command) => {
+      await clientFor(cmd).stopApp(app);
+      print(`app ${app} stopped`);
+    });
+
+  clientCommand(program, 'start', 'start a stopped app again')
+    .argument('<app>', 'app name')
+    .action(async (app: string, _opts: unknown, cmd: Command) => {
+      await clientFor(cmd).startApp(app);
+      print(`app ${app} started`);
+    });
+
+  clientCommand(program, 'rm', 'remove an app and its instances')
+    .argument('<app>', 'app name')
+    .option('--no-wait', 'do not wait for the instances to be gone')
+    .addOption(timeoutOption())
+    .action(async (app: string, _opts: unknown, cmd: Command) => {
+      const opts = options<{ wait: boolean; timeout: number }>(cmd);
+      const client = clientFor(cmd);
+      await client.removeApp(app);
+      print(`app ${app} removed`);
+      if (!opts.wait) return;
+      const took = await waitForRemoval(client, app, { timeoutMs: opts.timeout });
+      if (took > 0) print(`all instances of ${app} are gone (${formatDuration(took)})`);
+    });
+
+  clientCommand(program, 'nodes', 'list nodes')
+    .addOption(outputOption())
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { nodes } = await clientFor(cmd).listNodes();
+      if (options(cmd).output === 'json') return print(renderJson(nodes));
+      if (nodes.length === 0) return printError('no nodes (start an agent: gantry agent, or gantry up)');
+      print(nodesTable(nodes));
+    });
+
+  clientCommand(program, 'events', 'list events; with -f, stream them')
+    .option('--app <app>', 'only the events of this app')
+    .option('--instance <id>', 'only the events of this instance')
+    .option('-f, --follow', 'keep printing new events')
+    .option('--since <seq>', 'only events after this sequence number', wholeNumber('--since'))
+    .option('--limit <n>', 'at most N events', wholeNumber('--limit', 1))
+    .addOption(outputOption())
+    .action(async (_opts: unknown, cmd: Command) => {
+      const opts = options<{ app?: string; instance?: string; follow?: boolean; since?: number; limit?: number }>(cmd);
+      const client = clientFor(cmd);
+      const json = opts.output === 'json';
+      if (!opts.follow) {
+        const { events } = await client.events({ app: opts.app, instance: opts.instance, since: opts.since, limit: opts.limit });
+        if (json) return print(renderJson(events));
+        if (events.length === 0) return printError('no events');
+        return print(eventsTable(events));
+      }
+      exitOnClosedStdout();
+      if (!json) print(eventStreamHeader());
+      let count = 0;
+      for await (const event of client.followEvents({ app: opts.app, instance: opts.instance, since: opts.since })) {
+        print(json ? JSON.stringify(event) : eventStreamLine(event));
+        if (opts.limit !== undefined && ++count >= opts.limit) break;
+      }
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of the app spec (gantry.yaml)')
+    .exitOverride()
+    .action(() => print(renderJson(appSpecJsonSchema())));
+}

@@ -1,0 +1,95 @@
+// Where the CLI finds the server and its token, first found wins, field by field:
+// flags (--server, --token) > environment (GANTRY_SERVER, GANTRY_TOKEN) > config file
+// ($GANTRY_CONFIG or ~/.config/gantry/config.json: { "server": ..., "token": ... }) > default server.
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+export const DEFAULT_SERVER = 'http://127.0.0.1:7070';
+
+export interface ClientConfig {
+  server: string;
+  token?: string;
+}
+
+export interface ConfigFlags {
+  server?: string;
+  token?: string;
+}
+
+/** A config file that cannot be read or has the wrong shape (a usage problem: exit 2). */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.GANTRY_CONFIG || join(env.HOME || homedir(), '.config', 'gantry', 'config.json');
+}
+
+/** The config file's content, {} when there is none. */
+export function readConfigFile(path: string): Partial<ClientConfig> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new ConfigError(`cannot read the config file ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`the config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`the config file ${path} must hold an object like {"server": "...", "token": "..."}`);
+  }
+  const { server, token } = parsed as Record<string, unknown>;
+  for (const [key, value] of Object.entries({ server, token })) {
+    if (value !== undefined && typeof value !== 'string') throw new ConfigError(`the config file ${path}: "${key}" must be a string`);
+  }
+  const out: Partial<ClientConfig> = {};
+  if (server) out.server = server as string;
+  if (token) out.token = token as string;
+  return out;
+}
+
+/** "host:7070" → "http://host:7070"; no trailing slash; rejects what is not an http(s) URL. */
+export function normalizeServerUrl(server: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(server) ? server : `http://${server}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new ConfigError(`invalid server URL "${server}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`invalid server URL "${server}": expected http:// or https://`);
+  return withScheme.replace(/\/+$/, '');
+}
+
+export function loadClientConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = process.env): ClientConfig {
+  // Read the file only when a flag or the environment leaves something to find.
+  const needFile = !(flags.server || env.GANTRY_SERVER) || !(flags.token || env.GANTRY_TOKEN);
+  const file = needFile ? readConfigFile(configPath(env)) : {};
+  const server = flags.server || env.GANTRY_SERVER || file.server || DEFAULT_SERVER;
+  const token = flags.token || env.GANTRY_TOKEN || file.token;
+  const config: ClientConfig = { server: normalizeServerUrl(server) };
+  if (token) config.token = token;
+  return config;
+}
+
+/** Writes the config file (mode 0600, directories created); returns its path. */
+export function saveClientConfig(config: ClientConfig, env: NodeJS.ProcessEnv = process.env): string {
+  const path = configPath(env);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const content: ClientConfig = { server: config.server };
+  if (config.token) content.token = config.token;
+  const temp = `${path}.${process.pid}.tmp`;
+  writeFileSync(temp, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(temp, 0o600);
+  renameSync(temp, path);
+  return path;
+}

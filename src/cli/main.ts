@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// The gantry command: daemons (up, server, agent) and the client commands.
+import { Command } from 'commander';
+import { GANTRY_VERSION } from '../version.js';
+import { registerDaemonCommands } from './daemon.js';
+import { registerClientCommands, handleCliError } from './commands.js';
+
+const program = new Command()
+  .name('gantry')
+  .description('Gantry: deploy, scale and observe apps on a fleet of hosts')
+  .version(GANTRY_VERSION)
+  .showHelpAfterError()
+  .exitOverride();
+
+registerDaemonCommands(program);
+registerClientCommands(program);
+
+program.parseAsync(process.argv).catch(handleCliError);

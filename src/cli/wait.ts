@@ -1,0 +1,164 @@
+// Waiting for an app to converge (after apply / scale) or for its instances to go (after rm),
+// with a progress display: redrawn in place on a terminal, printed on change otherwise.
+import type { AppDetailResponse, InstanceView } from '../model/api.js';
+import { formatDuration } from '../model/units.js';
+import type { GantryClient } from './client.js';
+import { CliError, EXIT } from './errors.js';
+import { io, oneLine, type Output } from './output.js';
+
+export interface EntryProgress {
+  name: string;
+  desired: number;
+  running: number;
+  healthy: number;
+  /** Instances of the entry still there (wanted or on their way out). */
+  instances: number;
+}
+
+export interface Convergence {
+  converged: boolean;
+  entries: EntryProgress[];
+  /** One description per entry that has not converged, e.g. "web: 1/3 running, 0/3 healthy". */
+  pending: string[];
+}
+
+/** Whether an instance is still there: not removed, and not a stopped/removed one that has exited. */
+export function isLive(i: InstanceView): boolean {
+  const state = i.status?.state;
+  if (state === 'removed') return false;
+  if (i.desired !== 'running' && (state === 'exited' || state === 'failed')) return false;
+  if (i.desired === 'removed' && !i.status) return false;
+  return true;
+}
+
+/**
+ * Converged: for every entry running == healthy == desired (the server counts an instance without
+ * health check as healthy when running), and no instance beyond the desired count remains
+ * (e.g. of an older release, or of an entry that is no longer in the spec).
+ */
+export function convergence(detail: AppDetailResponse): Convergence {
+  const stopped = detail.summary.stopped || detail.app.stopped;
+  const live = detail.instances.filter(isLive);
+  const count = (entry: string) => live.filter((i) => i.entry === entry).length;
+  const entries: EntryProgress[] = detail.summary.entries.map((e) => ({
+    name: e.name,
+    desired: stopped ? 0 : e.desired,
+    running: e.running,
+    healthy: e.healthy,
+    instances: count(e.name),
+  }));
+  const pending: string[] = [];
+  for (const e of entries) {
+    const problems: string[] = [];
+    if (e.running !== e.desired) problems.push(`${e.running}/${e.desired} running`);
+    if (e.healthy !== e.desired) problems.push(`${e.healthy}/${e.desired} healthy`);
+    if (e.instances > e.desired) problems.push(`${e.instances - e.desired} extra instance${e.instances - e.desired === 1 ? '' : 's'}`);
+    if (problems.length > 0) pending.push(`${e.name}: ${problems.join(', ')}`);
+  }
+  const known = new Set(entries.map((e) => e.name));
+  const orphans = new Map<string, number>();
+  for (const i of live) if (!known.has(i.entry)) orphans.set(i.entry, (orphans.get(i.entry) ?? 0) + 1);
+  for (const [entry, n] of orphans) pending.push(`${entry}: ${n} instance${n === 1 ? '' : 's'} of a removed entry`);
+  return { converged: pending.length === 0, entries, pending };
+}
+
+/** The per-entry progress lines: "web     3/3 running  3/3 healthy". */
+export function progressLines(state: Convergence): string[] {
+  const width = Math.max(0, ...state.entries.map((e) => e.name.length));
+  return state.entries.map((e) => {
+    const extra = e.instances > e.desired ? `  (${e.instances - e.desired} old stopping)` : '';
+    return `${e.name.padEnd(width)}  ${e.running}/${e.desired} running  ${e.healthy}/${e.desired} healthy${extra}`;
+  });
+}
+
+export interface Notice {
+  key: string;
+  text: string;
+}
+
+/** Things worth telling once: entries that cannot be placed, instances failed or backing off. */
+export function noticesOf(detail: AppDetailResponse): Notice[] {
+  const notices: Notice[] = [];
+  for (const u of detail.unplaced) {
+    if (u.count <= 0) continue;
+    notices.push({ key: `unplaced:${u.entry}:${u.reason}`, text: `${u.entry}: ${u.count} instance${u.count === 1 ? '' : 's'} cannot be placed: ${u.reason}` });
+  }
+  for (const i of detail.instances) {
+    const s = i.status;
+    if (!s || i.desired !== 'running' || (s.state !== 'failed' && s.state !== 'backoff')) continue;
+    const exit = s.exitCode !== null ? ` (exit code ${s.exitCode})` : '';
+    const message = s.message ? `: ${oneLine(s.message)}` : '';
+    notices.push({ key: `${i.id}:${s.state}:${s.restarts}:${s.message ?? ''}`, text: `${i.entry}/${i.id} ${s.state}${exit}${message}` });
+  }
+  return notices;
+}
+
+/** Notices printed once above a block of lines that is redrawn (TTY) or reprinted when it changes. */
+export class ProgressDisplay {
+  private drawn = 0;
+  private last: string | undefined;
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly out: Output = io.out) {}
+
+  update(lines: string[], notices: Notice[] = []): void {
+    const fresh = notices.filter((n) => !this.seen.has(n.key));
+    for (const n of fresh) this.seen.add(n.key);
+    const block = lines.join('\n');
+    const changed = block !== this.last;
+    this.last = block;
+    if (this.out.isTTY) {
+      if (!changed && fresh.length === 0) return;
+      const width = this.out.columns && this.out.columns > 1 ? this.out.columns - 1 : Infinity;
+      let text = this.drawn > 0 ? `\x1b[${this.drawn}A\x1b[0J` : '';
+      for (const n of fresh) text += `${n.text}\n`;
+      for (const line of lines) text += `${line.length > width ? line.slice(0, width) : line}\n`;
+      this.out.write(text);
+      this.drawn = lines.length;
+    } else {
+      let text = fresh.map((n) => `${n.text}\n`).join('');
+      if (changed) text += lines.map((l) => `${l}\n`).join('');
+      if (text) this.out.write(text);
+    }
+  }
+}
+
+export interface WaitOptions {
+  timeoutMs: number;
+  intervalMs?: number;
+  out?: Output;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls GET /v1/apps/:app until it converges; throws CliError(3) on timeout. Returns the time taken. */
+export async function waitForConvergence(client: GantryClient, app: string, options: WaitOptions): Promise<number> {
+  const started = Date.now();
+  const display = new ProgressDisplay(options.out);
+  for (;;) {
+    const detail = await client.getApp(app);
+    const state = convergence(detail);
+    display.update(progressLines(state), noticesOf(detail));
+    if (state.converged) return Date.now() - started;
+    if (Date.now() - started >= options.timeoutMs) {
+      throw new CliError(EXIT.timeout, `timed out after ${formatDuration(options.timeoutMs)} waiting for app ${app} to converge: ${state.pending.join('; ')}`);
+    }
+    await sleep(Math.min(options.intervalMs ?? 500, Math.max(0, started + options.timeoutMs - Date.now())));
+  }
+}
+
+/** Polls the app's instances until none is left; throws CliError(3) on timeout. */
+export async function waitForRemoval(client: GantryClient, app: string, options: WaitOptions): Promise<number> {
+  const started = Date.now();
+  const display = new ProgressDisplay(options.out);
+  for (;;) {
+    const live = (await client.listInstances({ app })).instances.filter((i) => i.app === app && isLive(i));
+    if (live.length === 0) return Date.now() - started;
+    display.update([`waiting for ${live.length} instance${live.length === 1 ? '' : 's'} to stop`]);
+    if (Date.now() - started >= options.timeoutMs) {
+      const which = live.map((i) => `${i.id} (${i.status?.state ?? 'pending'})`).join(', ');
+      throw new CliError(EXIT.timeout, `timed out after ${formatDuration(options.timeoutMs)} waiting for the instances of ${app} to be removed: ${which}`);
+    }
+    await sleep(Math.min(options.intervalMs ?? 500, Math.max(0, started + options.timeoutMs - Date.now())));
+  }
+}

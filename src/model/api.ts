@@ -1,0 +1,94 @@
+// Shapes of the REST API's requests and responses, shared by the server and its clients (CLI).
+// Every route is under /v1 and needs `Authorization: Bearer <token>`, but GET /healthz and
+// GET /openapi.json.
+import type { AppSpec, SpecProblem } from './spec.js';
+import type { AppRecord, GantryEvent, Instance, InstanceStatus, NodeRecord } from './types.js';
+
+/** Body of every 4xx/5xx answer. */
+export interface ApiError {
+  error: string;
+  /** For a rejected spec: every bad field with its path. */
+  problems?: SpecProblem[];
+}
+
+/** POST /v1/apps — body: YAML or JSON text of the spec (content-type text/yaml, application/yaml or application/json). */
+export interface ApplyResponse {
+  app: AppRecord;
+  created: boolean;
+  /** False when the spec is the same as the stored one (nothing to do). */
+  changed: boolean;
+}
+
+/** An instance as the API shows it: the assignment plus what the agent last reported. */
+export interface InstanceView extends Omit<Instance, 'spec'> {
+  status: InstanceStatus | null;
+  /** Why it cannot be placed, when it has no node. */
+  unplacedReason?: string;
+}
+
+export interface EntrySummary {
+  name: string;
+  runtime: 'docker' | 'process';
+  desired: number;
+  running: number;
+  healthy: number;
+}
+
+export interface AppSummary {
+  name: string;
+  env: string;
+  release: number;
+  stopped: boolean;
+  updatedAt: number;
+  entries: EntrySummary[];
+}
+
+/** GET /v1/apps */
+export interface AppListResponse {
+  apps: AppSummary[];
+}
+
+/** GET /v1/apps/:app */
+export interface AppDetailResponse {
+  app: AppRecord;
+  summary: AppSummary;
+  instances: InstanceView[];
+  /** Instances wanted but not placed, per entry, with the reason. */
+  unplaced: { entry: string; count: number; reason: string }[];
+}
+
+/** POST /v1/apps/:app/entries/:entry/scale */
+export interface ScaleRequest {
+  replicas: number;
+}
+
+/** GET /v1/instances?app=&node= */
+export interface InstanceListResponse {
+  instances: InstanceView[];
+}
+
+export interface NodeView extends NodeRecord {
+  allocated: { cpu: number; memoryBytes: number; instances: number };
+}
+
+/** GET /v1/nodes */
+export interface NodeListResponse {
+  nodes: NodeView[];
+}
+
+/**
+ * GET /v1/events?app=&instance=&since=<seq>&limit=&follow=1
+ * Without follow: { events } oldest first. With follow: Server-Sent Events, one `event: gantry`
+ * message per event with `id: <seq>` and the event as JSON data (resume with Last-Event-ID or since).
+ */
+export interface EventListResponse {
+  events: GantryEvent[];
+}
+
+/**
+ * GET /v1/instances/:id/logs?tail=N&follow=1 answers text/plain, one log line per line, streamed
+ * while follow is on. With `streams=1` each line starts with "stdout " or "stderr ".
+ */
+export type LogsQuery = { tail?: number; follow?: boolean };
+
+export type { AppSpec, AppRecord, GantryEvent, Instance, InstanceStatus, NodeRecord };

@@ -1,0 +1,333 @@
+// Helpers of the process runtime: the sh wrapper every instance runs under, signals, exec,
+// the PATH lookup, and the size-capped log files (capping, tail, follow).
+import { spawn, spawnSync } from 'node:child_process';
+import { constants as fsc } from 'node:fs';
+import { access, open, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
+import { constants as osc } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import type { ExecResult, LogLine } from './runtime.js';
+
+/** The signals the wrapper passes on to the command. */
+export const FORWARDED_SIGNALS = ['TERM', 'INT', 'HUP', 'QUIT', 'USR1', 'USR2'] as const;
+
+/**
+ * The session leader of every instance: `sh -c WRAPPER gantry-wrapper <instance dir> <command...>`,
+ * started with fd 3 a pipe from the runtime.
+ *
+ * 1. Gate: it blocks reading fd 3 until the runtime has moved it into the instance's cgroups and
+ *    written the record, then gets "go" (EOF without "go": the agent died meanwhile, nothing runs).
+ *    So the command starts inside the cgroups, race-free, and its children inherit them.
+ * 2. It runs the command as its child, "$@" passed through untouched (never a shell string), and
+ *    traps TERM INT HUP QUIT USR1 USR2 to forward them. Traps with a handler (never `trap ''`) are
+ *    reset to the default on exec; but sh makes a background job ignore INT and QUIT, so the runtime
+ *    prefixes the command with `env --default-signal --` (GNU coreutils >= 8.31) to undo that.
+ *    The runtime signals the whole process group, which the command is in: it first drops a
+ *    `sent.<SIG>` marker so the wrapper does not deliver that signal to the command a second time.
+ * 3. It waits for the command (again after each trapped signal) and writes its status, 128+signal
+ *    when killed, to <dir>/exit atomically (tmp + mv) before exiting with it: the exit code stays
+ *    observable by an agent that is not the wrapper's parent.
+ */
+export const WRAPPER = `dir=$1; shift
+IFS= read -r go <&3 || go=
+exec 3<&-
+[ "$go" = go ] || exit 125
+child= pending=
+fwd() {
+  if [ -e "$dir/sent.$1" ]; then
+    rm -f "$dir/sent.$1"
+    [ -n "$child" ] && return 0
+  fi
+  if [ -n "$child" ]; then kill "-$1" "$child" 2>/dev/null; else pending="$pending $1"; fi
+  return 0
+}
+for sig in ${FORWARDED_SIGNALS.join(' ')}; do trap "fwd $sig" "$sig"; done
+( exec "$@" ) &
+child=$!
+for sig in $pending; do kill "-$sig" "$child" 2>/dev/null; done
+while :; do
+  wait "$child"; status=$?
+  if [ "$status" -gt 128 ] && kill -0 "$child" 2>/dev/null; then continue; fi
+  break
+done
+printf '%s\\n' "$status" > "$dir/exit.tmp" && mv -f "$dir/exit.tmp" "$dir/exit"
+exit "$status"
+`;
+
+let defaultSignalSupport: boolean | undefined;
+
+/**
+ * What goes before the command in the wrapper's "$@": `env --default-signal --` when env supports it
+ * (else nothing, and `warning` says INT/QUIT stay ignored). A program path containing "=" would be
+ * taken by env for an assignment, so that one goes through `sh -c 'exec "$@"'`.
+ */
+export function commandPrefix(program: string): { prefix: string[]; warning?: string } {
+  defaultSignalSupport ??= spawnSync('env', ['--default-signal', '--', 'true'], { stdio: 'ignore' }).status === 0;
+  if (!defaultSignalSupport) {
+    return { prefix: [], warning: 'env has no --default-signal (coreutils < 8.31): SIGINT and SIGQUIT are ignored by the command' };
+  }
+  const prefix = ['env', '--default-signal', '--'];
+  return { prefix: program.includes('=') ? [...prefix, '/bin/sh', '-c', 'exec "$@"', 'sh'] : prefix };
+}
+
+// ---- Signals and exec ------------------------------------------------------------------------
+
+const EXEC_OUTPUT_CAP = 64 * 1024;
+
+/** "TERM", "SIGTERM", "sigterm" or "15" → "SIGTERM". */
+export function signalName(signal: string): NodeJS.Signals {
+  const signals = osc.signals as Record<string, number>;
+  const upper = signal.trim().toUpperCase();
+  const name = /^\d+$/.test(upper)
+    ? Object.keys(signals).find((key) => signals[key] === Number(upper))
+    : upper.startsWith('SIG') ? upper : `SIG${upper}`;
+  if (!name || signals[name] === undefined) throw new Error(`unknown signal ${JSON.stringify(signal)}`);
+  return name as NodeJS.Signals;
+}
+
+export function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+/** Runs program with args in cwd/env, output (stdout and stderr as they come) capped at 64 KiB; 124 on timeout. */
+export function runCaptured(program: string, args: string[], cwd: string, env: Record<string, string>, timeoutMs: number): Promise<ExecResult> {
+  return new Promise((done) => {
+    const child = spawn(program, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let truncated = false;
+    let timedOut = false;
+    const collect = (chunk: Buffer) => {
+      if (output.length >= EXEC_OUTPUT_CAP) return void (truncated = true);
+      output += chunk.toString('utf8');
+      if (output.length > EXEC_OUTPUT_CAP) [output, truncated] = [output.slice(0, EXEC_OUTPUT_CAP), true];
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126;
+      done({ exitCode: code, output: `exec: cannot run ${JSON.stringify(program)}: ${err.message}` });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (truncated) output += '\n[gantry: output truncated at 64 KiB]';
+      if (timedOut) output += `\n[gantry: exec timed out after ${timeoutMs} ms]`;
+      const exitCode = timedOut ? 124 : (code ?? 128 + (signal ? (osc.signals[signal] ?? 0) : 0));
+      done({ exitCode, output });
+    });
+  });
+}
+
+// ---- PATH lookup ------------------------------------------------------------------------------
+
+/** The absolute path `program` runs as with this PATH and cwd; a readable Error when there is none. */
+export async function resolveExecutable(program: string, pathVar: string, cwd: string): Promise<string> {
+  const candidates = program.includes('/')
+    ? [resolve(cwd, program)]
+    : pathVar.split(delimiter).map((dir) => resolve(cwd, dir || '.', program));
+  let notExecutable: string | undefined;
+  for (const candidate of candidates) {
+    try {
+      if (!(await stat(candidate)).isFile()) continue;
+    } catch {
+      continue;
+    }
+    try {
+      await access(candidate, fsc.X_OK);
+      return candidate;
+    } catch {
+      notExecutable ??= candidate;
+    }
+  }
+  if (notExecutable) throw new Error(`cannot start "${program}": ${notExecutable} is not executable`);
+  if (program.includes('/')) throw new Error(`cannot start "${program}": no such file (${candidates[0]})`);
+  throw new Error(`cannot start "${program}": command not found in PATH (${pathVar})`);
+}
+
+// ---- Logs ---------------------------------------------------------------------------------------
+//
+// Capping: the command writes straight to stdout.log / stderr.log (opened O_APPEND) so it needs no
+// reader and survives the agent. The runtime checks the sizes periodically (and only while an agent
+// runs); a file past the cap has its last `max` bytes (from a line start) copied to <file>.1, replacing
+// the previous one, and is then truncated to 0. The command's O_APPEND descriptor simply continues at
+// the new end. Lines written between the copy and the truncate are lost; a fast writer can overshoot
+// the cap between two checks.
+
+export type StreamName = LogLine['stream'];
+
+export async function capLogFile(path: string, max: number): Promise<boolean> {
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch {
+    return false;
+  }
+  if (size <= max) return false;
+  const keep = Math.min(max, size);
+  const fh = await open(path, 'r');
+  let buf: Buffer;
+  try {
+    buf = Buffer.alloc(keep);
+    const { bytesRead } = await fh.read(buf, 0, keep, size - keep);
+    buf = buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+  const nl = buf.indexOf(10);
+  if (nl >= 0 && nl < buf.length - 1) buf = buf.subarray(nl + 1);
+  await writeFile(`${path}.1.tmp`, buf);
+  await rename(`${path}.1.tmp`, `${path}.1`);
+  await truncate(path, 0);
+  return true;
+}
+
+async function readRange(path: string, start: number, end: number): Promise<Buffer> {
+  if (end <= start) return Buffer.alloc(0);
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(end - start);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, start);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The lines of path[0, end), the last `tail` only when given (read backwards in chunks). With
+ * `complete`, a trailing line without its newline is left out and `consumed` stops before it.
+ */
+async function readLines(path: string, end: number, tail: number | undefined, complete: boolean): Promise<{ lines: string[]; consumed: number }> {
+  const chunks: Buffer[] = [];
+  let pos = end;
+  let newlines = 0;
+  const step = tail === undefined ? Math.max(end, 1) : 64 * 1024;
+  while (pos > 0 && (tail === undefined || newlines <= tail)) {
+    const start = Math.max(0, pos - step);
+    const chunk = await readRange(path, start, pos);
+    chunks.unshift(chunk);
+    for (const byte of chunk) if (byte === 10) newlines++;
+    pos = start;
+  }
+  let consumed = end;
+  const parts = Buffer.concat(chunks).toString('utf8').split('\n');
+  const last = parts.pop() ?? '';
+  if (last !== '') {
+    if (complete) consumed -= Buffer.byteLength(last);
+    else parts.push(last);
+  }
+  if (pos > 0) parts.shift(); // the first piece is the end of a line that started before what we read
+  return { lines: tail === undefined ? parts : parts.slice(Math.max(0, parts.length - tail)), consumed };
+}
+
+async function sizeOf(path: string): Promise<{ size: number; mtimeMs: number } | undefined> {
+  try {
+    const st = await stat(path);
+    return { size: st.size, mtimeMs: st.mtimeMs };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pushes the existing lines (rotated .1 then live file, per stream) into `out`. Streams are ordered by
+ * the live file's mtime, the most recently written last, and `tail` takes the last N of that sequence:
+ * without timestamps the two streams cannot be interleaved exactly. Returns the live offsets reached.
+ */
+export async function pushExisting(
+  out: Readable,
+  files: Record<StreamName, string>,
+  tail: number | undefined,
+  complete: boolean,
+): Promise<Record<StreamName, number>> {
+  const offsets: Record<StreamName, number> = { stdout: 0, stderr: 0 };
+  const perStream: { stream: StreamName; mtime: number; lines: string[] }[] = [];
+  for (const stream of ['stdout', 'stderr'] as const) {
+    const live = await sizeOf(files[stream]);
+    const current = live ? await readLines(files[stream], live.size, tail, complete) : { lines: [], consumed: 0 };
+    offsets[stream] = current.consumed;
+    let lines = current.lines;
+    if (tail === undefined || lines.length < tail) {
+      const rotated = await sizeOf(`${files[stream]}.1`);
+      if (rotated) {
+        const need = tail === undefined ? undefined : tail - lines.length;
+        lines = [...(await readLines(`${files[stream]}.1`, rotated.size, need, false)).lines, ...lines];
+      }
+    }
+    perStream.push({ stream, mtime: live?.mtimeMs ?? 0, lines });
+  }
+  perStream.sort((a, b) => a.mtime - b.mtime);
+  let all: LogLine[] = perStream.flatMap(({ stream, lines }) => lines.map((text) => ({ stream, time: null, text })));
+  if (tail !== undefined) all = all.slice(Math.max(0, all.length - tail));
+  for (const line of all) out.push(line);
+  return offsets;
+}
+
+/**
+ * Polls the live files every `intervalMs` and pushes new complete lines; a file that shrank was
+ * rotated and is read again from 0. Ends `out` once `aliveDir` is gone (instance removed). Returns
+ * a function that stops polling.
+ */
+export function followFiles(
+  out: Readable,
+  files: Record<StreamName, string>,
+  offsets: Record<StreamName, number>,
+  aliveDir: string,
+  intervalMs = 200,
+): () => void {
+  const partial: Record<StreamName, string> = { stdout: '', stderr: '' };
+  const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+  let busy = false;
+  let stopped = false;
+  const tick = async () => {
+    if (busy || stopped) return;
+    busy = true;
+    try {
+      if (!(await sizeOf(aliveDir))) {
+        stop();
+        out.push(null);
+        return;
+      }
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const info = await sizeOf(files[stream]);
+        if (!info) continue;
+        if (info.size < offsets[stream]) {
+          offsets[stream] = 0;
+          partial[stream] = '';
+          decoders[stream] = new StringDecoder('utf8');
+        }
+        if (info.size === offsets[stream]) continue;
+        const end = Math.min(info.size, offsets[stream] + 1024 * 1024);
+        const buf = await readRange(files[stream], offsets[stream], end);
+        offsets[stream] += buf.length;
+        const parts = (partial[stream] + decoders[stream].write(buf)).split('\n');
+        partial[stream] = parts.pop() ?? '';
+        for (const text of parts) if (!stopped) out.push({ stream, time: null, text } satisfies LogLine);
+      }
+    } catch {
+      // a file vanished between stat and read: try again next tick
+    } finally {
+      busy = false;
+    }
+  };
+  const timer = setInterval(() => void tick(), intervalMs);
+  const stop = () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+  void tick();
+  return stop;
+}
+
+export function logFiles(dir: string): Record<StreamName, string> {
+  return { stdout: join(dir, 'stdout.log'), stderr: join(dir, 'stderr.log') };
+}

@@ -1,0 +1,59 @@
+// /v1/apps: apply, list, show, scale, stop, start, remove.
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { AppDetailResponse, AppListResponse, ApplyResponse } from '../../model/api.js';
+import { appSummary, instanceView } from '../services/views.js';
+import { requester, type ApiContext } from './context.js';
+
+const AppParams = z.object({ app: z.string() });
+const ScaleParams = z.object({ app: z.string(), entry: z.string() });
+const ScaleBody = z.object({ replicas: z.number().int().min(0).max(10_000) });
+
+export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
+  server.post('/v1/apps', async (request, reply): Promise<ApplyResponse> => {
+    const result = await ctx.apps.apply(request.body as string | object, requester(request));
+    if (result.changed) await ctx.replicas.reconcile();
+    reply.code(result.created ? 201 : 200);
+    return result;
+  });
+
+  server.get('/v1/apps', async (): Promise<AppListResponse> => ({
+    apps: [...ctx.state.apps.values()].sort((a, b) => a.name.localeCompare(b.name)).map((app) => appSummary(ctx.state, app)),
+  }));
+
+  server.get('/v1/apps/:app', async (request): Promise<AppDetailResponse> => {
+    const { app: name } = AppParams.parse(request.params);
+    const app = ctx.apps.get(name);
+    return {
+      app,
+      summary: appSummary(ctx.state, app),
+      instances: ctx.state.instancesOf(name).map((i) => instanceView(ctx.state, i)),
+      unplaced: ctx.replicas.unplaced.get(name) ?? [],
+    };
+  });
+
+  server.post('/v1/apps/:app/entries/:entry/scale', async (request) => {
+    const { app, entry } = ScaleParams.parse(request.params);
+    const { replicas } = ScaleBody.parse(request.body);
+    const record = await ctx.apps.scale(app, entry, replicas, requester(request));
+    await ctx.replicas.reconcile();
+    return { app: record };
+  });
+
+  for (const action of ['stop', 'start'] as const) {
+    server.post(`/v1/apps/:app/${action}`, async (request) => {
+      const { app } = AppParams.parse(request.params);
+      const record = await ctx.apps.setStopped(app, action === 'stop', requester(request));
+      await ctx.replicas.reconcile();
+      return { app: record };
+    });
+  }
+
+  server.delete('/v1/apps/:app', async (request, reply) => {
+    const { app } = AppParams.parse(request.params);
+    await ctx.apps.remove(app, requester(request));
+    await ctx.replicas.reconcile();
+    reply.code(202);
+    return { removed: app };
+  });
+}

@@ -1,0 +1,46 @@
+// /v1/nodes and /v1/events (a list, or a Server-Sent Events stream with follow).
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { EventListResponse, NodeListResponse } from '../../model/api.js';
+import { nodeView } from '../services/views.js';
+import type { ApiContext } from './context.js';
+
+const EventsQuery = z.object({
+  app: z.string().optional(),
+  instance: z.string().optional(),
+  node: z.string().optional(),
+  since: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).optional(),
+  follow: z.enum(['1', 'true', '0', 'false']).optional().transform((v) => v === '1' || v === 'true'),
+});
+
+export function clusterRoutes(server: FastifyInstance, ctx: ApiContext): void {
+  server.get('/v1/nodes', async (): Promise<NodeListResponse> => ({
+    nodes: [...ctx.state.nodes.keys()].sort().map((name) => nodeView(ctx.state, name)!),
+  }));
+
+  server.get('/v1/events', async (request, reply): Promise<EventListResponse | void> => {
+    const query = EventsQuery.parse(request.query);
+    const lastEventId = Number(request.headers['last-event-id']);
+    const since = Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId : query.since;
+    if (!query.follow) return { events: await ctx.events.list({ ...query, since, limit: query.limit ?? (since === undefined ? 100 : undefined) }) };
+
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    raw.write(': gantry events\n\n');
+    let start = since;
+    if (start === undefined) {
+      // Without a position, start with the recent history, then follow.
+      const recent = await ctx.events.list({ ...query, limit: query.limit ?? 20 });
+      for (const event of recent) raw.write(`id: ${event.seq}\nevent: gantry\ndata: ${JSON.stringify(event)}\n\n`);
+      start = recent.at(-1)?.seq ?? (await ctx.state.currentRevision());
+    }
+    const watcher = ctx.events.follow({ ...query, since: start }, (event) => raw.write(`id: ${event.seq}\nevent: gantry\ndata: ${JSON.stringify(event)}\n\n`));
+    const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), 15_000);
+    request.raw.on('close', () => {
+      clearInterval(keepAlive);
+      watcher.close();
+    });
+  });
+}

@@ -1,0 +1,25 @@
+// What the thin HTTP routes call into; built once by the server's main.
+import type { ClusterState } from '../state.js';
+import type { AppService } from '../services/apps.js';
+import type { EventLog } from '../services/events.js';
+import type { AgentHub } from '../agents.js';
+import type { ReplicaController } from '../controllers/replicas.js';
+
+export interface ApiContext {
+  state: ClusterState;
+  apps: AppService;
+  events: EventLog;
+  agents: AgentHub;
+  replicas: ReplicaController;
+}
+
+/** Who made the request, for "by <user>" in events. */
+export function requester(request: { user?: string }): string {
+  return request.user ?? 'unknown';
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    user?: string;
+  }
+}

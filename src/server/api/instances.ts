@@ -1,0 +1,39 @@
+// /v1/instances: list, and logs relayed from the instance's agent.
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { InstanceListResponse } from '../../model/api.js';
+import { instanceView } from '../services/views.js';
+import { NotFoundError } from '../services/apps.js';
+import type { ApiContext } from './context.js';
+
+const ListQuery = z.object({ app: z.string().optional(), node: z.string().optional() });
+const LogsQuery = z.object({
+  tail: z.coerce.number().int().min(0).optional(),
+  follow: z.enum(['1', 'true', '0', 'false']).optional().transform((v) => v === '1' || v === 'true'),
+});
+
+export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
+  server.get('/v1/instances', async (request): Promise<InstanceListResponse> => {
+    const { app, node } = ListQuery.parse(request.query);
+    const instances = [...ctx.state.instances.values()].filter((i) => (!app || i.app === app) && (!node || i.node === node));
+    return { instances: instances.sort((a, b) => a.app.localeCompare(b.app) || a.entry.localeCompare(b.entry) || a.createdAt - b.createdAt).map((i) => instanceView(ctx.state, i)) };
+  });
+
+  server.get('/v1/instances/:id/logs', async (request, reply) => {
+    const { id } = z.object({ id: z.string() }).parse(request.params);
+    const { tail, follow } = LogsQuery.parse(request.query);
+    const instance = ctx.state.instances.get(id);
+    if (!instance) throw new NotFoundError(`no instance named "${id}"`);
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+    const cancel = ctx.agents.requestLogs(
+      instance.node,
+      id,
+      { tail, follow },
+      (lines) => raw.write(lines.map((l) => `${l}\n`).join('')),
+      (error) => raw.end(error ? `gantry: ${error}\n` : undefined),
+    );
+    request.raw.on('close', cancel);
+  });
+}

@@ -1,0 +1,141 @@
+// Starts a Gantry server: store, cluster cache, API, agent connections and controllers.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { WebSocketServer } from 'ws';
+import { ZodError } from 'zod';
+import { openStore } from '../store/index.js';
+import type { Store } from '../store/store.js';
+import { SpecError, problemsFromZod } from '../model/spec.js';
+import { ClusterState } from './state.js';
+import { TokenAuth, bearer } from './auth.js';
+import { AppService } from './services/apps.js';
+import { EventLog } from './services/events.js';
+import { AgentHub } from './agents.js';
+import { ReplicaController } from './controllers/replicas.js';
+import { NodeController } from './controllers/nodes.js';
+import { appRoutes } from './api/apps.js';
+import { instanceRoutes } from './api/instances.js';
+import { clusterRoutes } from './api/cluster.js';
+import { openApiDocument } from './api/openapi.js';
+import type { ApiContext } from './api/context.js';
+import { GANTRY_VERSION } from '../version.js';
+
+export interface ServerOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  /** sqlite:<path> (default: <dataDir>/gantry.db) or etcd://host:port. */
+  storeUrl?: string;
+  /** A node silent for this long is down and its instances are replaced. */
+  nodeTimeoutMs?: number;
+  reconcileIntervalMs?: number;
+  /** Admin token to create on first start instead of a random one (scripted set-ups, tests). */
+  bootstrapToken?: string;
+  log?: boolean;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  /** Set on the very first start only: the admin token, to be shown once. */
+  firstAdminToken?: string;
+  store: Store;
+  /** A token for an agent running in this same process; valid until the server stops. */
+  localAgentToken(): string;
+  close(): Promise<void>;
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  mkdirSync(options.dataDir, { recursive: true });
+  const store = await openStore(options.storeUrl ?? `sqlite:${join(options.dataDir, 'gantry.db')}`);
+  const auth = new TokenAuth(store);
+  const firstAdminToken = await auth.init(options.bootstrapToken);
+  const state = await ClusterState.load(store);
+  const events = new EventLog(store);
+  const agents = new AgentHub(store, state, events);
+  const ctx: ApiContext = { state, events, agents, apps: new AppService(store, state, events), replicas: new ReplicaController(store, state, events) };
+  const nodes = new NodeController(store, state, events, (node) => agents.isConnected(node), options.nodeTimeoutMs ?? 30_000);
+
+  const server = Fastify({ logger: options.log ? { level: 'info' } : false, bodyLimit: 4 * 1024 * 1024 });
+  server.addContentTypeParser(['text/yaml', 'application/yaml', 'application/x-yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  installAuth(server, auth);
+  installErrors(server);
+  server.get('/healthz', async () => ({ ok: true, version: GANTRY_VERSION }));
+  server.get('/openapi.json', async () => openApiDocument(GANTRY_VERSION));
+  appRoutes(server, ctx);
+  instanceRoutes(server, ctx);
+  clusterRoutes(server, ctx);
+
+  const sockets = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
+  server.server.on('upgrade', (request, socket, head) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const who = auth.verify(bearer(request.headers.authorization));
+    if (url.pathname !== '/v1/agent/connect' || !who) {
+      socket.end(`HTTP/1.1 ${who ? '404 Not Found' : '401 Unauthorized'}\r\nconnection: close\r\n\r\n`);
+      return;
+    }
+    sockets.handleUpgrade(request, socket, head, (ws) => agents.accept(ws));
+  });
+
+  const address = await server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 7070 });
+  const port = Number(new URL(address).port);
+
+  let stopping = false;
+  const loop = async () => {
+    if (stopping) return;
+    try {
+      await nodes.check();
+      await ctx.replicas.reconcile();
+    } catch (err) {
+      if (!stopping) server.log.error(err);
+    }
+    if (!stopping) timer = setTimeout(loop, options.reconcileIntervalMs ?? 1000);
+  };
+  let timer = setTimeout(loop, 0);
+  // React to reports at once (a node back, an instance healthy) instead of at the next tick.
+  let soon: NodeJS.Timeout | undefined;
+  const unsubscribe = state.onChange((kind) => {
+    if ((kind === 'status' || kind === 'node') && !soon) soon = setTimeout(() => { soon = undefined; void ctx.replicas.reconcile().catch(() => {}); }, 50);
+  });
+
+  return {
+    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    port,
+    firstAdminToken,
+    store,
+    localAgentToken: () => auth.ephemeralToken('agent', 'local-agent'),
+    async close() {
+      stopping = true;
+      clearTimeout(timer);
+      clearTimeout(soon);
+      unsubscribe();
+      agents.close();
+      sockets.close();
+      await server.close();
+      await ctx.replicas.reconcile().catch(() => {});
+      state.close();
+      await store.close();
+    },
+  };
+}
+
+function installAuth(server: FastifyInstance, auth: TokenAuth): void {
+  server.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/v1/')) return;
+    const who = auth.verify(bearer(request.headers.authorization));
+    if (!who) return reply.code(401).send({ error: 'missing or unknown token: send Authorization: Bearer <token> (gantry up prints the admin token on first start)' });
+    if (who.role !== 'admin') return reply.code(403).send({ error: `a ${who.role} token cannot use ${request.method} ${request.routeOptions.url ?? request.url}` });
+    request.user = who.name;
+  });
+}
+
+function installErrors(server: FastifyInstance): void {
+  server.setErrorHandler((error: FastifyError | Error, _request, reply) => {
+    if (error instanceof SpecError) return reply.code(400).send({ error: 'invalid app spec', problems: error.problems });
+    if (error instanceof ZodError) return reply.code(400).send({ error: 'invalid request', problems: problemsFromZod(error) });
+    const status = (error as { statusCode?: number }).statusCode ?? 500;
+    if (status >= 500) server.log.error(error);
+    return reply.code(status).send({ error: status >= 500 ? `internal error: ${error.message}` : error.message });
+  });
+}

@@ -1,0 +1,118 @@
+// What users do to apps: apply a spec, scale an entry, stop, start, remove. Each is one
+// compare-and-swap write, so a concurrent change is refused instead of lost.
+import { isDeepStrictEqual } from 'node:util';
+import type { Store } from '../../store/store.js';
+import type { AppRecord } from '../../model/types.js';
+import { parseAppSpec, parseAppSpecText, type AppSpec } from '../../model/spec.js';
+import { KEYS, type ClusterState } from '../state.js';
+import type { EventLog } from './events.js';
+
+export class NotFoundError extends Error {
+  readonly statusCode = 404;
+}
+
+export class ConflictError extends Error {
+  readonly statusCode = 409;
+}
+
+export class AppService {
+  constructor(
+    private readonly store: Store,
+    private readonly state: ClusterState,
+    private readonly events: EventLog,
+  ) {}
+
+  /** Validates (SpecError on a bad spec, nothing stored) and stores a new release when it changed. */
+  async apply(input: string | object, user: string): Promise<{ app: AppRecord; created: boolean; changed: boolean }> {
+    const spec = typeof input === 'string' ? parseAppSpecText(input) : parseAppSpec(input);
+    const key = KEYS.app(spec.app);
+    const current = await this.store.get(key);
+    const previous = current ? (JSON.parse(current.value) as AppRecord) : undefined;
+    if (previous && isDeepStrictEqual(previous.spec, spec)) return { app: previous, created: false, changed: false };
+    const now = Date.now();
+    const record: AppRecord = {
+      name: spec.app,
+      env: spec.env,
+      spec,
+      release: releaseFor(previous, spec),
+      stopped: previous?.stopped ?? false,
+      createdAt: previous?.createdAt ?? now,
+      updatedAt: now,
+      updatedBy: user,
+    };
+    const newRelease = record.release !== previous?.release;
+    await this.write(key, current?.modRevision ?? 0, record, newRelease ? `/releases/${spec.app}/${String(record.release).padStart(8, '0')}` : undefined);
+    await this.events.record({
+      level: 'info',
+      type: previous ? 'app.updated' : 'app.created',
+      app: spec.app,
+      message: `${previous ? 'updated' : 'created'} by ${user}, release ${record.release}`,
+      data: { release: record.release },
+    });
+    return { app: record, created: !previous, changed: true };
+  }
+
+  async scale(app: string, entry: string, replicas: number, user: string): Promise<AppRecord> {
+    return this.update(app, user, (record) => {
+      const spec = record.spec.entrypoints[entry];
+      if (!spec) throw new NotFoundError(`app ${app} has no entrypoint "${entry}" (it has: ${Object.keys(record.spec.entrypoints).join(', ')})`);
+      const from = spec.replicas;
+      spec.replicas = replicas;
+      return `scaled ${entry} from ${from} to ${replicas} by ${user}`;
+    }, 'app.scaled');
+  }
+
+  async setStopped(app: string, stopped: boolean, user: string): Promise<AppRecord> {
+    return this.update(app, user, (record) => {
+      record.stopped = stopped;
+      return `${stopped ? 'stopped' : 'started'} by ${user}`;
+    }, stopped ? 'app.stopped' : 'app.started');
+  }
+
+  async remove(app: string, user: string): Promise<void> {
+    const deleted = await this.store.delete(KEYS.app(app));
+    if (deleted === undefined) throw new NotFoundError(`no app named "${app}"`);
+    await this.events.record({ level: 'info', type: 'app.removed', app, message: `removed by ${user}` });
+  }
+
+  get(app: string): AppRecord {
+    const record = this.state.apps.get(app);
+    if (!record) throw new NotFoundError(`no app named "${app}"`);
+    return record;
+  }
+
+  private async update(app: string, user: string, change: (record: AppRecord) => string, eventType: string): Promise<AppRecord> {
+    const current = await this.store.get(KEYS.app(app));
+    if (!current) throw new NotFoundError(`no app named "${app}"`);
+    const record = JSON.parse(current.value) as AppRecord;
+    const message = change(record);
+    record.updatedAt = Date.now();
+    record.updatedBy = user;
+    await this.write(KEYS.app(app), current.modRevision, record);
+    await this.events.record({ level: 'info', type: eventType, app, message });
+    return record;
+  }
+
+  private async write(key: string, expectedModRevision: number, record: AppRecord, releaseKey?: string): Promise<void> {
+    const value = JSON.stringify(record);
+    const result = await this.store.txn({
+      compare: [{ key, target: 'modRevision', op: '==', value: expectedModRevision }],
+      success: [
+        { type: 'put', key, value },
+        ...(releaseKey ? [{ type: 'put' as const, key: releaseKey, value: JSON.stringify({ spec: record.spec, createdAt: record.updatedAt, createdBy: record.updatedBy }) }] : []),
+      ],
+    });
+    if (!result.succeeded) throw new ConflictError(`app ${record.name} was changed by someone else meanwhile; try again`);
+    await this.state.waitFor(result.revision);
+  }
+}
+
+/** A new release when anything but replica counts changed; scaling alone is not a release. */
+function releaseFor(previous: AppRecord | undefined, spec: AppSpec): number {
+  if (!previous) return 1;
+  return isDeepStrictEqual(withoutReplicas(previous.spec), withoutReplicas(spec)) ? previous.release : previous.release + 1;
+}
+
+function withoutReplicas(spec: AppSpec): unknown {
+  return { ...spec, entrypoints: Object.fromEntries(Object.entries(spec.entrypoints).map(([name, e]) => [name, { ...e, replicas: 0 }])) };
+}

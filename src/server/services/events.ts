@@ -1,0 +1,65 @@
+// Events: typed, timestamped facts about apps, instances and nodes, kept in the store under
+// /events/ so that their sequence number is the store revision that wrote them, and a
+// follower resumes from the last one it saw with a store watch.
+import type { Store, Watcher } from '../../store/store.js';
+import type { GantryEvent } from '../../model/types.js';
+
+const PREFIX = '/events/';
+
+export interface EventFilter {
+  app?: string;
+  instance?: string;
+  node?: string;
+}
+
+function matches(event: GantryEvent, filter: EventFilter): boolean {
+  return (!filter.app || event.app === filter.app) && (!filter.instance || event.instance === filter.instance) && (!filter.node || event.node === filter.node);
+}
+
+export class EventLog {
+  private counter = 0;
+  private sinceTrim = 0;
+
+  constructor(private readonly store: Store, private readonly keep = 20_000) {}
+
+  async record(event: Omit<GantryEvent, 'time' | 'seq'> & { time?: number }): Promise<void> {
+    const time = event.time ?? Date.now();
+    const key = `${PREFIX}${String(time).padStart(14, '0')}-${String(this.counter++ % 1e6).padStart(6, '0')}`;
+    await this.store.put(key, JSON.stringify({ ...event, time }));
+    if (++this.sinceTrim >= 1000) {
+      this.sinceTrim = 0;
+      await this.trim();
+    }
+  }
+
+  async list(filter: EventFilter & { since?: number; limit?: number }): Promise<GantryEvent[]> {
+    const { kvs } = await this.store.range(PREFIX);
+    const events = kvs
+      .filter((kv) => filter.since === undefined || kv.modRevision > filter.since)
+      .map((kv) => ({ ...(JSON.parse(kv.value) as GantryEvent), seq: kv.modRevision }))
+      .filter((e) => matches(e, filter));
+    return filter.limit ? events.slice(-filter.limit) : events;
+  }
+
+  /** Live events after `since` (exclusive), in order, each once. */
+  follow(filter: EventFilter & { since?: number }, onEvent: (event: GantryEvent) => void): Watcher {
+    return this.store.watch(
+      PREFIX,
+      (changes) => {
+        for (const change of changes) {
+          if (change.type !== 'put') continue;
+          const event = { ...(JSON.parse(change.kv.value) as GantryEvent), seq: change.kv.modRevision };
+          if (matches(event, filter)) onEvent(event);
+        }
+      },
+      { fromRevision: filter.since !== undefined ? filter.since + 1 : undefined },
+    );
+  }
+
+  private async trim(): Promise<void> {
+    const { kvs } = await this.store.range(PREFIX);
+    const excess = kvs.length - this.keep;
+    if (excess <= 0) return;
+    await this.store.txn({ compare: [], success: kvs.slice(0, excess).map((kv) => ({ type: 'delete' as const, key: kv.key })) });
+  }
+}
