@@ -30,11 +30,11 @@ interface SpecInput {
   workdir?: string;
 }
 
-/** RunSpec declares `env` twice (environment name and variables); here it carries the variables. */
 function spec(input: SpecInput): RunSpec {
   return {
     instanceId: input.instanceId,
     app: 'web',
+    appEnv: 'production',
     entry: 'main',
     release: 7,
     image: input.image ?? TEST_IMAGE,
@@ -46,7 +46,7 @@ function spec(input: SpecInput): RunSpec {
     memoryBytes: input.memoryBytes ?? 64 * 1024 * 1024,
     ports: input.ports ?? [],
     labels: { 'gantry.test': run },
-  } as unknown as RunSpec;
+  };
 }
 
 const loop = (body: string) => ['sh', '-c', body];
@@ -162,6 +162,7 @@ test('an httpd container: ports, limits, labels, env, exec, list', { skip }, asy
   const labels = info.Config.Labels;
   assert.equal(labels['gantry.managed'], 'true');
   assert.equal(labels['gantry.app'], 'web');
+  assert.equal(labels['gantry.env'], 'production');
   assert.equal(labels['gantry.entry'], 'main');
   assert.equal(labels['gantry.instance'], id);
   assert.equal(labels['gantry.release'], '7');

@@ -51,7 +51,15 @@ interface DaemonFlags {
   label: string[];
   nodeTimeout: string;
   dockerSocket?: string;
+  portRange: string;
   verbose?: boolean;
+}
+
+function parsePortRange(value: string): [number, number] {
+  const match = /^(\d+)-(\d+)$/.exec(value);
+  const [low, high] = match ? [Number(match[1]), Number(match[2])] : [NaN, NaN];
+  if (!(low >= 1 && high <= 65535 && low <= high)) throw new Error(`--port-range ${value}: expected LOW-HIGH within 1-65535`);
+  return [low, high];
 }
 
 export function registerDaemonCommands(program: Command): void {
@@ -66,12 +74,13 @@ export function registerDaemonCommands(program: Command): void {
     .option('--label <key=value>', 'a node label (repeatable)', collect, [])
     .option('--node-timeout <seconds>', 'seconds of silence before a node is down', '30')
     .option('--docker-socket <path>', 'Docker Engine socket', '/var/run/docker.sock')
+    .option('--port-range <low-high>', 'host ports handed to instances on this node', '20000-29999')
     .option('-v, --verbose', 'log every request')
     .action(async (flags: DaemonFlags) => {
       const server = await startServer({ dataDir: flags.dataDir, host: flags.host, port: Number(flags.port), storeUrl: flags.store, nodeTimeoutMs: Number(flags.nodeTimeout) * 1000, bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN, log: flags.verbose });
       announce(server, flags.dataDir);
       const token = server.localAgentToken();
-      const agent = await startAgent({ server: server.url, token, dataDir: join(flags.dataDir, 'agent'), name: flags.nodeName, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, log: (line) => console.log(`agent: ${line}`) });
+      const agent = await startAgent({ server: server.url, token, dataDir: join(flags.dataDir, 'agent'), name: flags.nodeName, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, portRange: parsePortRange(flags.portRange), log: (line) => console.log(`agent: ${line}`) });
       console.log(`agent running as node "${agent.name}". Deploy with: gantry apply -f <spec.yaml>`);
       onSignals(async () => {
         await agent.close();
@@ -104,9 +113,10 @@ export function registerDaemonCommands(program: Command): void {
     .option('--address <ip>', 'address other hosts reach this node on', '127.0.0.1')
     .option('--label <key=value>', 'a node label (repeatable)', collect, [])
     .option('--docker-socket <path>', 'Docker Engine socket', '/var/run/docker.sock')
+    .option('--port-range <low-high>', 'host ports handed to instances on this node', '20000-29999')
     .action(async (flags: DaemonFlags & { server: string; token?: string }) => {
       if (!flags.token) throw new Error('an agent needs --token or GANTRY_TOKEN');
-      const agent = await startAgent({ server: flags.server, token: flags.token, dataDir: flags.dataDir, name: flags.nodeName, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, log: (line) => console.log(`agent: ${line}`) });
+      const agent = await startAgent({ server: flags.server, token: flags.token, dataDir: flags.dataDir, name: flags.nodeName, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, portRange: parsePortRange(flags.portRange), log: (line) => console.log(`agent: ${line}`) });
       console.log(`agent running as node "${agent.name}"`);
       onSignals(() => agent.close());
     });

@@ -2,7 +2,7 @@
 // dockerode (never the docker CLI). Containers are named `${namePrefix}${instanceId}` and carry
 // the gantry.* labels; the name prefix is the namespace, so several agents (or test runs) can
 // share one engine without seeing each other's containers.
-import { Readable } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import Dockerode from 'dockerode';
 import type { AssignedPort } from '../model/types.js';
@@ -73,23 +73,6 @@ function parseDockerTime(value: string | undefined): number | null {
 /** RFC3339 with nanoseconds → milliseconds precision, which Date.parse reliably understands. */
 function trimFraction(value: string): string {
   return value.replace(/(\.\d{3})\d+/, '$1');
-}
-
-/** RunSpec.env holds the environment variables here (see the note in the report about the
- *  duplicate `env` declaration in runtime.ts); anything that is not a plain object counts as none. */
-function envVars(spec: RunSpec): Record<string, string> {
-  const value = (spec as { env: unknown }).env;
-  if (!value || typeof value !== 'object') return {};
-  const vars: Record<string, string> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) vars[k] = String(v);
-  return vars;
-}
-
-/** Docker labels must be strings; drop anything else rather than fail the create. */
-function stringLabels(labels: Record<string, unknown>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') out[k] = v;
-  return out;
 }
 
 function portKey(port: AssignedPort): string {
@@ -206,7 +189,7 @@ export class DockerRuntime implements Runtime {
       throw new Error(`cannot inspect image "${spec.image}": ${engineMessage(err)}`);
     }
 
-    const env = { ...envVars(spec), ...portEnv(spec.ports, 'container') };
+    const env = { ...spec.env, ...portEnv(spec.ports, 'container') };
     const exposed: Record<string, Record<string, never>> = {};
     const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
     for (const port of spec.ports) {
@@ -234,7 +217,7 @@ export class DockerRuntime implements Runtime {
     const body: Dockerode.ContainerCreateOptions = {
       Image: spec.image,
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      Labels: stringLabels(gantryLabels(spec)),
+      Labels: gantryLabels(spec),
       ExposedPorts: exposed,
       HostConfig: hostConfig,
       Tty: false,
@@ -455,17 +438,24 @@ export class DockerRuntime implements Runtime {
     let truncated = false;
     const collect = {
       write(chunk: Buffer): boolean {
-        if (size < EXEC_OUTPUT_CAP) {
-          const part = chunk.subarray(0, EXEC_OUTPUT_CAP - size);
-          chunks.push(Buffer.from(part));
+        const room = EXEC_OUTPUT_CAP - size;
+        if (chunk.length > room) truncated = true;
+        if (room > 0) {
+          const part = Buffer.from(chunk.subarray(0, room));
+          chunks.push(part);
           size += part.length;
         }
-        if (size >= EXEC_OUTPUT_CAP && chunk.length) truncated = truncated || size + chunk.length > EXEC_OUTPUT_CAP;
         return true;
       },
     } as unknown as NodeJS.WritableStream;
 
-    const stream = await exec.start({ hijack: true, stdin: false });
+    let stream: Duplex;
+    try {
+      stream = await exec.start({ hijack: true, stdin: false });
+    } catch (err) {
+      throw new Error(`cannot exec in ${this.containerName(instanceId)}: ${engineMessage(err)}`);
+    }
+    stream.on('error', () => {}); // reported through the promise below; later ones do not matter
     this.docker.modem.demuxStream(stream, collect, collect);
     let timer: NodeJS.Timeout | undefined;
     const finished = await new Promise<boolean>((resolve, reject) => {
@@ -478,10 +468,14 @@ export class DockerRuntime implements Runtime {
     stream.destroy();
 
     const output = () => Buffer.concat(chunks).toString('utf8') + (truncated ? '\n[output truncated at 64 KiB]' : '');
-    const timedOut = (): ExecResult => ({
-      exitCode: EXEC_TIMEOUT_EXIT_CODE,
-      output: `${output()}${size ? '\n' : ''}[timed out after ${timeoutMs} ms; the command may still be running in the container]`,
-    });
+    const timedOut = (): ExecResult => {
+      const text = output();
+      const sep = text === '' || text.endsWith('\n') ? '' : '\n';
+      return {
+        exitCode: EXEC_TIMEOUT_EXIT_CODE,
+        output: `${text}${sep}[timed out after ${timeoutMs} ms; the command may still be running in the container]`,
+      };
+    };
     if (!finished) return timedOut();
     // The stream can end a moment before the engine records the exit code.
     for (;;) {
@@ -637,12 +631,18 @@ export class DockerRuntime implements Runtime {
         out.push(null); // removed: the end of this instance's logs
         return;
       }
-      if (isRunning(info) || info.State.StartedAt !== attachedStartedAt) {
+      if (info.State.StartedAt !== attachedStartedAt) {
         attachedStartedAt = info.State.StartedAt;
         await attach(false);
         return;
       }
-      pollTimer = setTimeout(() => waitForRestart().catch(fail), LOG_REATTACH_POLL_MS);
+      if (isRunning(info)) {
+        // Same run still "running": the engine has not recorded the exit yet, or it dropped the
+        // stream; follow again shortly (from the last line seen).
+        pollTimer = setTimeout(() => attach(false).catch(fail), 100);
+        return;
+      }
+      pollTimer = setTimeout(() => waitForRestart().catch(fail), LOG_REATTACH_POLL_MS); // wait for a restart
     };
 
     await attach(true);

@@ -25,9 +25,11 @@ export const FORWARDED_SIGNALS = ['TERM', 'INT', 'HUP', 'QUIT', 'USR1', 'USR2'] 
  *    prefixes the command with `env --default-signal --` (GNU coreutils >= 8.31) to undo that.
  *    The runtime signals the whole process group, which the command is in: it first drops a
  *    `sent.<SIG>` marker so the wrapper does not deliver that signal to the command a second time.
- * 3. It waits for the command (again after each trapped signal) and writes its status, 128+signal
- *    when killed, to <dir>/exit atomically (tmp + mv) before exiting with it: the exit code stays
- *    observable by an agent that is not the wrapper's parent.
+ * 3. It waits for the command and writes its status, 128+signal when killed, to <dir>/exit atomically
+ *    (tmp + mv) before exiting with it: the exit code stays observable by an agent that is not the
+ *    wrapper's parent. A trapped signal makes `wait` return 128+signal early: if the command still
+ *    runs it waits again; if sh reaped it meanwhile (e.g. while running `rm` in the trap), a second
+ *    `wait` returns its real status (127 when the first one already was the real one).
  */
 export const WRAPPER = `dir=$1; shift
 IFS= read -r go <&3 || go=
@@ -35,6 +37,7 @@ exec 3<&-
 [ "$go" = go ] || exit 125
 child= pending=
 fwd() {
+  trapped=1
   if [ -e "$dir/sent.$1" ]; then
     rm -f "$dir/sent.$1"
     [ -n "$child" ] && return 0
@@ -47,8 +50,12 @@ for sig in ${FORWARDED_SIGNALS.join(' ')}; do trap "fwd $sig" "$sig"; done
 child=$!
 for sig in $pending; do kill "-$sig" "$child" 2>/dev/null; done
 while :; do
+  trapped=
   wait "$child"; status=$?
-  if [ "$status" -gt 128 ] && kill -0 "$child" 2>/dev/null; then continue; fi
+  { [ -n "$trapped" ] && [ "$status" -gt 128 ]; } || break
+  kill -0 "$child" 2>/dev/null && continue
+  wait "$child"; again=$?
+  [ "$again" -ne 127 ] && status=$again
   break
 done
 printf '%s\\n' "$status" > "$dir/exit.tmp" && mv -f "$dir/exit.tmp" "$dir/exit"

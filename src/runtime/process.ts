@@ -61,8 +61,10 @@ export const KILLED_EXIT_CODE = 137;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
 function assertId(id: string): void {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id)) throw new Error(`invalid instance id ${JSON.stringify(id)}`);
+  if (!ID.test(id)) throw new Error(`invalid instance id ${JSON.stringify(id)}`);
 }
 
 /**
@@ -91,6 +93,7 @@ export class ProcessRuntime implements Runtime {
   private readonly cgroupParent: string;
   private readonly capTimer: NodeJS.Timeout;
   private readonly followers = new Set<Readable>();
+  private capping = false;
 
   constructor(options: ProcessRuntimeOptions) {
     this.stateDir = resolve(options.stateDir);
@@ -302,7 +305,7 @@ export class ProcessRuntime implements Runtime {
     }
     const out: RuntimeInstance[] = [];
     for (const name of names.sort()) {
-      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) continue;
+      if (!ID.test(name)) continue;
       const rec = await this.readRecord(name);
       if (rec) out.push(await this.toInstance(rec));
     }
@@ -349,11 +352,16 @@ export class ProcessRuntime implements Runtime {
 
   /** Rotates every instance log past logMaxBytes (see process-wrapper.ts); run periodically. */
   async capLogs(): Promise<void> {
-    const names = await readdir(this.stateDir).catch(() => [] as string[]);
-    for (const name of names) {
-      for (const file of ['stdout.log', 'stderr.log']) {
-        await capLogFile(join(this.stateDir, name, file), this.logMaxBytes).catch(() => undefined);
+    if (this.capping) return;
+    this.capping = true;
+    try {
+      for (const name of await readdir(this.stateDir).catch(() => [] as string[])) {
+        for (const file of ['stdout.log', 'stderr.log']) {
+          await capLogFile(join(this.stateDir, name, file), this.logMaxBytes).catch(() => undefined);
+        }
       }
+    } finally {
+      this.capping = false;
     }
   }
 

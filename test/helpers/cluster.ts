@@ -1,0 +1,145 @@
+// Runs real Gantry processes for end-to-end tests: a server and agents as separate child
+// processes (so each can be killed and restarted alone), and the CLI as a user would run it.
+import { spawn, type ChildProcess, execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+const run = promisify(execFile);
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+}
+
+export interface AgentSpec {
+  name: string;
+  dockerSocket?: string;
+  portRange: string;
+}
+
+export class TestCluster {
+  readonly dir = mkdtempSync(join(tmpdir(), 'gantry-e2e-'));
+  readonly token = `gty_test_${randomBytes(12).toString('hex')}`;
+  readonly id = randomBytes(3).toString('hex');
+  server?: ChildProcess;
+  readonly agents = new Map<string, ChildProcess>();
+  readonly output: string[] = [];
+  port = 0;
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async startServer(nodeTimeoutSeconds = 30): Promise<void> {
+    this.port ||= await freePort();
+    this.server = this.spawn('server', ['server', '--data-dir', join(this.dir, 'server'), '--port', String(this.port), '--node-timeout', String(nodeTimeoutSeconds)]);
+    await until('the server to answer', async () => (await fetch(`${this.url}/healthz`)).ok, 20_000);
+  }
+
+  async stopServer(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await stopChild(this.server, signal);
+    this.server = undefined;
+  }
+
+  async startAgent(agent: AgentSpec): Promise<void> {
+    const args = ['agent', '--server', this.url, '--token', this.token, '--data-dir', join(this.dir, 'agents', agent.name), '--node-name', agent.name, '--port-range', agent.portRange];
+    if (agent.dockerSocket) args.push('--docker-socket', agent.dockerSocket);
+    this.agents.set(agent.name, this.spawn(`agent ${agent.name}`, args));
+    await until(`node ${agent.name} to be ready`, async () => {
+      const { nodes } = (await this.api('GET', '/v1/nodes')) as { nodes: { name: string; state: string }[] };
+      return nodes.some((n) => n.name === agent.name && n.state === 'ready');
+    });
+  }
+
+  async stopAgent(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await stopChild(this.agents.get(name), signal);
+    this.agents.delete(name);
+  }
+
+  /** Runs the CLI; never throws, returns the exit code and output. */
+  async cli(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...process.env, GANTRY_SERVER: this.url, GANTRY_TOKEN: this.token, GANTRY_CONFIG: join(this.dir, 'cli.json') } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    if (options.input !== undefined) child.stdin.end(options.input);
+    else child.stdin.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
+    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 128)));
+    clearTimeout(timer);
+    return { code, stdout, stderr };
+  }
+
+  async api(method: string, path: string, body?: unknown): Promise<unknown> {
+    const response = await fetch(`${this.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+    return JSON.parse(text);
+  }
+
+  async close(): Promise<void> {
+    for (const name of [...this.agents.keys()]) await this.stopAgent(name);
+    await this.stopServer();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private spawn(label: string, args: string[]): ChildProcess {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...process.env, GANTRY_BOOTSTRAP_TOKEN: this.token }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const keep = (d: Buffer) => {
+      this.output.push(...String(d).trimEnd().split('\n').map((l) => `[${label}] ${l}`));
+      if (this.output.length > 400) this.output.splice(0, this.output.length - 400);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    return child;
+  }
+}
+
+async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function dockerContainers(app: string): Promise<{ id: string; name: string; startedAt: string; state: string }[]> {
+  const { stdout } = await run('docker', ['ps', '-a', '--filter', `label=gantry.app=${app}`, '--format', '{{.ID}}']);
+  const ids = stdout.split('\n').filter(Boolean);
+  if (ids.length === 0) return [];
+  const { stdout: inspected } = await run('docker', ['inspect', ...ids]);
+  return (JSON.parse(inspected) as { Id: string; Name: string; State: { StartedAt: string; Status: string } }[]).map((c) => ({ id: c.Id, name: c.Name, startedAt: c.State.StartedAt, state: c.State.Status }));
+}

@@ -1,0 +1,344 @@
+// The process runtime for real: host processes, the sh wrapper, adoption by a new agent, cgroups, logs.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { readFile, rm, rmdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { cgroupsOfPid, childrenOf, detectCgroups, procStat } from '../src/runtime/cgroups.js';
+import { ProcessRuntime } from '../src/runtime/process.js';
+import type { LogLine, RunSpec } from '../src/runtime/runtime.js';
+
+const stateDir = mkdtempSync(join(tmpdir(), 'gantry-process-'));
+const emptyCgroupRoot = mkdtempSync(join(tmpdir(), 'gantry-nocgroup-'));
+const cgroupRoot = '/sys/fs/cgroup';
+const cgroupParent = `gantry-test-${process.pid}`;
+const rt = new ProcessRuntime({ stateDir, cgroupParent, logCheckMs: 60_000 });
+const ids = new Set<string>();
+let seq = 0;
+
+function spec(command: string[], extra: Partial<RunSpec> = {}): RunSpec {
+  const instanceId = `t${process.pid}-${++seq}`;
+  ids.add(instanceId);
+  return {
+    instanceId, app: 'demo', appEnv: 'test', entry: 'web', release: 1, command, args: [], env: {},
+    cpu: 0, memoryBytes: 0, ports: [], labels: { team: 'qa' }, ...extra,
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+const exited = (runtime: ProcessRuntime, id: string) =>
+  waitFor(`${id} to exit`, async () => {
+    const inst = await runtime.inspect(id);
+    return inst?.state === 'exited' ? inst : undefined;
+  });
+
+const pidOf = (runtimeId: string) => Number(runtimeId.replace('pid:', ''));
+const stdoutOf = (id: string) => readFile(join(stateDir, id, 'stdout.log'), 'utf8');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function collect(stream: Readable, until: (lines: LogLine[]) => boolean, timeoutMs = 5000): Promise<LogLine[]> {
+  const lines: LogLine[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`log stream: got ${JSON.stringify(lines)}`)), timeoutMs);
+    const finish = () => {
+      clearTimeout(timer);
+      resolve(lines);
+    };
+    stream.on('data', (line: LogLine) => {
+      lines.push(line);
+      if (until(lines)) finish();
+    });
+    stream.on('end', finish);
+    stream.on('error', reject);
+  });
+}
+
+after(async () => {
+  for (const id of ids) await rt.remove(id).catch(() => undefined);
+  await rt.close();
+  await rm(stateDir, { recursive: true, force: true });
+  await rm(emptyCgroupRoot, { recursive: true, force: true });
+  for (const dir of [join(cgroupRoot, 'cpu'), join(cgroupRoot, 'memory'), cgroupRoot]) {
+    await rmdir(join(dir, cgroupParent)).catch(() => undefined);
+  }
+});
+
+test('probe: the process runtime is available on Linux', async () => {
+  assert.deepEqual(await rt.probe(), { ok: true });
+});
+
+test('serves HTTP on its assigned port with PORT, PORT_<NAME> and spec env; exec runs beside it', async () => {
+  const port = await freePort();
+  const server = `require('http').createServer((q, s) => s.end([process.env.GREETING, process.env.PORT_WEB_UI, process.cwd()].join(' '))).listen(process.env.PORT, '127.0.0.1')`;
+  const s = spec([process.execPath, '-e', server], {
+    env: { GREETING: 'hello world' }, ports: [{ name: 'web-ui', host: port, protocol: 'tcp' }],
+  });
+  const { instance, warnings } = await rt.start(s);
+  assert.equal(instance.state, 'running');
+  assert.match(instance.runtimeId, /^pid:\d+$/);
+  assert.deepEqual(warnings, []);
+  assert.equal(instance.labels['gantry.instance'], s.instanceId);
+  assert.equal(instance.labels.team, 'qa');
+  const body = await waitFor('HTTP answer', () => fetch(`http://127.0.0.1:${port}/`).then((r) => r.text()));
+  assert.equal(body, `hello world ${port} ${join(stateDir, s.instanceId)}`);
+
+  const res = await rt.exec(s.instanceId, ['sh', '-c', 'echo "$PORT $GREETING"; pwd; echo oops >&2; exit 2'], 5000);
+  assert.equal(res.exitCode, 2);
+  assert.equal(res.output.split('\n').sort().join('|'), ['', `${port} hello world`, join(stateDir, s.instanceId), 'oops'].sort().join('|'));
+  const slow = await rt.exec(s.instanceId, ['sleep', '10'], 200);
+  assert.equal(slow.exitCode, 124);
+  assert.match(slow.output, /timed out/);
+  const missing = await rt.exec(s.instanceId, ['no-such-command-gantry'], 1000);
+  assert.equal(missing.exitCode, 127);
+  const big = await rt.exec(s.instanceId, ['sh', '-c', 'head -c 200000 /dev/zero | tr "\\0" x'], 5000);
+  assert.ok(big.output.length < 70 * 1024 && /truncated/.test(big.output));
+  await rt.stop(s.instanceId, 'SIGTERM', 2000);
+  assert.equal((await rt.inspect(s.instanceId))?.state, 'exited');
+});
+
+test('captures the exit code; restart runs the same command again in the same dir', async () => {
+  const s = spec(['sh', '-c', 'echo run; exit 7']);
+  const first = (await rt.start(s)).instance;
+  const done = await exited(rt, s.instanceId);
+  assert.equal(done.exitCode, 7);
+  assert.equal(done.oomKilled, false);
+  assert.equal(typeof done.finishedAt, 'number');
+  const again = await rt.restart(s.instanceId);
+  assert.notEqual(again.runtimeId, first.runtimeId);
+  assert.equal((await exited(rt, s.instanceId)).exitCode, 7);
+  assert.equal(await stdoutOf(s.instanceId), 'run\nrun\n');
+});
+
+test('stop: TERM reaches a trapping command, which exits within the grace period', async () => {
+  const s = spec(['sh', '-c', 'trap "echo bye; exit 3" TERM; echo ready; while :; do sleep 0.1; done']);
+  await rt.start(s);
+  await waitFor('ready', async () => (await stdoutOf(s.instanceId)).includes('ready'));
+  const t0 = Date.now();
+  await rt.stop(s.instanceId, 'TERM', 5000);
+  assert.ok(Date.now() - t0 < 2000, 'stopped well before the grace period');
+  const inst = await rt.inspect(s.instanceId);
+  assert.equal(inst?.state, 'exited');
+  assert.equal(inst?.exitCode, 3);
+  assert.match(await stdoutOf(s.instanceId), /bye/);
+});
+
+test('stop: INT and QUIT are not inherited as ignored by the command', async () => {
+  for (const [sig, code] of [['INT', 4], ['QUIT', 5]] as const) {
+    const s = spec(['sh', '-c', `trap "exit ${code}" ${sig}; echo ready; while :; do sleep 0.1; done`]);
+    await rt.start(s);
+    await waitFor('ready', async () => (await stdoutOf(s.instanceId)).includes('ready'));
+    await rt.stop(s.instanceId, sig, 3000);
+    assert.equal((await rt.inspect(s.instanceId))?.exitCode, code, sig);
+  }
+});
+
+test('stop: a TERM-ignoring command is SIGKILLed after the grace period', async () => {
+  const s = spec(['sh', '-c', 'trap "" TERM; echo ready; while :; do sleep 0.1; done']);
+  await rt.start(s);
+  await waitFor('ready', async () => (await stdoutOf(s.instanceId)).includes('ready'));
+  const t0 = Date.now();
+  await rt.stop(s.instanceId, 'SIGTERM', 500);
+  const took = Date.now() - t0;
+  assert.ok(took >= 500 && took < 3000, `took ${took} ms`);
+  const inst = await rt.inspect(s.instanceId);
+  assert.equal(inst?.state, 'exited');
+  assert.equal(inst?.exitCode, 137);
+});
+
+test('signals: the wrapper forwards what it alone gets; a group signal reaches the command once', async () => {
+  const s = spec(['sh', '-c', 'trap "echo usr1" USR1; echo ready; while :; do sleep 0.05; done']);
+  const { instance } = await rt.start(s);
+  await waitFor('ready', async () => (await stdoutOf(s.instanceId)).includes('ready'));
+  process.kill(pidOf(instance.runtimeId), 'SIGUSR1'); // the wrapper only
+  await waitFor('forwarded USR1', async () => (await stdoutOf(s.instanceId)).includes('usr1'));
+  await rt.stop(s.instanceId, 'USR1', 400); // the whole group; then SIGKILL as it does not exit
+  const count = (await stdoutOf(s.instanceId)).split('\n').filter((l) => l === 'usr1').length;
+  assert.equal(count, 2);
+});
+
+test('adoption: a new agent finds the running instance, stops it and reads its exit code', async () => {
+  const s = spec(['sh', '-c', 'trap "exit 5" TERM; while :; do sleep 0.1; done']);
+  // The first agent is another Node process that starts the instance and exits.
+  const script = `
+    import { ProcessRuntime } from ${JSON.stringify(new URL('../src/runtime/process.ts', import.meta.url).href)};
+    const rt = new ProcessRuntime({ stateDir: ${JSON.stringify(stateDir)}, cgroupParent: ${JSON.stringify(cgroupParent)} });
+    const { instance } = await rt.start(${JSON.stringify(s)});
+    await rt.close();
+    console.log(instance.runtimeId);`;
+  const first = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(first.status, 0, first.stderr);
+  const runtimeId = first.stdout.trim();
+  const pid = pidOf(runtimeId);
+
+  const second = new ProcessRuntime({ stateDir, cgroupParent });
+  try {
+    const found = (await second.list()).find((i) => i.instanceId === s.instanceId);
+    assert.equal(found?.state, 'running');
+    assert.equal(found?.runtimeId, runtimeId, 'same pid: adopted, not restarted');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    assert.notEqual(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]), process.pid, 'not our child');
+    await second.stop(s.instanceId, 'TERM', 3000);
+    const inst = await second.inspect(s.instanceId);
+    assert.equal(inst?.state, 'exited');
+    assert.equal(inst?.exitCode, 5);
+  } finally {
+    await second.close();
+  }
+});
+
+const cgroups = await detectCgroups(cgroupRoot);
+const noCgroups = process.getuid?.() !== 0 ? 'not root' : cgroups.version === null ? cgroups.reason : false;
+
+test('limits: cpu and memory cgroups, inherited by the command; remove cleans up everything', { skip: noCgroups }, async () => {
+  const s = spec(['sleep', '30'], { cpu: 0.5, memoryBytes: 64 * 1024 * 1024 });
+  const { instance, warnings } = await rt.start(s);
+  assert.deepEqual(warnings, []);
+  const wrapper = pidOf(instance.runtimeId);
+  const [command] = await waitFor('the command', async () => {
+    const kids = await childrenOf(wrapper);
+    return kids.length > 0 && (await readFile(`/proc/${kids[0]}/comm`, 'utf8')).trim() === 'sleep' ? kids : undefined;
+  });
+  assert.ok(command);
+  const paths = await cgroupsOfPid(command);
+  const cgDirs: string[] = [];
+  if (cgroups.version === 1) {
+    const mem = join(cgroupRoot, 'memory', paths.get('memory') ?? '?');
+    const cpu = join(cgroupRoot, 'cpu', paths.get('cpu') ?? '?');
+    assert.equal(paths.get('memory'), `/${cgroupParent}/${s.instanceId}`);
+    assert.equal((await readFile(join(mem, 'memory.limit_in_bytes'), 'utf8')).trim(), String(64 * 1024 * 1024));
+    assert.equal((await readFile(join(cpu, 'cpu.cfs_quota_us'), 'utf8')).trim(), '50000');
+    assert.equal((await readFile(join(cpu, 'cpu.cfs_period_us'), 'utf8')).trim(), '100000');
+    cgDirs.push(mem, cpu);
+  } else {
+    const dir = join(cgroupRoot, paths.get('') ?? '?');
+    assert.equal((await readFile(join(dir, 'memory.max'), 'utf8')).trim(), String(64 * 1024 * 1024));
+    assert.equal((await readFile(join(dir, 'cpu.max'), 'utf8')).trim(), '50000 100000');
+    cgDirs.push(dir);
+  }
+  await rt.remove(s.instanceId);
+  // Gone, or a zombie until init reaps it (its parent, the wrapper, was killed first).
+  const gone = async (pid: number) => ['Z', undefined].includes((await procStat(pid))?.state);
+  assert.ok(await gone(wrapper), 'wrapper gone');
+  assert.ok(await gone(command), 'command gone');
+  for (const dir of cgDirs) assert.equal(existsSync(dir), false, `${dir} removed`);
+  assert.equal(existsSync(join(stateDir, s.instanceId)), false, 'state dir removed');
+  assert.equal(await rt.inspect(s.instanceId), undefined);
+  await rt.remove(s.instanceId); // idempotent
+});
+
+test('limits: an OOM kill is reported as oomKilled', { skip: noCgroups }, async () => {
+  // tail keeps a "line" in memory until a newline: /dev/zero has none.
+  const s = spec(['sh', '-c', 'head -c 400000000 /dev/zero | tail'], { memoryBytes: 32 * 1024 * 1024 });
+  await rt.start(s);
+  const inst = await exited(rt, s.instanceId);
+  assert.equal(inst.exitCode, 137);
+  assert.equal(inst.oomKilled, true);
+});
+
+test('limits: without cgroups it starts anyway and warns which limits were not applied', async () => {
+  const bare = new ProcessRuntime({ stateDir, cgroupRoot: emptyCgroupRoot });
+  try {
+    const s = spec(['sleep', '30'], { cpu: 0.25, memoryBytes: 16 * 1024 * 1024 });
+    const { instance, warnings } = await bare.start(s);
+    assert.equal(instance.state, 'running');
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] ?? '', /cpu limit \(0\.25 CPU\) and memory limit \(16777216 bytes\) not applied: no cgroup filesystem/);
+    await bare.remove(s.instanceId);
+  } finally {
+    await bare.close();
+  }
+});
+
+test('logs: all, tail, follow until the instance is removed', async () => {
+  const s = spec(['sh', '-c', 'for i in 1 2 3; do echo out$i; echo err$i >&2; done; sleep 0.2; printf "late\\npartial"; sleep 30']);
+  await rt.start(s);
+  await waitFor('late output', async () => (await stdoutOf(s.instanceId)).includes('partial'));
+  const all = await collect(await rt.logs(s.instanceId, { follow: false }), () => false);
+  assert.deepEqual(all.map((l) => `${l.stream}:${l.text}`), [
+    'stderr:err1', 'stderr:err2', 'stderr:err3', 'stdout:out1', 'stdout:out2', 'stdout:out3', 'stdout:late', 'stdout:partial',
+  ]);
+  assert.ok(all.every((l) => l.time === null));
+  const tail = await collect(await rt.logs(s.instanceId, { follow: false, tail: 4 }), () => false);
+  assert.deepEqual(tail.map((l) => l.text), ['out2', 'out3', 'late', 'partial']);
+
+  const t = spec(['sh', '-c', 'i=0; while :; do i=$((i+1)); echo tick$i; sleep 0.1; done']);
+  await rt.start(t);
+  await waitFor('ticks', async () => (await stdoutOf(t.instanceId)).includes('tick2'));
+  const follow = await rt.logs(t.instanceId, { follow: true, tail: 1 });
+  const lines = await collect(follow, (got) => got.length >= 4);
+  const n = Number(lines[0]?.text.replace('tick', ''));
+  assert.deepEqual(lines.slice(0, 4).map((l) => l.text), [0, 1, 2, 3].map((k) => `tick${n + k}`));
+  const ended = new Promise((resolve) => follow.on('end', resolve).on('close', resolve));
+  follow.resume();
+  await rt.remove(t.instanceId);
+  await Promise.race([ended, sleep(2000).then(() => assert.fail('follow did not end after remove'))]);
+  await rt.remove(s.instanceId);
+});
+
+test('logs: rotated to .1 past logMaxBytes; the command keeps appending to the truncated file', async () => {
+  const capped = new ProcessRuntime({ stateDir, logMaxBytes: 1000, logCheckMs: 60_000 });
+  try {
+    const s = spec(['sh', '-c', 'i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo line-$i-xxxxxxxxxxxxxxxxxxxx; done; sleep 0.5; echo after; sleep 30']);
+    await capped.start(s);
+    const live = join(stateDir, s.instanceId, 'stdout.log');
+    await waitFor('100 lines', async () => (await readFile(live, 'utf8')).includes('line-100-'));
+    await capped.capLogs();
+    const rotated = await readFile(`${live}.1`, 'utf8');
+    assert.ok(rotated.length <= 1000, `.1 holds ${rotated.length} bytes`);
+    assert.match(rotated, /^line-\d+-x+\n/);
+    assert.match(rotated, /line-100-x+\n$/);
+    assert.equal(statSync(live).size, 0);
+    await waitFor('after', async () => (await readFile(live, 'utf8')).includes('after'));
+    assert.equal(await readFile(live, 'utf8'), 'after\n', 'O_APPEND: no hole after the truncate');
+    const tail = await collect(await capped.logs(s.instanceId, { follow: false, tail: 2 }), () => false);
+    assert.deepEqual(tail.map((l) => l.text), ['line-100-xxxxxxxxxxxxxxxxxxxx', 'after']);
+    await capped.remove(s.instanceId);
+  } finally {
+    await capped.close();
+  }
+});
+
+test('start: a missing executable or workdir is a readable error and leaves nothing behind', async () => {
+  const s = spec(['gantry-no-such-program', '--flag']);
+  await assert.rejects(rt.start(s), /gantry-no-such-program.*command not found in PATH/);
+  assert.equal(existsSync(join(stateDir, s.instanceId)), false);
+  assert.equal(await rt.inspect(s.instanceId), undefined);
+  await assert.rejects(rt.start(spec(['./nope.sh'])), /no such file/);
+  await assert.rejects(rt.start(spec(['sleep', '1'], { workdir: '/nonexistent/dir' })), /working directory/);
+  await assert.rejects(rt.start(spec([])), /needs a command/);
+  const running = spec(['sleep', '30']);
+  await rt.start(running);
+  await assert.rejects(rt.start(running), /already running/);
+  await rt.remove(running.instanceId);
+});
+
+test('arguments reach the command verbatim, without shell interpretation', async () => {
+  const weird = ['$HOME', '`id`', "it's", 'a "b"', '; rm -rf /', '', '*'];
+  const s = spec(['printf', '[%s]\\n'], { args: weird });
+  await rt.start(s);
+  assert.equal((await exited(rt, s.instanceId)).exitCode, 0);
+  assert.equal(await stdoutOf(s.instanceId), weird.map((w) => `[${w}]\n`).join(''));
+});
