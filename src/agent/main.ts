@@ -10,7 +10,7 @@ import { ProcessRuntime } from '../runtime/process.js';
 import { AssignmentCache } from './cache.js';
 import { ServerConnection } from './connection.js';
 import { describeNode, type NodeIdentity } from './node-info.js';
-import { Supervisor } from './supervisor.js';
+import { NODE_LABEL, Supervisor } from './supervisor.js';
 
 export interface AgentOptions extends NodeIdentity {
   server: string;
@@ -136,7 +136,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     try {
       const observed = new Map<string, { instance: RuntimeInstance; runtime: Runtime }>();
       for (const runtime of usable) {
-        for (const instance of await runtime.list().catch(() => [])) observed.set(instance.instanceId, { instance, runtime });
+        for (const instance of await runtime.list().catch(() => [])) {
+          if (instance.labels[NODE_LABEL] === info.name) observed.set(instance.instanceId, { instance, runtime });
+        }
       }
       for (const supervisor of supervisors.values()) supervisor.tick(observed.get(supervisor.instance.id)?.instance);
       if (authoritative) {

@@ -5,6 +5,9 @@ import type { GantryEvent, Instance, InstanceStatus } from '../model/types.js';
 import type { Runtime, RuntimeInstance, RunSpec } from '../runtime/runtime.js';
 import { runCheck } from './health.js';
 
+/** Marks what this node's agent started, so agents sharing one engine leave each other's alone. */
+export const NODE_LABEL = 'gantry.node';
+
 export interface SupervisorHooks {
   report(status: InstanceStatus): void;
   event(event: Omit<GantryEvent, 'time'>): void;
@@ -237,6 +240,6 @@ export function runSpec(instance: Instance): RunSpec {
     cpu: instance.spec.resources.cpu,
     memoryBytes: instance.spec.resources.memory,
     ports: instance.ports,
-    labels: instance.spec.labels,
+    labels: { ...instance.spec.labels, [NODE_LABEL]: instance.node },
   };
 }

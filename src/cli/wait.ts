@@ -152,7 +152,8 @@ export async function waitForRemoval(client: GantryClient, app: string, options:
   const started = Date.now();
   const display = new ProgressDisplay(options.out);
   for (;;) {
-    const live = (await client.listInstances({ app })).instances.filter((i) => i.app === app && isLive(i));
+    // Gone means the server forgot them, which it does once their agent confirmed the removal.
+    const live = (await client.listInstances({ app })).instances.filter((i) => i.app === app);
     if (live.length === 0) return Date.now() - started;
     display.update([`waiting for ${live.length} instance${live.length === 1 ? '' : 's'} to stop`]);
     if (Date.now() - started >= options.timeoutMs) {
