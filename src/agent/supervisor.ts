@@ -27,6 +27,8 @@ export class Supervisor {
   private failures = 0;
   /** Set when this agent started it: the after-start hook runs once it is healthy. */
   private afterStartPending = false;
+  /** Stopped because the app was stopped: starting the app again starts it, whatever its restart policy. */
+  private stoppedOnRequest = false;
 
   constructor(
     public instance: Instance,
@@ -50,6 +52,7 @@ export class Supervisor {
     const desired = this.instance.desired;
     if (desired === 'removed') return void this.act(() => this.removeNow(observed));
     if (desired === 'stopped') {
+      this.stoppedOnRequest = true;
       if (observed?.state === 'running') return void this.act(() => this.stopNow('stopped'));
       if (this.status.state !== 'exited') this.set({ state: 'exited', healthy: null, message: 'stopped' });
       return;
@@ -59,6 +62,8 @@ export class Supervisor {
       if (now >= this.nextRestartAt) return void this.act(() => this.startNow());
       return;
     }
+    if (observed.state === 'exited' && this.stoppedOnRequest) return void this.act(() => this.resumeNow());
+    this.stoppedOnRequest = false;
     if (observed.state === 'exited') return this.onExited(observed, now);
     this.onRunning(observed, now);
   }
@@ -135,32 +140,46 @@ export class Supervisor {
     try {
       const { instance, warnings } = await this.runtime.start(runSpec(this.instance));
       for (const warning of warnings) this.hooks.event({ level: 'warning', type: 'instance.limits', ...this.about(), message: warning });
-      this.afterStartPending = true;
-      this.nextCheckAt = 0;
-      this.set({ state: this.instance.spec.health ? 'starting' : 'running', healthy: this.instance.spec.health ? null : true, runtimeId: instance.runtimeId, startedAt: instance.startedAt ?? Date.now(), exitCode: null, message: warnings.join('; ') || null });
+      this.started(instance, { message: warnings.join('; ') || null });
       this.hooks.event({ level: 'info', type: 'instance.started', ...this.about(), message: `${this.instance.id} started on ${this.runtime.name} (${instance.runtimeId.slice(0, 12)})` });
     } catch (err) {
       this.failStart(err);
     }
   }
 
+  private async resumeNow(): Promise<void> {
+    this.stoppedOnRequest = false;
+    this.started(await this.restartOrStart(), {});
+    this.hooks.event({ level: 'info', type: 'instance.started', ...this.about(), message: `${this.instance.id} started again on ${this.runtime.name}` });
+  }
+
   private async restartNow(observed: RuntimeInstance | undefined, reason?: string): Promise<void> {
     const why = reason ?? `exit code ${observed?.exitCode ?? 'unknown'}`;
     this.attempt++;
     try {
-      let instance: RuntimeInstance;
-      try {
-        instance = await this.runtime.restart(this.instance.id);
-      } catch {
-        instance = (await this.runtime.start(runSpec(this.instance))).instance;
-      }
-      this.afterStartPending = true;
-      this.nextCheckAt = 0;
-      this.set({ state: this.instance.spec.health ? 'starting' : 'running', healthy: this.instance.spec.health ? null : true, restarts: this.status.restarts + 1, runtimeId: instance.runtimeId, startedAt: instance.startedAt ?? Date.now(), message: null });
+      this.started(await this.restartOrStart(), { restarts: this.status.restarts + 1 });
       this.hooks.event({ level: 'warning', type: 'instance.restarted', ...this.about(), message: `${this.instance.id} restarted after ${why} (restart ${this.status.restarts})`, data: { restarts: this.status.restarts } });
     } catch (err) {
       this.failStart(err);
     }
+  }
+
+  /** The previous container or process again (keeps its files); a fresh one if it is gone. */
+  private async restartOrStart(): Promise<RuntimeInstance> {
+    try {
+      return await this.runtime.restart(this.instance.id);
+    } catch {
+      return (await this.runtime.start(runSpec(this.instance))).instance;
+    }
+  }
+
+  /** Health is checked from now on; until it passes the instance is 'starting'. */
+  private started(instance: RuntimeInstance, change: Partial<InstanceStatus>): void {
+    const checked = Boolean(this.instance.spec.health);
+    this.afterStartPending = true;
+    this.nextCheckAt = 0;
+    this.failures = 0;
+    this.set({ state: checked ? 'starting' : 'running', healthy: checked ? null : true, runtimeId: instance.runtimeId, startedAt: instance.startedAt ?? Date.now(), exitCode: null, message: null, ...change });
   }
 
   private failStart(err: unknown): void {

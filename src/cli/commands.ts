@@ -157,19 +157,19 @@ export function registerClientCommands(program: Command): void {
       }
     });
 
-  clientCommand(program, 'stop', 'stop all instances of an app (keeps the app)')
-    .argument('<app>', 'app name')
-    .action(async (app: string, _opts: unknown, cmd: Command) => {
-      await clientFor(cmd).stopApp(app);
-      print(`app ${app} stopped`);
-    });
-
-  clientCommand(program, 'start', 'start a stopped app again')
-    .argument('<app>', 'app name')
-    .action(async (app: string, _opts: unknown, cmd: Command) => {
-      await clientFor(cmd).startApp(app);
-      print(`app ${app} started`);
-    });
+  for (const [action, description] of [['stop', 'stop all instances of an app, keeping them (then wait until they have stopped)'], ['start', 'start a stopped app again (then wait until it runs)']] as const) {
+    clientCommand(program, action, description)
+      .argument('<app>', 'app name')
+      .option('--no-wait', 'do not wait for the app to converge')
+      .addOption(timeoutOption())
+      .action(async (app: string, _opts: unknown, cmd: Command) => {
+        const opts = options<{ wait: boolean; timeout: number }>(cmd);
+        const client = clientFor(cmd);
+        await (action === 'stop' ? client.stopApp(app) : client.startApp(app));
+        print(`app ${app} ${action === 'stop' ? 'stopping' : 'starting'}`);
+        if (opts.wait) await wait(client, app, opts.timeout);
+      });
+  }
 
   clientCommand(program, 'rm', 'remove an app and its instances')
     .argument('<app>', 'app name')

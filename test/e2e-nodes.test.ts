@@ -1,0 +1,102 @@
+// Two nodes (two agents on this host, process runtime): a node that stops heartbeating has its
+// instances replaced elsewhere, and when it returns its agent removes what it no longer owns.
+// Also hooks and logs, which need only one node.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestCluster, until } from './helpers/cluster.js';
+import type { AppDetailResponse } from '../src/model/api.js';
+
+const pidOf = (runtimeId: string | null | undefined) => Number(String(runtimeId).replace('pid:', ''));
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+describe('nodes, hooks and logs', () => {
+  const cluster = new TestCluster();
+  const noDocker = join(cluster.dir, 'no-docker.sock');
+  const [a, b] = [`a-${cluster.id}`, `b-${cluster.id}`];
+  const detail = (app: string) => cluster.api('GET', `/v1/apps/${app}`) as Promise<AppDetailResponse>;
+
+  before(async () => {
+    await cluster.startServer(4);
+    await cluster.startAgent({ name: a, portRange: '33000-33099', dockerSocket: noDocker });
+    await cluster.startAgent({ name: b, portRange: '33100-33199', dockerSocket: noDocker });
+  });
+
+  after(async () => {
+    for (const app of [`spread-${cluster.id}`, `hooks-${cluster.id}`]) await cluster.cli(['rm', app, '--timeout', '20s']);
+    await cluster.close();
+  });
+
+  test('a silent node is marked down, its instance replaced; back, it drops the orphan', async () => {
+    const app = `spread-${cluster.id}`;
+    const spec = `app: ${app}\nentrypoints:\n  worker:\n    command: [sleep, "600"]\n    replicas: 2\n    stop: { grace: 1s }\n`;
+    const applied = await cluster.cli(['apply', '-f', '-', '--timeout', '30s'], { input: spec });
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+    const placed = (await detail(app)).instances;
+    assert.deepEqual(placed.map((i) => i.node).sort(), [a, b], 'spread over both nodes');
+    const onB = placed.find((i) => i.node === b)!;
+    const orphanPid = pidOf(onB.status?.runtimeId);
+    assert.ok(alive(orphanPid));
+
+    await cluster.stopAgent(b, 'SIGKILL');
+    const replaced = await until('the instance of node b to be replaced on node a', async () => {
+      const instances = (await detail(app)).instances;
+      return instances.length === 2 && instances.every((i) => i.node === a && i.status?.state === 'running') ? instances : undefined;
+    }, 30_000);
+    assert.ok(!replaced.some((i) => i.id === onB.id));
+    const { events } = (await cluster.api('GET', `/v1/events?node=${b}`)) as { events: { type: string }[] };
+    assert.ok(events.some((e) => e.type === 'node.down'));
+    assert.ok(alive(orphanPid), 'nothing touched the process on the node while its agent was gone');
+
+    await cluster.startAgent({ name: b, portRange: '33100-33199', dockerSocket: noDocker });
+    await until('the orphan process to be stopped by the returning agent', () => !alive(orphanPid), 20_000);
+    assert.equal((await detail(app)).instances.length, 2);
+  });
+
+  test('after-start and before-stop hooks run; logs can be read and followed', async () => {
+    const app = `hooks-${cluster.id}`;
+    const marks = join(cluster.dir, 'marks');
+    mkdirSync(marks);
+    const spec = `app: ${app}
+entrypoints:
+  talker:
+    command: [sh, -c, 'echo hello-log; while true; do echo tick; sleep 0.2; done']
+    env: { MARKS: "${marks}" }
+    hooks:
+      afterStart: 'echo started > $MARKS/after-$GANTRY_INSTANCE'
+      beforeStop: 'echo stopping > $MARKS/before-$GANTRY_INSTANCE'
+    stop: { grace: 2s }
+`;
+    const applied = await cluster.cli(['apply', '-f', '-', '--timeout', '30s'], { input: spec });
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+    const [instance] = (await detail(app)).instances;
+    await until('the after-start hook to run', () => existsSync(join(marks, `after-${instance!.id}`)), 10_000);
+
+    const logs = await cluster.cli(['logs', instance!.id, '--tail', '1000']);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, /^hello-log$/m);
+    assert.match(logs.stdout, /^tick$/m);
+
+    const response = await fetch(`${cluster.url}/v1/instances/${instance!.id}/logs?tail=0&follow=1`, { headers: { authorization: `Bearer ${cluster.token}` } });
+    const reader = response.body!.getReader();
+    let followed = '';
+    while (!/tick\n/.test(followed)) followed += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+
+    const stopped = await cluster.cli(['stop', app]);
+    assert.equal(stopped.code, 0, stopped.stdout + stopped.stderr);
+    await until('the before-stop hook to run', () => existsSync(join(marks, `before-${instance!.id}`)), 10_000);
+    await until('the instance to be stopped', async () => (await detail(app)).instances[0]?.status?.state === 'exited');
+    const started = await cluster.cli(['start', app, '--timeout', '20s']);
+    assert.equal(started.code, 0, started.stdout + started.stderr);
+    assert.equal((await detail(app)).instances[0]!.id, instance!.id, 'start reuses the stopped instance');
+  });
+});
