@@ -96,6 +96,8 @@ describe('docker end to end', { skip }, () => {
 
   test('agent restarted: every instance adopted, none restarted', async () => {
     const before = await dockerContainers(app);
+    const restartsBefore = Object.fromEntries((await running()).map((i) => [i.id, i.status?.restarts]));
+    assert.ok(Object.values(restartsBefore).some((n) => (n ?? 0) > 0), 'earlier tests restarted something');
     await cluster.stopAgent(node);
     await cluster.startAgent({ name: node, portRange: '31000-31099' });
     await new Promise((r) => setTimeout(r, 3000));
@@ -103,6 +105,7 @@ describe('docker end to end', { skip }, () => {
       const list = await running();
       return list.length === 3 && list.every((i) => i.status?.state === 'running') ? list : undefined;
     });
+    assert.deepEqual(Object.fromEntries(instances.map((i) => [i.id, i.status?.restarts])), restartsBefore, 'restart counts survive the agent restart');
     const afterRestart = await dockerContainers(app);
     assert.deepEqual(afterRestart.map((c) => [c.id, c.startedAt]).sort(), before.map((c) => [c.id, c.startedAt]).sort());
     for (const instance of instances) assert.match(await answers(instance.ports[0]!.host), /hello from gantry/);

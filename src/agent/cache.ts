@@ -1,24 +1,41 @@
-// The agent's last known assignments, kept on disk so that an agent restarted while the
-// server is down still knows what it runs and keeps it running.
+// What the agent keeps on disk so that, restarted while the server is down, it still knows
+// what it runs (its last assignments) and what it had seen (restart counts, start times).
 import { readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import type { Instance } from '../model/types.js';
+import { join } from 'node:path';
+import type { Instance, InstanceStatus } from '../model/types.js';
 
-export class AssignmentCache {
-  constructor(private readonly path: string) {}
+export class AgentCache {
+  constructor(private readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+  }
 
-  load(): Instance[] {
+  loadAssignments(): Instance[] {
+    return this.read<Instance[]>('assignments.json') ?? [];
+  }
+
+  saveAssignments(instances: Instance[]): void {
+    this.write('assignments.json', instances);
+  }
+
+  loadStatuses(): Map<string, InstanceStatus> {
+    return new Map((this.read<InstanceStatus[]>('statuses.json') ?? []).map((s) => [s.id, s]));
+  }
+
+  saveStatuses(statuses: InstanceStatus[]): void {
+    this.write('statuses.json', statuses);
+  }
+
+  private read<T>(name: string): T | undefined {
     try {
-      return JSON.parse(readFileSync(this.path, 'utf8')) as Instance[];
+      return JSON.parse(readFileSync(join(this.dir, name), 'utf8')) as T;
     } catch {
-      return [];
+      return undefined;
     }
   }
 
-  save(instances: Instance[]): void {
-    mkdirSync(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, JSON.stringify(instances));
-    renameSync(tmp, this.path);
+  private write(name: string, value: unknown): void {
+    const path = join(this.dir, name);
+    writeFileSync(`${path}.tmp`, JSON.stringify(value));
+    renameSync(`${path}.tmp`, path);
   }
 }

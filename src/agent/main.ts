@@ -7,7 +7,7 @@ import type { GantryEvent, Instance, InstanceStatus } from '../model/types.js';
 import type { Runtime, RuntimeInstance, LogLine } from '../runtime/runtime.js';
 import { DockerRuntime } from '../runtime/docker.js';
 import { ProcessRuntime } from '../runtime/process.js';
-import { AssignmentCache } from './cache.js';
+import { AgentCache } from './cache.js';
 import { ServerConnection } from './connection.js';
 import { describeNode, type NodeIdentity } from './node-info.js';
 import { NODE_LABEL, Supervisor } from './supervisor.js';
@@ -36,7 +36,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const runtimes = options.runtimes ?? [new DockerRuntime({ socketPath: options.dockerSocket }), new ProcessRuntime({ stateDir: join(options.dataDir, 'process') })];
   let { info, usable } = await describeNode(options, runtimes);
   for (const note of info.runtimeNotes) log(`runtime unavailable: ${note}`);
-  const cache = new AssignmentCache(join(options.dataDir, 'assignments.json'));
+  const cache = new AgentCache(options.dataDir);
+  const remembered = cache.loadStatuses();
   const supervisors = new Map<string, Supervisor>();
   const dirty = new Map<string, InstanceStatus>();
   const queuedEvents: GantryEvent[] = [];
@@ -60,18 +61,18 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       if (existing) existing.instance = instance;
       else {
         const runtime = runtimeFor(instance);
-        if (runtime) supervisors.set(instance.id, new Supervisor(instance, runtime, '127.0.0.1', hooks));
+        if (runtime) supervisors.set(instance.id, new Supervisor(instance, runtime, '127.0.0.1', hooks, remembered.get(instance.id)));
       }
     }
     for (const id of supervisors.keys()) if (!wanted.has(id) && !supervisors.get(id)!.isBusy()) supervisors.delete(id);
   };
 
-  assign(cache.load());
+  assign(cache.loadAssignments());
 
   const onMessage = (message: ServerToAgent) => {
     if (message.type === 'assignments') {
       authoritative = true;
-      cache.save(message.instances);
+      cache.saveAssignments(message.instances);
       assign(message.instances);
       void tick();
     } else if (message.type === 'logs') {
@@ -125,6 +126,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }
 
   function flush(): void {
+    if (dirty.size > 0) cache.saveStatuses([...supervisors.values()].map((s) => s.status));
     if (dirty.size > 0 && connection.send({ type: 'status', statuses: [...dirty.values()] })) dirty.clear();
     if (queuedEvents.length > 0 && connection.send({ type: 'events', events: queuedEvents })) queuedEvents.length = 0;
   }

@@ -35,8 +35,10 @@ export class Supervisor {
     private readonly runtime: Runtime,
     private readonly checkHost: string,
     private readonly hooks: SupervisorHooks,
+    /** What an earlier run of the agent last saw of this instance. */
+    previous?: InstanceStatus,
   ) {
-    this.status = { id: instance.id, state: 'pending', healthy: null, restarts: 0, exitCode: null, runtimeId: null, startedAt: null, message: null, updatedAt: Date.now() };
+    this.status = { id: instance.id, state: 'pending', healthy: null, restarts: previous?.restarts ?? 0, exitCode: previous?.exitCode ?? null, runtimeId: null, startedAt: null, message: null, updatedAt: Date.now() };
   }
 
   get runtimeName(): string {

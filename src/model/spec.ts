@@ -24,8 +24,8 @@ const size = z
   });
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGKILL', 'SIGUSR1', 'SIGUSR2'] as const;
-const commandLine = z.union([z.string().min(1), z.array(z.string()).min(1)]).transform((v) => (typeof v === 'string' ? ['/bin/sh', '-c', v] : v));
-const portRef = z.union([z.string().regex(NAME, 'expected a port name from ports[]'), z.number().int().min(1).max(65535)]);
+const commandLine = z.union([z.string().min(1), z.array(z.string()).min(1)], { error: 'expected a command: a string (run by /bin/sh -c) or a non-empty list of strings' }).transform((v) => (typeof v === 'string' ? ['/bin/sh', '-c', v] : v));
+const portRef = z.union([z.string().regex(NAME), z.number().int().min(1).max(65535)], { error: 'expected a port name from ports[] or a port number' });
 const labels = z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/, 'label keys are letters, digits, ".", "_", "/", "-"'), z.string().max(256));
 
 export const PortSpec = z.strictObject({
@@ -51,14 +51,17 @@ export const HealthSpec = z
 
 const restartPolicy = z.enum(['always', 'on-failure', 'never']);
 export const RestartSpec = z
-  .union([
-    restartPolicy,
-    z.strictObject({
-      policy: restartPolicy.default('always'),
-      backoff: z.strictObject({ initial: duration.default(1000), max: duration.default(60_000) }).default({ initial: 1000, max: 60_000 }),
-      maxRetries: z.number().int().min(0).optional(),
-    }),
-  ])
+  .union(
+    [
+      restartPolicy,
+      z.strictObject({
+        policy: restartPolicy.default('always'),
+        backoff: z.strictObject({ initial: duration.default(1000), max: duration.default(60_000) }).default({ initial: 1000, max: 60_000 }),
+        maxRetries: z.number().int().min(0).optional(),
+      }),
+    ],
+    { error: 'expected always, on-failure, never, or { policy, backoff: { initial, max }, maxRetries }' },
+  )
   .transform((v) => (typeof v === 'string' ? { policy: v, backoff: { initial: 1000, max: 60_000 }, maxRetries: undefined } : v));
 
 export const ResourceSpec = z.strictObject({
