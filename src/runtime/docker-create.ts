@@ -1,0 +1,103 @@
+// Container creation for the Docker runtime: the create body built from a RunSpec, and the
+// create call itself, which keeps the engine's warnings.
+import type Dockerode from 'dockerode';
+import type { AssignedPort } from '../model/types.js';
+import { engineMessage, statusOf } from './docker-common.js';
+import { gantryLabels, portEnv, type RunSpec } from './runtime.js';
+
+const CPU_PERIOD = 100_000;
+const MIN_CPU_QUOTA = 1_000;
+
+export interface CreateOptions {
+  /** json-file log driver max-size per file (3 files are kept). */
+  logMaxSize: string;
+  /** Run docker-init (tini) as PID 1. */
+  init: boolean;
+}
+
+function portKey(port: AssignedPort): string {
+  return `${port.container ?? port.host}/${port.protocol}`;
+}
+
+/**
+ * The POST /containers/create body for `spec`. `hostConfig` is `body.HostConfig` (the same
+ * object), so a change to it (e.g. dropping Init) applies to the next create with `body`.
+ */
+export function createBody(
+  spec: RunSpec,
+  options: CreateOptions,
+): { body: Dockerode.ContainerCreateOptions; hostConfig: Dockerode.HostConfig } {
+  const env = { ...spec.env, ...portEnv(spec.ports, 'container') };
+  const exposed: Record<string, Record<string, never>> = {};
+  const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+  for (const port of spec.ports) {
+    const key = portKey(port);
+    exposed[key] = {};
+    (bindings[key] ??= []).push({ HostIp: '0.0.0.0', HostPort: String(port.host) });
+  }
+  // command replaces the image's CMD (args appended); args alone become the CMD.
+  const cmd = spec.command?.length ? [...spec.command, ...spec.args] : spec.args.length ? [...spec.args] : undefined;
+  const hostConfig: Dockerode.HostConfig = {
+    PortBindings: bindings,
+    // The Gantry agent restarts instances, not dockerd.
+    RestartPolicy: { Name: 'no' },
+    LogConfig: { Type: 'json-file', Config: { 'max-size': options.logMaxSize, 'max-file': '3' } },
+    Init: options.init,
+  };
+  if (spec.memoryBytes > 0) {
+    hostConfig.Memory = spec.memoryBytes;
+    hostConfig.MemorySwap = spec.memoryBytes; // memory + swap = memory: no swap beyond the limit
+  }
+  if (spec.cpu > 0) {
+    hostConfig.CpuPeriod = CPU_PERIOD;
+    hostConfig.CpuQuota = Math.max(MIN_CPU_QUOTA, Math.round(spec.cpu * CPU_PERIOD));
+  }
+  const body: Dockerode.ContainerCreateOptions = {
+    Image: spec.image,
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    Labels: gantryLabels(spec),
+    ExposedPorts: exposed,
+    HostConfig: hostConfig,
+    Tty: false,
+    AttachStdin: false,
+    OpenStdin: false,
+  };
+  if (cmd) body.Cmd = cmd;
+  if (spec.workdir) body.WorkingDir = spec.workdir;
+  return { body, hostConfig };
+}
+
+/**
+ * POST /containers/create directly so the engine's Warnings are not thrown away (dockerode drops
+ * them); they are appended to `warnings`. Resolves with the new container's id.
+ */
+export function createContainer(
+  docker: Dockerode,
+  name: string,
+  body: Dockerode.ContainerCreateOptions,
+  warnings: string[],
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    docker.modem.dial(
+      {
+        path: '/containers/create?',
+        method: 'POST',
+        options: { _query: { name }, _body: body },
+        statusCodes: { 200: true, 201: true, 400: 'bad parameter', 404: 'no such image', 409: 'conflict', 500: 'server error' },
+      },
+      (err, data) => {
+        if (err) {
+          if (statusOf(err) === 404) {
+            reject(new Error(`image "${body.Image}" not found on this node (no registry pull is attempted)`));
+          } else {
+            reject(new Error(`cannot create container ${name}: ${engineMessage(err)}`));
+          }
+          return;
+        }
+        const result = data as { Id: string; Warnings?: string[] | null };
+        for (const w of result.Warnings ?? []) if (w) warnings.push(w);
+        resolve(result.Id);
+      },
+    );
+  });
+}
