@@ -289,7 +289,7 @@ test('followEvents parses SSE and reconnects from the last id when the connectio
     assert.deepEqual(got.map((e) => [e.seq, e.message]), [[1, 'm1'], [2, 'm2'], [3, 'm3']]);
     assert.deepEqual(requests, [
       { url: '/v1/events?app=shop&follow=1', lastId: undefined },
-      { url: '/v1/events?app=shop&since=2&follow=1', lastId: '2' },
+      { url: '/v1/events?app=shop&follow=1&since=2', lastId: '2' },
     ]);
   } finally {
     await srv.close();

@@ -25,7 +25,7 @@ describe('nodes, hooks and logs', () => {
   const detail = (app: string) => cluster.api('GET', `/v1/apps/${app}`) as Promise<AppDetailResponse>;
 
   before(async () => {
-    await cluster.startServer(4);
+    await cluster.startServer({ nodeTimeout: 4 });
     await cluster.startAgent({ name: a, portRange: '33000-33099', dockerSocket: noDocker });
     await cluster.startAgent({ name: b, portRange: '33100-33199', dockerSocket: noDocker });
   });

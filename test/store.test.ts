@@ -389,7 +389,7 @@ test('leases with a fake clock: expired-but-not-yet-reaped leases are refused', 
   );
 });
 
-test('reopen: revision continues, data and history kept, lease expiry honoured', async () => {
+test('reopen: revision continues, data and history kept, leases get their TTL again', async () => {
   const file = tmpFile();
   let store = openSqliteStore(file, { leaseCheckIntervalMs: 60_000 });
   await store.put('a', '1');
@@ -404,11 +404,14 @@ test('reopen: revision continues, data and history kept, lease expiry honoured',
   await assert.rejects(store.get('a'), /closed/);
   assert.equal(fs.existsSync(file), true);
 
-  await sleep(70); // the short lease expires while the store is closed
-  store = openSqliteStore(file, { leaseCheckIntervalMs: 60_000 });
+  await sleep(70); // the short lease would have expired while the store was closed
+  store = openSqliteStore(file, { leaseCheckIntervalMs: 20 });
   try {
-    // Reaped on open (the check interval is a minute), as revision 6.
-    assert.equal(await store.get('short'), undefined);
+    // Refreshed on open, so its holder can still keep it alive; then it expires as revision 6.
+    assert.equal((await store.get('short'))!.lease, short);
+    assert.equal(await store.revision(), 5);
+    await sleep(120);
+    assert.equal(await store.get('short'), undefined, 'the refreshed short lease expired');
     assert.equal(await store.revision(), 6);
     assert.deepEqual(await store.get('a'), { key: 'a', value: '2', createRevision: 1, modRevision: 2, version: 2 });
     assert.equal((await store.get('long'))!.lease, long);

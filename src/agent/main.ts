@@ -11,6 +11,7 @@ import { AgentCache } from './cache.js';
 import { ServerConnection } from './connection.js';
 import { describeNode, type NodeIdentity } from './node-info.js';
 import { NODE_LABEL, Supervisor } from './supervisor.js';
+import { Registration } from './registration.js';
 
 export interface AgentOptions extends NodeIdentity {
   server: string;
@@ -42,10 +43,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const dirty = new Map<string, InstanceStatus>();
   const queuedEvents: GantryEvent[] = [];
   const logStreams = new Map<string, Readable>();
+  let setHeartbeat: (ms: number) => void = () => {};
   /** Only assignments received from the server in this run allow removing unknown instances. */
   let authoritative = false;
 
+  // Filled in below, once the connection exists: registration sends through it.
+  let registration!: Registration;
   const hooks = {
+    register: (instance: Instance) => registration.register(instance),
+    withdraw: (instance: Instance) => registration.withdraw(instance),
     report: (status: InstanceStatus) => dirty.set(status.id, status),
     event: (event: Omit<GantryEvent, 'time'>) => {
       queuedEvents.push({ ...event, node: info.name, time: Date.now() });
@@ -77,6 +83,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       void tick();
     } else if (message.type === 'logs') {
       void streamLogs(message.requestId, message.instanceId, message.tail, message.follow);
+    } else if (message.type === 'welcome') {
+      setHeartbeat(message.heartbeatMs);
+    } else if (message.type === 'ack') {
+      registration.acknowledged(message.requestId);
     } else if (message.type === 'logs.cancel') {
       logStreams.get(message.requestId)?.destroy();
       logStreams.delete(message.requestId);
@@ -86,13 +96,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const connection = new ServerConnection({
     server: options.server,
     token: options.token,
-    hello: () => ({ type: 'hello', node: info, statuses: [...supervisors.values()].map((s) => s.status) }),
+    hello: () => ({ type: 'hello', node: info, statuses: [...supervisors.values()].map((s) => s.status), endpoints: registration.all() }),
     onMessage,
     onState: (connected, detail) => {
       log(detail);
       if (connected) flush();
     },
   });
+
+  registration = new Registration((message) => connection.send(message), () => ({ node: info.name, address: info.address }));
 
   async function streamLogs(requestId: string, instanceId: string, tail: number | undefined, follow: boolean): Promise<void> {
     const supervisor = supervisors.get(instanceId);
@@ -167,13 +179,19 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }
 
   const tickTimer = setInterval(() => void tick().catch((err: Error) => log(`tick failed: ${err.message}`)), options.tickMs ?? 1000);
-  const heartbeatTimer = setInterval(async () => {
+  const heartbeat = async () => {
     ({ info, usable } = await describeNode(options, runtimes));
-    connection.send({ type: 'heartbeat', node: info });
+    connection.send({ type: 'heartbeat', node: info, endpoints: registration.all() });
     // Send every status now and then, so a lost report is repaired.
     for (const supervisor of supervisors.values()) dirty.set(supervisor.instance.id, supervisor.status);
     flush();
-  }, options.heartbeatMs ?? 5000);
+  };
+  let heartbeatTimer = setInterval(heartbeat, options.heartbeatMs ?? 5000);
+  // The server says how often it needs to hear from us (its registry leases depend on it).
+  setHeartbeat = (ms: number) => {
+    clearInterval(heartbeatTimer);
+    heartbeatTimer = setInterval(heartbeat, Math.min(ms, options.heartbeatMs ?? ms));
+  };
   void tick();
 
   return {

@@ -11,6 +11,10 @@ export const NODE_LABEL = 'gantry.node';
 export interface SupervisorHooks {
   report(status: InstanceStatus): void;
   event(event: Omit<GantryEvent, 'time'>): void;
+  /** Put a healthy instance in the service registry. */
+  register(instance: Instance): void;
+  /** Take it out; resolves once the registry no longer lists it. */
+  withdraw(instance: Instance): Promise<void>;
 }
 
 /** Backoff is forgotten once an instance has run this long. */
@@ -196,6 +200,7 @@ export class Supervisor {
 
   private async stopNow(why: string): Promise<void> {
     const { signal, grace } = this.instance.spec.stop;
+    await this.hooks.withdraw(this.instance); // traffic goes elsewhere before the instance hears of its end
     if (this.status.state !== 'unhealthy') this.set({ state: 'stopping', message: why });
     const beforeStop = this.instance.spec.hooks.beforeStop;
     if (beforeStop) await this.runHook('beforeStop', beforeStop, grace);
@@ -237,8 +242,11 @@ export class Supervisor {
   }
 
   private set(change: Partial<InstanceStatus>): void {
+    const was = this.status.state;
     this.status = { ...this.status, ...change, updatedAt: Date.now() };
     this.hooks.report(this.status);
+    if (this.status.state === 'running' && was !== 'running' && this.instance.desired === 'running') this.hooks.register(this.instance);
+    if (this.status.state !== 'running' && was === 'running') void this.hooks.withdraw(this.instance);
   }
 
   private about(): Pick<GantryEvent, 'app' | 'entry' | 'instance'> {

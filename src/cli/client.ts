@@ -10,7 +10,15 @@ import type {
   LogsQuery,
   NodeListResponse,
 } from '../model/api.js';
-import { readLines, readText, SseParser } from './stream.js';
+import type { Endpoint } from '../model/registry.js';
+import { readLines, readText, SseParser, type SseMessage } from './stream.js';
+
+/** One message of the watch stream: a full snapshot, or the changes of one store revision. */
+export interface WatchMessage {
+  kind: 'snapshot' | 'change';
+  revision: number;
+  data: { revision: number; items?: { key: string; value: unknown }[]; changes?: { type: 'put' | 'delete'; key: string; value?: unknown }[] };
+}
 
 /** A non-2xx answer of the API. */
 export class ApiRequestError extends Error {
@@ -157,10 +165,36 @@ export class GantryClient {
    * reopened from the last event id received, a few times in a row before giving up.
    */
   async *followEvents(options: FollowEventsOptions = {}): AsyncGenerator<GantryEvent> {
+    let lastSeq = -Infinity;
+    const stream = this.sse('/v1/events', { app: options.app, instance: options.instance, follow: 1 }, options);
+    for await (const message of stream) {
+      if (message.event !== 'gantry' && message.event !== 'message') continue;
+      const event = JSON.parse(message.data) as GantryEvent;
+      if (event.seq === undefined && message.id !== undefined && /^\d+$/.test(message.id)) event.seq = Number(message.id);
+      // After a reconnection a server may resend the event it resumed from: skip repeats.
+      if (event.seq !== undefined) {
+        if (event.seq <= lastSeq) continue;
+        lastSeq = event.seq;
+      }
+      yield event;
+    }
+  }
+
+  /**
+   * The watch stream (GET /v1/watch): a `snapshot` unless resuming, then one `change` per store
+   * revision. Reconnects from the last revision seen, so no change is lost or repeated.
+   */
+  async *watch(options: { prefix?: string; since?: number; signal?: AbortSignal; retries?: number; retryDelayMs?: number } = {}): AsyncGenerator<WatchMessage> {
+    for await (const message of this.sse('/v1/watch', { prefix: options.prefix }, options)) {
+      if (message.event === 'snapshot' || message.event === 'change') yield { kind: message.event, revision: Number(message.id), data: JSON.parse(message.data) };
+    }
+  }
+
+  /** Server-Sent Events with reconnection from the last event id. */
+  private async *sse(path: string, query: Record<string, string | number | undefined>, options: { since?: number; signal?: AbortSignal; retries?: number; retryDelayMs?: number }): AsyncGenerator<SseMessage> {
     const retries = options.retries ?? 5;
     const retryDelayMs = options.retryDelayMs ?? 500;
     let lastId = options.since !== undefined ? String(options.since) : undefined;
-    let lastSeq = -Infinity;
     let failures = 0;
     for (;;) {
       const connectedAt = Date.now();
@@ -169,28 +203,19 @@ export class GantryClient {
       const onAbort = () => abort.abort();
       options.signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        const res = await this.send('GET', '/v1/events', {
-          query: { app: options.app, instance: options.instance, since: lastId, follow: 1 },
+        const res = await this.send('GET', path, {
+          query: { ...query, since: lastId },
           accept: 'text/event-stream',
           headers: lastId !== undefined ? { 'Last-Event-ID': lastId } : {},
           signal: abort.signal,
         });
-        if (!res.body) throw new Error('the server answered the event stream without a body');
+        if (!res.body) throw new Error(`the server answered ${path} without a body`);
         const parser = new SseParser();
         for await (const chunk of readText(res.body)) {
           for (const message of parser.push(chunk)) {
-            if (message.event !== 'gantry' && message.event !== 'message') continue;
-            const event = JSON.parse(message.data) as GantryEvent;
-            if (event.seq === undefined && message.id !== undefined && /^\d+$/.test(message.id)) event.seq = Number(message.id);
             if (message.id !== undefined) lastId = message.id;
-            else if (event.seq !== undefined) lastId = String(event.seq);
-            // After a reconnection a server may resend the event it resumed from: skip repeats.
-            if (event.seq !== undefined) {
-              if (event.seq <= lastSeq) continue;
-              lastSeq = event.seq;
-            }
             received = true;
-            yield event;
+            yield message;
           }
           if (parser.lastEventId !== undefined) lastId = parser.lastEventId;
         }
@@ -209,9 +234,13 @@ export class GantryClient {
       // The server closed the stream: reconnect (it may be restarting).
       if (options.signal?.aborted) return;
       if (received || Date.now() - connectedAt > 10_000) failures = 0;
-      if (++failures > retries) throw new Error(`the event stream from ${this.server} keeps closing`);
+      if (++failures > retries) throw new Error(`the stream ${path} from ${this.server} keeps closing`);
       await sleep(retryDelayMs * failures);
     }
+  }
+
+  listEndpoints(filter: { app?: string; env?: string; entry?: string } = {}): Promise<{ revision: number; endpoints: Endpoint[] }> {
+    return this.json('GET', '/v1/registry', { query: { ...filter } });
   }
 
   private async json<T>(method: string, path: string, options: SendOptions = {}): Promise<T> {

@@ -7,7 +7,7 @@ import { formatDuration, parseDuration } from '../model/units.js';
 import { GantryClient } from './client.js';
 import { loadClientConfig } from './config.js';
 import { EXIT, fail } from './errors.js';
-import { io, OUTPUT_FORMATS, print, printError, renderJson, type OutputFormat } from './output.js';
+import { io, OUTPUT_FORMATS, print, printError, renderJson, renderTable, timeAgo, type OutputFormat } from './output.js';
 import { appsTable, eventsTable, eventStreamHeader, eventStreamLine, instancesTable, nodesTable } from './tables.js';
 import { convergence, waitForConvergence, waitForRemoval } from './wait.js';
 
@@ -192,6 +192,30 @@ export function registerClientCommands(program: Command): void {
       if (options(cmd).output === 'json') return print(renderJson(nodes));
       if (nodes.length === 0) return printError('no nodes (start an agent: gantry agent, or gantry up)');
       print(nodesTable(nodes));
+    });
+
+  clientCommand(program, 'endpoints', 'list registered endpoints (healthy instances with ports, and outside services)')
+    .argument('[app]', 'only this app')
+    .option('--env <env>', 'only this environment')
+    .option('--entry <entry>', 'only this entrypoint')
+    .addOption(outputOption())
+    .action(async (app: string | undefined, _opts: unknown, cmd: Command) => {
+      const opts = options<{ env?: string; entry?: string }>(cmd);
+      const { endpoints } = await clientFor(cmd).listEndpoints({ app, env: opts.env, entry: opts.entry });
+      if (opts.output === 'json') return print(renderJson(endpoints));
+      if (endpoints.length === 0) return printError('no endpoints registered');
+      print(renderTable(['app', 'env', 'entry', 'id', 'address', 'ports', 'node', 'age'], endpoints.map((e) => [
+        e.app, e.env, e.entry, e.id, e.address, Object.entries(e.ports).map(([name, port]) => `${name}:${port}`).join(','), e.node ?? '(external)', timeAgo(e.registeredAt),
+      ])));
+    });
+
+  clientCommand(program, 'watch', 'stream registry (or instance) changes as JSON lines, from a snapshot or a revision')
+    .addOption(new Option('--prefix <what>', 'what to follow').choices(['registry', 'instances', 'status', 'apps', 'nodes']).default('registry'))
+    .option('--since <revision>', 'resume after this revision (no snapshot)', wholeNumber('--since'))
+    .action(async (_opts: unknown, cmd: Command) => {
+      const opts = options<{ prefix: string; since?: number }>(cmd);
+      exitOnClosedStdout();
+      for await (const message of clientFor(cmd).watch({ prefix: opts.prefix, since: opts.since, retries: 20 })) print(JSON.stringify(message));
     });
 
   clientCommand(program, 'events', 'list events; with -f, stream them')

@@ -8,6 +8,7 @@ import type { AgentToServer, ServerToAgent } from '../model/agent-protocol.js';
 import type { InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
 import { KEYS, type ClusterState } from './state.js';
 import type { EventLog } from './services/events.js';
+import type { RegistryService } from './services/registry.js';
 
 interface LogRequest {
   node: string;
@@ -25,6 +26,8 @@ export class AgentHub {
     private readonly store: Store,
     private readonly state: ClusterState,
     private readonly events: EventLog,
+    private readonly registry: RegistryService,
+    private readonly heartbeatMs: number,
   ) {
     this.unsubscribe = state.onChange((kind, key) => {
       if (kind !== 'instance') return;
@@ -41,6 +44,8 @@ export class AgentHub {
 
   accept(socket: WebSocket): void {
     let node: string | undefined;
+    // One message at a time per agent: a withdrawal must not overtake the registration before it.
+    let queue: Promise<void> = Promise.resolve();
     socket.on('message', (data) => {
       let message: AgentToServer;
       try {
@@ -58,8 +63,10 @@ export class AgentHub {
         socket.close(1008, 'hello first');
         return;
       }
-      this.handle(node, message).catch((err: Error) => {
-        void this.events.record({ level: 'error', type: 'agent.error', node, message: `handling ${message.type}: ${err.message}` });
+      const from = node;
+      queue = queue.then(() => this.handle(from, message)).catch((err: Error) => {
+        if (message.type === 'registry') this.send(from, { type: 'ack', requestId: message.requestId, error: err.message });
+        void this.events.record({ level: 'error', type: 'agent.error', node: from, message: `handling ${message.type}: ${err.message}` });
       });
     });
     socket.on('close', () => {
@@ -95,12 +102,19 @@ export class AgentHub {
   private async handle(node: string, message: AgentToServer): Promise<void> {
     switch (message.type) {
       case 'hello':
+        this.send(node, { type: 'welcome', heartbeatMs: this.heartbeatMs });
         await this.register(message.node);
         await this.saveStatuses(message.statuses);
+        await this.registry.sync(node, message.endpoints);
         this.pushAssignments(node);
         return;
       case 'heartbeat':
-        return this.register(message.node);
+        await this.register(message.node);
+        return this.registry.sync(node, message.endpoints);
+      case 'registry':
+        await this.registry.update(node, message.register, message.withdraw);
+        this.send(node, { type: 'ack', requestId: message.requestId });
+        return;
       case 'status':
         return this.saveStatuses(message.statuses);
       case 'events':

@@ -12,11 +12,14 @@ import { TokenAuth, bearer } from './auth.js';
 import { AppService } from './services/apps.js';
 import { EventLog } from './services/events.js';
 import { AgentHub } from './agents.js';
+import { RegistryService } from './services/registry.js';
+import { EndpointCatalog } from '../discovery/catalog.js';
 import { ReplicaController } from './controllers/replicas.js';
 import { NodeController } from './controllers/nodes.js';
 import { appRoutes } from './api/apps.js';
 import { instanceRoutes } from './api/instances.js';
 import { clusterRoutes } from './api/cluster.js';
+import { discoveryRoutes } from './api/discovery.js';
 import { openApiDocument } from './api/openapi.js';
 import type { ApiContext } from './api/context.js';
 import { GANTRY_VERSION } from '../version.js';
@@ -30,6 +33,8 @@ export interface ServerOptions {
   /** A node silent for this long is down and its instances are replaced. */
   nodeTimeoutMs?: number;
   reconcileIntervalMs?: number;
+  /** How long a node's registered endpoints outlive its last heartbeat. */
+  registryTtlMs?: number;
   /** Admin token to create on first start instead of a random one (scripted set-ups, tests). */
   bootstrapToken?: string;
   log?: boolean;
@@ -53,8 +58,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const firstAdminToken = await auth.init(options.bootstrapToken);
   const state = await ClusterState.load(store);
   const events = new EventLog(store);
-  const agents = new AgentHub(store, state, events);
-  const ctx: ApiContext = { state, events, agents, apps: new AppService(store, state, events), replicas: new ReplicaController(store, state, events) };
+  const catalog = await EndpointCatalog.load(store);
+  const registryTtlMs = options.registryTtlMs ?? 15_000;
+  const registry = new RegistryService(store, catalog, registryTtlMs);
+  // Three heartbeats per lease TTL: one lost heartbeat never expires a healthy node's endpoints.
+  const agents = new AgentHub(store, state, events, registry, Math.min(5000, Math.floor(registryTtlMs / 3)));
+  const ctx: ApiContext = { state, events, agents, catalog, registry, store, apps: new AppService(store, state, events), replicas: new ReplicaController(store, state, events) };
   const nodes = new NodeController(store, state, events, (node) => agents.isConnected(node), options.nodeTimeoutMs ?? 30_000);
 
   const server = Fastify({ logger: options.log ? { level: 'info' } : false, bodyLimit: 4 * 1024 * 1024 });
@@ -66,6 +75,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   appRoutes(server, ctx);
   instanceRoutes(server, ctx);
   clusterRoutes(server, ctx);
+  discoveryRoutes(server, ctx);
 
   const sockets = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   server.server.on('upgrade', (request, socket, head) => {
@@ -115,6 +125,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await server.close();
       await ctx.replicas.reconcile().catch(() => {});
       state.close();
+      catalog.close();
       await store.close();
     },
   };

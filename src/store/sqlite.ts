@@ -25,8 +25,10 @@
 // - Watch from a compacted revision: with `onCompacted`, the watch is returned already dead and
 //   onCompacted(compactRevision) is called once, asynchronously (unless closed first). Without
 //   it, watch() throws CompactedError synchronously.
-// - Leases are checked every `leaseCheckIntervalMs` and on open; a key whose lease has expired
-//   stays visible until that check deletes it (at most one interval later). revokeLease of an
+// - Leases are checked every `leaseCheckIntervalMs`; a key whose lease has expired stays
+//   visible until that check deletes it (at most one interval later). On open every lease gets
+//   its full TTL again, as etcd does when a new leader is elected: the holders could not keep
+//   their leases alive while the store was down, and must get the chance before their keys go. revokeLease of an
 //   unknown lease is a no-op. put with an unknown or expired lease throws LeaseNotFoundError.
 // - One process must own a store file: watches and lease timers only see writes made through
 //   this SqliteStore object.
@@ -278,6 +280,7 @@ export class SqliteStore implements Store {
     historyBetween: Database.Statement<[number, string, string], HistoryRow>;
     compactHistory: Database.Statement<[number]>;
     getLease: Database.Statement<[string], LeaseRow>;
+    refreshLeases: Database.Statement<[number]>;
     insertLease: Database.Statement<[string, number, number]>;
     extendLease: Database.Statement<[number, string]>;
     deleteLease: Database.Statement<[string]>;
@@ -351,6 +354,7 @@ export class SqliteStore implements Store {
       getLease: db.prepare('SELECT id, ttl_ms, expires_at FROM leases WHERE id = ?'),
       insertLease: db.prepare('INSERT INTO leases (id, ttl_ms, expires_at) VALUES (?, ?, ?)'),
       extendLease: db.prepare('UPDATE leases SET expires_at = ? WHERE id = ?'),
+      refreshLeases: db.prepare('UPDATE leases SET expires_at = ? + ttl_ms'),
       deleteLease: db.prepare('DELETE FROM leases WHERE id = ?'),
       keysByLease: db.prepare(
         'SELECT key, value, create_rev, mod_rev, version, lease FROM kv WHERE lease = ? ORDER BY key',
@@ -363,8 +367,7 @@ export class SqliteStore implements Store {
     this.runWrite = (fn) => write.immediate(fn);
     this.runRead = db.transaction((fn: () => unknown) => fn());
 
-    // Leases that expired while the store was closed go now.
-    this.reapExpiredLeases();
+    this.s.refreshLeases.run(this.now());
     this.leaseTimer = setInterval(() => {
       try {
         this.reapExpiredLeases();

@@ -57,9 +57,13 @@ export class TestCluster {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  async startServer(nodeTimeoutSeconds = 30): Promise<void> {
+  /** Options are remembered, so a restart keeps them. */
+  private serverArgs: string[] = [];
+
+  async startServer(options?: { nodeTimeout?: number; registryTtl?: number; extra?: string[] }): Promise<void> {
     this.port ||= await freePort();
-    this.server = this.spawn('server', ['server', '--data-dir', join(this.dir, 'server'), '--port', String(this.port), '--node-timeout', String(nodeTimeoutSeconds)]);
+    if (options) this.serverArgs = ['--node-timeout', String(options.nodeTimeout ?? 30), '--registry-ttl', String(options.registryTtl ?? 15), ...(options.extra ?? [])];
+    this.server = this.spawn('server', ['server', '--data-dir', join(this.dir, 'server'), '--port', String(this.port), ...this.serverArgs]);
     await until('the server to answer', async () => (await fetch(`${this.url}/healthz`)).ok, 20_000);
   }
 
@@ -106,7 +110,7 @@ export class TestCluster {
     });
     const text = await response.text();
     if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-    return JSON.parse(text);
+    return text ? JSON.parse(text) : undefined;
   }
 
   async close(): Promise<void> {

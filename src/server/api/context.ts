@@ -4,6 +4,9 @@ import type { AppService } from '../services/apps.js';
 import type { EventLog } from '../services/events.js';
 import type { AgentHub } from '../agents.js';
 import type { ReplicaController } from '../controllers/replicas.js';
+import type { RegistryService } from '../services/registry.js';
+import type { EndpointCatalog } from '../../discovery/catalog.js';
+import type { Store } from '../../store/store.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -11,6 +14,10 @@ export interface ApiContext {
   events: EventLog;
   agents: AgentHub;
   replicas: ReplicaController;
+  registry: RegistryService;
+  catalog: EndpointCatalog;
+  /** For the watch stream, which follows store keys as they are. */
+  store: Store;
 }
 
 /** Who made the request, for "by <user>" in events. */

@@ -1,0 +1,359 @@
+// The live snapshot (nodes, pools and the usage of every placement) and the copy-on-write Draft a
+// plan works on: a draft clones only the nodes it places on, so planning never touches the
+// snapshot and costs nothing per untouched node. Commit placements after they are durably stored.
+import type { Placement, PoolInfo, SchedNode } from './types.js';
+import { applyCpu, checkCpu, cpuFree, poolCores, refreshCpu, releaseCpu } from './cpu.js';
+import { applyPorts, checkPorts, releasePorts } from './ports.js';
+import { bumpMap, entryKey, NodeUsage, type CountMap, type NodeEntry, type View } from './state.js';
+import { hashString } from './rng.js';
+
+export class PlacementConflict extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlacementConflict';
+  }
+}
+
+export interface SnapshotInput {
+  nodes: Iterable<SchedNode>;
+  pools?: Iterable<PoolInfo>;
+  /** Placements of the instances that exist; loaded as they are, conflicts are listed, not thrown. */
+  placements?: Iterable<Placement>;
+}
+
+export function buildSnapshot(input: SnapshotInput): Snapshot {
+  const snap = new Snapshot(input.pools);
+  for (const node of input.nodes) snap.setNode(node);
+  for (const p of input.placements ?? []) {
+    const why = snap.check(p);
+    if (why) snap.conflicts.push(`${p.app}/${p.env}/${p.entry} on ${p.node}: ${why}`);
+    if (snap.has(p.node)) applyTo(snap, p);
+  }
+  return snap;
+}
+
+export class Snapshot implements View {
+  readonly entries: NodeEntry[] = [];
+  readonly pools = new Map<string, PoolInfo>();
+  /** Problems found while loading placements (overcommitted cores, double ports...). */
+  readonly conflicts: string[] = [];
+  private readonly byName = new Map<string, number>();
+  private poolIndex: Map<string, number[]> | null = null;
+  private readonly entryMaps = new Map<string, Map<number, number>>();
+  private readonly appMaps = new Map<string, Map<number, number>>();
+  private liveCount = 0;
+
+  constructor(pools?: Iterable<PoolInfo>) {
+    for (const p of pools ?? []) this.pools.set(p.name, p);
+  }
+
+  get size(): number {
+    return this.liveCount;
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  index(name: string): number | undefined {
+    return this.byName.get(name);
+  }
+
+  node(name: string): SchedNode | undefined {
+    const i = this.byName.get(name);
+    return i === undefined ? undefined : this.entries[i]!.spec;
+  }
+
+  setPool(pool: PoolInfo): void {
+    this.pools.set(pool.name, pool);
+  }
+
+  /** Adds a node or updates its facts, keeping its usage. Cores and shareBase of a used node cannot change. */
+  setNode(spec: SchedNode): void {
+    const i = this.byName.get(spec.name);
+    const old = i === undefined ? undefined : this.entries[i]!;
+    const S = spec.shareBase ?? 100;
+    if (!(Number.isInteger(S) && S > 0)) throw new Error(`node ${spec.name}: shareBase must be a positive integer`);
+    if (old && old.u.instances > 0 && (old.cores !== spec.cores || old.S !== S)) {
+      throw new Error(`node ${spec.name}: cores or shareBase changed while instances run; rebuild the snapshot from placements`);
+    }
+    const first = Math.min(spec.cores, Math.max(0, spec.reserved?.cores ?? 0));
+    const entry: NodeEntry = {
+      i: i ?? this.entries.length,
+      spec,
+      live: true,
+      name: spec.name,
+      pool: spec.pool ?? 'default',
+      cores: spec.cores,
+      S,
+      first,
+      allocShares: (spec.cores - first) * S,
+      allocMem: Math.max(0, spec.memoryBytes - (spec.reserved?.memoryBytes ?? 0)),
+      lo: spec.portRange[0],
+      hi: spec.portRange[1],
+      nameHash: hashString(spec.name),
+      u: old?.u ?? new NodeUsage(spec.cores),
+    };
+    if (old && (old.lo !== entry.lo || old.hi !== entry.hi)) recountPorts(entry);
+    refreshCpu(entry, entry.u);
+    if (old) this.entries[old.i] = entry;
+    else {
+      this.entries.push(entry);
+      this.byName.set(spec.name, entry.i);
+      this.liveCount++;
+    }
+    if (!old || old.pool !== entry.pool) this.poolIndex = null;
+  }
+
+  /** Forgets a node that runs nothing. */
+  removeNode(name: string): void {
+    const i = this.byName.get(name);
+    if (i === undefined) return;
+    const e = this.entries[i]!;
+    if (e.u.instances > 0) throw new Error(`node ${name} still has ${e.u.instances} instances; release them first`);
+    e.live = false;
+    this.byName.delete(name);
+    this.liveCount--;
+    this.poolIndex = null;
+  }
+
+  /** Indexes of the live nodes of a pool. */
+  poolNodes(pool: string): readonly number[] {
+    if (!this.poolIndex) {
+      this.poolIndex = new Map();
+      for (const e of this.entries) {
+        if (!e.live) continue;
+        const list = this.poolIndex.get(e.pool);
+        if (list) list.push(e.i);
+        else this.poolIndex.set(e.pool, [e.i]);
+      }
+    }
+    return this.poolIndex.get(pool) ?? [];
+  }
+
+  usage(i: number): NodeUsage {
+    return this.entries[i]!.u;
+  }
+
+  writable(i: number): NodeUsage {
+    return this.entries[i]!.u;
+  }
+
+  entryCounts(key: string): CountMap | undefined {
+    return this.entryMaps.get(key);
+  }
+
+  appCounts(app: string): CountMap | undefined {
+    return this.appMaps.get(app);
+  }
+
+  /** Replaces a count map wholesale (a draft being merged). */
+  adoptCounts(kind: 'entry' | 'app', key: string, map: Map<number, number>): void {
+    const maps = kind === 'entry' ? this.entryMaps : this.appMaps;
+    if (map.size === 0) maps.delete(key);
+    else maps.set(key, map);
+  }
+
+  bump(kind: 'entry' | 'app', key: string, i: number, delta: number): void {
+    const maps = kind === 'entry' ? this.entryMaps : this.appMaps;
+    let map = maps.get(key);
+    if (!map) maps.set(key, (map = new Map()));
+    bumpMap(map, i, delta);
+    if (map.size === 0) maps.delete(key);
+  }
+
+  /** Why a placement cannot be applied now (null when it can). */
+  check(p: Placement): string | null {
+    return checkPlacement(this, p);
+  }
+
+  /** Records a placement; throws PlacementConflict if it would hand out anything twice. */
+  apply(p: Placement): void {
+    const why = checkPlacement(this, p);
+    if (why) throw new PlacementConflict(`${p.app}/${p.env}/${p.entry} on ${p.node}: ${why}`);
+    applyTo(this, p);
+  }
+
+  /** Forgets a placement (the instance is gone). */
+  release(p: Placement): void {
+    releaseFrom(this, p);
+  }
+
+  /** Applies placements all or nothing. */
+  commit(placements: readonly Placement[]): void {
+    let done = 0;
+    try {
+      for (const p of placements) {
+        this.apply(p);
+        done++;
+      }
+    } catch (err) {
+      for (let k = done - 1; k >= 0; k--) this.release(placements[k]!);
+      throw err;
+    }
+  }
+
+  /** The shared-pool cpuset of a node now: what its unbound instances should run on. */
+  sharedCpuset(node: string): number[] {
+    const e = this.entry(node);
+    return poolCores(e, e.u);
+  }
+
+  /** Free resources of a node, for display. */
+  describe(node: string): NodeSummary {
+    const e = this.entry(node);
+    const u = e.u;
+    let fragmentCores = 0;
+    for (let c = e.first; c < e.cores; c++) if (u.excl[c] === 0 && u.frag[c]! > 0 && u.frag[c]! < e.S) fragmentCores++;
+    return {
+      node: e.name,
+      cpuAllocatable: e.allocShares / e.S,
+      cpuUsed: u.usedShares / e.S,
+      cpuFree: cpuFree(e, u, false) / e.S,
+      cpuBindable: cpuFree(e, u, true) / e.S,
+      exclusiveCores: u.excl.reduce((n, x) => n + (x > 0 ? 1 : 0), 0),
+      fragmentCores,
+      memoryAllocatable: e.allocMem,
+      memoryUsed: u.memUsed,
+      portsUsed: u.ports.size,
+      instances: u.instances,
+      dedicatedApp: u.dedicatedApp ?? undefined,
+    };
+  }
+
+  private entry(node: string): NodeEntry {
+    const i = this.byName.get(node);
+    if (i === undefined) throw new Error(`unknown node ${node}`);
+    return this.entries[i]!;
+  }
+}
+
+export interface NodeSummary {
+  node: string;
+  cpuAllocatable: number;
+  cpuUsed: number;
+  /** For unbound instances. */
+  cpuFree: number;
+  /** Largest bound instance that fits now. */
+  cpuBindable: number;
+  exclusiveCores: number;
+  fragmentCores: number;
+  memoryAllocatable: number;
+  memoryUsed: number;
+  portsUsed: number;
+  instances: number;
+  dedicatedApp?: string;
+}
+
+/** A plan's working copy over a snapshot: clones a node's usage (and a count map) on first write. */
+export class Draft implements View {
+  readonly entries: readonly NodeEntry[];
+  readonly nodes = new Map<number, NodeUsage>();
+  private readonly maps = { entry: new Map<string, Map<number, number>>(), app: new Map<string, Map<number, number>>() };
+
+  constructor(readonly base: Snapshot) {
+    this.entries = base.entries;
+  }
+
+  usage(i: number): NodeUsage {
+    return (this.nodes.size !== 0 && this.nodes.get(i)) || this.entries[i]!.u;
+  }
+
+  writable(i: number): NodeUsage {
+    let u = this.nodes.get(i);
+    if (!u) this.nodes.set(i, (u = this.entries[i]!.u.clone()));
+    return u;
+  }
+
+  entryCounts(key: string): CountMap | undefined {
+    return this.maps.entry.get(key) ?? this.base.entryCounts(key);
+  }
+
+  appCounts(app: string): CountMap | undefined {
+    return this.maps.app.get(app) ?? this.base.appCounts(app);
+  }
+
+  bump(kind: 'entry' | 'app', key: string, i: number, delta: number): void {
+    let map = this.maps[kind].get(key);
+    if (!map) {
+      const base = kind === 'entry' ? this.base.entryCounts(key) : this.base.appCounts(key);
+      this.maps[kind].set(key, (map = new Map(base)));
+    }
+    bumpMap(map, i, delta);
+  }
+
+  /** Moves the draft's changes into its snapshot (nothing else may have changed it since the draft began). */
+  merge(): void {
+    for (const [i, u] of this.nodes) {
+      u.portsOwned = true; // the base object it shared the set with is dropped
+      this.entries[i]!.u = u;
+    }
+    for (const kind of ['entry', 'app'] as const) for (const [key, map] of this.maps[kind]) this.base.adoptCounts(kind, key, map);
+    this.nodes.clear();
+    this.maps.entry.clear();
+    this.maps.app.clear();
+  }
+}
+
+function recountPorts(e: NodeEntry): void {
+  e.u.tcpInRange = 0;
+  e.u.udpInRange = 0;
+  for (const key of e.u.ports) {
+    const port = key >> 1;
+    if (port >= e.lo && port <= e.hi) {
+      if (key & 1) e.u.udpInRange++;
+      else e.u.tcpInRange++;
+    }
+  }
+}
+
+export function checkPlacement(view: Snapshot, p: Placement): string | null {
+  const i = view.index(p.node);
+  if (i === undefined) return 'unknown node';
+  const e = view.entries[i]!;
+  const u = view.usage(i);
+  if (u.memUsed + p.memoryBytes > e.allocMem) return `memory: ${p.memoryBytes} bytes wanted, ${e.allocMem - u.memUsed} free`;
+  if (u.dedicatedApp !== null && u.dedicatedApp !== p.app) return `node is dedicated to app ${u.dedicatedApp} for now`;
+  if (p.dedicated && u.instances - (view.appCounts(p.app)?.get(i) ?? 0) > 0) return 'node runs other apps (dedicated placement)';
+  return checkCpu(e, u, p.cpu) ?? checkPorts(e, u, p.ports);
+}
+
+/** Records a placement without checks (the caller checked, or loads reality as it is). */
+export function applyTo(view: View & { index(name: string): number | undefined }, p: Placement): number {
+  const i = view.index(p.node);
+  if (i === undefined) throw new PlacementConflict(`unknown node ${p.node}`);
+  applyAt(view, i, p, entryKey(p.app, p.env, p.entry));
+  return i;
+}
+
+export function applyAt(view: View, i: number, p: Placement, key: string): void {
+  const e = view.entries[i]!;
+  const u = view.writable(i);
+  applyCpu(e, u, p.cpu);
+  u.memUsed += p.memoryBytes;
+  applyPorts(e, u, p.ports);
+  u.instances++;
+  if (p.dedicated) {
+    u.dedicatedApp = p.app;
+    u.dedicatedCount++;
+  }
+  view.bump('entry', key, i, 1);
+  view.bump('app', p.app, i, 1);
+}
+
+function releaseFrom(snap: Snapshot, p: Placement): void {
+  const i = snap.index(p.node);
+  if (i === undefined) return;
+  const e = snap.entries[i]!;
+  const u = e.u;
+  releaseCpu(e, u, p.cpu);
+  u.memUsed -= p.memoryBytes;
+  releasePorts(e, u, p.ports);
+  u.instances--;
+  if (p.dedicated && --u.dedicatedCount <= 0) {
+    u.dedicatedCount = 0;
+    u.dedicatedApp = null;
+  }
+  snap.bump('entry', entryKey(p.app, p.env, p.entry), i, -1);
+  snap.bump('app', p.app, i, -1);
+}

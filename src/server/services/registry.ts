@@ -1,0 +1,73 @@
+// Writes the service registry. Endpoints an agent registers hang on one lease per node that
+// the agent's heartbeats keep alive, so a dead node's endpoints expire by themselves; outside
+// services get a lease each and keep it alive through the API.
+import { randomBytes } from 'node:crypto';
+import type { Store, TxnOp } from '../../store/store.js';
+import { registryKey, type Endpoint } from '../../model/registry.js';
+import type { EndpointCatalog } from '../../discovery/catalog.js';
+import { NotFoundError } from './apps.js';
+
+export class RegistryService {
+  private readonly nodeLeases = new Map<string, string>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly catalog: EndpointCatalog,
+    /** How long a node's endpoints outlive its last heartbeat. */
+    private readonly nodeTtlMs: number,
+  ) {}
+
+  /** Registers and withdraws endpoints of one node's agent, in one write. */
+  async update(node: string, register: Endpoint[], withdraw: Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>[]): Promise<void> {
+    if (register.length === 0 && withdraw.length === 0) return;
+    const { lease } = await this.nodeLease(node);
+    const ops: TxnOp[] = [
+      ...withdraw.map((e) => ({ type: 'delete' as const, key: registryKey(e) })),
+      ...register.map((e) => ({ type: 'put' as const, key: registryKey(e), value: JSON.stringify({ ...e, node, source: 'agent' }), lease })),
+    ];
+    await this.store.txn({ compare: [], success: ops });
+  }
+
+  /**
+   * Makes the node's registered endpoints exactly `endpoints` (the agent's full view, sent
+   * with every heartbeat) and keeps their lease alive: repairs anything a lost message or an
+   * expired lease left wrong.
+   */
+  async sync(node: string, endpoints: Endpoint[]): Promise<void> {
+    const { lease, fresh } = await this.nodeLease(node);
+    const current = new Map(this.catalog.onNode(node).map((e) => [registryKey(e), e]));
+    const wanted = new Map(endpoints.map((e) => [registryKey(e), { ...e, node, source: 'agent' as const }]));
+    const ops: TxnOp[] = [];
+    for (const [key, endpoint] of wanted) {
+      const stale = fresh || this.catalog.leaseOf(key) !== lease || JSON.stringify(current.get(key)) !== JSON.stringify(endpoint);
+      if (stale) ops.push({ type: 'put', key, value: JSON.stringify(endpoint), lease });
+    }
+    for (const key of current.keys()) if (!wanted.has(key)) ops.push({ type: 'delete', key });
+    if (ops.length > 0) await this.store.txn({ compare: [], success: ops });
+  }
+
+  /** An outside service registers itself; it must call keepAlive within ttlMs, again and again. */
+  async registerExternal(endpoint: Omit<Endpoint, 'registeredAt' | 'source' | 'node' | 'id'> & { id?: string }, ttlMs: number): Promise<{ endpoint: Endpoint; lease: string }> {
+    const lease = await this.store.grantLease(ttlMs);
+    const full: Endpoint = { ...endpoint, id: endpoint.id ?? `ext-${randomBytes(4).toString('hex')}`, registeredAt: Date.now(), source: 'api' };
+    await this.store.put(registryKey(full), JSON.stringify(full), { lease });
+    return { endpoint: full, lease };
+  }
+
+  async keepAliveExternal(lease: string): Promise<void> {
+    if (!(await this.store.keepAlive(lease))) throw new NotFoundError(`lease ${lease} has expired or does not exist; register again`);
+  }
+
+  async deregisterExternal(lease: string): Promise<void> {
+    await this.store.revokeLease(lease);
+  }
+
+  /** The node's lease, kept alive; `fresh` when it had to be granted anew (its keys are gone). */
+  private async nodeLease(node: string): Promise<{ lease: string; fresh: boolean }> {
+    const existing = this.nodeLeases.get(node);
+    if (existing && (await this.store.keepAlive(existing))) return { lease: existing, fresh: false };
+    const lease = await this.store.grantLease(this.nodeTtlMs);
+    this.nodeLeases.set(node, lease);
+    return { lease, fresh: true };
+  }
+}
