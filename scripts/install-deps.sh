@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# Debian packages Gantry's tests talk to for real: Docker Engine (and busybox-static, from
-# which the test image is made without a registry).
+# Debian packages Gantry's tests and benchmarks talk to for real: Docker Engine (and
+# busybox-static, from which the test image is made without a registry), nginx for the
+# upstream renderer, Redis for registry publishing, dnsmasq and dnsperf for the DNS benchmark.
 set -euo pipefail
+declare -A program_of=([docker.io]=dockerd [busybox-static]=busybox [curl]=curl [nginx]=nginx [redis-server]=redis-server [dnsmasq]=dnsmasq [dnsperf]=dnsperf [iproute2]=ip)
 need=()
-command -v dockerd >/dev/null || need+=(docker.io)
-command -v busybox >/dev/null || need+=(busybox-static)
-command -v curl >/dev/null || need+=(curl)
+for pkg in "${!program_of[@]}"; do
+  command -v "${program_of[$pkg]}" >/dev/null || [ -x "/usr/sbin/${program_of[$pkg]}" ] || need+=("$pkg")
+done
 if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
   apt-get update -qq
+  # Packages must not start their services here: the tests start their own instances.
+  made_policy=no
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    made_policy=yes
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  [ "$made_policy" = no ] || rm -f /usr/sbin/policy-rc.d
 fi
 echo "dependencies present: $(dockerd --version)"

@@ -73,9 +73,7 @@ export function assignPorts(e: NodeEntry, u: NodeUsage, need: PortNeed): Assigne
       else nextTcp = next + 1;
       taken.add(portKey(host, p.protocol));
     }
-    const a: AssignedPort = { name: p.name, host, protocol: p.protocol };
-    if (p.container !== undefined) a.container = p.container;
-    out.push(a);
+    out.push(p.container === undefined ? { name: p.name, host, protocol: p.protocol } : { name: p.name, container: p.container, host, protocol: p.protocol });
   }
   return out;
 }

@@ -14,6 +14,7 @@ import { EventLog } from './services/events.js';
 import { AgentHub } from './agents.js';
 import { RegistryService } from './services/registry.js';
 import { EndpointCatalog } from '../discovery/catalog.js';
+import { RedisPublisher } from '../discovery/redis.js';
 import { ReplicaController } from './controllers/replicas.js';
 import { NodeController } from './controllers/nodes.js';
 import { appRoutes } from './api/apps.js';
@@ -35,6 +36,8 @@ export interface ServerOptions {
   reconcileIntervalMs?: number;
   /** How long a node's registered endpoints outlive its last heartbeat. */
   registryTtlMs?: number;
+  /** Publish registry and instance changes to this Redis (redis://host:port). */
+  redisUrl?: string;
   /** Admin token to create on first start instead of a random one (scripted set-ups, tests). */
   bootstrapToken?: string;
   log?: boolean;
@@ -88,6 +91,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sockets.handleUpgrade(request, socket, head, (ws) => agents.accept(ws));
   });
 
+  const redis = options.redisUrl ? new RedisPublisher(store, options.redisUrl, 'gantry', (message) => void events.record({ level: 'warning', type: 'discovery.redis', message })) : undefined;
+  await redis?.start();
+
   const address = await server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 7070 });
   const port = Number(new URL(address).port);
 
@@ -122,6 +128,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       unsubscribe();
       agents.close();
       sockets.close();
+      await redis?.stop();
       await server.close();
       await ctx.replicas.reconcile().catch(() => {});
       state.close();

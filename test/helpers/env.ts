@@ -1,5 +1,6 @@
 // What the tests can reach on this machine. Under CI every real component must be there:
 // a missing one fails the test instead of skipping it.
+import { accessSync, constants } from 'node:fs';
 import Docker from 'dockerode';
 
 export const TEST_IMAGE = process.env.GANTRY_TEST_IMAGE ?? 'gantry/busybox:test';
@@ -22,4 +23,19 @@ export async function skipWithoutDocker(): Promise<string | false> {
   if (!missing) return false;
   if (inCI) throw new Error(`CI requires a Docker Engine: ${missing}`);
   return missing;
+}
+
+/** Skips when a Debian package's program is missing, except under CI where it must be there. */
+export function skipWithoutProgram(program: string, pkg: string): string | false {
+  const found = (process.env.PATH ?? '').split(':').some((dir) => {
+    try {
+      accessSync(`${dir}/${program}`, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (found) return false;
+  if (inCI) throw new Error(`CI requires ${program} (Debian package ${pkg})`);
+  return `${program} not installed (apt-get install ${pkg})`;
 }
