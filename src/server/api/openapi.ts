@@ -82,6 +82,35 @@ export function openApiDocument(version: string): object {
           responses: { '200': { description: 'Events', content: { 'application/json': { schema: { type: 'object' } }, 'text/event-stream': { schema: { type: 'string' } } } }, ...errors },
         },
       },
+      '/v1/registry': {
+        get: {
+          summary: 'Registered endpoints: healthy instances with ports, and outside services',
+          parameters: ['app', 'env', 'entry'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })),
+          responses: { '200': ok('Endpoints and the revision they reflect'), ...errors },
+        },
+        post: {
+          summary: 'Register an outside service; keep it with POST /v1/registry/leases/{lease}/keepalive within its ttl',
+          requestBody: json({
+            type: 'object',
+            required: ['app', 'entry', 'address', 'ports'],
+            properties: { app: { type: 'string' }, env: { type: 'string' }, entry: { type: 'string' }, id: { type: 'string' }, address: { type: 'string' }, ports: { type: 'object', additionalProperties: { type: 'integer' } }, labels: { type: 'object' }, ttl: { type: 'string', description: 'e.g. "30s" (default)' } },
+          }),
+          responses: { '201': ok('Registered; the answer holds the lease'), ...errors },
+        },
+      },
+      '/v1/registry/leases/{lease}/keepalive': { post: { summary: 'Extend an outside registration by its ttl', parameters: [{ name: 'lease', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': ok('Kept'), ...errors } } },
+      '/v1/registry/leases/{lease}': { delete: { summary: 'Deregister an outside service', parameters: [{ name: 'lease', in: 'path', required: true, schema: { type: 'string' } }], responses: { '204': { description: 'Gone' }, ...errors } } },
+      '/v1/watch': {
+        get: {
+          summary: 'Server-Sent Events: a snapshot, then one `change` per store revision (id = revision); resume with Last-Event-ID or since',
+          parameters: [
+            { name: 'prefix', in: 'query', schema: { type: 'string', enum: ['registry', 'instances', 'status', 'apps', 'nodes'] } },
+            { name: 'since', in: 'query', schema: { type: 'integer' } },
+          ],
+          responses: { '200': { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors },
+        },
+      },
+      '/v1/discovery/prometheus': { get: { summary: 'Prometheus HTTP service discovery: one target group per endpoint port', responses: { '200': ok('Target groups', { type: 'array' }), ...errors } } },
       '/v1/agent/connect': { get: { summary: "WebSocket for node agents (assignments down, status and events up); needs an agent or admin token", responses: { '101': { description: 'Switching protocols' }, ...errors } } },
     },
   };
