@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { startServer, type RunningServer } from '../server/main.js';
 import { startAgent, type RunningAgent } from '../agent/main.js';
 import { saveClientConfig } from './config.js';
+import { loadRendererConfig } from '../discovery/renderer-config.js';
 
 const defaultDataDir = () => process.env.GANTRY_DATA_DIR ?? join(homedir(), '.gantry');
 
@@ -52,6 +53,7 @@ interface DaemonFlags {
   nodeTimeout: string;
   registryTtl: string;
   redisUrl?: string;
+  renderer: string[];
   dockerSocket?: string;
   portRange: string;
   verbose?: boolean;
@@ -77,11 +79,12 @@ export function registerDaemonCommands(program: Command): void {
     .option('--node-timeout <seconds>', 'seconds of silence before a node is down', '30')
     .option('--registry-ttl <seconds>', 'seconds a silent node\'s endpoints stay registered', '15')
     .option('--redis-url <url>', 'publish registry and instance changes to Redis pub/sub (redis://host:port)')
+    .option('--renderer <file.yaml>', 'render a file (nginx upstreams, ...) from the registry on every change (repeatable)', collect, [])
     .option('--docker-socket <path>', 'Docker Engine socket', '/var/run/docker.sock')
     .option('--port-range <low-high>', 'host ports handed to instances on this node', '20000-29999')
     .option('-v, --verbose', 'log every request')
     .action(async (flags: DaemonFlags) => {
-      const server = await startServer({ dataDir: flags.dataDir, host: flags.host, port: Number(flags.port), storeUrl: flags.store, nodeTimeoutMs: Number(flags.nodeTimeout) * 1000, registryTtlMs: Number(flags.registryTtl) * 1000, redisUrl: flags.redisUrl, bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN, log: flags.verbose });
+      const server = await startServer({ dataDir: flags.dataDir, host: flags.host, port: Number(flags.port), storeUrl: flags.store, nodeTimeoutMs: Number(flags.nodeTimeout) * 1000, registryTtlMs: Number(flags.registryTtl) * 1000, redisUrl: flags.redisUrl, renderers: flags.renderer.map(loadRendererConfig), bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN, log: flags.verbose });
       announce(server, flags.dataDir);
       const token = server.localAgentToken();
       const agent = await startAgent({ server: server.url, token, dataDir: join(flags.dataDir, 'agent'), name: flags.nodeName, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, portRange: parsePortRange(flags.portRange), log: (line) => console.log(`agent: ${line}`) });
@@ -102,9 +105,10 @@ export function registerDaemonCommands(program: Command): void {
     .option('--node-timeout <seconds>', 'seconds of silence before a node is down', '30')
     .option('--registry-ttl <seconds>', 'seconds a silent node\'s endpoints stay registered', '15')
     .option('--redis-url <url>', 'publish registry and instance changes to Redis pub/sub (redis://host:port)')
+    .option('--renderer <file.yaml>', 'render a file (nginx upstreams, ...) from the registry on every change (repeatable)', collect, [])
     .option('-v, --verbose', 'log every request')
     .action(async (flags: DaemonFlags) => {
-      const server = await startServer({ dataDir: flags.dataDir, host: flags.host, port: Number(flags.port), storeUrl: flags.store, nodeTimeoutMs: Number(flags.nodeTimeout) * 1000, registryTtlMs: Number(flags.registryTtl) * 1000, redisUrl: flags.redisUrl, bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN, log: flags.verbose });
+      const server = await startServer({ dataDir: flags.dataDir, host: flags.host, port: Number(flags.port), storeUrl: flags.store, nodeTimeoutMs: Number(flags.nodeTimeout) * 1000, registryTtlMs: Number(flags.registryTtl) * 1000, redisUrl: flags.redisUrl, renderers: flags.renderer.map(loadRendererConfig), bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN, log: flags.verbose });
       announce(server, flags.dataDir);
       onSignals(() => server.close());
     });

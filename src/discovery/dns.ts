@@ -10,8 +10,10 @@
 // id, flags and the question (so the answer keeps the question's case) and appends an OPT.
 // The query parser is a small strict one written for this path (dns-packet's decoder builds
 // a whole object tree per message); record data is encoded with dns-packet's codecs.
+import { fork, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import dnsPacket from 'dns-packet';
 import type { Endpoint } from '../model/registry.js';
 import type { EndpointSource } from './source.js';
@@ -33,6 +35,12 @@ export interface DnsOptions {
   maxTcpConnections?: number;
   /** Kernel receive buffer of the UDP socket, in bytes (absorbs bursts). Default 4 MiB (capped by net.core.rmem_max). */
   udpRecvBufferSize?: number;
+  /**
+   * Extra processes answering UDP on the same socket (the kernel hands each datagram to one
+   * of them), each with its own copy of the endpoints sent over IPC on change (so they lag
+   * this process by an IPC hop). TCP stays here. Default 0.
+   */
+  workers?: number;
 }
 
 // Record types and classes we deal with.
@@ -629,6 +637,23 @@ export class DnsResponder {
   }
 }
 
+/** Answers every datagram arriving on `socket` with `responder`. */
+export function serveUdp(socket: dgram.Socket, responder: DnsResponder): void {
+  socket.on('message', (msg, rinfo) => {
+    const out = responder.answer(msg);
+    if (out !== undefined) socket.send(out, rinfo.port, rinfo.address);
+  });
+  socket.on('error', () => {}); // e.g. ICMP unreachable surfacing on send: nothing to do
+}
+
+/** Messages from DnsServer to its worker processes (dns-worker.ts). */
+export type DnsWorkerMessage =
+  | { type: 'init'; options: DnsResponderOptions }
+  | { type: 'endpoints'; revision: number; endpoints: Endpoint[] }
+  | { type: 'socket' };
+
+const workerScript = fileURLToPath(import.meta.url).replace(/dns\.(ts|js)$/, 'dns-worker.$1');
+
 /** A DNS server (UDP and TCP on the same port) answering from an EndpointSource. */
 export class DnsServer {
   readonly responder: DnsResponder;
@@ -640,14 +665,20 @@ export class DnsServer {
   private udp: dgram.Socket | undefined;
   private tcp: net.Server | undefined;
   private readonly connections = new Set<net.Socket>();
+  private readonly workerCount: number;
+  private readonly workers = new Set<ChildProcess>();
+  private unsubscribeWorkers: (() => void) | undefined;
+  private syncScheduled = false;
+  private stopping = false;
 
-  constructor(source: EndpointSource, private readonly options: DnsOptions = {}) {
+  constructor(private readonly source: EndpointSource, private readonly options: DnsOptions = {}) {
     this.responder = new DnsResponder(source, options);
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 5353;
     this.tcpIdleTimeoutMs = options.tcpIdleTimeoutMs ?? 10_000;
     this.maxTcpConnections = options.maxTcpConnections ?? 1000;
     this.udpRecvBufferSize = options.udpRecvBufferSize ?? 4 * 1024 * 1024;
+    this.workerCount = Math.max(0, Math.floor(options.workers ?? 0));
   }
 
   async start(): Promise<{ port: number }> {
@@ -661,12 +692,60 @@ export class DnsServer {
       try {
         this.tcp = await this.listenTcp(port);
         this.udp = udp;
-        return { port };
       } catch (error) {
         udp.close();
         if (this.port !== 0 || attempt >= 10) throw error;
+        continue;
       }
+      this.stopping = false;
+      if (this.workerCount > 0) {
+        this.unsubscribeWorkers = this.source.subscribe(() => this.scheduleSync());
+        try {
+          await Promise.all(Array.from({ length: this.workerCount }, () => this.startWorker()));
+        } catch (error) {
+          await this.stop();
+          throw error;
+        }
+      }
+      return { port };
     }
+  }
+
+  private workerOptions(): DnsResponderOptions {
+    return { domain: this.responder.domain, ttl: this.responder.ttl, maxUdpSize: this.responder.maxUdpSize };
+  }
+
+  private startWorker(): Promise<void> {
+    const child = fork(workerScript, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.workers.add(child);
+    const send = (message: DnsWorkerMessage, handle?: dgram.Socket) => child.send(message, handle as never, () => {});
+    send({ type: 'init', options: this.workerOptions() });
+    send({ type: 'endpoints', revision: this.source.revision, endpoints: this.source.list() });
+    send({ type: 'socket' }, this.udp);
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null, signal: string | null) => reject(new Error(`DNS worker exited (${signal ?? code}) before it was ready`));
+      child.once('exit', onExit);
+      child.once('message', () => {
+        child.off('exit', onExit);
+        child.once('exit', () => {
+          this.workers.delete(child);
+          // Replace a worker that died while we run (the socket is still open here).
+          if (!this.stopping && this.udp) setTimeout(() => void this.startWorker().catch(() => {}), 1000).unref();
+        });
+        resolve();
+      });
+    });
+  }
+
+  private scheduleSync(): void {
+    if (this.syncScheduled) return;
+    this.syncScheduled = true;
+    setImmediate(() => {
+      this.syncScheduled = false;
+      if (this.workers.size === 0) return;
+      const message: DnsWorkerMessage = { type: 'endpoints', revision: this.source.revision, endpoints: this.source.list() };
+      for (const child of this.workers) if (child.connected) child.send(message, undefined, undefined, () => {});
+    });
   }
 
   async stop(): Promise<void> {
@@ -674,6 +753,18 @@ export class DnsServer {
     const tcp = this.tcp;
     this.udp = undefined;
     this.tcp = undefined;
+    this.stopping = true;
+    this.unsubscribeWorkers?.();
+    this.unsubscribeWorkers = undefined;
+    await Promise.all(
+      [...this.workers].map((child) => {
+        this.workers.delete(child);
+        if (child.exitCode !== null || child.signalCode !== null) return undefined;
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        child.kill('SIGTERM');
+        return exited;
+      }),
+    );
     this.responder.close();
     for (const socket of this.connections) socket.destroy();
     this.connections.clear();
@@ -692,16 +783,11 @@ export class DnsServer {
       lookup: (address: string, _options: unknown, callback: (err: Error | null, address: string, family: number) => void) =>
         callback(null, address, type === 'udp6' ? 6 : 4),
     } as dgram.SocketOptions);
-    const responder = this.responder;
-    socket.on('message', (msg, rinfo) => {
-      const out = responder.answer(msg);
-      if (out !== undefined) socket.send(out, rinfo.port, rinfo.address);
-    });
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
       socket.bind({ port, address: this.host, exclusive: true }, () => {
         socket.off('error', reject);
-        socket.on('error', () => {}); // e.g. ICMP unreachable surfacing on send: nothing to do
+        serveUdp(socket, this.responder);
         try {
           socket.setRecvBufferSize(this.udpRecvBufferSize);
         } catch {

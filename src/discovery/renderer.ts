@@ -56,6 +56,9 @@
 //   {{#each (withPort endpoints)}}  → the endpoints that have at least one port
 //   {{label this "key" "default"}}  → a label's value, or the default ("" if none given)
 //
+// Handlebars gotcha for nginx configs: `}}}` closes a triple-stache, so `{{/each}}}` does not
+// parse; put nginx's `}` on its own line (block tags on their own lines leave no blank lines).
+//
 // Values are inserted verbatim: addresses and labels reach the config file as registered, so
 // the registry must only accept sane addresses (an API-registered service could otherwise
 // inject nginx directives; `nginx -t` catches broken syntax, not valid-but-hostile config).

@@ -28,6 +28,8 @@ export interface Ctx {
   strategy: Strategy;
   /** Most instances of the entry a node may hold (fill), else Infinity. */
   cap: number;
+  /** What the static filters read of the request: nodes matching it can be cached per snapshot. */
+  staticKey: string;
   /** Shares the request needs on a node of shareBase S (cached for the last S). */
   shares(S: number): number;
 }
@@ -39,6 +41,8 @@ export function makeCtx(view: View, pools: ReadonlyMap<string, PoolInfo>, req: P
   if (!(req.memoryBytes >= 0)) throw new Error('request memoryBytes must not be negative');
   let lastS = -1;
   let lastD = 0;
+  const terms = selectorTerms(req.selector);
+  const pool = req.pool ?? 'default';
   return {
     view,
     pools,
@@ -47,16 +51,17 @@ export function makeCtx(view: View, pools: ReadonlyMap<string, PoolInfo>, req: P
     entry: req.entry,
     key: entryKey(req.app, env, req.entry),
     team: req.team,
-    pool: req.pool ?? 'default',
+    pool,
     cpu: req.cpu,
     bound: req.cpuBind === true,
     memoryBytes: req.memoryBytes,
     ports: portNeed(req.ports),
-    terms: selectorTerms(req.selector),
+    terms,
     runtime: req.runtime,
     dedicated: req.dedicated === true,
     strategy,
     cap: strategy.kind === 'fill' ? strategy.perNode : Infinity,
+    staticKey: JSON.stringify([pool, req.team ?? null, req.runtime ?? null, terms]),
     shares(S: number): number {
       if (S !== lastS) {
         lastS = S;
@@ -70,6 +75,8 @@ export function makeCtx(view: View, pools: ReadonlyMap<string, PoolInfo>, req: P
 export interface Filter {
   name: string;
   stage: 'match' | 'fit';
+  /** Depends only on the node's facts and Ctx.staticKey, so its answer can be cached per snapshot. */
+  static?: true;
   ok(c: Ctx, e: NodeEntry, u: NodeUsage): boolean;
   /** Only called when ok is false. */
   why(c: Ctx, e: NodeEntry, u: NodeUsage): Cause;
@@ -78,6 +85,7 @@ export interface Filter {
 export const stateFilter: Filter = {
   name: 'state',
   stage: 'match',
+  static: true,
   ok: (_c, e) => e.spec.state === 'ready',
   why: (_c, e) => ({ text: `node ${e.spec.state}` }),
 };
@@ -85,6 +93,7 @@ export const stateFilter: Filter = {
 export const runtimeFilter: Filter = {
   name: 'runtime',
   stage: 'match',
+  static: true,
   ok: (c, e) => !c.runtime || !e.spec.runtimes || e.spec.runtimes.includes(c.runtime),
   why: (c) => ({ text: `no ${c.runtime} runtime` }),
 };
@@ -92,13 +101,15 @@ export const runtimeFilter: Filter = {
 export const poolFilter: Filter = {
   name: 'pool',
   stage: 'match',
+  static: true,
   ok: (c, e) => e.pool === c.pool,
-  why: (c, e) => ({ text: `pool ${e.pool}!=${c.pool}` }),
+  why: (c) => ({ text: `not in pool ${c.pool}` }),
 };
 
 export const teamFilter: Filter = {
   name: 'team',
   stage: 'match',
+  static: true,
   ok: (c, e) => {
     const owner = c.pools.get(e.pool)?.team;
     return owner === undefined || owner === c.team;
@@ -116,6 +127,7 @@ export const dedicatedToFilter: Filter = {
 export const labelFilter: Filter = {
   name: 'labels',
   stage: 'match',
+  static: true,
   ok: (c, e) => failingTerm(c.terms, e.spec.labels) === undefined,
   why: (c, e) => ({ text: termCause(failingTerm(c.terms, e.spec.labels)!) }),
 };
@@ -181,4 +193,19 @@ export function filtersFor(c: Ctx): Filter[] {
 export function firstFailing(filters: readonly Filter[], c: Ctx, e: NodeEntry, u: NodeUsage): Filter | undefined {
   for (const f of filters) if (!f.ok(c, e, u)) return f;
   return undefined;
+}
+
+/**
+ * The non-static filters of filtersFor, unrolled: the same predicates, each called from its own
+ * site, because this runs for every candidate node of every request.
+ */
+export function dynamicFits(c: Ctx, e: NodeEntry, u: NodeUsage): boolean {
+  return (
+    dedicatedToFilter.ok(c, e, u) &&
+    dedicationFilter.ok(c, e, u) &&
+    (c.cap === Infinity || capFilter.ok(c, e, u)) &&
+    cpuFilter.ok(c, e, u) &&
+    memoryFilter.ok(c, e, u) &&
+    (c.ports.specs.length === 0 || portFilter.ok(c, e, u))
+  );
 }

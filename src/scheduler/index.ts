@@ -19,7 +19,7 @@ export type {
   Unplaced,
 } from './types.js';
 export { buildSnapshot, Snapshot, PlacementConflict, type SnapshotInput, type NodeSummary } from './snapshot.js';
-export { plan, planAndCommit, capacity } from './plan.js';
+export { plan, planAll, planAndCommit, capacity } from './plan.js';
 export { sharesFor, PERIOD_MICROS } from './cpu.js';
 export { parseSelector, parseTerm } from './selectors.js';
 export { formatBytes, formatCpu } from './reasons.js';

@@ -4,7 +4,7 @@
 // candidates are scanned once per request, then kept in a heap (see heap.ts).
 import type { CapacityResult, Placement, PlacementRequest, PlanOptions, PlanResult, Unplaced } from './types.js';
 import { allocateCpu, cpuCount } from './cpu.js';
-import { filtersFor, firstFailing, makeCtx, entryCount, type Ctx, type Filter } from './filters.js';
+import { dedicatedToFilter, dynamicFits, entryCount, filtersFor, firstFailing, makeCtx, type Ctx, type Filter } from './filters.js';
 import { NodeHeap } from './heap.js';
 import { assignPorts, portCount } from './ports.js';
 import { Reasons, type Cause } from './reasons.js';
@@ -29,6 +29,15 @@ export function planAndCommit(snapshot: Snapshot, request: PlacementRequest, opt
   return result;
 }
 
+/**
+ * Plans several requests as one (e.g. every entry of an app): each sees the ones before it. The
+ * snapshot is unchanged; commit the placements of all results together.
+ */
+export function planAll(snapshot: Snapshot, requests: readonly PlacementRequest[], options: PlanOptions = {}): PlanResult[] {
+  const draft = new Draft(snapshot);
+  return requests.map((request) => run(snapshot, draft, request, options));
+}
+
 function run(snap: Snapshot, view: Draft, req: PlacementRequest, options: PlanOptions): PlanResult {
   const c = makeCtx(view, snap.pools, req);
   const filters = filtersFor(c);
@@ -36,6 +45,14 @@ function run(snap: Snapshot, view: Draft, req: PlacementRequest, options: PlanOp
   if (s.kind === 'each') return perNode(snap, c, filters, () => s.perNode, s.perNode);
   if (s.kind === 'fill' && req.count === undefined) return perNode(snap, c, filters, (i) => Math.max(0, s.perNode - entryCount(c, i)), s.perNode);
   return byHeap(snap, c, filters, req.count ?? 1, options.seed ?? 0);
+}
+
+/** Nodes of the request's pool that pass its static filters (cached in the snapshot). */
+function matchingNodes(snap: Snapshot, c: Ctx, filters: Filter[]): Int32Array {
+  return snap.matching(c.staticKey, () => {
+    const statics = filters.filter((f) => f.static);
+    return Int32Array.from(snap.poolNodes(c.pool).filter((i) => !firstFailing(statics, c, snap.entries[i]!, snap.entries[i]!.u)));
+  });
 }
 
 function place(c: Ctx, view: View, i: number): Placement {
@@ -60,15 +77,14 @@ function byHeap(snap: Snapshot, c: Ctx, filters: Filter[], want: number, seed: n
   const unplaced: Unplaced[] = [];
   if (want <= 0) return { placements, unplaced, wanted: 0 };
   const view = c.view;
-  const fit = filters.filter((f) => f.stage === 'fit');
   const [t1, t2] = scorers[c.strategy.kind as keyof typeof scorers].terms;
   const saltValue = salt(seed, c.key);
   heap.reset(view.entries.length);
   const { k1, k2, k3 } = heap;
-  for (const i of snap.poolNodes(c.pool)) {
+  for (const i of matchingNodes(snap, c, filters)) {
     const e = view.entries[i]!;
     const u = view.usage(i);
-    if (firstFailing(filters, c, e, u)) continue;
+    if (!dynamicFits(c, e, u)) continue;
     k1[i] = t1(c, e, u);
     k2[i] = t2(c, e, u);
     k3[i] = rank(e.nameHash, saltValue);
@@ -78,7 +94,7 @@ function byHeap(snap: Snapshot, c: Ctx, filters: Filter[], want: number, seed: n
   while (placements.length < want && heap.size > 0) {
     const i = heap.top();
     const e = view.entries[i]!;
-    if (placements.length > 0 && firstFailing(fit, c, e, view.usage(i))) {
+    if (placements.length > 0 && !dynamicFits(c, e, view.usage(i))) {
       heap.pop();
       continue;
     }
@@ -102,9 +118,9 @@ function perNode(snap: Snapshot, c: Ctx, filters: Filter[], wantOn: (i: number) 
   const fit = filters.filter((f) => f.stage === 'fit' && f.name !== 'cap');
   let matched = 0;
   let wanted = 0;
-  for (const i of snap.poolNodes(c.pool)) {
+  for (const i of matchingNodes(snap, c, filters)) {
     const e = view.entries[i]!;
-    if (firstFailing(match, c, e, view.usage(i))) continue;
+    if (!dedicatedToFilter.ok(c, e, view.usage(i))) continue;
     matched++;
     const want = wantOn(i);
     wanted += want;

@@ -6,13 +6,13 @@ import { portKey, type NodeEntry, type NodeUsage } from './state.js';
 
 /** A request's ports, pre-digested once per request. */
 export interface PortNeed {
-  specs: PortSpec[];
+  specs: readonly PortSpec[];
   fixed: Array<{ key: number; port: number; protocol: 'tcp' | 'udp' }>;
   dynTcp: number;
   dynUdp: number;
 }
 
-export function portNeed(specs: PortSpec[] | undefined): PortNeed {
+export function portNeed(specs: readonly PortSpec[] | undefined): PortNeed {
   const need: PortNeed = { specs: specs ?? [], fixed: [], dynTcp: 0, dynUdp: 0 };
   for (const p of need.specs) {
     if (p.host !== undefined) need.fixed.push({ key: portKey(p.host, p.protocol), port: p.host, protocol: p.protocol });

@@ -39,6 +39,8 @@ export class Snapshot implements View {
   readonly conflicts: string[] = [];
   private readonly byName = new Map<string, number>();
   private poolIndex: Map<string, number[]> | null = null;
+  /** Nodes passing the static filters, per Ctx.staticKey; dropped whenever node facts or pools change. */
+  private readonly matchCache = new Map<string, Int32Array>();
   private readonly entryMaps = new Map<string, Map<number, number>>();
   private readonly appMaps = new Map<string, Map<number, number>>();
   private liveCount = 0;
@@ -66,6 +68,17 @@ export class Snapshot implements View {
 
   setPool(pool: PoolInfo): void {
     this.pools.set(pool.name, pool);
+    this.matchCache.clear();
+  }
+
+  /** Cached list of nodes matching a request's static filters (computed by `compute` on a miss). */
+  matching(key: string, compute: () => Int32Array): Int32Array {
+    let list = this.matchCache.get(key);
+    if (!list) {
+      if (this.matchCache.size >= 512) this.matchCache.clear();
+      this.matchCache.set(key, (list = compute()));
+    }
+    return list;
   }
 
   /** Adds a node or updates its facts, keeping its usage. Cores and shareBase of a used node cannot change. */
@@ -103,6 +116,7 @@ export class Snapshot implements View {
       this.liveCount++;
     }
     if (!old || old.pool !== entry.pool) this.poolIndex = null;
+    this.matchCache.clear();
   }
 
   /** Forgets a node that runs nothing. */
@@ -115,6 +129,7 @@ export class Snapshot implements View {
     this.byName.delete(name);
     this.liveCount--;
     this.poolIndex = null;
+    this.matchCache.clear();
   }
 
   /** Indexes of the live nodes of a pool. */

@@ -122,7 +122,7 @@ export interface PlacementRequest {
   /** Bind to cores (cpuset + shares) instead of the shared pool with a CFS quota. */
   cpuBind?: boolean;
   memoryBytes: number;
-  ports?: PortSpec[];
+  ports?: readonly PortSpec[];
   runtime?: RuntimeName;
   selector?: LabelSelector;
   /** One project per host: only nodes with no other app's instances, and they then take no other app. */

@@ -15,6 +15,7 @@ import { AgentHub } from './agents.js';
 import { RegistryService } from './services/registry.js';
 import { EndpointCatalog } from '../discovery/catalog.js';
 import { RedisPublisher } from '../discovery/redis.js';
+import { UpstreamRenderer, type RendererConfig, type RenderOutcome } from '../discovery/renderer.js';
 import { ReplicaController } from './controllers/replicas.js';
 import { NodeController } from './controllers/nodes.js';
 import { appRoutes } from './api/apps.js';
@@ -38,6 +39,8 @@ export interface ServerOptions {
   registryTtlMs?: number;
   /** Publish registry and instance changes to this Redis (redis://host:port). */
   redisUrl?: string;
+  /** Files re-rendered from the registry on every change (nginx upstreams, ...). */
+  renderers?: RendererConfig[];
   /** Admin token to create on first start instead of a random one (scripted set-ups, tests). */
   bootstrapToken?: string;
   log?: boolean;
@@ -93,6 +96,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const redis = options.redisUrl ? new RedisPublisher(store, options.redisUrl, 'gantry', (message) => void events.record({ level: 'warning', type: 'discovery.redis', message })) : undefined;
   await redis?.start();
+  const renderers = (options.renderers ?? []).map((config) => new UpstreamRenderer(catalog, config, (outcome) => void recordRender(events, outcome)));
+  for (const renderer of renderers) await renderer.start();
 
   const address = await server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 7070 });
   const port = Number(new URL(address).port);
@@ -129,6 +134,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       agents.close();
       sockets.close();
       await redis?.stop();
+      for (const renderer of renderers) await renderer.stop();
       await server.close();
       await ctx.replicas.reconcile().catch(() => {});
       state.close();
@@ -136,6 +142,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await store.close();
     },
   };
+}
+
+async function recordRender(events: EventLog, outcome: RenderOutcome): Promise<void> {
+  if (!outcome.ok) {
+    await events.record({ level: 'error', type: 'discovery.render_failed', message: `${outcome.name}: the new file was not installed: ${outcome.error ?? 'unknown error'}`, data: { revision: outcome.revision } });
+  } else if (outcome.changed) {
+    await events.record({ level: 'info', type: 'discovery.rendered', message: `${outcome.name}: rendered revision ${outcome.revision} and reloaded in ${Math.round(outcome.durationMs)}ms`, data: { revision: outcome.revision } });
+  }
 }
 
 function installAuth(server: FastifyInstance, auth: TokenAuth): void {

@@ -13,9 +13,10 @@ const ExternalEndpoint = z.strictObject({
   env: z.string().regex(NAME).default('default'),
   entry: z.string().regex(NAME),
   id: z.string().regex(NAME).optional(),
-  address: z.string().min(1),
+  // Rendered into nginx configs and DNS answers as is: only an IP address or a host name.
+  address: z.union([z.ipv4(), z.ipv6(), z.string().regex(/^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/)], { error: 'expected an IPv4 or IPv6 address or a host name' }),
   ports: z.record(z.string().regex(NAME), z.number().int().min(1).max(65535)),
-  labels: z.record(z.string(), z.string()).default({}),
+  labels: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/), z.string().regex(/^[A-Za-z0-9 ._:/@=+-]{0,256}$/, 'label values are letters, digits and " ._:/@=+-"')).default({}),
   ttl: z.union([z.number().int().min(1000), z.string().regex(DURATION_PATTERN)]).default('30s').transform((v) => parseDuration(v)!),
 });
 
