@@ -63,6 +63,28 @@ describe('API', () => {
     assert.ok(!apps.some((a) => a.name === 'never-stored'));
   });
 
+  test('releases: history with diffs, rollback as a new release, scaling is no release', async () => {
+    const post = (body: string) => fetch(`${cluster.url}/v1/apps`, { method: 'POST', headers: { authorization: `Bearer ${cluster.token}`, 'content-type': 'text/yaml' }, body });
+    assert.equal((await post(GOOD.replace('replicas: 0', 'replicas: 0\n    env: { MODE: fast }'))).status, 200);
+    await cluster.api('POST', '/v1/apps/keep/entries/web/scale', { replicas: 0 });
+    const { changes } = (await cluster.api('GET', '/v1/apps/keep/diff?from=1&to=2')) as { changes: { path: string; kind: string; to: unknown }[] };
+    assert.deepEqual(changes, [{ path: 'entrypoints.web.env.MODE', kind: 'added', to: 'fast' }]);
+
+    const cli = await cluster.cli(['rollback', 'keep', '--no-wait']);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /release 3 rolls release 2 back to release 1/);
+    const { releases } = (await cluster.api('GET', '/v1/apps/keep/releases')) as { releases: { release: number; note?: string; spec: unknown }[] };
+    assert.deepEqual(releases.map((r) => [r.release, r.note]), [[1, undefined], [2, undefined], [3, 'rollback to release 1']]);
+    assert.deepEqual(releases[2]!.spec, releases[0]!.spec);
+    const again = await cluster.cli(['rollback', 'keep', '1', '--no-wait']);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /release 1 is what app keep runs already/);
+    const history = await cluster.cli(['history', 'keep']);
+    assert.match(history.stdout, /rollback to release 1/);
+    const diffText = await cluster.cli(['diff', 'keep', '2', '3']);
+    assert.match(diffText.stdout, /^- entrypoints\.web\.env\.MODE: fast$/m);
+  });
+
   test('scaling an unknown entry is a 404 with a helpful message', async () => {
     const response = await fetch(`${cluster.url}/v1/apps/keep/entries/nope/scale`, { method: 'POST', headers: { authorization: `Bearer ${cluster.token}`, 'content-type': 'application/json' }, body: '{"replicas":2}' });
     assert.equal(response.status, 404);

@@ -4,8 +4,10 @@ import {
   buildSnapshot,
   capacity,
   entryRequest,
+  instancePlacement,
   parseSelector,
   plan,
+  planAll,
   planAndCommit,
   PlacementConflict,
   type BoundCpu,
@@ -183,6 +185,13 @@ test('node states: cordoned, draining and down nodes take nothing new', () => {
   assert.equal(r.unplaced[0]!.reason, '0/4 nodes: 1 insufficient cpu (need 9, best free 8), 1 node cordoned, 1 node down, 1 node draining');
 });
 
+test('runtimes: a request naming a runtime needs a node offering it', () => {
+  const snap = snapshot([node('a', { runtimes: ['process'] }), node('b', { runtimes: ['docker', 'process'] }), node('c')]);
+  assert.deepEqual(nodesOf(plan(snap, req({ runtime: 'docker', strategy: { kind: 'each', perNode: 1 } }))).sort(), ['b', 'c'], 'nodes that list no runtimes take any');
+  const r = plan(snapshot([node('a', { runtimes: ['process'] })]), req({ runtime: 'docker' }));
+  assert.equal(r.unplaced[0]!.reason, '0/1 nodes: 1 no docker runtime');
+});
+
 test('dedicated: one project per host', () => {
   const snap = snapshot([node('a'), node('b'), node('c', { dedicatedTo: 'promo' })], undefined, [placementOf('a', 'other')]);
   const promo = planAndCommit(snap, req({ app: 'promo', dedicated: true, count: 2 }));
@@ -316,6 +325,42 @@ test('plan leaves the snapshot alone; commit applies all or nothing; release fre
   assert.deepEqual(plan(snap, req({ cpu: 1, cpuBind: true, ports: [{ name: 'p', protocol: 'tcp' }] })).placements, [r.placements[0]]);
   const bad = buildSnapshot({ nodes: [node('a', { cores: 2 })], placements: [...r.placements, r.placements[0]!] });
   assert.equal(bad.conflicts.length, 1);
+});
+
+test('commit refuses plans that hand out reserved, taken or missing cores', () => {
+  const snap = snapshot([node('a', { cores: 4, reserved: { cores: 1, memoryBytes: 0 } })]);
+  const bound = (exclusive: number[], fragment?: { core: number; shares: number }): Placement =>
+    placementOf('a', 'shop', { cpu: { mode: 'bound', shareBase: 100, shares: exclusive.length * 100 + (fragment?.shares ?? 0), exclusive, ...(fragment ? { fragment } : {}) } });
+  assert.throws(() => snap.apply(bound([0])), /core 0 is reserved/);
+  assert.throws(() => snap.apply(bound([4])), /out of range/);
+  snap.apply(bound([1], { core: 3, shares: 60 }));
+  assert.throws(() => snap.apply(bound([1])), /core 1 is not free/);
+  assert.throws(() => snap.apply(bound([3])), /core 3 is not free/);
+  assert.throws(() => snap.apply(bound([], { core: 3, shares: 50 })), /core 3 has 40 shares free/);
+  assert.throws(() => snap.apply(placementOf('a', 'shop', { cpu: { mode: 'bound', shareBase: 1000, shares: 1000, exclusive: [2] } })), /shareBase/);
+  assert.throws(() => snap.apply(placementOf('nowhere', 'shop')), /unknown node/);
+  assert.equal(snap.describe('a').instances, 1);
+});
+
+test('planAll plans several entries as one, each seeing the others', () => {
+  const snap = snapshot([node('a', { cores: 2 }), node('b', { cores: 2 })]);
+  const [web, worker] = planAll(snap, [req({ cpu: 1, cpuBind: true, count: 2 }), req({ entry: 'worker', cpu: 1, cpuBind: true, count: 3 })]);
+  assert.equal(web!.placements.length, 2);
+  assert.equal(worker!.placements.length, 2);
+  assert.equal(worker!.unplaced[0]!.reason, '0/2 nodes: 2 insufficient cpu to bind (need 1, best free 0)');
+  assert.equal(snap.describe('a').instances, 0, 'nothing committed yet');
+  snap.commit([...web!.placements, ...worker!.placements]);
+  assert.equal(snap.describe('a').cpuFree + snap.describe('b').cpuFree, 0);
+});
+
+test('instancePlacement loads instances placed before this scheduler as unbound', () => {
+  const app = parseAppSpec({ app: 'shop', entrypoints: { web: { command: 'serve', resources: { cpu: 0.5, memory: '256Mi' } } } });
+  const instance = { id: 'i1', app: 'shop', env: 'default', entry: 'web', release: 1, node: 'a', runtime: 'process' as const, spec: app.entrypoints.web!, ports: [{ name: 'http', host: 30000, protocol: 'tcp' as const }], desired: 'running' as const, createdAt: 0 };
+  const p = instancePlacement(instance);
+  assert.deepEqual(p.cpu, { mode: 'shared', shareBase: 100, shares: 50, quotaMicros: 50_000, periodMicros: 100_000 });
+  const snap = snapshot([node('a')], undefined, [p]);
+  assert.equal(snap.describe('a').memoryUsed, 256 * MiB);
+  assert.equal(plan(snap, req({ cpu: 0.1, ports: [{ name: 'x', host: 30000, protocol: 'tcp' }] })).placements.length, 0);
 });
 
 test('setNode updates facts and keeps usage; cordoning stops placements', () => {

@@ -11,6 +11,8 @@ import type {
   NodeListResponse,
 } from '../model/api.js';
 import type { Endpoint } from '../model/registry.js';
+import type { ReleaseRecord } from '../model/types.js';
+import type { Change } from '../model/diff.js';
 import { readLines, readText, SseParser, type SseMessage } from './stream.js';
 
 /** One message of the watch stream: a full snapshot, or the changes of one store revision. */
@@ -237,6 +239,18 @@ export class GantryClient {
       if (++failures > retries) throw new Error(`the stream ${path} from ${this.server} keeps closing`);
       await sleep(retryDelayMs * failures);
     }
+  }
+
+  releases(app: string): Promise<{ releases: ReleaseRecord[] }> {
+    return this.json('GET', `/v1/apps/${enc(app)}/releases`);
+  }
+
+  diff(app: string, from: number, to: number): Promise<{ from: number; to: number; changes: Change[] }> {
+    return this.json('GET', `/v1/apps/${enc(app)}/diff`, { query: { from, to } });
+  }
+
+  rollback(app: string, release?: number): Promise<{ from: number; to: number; release: number }> {
+    return this.json('POST', `/v1/apps/${enc(app)}/rollback`, { body: JSON.stringify(release === undefined ? {} : { release }), contentType: 'application/json' });
   }
 
   listEndpoints(filter: { app?: string; env?: string; entry?: string } = {}): Promise<{ revision: number; endpoints: Endpoint[] }> {

@@ -33,7 +33,7 @@ function durationOption(value: string): number {
   return ms;
 }
 
-function clientCommand(program: Command, nameAndArgs: string, description: string): Command {
+export function clientCommand(program: Command, nameAndArgs: string, description: string): Command {
   return program
     .command(nameAndArgs)
     .description(description)
@@ -42,14 +42,14 @@ function clientCommand(program: Command, nameAndArgs: string, description: strin
     .exitOverride();
 }
 
-const outputOption = () => new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table');
-const timeoutOption = () => new Option('--timeout <duration>', 'how long to wait for convergence').argParser(durationOption).default(120_000, '2m');
+export const outputOption = () => new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table');
+export const timeoutOption = () => new Option('--timeout <duration>', 'how long to wait for convergence').argParser(durationOption).default(120_000, '2m');
 
-function options<T>(cmd: Command): T & CommonOptions {
+export function options<T>(cmd: Command): T & CommonOptions {
   return cmd.optsWithGlobals() as T & CommonOptions;
 }
 
-function clientFor(cmd: Command): GantryClient {
+export function clientFor(cmd: Command): GantryClient {
   const { server, token } = options<object>(cmd);
   return new GantryClient(loadClientConfig({ server, token }));
 }
@@ -84,7 +84,7 @@ export function validateSpecText(text: string, source: string): string {
   }
 }
 
-async function wait(client: GantryClient, app: string, timeoutMs: number): Promise<void> {
+export async function wait(client: GantryClient, app: string, timeoutMs: number): Promise<void> {
   const took = await waitForConvergence(client, app, { timeoutMs });
   print(`app ${app} converged in ${formatDuration(took)}`);
 }

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { GANTRY_VERSION } from '../version.js';
 import { registerDaemonCommands } from './daemon.js';
 import { registerClientCommands, handleCliError } from './commands.js';
+import { registerReleaseCommands } from './release-commands.js';
 
 const program = new Command()
   .name('gantry')
@@ -14,5 +15,6 @@ const program = new Command()
 
 registerDaemonCommands(program);
 registerClientCommands(program);
+registerReleaseCommands(program);
 
 program.parseAsync(process.argv).catch(handleCliError);

@@ -102,3 +102,16 @@ export interface AppRecord {
   updatedAt: number;
   updatedBy: string;
 }
+
+/** An immutable, numbered version of an app's spec, kept under /releases/{app}/{n}. */
+export interface ReleaseRecord {
+  app: string;
+  release: number;
+  spec: import('./spec.js').AppSpec;
+  createdAt: number;
+  createdBy: string;
+  /** Why it exists when not a plain apply, e.g. "rollback to release 3". */
+  note?: string;
+  /** What changed against the release before it. */
+  changes: import('./diff.js').Change[];
+}

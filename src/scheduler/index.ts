@@ -23,4 +23,4 @@ export { plan, planAll, planAndCommit, capacity } from './plan.js';
 export { sharesFor, PERIOD_MICROS } from './cpu.js';
 export { parseSelector, parseTerm } from './selectors.js';
 export { formatBytes, formatCpu } from './reasons.js';
-export { entryRequest, type EntryRequestOptions } from './request.js';
+export { entryRequest, instancePlacement, type EntryRequestOptions } from './request.js';

@@ -9,8 +9,9 @@ import { NodeHeap } from './heap.js';
 import { assignPorts, portCount } from './ports.js';
 import { Reasons, type Cause } from './reasons.js';
 import { rank, salt } from './rng.js';
-import { Draft, type Snapshot } from './snapshot.js';
-import { applyAt } from './snapshot.js';
+import { applyAt } from './apply.js';
+import { Draft } from './draft.js';
+import type { Snapshot } from './snapshot.js';
 import { scorers } from './strategies.js';
 import type { View } from './state.js';
 
@@ -21,11 +22,10 @@ export function plan(snapshot: Snapshot, request: PlacementRequest, options: Pla
   return run(snapshot, new Draft(snapshot), request, options);
 }
 
-/** Plans and records the placements in the snapshot at once. */
+/** Plans and records the placements in the snapshot at once (plan, then snapshot.commit). */
 export function planAndCommit(snapshot: Snapshot, request: PlacementRequest, options: PlanOptions = {}): PlanResult {
-  const draft = new Draft(snapshot);
-  const result = run(snapshot, draft, request, options);
-  draft.merge();
+  const result = plan(snapshot, request, options);
+  snapshot.commit(result.placements);
   return result;
 }
 

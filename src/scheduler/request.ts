@@ -1,6 +1,8 @@
-// Builds a PlacementRequest from an app spec entry, so the server passes specs as they are.
+// Glue for the server: a PlacementRequest from an app spec entry, a Placement from an Instance.
 import type { AppSpec } from '../model/spec.js';
-import type { PlacementRequest, Strategy } from './types.js';
+import type { Instance } from '../model/types.js';
+import type { CpuPlan, Placement, PlacementRequest, Strategy } from './types.js';
+import { sharedPlan, sharesFor } from './cpu.js';
 
 export interface EntryRequestOptions {
   count?: number;
@@ -29,4 +31,22 @@ export function entryRequest(app: AppSpec, entryName: string, options: EntryRequ
   if (options.pool !== undefined) request.pool = options.pool;
   if (options.dedicated) request.dedicated = true;
   return request;
+}
+
+/**
+ * The placement of an existing instance, to load into a snapshot. Pass the CpuPlan stored with
+ * the instance; without one (instances placed before this scheduler) the instance counts as
+ * unbound with its spec's CPU on a node of the given shareBase.
+ */
+export function instancePlacement(instance: Instance, cpu?: CpuPlan, shareBase = 100): Placement {
+  const placement: Placement = {
+    app: instance.app,
+    env: instance.env,
+    entry: instance.entry,
+    node: instance.node,
+    cpu: cpu ?? sharedPlan(shareBase, sharesFor(instance.spec.resources.cpu, shareBase)),
+    memoryBytes: instance.spec.resources.memory,
+    ports: instance.ports,
+  };
+  return placement;
 }

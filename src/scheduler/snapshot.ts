@@ -1,18 +1,13 @@
-// The live snapshot (nodes, pools and the usage of every placement) and the copy-on-write Draft a
-// plan works on: a draft clones only the nodes it places on, so planning never touches the
-// snapshot and costs nothing per untouched node. Commit placements after they are durably stored.
+// The live snapshot: nodes, pools and the usage of every placement the server has stored. The
+// server keeps one in memory, plans against it (plans work on a Draft, see draft.ts) and commits
+// placements after they are durably stored.
 import type { Placement, PoolInfo, SchedNode } from './types.js';
-import { applyCpu, checkCpu, cpuFree, poolCores, refreshCpu, releaseCpu } from './cpu.js';
-import { applyPorts, checkPorts, releasePorts } from './ports.js';
-import { bumpMap, entryKey, NodeUsage, type CountMap, type NodeEntry, type View } from './state.js';
+import { cpuFree, poolCores, refreshCpu } from './cpu.js';
+import { applyTo, checkPlacement, PlacementConflict, releaseFrom } from './apply.js';
+import { bumpMap, NodeUsage, type CountMap, type NodeEntry, type View } from './state.js';
 import { hashString } from './rng.js';
 
-export class PlacementConflict extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PlacementConflict';
-  }
-}
+export { PlacementConflict };
 
 export interface SnapshotInput {
   nodes: Iterable<SchedNode>;
@@ -162,13 +157,6 @@ export class Snapshot implements View {
     return this.appMaps.get(app);
   }
 
-  /** Replaces a count map wholesale (a draft being merged). */
-  adoptCounts(kind: 'entry' | 'app', key: string, map: Map<number, number>): void {
-    const maps = kind === 'entry' ? this.entryMaps : this.appMaps;
-    if (map.size === 0) maps.delete(key);
-    else maps.set(key, map);
-  }
-
   bump(kind: 'entry' | 'app', key: string, i: number, delta: number): void {
     const maps = kind === 'entry' ? this.entryMaps : this.appMaps;
     let map = maps.get(key);
@@ -260,56 +248,6 @@ export interface NodeSummary {
   dedicatedApp?: string;
 }
 
-/** A plan's working copy over a snapshot: clones a node's usage (and a count map) on first write. */
-export class Draft implements View {
-  readonly entries: readonly NodeEntry[];
-  readonly nodes = new Map<number, NodeUsage>();
-  private readonly maps = { entry: new Map<string, Map<number, number>>(), app: new Map<string, Map<number, number>>() };
-
-  constructor(readonly base: Snapshot) {
-    this.entries = base.entries;
-  }
-
-  usage(i: number): NodeUsage {
-    return (this.nodes.size !== 0 && this.nodes.get(i)) || this.entries[i]!.u;
-  }
-
-  writable(i: number): NodeUsage {
-    let u = this.nodes.get(i);
-    if (!u) this.nodes.set(i, (u = this.entries[i]!.u.clone()));
-    return u;
-  }
-
-  entryCounts(key: string): CountMap | undefined {
-    return this.maps.entry.get(key) ?? this.base.entryCounts(key);
-  }
-
-  appCounts(app: string): CountMap | undefined {
-    return this.maps.app.get(app) ?? this.base.appCounts(app);
-  }
-
-  bump(kind: 'entry' | 'app', key: string, i: number, delta: number): void {
-    let map = this.maps[kind].get(key);
-    if (!map) {
-      const base = kind === 'entry' ? this.base.entryCounts(key) : this.base.appCounts(key);
-      this.maps[kind].set(key, (map = new Map(base)));
-    }
-    bumpMap(map, i, delta);
-  }
-
-  /** Moves the draft's changes into its snapshot (nothing else may have changed it since the draft began). */
-  merge(): void {
-    for (const [i, u] of this.nodes) {
-      u.portsOwned = true; // the base object it shared the set with is dropped
-      this.entries[i]!.u = u;
-    }
-    for (const kind of ['entry', 'app'] as const) for (const [key, map] of this.maps[kind]) this.base.adoptCounts(kind, key, map);
-    this.nodes.clear();
-    this.maps.entry.clear();
-    this.maps.app.clear();
-  }
-}
-
 function recountPorts(e: NodeEntry): void {
   e.u.tcpInRange = 0;
   e.u.udpInRange = 0;
@@ -320,55 +258,4 @@ function recountPorts(e: NodeEntry): void {
       else e.u.tcpInRange++;
     }
   }
-}
-
-export function checkPlacement(view: Snapshot, p: Placement): string | null {
-  const i = view.index(p.node);
-  if (i === undefined) return 'unknown node';
-  const e = view.entries[i]!;
-  const u = view.usage(i);
-  if (u.memUsed + p.memoryBytes > e.allocMem) return `memory: ${p.memoryBytes} bytes wanted, ${e.allocMem - u.memUsed} free`;
-  if (u.dedicatedApp !== null && u.dedicatedApp !== p.app) return `node is dedicated to app ${u.dedicatedApp} for now`;
-  if (p.dedicated && u.instances - (view.appCounts(p.app)?.get(i) ?? 0) > 0) return 'node runs other apps (dedicated placement)';
-  return checkCpu(e, u, p.cpu) ?? checkPorts(e, u, p.ports);
-}
-
-/** Records a placement without checks (the caller checked, or loads reality as it is). */
-export function applyTo(view: View & { index(name: string): number | undefined }, p: Placement): number {
-  const i = view.index(p.node);
-  if (i === undefined) throw new PlacementConflict(`unknown node ${p.node}`);
-  applyAt(view, i, p, entryKey(p.app, p.env, p.entry));
-  return i;
-}
-
-export function applyAt(view: View, i: number, p: Placement, key: string): void {
-  const e = view.entries[i]!;
-  const u = view.writable(i);
-  applyCpu(e, u, p.cpu);
-  u.memUsed += p.memoryBytes;
-  applyPorts(e, u, p.ports);
-  u.instances++;
-  if (p.dedicated) {
-    u.dedicatedApp = p.app;
-    u.dedicatedCount++;
-  }
-  view.bump('entry', key, i, 1);
-  view.bump('app', p.app, i, 1);
-}
-
-function releaseFrom(snap: Snapshot, p: Placement): void {
-  const i = snap.index(p.node);
-  if (i === undefined) return;
-  const e = snap.entries[i]!;
-  const u = e.u;
-  releaseCpu(e, u, p.cpu);
-  u.memUsed -= p.memoryBytes;
-  releasePorts(e, u, p.ports);
-  u.instances--;
-  if (p.dedicated && --u.dedicatedCount <= 0) {
-    u.dedicatedCount = 0;
-    u.dedicatedApp = null;
-  }
-  snap.bump('entry', entryKey(p.app, p.env, p.entry), i, -1);
-  snap.bump('app', p.app, i, -1);
 }

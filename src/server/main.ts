@@ -13,6 +13,7 @@ import { AppService } from './services/apps.js';
 import { EventLog } from './services/events.js';
 import { AgentHub } from './agents.js';
 import { RegistryService } from './services/registry.js';
+import { ReleaseService } from './services/releases.js';
 import { EndpointCatalog } from '../discovery/catalog.js';
 import { RedisPublisher } from '../discovery/redis.js';
 import { UpstreamRenderer, type RendererConfig, type RenderOutcome } from '../discovery/renderer.js';
@@ -22,6 +23,7 @@ import { appRoutes } from './api/apps.js';
 import { instanceRoutes } from './api/instances.js';
 import { clusterRoutes } from './api/cluster.js';
 import { discoveryRoutes } from './api/discovery.js';
+import { releaseRoutes } from './api/releases.js';
 import { openApiDocument } from './api/openapi.js';
 import type { ApiContext } from './api/context.js';
 import { GANTRY_VERSION } from '../version.js';
@@ -69,7 +71,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const registry = new RegistryService(store, catalog, registryTtlMs);
   // Three heartbeats per lease TTL: one lost heartbeat never expires a healthy node's endpoints.
   const agents = new AgentHub(store, state, events, registry, Math.min(5000, Math.floor(registryTtlMs / 3)));
-  const ctx: ApiContext = { state, events, agents, catalog, registry, store, apps: new AppService(store, state, events), replicas: new ReplicaController(store, state, events) };
+  const apps = new AppService(store, state, events);
+  const ctx: ApiContext = { state, events, agents, catalog, registry, store, apps, releases: new ReleaseService(store, apps), replicas: new ReplicaController(store, state, events) };
   const nodes = new NodeController(store, state, events, (node) => agents.isConnected(node), options.nodeTimeoutMs ?? 30_000);
 
   const server = Fastify({ logger: options.log ? { level: 'info' } : false, bodyLimit: 4 * 1024 * 1024 });
@@ -82,6 +85,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   instanceRoutes(server, ctx);
   clusterRoutes(server, ctx);
   discoveryRoutes(server, ctx);
+  releaseRoutes(server, ctx);
 
   const sockets = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   server.server.on('upgrade', (request, socket, head) => {

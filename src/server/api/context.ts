@@ -5,6 +5,7 @@ import type { EventLog } from '../services/events.js';
 import type { AgentHub } from '../agents.js';
 import type { ReplicaController } from '../controllers/replicas.js';
 import type { RegistryService } from '../services/registry.js';
+import type { ReleaseService } from '../services/releases.js';
 import type { EndpointCatalog } from '../../discovery/catalog.js';
 import type { Store } from '../../store/store.js';
 
@@ -15,6 +16,7 @@ export interface ApiContext {
   agents: AgentHub;
   replicas: ReplicaController;
   registry: RegistryService;
+  releases: ReleaseService;
   catalog: EndpointCatalog;
   /** For the watch stream, which follows store keys as they are. */
   store: Store;

@@ -2,7 +2,8 @@
 // compare-and-swap write, so a concurrent change is refused instead of lost.
 import { isDeepStrictEqual } from 'node:util';
 import type { Store } from '../../store/store.js';
-import type { AppRecord } from '../../model/types.js';
+import type { AppRecord, ReleaseRecord } from '../../model/types.js';
+import { diff } from '../../model/diff.js';
 import { parseAppSpec, parseAppSpecText, type AppSpec } from '../../model/spec.js';
 import { KEYS, type ClusterState } from '../state.js';
 import type { EventLog } from './events.js';
@@ -23,7 +24,7 @@ export class AppService {
   ) {}
 
   /** Validates (SpecError on a bad spec, nothing stored) and stores a new release when it changed. */
-  async apply(input: string | object, user: string): Promise<{ app: AppRecord; created: boolean; changed: boolean }> {
+  async apply(input: string | object, user: string, note?: string): Promise<{ app: AppRecord; created: boolean; changed: boolean }> {
     const spec = typeof input === 'string' ? parseAppSpecText(input) : parseAppSpec(input);
     const key = KEYS.app(spec.app);
     const current = await this.store.get(key);
@@ -40,13 +41,16 @@ export class AppService {
       updatedAt: now,
       updatedBy: user,
     };
-    const newRelease = record.release !== previous?.release;
-    await this.write(key, current?.modRevision ?? 0, record, newRelease ? `/releases/${spec.app}/${String(record.release).padStart(8, '0')}` : undefined);
+    const release: ReleaseRecord | undefined =
+      record.release === previous?.release
+        ? undefined
+        : { app: spec.app, release: record.release, spec, createdAt: now, createdBy: user, note, changes: diff(previous?.spec ?? {}, spec) };
+    await this.write(key, current?.modRevision ?? 0, record, release);
     await this.events.record({
       level: 'info',
       type: previous ? 'app.updated' : 'app.created',
       app: spec.app,
-      message: `${previous ? 'updated' : 'created'} by ${user}, release ${record.release}`,
+      message: `${previous ? 'updated' : 'created'} by ${user}, release ${record.release}${note ? ` (${note})` : ''}`,
       data: { release: record.release },
     });
     return { app: record, created: !previous, changed: true };
@@ -70,8 +74,12 @@ export class AppService {
   }
 
   async remove(app: string, user: string): Promise<void> {
-    const deleted = await this.store.delete(KEYS.app(app));
-    if (deleted === undefined) throw new NotFoundError(`no app named "${app}"`);
+    const result = await this.store.txn({
+      compare: [{ key: KEYS.app(app), target: 'version', op: '>', value: 0 }],
+      success: [{ type: 'delete', key: KEYS.app(app) }, { type: 'deletePrefix', prefix: `/releases/${app}/` }],
+    });
+    if (!result.succeeded) throw new NotFoundError(`no app named "${app}"`);
+    await this.state.waitFor(result.revision);
     await this.events.record({ level: 'info', type: 'app.removed', app, message: `removed by ${user}` });
   }
 
@@ -93,18 +101,22 @@ export class AppService {
     return record;
   }
 
-  private async write(key: string, expectedModRevision: number, record: AppRecord, releaseKey?: string): Promise<void> {
+  private async write(key: string, expectedModRevision: number, record: AppRecord, release?: ReleaseRecord): Promise<void> {
     const value = JSON.stringify(record);
     const result = await this.store.txn({
       compare: [{ key, target: 'modRevision', op: '==', value: expectedModRevision }],
       success: [
         { type: 'put', key, value },
-        ...(releaseKey ? [{ type: 'put' as const, key: releaseKey, value: JSON.stringify({ spec: record.spec, createdAt: record.updatedAt, createdBy: record.updatedBy }) }] : []),
+        ...(release ? [{ type: 'put' as const, key: releaseKey(release.app, release.release), value: JSON.stringify(release) }] : []),
       ],
     });
     if (!result.succeeded) throw new ConflictError(`app ${record.name} was changed by someone else meanwhile; try again`);
     await this.state.waitFor(result.revision);
   }
+}
+
+export function releaseKey(app: string, release: number): string {
+  return `/releases/${app}/${String(release).padStart(8, '0')}`;
 }
 
 /** A new release when anything but replica counts changed; scaling alone is not a release. */

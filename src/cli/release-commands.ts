@@ -1,0 +1,52 @@
+// gantry history / diff / rollback.
+import type { Command } from 'commander';
+import type { Change } from '../model/diff.js';
+import { clientCommand, clientFor, options, outputOption, timeoutOption, wait, wholeNumber } from './commands.js';
+import { print, renderJson, renderTable, timeAgo } from './output.js';
+
+function value(v: unknown): string {
+  return v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+export function changesText(changes: Change[]): string {
+  if (changes.length === 0) return 'no changes';
+  return changes
+    .map((c) => (c.kind === 'added' ? `+ ${c.path}: ${value(c.to)}` : c.kind === 'removed' ? `- ${c.path}: ${value(c.from)}` : `~ ${c.path}: ${value(c.from)} → ${value(c.to)}`))
+    .join('\n');
+}
+
+export function registerReleaseCommands(program: Command): void {
+  clientCommand(program, 'history', 'list the releases of an app, newest last')
+    .argument('<app>', 'app name')
+    .addOption(outputOption())
+    .action(async (app: string, _opts: unknown, cmd: Command) => {
+      const { releases } = await clientFor(cmd).releases(app);
+      if (options(cmd).output === 'json') return print(renderJson(releases));
+      print(renderTable(['release', 'age', 'by', 'note', 'changes'], releases.map((r) => [
+        r.release, timeAgo(r.createdAt), r.createdBy, r.note ?? '', r.release === 1 ? 'created' : r.changes.map((c) => c.path).join(', ').slice(0, 80),
+      ])));
+    });
+
+  clientCommand(program, 'diff', 'show what changed between two releases of an app')
+    .argument('<app>', 'app name')
+    .argument('<from>', 'release', wholeNumber('from', 1))
+    .argument('<to>', 'release', wholeNumber('to', 1))
+    .addOption(outputOption())
+    .action(async (app: string, from: number, to: number, _opts: unknown, cmd: Command) => {
+      const { changes } = await clientFor(cmd).diff(app, from, to);
+      print(options(cmd).output === 'json' ? renderJson(changes) : changesText(changes));
+    });
+
+  clientCommand(program, 'rollback', 'deploy an earlier release again (default: the one before the current), as a new release')
+    .argument('<app>', 'app name')
+    .argument('[release]', 'release to go back to', wholeNumber('release', 1))
+    .option('--no-wait', 'do not wait for the app to converge')
+    .addOption(timeoutOption())
+    .action(async (app: string, release: number | undefined, _opts: unknown, cmd: Command) => {
+      const opts = options<{ wait: boolean; timeout: number }>(cmd);
+      const client = clientFor(cmd);
+      const result = await client.rollback(app, release);
+      print(`app ${app}: release ${result.release} rolls release ${result.from} back to release ${result.to}`);
+      if (opts.wait) await wait(client, app, opts.timeout);
+    });
+}

@@ -1,0 +1,48 @@
+// Release history: list, compare, and roll back (which deploys an old release's spec as a new
+// release, so history only ever grows).
+import type { Store } from '../../store/store.js';
+import type { ReleaseRecord } from '../../model/types.js';
+import { diff, type Change } from '../../model/diff.js';
+import { ConflictError, NotFoundError, releaseKey, type AppService } from './apps.js';
+
+export class ReleaseService {
+  constructor(
+    private readonly store: Store,
+    private readonly apps: AppService,
+  ) {}
+
+  async history(app: string): Promise<ReleaseRecord[]> {
+    this.apps.get(app);
+    const { kvs } = await this.store.range(`/releases/${app}/`);
+    return kvs.map((kv) => JSON.parse(kv.value) as ReleaseRecord);
+  }
+
+  async get(app: string, release: number): Promise<ReleaseRecord> {
+    const kv = await this.store.get(releaseKey(app, release));
+    if (!kv) throw new NotFoundError(`app ${app} has no release ${release}`);
+    return JSON.parse(kv.value) as ReleaseRecord;
+  }
+
+  async compare(app: string, from: number, to: number): Promise<Change[]> {
+    const [a, b] = await Promise.all([this.get(app, from), this.get(app, to)]);
+    return diff(a.spec, b.spec);
+  }
+
+  /** Deploys release `target` (default: the one before the current) again, as a new release. */
+  async rollback(app: string, target: number | undefined, user: string): Promise<{ from: number; to: number; release: number }> {
+    const current = this.apps.get(app);
+    const history = await this.history(app);
+    const wanted = target ?? history.filter((r) => r.release < current.release).at(-1)?.release;
+    if (wanted === undefined) throw new NotFoundError(`app ${app} has no release before ${current.release} to roll back to`);
+    const old = await this.get(app, wanted);
+    // Replica counts are operational, not part of what is rolled back.
+    const spec = structuredClone(old.spec);
+    for (const [name, entry] of Object.entries(spec.entrypoints)) {
+      const now = current.spec.entrypoints[name];
+      if (now) entry.replicas = now.replicas;
+    }
+    const result = await this.apps.apply(spec, user, `rollback to release ${wanted}`);
+    if (!result.changed) throw new ConflictError(`release ${wanted} is what app ${app} runs already`);
+    return { from: current.release, to: wanted, release: result.app.release };
+  }
+}
