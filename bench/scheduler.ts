@@ -1,5 +1,5 @@
 // Scheduler throughput on a large fleet. Prints one JSON line. Run: npx tsx bench/scheduler.ts
-// (NODES=10000 INSTANCES=150000 SEED=1 MODE=commit|merge to change the defaults).
+// (NODES=10000 INSTANCES=150000 SEED=1 to change the defaults).
 //
 // Fleet: NODES nodes of 24 cores / 64 GiB, shareBase 100, 1 core + 2 GiB reserved, zones a-d,
 // ssd/hdd disks, a few gpu nodes, pools default (unowned), batch (team data) and edge, a few
@@ -9,15 +9,14 @@
 // selectors, strategies spread / balance / binpack / fill, one daemon set (each) on the gpu
 // nodes and two requests that cannot fit (to exercise the reasons).
 // Each request is planned on a draft, then committed to the snapshot the way the server will
-// (plan, store, snapshot.commit(placements)); MODE=merge uses planAndCommit instead.
+// (plan, store, snapshot.commit(placements)).
 // Timing: each request is timed as a whole (plan + commit); its time / its instances is the
 // per-placement time of each of its instances, so p50/p99 are over instances.
-import { buildSnapshot, plan, planAndCommit, type PlacementRequest, type SchedNode, type Strategy } from '../src/scheduler/index.js';
+import { buildSnapshot, plan, type PlacementRequest, type SchedNode, type Strategy } from '../src/scheduler/index.js';
 
 const NODES = Number(process.env.NODES ?? 10_000);
 const INSTANCES = Number(process.env.INSTANCES ?? 150_000);
 const SEED = Number(process.env.SEED ?? 1);
-const MODE = process.env.MODE ?? 'commit';
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 
@@ -111,12 +110,8 @@ const reasons = new Set<string>();
 const start = performance.now();
 for (const req of requests) {
   const t0 = performance.now();
-  let result;
-  if (MODE === 'merge') result = planAndCommit(snap, req, { seed: SEED });
-  else {
-    result = plan(snap, req, { seed: SEED });
-    snap.commit(result.placements);
-  }
+  const result = plan(snap, req, { seed: SEED });
+  snap.commit(result.placements);
   const micros = (performance.now() - t0) * 1000;
   const n = Math.max(1, result.wanted);
   for (let k = 0; k < n && timed < perPlacementMicros.length; k++) perPlacementMicros[timed++] = micros / n;
@@ -149,7 +144,6 @@ const mean = sum / counted;
 console.log(
   JSON.stringify({
     bench: 'scheduler',
-    mode: MODE,
     nodes: NODES,
     requests: requests.length,
     instances: planned,

@@ -26,12 +26,12 @@ const nodeArb = fc
     cores: fc.integer({ min: 1, max: 8 }),
     shareBase: fc.constantFrom(10, 100, 1000),
     reservedCores: fc.integer({ min: 0, max: 2 }),
-    memMiB: fc.integer({ min: 1, max: 32 }).map((n) => n * 256),
+    memMiB: fc.integer({ min: 2, max: 64 }).map((n) => n * 256),
     reservedMiB: fc.constantFrom(0, 0, 256, 512),
     ports: fc.integer({ min: 0, max: 4 }),
     state: fc.constantFrom<SchedNode['state']>('ready', 'ready', 'ready', 'ready', 'cordoned', 'draining', 'down'),
     zone: fc.constantFrom('a', 'b', undefined),
-    pool: fc.constantFrom('default', 'default', 'batch', 'edge'),
+    pool: fc.constantFrom('default', 'default', 'default', 'default', 'batch', 'edge'),
     dedicatedTo: fc.constantFrom(undefined, undefined, undefined, undefined, 'x'),
   })
   .map(
@@ -51,6 +51,9 @@ const nodeArb = fc
 const nodesArb = fc.array(nodeArb, { minLength: 1, maxLength: 7 }).map((ns) => ns.map((n, k): SchedNode => ({ ...n, name: `n${k}` })));
 
 const selectorArb = fc.constantFrom<PlacementRequest['selector']>(
+  undefined,
+  undefined,
+  undefined,
   undefined,
   undefined,
   undefined,
@@ -78,15 +81,15 @@ const requestArb = fc
   .record({
     app: fc.constantFrom('x', 'y', 'z'),
     entry: fc.constantFrom('web', 'job'),
-    cpu: fc.oneof(fc.constantFrom(0.1, 0.5, 1, 1.2, 2, 2.5, 3.2), fc.double({ min: 0.001, max: 5, noNaN: true })),
+    cpu: fc.oneof(fc.constantFrom(0.05, 0.1, 0.3, 0.5, 1, 1.2, 2, 2.5, 3.2), fc.double({ min: 0.001, max: 4, noNaN: true })),
     cpuBind: fc.boolean(),
-    memoryBytes: fc.integer({ min: 16, max: 2048 }).map((n) => n * MiB),
+    memoryBytes: fc.integer({ min: 16, max: 1024 }).map((n) => n * MiB),
     ports: fc.oneof(fc.constant([]), portsArb),
     selector: selectorArb,
     strategy: strategyArb,
     count: fc.option(fc.integer({ min: 1, max: 8 }), { nil: undefined }),
-    pool: fc.constantFrom('default', 'default', 'batch', 'edge'),
-    team: fc.constantFrom('data', 'web', undefined),
+    pool: fc.constantFrom('default', 'default', 'default', 'default', 'default', 'batch', 'edge'),
+    team: fc.constantFrom('data', 'data', 'web', undefined),
     dedicated: fc.boolean(),
   })
   .map((r): PlacementRequest => {
@@ -177,7 +180,7 @@ function checkPolicy(nodes: SchedNode[], req: PlacementRequest, placed: Placemen
 
 test('property: nothing is handed out twice or beyond capacity, reservations and policies hold', () => {
   fc.assert(
-    fc.property(nodesArb, fc.array(opArb, { minLength: 1, maxLength: 12 }), (nodes, ops) => {
+    fc.property(nodesArb, fc.array(opArb, { minLength: 1, maxLength: 20 }), (nodes, ops) => {
       const snap = buildSnapshot({ nodes, pools: POOLS });
       let live: Placement[] = [];
       for (const op of ops) {
