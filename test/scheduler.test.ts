@@ -380,9 +380,12 @@ test('entryRequest reads an app spec entry', () => {
     app: 'shop',
     team: 'web',
     entrypoints: {
-      web: { command: 'serve', replicas: 3, resources: { cpu: 2.5, memory: '1Gi', cpuBind: true }, ports: [{ name: 'http' }], placement: { strategy: 'binpack', labels: { zone: 'a' } } },
+      web: { command: 'serve', replicas: 3, resources: { cpu: 2.5, memory: '1Gi', cpuBind: true }, ports: [{ name: 'http' }], placement: { strategy: 'binpack', labels: { zone: 'a' }, selector: '!gpu', pool: 'edge' } },
+      batch: { command: 'work', placement: { strategy: 'each', perNode: 2, dedicated: true } },
     },
   });
+  assert.equal(entryRequest(app, 'batch').dedicated, true);
+  assert.deepEqual(entryRequest(app, 'batch').strategy, { kind: 'each', perNode: 2 });
   assert.deepEqual(entryRequest(app, 'web'), {
     app: 'shop',
     env: 'default',
@@ -393,8 +396,9 @@ test('entryRequest reads an app spec entry', () => {
     memoryBytes: GiB,
     ports: [{ name: 'http', protocol: 'tcp' }],
     runtime: 'process',
-    selector: { zone: 'a' },
-    strategy: 'binpack',
+    selector: [{ key: 'zone', op: 'eq', value: 'a' }, { key: 'gpu', op: 'notexists' }],
+    strategy: { kind: 'binpack' },
     count: 3,
+    pool: 'edge',
   });
 });

@@ -12,6 +12,7 @@ import { ServerConnection } from './connection.js';
 import { describeNode, type NodeIdentity } from './node-info.js';
 import { NODE_LABEL, Supervisor } from './supervisor.js';
 import { Registration } from './registration.js';
+import { sharedPool } from './cpu.js';
 
 export interface AgentOptions extends NodeIdentity {
   server: string;
@@ -52,6 +53,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const hooks = {
     register: (instance: Instance) => registration.register(instance),
     withdraw: (instance: Instance) => registration.withdraw(instance),
+    sharedCpuset: () => shared,
     report: (status: InstanceStatus) => dirty.set(status.id, status),
     event: (event: Omit<GantryEvent, 'time'>) => {
       queuedEvents.push({ ...event, node: info.name, time: Date.now() });
@@ -60,6 +62,18 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   };
 
   const runtimeFor = (instance: Instance) => runtimes.find((r) => r.name === instance.runtime);
+  let shared: number[] = [];
+  // When bound instances come or go the shared pool changes: move the running unbound ones.
+  const refreshSharedPool = () => {
+    const next = sharedPool(info.cores, options.reserved?.cores ?? 0, [...supervisors.values()].map((s) => s.instance));
+    if (next.join() === shared.join()) return;
+    shared = next;
+    for (const supervisor of supervisors.values()) {
+      const { instance } = supervisor;
+      if (instance.cpu?.mode === 'bound' || !['starting', 'running', 'unhealthy'].includes(supervisor.status.state)) continue;
+      runtimeFor(instance)?.updateCpuset(instance.id, shared).catch((err: Error) => hooks.event({ level: 'warning', type: 'instance.limits', app: instance.app, entry: instance.entry, instance: instance.id, message: `could not move ${instance.id} to cores ${shared.join(',')}: ${err.message}` }));
+    }
+  };
   const assign = (instances: Instance[]) => {
     const wanted = new Set(instances.map((i) => i.id));
     for (const instance of instances) {
@@ -71,6 +85,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       }
     }
     for (const id of supervisors.keys()) if (!wanted.has(id) && !supervisors.get(id)!.isBusy()) supervisors.delete(id);
+    refreshSharedPool();
   };
 
   assign(cache.loadAssignments());

@@ -12,6 +12,11 @@ export interface NodeIdentity {
   /** Override the detected capacity (e.g. to reserve room for the host's own daemons). */
   cores?: number;
   memoryBytes?: number;
+  pool?: string;
+  /** Whole cores (the lowest-numbered) and memory kept for the host's own daemons. */
+  reserved?: { cores: number; memoryBytes: number };
+  /** Pieces each core is divided into (default 100). */
+  shareBase?: number;
 }
 
 export async function describeNode(identity: NodeIdentity, runtimes: Runtime[]): Promise<{ info: NodeInfo; usable: Runtime[] }> {
@@ -34,6 +39,9 @@ export async function describeNode(identity: NodeIdentity, runtimes: Runtime[]):
       runtimeNotes: notes,
       portRange: identity.portRange ?? [20000, 29999],
       agentVersion: GANTRY_VERSION,
+      pool: identity.pool ?? 'default',
+      reserved: identity.reserved ?? { cores: 0, memoryBytes: 0 },
+      shareBase: identity.shareBase ?? 100,
     },
   };
 }

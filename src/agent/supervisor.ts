@@ -4,6 +4,7 @@
 import type { GantryEvent, Instance, InstanceStatus } from '../model/types.js';
 import type { Runtime, RuntimeInstance, RunSpec } from '../runtime/runtime.js';
 import { runCheck } from './health.js';
+import { cpuFor } from './cpu.js';
 
 /** Marks what this node's agent started, so agents sharing one engine leave each other's alone. */
 export const NODE_LABEL = 'gantry.node';
@@ -15,6 +16,8 @@ export interface SupervisorHooks {
   register(instance: Instance): void;
   /** Take it out; resolves once the registry no longer lists it. */
   withdraw(instance: Instance): Promise<void>;
+  /** The node's shared cores now, for unbound instances. */
+  sharedCpuset(): number[];
 }
 
 /** Backoff is forgotten once an instance has run this long. */
@@ -144,7 +147,7 @@ export class Supervisor {
   private async startNow(): Promise<void> {
     this.set({ state: 'starting', healthy: null, message: null });
     try {
-      const { instance, warnings } = await this.runtime.start(runSpec(this.instance));
+      const { instance, warnings } = await this.runtime.start(runSpec(this.instance, this.hooks.sharedCpuset()));
       for (const warning of warnings) this.hooks.event({ level: 'warning', type: 'instance.limits', ...this.about(), message: warning });
       this.started(instance, { message: warnings.join('; ') || null });
       this.hooks.event({ level: 'info', type: 'instance.started', ...this.about(), message: `${this.instance.id} started on ${this.runtime.name} (${instance.runtimeId.slice(0, 12)})` });
@@ -175,7 +178,7 @@ export class Supervisor {
     try {
       return await this.runtime.restart(this.instance.id);
     } catch {
-      return (await this.runtime.start(runSpec(this.instance))).instance;
+      return (await this.runtime.start(runSpec(this.instance, this.hooks.sharedCpuset()))).instance;
     }
   }
 
@@ -254,7 +257,7 @@ export class Supervisor {
   }
 }
 
-export function runSpec(instance: Instance): RunSpec {
+export function runSpec(instance: Instance, sharedCpuset: number[]): RunSpec {
   return {
     instanceId: instance.id,
     app: instance.app,
@@ -267,6 +270,7 @@ export function runSpec(instance: Instance): RunSpec {
     env: { ...instance.spec.env, GANTRY_APP: instance.app, GANTRY_ENV: instance.env, GANTRY_ENTRY: instance.entry, GANTRY_INSTANCE: instance.id, GANTRY_RELEASE: String(instance.release) },
     workdir: instance.spec.workdir,
     cpu: instance.spec.resources.cpu,
+    ...cpuFor(instance, sharedCpuset),
     memoryBytes: instance.spec.resources.memory,
     ports: instance.ports,
     labels: { ...instance.spec.labels, [NODE_LABEL]: instance.node },

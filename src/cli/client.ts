@@ -9,6 +9,7 @@ import type {
   InstanceListResponse,
   LogsQuery,
   NodeListResponse,
+  NodeView,
 } from '../model/api.js';
 import type { Endpoint } from '../model/registry.js';
 import type { ReleaseRecord } from '../model/types.js';
@@ -251,6 +252,22 @@ export class GantryClient {
 
   rollback(app: string, release?: number): Promise<{ from: number; to: number; release: number }> {
     return this.json('POST', `/v1/apps/${enc(app)}/rollback`, { body: JSON.stringify(release === undefined ? {} : { release }), contentType: 'application/json' });
+  }
+
+  nodeAction(name: string, action: 'cordon' | 'uncordon' | 'drain'): Promise<{ node: NodeView }> {
+    return this.json('POST', `/v1/nodes/${enc(name)}/${action}`);
+  }
+
+  dedicate(name: string, app: string | null): Promise<{ node: NodeView }> {
+    return this.json('PUT', `/v1/nodes/${enc(name)}/dedication`, { body: JSON.stringify({ app }), contentType: 'application/json' });
+  }
+
+  setPool(name: string, team?: string): Promise<{ pool: { name: string; team?: string } }> {
+    return this.json('PUT', `/v1/pools/${enc(name)}`, { body: JSON.stringify(team ? { team } : {}), contentType: 'application/json' });
+  }
+
+  capacity(app: string, entry: string): Promise<{ total: number; nodes: { node: string; count: number }[]; blocked?: string }> {
+    return this.json('GET', '/v1/capacity', { query: { app, entry } });
   }
 
   listEndpoints(filter: { app?: string; env?: string; entry?: string } = {}): Promise<{ revision: number; endpoints: Endpoint[] }> {

@@ -2,9 +2,10 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { startServer, type RunningServer } from '../server/main.js';
+import { startServer, type RunningServer, type ServerOptions } from '../server/main.js';
 import { startAgent, type RunningAgent } from '../agent/main.js';
 import { saveClientConfig } from './config.js';
+import { parseSize } from '../model/units.js';
 import { loadRendererConfig } from '../discovery/renderer-config.js';
 
 const defaultDataDir = () => process.env.GANTRY_DATA_DIR ?? join(homedir(), '.gantry');
@@ -56,7 +57,34 @@ interface DaemonFlags {
   renderer: string[];
   dockerSocket?: string;
   portRange: string;
+  pool: string;
+  reserveCores: string;
+  reserveMemory: string;
+  shareBase: string;
   verbose?: boolean;
+}
+
+/** What an agent says about its node, from the flags shared by `up` and `agent`. */
+function nodeIdentity(flags: DaemonFlags) {
+  const memory = parseSize(flags.reserveMemory);
+  if (memory === undefined) throw new Error(`--reserve-memory ${flags.reserveMemory}: expected a size such as 512Mi`);
+  const cores = Number(flags.reserveCores);
+  if (!Number.isInteger(cores) || cores < 0) throw new Error(`--reserve-cores ${flags.reserveCores}: expected a whole number`);
+  const shareBase = Number(flags.shareBase);
+  if (![10, 100, 1000].includes(shareBase)) throw new Error(`--share-base ${flags.shareBase}: expected 10, 100 or 1000`);
+  return { name: flags.nodeName, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, portRange: parsePortRange(flags.portRange), pool: flags.pool, reserved: { cores, memoryBytes: memory }, shareBase };
+}
+
+function nodeOptions(command: Command): Command {
+  return command
+    .option('--node-name <name>', 'name of this node (default: the host name)')
+    .option('--label <key=value>', 'a node label (repeatable)', collect, [])
+    .option('--docker-socket <path>', 'Docker Engine socket', '/var/run/docker.sock')
+    .option('--port-range <low-high>', 'host ports handed to instances on this node', '20000-29999')
+    .option('--pool <name>', 'the node pool this node belongs to', 'default')
+    .option('--reserve-cores <n>', 'whole cores kept for the host\'s own daemons (the lowest-numbered)', '0')
+    .option('--reserve-memory <size>', 'memory kept for the host\'s own daemons', '0')
+    .option('--share-base <n>', 'pieces each core is divided into: 100 → 0.01 CPU, 1000 → 0.001 CPU', '100');
 }
 
 function parsePortRange(value: string): [number, number] {
@@ -67,27 +95,11 @@ function parsePortRange(value: string): [number, number] {
 }
 
 export function registerDaemonCommands(program: Command): void {
-  program
-    .command('up')
-    .description('run a server, a local agent and the embedded store in one process (the quick start)')
-    .option('--data-dir <dir>', 'where state is kept', defaultDataDir())
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on', '7070')
-    .option('--store <url>', 'sqlite:<path> (default: <data-dir>/gantry.db)')
-    .option('--node-name <name>', 'name of this node (default: the host name)')
-    .option('--label <key=value>', 'a node label (repeatable)', collect, [])
-    .option('--node-timeout <seconds>', 'seconds of silence before a node is down', '30')
-    .option('--registry-ttl <seconds>', 'seconds a silent node\'s endpoints stay registered', '15')
-    .option('--redis-url <url>', 'publish registry and instance changes to Redis pub/sub (redis://host:port)')
-    .option('--renderer <file.yaml>', 'render a file (nginx upstreams, ...) from the registry on every change (repeatable)', collect, [])
-    .option('--docker-socket <path>', 'Docker Engine socket', '/var/run/docker.sock')
-    .option('--port-range <low-high>', 'host ports handed to instances on this node', '20000-29999')
-    .option('-v, --verbose', 'log every request')
+  nodeOptions(serverOptions(program.command('up').description('run a server, a local agent and the embedded store in one process (the quick start)')))
     .action(async (flags: DaemonFlags) => {
-      const server = await startServer({ dataDir: flags.dataDir, host: flags.host, port: Number(flags.port), storeUrl: flags.store, nodeTimeoutMs: Number(flags.nodeTimeout) * 1000, registryTtlMs: Number(flags.registryTtl) * 1000, redisUrl: flags.redisUrl, renderers: flags.renderer.map(loadRendererConfig), bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN, log: flags.verbose });
+      const server = await startServer(serverSettings(flags));
       announce(server, flags.dataDir);
-      const token = server.localAgentToken();
-      const agent = await startAgent({ server: server.url, token, dataDir: join(flags.dataDir, 'agent'), name: flags.nodeName, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, portRange: parsePortRange(flags.portRange), log: (line) => console.log(`agent: ${line}`) });
+      const agent = await startAgent({ ...nodeIdentity(flags), server: server.url, token: server.localAgentToken(), dataDir: join(flags.dataDir, 'agent'), log: (line) => console.log(`agent: ${line}`) });
       console.log(`agent running as node "${agent.name}". Deploy with: gantry apply -f <spec.yaml>`);
       onSignals(async () => {
         await agent.close();
@@ -95,9 +107,28 @@ export function registerDaemonCommands(program: Command): void {
       });
     });
 
-  program
-    .command('server')
-    .description('run a Gantry server (API, controllers, embedded store)')
+  serverOptions(program.command('server').description('run a Gantry server (API, controllers, embedded store)'))
+    .action(async (flags: DaemonFlags) => {
+      const server = await startServer(serverSettings(flags));
+      announce(server, flags.dataDir);
+      onSignals(() => server.close());
+    });
+
+  nodeOptions(program.command('agent').description('run a node agent that keeps this host\'s assigned instances running'))
+    .requiredOption('--server <url>', 'the Gantry server', process.env.GANTRY_SERVER)
+    .option('--token <token>', 'an agent or admin token (or GANTRY_TOKEN)', process.env.GANTRY_TOKEN)
+    .option('--data-dir <dir>', 'where the agent keeps its state', join(defaultDataDir(), 'agent'))
+    .option('--address <ip>', 'address other hosts reach this node on', '127.0.0.1')
+    .action(async (flags: DaemonFlags & { server: string; token?: string }) => {
+      if (!flags.token) throw new Error('an agent needs --token or GANTRY_TOKEN');
+      const agent = await startAgent({ ...nodeIdentity(flags), server: flags.server, token: flags.token, dataDir: flags.dataDir, log: (line) => console.log(`agent: ${line}`) });
+      console.log(`agent running as node "${agent.name}"`);
+      onSignals(() => agent.close());
+    });
+}
+
+function serverOptions(command: Command): Command {
+  return command
     .option('--data-dir <dir>', 'where state is kept', defaultDataDir())
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', '7070')
@@ -106,28 +137,20 @@ export function registerDaemonCommands(program: Command): void {
     .option('--registry-ttl <seconds>', 'seconds a silent node\'s endpoints stay registered', '15')
     .option('--redis-url <url>', 'publish registry and instance changes to Redis pub/sub (redis://host:port)')
     .option('--renderer <file.yaml>', 'render a file (nginx upstreams, ...) from the registry on every change (repeatable)', collect, [])
-    .option('-v, --verbose', 'log every request')
-    .action(async (flags: DaemonFlags) => {
-      const server = await startServer({ dataDir: flags.dataDir, host: flags.host, port: Number(flags.port), storeUrl: flags.store, nodeTimeoutMs: Number(flags.nodeTimeout) * 1000, registryTtlMs: Number(flags.registryTtl) * 1000, redisUrl: flags.redisUrl, renderers: flags.renderer.map(loadRendererConfig), bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN, log: flags.verbose });
-      announce(server, flags.dataDir);
-      onSignals(() => server.close());
-    });
+    .option('-v, --verbose', 'log every request');
+}
 
-  program
-    .command('agent')
-    .description('run a node agent that keeps this host\'s assigned instances running')
-    .requiredOption('--server <url>', 'the Gantry server', process.env.GANTRY_SERVER)
-    .option('--token <token>', 'an agent or admin token (or GANTRY_TOKEN)', process.env.GANTRY_TOKEN)
-    .option('--data-dir <dir>', 'where the agent keeps its state', join(defaultDataDir(), 'agent'))
-    .option('--node-name <name>', 'name of this node (default: the host name)')
-    .option('--address <ip>', 'address other hosts reach this node on', '127.0.0.1')
-    .option('--label <key=value>', 'a node label (repeatable)', collect, [])
-    .option('--docker-socket <path>', 'Docker Engine socket', '/var/run/docker.sock')
-    .option('--port-range <low-high>', 'host ports handed to instances on this node', '20000-29999')
-    .action(async (flags: DaemonFlags & { server: string; token?: string }) => {
-      if (!flags.token) throw new Error('an agent needs --token or GANTRY_TOKEN');
-      const agent = await startAgent({ server: flags.server, token: flags.token, dataDir: flags.dataDir, name: flags.nodeName, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, portRange: parsePortRange(flags.portRange), log: (line) => console.log(`agent: ${line}`) });
-      console.log(`agent running as node "${agent.name}"`);
-      onSignals(() => agent.close());
-    });
+function serverSettings(flags: DaemonFlags): ServerOptions {
+  return {
+    dataDir: flags.dataDir,
+    host: flags.host,
+    port: Number(flags.port),
+    storeUrl: flags.store,
+    nodeTimeoutMs: Number(flags.nodeTimeout) * 1000,
+    registryTtlMs: Number(flags.registryTtl) * 1000,
+    redisUrl: flags.redisUrl,
+    renderers: flags.renderer.map(loadRendererConfig),
+    bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN,
+    log: flags.verbose,
+  };
 }

@@ -5,6 +5,7 @@ import { GANTRY_VERSION } from '../version.js';
 import { registerDaemonCommands } from './daemon.js';
 import { registerClientCommands, handleCliError } from './commands.js';
 import { registerReleaseCommands } from './release-commands.js';
+import { registerNodeCommands } from './node-commands.js';
 
 const program = new Command()
   .name('gantry')
@@ -16,5 +17,6 @@ const program = new Command()
 registerDaemonCommands(program);
 registerClientCommands(program);
 registerReleaseCommands(program);
+registerNodeCommands(program);
 
 program.parseAsync(process.argv).catch(handleCliError);

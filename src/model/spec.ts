@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { parseDuration, parseSize, DURATION_PATTERN, SIZE_PATTERN } from './units.js';
+import { parseSelector } from './selector.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const name = (what: string) =>
@@ -70,10 +71,31 @@ export const ResourceSpec = z.strictObject({
   cpuBind: z.boolean().default(false),
 });
 
-export const PlacementSpec = z.strictObject({
-  strategy: z.enum(['spread', 'binpack']).default('spread'),
-  labels: z.record(z.string(), z.string()).default({}),
-});
+export const PlacementSpec = z
+  .strictObject({
+    /** spread: even out this entry over nodes; binpack: fullest node first; balance: even out resource use; fill: top nodes up to perNode; each: perNode on every matching node. */
+    strategy: z.enum(['spread', 'binpack', 'balance', 'fill', 'each']).default('spread'),
+    perNode: z.number().int().min(1).optional(),
+    /** Node labels that must equal these values. */
+    labels: z.record(z.string(), z.string()).default({}),
+    /** Further label terms, e.g. "zone in (a,b), !gpu, disk!=hdd". */
+    selector: z.string().optional(),
+    pool: z.string().regex(NAME, 'pool names are lower-case letters, digits and "-"').default('default'),
+    /** One project per host: only nodes running no other app, which then take no other app. */
+    dedicated: z.boolean().default(false),
+  })
+  .superRefine((placement, ctx) => {
+    if ((placement.strategy === 'fill' || placement.strategy === 'each') && placement.perNode === undefined) {
+      ctx.addIssue({ code: 'custom', message: `strategy ${placement.strategy} needs perNode`, path: ['perNode'] });
+    }
+    if (placement.selector !== undefined) {
+      try {
+        parseSelector(placement.selector);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message, path: ['selector'] });
+      }
+    }
+  });
 
 export const EntrySpec = z
   .strictObject({
@@ -90,7 +112,7 @@ export const EntrySpec = z
     stop: z.strictObject({ signal: z.enum(SIGNALS).default('SIGTERM'), grace: duration.default(10_000) }).default({ signal: 'SIGTERM', grace: 10_000 }),
     hooks: z.strictObject({ afterStart: commandLine.optional(), beforeStop: commandLine.optional() }).default({}),
     labels: labels.default({}),
-    placement: PlacementSpec.default({ strategy: 'spread', labels: {} }),
+    placement: PlacementSpec.default({ strategy: 'spread', labels: {}, pool: 'default', dedicated: false }),
   })
   .superRefine((entry, ctx) => {
     if (!entry.image && !entry.command) {

@@ -15,12 +15,21 @@ export interface NodeInfo {
   runtimeNotes: string[];
   portRange: [number, number];
   agentVersion: string;
+  /** Node pool (default 'default'); a pool may be owned by a team. */
+  pool: string;
+  /** Kept for the host's own daemons: the lowest-numbered `cores` cores and `memoryBytes`. */
+  reserved: { cores: number; memoryBytes: number };
+  /** Pieces each core is divided into: 100 → 0.01 CPU, 1000 → 0.001 CPU. */
+  shareBase: number;
 }
 
-export type NodeState = 'ready' | 'down' | 'cordoned';
+/** ready: takes new instances. cordoned / draining: takes none (draining also moves its instances away). */
+export type NodeState = 'ready' | 'down' | 'cordoned' | 'draining';
 
 export interface NodeRecord extends NodeInfo {
   state: NodeState;
+  /** Set by an operator: the node takes instances of this app only (promotion days). */
+  dedicatedTo?: string;
   registeredAt: number;
   lastHeartbeat: number;
 }
@@ -46,6 +55,8 @@ export interface Instance {
   runtime: RuntimeName;
   spec: EntrySpec;
   ports: AssignedPort[];
+  /** The cores and shares the scheduler gave it (absent on instances placed before the scheduler). */
+  cpu?: import('./cpu.js').CpuPlan;
   desired: DesiredState;
   createdAt: number;
 }
@@ -114,4 +125,10 @@ export interface ReleaseRecord {
   note?: string;
   /** What changed against the release before it. */
   changes: import('./diff.js').Change[];
+}
+
+/** A node pool; one with a team takes only that team's apps. */
+export interface PoolRecord {
+  name: string;
+  team?: string;
 }

@@ -18,8 +18,16 @@ export interface RunSpec {
   /** Final environment; the runtime adds PORT / PORT_<NAME> for assigned host ports. */
   env: Record<string, string>;
   workdir?: string;
-  /** CPUs, fractional (0.25 = a quarter of one core's time). */
+  /** CPUs, fractional (0.25 = a quarter of one core's time): the CFS quota. */
   cpu: number;
+  /**
+   * Cores the instance may run on. A bound instance: its exclusive cores plus its fragment core.
+   * An unbound one: the node's shared pool (cores neither reserved nor held exclusively).
+   * Undefined: any core.
+   */
+  cpuset?: number[];
+  /** Relative CPU weight (cgroup cpu.shares, 1024 = one core's worth); set for bound instances. */
+  cpuShares?: number;
   memoryBytes: number;
   ports: AssignedPort[];
   labels: Record<string, string>;
@@ -78,6 +86,8 @@ export interface Runtime {
   restart(instanceId: string): Promise<RuntimeInstance>;
   /** Sends `signal`, waits up to `graceMs`, then kills. Resolves once it is not running. */
   stop(instanceId: string, signal: string, graceMs: number): Promise<void>;
+  /** Moves a running instance to other cores (the shared pool changed); no restart. */
+  updateCpuset(instanceId: string, cpuset: number[]): Promise<void>;
   /** Removes a stopped instance and everything it held (container, files, cgroups). Idempotent. */
   remove(instanceId: string): Promise<void>;
   /** Every instance this runtime holds that Gantry started (found by labels / records). */

@@ -1,5 +1,4 @@
-// Host ports. Same rules as assignPorts in firstfit.ts: a fixed host port must be free on the
-// node; a port without one gets the lowest free port of the node's range (per protocol, so a udp
+// Host ports. A fixed host port must be free on the node; a port without one gets the lowest free port of the node's range (per protocol, so a udp
 // port is never skipped because a tcp one was just assigned). The result keeps the spec's order.
 import type { AssignedPort, PortSpec } from './types.js';
 import { portKey, type NodeEntry, type NodeUsage } from './state.js';

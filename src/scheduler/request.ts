@@ -1,5 +1,6 @@
 // Glue for the server: a PlacementRequest from an app spec entry, a Placement from an Instance.
 import type { AppSpec } from '../model/spec.js';
+import { parseSelector } from '../model/selector.js';
 import type { Instance } from '../model/types.js';
 import type { CpuPlan, Placement, PlacementRequest, Strategy } from './types.js';
 import { sharedPlan, sharesFor } from './cpu.js';
@@ -23,14 +24,23 @@ export function entryRequest(app: AppSpec, entryName: string, options: EntryRequ
     memoryBytes: entry.resources.memory,
     ports: entry.ports,
     runtime: entry.image ? 'docker' : 'process',
-    selector: entry.placement.labels,
-    strategy: options.strategy ?? entry.placement.strategy,
+    selector: [
+      ...Object.entries(entry.placement.labels).map(([key, value]) => ({ key, op: 'eq' as const, value })),
+      ...(entry.placement.selector ? parseSelector(entry.placement.selector) : []),
+    ],
+    strategy: options.strategy ?? specStrategy(entry.placement),
     count: options.count ?? entry.replicas,
+    pool: options.pool ?? entry.placement.pool,
   };
   if (app.team !== undefined) request.team = app.team;
-  if (options.pool !== undefined) request.pool = options.pool;
-  if (options.dedicated) request.dedicated = true;
+  if (options.dedicated ?? entry.placement.dedicated) request.dedicated = true;
   return request;
+}
+
+function specStrategy(placement: AppSpec['entrypoints'][string]['placement']): Strategy {
+  const { strategy, perNode } = placement;
+  if (strategy === 'fill' || strategy === 'each') return { kind: strategy, perNode: perNode ?? 1 };
+  return { kind: strategy };
 }
 
 /**

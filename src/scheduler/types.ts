@@ -36,39 +36,8 @@ export interface PoolInfo {
   team?: string;
 }
 
-/** A core given to a bound instance: `shares` of the node's shareBase. */
-export interface CoreShare {
-  core: number;
-  shares: number;
-}
-
-/**
- * CPU of a bound (cpuBind) instance: whole exclusive cores plus at most one fragment core that
- * it shares with others. Runtime: cpuset = [...exclusive, fragment.core]; the fragment's weight
- * is fragment.shares / shareBase of that core.
- */
-export interface BoundCpu {
-  mode: 'bound';
-  shareBase: number;
-  /** Total shares: exclusive.length * shareBase + (fragment?.shares ?? 0). */
-  shares: number;
-  exclusive: number[];
-  fragment?: CoreShare;
-}
-
-/**
- * CPU of an unbound instance: it runs on the node's shared pool (the non-reserved cores no bound
- * instance holds exclusively, see sharedCpuset) limited by a CFS quota of quotaMicros per periodMicros.
- */
-export interface SharedCpu {
-  mode: 'shared';
-  shareBase: number;
-  shares: number;
-  quotaMicros: number;
-  periodMicros: number;
-}
-
-export type CpuPlan = BoundCpu | SharedCpu;
+export type { BoundCpu, CoreShare, CpuPlan, SharedCpu } from '../model/cpu.js';
+import type { CpuPlan } from '../model/cpu.js';
 
 /** One instance on one node, with everything the runtime must apply. Store it with the instance. */
 export interface Placement {
@@ -83,10 +52,8 @@ export interface Placement {
   dedicated?: boolean;
 }
 
-export type LabelTerm =
-  | { key: string; op: 'eq'; value: string }
-  | { key: string; op: 'in' | 'notin'; values: string[] }
-  | { key: string; op: 'exists' | 'notexists' };
+export type { LabelTerm } from '../model/selector.js';
+import type { LabelTerm } from '../model/selector.js';
 
 /** A map means "every key equals its value"; a list of terms must all hold. */
 export type LabelSelector = Record<string, string> | LabelTerm[];

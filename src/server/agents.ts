@@ -133,16 +133,22 @@ export class AgentHub {
   }
 
   private async register(info: NodeInfo): Promise<void> {
-    const previous = this.state.nodes.get(info.name);
+    const key = KEYS.node(info.name);
+    const current = await this.store.get(key);
+    const previous = current ? (JSON.parse(current.value) as NodeRecord) : undefined;
     const now = Date.now();
     const record: NodeRecord = {
       ...info,
-      state: previous?.state === 'cordoned' ? 'cordoned' : 'ready',
+      // An operator's cordon, drain or dedication outlives heartbeats and reconnections.
+      state: previous?.state === 'cordoned' || previous?.state === 'draining' ? previous.state : 'ready',
+      dedicatedTo: previous?.dedicatedTo,
       registeredAt: previous?.registeredAt ?? now,
       lastHeartbeat: now,
     };
-    const revision = await this.store.put(KEYS.node(info.name), JSON.stringify(record));
-    await this.state.waitFor(revision);
+    // Compare-and-swap, so a heartbeat never undoes an operator's cordon written meanwhile.
+    const result = await this.store.txn({ compare: [{ key, target: 'modRevision', op: '==', value: current?.modRevision ?? 0 }], success: [{ type: 'put', key, value: JSON.stringify(record) }] });
+    if (!result.succeeded) return this.register(info);
+    await this.state.waitFor(result.revision);
     if (!previous) await this.events.record({ level: 'info', type: 'node.registered', node: info.name, message: `node ${info.name} joined: ${info.cores} cores, runtimes ${info.runtimes.join(', ') || 'none'}` });
     else if (previous.state === 'down') await this.events.record({ level: 'info', type: 'node.up', node: info.name, message: `node ${info.name} is back` });
   }

@@ -1,16 +1,19 @@
 // The server's in-memory view of the cluster, fed by one store watch (the informer pattern):
 // API reads and the controllers never query the store per request.
 import type { Store, WatchEvent } from '../store/store.js';
-import type { AppRecord, Instance, InstanceStatus, NodeRecord } from '../model/types.js';
+import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord } from '../model/types.js';
 
 export const KEYS = {
   app: (name: string) => `/apps/${name}`,
   instance: (app: string, id: string) => `/instances/${app}/${id}`,
   status: (id: string) => `/status/${id}`,
   node: (name: string) => `/nodes/${name}`,
+  /** Bumped with every placement on a node: the compare-and-swap guard against double allocation. */
+  alloc: (node: string) => `/alloc/${node}`,
+  pool: (name: string) => `/pools/${name}`,
 };
 
-export type ChangeKind = 'app' | 'instance' | 'status' | 'node';
+export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool';
 type Listener = (kind: ChangeKind, key: string) => void;
 
 const PREFIXES: [string, ChangeKind][] = [
@@ -18,6 +21,8 @@ const PREFIXES: [string, ChangeKind][] = [
   ['/instances/', 'instance'],
   ['/status/', 'status'],
   ['/nodes/', 'node'],
+  ['/alloc/', 'alloc'],
+  ['/pools/', 'pool'],
 ];
 
 export class ClusterState {
@@ -25,6 +30,9 @@ export class ClusterState {
   readonly instances = new Map<string, Instance>();
   readonly statuses = new Map<string, InstanceStatus>();
   readonly nodes = new Map<string, NodeRecord>();
+  readonly pools = new Map<string, PoolRecord>();
+  /** Per node, the modRevision of its /alloc/ key as this cache last saw it (0: none yet). */
+  readonly allocRevisions = new Map<string, number>();
   private revision = 0;
   private readonly listeners = new Set<Listener>();
   private readonly waiters: { revision: number; resolve: () => void }[] = [];
@@ -38,7 +46,7 @@ export class ClusterState {
     for (const [prefix, kind] of PREFIXES) {
       const { kvs, revision: rev } = await store.range(prefix);
       revision = Math.max(revision, rev);
-      for (const kv of kvs) state.apply(kind, kv.key, kv.value);
+      for (const kv of kvs) state.apply(kind, kv.key, kv.value, kv.modRevision);
     }
     state.revision = revision;
     const watcher = store.watch('/', (events) => state.onEvents(events), { fromRevision: revision + 1 });
@@ -80,7 +88,7 @@ export class ClusterState {
     for (const event of events) {
       const match = PREFIXES.find(([prefix]) => event.kv.key.startsWith(prefix));
       if (match) {
-        this.apply(match[1], event.kv.key, event.type === 'put' ? event.kv.value : undefined);
+        this.apply(match[1], event.kv.key, event.type === 'put' ? event.kv.value : undefined, event.kv.modRevision);
         changed.push([match[1], event.kv.key]);
       }
       this.revision = Math.max(this.revision, event.revision);
@@ -91,9 +99,14 @@ export class ClusterState {
     for (const [kind, key] of changed) for (const listener of this.listeners) listener(kind, key);
   }
 
-  private apply(kind: ChangeKind, key: string, value: string | undefined): void {
+  private apply(kind: ChangeKind, key: string, value: string | undefined, modRevision: number): void {
     const id = key.slice(key.lastIndexOf('/') + 1);
-    const map: Map<string, unknown> = { app: this.apps, instance: this.instances, status: this.statuses, node: this.nodes }[kind];
+    if (kind === 'alloc') {
+      if (value === undefined) this.allocRevisions.delete(id);
+      else this.allocRevisions.set(id, modRevision);
+      return;
+    }
+    const map: Map<string, unknown> = { app: this.apps, instance: this.instances, status: this.statuses, node: this.nodes, pool: this.pools }[kind];
     if (value === undefined) map.delete(id);
     else map.set(id, JSON.parse(value));
   }

@@ -9,6 +9,8 @@ const AppParams = z.object({ app: z.string() });
 const ScaleParams = z.object({ app: z.string(), entry: z.string() });
 const ScaleBody = z.object({ replicas: z.number().int().min(0).max(10_000) });
 
+const unplacedCount = (ctx: ApiContext) => (app: string, entry: string) => ctx.replicas.unplaced.get(app)?.find((u) => u.entry === entry)?.count ?? 0;
+
 export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.post('/v1/apps', async (request, reply): Promise<ApplyResponse> => {
     const result = await ctx.apps.apply(request.body as string | object, requester(request));
@@ -18,7 +20,7 @@ export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
   });
 
   server.get('/v1/apps', async (): Promise<AppListResponse> => ({
-    apps: [...ctx.state.apps.values()].sort((a, b) => a.name.localeCompare(b.name)).map((app) => appSummary(ctx.state, app)),
+    apps: [...ctx.state.apps.values()].sort((a, b) => a.name.localeCompare(b.name)).map((app) => appSummary(ctx.state, app, unplacedCount(ctx))),
   }));
 
   server.get('/v1/apps/:app', async (request): Promise<AppDetailResponse> => {
@@ -26,7 +28,7 @@ export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const app = ctx.apps.get(name);
     return {
       app,
-      summary: appSummary(ctx.state, app),
+      summary: appSummary(ctx.state, app, unplacedCount(ctx)),
       instances: ctx.state.instancesOf(name).map((i) => instanceView(ctx.state, i)),
       unplaced: ctx.replicas.unplaced.get(name) ?? [],
     };

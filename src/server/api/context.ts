@@ -6,6 +6,7 @@ import type { AgentHub } from '../agents.js';
 import type { ReplicaController } from '../controllers/replicas.js';
 import type { RegistryService } from '../services/registry.js';
 import type { ReleaseService } from '../services/releases.js';
+import type { NodeService } from '../services/nodes.js';
 import type { EndpointCatalog } from '../../discovery/catalog.js';
 import type { Store } from '../../store/store.js';
 
@@ -17,6 +18,7 @@ export interface ApiContext {
   replicas: ReplicaController;
   registry: RegistryService;
   releases: ReleaseService;
+  nodes: NodeService;
   catalog: EndpointCatalog;
   /** For the watch stream, which follows store keys as they are. */
   store: Store;

@@ -1,13 +1,21 @@
 // Keeps every entry at its desired replica count: places missing instances, removes extras,
 // replaces instances of an older release once enough of the new one are healthy, and forgets
 // instances whose removal the agent confirmed. Runs on the leader only.
-import { randomBytes } from 'node:crypto';
-import type { Store, TxnOp } from '../../store/store.js';
+import type { Compare, Store, TxnOp } from '../../store/store.js';
 import type { AppRecord, Instance, InstanceStatus } from '../../model/types.js';
-import { entryRuntime, type EntrySpec } from '../../model/spec.js';
-import { placeOne, reserve, type NodeSnapshot, type PlacementRequest } from '../../scheduler/firstfit.js';
+import type { EntrySpec } from '../../model/spec.js';
+import type { Snapshot } from '../../scheduler/index.js';
+import { clusterSnapshot, instancesFor, planEntry } from './placement.js';
 import { KEYS, type ClusterState } from '../state.js';
 import type { EventLog } from '../services/events.js';
+
+interface PassWrites {
+  ops: TxnOp[];
+  compares: Compare[];
+  notes: Parameters<EventLog['record']>[0][];
+  /** Desired states changed in this pass (the cache shows them once the write lands). */
+  desired: Map<string, Instance['desired']>;
+}
 
 export interface Unplaced {
   entry: string;
@@ -35,89 +43,87 @@ export class ReplicaController {
     return pass;
   }
 
-  private async pass(): Promise<void> {
+  private async pass(attempt = 1): Promise<void> {
     const ops: TxnOp[] = [];
+    const compares: Compare[] = [];
     const notes: Parameters<EventLog['record']>[0][] = [];
-    const nodes = this.snapshot();
+    const pass: PassWrites = { ops, compares, notes, desired: new Map() };
+    const snapshot = clusterSnapshot(this.state);
     this.unplaced.clear();
     for (const app of this.state.apps.values()) {
-      for (const [entry, spec] of Object.entries(app.spec.entrypoints)) this.reconcileEntry(app, entry, spec, nodes, ops, notes);
+      for (const [entry, spec] of Object.entries(app.spec.entrypoints)) this.reconcileEntry(app, entry, spec, snapshot, pass);
     }
     for (const instance of this.state.instances.values()) {
       const app = this.state.apps.get(instance.app);
       const entryGone = !app || !app.spec.entrypoints[instance.entry];
-      if (entryGone && instance.desired !== 'removed') this.setDesired(instance, 'removed', ops);
-      if (instance.desired === 'removed' && this.removalDone(instance)) {
+      if (entryGone && instance.desired !== 'removed') this.setDesired(instance, 'removed', pass);
+      if ((pass.desired.get(instance.id) ?? instance.desired) === 'removed' && this.removalDone(instance)) {
         ops.push({ type: 'delete', key: KEYS.instance(instance.app, instance.id) }, { type: 'delete', key: KEYS.status(instance.id) });
         notes.push({ level: 'info', type: 'instance.removed', app: instance.app, entry: instance.entry, instance: instance.id, node: instance.node, message: `removed from ${instance.node}` });
       }
     }
     if (ops.length > 0) {
-      const { revision } = await this.store.txn({ compare: [], success: ops });
-      await this.state.waitFor(revision);
+      const result = await this.store.txn({ compare: compares, success: ops });
+      if (!result.succeeded) {
+        // Another server (or writer) placed on one of these nodes meanwhile: plan again on fresh data.
+        await this.state.waitFor(await this.state.currentRevision());
+        if (attempt < 3) return this.pass(attempt + 1);
+        throw new Error('placement kept conflicting with concurrent placements; will retry');
+      }
+      await this.state.waitFor(result.revision);
     }
     for (const note of notes) await this.events.record(note);
   }
 
-  private reconcileEntry(app: AppRecord, entry: string, spec: EntrySpec, nodes: NodeSnapshot[], ops: TxnOp[], notes: Parameters<EventLog['record']>[0][]): void {
+  private reconcileEntry(app: AppRecord, entry: string, spec: EntrySpec, snapshot: Snapshot, pass: PassWrites): void {
+    const { ops, notes } = pass;
     const live = this.state.instancesOf(app.name, entry).filter((i) => i.desired !== 'removed');
     for (const instance of live) {
       const node = this.state.nodes.get(instance.node);
       if (!node || node.state === 'down') {
-        this.setDesired(instance, 'removed', ops);
+        this.setDesired(instance, 'removed', pass);
         ops.push({ type: 'put', key: KEYS.status(instance.id), value: JSON.stringify(lostStatus(instance, this.state.statuses.get(instance.id))) });
         notes.push({ level: 'warning', type: 'instance.lost', app: app.name, entry, instance: instance.id, node: instance.node, message: `node ${instance.node} is down; replacing the instance` });
       }
     }
     const alive = live.filter((i) => this.state.nodes.get(i.node)?.state !== 'down' && this.state.nodes.has(i.node));
     if (app.stopped) {
-      for (const instance of alive) if (instance.desired === 'running') this.setDesired(instance, 'stopped', ops);
+      for (const instance of alive) if (instance.desired === 'running') this.setDesired(instance, 'stopped', pass);
       return;
     }
-    for (const instance of alive) if (instance.desired === 'stopped') this.setDesired(instance, 'running', ops);
+    for (const instance of alive) if (instance.desired === 'stopped') this.setDesired(instance, 'running', pass);
 
-    const current = alive.filter((i) => i.release === app.release);
-    const old = alive.filter((i) => i.release !== app.release);
-    const missing = spec.replicas - current.length;
-    if (missing > 0) this.place(app, entry, spec, missing, nodes, ops, notes);
+    // Instances of an older release, or on a draining node, are replaced before they go.
+    const movable = (i: Instance) => i.release !== app.release || this.state.nodes.get(i.node)?.state === 'draining';
+    const current = alive.filter((i) => !movable(i));
+    const old = alive.filter(movable);
+    const each = spec.placement.strategy === 'each';
+    const missing = each ? 1 : spec.replicas - current.length;
+    if (missing > 0) this.place(app, entry, missing, snapshot, pass);
     if (missing < 0) {
-      for (const instance of [...current].sort(removalOrder(this.state.statuses)).slice(0, -missing)) this.setDesired(instance, 'removed', ops);
+      for (const instance of [...current].sort(removalOrder(this.state.statuses)).slice(0, -missing)) this.setDesired(instance, 'removed', pass);
     }
     // Old-release instances go once enough new ones are healthy, so the entry never dips below its count.
     const healthyCurrent = current.filter((i) => this.state.statuses.get(i.id)?.state === 'running').length;
-    const removable = Math.max(0, healthyCurrent + old.length - spec.replicas);
-    for (const instance of [...old].sort(removalOrder(this.state.statuses)).slice(0, spec.replicas === 0 ? old.length : removable)) {
-      this.setDesired(instance, 'removed', ops);
+    const wanted = each ? current.length : spec.replicas;
+    const removable = Math.max(0, healthyCurrent + old.length - wanted);
+    for (const instance of [...old].sort(removalOrder(this.state.statuses)).slice(0, wanted === 0 ? old.length : removable)) {
+      this.setDesired(instance, 'removed', pass);
     }
   }
 
-  private place(app: AppRecord, entry: string, spec: EntrySpec, count: number, nodes: NodeSnapshot[], ops: TxnOp[], notes: Parameters<EventLog['record']>[0][]): void {
-    const runtime = entryRuntime(spec);
-    const request: PlacementRequest = { cpu: spec.resources.cpu, memoryBytes: spec.resources.memory, runtime, labels: spec.placement.labels, ports: spec.ports };
-    for (let placed = 0; placed < count; placed++) {
-      const result = placeOne(nodes, request);
-      if ('reason' in result) {
-        this.noteUnplaced(app.name, entry, count - placed, result.reason, notes);
-        return;
-      }
-      reserve(nodes.find((n) => n.name === result.node)!, request, result.ports);
-      const instance: Instance = {
-        id: `${app.name}-${entry}-${randomBytes(4).toString('hex')}`,
-        app: app.name,
-        env: app.env,
-        entry,
-        release: app.release,
-        node: result.node,
-        runtime,
-        spec,
-        ports: result.ports,
-        desired: 'running',
-        createdAt: Date.now(),
-      };
-      ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify(instance) });
-      notes.push({ level: 'info', type: 'instance.placed', app: app.name, entry, instance: instance.id, node: result.node, message: `placed on ${result.node}, release ${app.release}` });
+  private place(app: AppRecord, entry: string, count: number, snapshot: Snapshot, pass: PassWrites): void {
+    const result = planEntry(snapshot, app, entry, count);
+    const created = instancesFor(this.state, app, entry, result);
+    snapshot.commit(result.placements); // later entries of this pass see these placements
+    pass.ops.push(...created.ops);
+    pass.compares.push(...created.compares);
+    for (const instance of created.instances) {
+      pass.notes.push({ level: 'info', type: 'instance.placed', app: app.name, entry, instance: instance.id, node: instance.node, message: `placed on ${instance.node}, release ${app.release}` });
     }
-    this.lastUnplacedMessage.delete(`${app.name}/${entry}`);
+    const unplaced = result.unplaced.reduce((n, u) => n + u.count, 0);
+    if (unplaced > 0) this.noteUnplaced(app.name, entry, unplaced, result.unplaced.map((u) => (u.node ? `${u.node}: ${u.reason}` : u.reason)).join('; '), pass.notes);
+    else this.lastUnplacedMessage.delete(`${app.name}/${entry}`);
   }
 
   private noteUnplaced(app: string, entry: string, count: number, reason: string, notes: Parameters<EventLog['record']>[0][]): void {
@@ -128,9 +134,9 @@ export class ReplicaController {
     notes.push({ level: 'warning', type: 'instance.unplaced', app, entry, message: `${count} instance(s) cannot be placed: ${reason}` });
   }
 
-  private setDesired(instance: Instance, desired: Instance['desired'], ops: TxnOp[]): void {
-    instance.desired = desired; // the cache copy too, so later checks in this pass see it
-    ops.push({ type: 'put', key: KEYS.instance(instance.app, instance.id), value: JSON.stringify(instance) });
+  private setDesired(instance: Instance, desired: Instance['desired'], pass: PassWrites): void {
+    pass.desired.set(instance.id, desired);
+    pass.ops.push({ type: 'put', key: KEYS.instance(instance.app, instance.id), value: JSON.stringify({ ...instance, desired }) });
   }
 
   /** The agent said it is gone, or nobody is left to say so. */
@@ -138,21 +144,6 @@ export class ReplicaController {
     const status = this.state.statuses.get(instance.id);
     const node = this.state.nodes.get(instance.node);
     return status?.state === 'removed' || status?.state === 'lost' || !node || node.state === 'down';
-  }
-
-  private snapshot(): NodeSnapshot[] {
-    const nodes = new Map<string, NodeSnapshot>();
-    for (const node of this.state.nodes.values()) {
-      nodes.set(node.name, { ...node, allocatedCpu: 0, allocatedMemory: 0, usedPorts: new Set() });
-    }
-    for (const instance of this.state.instances.values()) {
-      const node = nodes.get(instance.node);
-      if (!node) continue;
-      node.allocatedCpu += instance.spec.resources.cpu;
-      node.allocatedMemory += instance.spec.resources.memory;
-      for (const port of instance.ports) node.usedPorts.add(`${port.host}/${port.protocol}`);
-    }
-    return [...nodes.values()];
   }
 }
 

@@ -9,7 +9,7 @@ export function instanceView(state: ClusterState, instance: Instance): InstanceV
   return { ...rest, status: state.statuses.get(instance.id) ?? null };
 }
 
-export function appSummary(state: ClusterState, app: AppRecord): AppSummary {
+export function appSummary(state: ClusterState, app: AppRecord, unplaced?: (app: string, entry: string) => number): AppSummary {
   return {
     name: app.name,
     env: app.env,
@@ -22,7 +22,9 @@ export function appSummary(state: ClusterState, app: AppRecord): AppSummary {
       // 'running' is only reported once the health check (if any) has passed.
       const running = states.filter((s) => s?.state === 'running' || s?.state === 'unhealthy').length;
       const healthy = instances.filter((i, n) => states[n]?.state === 'running' && i.release === app.release).length;
-      return { name, runtime: entryRuntime(spec), desired: app.stopped ? 0 : spec.replicas, running, healthy };
+      // A daemon-set entry (each) wants what fits on its matching nodes, not a replica count.
+      const desired = app.stopped ? 0 : spec.placement.strategy === 'each' ? instances.length + (unplaced?.(app.name, name) ?? 0) : spec.replicas;
+      return { name, runtime: entryRuntime(spec), desired, running, healthy };
     }),
   };
 }

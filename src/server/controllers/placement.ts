@@ -1,0 +1,85 @@
+// The controllers' bridge to the scheduler: a snapshot built from the cluster cache, new
+// instances from a plan, and the compare-and-swap guards that keep two servers (or two passes)
+// from handing out the same core share, memory or port.
+import { randomBytes } from 'node:crypto';
+import type { Compare, TxnOp } from '../../store/store.js';
+import type { AppRecord, Instance } from '../../model/types.js';
+import { entryRuntime } from '../../model/spec.js';
+import { buildSnapshot, entryRequest, instancePlacement, plan, type PlanResult, type SchedNode, type Snapshot } from '../../scheduler/index.js';
+import { KEYS, type ClusterState } from '../state.js';
+
+export function clusterSnapshot(state: ClusterState): Snapshot {
+  const nodes: SchedNode[] = [...state.nodes.values()].map((node) => ({
+    name: node.name,
+    state: node.state,
+    labels: node.labels,
+    pool: node.pool ?? 'default',
+    cores: node.cores,
+    memoryBytes: node.memoryBytes,
+    reserved: node.reserved ?? { cores: 0, memoryBytes: 0 },
+    portRange: node.portRange,
+    shareBase: node.shareBase ?? 100,
+    dedicatedTo: node.dedicatedTo,
+    runtimes: node.runtimes,
+  }));
+  const placements = [...state.instances.values()]
+    .filter((i) => state.nodes.has(i.node))
+    .map((i) => instancePlacement(i, i.cpu, state.nodes.get(i.node)!.shareBase ?? 100));
+  return buildSnapshot({ nodes, pools: state.pools.values(), placements });
+}
+
+/** Plans `count` more instances of an entry (for `each`: whatever each matching node lacks). */
+export function planEntry(snapshot: Snapshot, app: AppRecord, entry: string, count: number): PlanResult {
+  const spec = app.spec.entrypoints[entry]!;
+  const { strategy, perNode } = spec.placement;
+  if (strategy !== 'each') return plan(snapshot, entryRequest(app.spec, entry, { count }));
+  // `each` is a daemon set: top every matching node up to perNode, whatever the replica count.
+  const request = entryRequest(app.spec, entry, { strategy: { kind: 'fill', perNode: perNode ?? 1 } });
+  delete request.count;
+  return plan(snapshot, request);
+}
+
+export interface NewInstances {
+  instances: Instance[];
+  ops: TxnOp[];
+  compares: Compare[];
+}
+
+/** Instance records for a plan's placements, with the guard on each node they land on. */
+export function instancesFor(state: ClusterState, app: AppRecord, entry: string, result: PlanResult): NewInstances {
+  const spec = app.spec.entrypoints[entry]!;
+  const out: NewInstances = { instances: [], ops: [], compares: [] };
+  for (const placement of result.placements) {
+    const instance: Instance = {
+      id: `${app.name}-${entry}-${randomBytes(4).toString('hex')}`,
+      app: app.name,
+      env: app.env,
+      entry,
+      release: app.release,
+      node: placement.node,
+      runtime: entryRuntime(spec),
+      spec,
+      ports: placement.ports,
+      cpu: placement.cpu,
+      desired: 'running',
+      createdAt: Date.now(),
+    };
+    out.instances.push(instance);
+    out.ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify(instance) });
+  }
+  for (const node of new Set(result.placements.map((p) => p.node))) {
+    const guard = allocGuard(state, node);
+    out.compares.push(...guard.compares);
+    out.ops.push(...guard.ops);
+  }
+  return out;
+}
+
+/** The node's allocation must be what this cache saw; the write bumps it for everyone else. */
+function allocGuard(state: ClusterState, node: string): { compares: Compare[]; ops: TxnOp[] } {
+  const key = KEYS.alloc(node);
+  return {
+    compares: [{ key, target: 'modRevision', op: '==', value: state.allocRevisions.get(node) ?? 0 }],
+    ops: [{ type: 'put', key, value: JSON.stringify({ at: Date.now() }) }],
+  };
+}
