@@ -527,3 +527,23 @@ test('fuzz: mutated and random messages never throw, and every reply decodes', (
   assert.ok(replies > 1000);
   responder.close();
 });
+
+test('workers: extra processes answer on the same UDP socket and follow source changes', async () => {
+  await withServer(
+    async (port, source) => {
+      // Enough queries that both processes answer some; every answer is right.
+      for (let i = 0; i < 50; i++) assert.deepEqual(addresses(await udp(port, query('web.shop.prod.gantry.local'))), ['10.0.0.1', '10.0.0.2']);
+      source.set(endpoint({ id: 'web-9', address: '10.0.0.9' }));
+      // The workers get the change over IPC: soon every process answers with it.
+      const deadline = Date.now() + 5000;
+      let streak = 0;
+      while (streak < 20) {
+        assert.ok(Date.now() < deadline, 'workers did not follow the change');
+        const got = addresses(await udp(port, query('web.shop.prod.gantry.local')));
+        streak = got.includes('10.0.0.9') ? streak + 1 : 0;
+      }
+      assert.deepEqual(addresses(await tcp(port, query('web.shop.prod.gantry.local'))), ['10.0.0.1', '10.0.0.2', '10.0.0.9']);
+    },
+    { workers: 1 },
+  );
+});

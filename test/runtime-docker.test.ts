@@ -28,6 +28,8 @@ interface SpecInput {
   memoryBytes?: number;
   image?: string;
   workdir?: string;
+  cpuset?: number[];
+  cpuShares?: number;
 }
 
 function spec(input: SpecInput): RunSpec {
@@ -43,6 +45,8 @@ function spec(input: SpecInput): RunSpec {
     env: input.vars ?? {},
     workdir: input.workdir,
     cpu: input.cpu ?? 0.5,
+    cpuset: input.cpuset,
+    cpuShares: input.cpuShares,
     memoryBytes: input.memoryBytes ?? 64 * 1024 * 1024,
     ports: input.ports ?? [],
     labels: { 'gantry.test': run },
@@ -365,4 +369,82 @@ test('a container exceeding its memory limit is reported oomKilled', { skip }, a
   const listed = (await rt.list()).find((i) => i.instanceId === id);
   assert.equal(listed?.oomKilled, true);
   await rt.remove(id);
+});
+
+const cpusAllowed = async (id: string) => {
+  const res = await rt.exec(id, ['grep', 'Cpus_allowed_list', '/proc/1/status'], 5000);
+  assert.equal(res.exitCode, 0, res.output);
+  return res.output.split(':')[1]?.trim();
+};
+
+test('cpuset and shares: a bound container, moved to other cores without a restart', { skip }, async () => {
+  const id = newId('bound');
+  const { instance, warnings } = await rt.start(
+    spec({ instanceId: id, command: loop('sleep 60'), cpu: 1.5, cpuset: [1, 0], cpuShares: 1536 }),
+  );
+  assert.deepEqual(warnings, []);
+  const container = docker.getContainer(instance.runtimeId);
+  const before = await container.inspect();
+  assert.equal(before.HostConfig.CpusetCpus, '0,1');
+  assert.equal(before.HostConfig.CpuShares, 1536);
+  assert.equal(before.HostConfig.CpuQuota, 150_000);
+  assert.equal(before.HostConfig.CpuPeriod, 100_000);
+  assert.equal(await cpusAllowed(id), '0-1');
+
+  await rt.updateCpuset(id, [1]);
+  const after = await container.inspect();
+  assert.equal(after.HostConfig.CpusetCpus, '1');
+  assert.equal(after.HostConfig.CpuShares, 1536, 'shares untouched');
+  assert.equal(after.HostConfig.CpuQuota, 150_000, 'quota untouched');
+  assert.equal(after.State.Running, true);
+  assert.equal(after.State.StartedAt, before.State.StartedAt, 'not restarted');
+  assert.equal(after.State.Pid, before.State.Pid, 'same process');
+  assert.equal(after.RestartCount, before.RestartCount);
+  assert.equal(await cpusAllowed(id), '1', 'the running process was re-pinned');
+
+  // [] = any core: every core the engine reports.
+  await rt.updateCpuset(id, []);
+  const any = await container.inspect();
+  const ncpu = (await docker.info()).NCPU as number;
+  assert.equal(any.HostConfig.CpusetCpus, ncpu > 1 ? `0-${ncpu - 1}` : '0');
+  assert.equal(any.State.StartedAt, before.State.StartedAt);
+
+  // A core the host does not have: the engine's message, and the container keeps its cores.
+  await assert.rejects(rt.updateCpuset(id, [0, 999]), /cannot move container .* to cores 0,999: .*Requested CPUs are not available/);
+  await assert.rejects(rt.updateCpuset(id, [-1]), /invalid cpuset/);
+  assert.equal((await container.inspect()).HostConfig.CpusetCpus, any.HostConfig.CpusetCpus);
+  await rt.remove(id);
+  await assert.rejects(rt.updateCpuset(id, [0]), { message: `no container for instance ${id}` });
+});
+
+test('cpuset: an unbound container without a cpuset gets only its CFS quota', { skip }, async () => {
+  const id = newId('unbound');
+  const { instance } = await rt.start(spec({ instanceId: id, command: loop('sleep 60'), cpu: 0.25 }));
+  const info = await docker.getContainer(instance.runtimeId).inspect();
+  assert.equal(info.HostConfig.CpusetCpus, '');
+  assert.equal(info.HostConfig.CpuQuota, 25_000);
+  assert.equal(info.HostConfig.CpuPeriod, 100_000);
+  assert.equal(info.HostConfig.CpuShares, 0);
+  await rt.remove(id);
+});
+
+test('cpuset: an exited container is updated for its next run; unknown cores fail the start', { skip }, async () => {
+  const id = newId('cpuset-exited');
+  await rt.start(spec({ instanceId: id, command: loop('grep Cpus_allowed_list /proc/self/status'), cpuset: [0] }));
+  await exited(id);
+  await rt.updateCpuset(id, [1]);
+  const info = await docker.getContainer(`${prefix}${id}`).inspect();
+  assert.equal(info.HostConfig.CpusetCpus, '1');
+  await rt.restart(id);
+  await exited(id);
+  const lines = await readLines(await rt.logs(id, { follow: false }), () => false);
+  assert.deepEqual(lines.map((l) => l.text.replace(/\s+/g, ' ')), ['Cpus_allowed_list: 0', 'Cpus_allowed_list: 1']);
+  await rt.remove(id);
+
+  const bad = newId('cpuset-bad');
+  await assert.rejects(
+    rt.start(spec({ instanceId: bad, command: loop('sleep 60'), cpuset: [999] })),
+    /cannot (create|start) container .*Requested CPUs are not available/,
+  );
+  assert.equal(await rt.inspect(bad), undefined);
 });

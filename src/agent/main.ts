@@ -76,9 +76,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   };
   const assign = (instances: Instance[]) => {
     const wanted = new Set(instances.map((i) => i.id));
-    for (const instance of instances) {
+    // Instances that gain traffic first, then those that lose it: a switch never leaves nobody registered.
+    const gainingFirst = [...instances].sort((a, b) => Number(b.serving !== false) - Number(a.serving !== false));
+    for (const instance of gainingFirst) {
       const existing = supervisors.get(instance.id);
-      if (existing) existing.instance = instance;
+      if (existing) existing.reassign(instance);
       else {
         const runtime = runtimeFor(instance);
         if (runtime) supervisors.set(instance.id, new Supervisor(instance, runtime, '127.0.0.1', hooks, remembered.get(instance.id)));

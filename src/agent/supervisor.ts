@@ -48,6 +48,16 @@ export class Supervisor {
     this.status = { id: instance.id, state: 'pending', healthy: null, restarts: previous?.restarts ?? 0, exitCode: previous?.exitCode ?? null, runtimeId: null, startedAt: null, message: null, updatedAt: Date.now() };
   }
 
+  /** A new assignment for the same instance: traffic may have been switched to or away from it. */
+  reassign(instance: Instance): void {
+    const was = this.instance.serving !== false;
+    this.instance = instance;
+    const now = instance.serving !== false;
+    if (this.status.state !== 'running' || was === now) return;
+    if (now) this.hooks.register(instance);
+    else void this.hooks.withdraw(instance);
+  }
+
   get runtimeName(): string {
     return this.runtime.name;
   }
@@ -246,9 +256,12 @@ export class Supervisor {
 
   private set(change: Partial<InstanceStatus>): void {
     const was = this.status.state;
-    this.status = { ...this.status, ...change, updatedAt: Date.now() };
+    const now = Date.now();
+    this.status = { ...this.status, ...change, updatedAt: now };
+    if (this.status.state !== 'running') this.status.healthySince = null;
+    else if (was !== 'running') this.status.healthySince = now;
     this.hooks.report(this.status);
-    if (this.status.state === 'running' && was !== 'running' && this.instance.desired === 'running') this.hooks.register(this.instance);
+    if (this.status.state === 'running' && was !== 'running' && this.instance.desired === 'running' && this.instance.serving !== false) this.hooks.register(this.instance);
     if (this.status.state !== 'running' && was === 'running') void this.hooks.withdraw(this.instance);
   }
 

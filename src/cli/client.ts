@@ -12,7 +12,12 @@ import type {
   NodeView,
 } from '../model/api.js';
 import type { Endpoint } from '../model/registry.js';
-import type { ReleaseRecord } from '../model/types.js';
+import type { ReleaseRecord, RolloutRecord } from '../model/types.js';
+
+export interface RolloutStatus {
+  rollout: RolloutRecord | null;
+  entries: { entry: string; strategy: string; replicas: number; updated: number; healthy: number; old: number }[];
+}
 import type { Change } from '../model/diff.js';
 import { readLines, readText, SseParser, type SseMessage } from './stream.js';
 
@@ -268,6 +273,14 @@ export class GantryClient {
 
   capacity(app: string, entry: string): Promise<{ total: number; nodes: { node: string; count: number }[]; blocked?: string }> {
     return this.json('GET', '/v1/capacity', { query: { app, entry } });
+  }
+
+  rolloutStatus(app: string): Promise<RolloutStatus> {
+    return this.json('GET', `/v1/apps/${enc(app)}/rollout`);
+  }
+
+  rolloutAction(app: string, action: 'pause' | 'resume' | 'promote' | 'abort'): Promise<{ rollout: RolloutRecord }> {
+    return this.json('POST', `/v1/apps/${enc(app)}/rollout/${action}`);
   }
 
   listEndpoints(filter: { app?: string; env?: string; entry?: string } = {}): Promise<{ revision: number; endpoints: Endpoint[] }> {

@@ -130,10 +130,11 @@ export function registerClientCommands(program: Command): void {
     .addOption(outputOption())
     .action(async (app: string | undefined, _opts: unknown, cmd: Command) => {
       const opts = options<{ node?: string }>(cmd);
-      const { instances } = await clientFor(cmd).listInstances({ app, node: opts.node });
+      const { instances, unplaced = [] } = await clientFor(cmd).listInstances({ app, node: opts.node });
       if (opts.output === 'json') return print(renderJson(instances));
-      if (instances.length === 0) return printError(app ? `no instances of app ${app}` : 'no instances');
-      print(instancesTable(instances));
+      if (instances.length === 0 && unplaced.length === 0) return printError(app ? `no instances of app ${app}` : 'no instances');
+      if (instances.length > 0) print(instancesTable(instances));
+      for (const u of unplaced) print(`${u.app}/${u.entry}: ${u.count} instance${u.count === 1 ? '' : 's'} not placed: ${u.reason}`);
     });
 
   clientCommand(program, 'apps', 'list apps')

@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import type { Change } from '../model/diff.js';
 import { clientCommand, clientFor, options, outputOption, timeoutOption, wait, wholeNumber } from './commands.js';
-import { print, renderJson, renderTable, timeAgo } from './output.js';
+import { formatTime, print, renderJson, renderTable, timeAgo } from './output.js';
+import type { RolloutStatus } from './client.js';
 
 function value(v: unknown): string {
   return v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
@@ -15,7 +16,39 @@ export function changesText(changes: Change[]): string {
     .join('\n');
 }
 
+export function rolloutText(status: RolloutStatus, now = Date.now()): string {
+  const { rollout, entries } = status;
+  if (!rollout) return 'no rollout yet: the app has only ever had one release';
+  const lines = [`release ${rollout.from} → ${rollout.to}: ${rollout.phase} (started ${timeAgo(rollout.startedAt, now)} ago by ${rollout.by})`];
+  if (rollout.reason) lines.push(`reason: ${rollout.reason}`);
+  lines.push(renderTable(['entry', 'strategy', 'replicas', 'updated', 'healthy', 'old'], entries.map((e) => [e.entry, e.strategy, e.replicas, e.updated, e.healthy, e.old])));
+  lines.push('steps:', ...rollout.steps.slice(-10).map((s) => `  ${formatTime(s.time, now)}  ${s.message}`));
+  return lines.join('\n');
+}
+
 export function registerReleaseCommands(program: Command): void {
+  const rollout = program.command('rollout').description('follow and steer the rollout of a new release');
+  clientCommand(rollout, 'status', 'where the rollout of an app stands, and why it stopped if it did')
+    .argument('<app>', 'app name')
+    .addOption(outputOption())
+    .action(async (app: string, _opts: unknown, cmd: Command) => {
+      const status = await clientFor(cmd).rolloutStatus(app);
+      print(options(cmd).output === 'json' ? renderJson(status) : rolloutText(status));
+    });
+  for (const [parent, action, description] of [
+    [rollout, 'pause', 'hold the rollout where it is (nothing started or stopped)'],
+    [rollout, 'resume', 'carry on with a paused rollout'],
+    [program, 'promote', 'canary: roll the new release out to every instance'],
+    [program, 'abort', 'stop the rollout and go back to the previous release'],
+  ] as const) {
+    clientCommand(parent, action, description)
+      .argument('<app>', 'app name')
+      .action(async (app: string, _opts: unknown, cmd: Command) => {
+        const { rollout: record } = await clientFor(cmd).rolloutAction(app, action);
+        print(`rollout of ${app} to release ${record.to}: ${record.phase}`);
+      });
+  }
+
   clientCommand(program, 'history', 'list the releases of an app, newest last')
     .argument('<app>', 'app name')
     .addOption(outputOption())

@@ -716,7 +716,10 @@ export class DnsServer {
   }
 
   private startWorker(): Promise<void> {
-    const child = fork(workerScript, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // From the TypeScript sources the worker needs tsx, which may have been registered in
+    // code (bin/gantry) rather than by a flag that fork would pass on.
+    const execArgv = workerScript.endsWith('.ts') && !process.execArgv.some((arg) => arg.includes('tsx')) ? [...process.execArgv, '--import', 'tsx'] : process.execArgv;
+    const child = fork(workerScript, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.workers.add(child);
     const send = (message: DnsWorkerMessage, handle?: dgram.Socket) => child.send(message, handle as never, () => {});
     send({ type: 'init', options: this.workerOptions() });

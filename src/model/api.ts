@@ -65,6 +65,8 @@ export interface ScaleRequest {
 /** GET /v1/instances?app=&node= */
 export interface InstanceListResponse {
   instances: InstanceView[];
+  /** Instances wanted but not placed, per app and entry, with the reason. */
+  unplaced: { app: string; entry: string; count: number; reason: string }[];
 }
 
 export interface NodeView extends NodeRecord {

@@ -97,6 +97,38 @@ export const PlacementSpec = z
     }
   });
 
+/** A count, or a percentage of the replica count such as "25%". */
+const countOrPercent = z.union([z.number().int().min(0), z.string().regex(/^\d{1,3}%$/, 'expected a count or a percentage such as "25%"')]);
+
+export const UpdateSpec = z
+  .strictObject({
+    /** rolling: replace a few at a time; blue-green: a full new set, then one switch; canary: a few new beside the old, then promote. */
+    strategy: z.enum(['rolling', 'blue-green', 'canary']).default('rolling'),
+    /** Rolling: how many new instances beyond the replica count at once. */
+    maxSurge: countOrPercent.default(1),
+    /** Rolling: how many below the replica count may be unavailable. */
+    maxUnavailable: countOrPercent.default(0),
+    /** A new instance counts only once it has been healthy this long. */
+    minHealthy: duration.default(0),
+    /** Without progress for this long the rollout fails (and rolls back). */
+    progressDeadline: duration.default(120_000),
+    /** Go back to the previous release when new instances crash or fail health checks. */
+    autoRollback: z.boolean().default(true),
+    /** Canary: how many new instances beside the old ones. */
+    canary: countOrPercent.default(1),
+    /** Canary: promote by itself once the canaries have been healthy this long. */
+    autoPromote: duration.optional(),
+    /** Blue-green: keep the old set this long after the switch, to switch back at once. */
+    keepOld: duration.default(60_000),
+  })
+  .superRefine((u, ctx) => {
+    if (u.strategy === 'rolling' && (u.maxSurge === 0 || u.maxSurge === '0%') && (u.maxUnavailable === 0 || u.maxUnavailable === '0%')) {
+      ctx.addIssue({ code: 'custom', message: 'maxSurge and maxUnavailable cannot both be 0: the rollout could never progress', path: ['maxSurge'] });
+    }
+  });
+
+const UPDATE_DEFAULTS = { strategy: 'rolling', maxSurge: 1, maxUnavailable: 0, minHealthy: 0, progressDeadline: 120_000, autoRollback: true, canary: 1, keepOld: 60_000 } as const;
+
 export const EntrySpec = z
   .strictObject({
     image: z.string().min(1).optional(),
@@ -113,6 +145,7 @@ export const EntrySpec = z
     hooks: z.strictObject({ afterStart: commandLine.optional(), beforeStop: commandLine.optional() }).default({}),
     labels: labels.default({}),
     placement: PlacementSpec.default({ strategy: 'spread', labels: {}, pool: 'default', dedicated: false }),
+    update: UpdateSpec.default(UPDATE_DEFAULTS),
   })
   .superRefine((entry, ctx) => {
     if (!entry.image && !entry.command) {
@@ -165,6 +198,14 @@ export type EntrySpec = z.output<typeof EntrySpec>;
 export type PortSpec = z.output<typeof PortSpec>;
 export type HealthSpec = z.output<typeof HealthSpec>;
 export type RestartSpec = z.output<typeof RestartSpec>;
+export type UpdateSpec = z.output<typeof UpdateSpec>;
+
+/** A count or "N%" of `replicas`; percentages round up for surges and canaries, down for unavailability. */
+export function resolveCount(value: number | string, replicas: number, round: 'up' | 'down'): number {
+  if (typeof value === 'number') return value;
+  const exact = (Number(value.slice(0, -1)) / 100) * replicas;
+  return round === 'up' ? Math.ceil(exact) : Math.floor(exact);
+}
 
 export function entryRuntime(entry: EntrySpec): 'docker' | 'process' {
   return entry.image ? 'docker' : 'process';

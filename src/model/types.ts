@@ -57,6 +57,8 @@ export interface Instance {
   ports: AssignedPort[];
   /** The cores and shares the scheduler gave it (absent on instances placed before the scheduler). */
   cpu?: import('./cpu.js').CpuPlan;
+  /** False while it must not get traffic (a blue-green set before its switch): not registered. */
+  serving?: boolean;
   desired: DesiredState;
   createdAt: number;
 }
@@ -82,6 +84,8 @@ export interface InstanceStatus {
   exitCode: number | null;
   runtimeId: string | null;
   startedAt: number | null;
+  /** Since when it has been healthy without interruption (null while not). */
+  healthySince?: number | null;
   message: string | null;
   updatedAt: number;
 }
@@ -131,4 +135,27 @@ export interface ReleaseRecord {
 export interface PoolRecord {
   name: string;
   team?: string;
+}
+
+export type RolloutPhase = 'progressing' | 'paused' | 'awaiting-promotion' | 'succeeded' | 'rolled-back' | 'aborted';
+
+/** An app moving from one release to another, kept under /rollouts/{app}; survives server restarts. */
+export interface RolloutRecord {
+  app: string;
+  from: number;
+  to: number;
+  phase: RolloutPhase;
+  by: string;
+  startedAt: number;
+  updatedAt: number;
+  /** When the counts last moved forward; the progress deadline runs from here. */
+  lastProgressAt: number;
+  /** The counts at lastProgressAt, to tell progress from standing still. */
+  progressMark: string;
+  /** Per entrypoint: moments a strategy needs to remember. */
+  entries: Record<string, { switchedAt?: number; promotedAt?: number; canaryHealthyAt?: number }>;
+  /** Why it rolled back or stopped. */
+  reason?: string;
+  /** What happened, oldest first (the last 50 steps). */
+  steps: { time: number; message: string }[];
 }

@@ -1,13 +1,18 @@
-// CPU and memory limits for process instances through Linux cgroups, v1 or v2.
+// CPU and memory limits and CPU placement for process instances through Linux cgroups, v1 or v2.
 //
-// v1: one directory per controller, <root>/cpu/<parent>/<id> and <root>/memory/<parent>/<id>.
-// v2: one directory, <root>/<parent>/<id>, with cpu and memory enabled in the parents' subtree_control.
+// v1: one directory per controller, <root>/cpu/<parent>/<id>, <root>/memory/<parent>/<id> and
+// <root>/cpuset/<parent>/<id>. A v1 cpuset cgroup only takes tasks once its cpuset.cpus and
+// cpuset.mems are set, and a new one starts with both empty: so every level of <parent> gets its
+// own parent's values when they are empty (the root's for the first level), and the instance's
+// cgroup gets its cores and its parent's mems.
+// v2: one directory, <root>/<parent>/<id>, with cpu, memory and cpuset enabled in the parents'
+// subtree_control as needed; cpu.shares is converted to cpu.weight.
 // v2 is detected by <root>/cgroup.controllers (a hybrid host with only a v2 "unified" mount beside the
 // v1 hierarchies counts as v1). Nothing here throws for a limit that cannot be applied: the caller gets
 // a warning that says which limit and why, and the instance starts without it.
 // Also the /proc readers the runtime identifies its processes with (start time, state, children).
 import { constants as fsc } from 'node:fs';
-import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const CPU_PERIOD_US = 100_000;
@@ -17,6 +22,10 @@ export interface CgroupLimits {
   cpu: number;
   /** 0 or less: no memory limit. */
   memoryBytes: number;
+  /** Cores the instance may run on; undefined or empty: any core. */
+  cpuset?: number[];
+  /** Relative weight as cgroup v1 cpu.shares (1024 = one core); undefined or 0: the default. */
+  cpuShares?: number;
 }
 
 /** The cgroups one instance was put in; stored in its record so a later agent can clean up. */
@@ -26,6 +35,9 @@ export interface InstanceCgroups {
   dirs: string[];
   /** The directory holding memory.oom_control (v1) / memory.events (v2), when memory is limited. */
   memoryDir: string | null;
+  /** The directory whose cpuset.cpus holds the instance's cores, once a cpuset was applied
+   *  (absent in records written before cpusets existed). */
+  cpusetDir?: string | null;
 }
 
 export interface CgroupSetup {
@@ -46,6 +58,10 @@ async function write(dir: string, file: string, value: string): Promise<void> {
   await writeFile(join(dir, file), value);
 }
 
+async function readTrim(dir: string, file: string): Promise<string> {
+  return (await readFile(join(dir, file), 'utf8')).trim();
+}
+
 function reasonOf(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   const msg = e.code ? `${e.code}${e.path ? ` on ${e.path}` : ''}` : String(e.message ?? err);
@@ -58,39 +74,134 @@ export function cpuQuotaUs(cpu: number): number {
   return Math.max(1000, Math.round(cpu * CPU_PERIOD_US));
 }
 
-function describe(limits: CgroupLimits): { cpu: string; memory: string } {
+/** cpu.shares within the kernel's range [2, 262144]. */
+export function clampShares(shares: number): number {
+  return Math.min(262_144, Math.max(2, Math.round(shares)));
+}
+
+/** cgroup v1 cpu.shares → v2 cpu.weight [1, 10000], the conversion systemd and Kubernetes use. */
+export function sharesToWeight(shares: number): number {
+  return 1 + Math.floor(((clampShares(shares) - 2) * 9999) / 262_142);
+}
+
+/**
+ * A cpuset in the kernel's list format: sorted, de-duplicated core numbers joined with ','
+ * ("0,1"); "" for an empty list. Throws on anything but non-negative integers.
+ */
+export function cpusetList(cpuset: readonly number[]): string {
+  const bad = cpuset.filter((core) => !Number.isSafeInteger(core) || core < 0);
+  if (bad.length > 0) throw new Error(`invalid cpuset ${JSON.stringify(cpuset)}: core numbers must be non-negative integers`);
+  return [...new Set(cpuset)].sort((a, b) => a - b).join(',');
+}
+
+const wantsCpuset = (limits: CgroupLimits) => (limits.cpuset?.length ?? 0) > 0;
+const wantsShares = (limits: CgroupLimits) => (limits.cpuShares ?? 0) > 0;
+
+function describe(limits: CgroupLimits): { cpu: string; memory: string; cpuset: string; shares: string } {
   return {
     cpu: `cpu limit (${limits.cpu} CPU)`,
     memory: `memory limit (${limits.memoryBytes} bytes)`,
+    cpuset: `cpuset (cores ${(limits.cpuset ?? []).join(',')})`,
+    shares: `cpu shares (${limits.cpuShares ?? 0})`,
   };
+}
+
+/** "a", "a and b", "a, b and c". */
+function listOf(items: string[]): string {
+  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
 }
 
 /** Which cgroup version is usable under root, or why none is. */
 export async function detectCgroups(root: string): Promise<{ version: 1 | 2 } | { version: null; reason: string }> {
   if (process.platform !== 'linux') return { version: null, reason: `cgroups need Linux (this is ${process.platform})` };
   if (await exists(join(root, 'cgroup.controllers'))) return { version: 2 };
-  if ((await exists(join(root, 'cpu', 'cgroup.procs'))) || (await exists(join(root, 'memory', 'cgroup.procs')))) {
-    return { version: 1 };
+  for (const controller of ['cpu', 'memory', 'cpuset']) {
+    if (await exists(join(root, controller, 'cgroup.procs'))) return { version: 1 };
   }
   return {
     version: null,
-    reason: `no cgroup filesystem at ${root} (neither v2 cgroup.controllers nor v1 cpu/memory hierarchies)`,
+    reason: `no cgroup filesystem at ${root} (neither v2 cgroup.controllers nor v1 cpu/memory/cpuset hierarchies)`,
   };
 }
 
 /**
- * Creates the instance's cgroups and writes the limits. The caller then moves the (still gated)
- * wrapper into them with joinCgroups before the command starts, so every child inherits them.
+ * Creates the instance's cgroups and writes the limits and cores. The caller then moves the (still
+ * gated) wrapper into them with joinCgroups before the command starts, so every child inherits them.
  */
 export async function createCgroups(root: string, parent: string, id: string, limits: CgroupLimits): Promise<CgroupSetup> {
-  const wantCpu = limits.cpu > 0;
-  const wantMemory = limits.memoryBytes > 0;
-  if (!wantCpu && !wantMemory) return { cgroups: null, warnings: [] };
   const what = describe(limits);
-  const wanted = [wantCpu ? what.cpu : '', wantMemory ? what.memory : ''].filter(Boolean).join(' and ');
+  const wanted = [
+    limits.cpu > 0 ? what.cpu : '',
+    limits.memoryBytes > 0 ? what.memory : '',
+    wantsCpuset(limits) ? what.cpuset : '',
+    wantsShares(limits) ? what.shares : '',
+  ].filter(Boolean);
+  if (wanted.length === 0) return { cgroups: null, warnings: [] };
+  const warnings: string[] = [];
+  if (wantsCpuset(limits)) {
+    try {
+      cpusetList(limits.cpuset ?? []);
+    } catch (err) {
+      warnings.push(`${what.cpuset} not applied: ${(err as Error).message}`);
+      limits = { ...limits, cpuset: undefined };
+      wanted.splice(wanted.indexOf(what.cpuset), 1);
+      if (wanted.length === 0) return { cgroups: null, warnings };
+    }
+  }
   const detected = await detectCgroups(root);
-  if (detected.version === null) return { cgroups: null, warnings: [`${wanted} not applied: ${detected.reason}`] };
-  return detected.version === 1 ? createV1(root, parent, id, limits) : createV2(root, parent, id, limits, wanted);
+  if (detected.version === null) return { cgroups: null, warnings: [...warnings, `${listOf(wanted)} not applied: ${detected.reason}`] };
+  const setup = detected.version === 1 ? await createV1(root, parent, id, limits) : await createV2(root, parent, id, limits, listOf(wanted));
+  return { cgroups: setup.cgroups, warnings: [...warnings, ...setup.warnings] };
+}
+
+/** " (cores available: 0-1)" from the parent's effective cpus, for an EINVAL on cpuset.cpus. */
+async function availableHint(dir: string, err: unknown): Promise<string> {
+  if ((err as NodeJS.ErrnoException).code !== 'EINVAL') return '';
+  const parentDir = join(dir, '..');
+  for (const file of ['cpuset.cpus.effective', 'cpuset.effective_cpus', 'cpuset.cpus']) {
+    try {
+      const cpus = await readTrim(parentDir, file);
+      if (cpus) return ` (cores available: ${cpus})`;
+    } catch {
+      // try the next name
+    }
+  }
+  return '';
+}
+
+/**
+ * v1: creates <base>/<parent> level by level, giving each level whose cpuset.cpus / cpuset.mems is
+ * empty its own parent's (the hierarchy root's for the first level), so its children can hold tasks.
+ */
+async function cpusetParentV1(base: string, parent: string): Promise<string> {
+  let dir = base;
+  for (const part of parent.split('/').filter(Boolean)) {
+    const up = dir;
+    dir = join(dir, part);
+    await mkdir(dir, { recursive: true });
+    for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+      if ((await readTrim(dir, file)) === '') await write(dir, file, await readTrim(up, file));
+    }
+  }
+  return dir;
+}
+
+/** v1: an instance cpuset cgroup (parents prepared) with `cpus` ("" = all the parent's) and the parent's mems. */
+async function cpusetDirV1(root: string, parent: string, id: string, cpus: string): Promise<string> {
+  const base = join(root, 'cpuset');
+  if (!(await exists(join(base, 'cgroup.procs')))) throw new Error(`no cgroup v1 cpuset controller mounted at ${base}`);
+  const parentDir = await cpusetParentV1(base, parent);
+  const dir = join(parentDir, id);
+  await mkdir(dir, { recursive: true });
+  try {
+    await write(dir, 'cpuset.cpus', cpus || (await readTrim(parentDir, 'cpuset.cpus')));
+    await write(dir, 'cpuset.mems', await readTrim(parentDir, 'cpuset.mems'));
+  } catch (err) {
+    const hint = await availableHint(dir, err);
+    await rmdir(dir).catch(() => undefined);
+    throw new Error(`${reasonOf(err)}${hint}`);
+  }
+  return dir;
 }
 
 async function createV1(root: string, parent: string, id: string, limits: CgroupLimits): Promise<CgroupSetup> {
@@ -98,39 +209,89 @@ async function createV1(root: string, parent: string, id: string, limits: Cgroup
   const warnings: string[] = [];
   const dirs: string[] = [];
   let memoryDir: string | null = null;
-  const controller = async (name: 'cpu' | 'memory', label: string, apply: (dir: string) => Promise<void>) => {
+  let cpusetDir: string | null = null;
+  /** The controller's instance directory, or null (and warnings for every label) when it cannot be made. */
+  const controllerDir = async (name: 'cpu' | 'memory', labels: string[]): Promise<string | null> => {
     const base = join(root, name);
     if (!(await exists(join(base, 'cgroup.procs')))) {
-      warnings.push(`${label} not applied: no cgroup v1 ${name} controller mounted at ${base}`);
-      return;
+      warnings.push(`${listOf(labels)} not applied: no cgroup v1 ${name} controller mounted at ${base}`);
+      return null;
     }
     const dir = join(base, parent, id);
     try {
       await mkdir(dir, { recursive: true });
-      await apply(dir);
-      dirs.push(dir);
-      if (name === 'memory') memoryDir = dir;
+      return dir;
     } catch (err) {
-      warnings.push(`${label} not applied: ${reasonOf(err)}`);
-      await rmdir(dir).catch(() => undefined);
+      warnings.push(`${listOf(labels)} not applied: ${reasonOf(err)}`);
+      return null;
     }
   };
-  if (limits.cpu > 0) {
-    await controller('cpu', what.cpu, async (dir) => {
-      await write(dir, 'cpu.cfs_period_us', String(CPU_PERIOD_US));
-      await write(dir, 'cpu.cfs_quota_us', String(cpuQuotaUs(limits.cpu)));
-    });
+  /** Runs each write; keeps the directory when at least one succeeded. */
+  const applyAll = async (dir: string | null, writes: Array<[string, () => Promise<void>]>): Promise<boolean> => {
+    if (!dir) return false;
+    let applied = 0;
+    for (const [label, apply] of writes) {
+      try {
+        await apply();
+        applied++;
+      } catch (err) {
+        warnings.push(`${label} not applied: ${reasonOf(err)}`);
+      }
+    }
+    if (applied === 0) {
+      await rmdir(dir).catch(() => undefined);
+      return false;
+    }
+    dirs.push(dir);
+    return true;
+  };
+  const cpuWrites: Array<[string, () => Promise<void>]> = [];
+  const cpuDir = limits.cpu > 0 || wantsShares(limits)
+    ? await controllerDir('cpu', [limits.cpu > 0 ? what.cpu : '', wantsShares(limits) ? what.shares : ''].filter(Boolean))
+    : null;
+  if (cpuDir && limits.cpu > 0) {
+    cpuWrites.push([what.cpu, async () => {
+      await write(cpuDir, 'cpu.cfs_period_us', String(CPU_PERIOD_US));
+      await write(cpuDir, 'cpu.cfs_quota_us', String(cpuQuotaUs(limits.cpu)));
+    }]);
   }
+  if (cpuDir && wantsShares(limits)) {
+    cpuWrites.push([what.shares, () => write(cpuDir, 'cpu.shares', String(clampShares(limits.cpuShares ?? 0)))]);
+  }
+  await applyAll(cpuDir, cpuWrites);
   if (limits.memoryBytes > 0) {
-    await controller('memory', what.memory, async (dir) => {
+    const dir = await controllerDir('memory', [what.memory]);
+    const kept = await applyAll(dir, [[what.memory, async () => {
+      if (!dir) return;
       await write(dir, 'memory.limit_in_bytes', String(limits.memoryBytes));
       // Memory + swap: without it the limit only pushes the process into swap.
       if (await exists(join(dir, 'memory.memsw.limit_in_bytes'))) {
         await write(dir, 'memory.memsw.limit_in_bytes', String(limits.memoryBytes));
       }
-    });
+    }]]);
+    if (kept) memoryDir = dir;
   }
-  return { cgroups: dirs.length > 0 ? { version: 1, dirs, memoryDir } : null, warnings };
+  if (wantsCpuset(limits)) {
+    try {
+      cpusetDir = await cpusetDirV1(root, parent, id, cpusetList(limits.cpuset ?? []));
+      dirs.push(cpusetDir);
+    } catch (err) {
+      warnings.push(`${what.cpuset} not applied: ${err instanceof Error && !(err as NodeJS.ErrnoException).code ? err.message : reasonOf(err)}`);
+    }
+  }
+  return { cgroups: dirs.length > 0 ? { version: 1, dirs, memoryDir, cpusetDir } : null, warnings };
+}
+
+/** v2: enables the controllers in the root's and every <parent> level's subtree_control. */
+async function enableV2(root: string, parent: string, controllers: string[]): Promise<void> {
+  const enable = controllers.map((c) => `+${c}`).join(' ');
+  let dir = root;
+  await write(dir, 'cgroup.subtree_control', enable);
+  for (const part of parent.split('/').filter(Boolean)) {
+    dir = join(dir, part);
+    await mkdir(dir, { recursive: true });
+    await write(dir, 'cgroup.subtree_control', enable);
+  }
 }
 
 async function createV2(root: string, parent: string, id: string, limits: CgroupLimits, wanted: string): Promise<CgroupSetup> {
@@ -142,43 +303,113 @@ async function createV2(root: string, parent: string, id: string, limits: Cgroup
   } catch (err) {
     return { cgroups: null, warnings: [`${wanted} not applied: ${reasonOf(err)}`] };
   }
-  const useCpu = limits.cpu > 0 && available.includes('cpu');
-  const useMemory = limits.memoryBytes > 0 && available.includes('memory');
-  if (limits.cpu > 0 && !useCpu) warnings.push(`${what.cpu} not applied: cgroup v2 cpu controller not available at ${root}`);
-  if (limits.memoryBytes > 0 && !useMemory) {
-    warnings.push(`${what.memory} not applied: cgroup v2 memory controller not available at ${root}`);
-  }
-  if (!useCpu && !useMemory) return { cgroups: null, warnings };
-  const enable = [useCpu ? '+cpu' : '', useMemory ? '+memory' : ''].filter(Boolean).join(' ');
-  const parentDir = join(root, parent);
-  const dir = join(parentDir, id);
+  const has = (controller: string, label: string) => {
+    const ok = available.includes(controller);
+    if (!ok) warnings.push(`${label} not applied: cgroup v2 ${controller} controller not available at ${root}`);
+    return ok;
+  };
+  const useQuota = limits.cpu > 0 && has('cpu', what.cpu);
+  const useWeight = wantsShares(limits) && has('cpu', what.shares);
+  const useMemory = limits.memoryBytes > 0 && has('memory', what.memory);
+  const useCpuset = wantsCpuset(limits) && has('cpuset', what.cpuset);
+  if (!useQuota && !useWeight && !useMemory && !useCpuset) return { cgroups: null, warnings };
+  const controllers = [useQuota || useWeight ? 'cpu' : '', useMemory ? 'memory' : '', useCpuset ? 'cpuset' : ''].filter(Boolean);
+  const dir = join(root, parent, id);
   try {
-    await write(root, 'cgroup.subtree_control', enable);
-    await mkdir(parentDir, { recursive: true });
-    await write(parentDir, 'cgroup.subtree_control', enable);
+    await enableV2(root, parent, controllers);
     await mkdir(dir, { recursive: true });
   } catch (err) {
     await rmdir(dir).catch(() => undefined);
     return { cgroups: null, warnings: [...warnings, `${wanted} not applied: ${reasonOf(err)}`] };
   }
   let memoryDir: string | null = null;
-  if (useCpu) {
+  let cpusetDir: string | null = null;
+  const attempt = async (label: string, apply: () => Promise<void>): Promise<boolean> => {
     try {
-      await write(dir, 'cpu.max', `${cpuQuotaUs(limits.cpu)} ${CPU_PERIOD_US}`);
+      await apply();
+      return true;
     } catch (err) {
-      warnings.push(`${what.cpu} not applied: ${reasonOf(err)}`);
+      warnings.push(`${label} not applied: ${reasonOf(err)}${await availableHint(dir, err)}`);
+      return false;
     }
-  }
+  };
+  if (useQuota) await attempt(what.cpu, () => write(dir, 'cpu.max', `${cpuQuotaUs(limits.cpu)} ${CPU_PERIOD_US}`));
+  if (useWeight) await attempt(what.shares, () => write(dir, 'cpu.weight', String(sharesToWeight(limits.cpuShares ?? 0))));
   if (useMemory) {
-    try {
+    const ok = await attempt(what.memory, async () => {
       await write(dir, 'memory.max', String(limits.memoryBytes));
       if (await exists(join(dir, 'memory.swap.max'))) await write(dir, 'memory.swap.max', '0');
-      memoryDir = dir;
+    });
+    if (ok) memoryDir = dir;
+  }
+  if (useCpuset && (await attempt(what.cpuset, () => write(dir, 'cpuset.cpus', cpusetList(limits.cpuset ?? []))))) cpusetDir = dir;
+  return { cgroups: { version: 2, dirs: [dir], memoryDir, cpusetDir }, warnings };
+}
+
+/**
+ * Sets the cores of a running instance (cpuset [] = any core): rewrites cpuset.cpus of its cpuset
+ * cgroup, which the kernel applies to every task in it at once. An instance without one (started on
+ * any core, or by a Gantry before cpusets) gets one now, and `tasks()` (every pid of the instance)
+ * are moved into it. Returns the instance's cgroups as they are now; throws a readable Error when
+ * the cores cannot be set.
+ */
+export async function setCpuset(
+  root: string,
+  parent: string,
+  id: string,
+  cgroups: InstanceCgroups | null,
+  cpuset: number[],
+  tasks: () => Promise<number[]>,
+): Promise<InstanceCgroups | null> {
+  const cpus = cpusetList(cpuset);
+  const existing = cgroups?.cpusetDir;
+  if (cgroups && existing && (await exists(existing))) {
+    // v1 has no "inherit": any core is the parent's cores. v2: an empty cpuset.cpus inherits.
+    const value = cpus || (cgroups.version === 1 ? await readTrim(join(existing, '..'), 'cpuset.cpus') : '');
+    try {
+      await write(existing, 'cpuset.cpus', cgroups.version === 2 && value === '' ? '\n' : value);
     } catch (err) {
-      warnings.push(`${what.memory} not applied: ${reasonOf(err)}`);
+      throw new Error(`${reasonOf(err)}${await availableHint(existing, err)}`);
+    }
+    return cgroups;
+  }
+  if (cpus === '') return cgroups; // no cpuset cgroup: it already runs on any core
+  const detected = await detectCgroups(root);
+  if (detected.version === null) throw new Error(detected.reason);
+  if (cgroups && cgroups.version !== detected.version) throw new Error(`the instance's cgroups are v${cgroups.version}, the host's v${detected.version}`);
+  let dir: string;
+  if (detected.version === 1) {
+    dir = await cpusetDirV1(root, parent, id, cpus);
+  } else {
+    const available = (await readTrim(root, 'cgroup.controllers')).split(/\s+/);
+    if (!available.includes('cpuset')) throw new Error(`cgroup v2 cpuset controller not available at ${root}`);
+    dir = join(root, parent, id);
+    try {
+      await enableV2(root, parent, ['cpuset']);
+      await mkdir(dir, { recursive: true });
+      await write(dir, 'cpuset.cpus', cpus);
+    } catch (err) {
+      throw new Error(`${reasonOf(err)}${await availableHint(dir, err)}`);
     }
   }
-  return { cgroups: { version: 2, dirs: [dir], memoryDir }, warnings };
+  const next: InstanceCgroups = cgroups
+    ? { ...cgroups, dirs: cgroups.dirs.includes(dir) ? cgroups.dirs : [...cgroups.dirs, dir], cpusetDir: dir }
+    : { version: detected.version, dirs: [dir], memoryDir: null, cpusetDir: dir };
+  // Move every task; again while new ones show up (forked meanwhile by a task not yet moved).
+  const moved = new Set<number>();
+  for (let round = 0; round < 5; round++) {
+    const pending = (await tasks()).filter((pid) => !moved.has(pid));
+    if (pending.length === 0) break;
+    for (const pid of pending) {
+      try {
+        await write(dir, 'cgroup.procs', String(pid));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new Error(`cannot move pid ${pid}: ${reasonOf(err)}`);
+      }
+      moved.add(pid);
+    }
+  }
+  return next;
 }
 
 /** Moves pid (the gated wrapper, before it starts the command) into every cgroup of the instance. */
@@ -186,7 +417,7 @@ export async function joinCgroups(cgroups: InstanceCgroups, pid: number): Promis
   for (const dir of cgroups.dirs) await write(dir, 'cgroup.procs', String(pid));
 }
 
-async function procsOf(dir: string): Promise<number[]> {
+export async function procsOf(dir: string): Promise<number[]> {
   try {
     const text = await readFile(join(dir, 'cgroup.procs'), 'utf8');
     return text.split('\n').filter(Boolean).map(Number);
@@ -295,4 +526,15 @@ export async function childrenOf(pid: number): Promise<number[]> {
   } catch {
     return [];
   }
+}
+
+/** Every live process whose process group is pgid (a scan of /proc). */
+export async function pidsOfGroup(pgid: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = await procStat(Number(name));
+    if (st && st.pgid === pgid && st.state !== 'Z' && st.state !== 'X') pids.push(Number(name));
+  }
+  return pids;
 }

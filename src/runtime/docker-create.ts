@@ -15,6 +15,16 @@ export interface CreateOptions {
   init: boolean;
 }
 
+/**
+ * A cpuset as the engine's CpusetCpus: sorted, de-duplicated core numbers joined with ','
+ * ("0,1"). Empty for an empty list. Throws on anything but non-negative integers.
+ */
+export function cpusetCpus(cpuset: readonly number[]): string {
+  const bad = cpuset.filter((core) => !Number.isSafeInteger(core) || core < 0);
+  if (bad.length > 0) throw new Error(`invalid cpuset ${JSON.stringify(cpuset)}: core numbers must be non-negative integers`);
+  return [...new Set(cpuset)].sort((a, b) => a - b).join(',');
+}
+
 function portKey(port: AssignedPort): string {
   return `${port.container ?? port.host}/${port.protocol}`;
 }
@@ -52,6 +62,10 @@ export function createBody(
     hostConfig.CpuPeriod = CPU_PERIOD;
     hostConfig.CpuQuota = Math.max(MIN_CPU_QUOTA, Math.round(spec.cpu * CPU_PERIOD));
   }
+  // The quota above applies to bound instances too; cpuset and shares come on top of it.
+  // An empty cpuset means any core, like none at all.
+  if (spec.cpuset && spec.cpuset.length > 0) hostConfig.CpusetCpus = cpusetCpus(spec.cpuset);
+  if (spec.cpuShares !== undefined && spec.cpuShares > 0) hostConfig.CpuShares = Math.round(spec.cpuShares);
   const body: Dockerode.ContainerCreateOptions = {
     Image: spec.image,
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import Dockerode from 'dockerode';
 import { engineMessage, isRunning, parseDockerTime, statusOf } from './docker-common.js';
 import { forceRemove, kill, waitNotRunning } from './docker-container.js';
-import { createBody, createContainer } from './docker-create.js';
+import { createBody, createContainer, cpusetCpus } from './docker-create.js';
 import { execInContainer } from './docker-exec.js';
 import { openLogStream } from './docker-logs.js';
 import {
@@ -200,6 +200,30 @@ export class DockerRuntime implements Runtime {
     if (!(await kill(container, 'SIGKILL'))) return;
     if (!(await waitNotRunning(container, KILL_WAIT_MS))) {
       throw new Error(`container ${this.containerName(instanceId)} still running ${KILL_WAIT_MS / 1000}s after SIGKILL`);
+    }
+  }
+
+  /**
+   * Moves the container to other cores with POST /containers/{id}/update (CpusetCpus): the engine
+   * rewrites the cgroup's cpuset.cpus of a running container, which keeps running (same process,
+   * same StartedAt). An exited container is updated too (the engine allows it) so that a restart
+   * runs on the new cores. An empty cpuset means any core: the engine ignores an empty CpusetCpus
+   * in an update, so every core it reports (0..NCPU-1) is set instead. Cores the host does not
+   * have are refused by the engine ("Requested CPUs are not available ..."), passed on as is.
+   */
+  async updateCpuset(instanceId: string, cpuset: number[]): Promise<void> {
+    const name = this.containerName(instanceId);
+    let cpus = cpusetCpus(cpuset);
+    if (cpus === '') {
+      const { NCPU } = (await this.docker.info()) as { NCPU?: number };
+      const n = Math.max(1, NCPU ?? 1);
+      cpus = n > 1 ? `0-${n - 1}` : '0';
+    }
+    try {
+      await this.container(instanceId).update({ CpusetCpus: cpus });
+    } catch (err) {
+      if (statusOf(err) === 404) throw new Error(`no container for instance ${instanceId}`);
+      throw new Error(`cannot move container ${name} to cores ${cpus}: ${engineMessage(err)}`);
     }
   }
 

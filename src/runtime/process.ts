@@ -13,7 +13,8 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import {
-  createCgroups, isAlive, joinCgroups, killCgroups, oomKills, procStat, removeCgroups, type InstanceCgroups,
+  cpusetList, createCgroups, isAlive, joinCgroups, killCgroups, oomKills, pidsOfGroup, procStat, procsOf, removeCgroups,
+  setCpuset, type InstanceCgroups,
 } from './cgroups.js';
 import {
   FORWARDED_SIGNALS, WRAPPER, capLogFile, commandPrefix, followFiles, killGroup, logFiles, pushExisting,
@@ -184,7 +185,7 @@ export class ProcessRuntime implements Runtime {
     for (const name of ['exit', 'exit.tmp', ...FORWARDED_SIGNALS.map((s) => `sent.${s}`)]) {
       await rm(join(dir, name), { force: true });
     }
-    const limits = { cpu: spec.cpu, memoryBytes: spec.memoryBytes };
+    const limits = { cpu: spec.cpu, memoryBytes: spec.memoryBytes, cpuset: spec.cpuset, cpuShares: spec.cpuShares };
     const { cgroups, warnings } = await createCgroups(this.cgroupRoot, this.cgroupParent, id, limits);
     const { prefix, warning } = commandPrefix(program);
     if (warning) warnings.push(warning);
@@ -275,6 +276,35 @@ export class ProcessRuntime implements Runtime {
     }
   }
 
+  /**
+   * Moves the instance to other cores ([] = any core) by rewriting cpuset.cpus of its cpuset cgroup:
+   * the kernel re-pins every task in it at once, nothing restarts (same pid). An instance that has
+   * no cpuset cgroup yet gets one, and every process of it (those in its other cgroups and its
+   * process group) is moved in. The record keeps the new cores, so a restart runs on them; for an
+   * exited instance only the record changes. Throws a readable Error when the cores cannot be set
+   * (no cpuset controller, not root, cores the host does not have).
+   */
+  async updateCpuset(instanceId: string, cpuset: number[]): Promise<void> {
+    const rec = await this.readRecord(instanceId);
+    if (!rec) throw new Error(`no process instance ${instanceId}`);
+    const cpus = cpusetList(cpuset);
+    let cgroups = rec.cgroups;
+    if (await isAlive(rec.pid, rec.startTime)) {
+      const tasks = async () => {
+        const pids = new Set(await pidsOfGroup(rec.pgid));
+        for (const dir of rec.cgroups?.dirs ?? []) for (const pid of await procsOf(dir)) pids.add(pid);
+        return [...pids];
+      };
+      try {
+        cgroups = await setCpuset(this.cgroupRoot, this.cgroupParent, instanceId, rec.cgroups, cpuset, tasks);
+      } catch (err) {
+        throw new Error(`instance ${instanceId}: cannot move to cores ${cpus || 'any'}: ${(err as Error).message}`);
+      }
+    }
+    const spec: RunSpec = { ...rec.spec, cpuset: cpus === '' ? undefined : cpus.split(',').map(Number) };
+    await writeJsonAtomic(join(this.dirOf(instanceId), 'record.json'), { ...rec, spec, cgroups } satisfies ProcessRecord);
+  }
+
   async remove(instanceId: string): Promise<void> {
     const dir = this.dirOf(instanceId);
     const rec = await this.readRecord(instanceId);
@@ -290,7 +320,7 @@ export class ProcessRuntime implements Runtime {
     }
     // Cgroups created by a start that died before writing the record.
     const root = this.cgroupRoot;
-    for (const cg of [join(root, 'cpu'), join(root, 'memory'), root]) {
+    for (const cg of [join(root, 'cpu'), join(root, 'memory'), join(root, 'cpuset'), root]) {
       await rmdir(join(cg, this.cgroupParent, instanceId)).catch(() => undefined);
     }
     await rm(dir, { recursive: true, force: true });

@@ -15,6 +15,7 @@ import { AgentHub } from './agents.js';
 import { RegistryService } from './services/registry.js';
 import { ReleaseService } from './services/releases.js';
 import { NodeService } from './services/nodes.js';
+import { RolloutService } from './services/rollouts.js';
 import { EndpointCatalog } from '../discovery/catalog.js';
 import { RedisPublisher } from '../discovery/redis.js';
 import { UpstreamRenderer, type RendererConfig, type RenderOutcome } from '../discovery/renderer.js';
@@ -24,7 +25,7 @@ import { appRoutes } from './api/apps.js';
 import { instanceRoutes } from './api/instances.js';
 import { clusterRoutes } from './api/cluster.js';
 import { discoveryRoutes } from './api/discovery.js';
-import { releaseRoutes } from './api/releases.js';
+import { releaseRoutes, rolloutRoutes } from './api/releases.js';
 import { nodeRoutes } from './api/nodes.js';
 import { openApiDocument } from './api/openapi.js';
 import type { ApiContext } from './api/context.js';
@@ -74,7 +75,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Three heartbeats per lease TTL: one lost heartbeat never expires a healthy node's endpoints.
   const agents = new AgentHub(store, state, events, registry, Math.min(5000, Math.floor(registryTtlMs / 3)));
   const apps = new AppService(store, state, events);
-  const ctx: ApiContext = { state, events, agents, catalog, registry, store, apps, releases: new ReleaseService(store, apps), nodes: new NodeService(store, state, events), replicas: new ReplicaController(store, state, events) };
+  const replicas = new ReplicaController(store, state, events);
+  const ctx: ApiContext = {
+    state, events, agents, catalog, registry, store, apps, replicas,
+    releases: new ReleaseService(store, apps),
+    nodes: new NodeService(store, state, events),
+    rollouts: new RolloutService(store, state, apps, replicas.rollouts, events),
+  };
   const liveness = new NodeController(store, state, events, (node) => agents.isConnected(node), options.nodeTimeoutMs ?? 30_000);
 
   const server = Fastify({ logger: options.log ? { level: 'info' } : false, bodyLimit: 4 * 1024 * 1024 });
@@ -88,6 +95,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   clusterRoutes(server, ctx);
   discoveryRoutes(server, ctx);
   releaseRoutes(server, ctx);
+  rolloutRoutes(server, ctx);
   nodeRoutes(server, ctx);
 
   const sockets = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });

@@ -1,7 +1,7 @@
 // The server's in-memory view of the cluster, fed by one store watch (the informer pattern):
 // API reads and the controllers never query the store per request.
 import type { Store, WatchEvent } from '../store/store.js';
-import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord } from '../model/types.js';
+import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, RolloutRecord } from '../model/types.js';
 
 export const KEYS = {
   app: (name: string) => `/apps/${name}`,
@@ -11,9 +11,10 @@ export const KEYS = {
   /** Bumped with every placement on a node: the compare-and-swap guard against double allocation. */
   alloc: (node: string) => `/alloc/${node}`,
   pool: (name: string) => `/pools/${name}`,
+  rollout: (app: string) => `/rollouts/${app}`,
 };
 
-export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool';
+export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool' | 'rollout';
 type Listener = (kind: ChangeKind, key: string) => void;
 
 const PREFIXES: [string, ChangeKind][] = [
@@ -23,6 +24,7 @@ const PREFIXES: [string, ChangeKind][] = [
   ['/nodes/', 'node'],
   ['/alloc/', 'alloc'],
   ['/pools/', 'pool'],
+  ['/rollouts/', 'rollout'],
 ];
 
 export class ClusterState {
@@ -31,6 +33,7 @@ export class ClusterState {
   readonly statuses = new Map<string, InstanceStatus>();
   readonly nodes = new Map<string, NodeRecord>();
   readonly pools = new Map<string, PoolRecord>();
+  readonly rollouts = new Map<string, RolloutRecord>();
   /** Per node, the modRevision of its /alloc/ key as this cache last saw it (0: none yet). */
   readonly allocRevisions = new Map<string, number>();
   private revision = 0;
@@ -106,7 +109,7 @@ export class ClusterState {
       else this.allocRevisions.set(id, modRevision);
       return;
     }
-    const map: Map<string, unknown> = { app: this.apps, instance: this.instances, status: this.statuses, node: this.nodes, pool: this.pools }[kind];
+    const map: Map<string, unknown> = { app: this.apps, instance: this.instances, status: this.statuses, node: this.nodes, pool: this.pools, rollout: this.rollouts }[kind];
     if (value === undefined) map.delete(id);
     else map.set(id, JSON.parse(value));
   }

@@ -42,6 +42,8 @@ export interface AgentSpec {
   name: string;
   dockerSocket?: string;
   portRange: string;
+  /** More flags for `gantry agent`. */
+  extra?: string[];
 }
 
 export class TestCluster {
@@ -75,6 +77,7 @@ export class TestCluster {
   async startAgent(agent: AgentSpec): Promise<void> {
     const args = ['agent', '--server', this.url, '--token', this.token, '--data-dir', join(this.dir, 'agents', agent.name), '--node-name', agent.name, '--port-range', agent.portRange];
     if (agent.dockerSocket) args.push('--docker-socket', agent.dockerSocket);
+    args.push(...(agent.extra ?? []));
     this.agents.set(agent.name, this.spawn(`agent ${agent.name}`, args));
     await until(`node ${agent.name} to be ready`, async () => {
       const { nodes } = (await this.api('GET', '/v1/nodes')) as { nodes: { name: string; state: string }[] };

@@ -7,6 +7,7 @@ import type { ReplicaController } from '../controllers/replicas.js';
 import type { RegistryService } from '../services/registry.js';
 import type { ReleaseService } from '../services/releases.js';
 import type { NodeService } from '../services/nodes.js';
+import type { RolloutService } from '../services/rollouts.js';
 import type { EndpointCatalog } from '../../discovery/catalog.js';
 import type { Store } from '../../store/store.js';
 
@@ -19,6 +20,7 @@ export interface ApiContext {
   registry: RegistryService;
   releases: ReleaseService;
   nodes: NodeService;
+  rollouts: RolloutService;
   catalog: EndpointCatalog;
   /** For the watch stream, which follows store keys as they are. */
   store: Store;

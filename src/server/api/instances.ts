@@ -16,7 +16,8 @@ export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/instances', async (request): Promise<InstanceListResponse> => {
     const { app, node } = ListQuery.parse(request.query);
     const instances = [...ctx.state.instances.values()].filter((i) => (!app || i.app === app) && (!node || i.node === node));
-    return { instances: instances.sort((a, b) => a.app.localeCompare(b.app) || a.entry.localeCompare(b.entry) || a.createdAt - b.createdAt).map((i) => instanceView(ctx.state, i)) };
+    const unplaced = [...ctx.replicas.unplaced].filter(([name]) => !app || name === app).flatMap(([name, list]) => list.map((u) => ({ app: name, ...u })));
+    return { instances: instances.sort((a, b) => a.app.localeCompare(b.app) || a.entry.localeCompare(b.entry) || a.createdAt - b.createdAt).map((i) => instanceView(ctx.state, i)), unplaced };
   });
 
   server.get('/v1/instances/:id/logs', async (request, reply) => {

@@ -33,3 +33,15 @@ export function releaseRoutes(server: FastifyInstance, ctx: ApiContext): void {
     return result;
   });
 }
+
+export function rolloutRoutes(server: FastifyInstance, ctx: ApiContext): void {
+  server.get('/v1/apps/:app/rollout', async (request) => ctx.rollouts.status(App.parse(request.params).app));
+  for (const action of ['pause', 'resume', 'promote', 'abort'] as const) {
+    server.post(`/v1/apps/:app/rollout/${action}`, async (request) => {
+      const { app } = App.parse(request.params);
+      const rollout = await ctx.rollouts[action](app, requester(request));
+      await ctx.replicas.reconcile();
+      return { rollout };
+    });
+  }
+}

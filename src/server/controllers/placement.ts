@@ -46,7 +46,7 @@ export interface NewInstances {
 }
 
 /** Instance records for a plan's placements, with the guard on each node they land on. */
-export function instancesFor(state: ClusterState, app: AppRecord, entry: string, result: PlanResult): NewInstances {
+export function instancesFor(state: ClusterState, app: AppRecord, entry: string, result: PlanResult, serving = true): NewInstances {
   const spec = app.spec.entrypoints[entry]!;
   const out: NewInstances = { instances: [], ops: [], compares: [] };
   for (const placement of result.placements) {
@@ -61,6 +61,7 @@ export function instancesFor(state: ClusterState, app: AppRecord, entry: string,
       spec,
       ports: placement.ports,
       cpu: placement.cpu,
+      ...(serving ? {} : { serving: false }),
       desired: 'running',
       createdAt: Date.now(),
     };

@@ -5,7 +5,9 @@ import type { Compare, Store, TxnOp } from '../../store/store.js';
 import type { AppRecord, Instance, InstanceStatus } from '../../model/types.js';
 import type { EntrySpec } from '../../model/spec.js';
 import type { Snapshot } from '../../scheduler/index.js';
+import { isDeepStrictEqual } from 'node:util';
 import { clusterSnapshot, instancesFor, planEntry } from './placement.js';
+import { RolloutDriver } from './rollouts.js';
 import { KEYS, type ClusterState } from '../state.js';
 import type { EventLog } from '../services/events.js';
 
@@ -27,12 +29,15 @@ export class ReplicaController {
   /** Per app, what could not be placed in the last pass and why. */
   readonly unplaced = new Map<string, Unplaced[]>();
   private readonly lastUnplacedMessage = new Map<string, string>();
+  readonly rollouts: RolloutDriver;
 
   constructor(
     private readonly store: Store,
     private readonly state: ClusterState,
     private readonly events: EventLog,
-  ) {}
+  ) {
+    this.rollouts = new RolloutDriver(store, state);
+  }
 
   private chain: Promise<void> = Promise.resolve();
 
@@ -62,6 +67,7 @@ export class ReplicaController {
         notes.push({ level: 'info', type: 'instance.removed', app: instance.app, entry: instance.entry, instance: instance.id, node: instance.node, message: `removed from ${instance.node}` });
       }
     }
+    await this.rollouts.finish(pass);
     if (ops.length > 0) {
       const result = await this.store.txn({ compare: compares, success: ops });
       if (!result.succeeded) {
@@ -93,6 +99,26 @@ export class ReplicaController {
     }
     for (const instance of alive) if (instance.desired === 'stopped') this.setDesired(instance, 'running', pass);
 
+    // An instance of an older release whose entry did not change just joins the new release.
+    for (const [n, instance] of alive.entries()) {
+      if (instance.release !== app.release && sameEntry(instance.spec, spec)) {
+        alive[n] = { ...instance, release: app.release, spec };
+        ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify({ ...alive[n], desired: pass.desired.get(instance.id) ?? instance.desired }) });
+      }
+    }
+    const rollout = this.rollouts.active(app);
+    const oldRelease = alive.filter((i) => i.release !== app.release);
+    if (rollout && oldRelease.length + alive.filter((i) => i.serving === false).length > 0) {
+      const decision = this.rollouts.step(app, rollout, entry, spec, oldRelease, alive.filter((i) => i.release === app.release));
+      if (!decision) return; // paused: nothing moves
+      if (decision.create > 0) this.place(app, entry, decision.create, snapshot, pass, decision.serving);
+      for (const instance of decision.remove) this.setDesired(instance, 'removed', pass);
+      for (const [list, serving] of [[decision.serve, true], [decision.unserve, false]] as const) {
+        for (const instance of list) ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify({ ...instance, serving, desired: pass.desired.get(instance.id) ?? instance.desired }) });
+      }
+      return;
+    }
+
     // Instances of an older release, or on a draining node, are replaced before they go.
     const movable = (i: Instance) => i.release !== app.release || this.state.nodes.get(i.node)?.state === 'draining';
     const current = alive.filter((i) => !movable(i));
@@ -112,9 +138,9 @@ export class ReplicaController {
     }
   }
 
-  private place(app: AppRecord, entry: string, count: number, snapshot: Snapshot, pass: PassWrites): void {
+  private place(app: AppRecord, entry: string, count: number, snapshot: Snapshot, pass: PassWrites, serving = true): void {
     const result = planEntry(snapshot, app, entry, count);
-    const created = instancesFor(this.state, app, entry, result);
+    const created = instancesFor(this.state, app, entry, result, serving);
     snapshot.commit(result.placements); // later entries of this pass see these placements
     pass.ops.push(...created.ops);
     pass.compares.push(...created.compares);
@@ -145,6 +171,11 @@ export class ReplicaController {
     const node = this.state.nodes.get(instance.node);
     return status?.state === 'removed' || status?.state === 'lost' || !node || node.state === 'down';
   }
+}
+
+/** Same entry spec apart from the replica count: no need to replace the instance. */
+function sameEntry(a: EntrySpec, b: EntrySpec): boolean {
+  return isDeepStrictEqual({ ...a, replicas: 0 }, { ...b, replicas: 0 });
 }
 
 /** Extras to remove first: not running, then the youngest. */

@@ -1,8 +1,8 @@
 // What users do to apps: apply a spec, scale an entry, stop, start, remove. Each is one
 // compare-and-swap write, so a concurrent change is refused instead of lost.
 import { isDeepStrictEqual } from 'node:util';
-import type { Store } from '../../store/store.js';
-import type { AppRecord, ReleaseRecord } from '../../model/types.js';
+import type { Store, TxnOp } from '../../store/store.js';
+import type { AppRecord, ReleaseRecord, RolloutRecord } from '../../model/types.js';
 import { diff } from '../../model/diff.js';
 import { parseAppSpec, parseAppSpecText, type AppSpec } from '../../model/spec.js';
 import { KEYS, type ClusterState } from '../state.js';
@@ -45,7 +45,7 @@ export class AppService {
       record.release === previous?.release
         ? undefined
         : { app: spec.app, release: record.release, spec, createdAt: now, createdBy: user, note, changes: diff(previous?.spec ?? {}, spec) };
-    await this.write(key, current?.modRevision ?? 0, record, release);
+    await this.write(key, current?.modRevision ?? 0, record, release, previous?.release);
     await this.events.record({
       level: 'info',
       type: previous ? 'app.updated' : 'app.created',
@@ -76,7 +76,7 @@ export class AppService {
   async remove(app: string, user: string): Promise<void> {
     const result = await this.store.txn({
       compare: [{ key: KEYS.app(app), target: 'version', op: '>', value: 0 }],
-      success: [{ type: 'delete', key: KEYS.app(app) }, { type: 'deletePrefix', prefix: `/releases/${app}/` }],
+      success: [{ type: 'delete', key: KEYS.app(app) }, { type: 'deletePrefix', prefix: `/releases/${app}/` }, { type: 'delete', key: KEYS.rollout(app) }],
     });
     if (!result.succeeded) throw new NotFoundError(`no app named "${app}"`);
     await this.state.waitFor(result.revision);
@@ -101,18 +101,33 @@ export class AppService {
     return record;
   }
 
-  private async write(key: string, expectedModRevision: number, record: AppRecord, release?: ReleaseRecord): Promise<void> {
+  private async write(key: string, expectedModRevision: number, record: AppRecord, release?: ReleaseRecord, previousRelease?: number): Promise<void> {
     const value = JSON.stringify(record);
-    const result = await this.store.txn({
-      compare: [{ key, target: 'modRevision', op: '==', value: expectedModRevision }],
-      success: [
-        { type: 'put', key, value },
-        ...(release ? [{ type: 'put' as const, key: releaseKey(release.app, release.release), value: JSON.stringify(release) }] : []),
-      ],
-    });
+    const ops: TxnOp[] = [{ type: 'put', key, value }];
+    if (release) ops.push({ type: 'put', key: releaseKey(release.app, release.release), value: JSON.stringify(release) });
+    // Moving from one release to another is a rollout, driven by the replica controller.
+    if (release && previousRelease !== undefined) ops.push({ type: 'put', key: KEYS.rollout(record.name), value: JSON.stringify(newRollout(record, previousRelease)) });
+    const result = await this.store.txn({ compare: [{ key, target: 'modRevision', op: '==', value: expectedModRevision }], success: ops });
     if (!result.succeeded) throw new ConflictError(`app ${record.name} was changed by someone else meanwhile; try again`);
     await this.state.waitFor(result.revision);
   }
+}
+
+function newRollout(record: AppRecord, from: number): RolloutRecord {
+  const now = Date.now();
+  return {
+    app: record.name,
+    from,
+    to: record.release,
+    phase: 'progressing',
+    by: record.updatedBy,
+    startedAt: now,
+    updatedAt: now,
+    lastProgressAt: now,
+    progressMark: '',
+    entries: {},
+    steps: [{ time: now, message: `release ${from} → ${record.release} by ${record.updatedBy}` }],
+  };
 }
 
 export function releaseKey(app: string, release: number): string {

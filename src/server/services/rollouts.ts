@@ -1,0 +1,96 @@
+// What people do to a rollout: look at it, pause, resume, promote canaries, abort (roll back).
+import type { Store } from '../../store/store.js';
+import type { RolloutRecord } from '../../model/types.js';
+import { KEYS, type ClusterState } from '../state.js';
+import { ConflictError, NotFoundError, type AppService } from './apps.js';
+import type { EventLog } from './events.js';
+import { ACTIVE_PHASES, type RolloutDriver, type RolloutPass } from '../controllers/rollouts.js';
+
+export interface EntryProgress {
+  entry: string;
+  strategy: string;
+  replicas: number;
+  /** Instances of the new release, and how many of them are healthy. */
+  updated: number;
+  healthy: number;
+  /** Instances of other releases still there. */
+  old: number;
+}
+
+export class RolloutService {
+  constructor(
+    private readonly store: Store,
+    private readonly state: ClusterState,
+    private readonly apps: AppService,
+    private readonly driver: RolloutDriver,
+    private readonly events: EventLog,
+  ) {}
+
+  status(app: string): { rollout: RolloutRecord | null; entries: EntryProgress[] } {
+    const record = this.apps.get(app);
+    const rollout = this.state.rollouts.get(app) ?? null;
+    const entries = Object.entries(record.spec.entrypoints).map(([entry, spec]) => {
+      const instances = this.state.instancesOf(app, entry).filter((i) => i.desired !== 'removed');
+      const updated = instances.filter((i) => i.release === record.release);
+      return {
+        entry,
+        strategy: spec.update.strategy,
+        replicas: spec.replicas,
+        updated: updated.length,
+        healthy: updated.filter((i) => this.state.statuses.get(i.id)?.state === 'running').length,
+        old: instances.length - updated.length,
+      };
+    });
+    return { rollout, entries };
+  }
+
+  pause(app: string, user: string): Promise<RolloutRecord> {
+    return this.change(app, user, ['progressing', 'awaiting-promotion'], (r) => ({ ...r, phase: 'paused' }), 'paused');
+  }
+
+  resume(app: string, user: string): Promise<RolloutRecord> {
+    return this.change(app, user, ['paused'], (r) => ({ ...r, phase: 'progressing', lastProgressAt: Date.now(), reason: undefined }), 'resumed');
+  }
+
+  promote(app: string, user: string): Promise<RolloutRecord> {
+    const spec = this.apps.get(app).spec;
+    return this.change(app, user, ['awaiting-promotion', 'progressing'], (r) => {
+      const now = Date.now();
+      const entries = { ...r.entries };
+      for (const [name, entry] of Object.entries(spec.entrypoints)) if (entry.update.strategy === 'canary') entries[name] = { ...entries[name], promotedAt: now };
+      return { ...r, phase: 'progressing', lastProgressAt: now, entries };
+    }, 'promoted');
+  }
+
+  async abort(app: string, user: string): Promise<RolloutRecord> {
+    const record = this.apps.get(app);
+    const kv = await this.store.get(KEYS.rollout(app));
+    const rollout = kv ? (JSON.parse(kv.value) as RolloutRecord) : undefined;
+    if (!kv || !rollout || !ACTIVE_PHASES.includes(rollout.phase) || rollout.to !== record.release) throw new ConflictError(`app ${app} has no rollout under way`);
+    const pass: RolloutPass = { ops: [], notes: [] };
+    await this.driver.rollBack(record, rollout, `aborted by ${user}; back to release ${rollout.from}`, 'aborted', pass);
+    rollout.steps = [...rollout.steps, { time: Date.now(), message: `aborted by ${user}` }].slice(-50);
+    pass.ops.push({ type: 'put', key: kv.key, value: JSON.stringify(rollout) });
+    const result = await this.store.txn({ compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }], success: pass.ops });
+    if (!result.succeeded) throw new ConflictError(`the rollout of ${app} moved on meanwhile; look again and retry`);
+    await this.state.waitFor(result.revision);
+    for (const note of pass.notes) await this.events.record(note);
+    return rollout;
+  }
+
+  private async change(app: string, user: string, from: RolloutRecord['phase'][], update: (r: RolloutRecord) => RolloutRecord, verb: string): Promise<RolloutRecord> {
+    this.apps.get(app);
+    const kv = await this.store.get(KEYS.rollout(app));
+    if (!kv) throw new NotFoundError(`app ${app} has never been rolled out`);
+    const current = JSON.parse(kv.value) as RolloutRecord;
+    if (!from.includes(current.phase)) throw new ConflictError(`the rollout of ${app} to release ${current.to} is ${current.phase}; cannot be ${verb}`);
+    const next = update(current);
+    next.updatedAt = Date.now();
+    next.steps = [...next.steps, { time: next.updatedAt, message: `${verb} by ${user}` }].slice(-50);
+    const result = await this.store.txn({ compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }], success: [{ type: 'put', key: kv.key, value: JSON.stringify(next) }] });
+    if (!result.succeeded) throw new ConflictError(`the rollout of ${app} moved on meanwhile; look again and retry`);
+    await this.state.waitFor(result.revision);
+    await this.events.record({ level: 'info', type: `rollout.${verb}`, app, message: `rollout to release ${next.to} ${verb} by ${user}` });
+    return next;
+  }
+}
