@@ -321,7 +321,7 @@ test('through a real nginx: traffic keeps flowing while instances come, go and c
     await nginx.stop();
   });
   const port = await freePort();
-  const host = 'web.prod.shop.test';
+  const host = 'web.shop.prod.test';
   const source = new StaticEndpointSource();
   const backend = async (id: string) => {
     const b = await Backend.start(id);

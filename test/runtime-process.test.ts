@@ -81,7 +81,7 @@ after(async () => {
   await rt.close();
   await rm(stateDir, { recursive: true, force: true });
   await rm(emptyCgroupRoot, { recursive: true, force: true });
-  for (const dir of [join(cgroupRoot, 'cpu'), join(cgroupRoot, 'memory'), cgroupRoot]) {
+  for (const dir of [join(cgroupRoot, 'cpu'), join(cgroupRoot, 'memory'), join(cgroupRoot, 'cpuset'), cgroupRoot]) {
     await rmdir(join(dir, cgroupParent)).catch(() => undefined);
   }
 });
@@ -249,6 +249,111 @@ test('limits: cpu and memory cgroups, inherited by the command; remove cleans up
   await rt.remove(s.instanceId); // idempotent
 });
 
+/** Cpus_allowed_list of a process, from /proc/<pid>/status. */
+async function cpusAllowed(pid: number): Promise<string | undefined> {
+  return /^Cpus_allowed_list:\s*(\S+)$/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1];
+}
+
+async function commandOf(wrapper: number, comm: string): Promise<number> {
+  const [command] = await waitFor(`the ${comm} command`, async () => {
+    const kids = await childrenOf(wrapper);
+    return kids.length > 0 && (await readFile(`/proc/${kids[0]}/comm`, 'utf8')).trim() === comm ? kids : undefined;
+  });
+  assert.ok(command);
+  return command;
+}
+
+const noCpuset = noCgroups || (cgroups.version === 1 && !existsSync(join(cgroupRoot, 'cpuset', 'cgroup.procs')) ? 'no cpuset controller' : false);
+
+test('cpuset: cores and shares in cgroups; updateCpuset re-pins the running command; remove cleans up', { skip: noCpuset }, async () => {
+  const s = spec(['sleep', '30'], { cpu: 0.5, cpuset: [1], cpuShares: 512 });
+  const { instance, warnings } = await rt.start(s);
+  assert.deepEqual(warnings, []);
+  const wrapper = pidOf(instance.runtimeId);
+  const command = await commandOf(wrapper, 'sleep');
+  const paths = await cgroupsOfPid(command);
+  let cpusetDir: string;
+  if (cgroups.version === 1) {
+    assert.equal(paths.get('cpuset'), `/${cgroupParent}/${s.instanceId}`);
+    cpusetDir = join(cgroupRoot, 'cpuset', paths.get('cpuset') ?? '?');
+    const cpu = join(cgroupRoot, 'cpu', paths.get('cpu') ?? '?');
+    assert.equal((await readFile(join(cpu, 'cpu.shares'), 'utf8')).trim(), '512');
+    assert.equal((await readFile(join(cpu, 'cpu.cfs_quota_us'), 'utf8')).trim(), '50000', 'the quota stays');
+    assert.equal((await readFile(join(cpusetDir, 'cpuset.mems'), 'utf8')).trim(), (await readFile(join(cgroupRoot, 'cpuset', 'cpuset.mems'), 'utf8')).trim());
+  } else {
+    cpusetDir = join(cgroupRoot, paths.get('') ?? '?');
+    assert.equal((await readFile(join(cpusetDir, 'cpu.weight'), 'utf8')).trim(), String(1 + Math.floor((510 * 9999) / 262142)));
+  }
+  assert.equal((await readFile(join(cpusetDir, 'cpuset.cpus'), 'utf8')).trim(), '1');
+  assert.equal(await cpusAllowed(command), '1');
+  assert.equal(await cpusAllowed(wrapper), '1');
+
+  await rt.updateCpuset(s.instanceId, [0]);
+  assert.equal((await readFile(join(cpusetDir, 'cpuset.cpus'), 'utf8')).trim(), '0');
+  assert.equal(await cpusAllowed(command), '0');
+  assert.equal(await cpusAllowed(wrapper), '0');
+  const still = await rt.inspect(s.instanceId);
+  assert.equal(still?.state, 'running');
+  assert.equal(still?.runtimeId, instance.runtimeId, 'same pid: not restarted');
+  assert.deepEqual((await rt.record(s.instanceId))?.spec.cpuset, [0], 'the record keeps the new cores');
+  assert.equal((await childrenOf(wrapper))[0], command, 'same command process');
+
+  // Cores the host does not have: a readable error; the instance keeps its cores.
+  await assert.rejects(rt.updateCpuset(s.instanceId, [0, 999]), /cannot move to cores 0,999: E(RANGE|INVAL) on \S+\/cpuset\.cpus: the kernel refused cores "0,999" \(cores available: \S+\)$/);
+  await assert.rejects(rt.updateCpuset(s.instanceId, [1.5]), /invalid cpuset/);
+  assert.equal(await cpusAllowed(command), '0');
+
+  await rt.remove(s.instanceId);
+  assert.equal(existsSync(cpusetDir), false, 'cpuset cgroup removed');
+  await assert.rejects(rt.updateCpuset(s.instanceId, [0]), /no process instance/);
+});
+
+test('cpuset: an instance started on any core gets a cpuset cgroup on its first move', { skip: noCpuset }, async () => {
+  const s = spec(['sh', '-c', 'sleep 30; :']);
+  const { instance, warnings } = await rt.start(s);
+  assert.deepEqual(warnings, []);
+  assert.equal((await rt.record(s.instanceId))?.cgroups, null, 'no limits: no cgroups yet');
+  const wrapper = pidOf(instance.runtimeId);
+  const command = await commandOf(wrapper, 'sh');
+  const all = await cpusAllowed(command);
+  await rt.updateCpuset(s.instanceId, []); // any core: nothing to do
+  assert.equal((await rt.record(s.instanceId))?.cgroups, null);
+
+  await rt.updateCpuset(s.instanceId, [1]);
+  const [sleeper] = await childrenOf(command);
+  assert.ok(sleeper);
+  for (const pid of [wrapper, command, sleeper]) assert.equal(await cpusAllowed(pid), '1', `pid ${pid}`);
+  const rec = await rt.record(s.instanceId);
+  assert.ok(rec?.cgroups?.cpusetDir);
+  assert.deepEqual(rec.spec.cpuset, [1]);
+  assert.equal((await rt.inspect(s.instanceId))?.runtimeId, instance.runtimeId);
+
+  await rt.updateCpuset(s.instanceId, []); // back to any core
+  assert.equal(await cpusAllowed(sleeper), all);
+  assert.equal((await rt.record(s.instanceId))?.spec.cpuset, undefined);
+  const dir = rec.cgroups.cpusetDir;
+  await rt.remove(s.instanceId);
+  assert.equal(existsSync(dir), false, 'cpuset cgroup removed');
+});
+
+test('cpuset: an exited instance keeps the new cores for its restart; unknown cores only warn at start', { skip: noCpuset }, async () => {
+  const s = spec(['grep', 'Cpus_allowed_list', '/proc/self/status'], { cpuset: [1] });
+  await rt.start(s);
+  await exited(rt, s.instanceId);
+  await rt.updateCpuset(s.instanceId, [0]);
+  await rt.restart(s.instanceId);
+  await exited(rt, s.instanceId);
+  assert.equal((await stdoutOf(s.instanceId)).replace(/[ \t]+/g, ' '), 'Cpus_allowed_list: 1\nCpus_allowed_list: 0\n');
+  await rt.remove(s.instanceId);
+
+  const bad = spec(['sleep', '30'], { cpuset: [999], cpuShares: 2048 });
+  const { instance, warnings } = await rt.start(bad);
+  assert.equal(instance.state, 'running');
+  assert.equal(warnings.length, 1, JSON.stringify(warnings));
+  assert.match(warnings[0] ?? '', /^cpuset \(cores 999\) not applied: E(RANGE|INVAL) on \S+\/cpuset\.cpus: the kernel refused cores "999" \(cores available: \S+\)$/);
+  await rt.remove(bad.instanceId);
+});
+
 test('limits: an OOM kill is reported as oomKilled', { skip: noCgroups }, async () => {
   // tail keeps a "line" in memory until a newline: /dev/zero has none.
   const s = spec(['sh', '-c', 'head -c 400000000 /dev/zero | tail'], { memoryBytes: 32 * 1024 * 1024 });
@@ -267,6 +372,15 @@ test('limits: without cgroups it starts anyway and warns which limits were not a
     assert.equal(warnings.length, 1);
     assert.match(warnings[0] ?? '', /cpu limit \(0\.25 CPU\) and memory limit \(16777216 bytes\) not applied: no cgroup filesystem/);
     await bare.remove(s.instanceId);
+
+    const pinned = spec(['sleep', '30'], { cpu: 0.25, cpuset: [0], cpuShares: 512 });
+    const started = await bare.start(pinned);
+    assert.equal(started.instance.state, 'running');
+    assert.deepEqual(started.warnings.map((w) => w.replace(/: no cgroup filesystem.*/, '')), [
+      'cpu limit (0.25 CPU), cpuset (cores 0) and cpu shares (512) not applied',
+    ]);
+    await assert.rejects(bare.updateCpuset(pinned.instanceId, [1]), /cannot move to cores 1: no cgroup filesystem/);
+    await bare.remove(pinned.instanceId);
   } finally {
     await bare.close();
   }

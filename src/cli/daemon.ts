@@ -34,6 +34,7 @@ function onSignals(stop: () => Promise<void>): void {
 
 function announce(server: RunningServer, dataDir: string): void {
   console.log(`gantry server listening on ${server.url} (data in ${dataDir})`);
+  if (server.dnsPort !== undefined) console.log(`DNS for registered endpoints on port ${server.dnsPort} (UDP and TCP)`);
   if (server.firstAdminToken) {
     const configPath = saveClientConfig({ server: server.url, token: server.firstAdminToken });
     console.log('\nThis is the first start. The admin token, shown only this once:\n');
@@ -55,6 +56,9 @@ interface DaemonFlags {
   registryTtl: string;
   redisUrl?: string;
   renderer: string[];
+  dnsPort?: string;
+  dnsHost: string;
+  dnsDomain: string;
   dockerSocket?: string;
   portRange: string;
   pool: string;
@@ -137,6 +141,9 @@ function serverOptions(command: Command): Command {
     .option('--registry-ttl <seconds>', 'seconds a silent node\'s endpoints stay registered', '15')
     .option('--redis-url <url>', 'publish registry and instance changes to Redis pub/sub (redis://host:port)')
     .option('--renderer <file.yaml>', 'render a file (nginx upstreams, ...) from the registry on every change (repeatable)', collect, [])
+    .option('--dns-port <port>', 'serve DNS (UDP and TCP) for registered endpoints on this port')
+    .option('--dns-host <address>', 'address the DNS server listens on', '127.0.0.1')
+    .option('--dns-domain <domain>', 'the DNS zone: names are <entry>.<app>.<env>.<domain>', 'gantry.local')
     .option('-v, --verbose', 'log every request');
 }
 
@@ -150,6 +157,7 @@ function serverSettings(flags: DaemonFlags): ServerOptions {
     registryTtlMs: Number(flags.registryTtl) * 1000,
     redisUrl: flags.redisUrl,
     renderers: flags.renderer.map(loadRendererConfig),
+    dns: flags.dnsPort === undefined ? undefined : { port: Number(flags.dnsPort), host: flags.dnsHost, domain: flags.dnsDomain },
     bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN,
     log: flags.verbose,
   };

@@ -154,19 +154,36 @@ export async function createCgroups(root: string, parent: string, id: string, li
   return { cgroups: setup.cgroups, warnings: [...warnings, ...setup.warnings] };
 }
 
-/** " (cores available: 0-1)" from the parent's effective cpus, for an EINVAL on cpuset.cpus. */
-async function availableHint(dir: string, err: unknown): Promise<string> {
-  if ((err as NodeJS.ErrnoException).code !== 'EINVAL') return '';
+/** The cores the parent of dir offers (its effective cpus), or undefined when unreadable. */
+async function coresAvailable(dir: string): Promise<string | undefined> {
   const parentDir = join(dir, '..');
   for (const file of ['cpuset.cpus.effective', 'cpuset.effective_cpus', 'cpuset.cpus']) {
     try {
       const cpus = await readTrim(parentDir, file);
-      if (cpus) return ` (cores available: ${cpus})`;
+      if (cpus) return cpus;
     } catch {
       // try the next name
     }
   }
-  return '';
+  return undefined;
+}
+
+/**
+ * Writes dir/cpuset.cpus; the error names the file, and for cores the kernel refuses (ERANGE: no
+ * such core, EINVAL: not within the parent's) the cores that are available.
+ */
+async function writeCpus(dir: string, cpus: string): Promise<void> {
+  try {
+    // An empty write would not reach the kernel: "\n" is the empty list.
+    await write(dir, 'cpuset.cpus', cpus === '' ? '\n' : cpus);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'ERANGE') {
+      throw new Error((err as NodeJS.ErrnoException).path ? reasonOf(err) : `${reasonOf(err)} on ${join(dir, 'cpuset.cpus')}`);
+    }
+    const available = await coresAvailable(dir);
+    throw new Error(`${code} on ${join(dir, 'cpuset.cpus')}: the kernel refused cores "${cpus}"${available ? ` (cores available: ${available})` : ''}`);
+  }
 }
 
 /**
@@ -194,12 +211,11 @@ async function cpusetDirV1(root: string, parent: string, id: string, cpus: strin
   const dir = join(parentDir, id);
   await mkdir(dir, { recursive: true });
   try {
-    await write(dir, 'cpuset.cpus', cpus || (await readTrim(parentDir, 'cpuset.cpus')));
+    await writeCpus(dir, cpus || (await readTrim(parentDir, 'cpuset.cpus')));
     await write(dir, 'cpuset.mems', await readTrim(parentDir, 'cpuset.mems'));
   } catch (err) {
-    const hint = await availableHint(dir, err);
     await rmdir(dir).catch(() => undefined);
-    throw new Error(`${reasonOf(err)}${hint}`);
+    throw new Error(reasonOf(err));
   }
   return dir;
 }
@@ -276,7 +292,7 @@ async function createV1(root: string, parent: string, id: string, limits: Cgroup
       cpusetDir = await cpusetDirV1(root, parent, id, cpusetList(limits.cpuset ?? []));
       dirs.push(cpusetDir);
     } catch (err) {
-      warnings.push(`${what.cpuset} not applied: ${err instanceof Error && !(err as NodeJS.ErrnoException).code ? err.message : reasonOf(err)}`);
+      warnings.push(`${what.cpuset} not applied: ${reasonOf(err)}`);
     }
   }
   return { cgroups: dirs.length > 0 ? { version: 1, dirs, memoryDir, cpusetDir } : null, warnings };
@@ -329,7 +345,7 @@ async function createV2(root: string, parent: string, id: string, limits: Cgroup
       await apply();
       return true;
     } catch (err) {
-      warnings.push(`${label} not applied: ${reasonOf(err)}${await availableHint(dir, err)}`);
+      warnings.push(`${label} not applied: ${reasonOf(err)}`);
       return false;
     }
   };
@@ -342,7 +358,7 @@ async function createV2(root: string, parent: string, id: string, limits: Cgroup
     });
     if (ok) memoryDir = dir;
   }
-  if (useCpuset && (await attempt(what.cpuset, () => write(dir, 'cpuset.cpus', cpusetList(limits.cpuset ?? []))))) cpusetDir = dir;
+  if (useCpuset && (await attempt(what.cpuset, () => writeCpus(dir, cpusetList(limits.cpuset ?? []))))) cpusetDir = dir;
   return { cgroups: { version: 2, dirs: [dir], memoryDir, cpusetDir }, warnings };
 }
 
@@ -366,11 +382,7 @@ export async function setCpuset(
   if (cgroups && existing && (await exists(existing))) {
     // v1 has no "inherit": any core is the parent's cores. v2: an empty cpuset.cpus inherits.
     const value = cpus || (cgroups.version === 1 ? await readTrim(join(existing, '..'), 'cpuset.cpus') : '');
-    try {
-      await write(existing, 'cpuset.cpus', cgroups.version === 2 && value === '' ? '\n' : value);
-    } catch (err) {
-      throw new Error(`${reasonOf(err)}${await availableHint(existing, err)}`);
-    }
+    await writeCpus(existing, value);
     return cgroups;
   }
   if (cpus === '') return cgroups; // no cpuset cgroup: it already runs on any core
@@ -387,9 +399,9 @@ export async function setCpuset(
     try {
       await enableV2(root, parent, ['cpuset']);
       await mkdir(dir, { recursive: true });
-      await write(dir, 'cpuset.cpus', cpus);
+      await writeCpus(dir, cpus);
     } catch (err) {
-      throw new Error(`${reasonOf(err)}${await availableHint(dir, err)}`);
+      throw new Error(reasonOf(err));
     }
   }
   const next: InstanceCgroups = cgroups

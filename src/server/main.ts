@@ -19,6 +19,7 @@ import { RolloutService } from './services/rollouts.js';
 import { EndpointCatalog } from '../discovery/catalog.js';
 import { RedisPublisher } from '../discovery/redis.js';
 import { UpstreamRenderer, type RendererConfig, type RenderOutcome } from '../discovery/renderer.js';
+import { DnsServer, type DnsOptions } from '../discovery/dns.js';
 import { ReplicaController } from './controllers/replicas.js';
 import { NodeController } from './controllers/nodes.js';
 import { appRoutes } from './api/apps.js';
@@ -46,6 +47,8 @@ export interface ServerOptions {
   redisUrl?: string;
   /** Files re-rendered from the registry on every change (nginx upstreams, ...). */
   renderers?: RendererConfig[];
+  /** Serve DNS for the registry ({entry}.{app}.{env}.{domain}); off when absent. */
+  dns?: DnsOptions;
   /** Admin token to create on first start instead of a random one (scripted set-ups, tests). */
   bootstrapToken?: string;
   log?: boolean;
@@ -57,6 +60,8 @@ export interface RunningServer {
   /** Set on the very first start only: the admin token, to be shown once. */
   firstAdminToken?: string;
   store: Store;
+  /** The DNS server's port (UDP and TCP), when it runs. */
+  dnsPort?: number;
   /** A token for an agent running in this same process; valid until the server stops. */
   localAgentToken(): string;
   close(): Promise<void>;
@@ -113,6 +118,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   await redis?.start();
   const renderers = (options.renderers ?? []).map((config) => new UpstreamRenderer(catalog, config, (outcome) => void recordRender(events, outcome)));
   for (const renderer of renderers) await renderer.start();
+  const dns = options.dns ? new DnsServer(catalog, options.dns) : undefined;
+  const dnsPort = dns ? (await dns.start()).port : undefined;
 
   const address = await server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 7070 });
   const port = Number(new URL(address).port);
@@ -139,6 +146,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url: `http://${options.host ?? '127.0.0.1'}:${port}`,
     port,
     firstAdminToken,
+    dnsPort,
     store,
     localAgentToken: () => auth.ephemeralToken('agent', 'local-agent'),
     async close() {
@@ -150,6 +158,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       sockets.close();
       await redis?.stop();
       for (const renderer of renderers) await renderer.stop();
+      await dns?.stop();
       await server.close();
       await ctx.replicas.reconcile().catch(() => {});
       state.close();

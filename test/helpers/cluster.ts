@@ -123,7 +123,8 @@ export class TestCluster {
   }
 
   private spawn(label: string, args: string[]): ChildProcess {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...process.env, GANTRY_BOOTSTRAP_TOKEN: this.token }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // GANTRY_CONFIG: the first start saves the admin token for the CLI; never into the user's own config.
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...process.env, GANTRY_BOOTSTRAP_TOKEN: this.token, GANTRY_CONFIG: join(this.dir, 'cli.json') }, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (d: Buffer) => {
       this.output.push(...String(d).trimEnd().split('\n').map((l) => `[${label}] ${l}`));
       if (this.output.length > 400) this.output.splice(0, this.output.length - 400);
