@@ -9,9 +9,12 @@
 // their own tables, not that cache). Runs alternate Gantry and dnsmasq ROUNDS times after a
 // short warm-up of each; the reported rates are the medians. A second comparison (aOnly)
 // runs A queries only against a dnsmasq with the hosts file alone, its fastest set-up.
+// Gantry is measured twice in each: with GANTRY_WORKERS extra worker processes sharing the
+// UDP socket (gantryQps, ratio) and as a single process (gantrySingleQps, ratioSingle).
 //
 // Environment: ENTRIES (1000), PER_ENTRY (3), DURATION seconds per run (10), ROUNDS (2),
-// CLIENTS (dnsperf -c, 4), OUTSTANDING (dnsperf -q, 100), SRV_SHARE of SRV queries (0.25).
+// CLIENTS (dnsperf -c, 4), OUTSTANDING (dnsperf -q, 100), SRV_SHARE of SRV queries (0.25),
+// GANTRY_WORKERS (1).
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -31,6 +34,7 @@ const rounds = Number(process.env.ROUNDS ?? 2);
 const clients = Number(process.env.CLIENTS ?? 4);
 const outstanding = Number(process.env.OUTSTANDING ?? 100);
 const srvShare = Number(process.env.SRV_SHARE ?? 0.25);
+const gantryWorkers = Number(process.env.GANTRY_WORKERS ?? 1);
 const domain = 'gantry.local';
 
 const dir = mkdtempSync(join(tmpdir(), 'gantry-bench-dns-'));
@@ -96,9 +100,9 @@ writeFileSync(queryFile, `${mixed.join('\n')}\n`);
 writeFileSync(aQueryFile, `${queries.join('\n')}\n`);
 
 // --- servers ---
-async function startGantry(): Promise<{ port: number; child: ChildProcess }> {
+async function startGantry(workers: number): Promise<{ port: number; child: ChildProcess }> {
   const script = fileURLToPath(new URL('./dns/server.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ENTRIES: String(entries), PER_ENTRY: String(perEntry), DOMAIN: domain }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ENTRIES: String(entries), PER_ENTRY: String(perEntry), DOMAIN: domain, WORKERS: String(workers) }, stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(child);
   const lines = createInterface({ input: child.stdout! });
   const [line] = (await once(lines, 'line')) as [string];
@@ -174,50 +178,60 @@ const median = (xs: number[]) => {
 
 const sum = (xs: PerfResult[], k: keyof PerfResult) => xs.reduce((a, x) => a + x[k], 0);
 
-/** Alternating runs of Gantry and one dnsmasq on one query file. */
-async function compare(gantryPort: number, dnsmasqPort: number, file: string) {
+/** Runs every target ROUNDS times on one query file, rotating the order each round; medians. */
+async function measure(targets: Record<string, number>, file: string): Promise<Record<string, PerfResult[]>> {
+  const names = Object.keys(targets);
+  const results: Record<string, PerfResult[]> = {};
   // Warm-up (JIT, lazily encoded answers, dnsmasq's tables): not counted.
-  await dnsperf(gantryPort, 2, file);
-  await dnsperf(dnsmasqPort, 2, file);
-  const g: PerfResult[] = [];
-  const d: PerfResult[] = [];
+  for (const name of names) {
+    await dnsperf(targets[name]!, 2, file);
+    results[name] = [];
+  }
   for (let r = 0; r < rounds; r++) {
-    // Alternate which goes first, so drift on the shared machine hits both alike.
-    if (r % 2 === 0) {
-      g.push(await dnsperf(gantryPort, durationS, file));
-      d.push(await dnsperf(dnsmasqPort, durationS, file));
-    } else {
-      d.push(await dnsperf(dnsmasqPort, durationS, file));
-      g.push(await dnsperf(gantryPort, durationS, file));
+    // Rotate who goes first, so drift on the shared machine hits all alike.
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + r) % names.length]!;
+      results[name]!.push(await dnsperf(targets[name]!, durationS, file));
     }
   }
-  const gantryQps = Math.round(median(g.map((x) => x.qps)));
-  const dnsmasqQps = Math.round(median(d.map((x) => x.qps)));
+  return results;
+}
+
+function summary(results: Record<string, PerfResult[]>) {
+  const qps = (name: string) => Math.round(median(results[name]!.map((x) => x.qps)));
+  const gantryQps = qps('gantry');
+  const gantrySingleQps = qps('gantrySingle');
+  const dnsmasqQps = qps('dnsmasq');
+  const runs = Object.fromEntries(Object.entries(results).map(([name, xs]) => [name, xs.map((x) => Math.round(x.qps))]));
+  const noerror = Object.fromEntries(Object.entries(results).map(([name, xs]) => [name, Number((sum(xs, 'noerror') / Math.max(1, sum(xs, 'sent'))).toFixed(4))]));
   return {
     gantryQps,
     dnsmasqQps,
     ratio: Number((gantryQps / dnsmasqQps).toFixed(3)),
-    lostGantry: sum(g, 'lost'),
-    lostDnsmasq: sum(d, 'lost'),
-    gantryRuns: g.map((x) => Math.round(x.qps)),
-    dnsmasqRuns: d.map((x) => Math.round(x.qps)),
-    noerrorShare: [sum(g, 'noerror') / Math.max(1, sum(g, 'sent')), sum(d, 'noerror') / Math.max(1, sum(d, 'sent'))],
+    lostGantry: sum(results.gantry!, 'lost'),
+    lostDnsmasq: sum(results.dnsmasq!, 'lost'),
+    gantrySingleQps,
+    ratioSingle: Number((gantrySingleQps / dnsmasqQps).toFixed(3)),
+    lostGantrySingle: sum(results.gantrySingle!, 'lost'),
+    runs,
+    noerror,
   };
 }
 
-const gantry = await startGantry();
+const gantry = await startGantry(gantryWorkers);
+const gantrySingle = await startGantry(0);
 try {
   // 1. Same names, A and SRV: dnsmasq with the hosts file and every srv-host line.
   const full = await startDnsmasq(confFile);
-  const mix = await compare(gantry.port, full.port, queryFile).finally(() => stop(full.child));
+  const mix = await measure({ gantry: gantry.port, gantrySingle: gantrySingle.port, dnsmasq: full.port }, queryFile).finally(() => stop(full.child));
   // 2. A queries only, dnsmasq with the hosts file alone (its best case: srv-host lines are
   //    scanned linearly on every query, which is what slows it down in 1).
   const hostsOnly = await startDnsmasq(emptyConfFile);
-  const aOnly = await compare(gantry.port, hostsOnly.port, aQueryFile).finally(() => stop(hostsOnly.child));
+  const aOnly = await measure({ gantry: gantry.port, gantrySingle: gantrySingle.port, dnsmasq: hostsOnly.port }, aQueryFile).finally(() => stop(hostsOnly.child));
   console.log(
     JSON.stringify({
       bench: 'dns',
-      ...mix,
+      ...summary(mix),
       names: seenEntries.size,
       endpoints: endpoints.length,
       srvShare,
@@ -225,9 +239,11 @@ try {
       rounds,
       clients,
       outstanding,
-      aOnly,
+      gantryWorkers,
+      aOnly: summary(aOnly),
     }),
   );
 } finally {
   await stop(gantry.child);
+  await stop(gantrySingle.child);
 }

@@ -59,6 +59,7 @@ interface DaemonFlags {
   dnsPort?: string;
   dnsHost: string;
   dnsDomain: string;
+  dnsWorkers: string;
   dockerSocket?: string;
   portRange: string;
   pool: string;
@@ -144,6 +145,7 @@ function serverOptions(command: Command): Command {
     .option('--dns-port <port>', 'serve DNS (UDP and TCP) for registered endpoints on this port')
     .option('--dns-host <address>', 'address the DNS server listens on', '127.0.0.1')
     .option('--dns-domain <domain>', 'the DNS zone: names are <entry>.<app>.<env>.<domain>', 'gantry.local')
+    .option('--dns-workers <n>', 'extra processes answering DNS over UDP (each holds a copy of the registry)', '0')
     .option('-v, --verbose', 'log every request');
 }
 
@@ -157,7 +159,7 @@ function serverSettings(flags: DaemonFlags): ServerOptions {
     registryTtlMs: Number(flags.registryTtl) * 1000,
     redisUrl: flags.redisUrl,
     renderers: flags.renderer.map(loadRendererConfig),
-    dns: flags.dnsPort === undefined ? undefined : { port: Number(flags.dnsPort), host: flags.dnsHost, domain: flags.dnsDomain },
+    dns: flags.dnsPort === undefined ? undefined : { port: Number(flags.dnsPort), host: flags.dnsHost, domain: flags.dnsDomain, workers: Number(flags.dnsWorkers) },
     bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN,
     log: flags.verbose,
   };
