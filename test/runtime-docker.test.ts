@@ -361,14 +361,20 @@ test('a host port already taken fails the start and leaves nothing behind', { sk
 });
 
 test('a container exceeding its memory limit is reported oomKilled', { skip }, async () => {
-  const id = newId('oom');
-  await rt.start(spec({ instanceId: id, memoryBytes: 8 * 1024 * 1024, command: loop('x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived') }));
-  const inst = await exited(id);
-  assert.equal(inst.oomKilled, true);
-  assert.equal(inst.exitCode, 137);
-  const listed = (await rt.list()).find((i) => i.instanceId === id);
-  assert.equal(listed?.oomKilled, true);
-  await rt.remove(id);
+  // Docker 20.10 on cgroup v1 now and then reports OOMKilled=false for a container the kernel
+  // did kill for memory (its OOM event races the exit): up to three tries, every one killed.
+  let reported = false;
+  for (let attempt = 0; attempt < 3 && !reported; attempt++) {
+    const id = newId('oom');
+    await rt.start(spec({ instanceId: id, memoryBytes: 8 * 1024 * 1024, command: loop('x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived') }));
+    const inst = await exited(id);
+    assert.equal(inst.exitCode, 137);
+    const listed = (await rt.list()).find((i) => i.instanceId === id);
+    assert.equal(listed?.oomKilled, inst.oomKilled, 'list and inspect agree');
+    reported = inst.oomKilled;
+    await rt.remove(id);
+  }
+  assert.ok(reported, 'the engine reported the OOM kill');
 });
 
 const cpusAllowed = async (id: string) => {
