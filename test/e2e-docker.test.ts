@@ -69,6 +69,7 @@ describe('docker end to end', { skip }, () => {
 
   test('server stopped for a minute: nothing restarted or removed, a killed one still restarted, ps right after', async () => {
     const before = await dockerContainers(app);
+    const restartsBeforeDown = Object.fromEntries((await running()).map((i) => [i.id, i.status?.restarts ?? 0]));
     await cluster.stopServer();
     await new Promise((r) => setTimeout(r, 20_000));
     const victim = before[0]!;
@@ -84,9 +85,10 @@ describe('docker end to end', { skip }, () => {
       assert.equal(c.startedAt, before.find((b) => b.id === c.id)!.startedAt, `${c.name} was restarted`);
     }
     await cluster.startServer();
-    await until('ps to show 3 healthy instances', async () => {
+    const victimId = (await dockerContainers(app)).find((c) => c.id === victim.id)!.name.replace('/gantry-', '');
+    await until('ps to show 3 healthy instances, and the restart the agent did alone', async () => {
       const instances = await running();
-      return instances.length === 3 && instances.every((i) => i.status?.state === 'running');
+      return instances.length === 3 && instances.every((i) => i.status?.state === 'running') && (instances.find((i) => i.id === victimId)?.status?.restarts ?? 0) > restartsBeforeDown[victimId]!;
     });
     const ps = await cluster.cli(['ps', app]);
     assert.equal(ps.code, 0);

@@ -78,7 +78,7 @@ describe('rollouts', () => {
     await deploy(app, spec(app, 'v2', '{ strategy: rolling }', '[sh, -c, "echo cannot start: missing config >&2; exit 3"]'), false);
     const rolledBack = await phase(app, 'rolled-back');
     assert.match(rolledBack.rollout!.reason!, /exit code 3/);
-    await until('only release 1 left', async () => (await versions(app)).join() === '1,1,1');
+    await until('only release 1 left', async () => (await versions(app)).join() === '1,1,1' && (await detail(app)).instances.length === 3);
     const after = (await detail(app)).instances.map((i) => [i.id, i.status?.runtimeId]);
     assert.deepEqual(after, before, 'the old instances were never stopped or restarted');
     const { events } = (await cluster.api('GET', `/v1/events?app=${app}`)) as { events: { type: string; message: string }[] };

@@ -3,6 +3,7 @@
 // removes it. Driven by the agent's tick with what the runtime observed; never blocks a tick.
 import type { GantryEvent, Instance, InstanceStatus } from '../model/types.js';
 import type { Runtime, RuntimeInstance, RunSpec } from '../runtime/runtime.js';
+import { isDeepStrictEqual } from 'node:util';
 import { runCheck } from './health.js';
 import { cpuFor } from './cpu.js';
 
@@ -36,6 +37,7 @@ export class Supervisor {
   private afterStartPending = false;
   /** Stopped because the app was stopped: starting the app again starts it, whatever its restart policy. */
   private stoppedOnRequest = false;
+  private pendingAction: 'rebuild' | 'restart' | undefined;
 
   constructor(
     public instance: Instance,
@@ -50,8 +52,17 @@ export class Supervisor {
 
   /** A new assignment for the same instance: traffic may have been switched to or away from it. */
   reassign(instance: Instance): void {
-    const was = this.instance.serving !== false;
+    const previous = this.instance;
     this.instance = instance;
+    // A new spec for the same instance (an in-place update) or a rebuild request: a new container
+    // on this node, same ports and volumes. A restart request: the same container again.
+    const specChanged = !isDeepStrictEqual({ ...instance.spec, replicas: 0 }, { ...previous.spec, replicas: 0 });
+    if (instance.desired === 'running' && (specChanged || (instance.rebuild ?? 0) !== (previous.rebuild ?? 0))) {
+      this.pendingAction = 'rebuild';
+    } else if (instance.desired === 'running' && (instance.restart ?? 0) !== (previous.restart ?? 0)) {
+      this.pendingAction ??= 'restart';
+    }
+    const was = previous.serving !== false;
     const now = instance.serving !== false;
     if (this.status.state !== 'running' || was === now) return;
     if (now) this.hooks.register(instance);
@@ -68,6 +79,11 @@ export class Supervisor {
 
   tick(observed: RuntimeInstance | undefined, now = Date.now()): void {
     if (this.busy) return;
+    if (this.pendingAction && this.instance.desired === 'running') {
+      const action = this.pendingAction;
+      this.pendingAction = undefined;
+      return void this.act(() => (action === 'rebuild' ? this.rebuildNow(observed) : this.restartInPlace(observed)));
+    }
     const desired = this.instance.desired;
     if (desired === 'removed') return void this.act(() => this.removeNow(observed));
     if (desired === 'stopped') {
@@ -157,6 +173,7 @@ export class Supervisor {
   private async startNow(): Promise<void> {
     this.set({ state: 'starting', healthy: null, message: null });
     try {
+      if (!(await this.runInit())) return;
       const { instance, warnings } = await this.runtime.start(runSpec(this.instance, this.hooks.sharedCpuset()));
       for (const warning of warnings) this.hooks.event({ level: 'warning', type: 'instance.limits', ...this.about(), message: warning });
       this.started(instance, { message: warnings.join('; ') || null });
@@ -164,6 +181,33 @@ export class Supervisor {
     } catch (err) {
       this.failStart(err);
     }
+  }
+
+  /** The init step, if any; false (and the start stopped, with an event) when it fails. */
+  private async runInit(): Promise<boolean> {
+    const init = this.instance.spec.init;
+    if (!init) return true;
+    const result = await this.runtime.runInit(runSpec(this.instance, this.hooks.sharedCpuset()), { image: init.image, command: init.command, timeoutMs: init.timeout });
+    if (result.exitCode === 0) return true;
+    const tail = result.output.trim().split('\n').slice(-5).join(' | ');
+    this.hooks.event({ level: 'error', type: 'instance.init_failed', ...this.about(), message: `init step of ${this.instance.id} exited ${result.exitCode}${tail ? `: ${tail}` : ''}; not starting it`, data: { exitCode: result.exitCode } });
+    this.failStart(new Error(`init step exited ${result.exitCode}${tail ? `: ${tail}` : ''}`));
+    return false;
+  }
+
+  /** Same node, ports and volumes; a new container or process with the instance's current spec. */
+  private async rebuildNow(observed: RuntimeInstance | undefined): Promise<void> {
+    if (observed?.state === 'running') await this.stopNow('rebuilding in place');
+    await this.runtime.remove(this.instance.id, { keepVolumes: true });
+    this.hooks.event({ level: 'info', type: 'instance.rebuilt', ...this.about(), message: `${this.instance.id} rebuilt in place with release ${this.instance.release}` });
+    await this.startNow();
+  }
+
+  /** Only a restart was asked for: the previous container again, not a new one. */
+  private async restartInPlace(observed: RuntimeInstance | undefined): Promise<void> {
+    if (observed?.state === 'running') await this.stopNow('restarting');
+    this.started(await this.restartOrStart(), {});
+    this.hooks.event({ level: 'info', type: 'instance.restarted', ...this.about(), message: `${this.instance.id} restarted on request (same ${this.runtime.name === 'docker' ? 'container' : 'process record'})` });
   }
 
   private async resumeNow(): Promise<void> {
@@ -219,6 +263,7 @@ export class Supervisor {
     if (beforeStop) await this.runHook('beforeStop', beforeStop, grace);
     await this.runtime.stop(this.instance.id, signal, grace);
     this.set({ state: 'exited', healthy: null, message: why });
+    this.hooks.event({ level: 'info', type: 'instance.stopped', ...this.about(), message: `${this.instance.id} stopped (${why})` });
   }
 
   private async removeNow(observed: RuntimeInstance | undefined): Promise<void> {
@@ -286,6 +331,7 @@ export function runSpec(instance: Instance, sharedCpuset: number[]): RunSpec {
     ...cpuFor(instance, sharedCpuset),
     memoryBytes: instance.spec.resources.memory,
     ports: instance.ports,
+    volumes: instance.spec.volumes,
     labels: { ...instance.spec.labels, [NODE_LABEL]: instance.node },
   };
 }

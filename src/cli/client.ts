@@ -10,6 +10,7 @@ import type {
   LogsQuery,
   NodeListResponse,
   NodeView,
+  InstanceView,
 } from '../model/api.js';
 import type { Endpoint } from '../model/registry.js';
 import type { ReleaseRecord, RolloutRecord } from '../model/types.js';
@@ -273,6 +274,10 @@ export class GantryClient {
 
   capacity(app: string, entry: string): Promise<{ total: number; nodes: { node: string; count: number }[]; blocked?: string }> {
     return this.json('GET', '/v1/capacity', { query: { app, entry } });
+  }
+
+  instanceAction(id: string, action: 'rebuild' | 'restart'): Promise<{ instance: InstanceView }> {
+    return this.json('POST', `/v1/instances/${enc(id)}/${action}`);
   }
 
   rolloutStatus(app: string): Promise<RolloutStatus> {

@@ -35,6 +35,18 @@ export function registerReleaseCommands(program: Command): void {
       const status = await clientFor(cmd).rolloutStatus(app);
       print(options(cmd).output === 'json' ? renderJson(status) : rolloutText(status));
     });
+  for (const [action, description] of [
+    ['rebuild', 'replace an instance where it is: same node, ports and volumes, a new container'],
+    ['restart', 'restart an instance: the same container again'],
+  ] as const) {
+    clientCommand(program, action, description)
+      .argument('<instance>', 'instance id')
+      .action(async (id: string, _opts: unknown, cmd: Command) => {
+        await clientFor(cmd).instanceAction(id, action);
+        print(`${action} of ${id} requested; gantry events --instance ${id} follows it`);
+      });
+  }
+
   for (const [parent, action, description] of [
     [rollout, 'pause', 'hold the rollout where it is (nothing started or stopped)'],
     [rollout, 'resume', 'carry on with a paused rollout'],

@@ -102,8 +102,12 @@ const countOrPercent = z.union([z.number().int().min(0), z.string().regex(/^\d{1
 
 export const UpdateSpec = z
   .strictObject({
-    /** rolling: replace a few at a time; blue-green: a full new set, then one switch; canary: a few new beside the old, then promote. */
-    strategy: z.enum(['rolling', 'blue-green', 'canary']).default('rolling'),
+    /**
+     * rolling: replace a few at a time; blue-green: a full new set, then one switch; canary: a few
+     * new beside the old, then promote; in-place: rebuild each instance where it is (same node,
+     * ports, CPU plan and volumes), maxUnavailable at a time.
+     */
+    strategy: z.enum(['rolling', 'blue-green', 'canary', 'in-place']).default('rolling'),
     /** Rolling: how many new instances beyond the replica count at once. */
     maxSurge: countOrPercent.default(1),
     /** Rolling: how many below the replica count may be unavailable. */
@@ -146,6 +150,14 @@ export const EntrySpec = z
     labels: labels.default({}),
     placement: PlacementSpec.default({ strategy: 'spread', labels: {}, pool: 'default', dedicated: false }),
     update: UpdateSpec.default(UPDATE_DEFAULTS),
+    /** Entrypoints of this app that must be healthy before this one starts, and that stop after it. */
+    dependsOn: z.array(name('entrypoint name')).default([]),
+    /** Runs to completion before each start of an instance (e.g. fetch and unpack a code bundle into a volume). */
+    init: z
+      .strictObject({ image: z.string().min(1).optional(), command: commandLine, timeout: duration.default(300_000) })
+      .optional(),
+    /** Named local volumes of each instance: kept across restarts and rebuilds in place, deleted with the instance. */
+    volumes: z.array(z.strictObject({ name: name('volume name'), path: z.string().startsWith('/', 'expected an absolute path') })).default([]),
   })
   .superRefine((entry, ctx) => {
     if (!entry.image && !entry.command) {
@@ -190,7 +202,31 @@ export const AppSpec = z
     env: name('env').default('default'),
     team: z.string().optional(),
     entrypoints: z.record(name('entrypoint name'), EntrySpec).refine((e) => Object.keys(e).length > 0, 'at least one entrypoint is required'),
-  });
+  })
+  .superRefine((app, ctx) => checkDependencies(app.entrypoints, ctx));
+
+function checkDependencies(entries: Record<string, { dependsOn: string[] }>, ctx: Ctx): void {
+  for (const [entry, spec] of Object.entries(entries)) {
+    spec.dependsOn.forEach((dependency, i) => {
+      const path = ['entrypoints', entry, 'dependsOn', i];
+      if (dependency === entry) ctx.addIssue({ code: 'custom', message: 'an entrypoint cannot depend on itself', path });
+      else if (!entries[dependency]) ctx.addIssue({ code: 'custom', message: `no entrypoint named "${dependency}" in this app`, path });
+    });
+  }
+  // A cycle would keep every entrypoint in it from ever starting.
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (entry: string, trail: string[]): void => {
+    if (state.get(entry) === 'done') return;
+    if (state.get(entry) === 'visiting') {
+      ctx.addIssue({ code: 'custom', message: `dependency cycle: ${[...trail.slice(trail.indexOf(entry)), entry].join(' → ')}`, path: ['entrypoints', entry, 'dependsOn'] });
+      return;
+    }
+    state.set(entry, 'visiting');
+    for (const dependency of entries[entry]?.dependsOn ?? []) if (entries[dependency] && dependency !== entry) visit(dependency, [...trail, entry]);
+    state.set(entry, 'done');
+  };
+  for (const entry of Object.keys(entries)) visit(entry, []);
+}
 
 export type AppSpecInput = z.input<typeof AppSpec>;
 export type AppSpec = z.output<typeof AppSpec>;

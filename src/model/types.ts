@@ -59,6 +59,10 @@ export interface Instance {
   cpu?: import('./cpu.js').CpuPlan;
   /** False while it must not get traffic (a blue-green set before its switch): not registered. */
   serving?: boolean;
+  /** Raised to have the agent rebuild it in place (new container, same node, ports and volumes). */
+  rebuild?: number;
+  /** Raised to have the agent restart it (the same container). */
+  restart?: number;
   desired: DesiredState;
   createdAt: number;
 }

@@ -20,6 +20,20 @@ export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
     return { instances: instances.sort((a, b) => a.app.localeCompare(b.app) || a.entry.localeCompare(b.entry) || a.createdAt - b.createdAt).map((i) => instanceView(ctx.state, i)), unplaced };
   });
 
+  // Rebuild: a new container in the same place (node, ports, volumes). Restart: the same container again.
+  for (const action of ['rebuild', 'restart'] as const) {
+    server.post(`/v1/instances/:id/${action}`, async (request) => {
+      const { id } = z.object({ id: z.string() }).parse(request.params);
+      const instance = ctx.state.instances.get(id);
+      if (!instance || instance.desired !== 'running') throw new NotFoundError(`no running instance named "${id}"`);
+      const next = { ...instance, [action]: (instance[action] ?? 0) + 1 };
+      const revision = await ctx.store.put(`/instances/${instance.app}/${id}`, JSON.stringify(next));
+      await ctx.state.waitFor(revision);
+      await ctx.events.record({ level: 'info', type: `instance.${action}_requested`, app: instance.app, entry: instance.entry, instance: id, node: instance.node, message: `${action} of ${id} requested by ${request.user ?? 'unknown'}` });
+      return { instance: instanceView(ctx.state, next) };
+    });
+  }
+
   server.get('/v1/instances/:id/logs', async (request, reply) => {
     const { id } = z.object({ id: z.string() }).parse(request.params);
     const { tail, follow } = LogsQuery.parse(request.query);

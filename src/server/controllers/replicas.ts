@@ -61,7 +61,8 @@ export class ReplicaController {
     for (const instance of this.state.instances.values()) {
       const app = this.state.apps.get(instance.app);
       const entryGone = !app || !app.spec.entrypoints[instance.entry];
-      if (entryGone && instance.desired !== 'removed') this.setDesired(instance, 'removed', pass);
+      // Dependents go first: an instance waits while an instance depending on its entry remains.
+      if (entryGone && instance.desired !== 'removed' && !this.hasLiveDependents(instance.app, instance.entry)) this.setDesired(instance, 'removed', pass);
       if ((pass.desired.get(instance.id) ?? instance.desired) === 'removed' && this.removalDone(instance)) {
         ops.push({ type: 'delete', key: KEYS.instance(instance.app, instance.id) }, { type: 'delete', key: KEYS.status(instance.id) });
         notes.push({ level: 'info', type: 'instance.removed', app: instance.app, entry: instance.entry, instance: instance.id, node: instance.node, message: `removed from ${instance.node}` });
@@ -94,9 +95,12 @@ export class ReplicaController {
     }
     const alive = live.filter((i) => this.state.nodes.get(i.node)?.state !== 'down' && this.state.nodes.has(i.node));
     if (app.stopped) {
+      // Stop order is the reverse of start order: dependents first.
+      if (this.hasLiveDependents(app.name, entry)) return;
       for (const instance of alive) if (instance.desired === 'running') this.setDesired(instance, 'stopped', pass);
       return;
     }
+    const waitingFor = this.unreadyDependency(app, spec);
     for (const instance of alive) if (instance.desired === 'stopped') this.setDesired(instance, 'running', pass);
 
     // An instance of an older release whose entry did not change just joins the new release.
@@ -108,11 +112,16 @@ export class ReplicaController {
     }
     const rollout = this.rollouts.active(app);
     const oldRelease = alive.filter((i) => i.release !== app.release);
+    if (waitingFor && alive.length === 0) {
+      this.noteUnplaced(app.name, entry, spec.replicas, `waiting for ${waitingFor} to be healthy (dependsOn)`, notes);
+      return;
+    }
     if (rollout && oldRelease.length + alive.filter((i) => i.serving === false).length > 0) {
       const decision = this.rollouts.step(app, rollout, entry, spec, oldRelease, alive.filter((i) => i.release === app.release));
       if (!decision) return; // paused: nothing moves
       if (decision.create > 0) this.place(app, entry, decision.create, snapshot, pass, decision.serving);
       for (const instance of decision.remove) this.setDesired(instance, 'removed', pass);
+      for (const instance of decision.rebuild) ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify({ ...instance, release: app.release, spec }) });
       for (const [list, serving] of [[decision.serve, true], [decision.unserve, false]] as const) {
         for (const instance of list) ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify({ ...instance, serving, desired: pass.desired.get(instance.id) ?? instance.desired }) });
       }
@@ -158,6 +167,24 @@ export class ReplicaController {
     if (this.lastUnplacedMessage.get(key) === reason) return;
     this.lastUnplacedMessage.set(key, reason);
     notes.push({ level: 'warning', type: 'instance.unplaced', app, entry, message: `${count} instance(s) cannot be placed: ${reason}` });
+  }
+
+  /** The first dependency of an entry that has not all its replicas healthy yet. */
+  private unreadyDependency(app: AppRecord, spec: EntrySpec): string | undefined {
+    return spec.dependsOn.find((dependency) => {
+      const wanted = app.spec.entrypoints[dependency]?.replicas ?? 0;
+      const healthy = this.state.instancesOf(app.name, dependency).filter((i) => i.desired === 'running' && this.state.statuses.get(i.id)?.state === 'running').length;
+      return healthy < Math.max(1, wanted);
+    });
+  }
+
+  /** Whether an instance of an entry that depends on `entry` still runs (or has not confirmed it stopped). */
+  private hasLiveDependents(app: string, entry: string): boolean {
+    return this.state.instancesOf(app).some((i) => {
+      if (i.entry === entry || !(i.spec.dependsOn ?? []).includes(entry)) return false;
+      const state = this.state.statuses.get(i.id)?.state;
+      return state !== undefined && !['exited', 'removed', 'failed', 'lost'].includes(state);
+    });
   }
 
   private setDesired(instance: Instance, desired: Instance['desired'], pass: PassWrites): void {

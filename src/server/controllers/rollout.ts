@@ -22,6 +22,8 @@ export interface RolloutDecision {
   create: number;
   serving: boolean;
   remove: Instance[];
+  /** Old instances to rebuild in place with the new release. */
+  rebuild: Instance[];
   serve: Instance[];
   unserve: Instance[];
   /** Why the new release is failing; the controller rolls back (or stops) on it. */
@@ -52,17 +54,18 @@ export function stepEntry(view: EntryRollout): RolloutDecision {
     return running(s) && now - (s?.healthySince ?? now) >= update.minHealthy;
   };
   const readyFresh = fresh.filter(ready);
-  const decision: RolloutDecision = { create: 0, serving: true, remove: [], serve: [], unserve: [], awaitingPromotion: false, done: false, state: { ...view.state }, mark: '' };
+  const decision: RolloutDecision = { create: 0, serving: true, remove: [], rebuild: [], serve: [], unserve: [], awaitingPromotion: false, done: false, state: { ...view.state }, mark: '' };
   for (const instance of fresh) {
     const failure = failureOf(instance, status(instance.id));
     if (failure) return { ...decision, failure, mark: 'failed' };
   }
 
   if (update.strategy === 'blue-green') blueGreen(view, readyFresh, decision);
+  else if (update.strategy === 'in-place') inPlace(view, readyFresh, decision);
   else if (update.strategy === 'canary' && view.state.promotedAt === undefined) canary(view, readyFresh, decision);
   else rolling(view, readyFresh, decision);
 
-  const oldLeft = old.length - decision.remove.length;
+  const oldLeft = old.length - decision.remove.length - decision.rebuild.length;
   decision.done = oldLeft === 0 && readyFresh.length >= replicas && !decision.awaitingPromotion;
   decision.mark = `${readyFresh.length}/${fresh.length}/${oldLeft}/${decision.state.switchedAt ?? ''}/${decision.state.promotedAt ?? ''}`;
   return decision;
@@ -97,6 +100,15 @@ function blueGreen({ replicas, update, old, fresh, now }: EntryRollout, readyFre
     d.remove = old;
     if (old.length > 0) d.note = `blue-green: removing the ${old.length} old instances`;
   }
+}
+
+function inPlace({ replicas, update, old, fresh, status }: EntryRollout, readyFresh: Instance[], d: RolloutDecision): void {
+  const atOnce = Math.max(1, resolveCount(update.maxUnavailable, replicas, 'down'));
+  const underway = fresh.length - readyFresh.length;
+  // Those not serving anyway first, then the rest, a few at a time.
+  const order = [...old].sort((a, b) => Number(running(status(a.id))) - Number(running(status(b.id))));
+  d.rebuild = order.slice(0, Math.max(0, atOnce - underway));
+  if (d.rebuild.length > 0) d.note = `in-place: rebuilding ${d.rebuild.map((i) => i.id).join(', ')} (${readyFresh.length}/${replicas} done)`;
 }
 
 function canary(view: EntryRollout, readyFresh: Instance[], d: RolloutDecision): void {
