@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
-import { DockerRuntime, EXEC_TIMEOUT_EXIT_CODE } from '../src/runtime/docker.js';
+import { DockerRuntime, EXEC_TIMEOUT_EXIT_CODE, volumeName } from '../src/runtime/docker.js';
 import type { LogLine, RunSpec } from '../src/runtime/runtime.js';
 import type { AssignedPort } from '../src/model/types.js';
 import { skipWithoutDocker, TEST_IMAGE } from './helpers/env.js';
@@ -453,4 +453,150 @@ test('cpuset: an exited container is updated for its next run; unknown cores fai
     /cannot (create|start) container .*Requested CPUs are not available/,
   );
   assert.equal(await rt.inspect(bad), undefined);
+});
+
+// ---- Volumes and init steps --------------------------------------------------------------------
+// Volume names are not namespaced by the name prefix (gantry-<instanceId>-<name>): these instance
+// ids carry the run id so that runs cannot share volumes.
+
+const volumes = [{ name: 'data', path: '/data' }];
+
+async function volumesOf(id: string): Promise<string[]> {
+  const { Volumes } = await docker.listVolumes({ filters: { label: [`gantry.instance=${id}`] } });
+  return (Volumes ?? []).map((v) => v.Name).sort();
+}
+
+after(async () => {
+  if (skip) return;
+  const { Volumes } = await docker.listVolumes({ filters: { label: ['gantry.managed=true'] } });
+  const mine = (Volumes ?? []).filter((v) => v.Name.includes(`-${run}-`));
+  for (const v of mine) await docker.getVolume(v.Name).remove().catch(() => {});
+});
+
+test('volumes: a named volume per instance, kept by remove(keepVolumes) for a rebuild, deleted by remove', { skip }, async () => {
+  const id = newId(`vol-${run}`);
+  const { instance } = await rt.start({ ...spec({ instanceId: id, command: loop('sleep 60') }), volumes });
+  const name = volumeName(id, 'data');
+  assert.equal(name, `gantry-${id}-data`);
+  const info = await docker.getContainer(instance.runtimeId).inspect();
+  const mount = info.Mounts.find((m) => m.Destination === '/data');
+  assert.equal(mount?.Type, 'volume');
+  assert.equal(mount?.Name, name);
+  assert.equal(mount?.RW, true);
+  const vol = await docker.getVolume(name).inspect();
+  assert.equal(vol.Labels['gantry.managed'], 'true');
+  assert.equal(vol.Labels['gantry.instance'], id);
+  assert.equal(vol.Labels['gantry.app'], 'web');
+  assert.deepEqual(await volumesOf(id), [name]);
+
+  assert.deepEqual(await rt.exec(id, ['sh', '-c', 'echo hello > /data/f'], 5000), { exitCode: 0, output: '' });
+  await rt.stop(id, 'SIGKILL', 0);
+  await rt.remove(id, { keepVolumes: true });
+  assert.equal(await rt.inspect(id), undefined, 'the container is gone');
+  assert.deepEqual(await volumesOf(id), [name], 'the volume stays');
+
+  // Rebuilt in place: a new container for the same instance finds the data.
+  const rebuilt = await rt.start({ ...spec({ instanceId: id, command: loop('sleep 60') }), volumes });
+  assert.notEqual(rebuilt.instance.runtimeId, instance.runtimeId);
+  assert.deepEqual(await rt.exec(id, ['cat', '/data/f'], 5000), { exitCode: 0, output: 'hello\n' });
+  // start() replacing a leftover container of the instance keeps the volume too.
+  await rt.stop(id, 'SIGKILL', 0);
+  await rt.start({ ...spec({ instanceId: id, command: loop('sleep 60') }), volumes });
+  assert.deepEqual(await rt.exec(id, ['cat', '/data/f'], 5000), { exitCode: 0, output: 'hello\n' });
+
+  await rt.remove(id);
+  assert.deepEqual(await volumesOf(id), [], 'remove() deletes the volumes by default');
+  await assert.rejects(docker.getVolume(name).inspect(), (err: { statusCode?: number }) => err.statusCode === 404);
+  await rt.remove(id); // idempotent
+  await assert.rejects(
+    rt.start({ ...spec({ instanceId: id, command: loop('sleep 60') }), volumes: [{ name: '../x', path: '/x' }] }),
+    /invalid volume name/,
+  );
+  await assert.rejects(
+    rt.start({ ...spec({ instanceId: id, command: loop('sleep 60') }), volumes: [{ name: 'a', path: '/x' }, { name: 'a', path: '/y' }] }),
+    /listed twice/,
+  );
+  assert.equal(await rt.inspect(id), undefined);
+});
+
+test('runInit: runs before the instance with its env and volumes, in a container list() never returns', { skip }, async () => {
+  const id = newId(`init-${run}`);
+  const hostPort = await freePort();
+  const s: RunSpec = {
+    ...spec({
+      instanceId: id,
+      command: loop('sleep 60'),
+      vars: { GREETING: 'hi there' },
+      ports: [{ name: 'http', container: 8080, host: hostPort, protocol: 'tcp' }],
+      memoryBytes: 48 * 1024 * 1024,
+    }),
+    volumes,
+  };
+  const initName = `${prefix}${id}-init`;
+  const running = rt.runInit(s, {
+    command: ['sh', '-c', 'while [ ! -f /tmp/go ]; do sleep 0.05; done; echo "$GREETING $PORT $PORT_HTTP" > /data/bundle; echo unpacked; echo careful >&2'],
+    timeoutMs: 20_000,
+  });
+  const info = await waitFor('the init container', () => docker.getContainer(initName).inspect().then((i) => i.State.Running && i));
+  assert.equal(info.Config.Labels['gantry.init'], 'true');
+  assert.equal(info.Config.Labels['gantry.instance'], id);
+  assert.equal(info.Config.Labels['gantry.managed'], 'true');
+  assert.equal(info.Config.Labels['gantry.test'], run);
+  assert.equal(info.HostConfig.Memory, 48 * 1024 * 1024);
+  assert.deepEqual(info.HostConfig.PortBindings ?? {}, {}, 'no published ports');
+  assert.equal(info.Mounts.find((m) => m.Destination === '/data')?.Name, volumeName(id, 'data'));
+  assert.equal((await rt.list()).length, 0, 'list() does not return the init container');
+  assert.equal(await rt.inspect(id), undefined);
+  assert.equal(await rt.inspect(`${id}-init`), undefined);
+  const go = await docker.getContainer(initName).exec({ Cmd: ['touch', '/tmp/go'], AttachStdout: false, AttachStderr: false });
+  await go.start({ Detach: true });
+
+  const result = await running;
+  assert.equal(result.exitCode, 0);
+  assert.match(result.output, /^unpacked$/m);
+  assert.match(result.output, /^careful$/m);
+  assert.equal((await docker.listContainers({ all: true, filters: { name: [initName] } })).length, 0, 'the init container is removed');
+
+  await rt.start(s);
+  assert.deepEqual(await rt.exec(id, ['cat', '/data/bundle'], 5000), { exitCode: 0, output: 'hi there 8080 8080\n' });
+  const listed = await rt.list();
+  assert.deepEqual(listed.map((i) => i.instanceId), [id]);
+  await rt.remove(id);
+  assert.deepEqual(await volumesOf(id), []);
+});
+
+test('runInit: a failing step gives its exit code and output; timeout is 124 and leaves nothing', { skip }, async () => {
+  const id = newId(`initfail-${run}`);
+  const s: RunSpec = { ...spec({ instanceId: id, command: loop('sleep 60') }), volumes };
+  const failed = await rt.runInit(s, { command: ['sh', '-c', 'echo fetching; echo "no bundle" >&2; exit 3'], timeoutMs: 10_000 });
+  assert.equal(failed.exitCode, 3);
+  assert.match(failed.output, /fetching\n/);
+  assert.match(failed.output, /no bundle\n/);
+
+  const big = await rt.runInit(s, { command: ['sh', '-c', 'i=0; while [ $i -lt 2000 ]; do i=$((i+1)); echo "line $i"; done'], timeoutMs: 10_000 });
+  assert.equal(big.exitCode, 0);
+  assert.ok(big.output.length <= 4096 + 100, `the last ~4 KiB: ${big.output.length}`);
+  assert.match(big.output, /line 2000\n$/);
+  assert.doesNotMatch(big.output, /^line 1\n/m);
+
+  const started = Date.now();
+  const slow = await rt.runInit(s, { command: ['sh', '-c', 'echo begun; sleep 30'], timeoutMs: 700 });
+  assert.equal(slow.exitCode, EXEC_TIMEOUT_EXIT_CODE);
+  assert.match(slow.output, /^begun\n[\s\S]*timed out after 700 ms/);
+  assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+  assert.equal((await docker.listContainers({ all: true, filters: { name: [`${prefix}${id}-init`] } })).length, 0, 'no leftover init container');
+
+  const missing = await rt.runInit(s, { command: ['no-such-program-gantry'], timeoutMs: 10_000 });
+  assert.equal(missing.exitCode, 127);
+  assert.match(missing.output, /no-such-program-gantry/);
+  await assert.rejects(
+    rt.runInit(s, { image: 'gantry/does-not-exist:1', command: ['true'], timeoutMs: 5000 }),
+    { message: 'image "gantry/does-not-exist:1" not found on this node (no registry pull is attempted)' },
+  );
+  assert.equal((await docker.listContainers({ all: true, filters: { name: [`${prefix}${id}-init`] } })).length, 0);
+  // The step's image may differ from the instance's; the volumes are the instance's.
+  const other = await rt.runInit({ ...s, image: 'gantry/does-not-exist:1' }, { image: TEST_IMAGE, command: ['sh', '-c', 'echo x > /data/y'], timeoutMs: 10_000 });
+  assert.equal(other.exitCode, 0, other.output);
+  await rt.remove(id);
+  assert.deepEqual(await volumesOf(id), []);
 });

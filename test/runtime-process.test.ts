@@ -456,3 +456,103 @@ test('arguments reach the command verbatim, without shell interpretation', async
   assert.equal((await exited(rt, s.instanceId)).exitCode, 0);
   assert.equal(await stdoutOf(s.instanceId), weird.map((w) => `[${w}]\n`).join(''));
 });
+
+// ---- Volumes and init steps --------------------------------------------------------------------
+
+const volumeDir = (id: string, name: string) => join(stateDir, '_volumes', id, name);
+
+test('volumes: a dir per volume in GANTRY_VOLUME_<NAME>, kept by remove(keepVolumes), deleted by remove', async () => {
+  const s = spec(['sleep', '30'], { volumes: [{ name: 'data', path: '/data' }, { name: 'my-cache', path: '/cache' }] });
+  const id = s.instanceId;
+  await rt.start(s);
+  const data = volumeDir(id, 'data');
+  const env = await rt.exec(id, ['sh', '-c', 'echo "$GANTRY_VOLUME_DATA $GANTRY_VOLUME_MY_CACHE"'], 5000);
+  assert.deepEqual(env, { exitCode: 0, output: `${data} ${volumeDir(id, 'my-cache')}\n` });
+  assert.deepEqual(await rt.exec(id, ['sh', '-c', 'echo hello > "$GANTRY_VOLUME_DATA/f"'], 5000), { exitCode: 0, output: '' });
+  assert.ok(!(await rt.list()).some((i) => i.instanceId === '_volumes'), 'the volumes dir is not an instance');
+
+  await rt.stop(id, 'SIGTERM', 2000);
+  await rt.remove(id, { keepVolumes: true });
+  assert.equal(existsSync(join(stateDir, id)), false, 'the instance dir is gone');
+  assert.equal(readFileSync(join(data, 'f'), 'utf8'), 'hello\n', 'the volume stays');
+
+  // Rebuilt in place: started again for the same instance, it finds the data.
+  const again = spec(['sh', '-c', 'cat "$GANTRY_VOLUME_DATA/f"; sleep 30'], { instanceId: id, volumes: s.volumes });
+  await rt.start(again);
+  await waitFor('the data', async () => (await stdoutOf(id)) === 'hello\n');
+  assert.deepEqual(await rt.exec(id, ['sh', '-c', 'cat "$GANTRY_VOLUME_DATA/f"'], 5000), { exitCode: 0, output: 'hello\n' });
+  // A restart keeps them as well.
+  await rt.stop(id, 'SIGTERM', 2000);
+  await rt.restart(id);
+  await waitFor('the data again', async () => (await stdoutOf(id)) === 'hello\nhello\n');
+
+  await rt.remove(id);
+  assert.equal(existsSync(data), false, 'remove() deletes the volumes by default');
+  assert.equal(existsSync(join(stateDir, '_volumes', id)), false);
+  await rt.remove(id); // idempotent
+
+  await assert.rejects(rt.start(spec(['true'], { volumes: [{ name: '../x', path: '/x' }] })), /invalid volume name/);
+  await assert.rejects(rt.start(spec(['true'], { volumes: [{ name: 'a-b', path: '/x' }, { name: 'a_b', path: '/y' }] })), /would both be GANTRY_VOLUME_A_B/);
+});
+
+test('runInit: the instance env and volumes, in the instance dir; start works afterwards and reads its output', async () => {
+  const port = await freePort();
+  const s = spec(['sh', '-c', 'cat "$GANTRY_VOLUME_DATA/bundle"; ls; sleep 30'], {
+    env: { GREETING: 'hi there' }, ports: [{ name: 'http', host: port, protocol: 'tcp' }], volumes: [{ name: 'data', path: '/data' }],
+  });
+  const id = s.instanceId;
+  const init = await rt.runInit(s, {
+    command: ['sh', '-c', 'echo "$GREETING $PORT $PORT_HTTP" > "$GANTRY_VOLUME_DATA/bundle"; pwd; touch scratch; echo careful >&2'],
+    timeoutMs: 5000,
+  });
+  assert.equal(init.exitCode, 0, init.output);
+  assert.equal(init.output.split('\n').sort().join('|'), ['', 'careful', join(stateDir, id)].sort().join('|'));
+  assert.equal(readFileSync(join(volumeDir(id, 'data'), 'bundle'), 'utf8'), `hi there ${port} ${port}\n`);
+  assert.equal(existsSync(join(stateDir, id)), false, 'the instance dir made for the step is gone again');
+  assert.equal(await rt.inspect(id), undefined);
+  assert.deepEqual(await rt.list().then((l) => l.filter((i) => i.instanceId === id)), []);
+
+  const { instance } = await rt.start(s);
+  assert.equal(instance.state, 'running');
+  await waitFor('the bundle', async () => (await stdoutOf(id)).includes('hi there'));
+  assert.match(await stdoutOf(id), new RegExp(`^hi there ${port} ${port}\\n`));
+  assert.doesNotMatch(await stdoutOf(id), /scratch/, 'the instance dir starts empty');
+  await rt.remove(id);
+  assert.equal(existsSync(volumeDir(id, 'data')), false);
+});
+
+test('runInit: exit code and output of a failing step; a timeout kills its process group (124)', async () => {
+  const s = spec(['sleep', '30'], { volumes: [{ name: 'data', path: '/data' }] });
+  const failed = await rt.runInit(s, { command: ['sh', '-c', 'echo fetching; echo "no bundle" >&2; exit 3'], timeoutMs: 5000 });
+  assert.equal(failed.exitCode, 3);
+  assert.match(failed.output, /fetching\n/);
+  assert.match(failed.output, /no bundle\n/);
+
+  const big = await rt.runInit(s, { command: ['sh', '-c', 'i=0; while [ $i -lt 2000 ]; do i=$((i+1)); echo "line $i"; done'], timeoutMs: 5000 });
+  assert.equal(big.exitCode, 0);
+  assert.ok(big.output.length <= 4096 + 100, `the last ~4 KiB: ${big.output.length}`);
+  assert.match(big.output, /^\[gantry: output cut/);
+  assert.match(big.output, /line 2000\n$/);
+
+  const started = Date.now();
+  const slow = await rt.runInit(s, { command: ['sh', '-c', 'sleep 30 & echo "child $!"; wait'], timeoutMs: 300 });
+  assert.equal(slow.exitCode, 124);
+  assert.match(slow.output, /^child \d+\n[\s\S]*timed out after 300 ms/);
+  assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+  const child = Number(/child (\d+)/.exec(slow.output)?.[1]);
+  await waitFor('the sleep to be killed', async () => ['Z', undefined].includes((await procStat(child))?.state));
+
+  // Finished in time: what it left running in its process group goes too.
+  const leftover = await rt.runInit(s, { command: ['sh', '-c', 'sleep 30 & echo "child $!"'], timeoutMs: 5000 });
+  assert.equal(leftover.exitCode, 0);
+  const bg = Number(/child (\d+)/.exec(leftover.output)?.[1]);
+  await waitFor('the background sleep to be killed', async () => ['Z', undefined].includes((await procStat(bg))?.state));
+
+  const missing = await rt.runInit(s, { command: ['no-such-program-gantry'], timeoutMs: 5000 });
+  assert.equal(missing.exitCode, 127);
+  assert.match(missing.output, /no-such-program-gantry/);
+  await assert.rejects(rt.runInit(s, { command: [], timeoutMs: 5000 }), /needs a command/);
+  assert.equal(existsSync(join(stateDir, s.instanceId)), false);
+  await rt.remove(s.instanceId);
+  assert.equal(existsSync(volumeDir(s.instanceId, 'data')), false);
+});

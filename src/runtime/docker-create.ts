@@ -3,6 +3,7 @@
 import type Dockerode from 'dockerode';
 import type { AssignedPort } from '../model/types.js';
 import { engineMessage, statusOf } from './docker-common.js';
+import { volumeMounts } from './docker-volumes.js';
 import { gantryLabels, portEnv, type RunSpec } from './runtime.js';
 
 const CPU_PERIOD = 100_000;
@@ -66,6 +67,8 @@ export function createBody(
   // An empty cpuset means any core, like none at all.
   if (spec.cpuset && spec.cpuset.length > 0) hostConfig.CpusetCpus = cpusetCpus(spec.cpuset);
   if (spec.cpuShares !== undefined && spec.cpuShares > 0) hostConfig.CpuShares = Math.round(spec.cpuShares);
+  // The instance's named volumes (see docker-volumes.ts); created before the container is.
+  if (spec.volumes && spec.volumes.length > 0) hostConfig.Mounts = volumeMounts(spec);
   const body: Dockerode.ContainerCreateOptions = {
     Image: spec.image,
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),

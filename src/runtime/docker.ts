@@ -7,11 +7,14 @@ import Dockerode from 'dockerode';
 import { engineMessage, isRunning, parseDockerTime, statusOf } from './docker-common.js';
 import { forceRemove, kill, waitNotRunning } from './docker-container.js';
 import { createBody, createContainer, cpusetCpus } from './docker-create.js';
-import { execInContainer } from './docker-exec.js';
+import { EXEC_TIMEOUT_EXIT_CODE, execInContainer } from './docker-exec.js';
+import { containerOutputTail } from './docker-init.js';
 import { openLogStream } from './docker-logs.js';
+import { checkVolumes, ensureVolumes, removeVolumes } from './docker-volumes.js';
 import {
   LABEL,
   type ExecResult,
+  type InitStep,
   type LogOptions,
   type RunSpec,
   type Runtime,
@@ -20,6 +23,10 @@ import {
 } from './runtime.js';
 
 export { EXEC_TIMEOUT_EXIT_CODE } from './docker-exec.js';
+export { volumeName } from './docker-volumes.js';
+
+/** Marks the one-off container of an init step (see runInit); list() and inspect() never return it. */
+export const INIT_LABEL = 'gantry.init';
 
 export interface DockerRuntimeOptions {
   /** Docker Engine socket; default: DOCKER_HOST or /var/run/docker.sock (dockerode's default). */
@@ -76,6 +83,11 @@ export class DockerRuntime implements Runtime {
     return this.docker.getContainer(this.containerName(instanceId));
   }
 
+  /** The init step's container of an instance: `${prefix}${instanceId}-init`. */
+  private initContainerName(instanceId: string): string {
+    return `${this.containerName(instanceId)}-init`;
+  }
+
   private forget(instanceId: string): void {
     for (const [id, inst] of this.runningCache) if (inst.instanceId === instanceId) this.runningCache.delete(id);
   }
@@ -99,7 +111,9 @@ export class DockerRuntime implements Runtime {
 
   private async rawInspect(instanceId: string): Promise<Dockerode.ContainerInspectInfo | undefined> {
     try {
-      return await this.container(instanceId).inspect();
+      const info = await this.container(instanceId).inspect();
+      // The init container of instance "x" is named like an instance "x-init" would be: not an instance.
+      return info.Config?.Labels?.[INIT_LABEL] === 'true' ? undefined : info;
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw err;
@@ -128,24 +142,46 @@ export class DockerRuntime implements Runtime {
   async start(spec: RunSpec): Promise<StartResult> {
     const warnings: string[] = [];
     if (!spec.image) throw new Error(`instance ${spec.instanceId}: the docker runtime needs an image`);
+    checkVolumes(spec);
     const name = this.containerName(spec.instanceId);
 
     const leftover = await this.rawInspect(spec.instanceId);
     if (leftover) {
       if (isRunning(leftover)) warnings.push(`removed a still running leftover container ${name}`);
-      await this.remove(spec.instanceId);
+      // Its volumes are the instance's data: the new container mounts them again.
+      await this.remove(spec.instanceId, { keepVolumes: true });
     }
 
-    // No registry pull: the image must already be on this node.
-    try {
-      await this.docker.getImage(spec.image).inspect();
-    } catch (err) {
-      if (statusOf(err) === 404) throw new Error(`image "${spec.image}" not found on this node (no registry pull is attempted)`);
-      throw new Error(`cannot inspect image "${spec.image}": ${engineMessage(err)}`);
-    }
-
+    await this.ensureImage(spec.image);
+    await ensureVolumes(this.docker, spec);
     const { body, hostConfig } = createBody(spec, { logMaxSize: this.logMaxSize, init: this.init });
+    const id = await this.createAndStart(name, body, hostConfig, warnings);
+    this.forget(spec.instanceId);
+    const info = await this.docker.getContainer(id).inspect();
+    return { instance: this.toInstance(info), warnings };
+  }
 
+  /** No registry pull: the image must already be on this node. */
+  private async ensureImage(image: string): Promise<void> {
+    try {
+      await this.docker.getImage(image).inspect();
+    } catch (err) {
+      if (statusOf(err) === 404) throw new Error(`image "${image}" not found on this node (no registry pull is attempted)`);
+      throw new Error(`cannot inspect image "${image}": ${engineMessage(err)}`);
+    }
+  }
+
+  /**
+   * Creates and starts container `name`; resolves with its id. Falls back to no init process when
+   * the engine cannot use its docker-init (with a warning). A container that could not be
+   * started is removed again.
+   */
+  private async createAndStart(
+    name: string,
+    body: Dockerode.ContainerCreateOptions,
+    hostConfig: Dockerode.HostConfig,
+    warnings: string[],
+  ): Promise<string> {
     let id = await createContainer(this.docker, name, body, warnings);
     try {
       await this.docker.getContainer(id).start();
@@ -169,9 +205,62 @@ export class DockerRuntime implements Runtime {
         throw new Error(`cannot start container ${name}: ${message}`);
       }
     }
-    this.forget(spec.instanceId);
-    const info = await this.docker.getContainer(id).inspect();
-    return { instance: this.toInstance(info), warnings };
+    return id;
+  }
+
+  /**
+   * Runs the init step in a one-off container `${prefix}${instanceId}-init`: the step's image (or
+   * the instance's), Cmd = step.command, the instance's env (with its port variables), volumes,
+   * workdir, labels (plus gantry.init=true) and CPU / memory limits, but no published ports.
+   * Waits for it to exit (past timeoutMs it is killed: 124), keeps the last 4 KiB of its output
+   * (stdout and stderr interleaved) and removes it. A leftover init container of the instance (an
+   * agent that died during the step) is removed first. Throws a readable Error when it cannot run
+   * at all (no image, ...).
+   */
+  async runInit(spec: RunSpec, step: InitStep): Promise<ExecResult> {
+    const image = step.image ?? spec.image;
+    if (!image) throw new Error(`instance ${spec.instanceId}: the init step needs an image (the docker runtime runs it in a container)`);
+    if (step.command.length === 0) throw new Error(`instance ${spec.instanceId}: the init step needs a command`);
+    checkVolumes(spec);
+    const name = this.initContainerName(spec.instanceId);
+    const container = this.docker.getContainer(name);
+    await forceRemove(container);
+    await this.ensureImage(image);
+    await ensureVolumes(this.docker, spec);
+
+    const { body, hostConfig } = createBody({ ...spec, image, command: step.command, args: [] }, { logMaxSize: this.logMaxSize, init: this.init });
+    body.Labels = { ...body.Labels, [INIT_LABEL]: 'true' };
+    body.ExposedPorts = {};
+    hostConfig.PortBindings = {};
+    const warnings: string[] = [];
+    try {
+      await this.createAndStart(name, body, hostConfig, warnings);
+    } catch (err) {
+      const message = (err as Error).message;
+      // As `docker run` (and the process runtime) report them: a command that is not there, or not executable.
+      if (/executable file not found|no such file or directory/i.test(message)) return { exitCode: 127, output: `init step: ${message}` };
+      if (/permission denied/i.test(message)) return { exitCode: 126, output: `init step: ${message}` };
+      throw new Error(`instance ${spec.instanceId}: cannot run the init step: ${message}`);
+    }
+    try {
+      const timeoutMs = Math.max(0, step.timeoutMs);
+      if (!(await waitNotRunning(container, timeoutMs))) {
+        await kill(container, 'SIGKILL');
+        await waitNotRunning(container, KILL_WAIT_MS);
+        const output = await containerOutputTail(container);
+        const sep = output === '' || output.endsWith('\n') ? '' : '\n';
+        return { exitCode: EXEC_TIMEOUT_EXIT_CODE, output: `${output}${sep}[gantry: init step timed out after ${timeoutMs} ms and was killed]` };
+      }
+      const info = await container.inspect();
+      let output = await containerOutputTail(container);
+      if (info.State.OOMKilled) {
+        const sep = output === '' || output.endsWith('\n') ? '' : '\n';
+        output += `${sep}[gantry: init step killed for exceeding its memory limit (${spec.memoryBytes} bytes)]`;
+      }
+      return { exitCode: info.State.ExitCode, output };
+    } finally {
+      await forceRemove(container);
+    }
   }
 
   async restart(instanceId: string): Promise<RuntimeInstance> {
@@ -227,9 +316,15 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  async remove(instanceId: string): Promise<void> {
+  /**
+   * Removes the container, a leftover init container, and (unless keepVolumes) the instance's
+   * named volumes, found by their gantry.instance label.
+   */
+  async remove(instanceId: string, options: { keepVolumes?: boolean } = {}): Promise<void> {
     this.forget(instanceId);
     await forceRemove(this.container(instanceId));
+    await forceRemove(this.docker.getContainer(this.initContainerName(instanceId)));
+    if (!options.keepVolumes) await removeVolumes(this.docker, instanceId);
   }
 
   async list(): Promise<RuntimeInstance[]> {
@@ -240,6 +335,7 @@ export class DockerRuntime implements Runtime {
     const seenRunning = new Set<string>();
     const result: RuntimeInstance[] = [];
     for (const c of containers) {
+      if (c.Labels?.[INIT_LABEL] === 'true') continue; // an init step's container, not an instance
       const name = (c.Names ?? []).map((n) => n.replace(/^\//, '')).find((n) => n.startsWith(this.prefix));
       if (!name) continue; // another agent's namespace
       const running = c.State === 'running' || c.State === 'restarting' || c.State === 'paused';

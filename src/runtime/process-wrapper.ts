@@ -101,33 +101,106 @@ export function killGroup(pgid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Runs program with args in cwd/env, output (stdout and stderr as they come) capped at 64 KiB; 124 on timeout. */
-export function runCaptured(program: string, args: string[], cwd: string, env: Record<string, string>, timeoutMs: number): Promise<ExecResult> {
+/** How runCaptured keeps output: exec keeps the first 64 KiB, an init step its last 4 KiB. */
+export interface CaptureOptions {
+  /** Bytes kept; default 64 KiB. */
+  cap?: number;
+  /** Which end is kept past the cap; default 'head'. */
+  keep?: 'head' | 'tail';
+  /** What ran, for the timeout note; default "exec". */
+  what?: string;
+  /** Once the program exits, SIGKILL what is left of its process group (its background children). */
+  killGroupOnExit?: boolean;
+}
+
+/** How long the output pipes may stay open after the program exited (held by an escaped child). */
+const PIPE_GRACE_MS = 500;
+
+/**
+ * Runs program with args in cwd/env in its own process group, stdout and stderr as they come,
+ * capped (see CaptureOptions); on timeout the whole group is killed and it resolves with 124.
+ */
+export function runCaptured(
+  program: string,
+  args: string[],
+  cwd: string,
+  env: Record<string, string>,
+  timeoutMs: number,
+  options: CaptureOptions = {},
+): Promise<ExecResult> {
+  const cap = options.cap ?? EXEC_OUTPUT_CAP;
+  const keep = options.keep ?? 'head';
+  const what = options.what ?? 'exec';
+  const capText = cap % 1024 === 0 ? `${cap / 1024} KiB` : `${cap} bytes`;
   return new Promise((done) => {
     const child = spawn(program, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
+    let chunks: Buffer[] = [];
+    let size = 0;
     let truncated = false;
     let timedOut = false;
     const collect = (chunk: Buffer) => {
-      if (output.length >= EXEC_OUTPUT_CAP) return void (truncated = true);
-      output += chunk.toString('utf8');
-      if (output.length > EXEC_OUTPUT_CAP) [output, truncated] = [output.slice(0, EXEC_OUTPUT_CAP), true];
+      if (keep === 'head') {
+        const room = cap - size;
+        if (chunk.length > room) truncated = true;
+        if (room > 0) {
+          const part = chunk.subarray(0, room);
+          chunks.push(part);
+          size += part.length;
+        }
+        return;
+      }
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > 2 * cap) {
+        const all = Buffer.concat(chunks);
+        chunks = [all.subarray(all.length - cap)];
+        size = cap;
+        truncated = true;
+      }
+    };
+    const text = (): string => {
+      let buf = Buffer.concat(chunks);
+      if (keep === 'tail' && buf.length > cap) {
+        buf = buf.subarray(buf.length - cap);
+        truncated = true;
+      }
+      if (keep === 'tail' && truncated) {
+        let start = 0;
+        while (start < buf.length && ((buf[start] ?? 0) & 0xc0) === 0x80) start++; // no half character first
+        return `[gantry: output cut to its last ${capText}]\n${buf.subarray(start).toString('utf8')}`;
+      }
+      const out = buf.toString('utf8');
+      return truncated ? `${out}\n[gantry: output truncated at ${capText}]` : out;
     };
     child.stdout.on('data', collect);
     child.stderr.on('data', collect);
+    // A child that left the process group (setsid) may hold the pipes open: do not wait for it
+    // once the program is done with (timed out, or exited with killGroupOnExit).
+    const closePipesSoon = () =>
+      setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+      }, PIPE_GRACE_MS).unref();
     const timer = setTimeout(() => {
       timedOut = true;
       if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+      closePipesSoon();
     }, timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
       const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126;
-      done({ exitCode: code, output: `exec: cannot run ${JSON.stringify(program)}: ${err.message}` });
+      done({ exitCode: code, output: `${what}: cannot run ${JSON.stringify(program)}: ${err.message}` });
+    });
+    child.on('exit', () => {
+      if (!options.killGroupOnExit || child.pid === undefined) return;
+      if (!timedOut) clearTimeout(timer); // it finished in time, whatever its leftovers do
+      killGroup(child.pid, 'SIGKILL');
+      closePipesSoon();
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (truncated) output += '\n[gantry: output truncated at 64 KiB]';
-      if (timedOut) output += `\n[gantry: exec timed out after ${timeoutMs} ms]`;
+      let output = text();
+      if (timedOut) output += `${output === '' || output.endsWith('\n') ? '' : '\n'}[gantry: ${what} timed out after ${timeoutMs} ms]`;
       const exitCode = timedOut ? 124 : (code ?? 128 + (signal ? (osc.signals[signal] ?? 0) : 0));
       done({ exitCode, output });
     });

@@ -7,6 +7,10 @@
 // over the same stateDir adopts running instances from their records, and reads exit codes from the
 // `exit` files the wrappers write. A pid counts as the instance only while /proc/<pid>/stat field 22
 // (start time) matches the record, which guards against pid reuse.
+//
+// Volumes are directories <stateDir>/_volumes/<instanceId>/<name>, outside the instance directory
+// (which every start recreates) and never taken for an instance ("_" cannot begin an instance id);
+// the command finds each in GANTRY_VOLUME_<NAME>. They stay until remove() without keepVolumes.
 import { spawn } from 'node:child_process';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -21,8 +25,8 @@ import {
   resolveExecutable, runCaptured, signalName,
 } from './process-wrapper.js';
 import {
-  gantryLabels, portEnv, type ExecResult, type LogOptions, type RunSpec, type Runtime, type RuntimeInstance,
-  type StartResult,
+  gantryLabels, portEnv, type ExecResult, type InitStep, type LogOptions, type RunSpec, type Runtime, type RuntimeInstance,
+  type StartResult, type VolumeSpec,
 } from './runtime.js';
 
 export interface ProcessRuntimeOptions {
@@ -66,6 +70,35 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 function assertId(id: string): void {
   if (!ID.test(id)) throw new Error(`invalid instance id ${JSON.stringify(id)}`);
+}
+
+/** Under the state dir, beside the instance dirs; not a valid instance id, so never listed as one. */
+const VOLUMES_DIR = '_volumes';
+const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** How much of an init step's output is kept: its last 4 KiB. */
+const INIT_OUTPUT_CAP = 4 * 1024;
+
+/** GANTRY_VOLUME_<NAME>: upper case, anything but letters, digits and '_' (i.e. '-', '.') as '_'. */
+export function volumeEnvName(name: string): string {
+  return `GANTRY_VOLUME_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
+}
+
+/** The spec's volumes, checked: valid names, none twice, no two with the same variable. Throws a readable Error. */
+function checkVolumes(spec: RunSpec): VolumeSpec[] {
+  const volumes = spec.volumes ?? [];
+  const vars = new Map<string, string>();
+  for (const volume of volumes) {
+    if (!VOLUME_NAME.test(volume.name)) {
+      throw new Error(`instance ${spec.instanceId}: invalid volume name ${JSON.stringify(volume.name)} (allowed: [A-Za-z0-9][A-Za-z0-9_.-]*)`);
+    }
+    const name = volumeEnvName(volume.name);
+    const other = vars.get(name);
+    if (other !== undefined) {
+      throw new Error(`instance ${spec.instanceId}: volumes ${JSON.stringify(other)} and ${JSON.stringify(volume.name)} would both be ${name}`);
+    }
+    vars.set(name, volume.name);
+  }
+  return volumes;
 }
 
 /**
@@ -161,18 +194,67 @@ export class ProcessRuntime implements Runtime {
     const dir = this.dirOf(id);
     const old = await this.readRecord(id);
     if (old && (await isAlive(old.pid, old.startTime))) throw new Error(`instance ${id} is already running (pid ${old.pid})`);
-    await this.remove(id);
+    checkVolumes(spec);
+    // A leftover of the same instance goes, its volumes (the instance's data) stay.
+    await this.remove(id, { keepVolumes: true });
     const command = [...(spec.command ?? []), ...spec.args];
     if (command.length === 0) throw new Error(`instance ${id}: the process runtime needs a command`);
     await mkdir(dir, { recursive: true });
     const cwd = spec.workdir ? resolve(dir, spec.workdir) : dir;
     try {
       if (!(await stat(cwd).catch(() => undefined))?.isDirectory()) throw new Error(`working directory ${cwd} does not exist`);
-      const rec = await this.launch(spec, command, buildEnv(spec), cwd);
+      const env = { ...buildEnv(spec), ...(await this.prepareVolumes(spec)) };
+      const rec = await this.launch(spec, command, env, cwd);
       return { instance: await this.toInstance(rec), warnings: rec.warnings };
     } catch (err) {
-      await this.remove(id).catch(() => undefined);
+      await this.remove(id, { keepVolumes: true }).catch(() => undefined);
       throw new Error(`instance ${id}: ${(err as Error).message}`);
+    }
+  }
+
+  private volumesOf(id: string): string {
+    assertId(id);
+    return join(this.stateDir, VOLUMES_DIR, id);
+  }
+
+  /** Creates the spec's volume directories that do not exist yet; their GANTRY_VOLUME_* variables. */
+  private async prepareVolumes(spec: RunSpec): Promise<Record<string, string>> {
+    const env: Record<string, string> = {};
+    for (const volume of checkVolumes(spec)) {
+      const path = join(this.volumesOf(spec.instanceId), volume.name);
+      try {
+        await mkdir(path, { recursive: true });
+      } catch (err) {
+        throw new Error(`cannot create volume ${volume.name} at ${path}: ${(err as Error).message}`);
+      }
+      env[volumeEnvName(volume.name)] = path;
+    }
+    return env;
+  }
+
+  /**
+   * Runs the init step with the instance's environment (spec.env, port and volume variables, as
+   * start() gives them) in the instance directory (created for it and removed again when there
+   * was none), in its own process group; whatever is left of that group when the command exits
+   * is killed. No cgroup limits. Resolves with the exit code and the last 4 KiB of stdout and
+   * stderr as they came; past timeoutMs the group is killed: 124.
+   */
+  async runInit(spec: RunSpec, step: InitStep): Promise<ExecResult> {
+    const id = spec.instanceId;
+    const dir = this.dirOf(id);
+    const [program, ...args] = step.command;
+    if (!program) throw new Error(`instance ${id}: the init step needs a command`);
+    checkVolumes(spec);
+    const env = { ...buildEnv(spec), ...(await this.prepareVolumes(spec)) };
+    const existed = (await stat(dir).catch(() => undefined)) !== undefined;
+    await mkdir(dir, { recursive: true });
+    try {
+      return await runCaptured(program, args, dir, env, Math.max(0, step.timeoutMs), {
+        cap: INIT_OUTPUT_CAP, keep: 'tail', what: 'init step', killGroupOnExit: true,
+      });
+    } finally {
+      // An instance dir made only for the step goes again (start() makes its own).
+      if (!existed && !(await this.readRecord(id))) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 
@@ -239,6 +321,7 @@ export class ProcessRuntime implements Runtime {
     if (!rec) throw new Error(`no process instance ${instanceId}`);
     if (await isAlive(rec.pid, rec.startTime)) throw new Error(`instance ${instanceId} is already running (pid ${rec.pid})`);
     if (rec.cgroups) await removeCgroups(rec.cgroups); // fresh cgroups: resets the OOM counter
+    await this.prepareVolumes(rec.spec); // still there unless someone deleted them: then empty ones
     const next = await this.launch(rec.spec, rec.command, rec.env, rec.cwd);
     return this.toInstance(next);
   }
@@ -305,7 +388,8 @@ export class ProcessRuntime implements Runtime {
     await writeJsonAtomic(join(this.dirOf(instanceId), 'record.json'), { ...rec, spec, cgroups } satisfies ProcessRecord);
   }
 
-  async remove(instanceId: string): Promise<void> {
+  /** Kills what is left, removes cgroups, the instance dir and (unless keepVolumes) its volume dirs. */
+  async remove(instanceId: string, options: { keepVolumes?: boolean } = {}): Promise<void> {
     const dir = this.dirOf(instanceId);
     const rec = await this.readRecord(instanceId);
     if (rec) {
@@ -324,6 +408,7 @@ export class ProcessRuntime implements Runtime {
       await rmdir(join(cg, this.cgroupParent, instanceId)).catch(() => undefined);
     }
     await rm(dir, { recursive: true, force: true });
+    if (!options.keepVolumes) await rm(this.volumesOf(instanceId), { recursive: true, force: true });
   }
 
   async list(): Promise<RuntimeInstance[]> {

@@ -31,6 +31,26 @@ export interface RunSpec {
   memoryBytes: number;
   ports: AssignedPort[];
   labels: Record<string, string>;
+  /**
+   * Named local volumes of this instance, kept across restarts and rebuilds in place, deleted
+   * with the instance. docker: a named volume per (instance, name) mounted at `path`;
+   * process: a directory per (instance, name), its path in GANTRY_VOLUME_<NAME>.
+   */
+  volumes?: VolumeSpec[];
+}
+
+export interface VolumeSpec {
+  name: string;
+  /** Where it is mounted inside the container (docker). */
+  path: string;
+}
+
+/** A step that must run to completion before the instance starts (e.g. unpack a code bundle). */
+export interface InitStep {
+  /** docker: the image to run it in (default: the instance's image). */
+  image?: string;
+  command: string[];
+  timeoutMs: number;
 }
 
 export type RuntimeState = 'running' | 'exited';
@@ -88,8 +108,16 @@ export interface Runtime {
   stop(instanceId: string, signal: string, graceMs: number): Promise<void>;
   /** Moves a running instance to other cores (the shared pool changed); no restart. */
   updateCpuset(instanceId: string, cpuset: number[]): Promise<void>;
-  /** Removes a stopped instance and everything it held (container, files, cgroups). Idempotent. */
-  remove(instanceId: string): Promise<void>;
+  /**
+   * Removes a stopped instance and everything it held (container, files, cgroups, volumes).
+   * Idempotent. With keepVolumes its volumes stay, for the instance rebuilt in place.
+   */
+  remove(instanceId: string, options?: { keepVolumes?: boolean }): Promise<void>;
+  /**
+   * Runs an init step to completion with the instance's environment and volumes, then removes
+   * what it ran in. Resolves with its exit code and the end of its output; 124 on timeout.
+   */
+  runInit(spec: RunSpec, step: InitStep): Promise<ExecResult>;
   /** Every instance this runtime holds that Gantry started (found by labels / records). */
   list(): Promise<RuntimeInstance[]>;
   inspect(instanceId: string): Promise<RuntimeInstance | undefined>;
