@@ -54,10 +54,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     register: (instance: Instance) => registration.register(instance),
     withdraw: (instance: Instance) => registration.withdraw(instance),
     sharedCpuset: () => shared,
-    report: (status: InstanceStatus) => dirty.set(status.id, status),
+    report: (status: InstanceStatus) => {
+      dirty.set(status.id, status);
+      flushSoon();
+    },
     event: (event: Omit<GantryEvent, 'time'>) => {
       queuedEvents.push({ ...event, node: info.name, time: Date.now() });
       if (queuedEvents.length > MAX_QUEUED_EVENTS) queuedEvents.splice(0, queuedEvents.length - MAX_QUEUED_EVENTS);
+      flushSoon();
     },
   };
 
@@ -86,7 +90,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         if (runtime) supervisors.set(instance.id, new Supervisor(instance, runtime, '127.0.0.1', hooks, remembered.get(instance.id)));
       }
     }
-    for (const id of supervisors.keys()) if (!wanted.has(id) && !supervisors.get(id)!.isBusy()) supervisors.delete(id);
+    for (const [id, supervisor] of supervisors) {
+      if (!wanted.has(id) && !supervisor.isBusy()) {
+        supervisor.dispose();
+        supervisors.delete(id);
+      }
+    }
     refreshSharedPool();
   };
 
@@ -154,6 +163,17 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     }
   }
 
+  // Reports go out as soon as they happen (batched per turn of the event loop), not at the next tick.
+  let flushScheduled = false;
+  function flushSoon(): void {
+    if (flushScheduled) return;
+    flushScheduled = true;
+    setImmediate(() => {
+      flushScheduled = false;
+      flush();
+    });
+  }
+
   function flush(): void {
     if (dirty.size > 0) cache.saveStatuses([...supervisors.values()].map((s) => s.status));
     if (dirty.size > 0 && connection.send({ type: 'status', statuses: [...dirty.values()] })) dirty.clear();
@@ -216,6 +236,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     async close() {
       clearInterval(tickTimer);
       clearInterval(heartbeatTimer);
+      for (const supervisor of supervisors.values()) supervisor.dispose();
       for (const stream of logStreams.values()) stream.destroy();
       flush();
       connection.close();

@@ -38,6 +38,8 @@ export class Supervisor {
   /** Stopped because the app was stopped: starting the app again starts it, whatever its restart policy. */
   private stoppedOnRequest = false;
   private pendingAction: 'rebuild' | 'restart' | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private disposed = false;
 
   constructor(
     public instance: Instance,
@@ -136,12 +138,34 @@ export class Supervisor {
       if (this.afterStartPending) this.runAfterStart();
       return;
     }
-    if (this.checking || now < this.nextCheckAt) return;
-    this.checking = true;
-    this.nextCheckAt = now + health.interval;
-    void runCheck(health, this.instance.ports, this.checkHost, this.runtime, this.instance.id)
-      .then((result) => this.onCheck(result.ok, result.detail, now))
-      .finally(() => { this.checking = false; });
+    // Checks run on their own timer at the spec's interval, not at the agent's tick.
+    if (!this.checking && !this.checkTimer) this.scheduleCheck(Math.max(0, this.nextCheckAt - now));
+  }
+
+  private scheduleCheck(delayMs: number): void {
+    this.checkTimer = setTimeout(() => {
+      this.checkTimer = undefined;
+      const health = this.instance.spec.health;
+      const checkable = health && !this.busy && this.instance.desired === 'running' && ['starting', 'running', 'unhealthy'].includes(this.status.state);
+      if (!checkable || this.disposed) return; // the next tick schedules again when it should
+      const started = Date.now();
+      this.checking = true;
+      this.nextCheckAt = started + health.interval;
+      void runCheck(health, this.instance.ports, this.checkHost, this.runtime, this.instance.id)
+        .then((result) => this.onCheck(result.ok, result.detail, started))
+        .finally(() => {
+          this.checking = false;
+          if (!this.checkTimer && !this.disposed) this.scheduleCheck(Math.max(0, this.nextCheckAt - Date.now()));
+        });
+    }, delayMs);
+    this.checkTimer.unref();
+  }
+
+  /** Stops its timers: the supervisor is no longer needed. */
+  dispose(): void {
+    this.disposed = true;
+    clearTimeout(this.checkTimer);
+    this.checkTimer = undefined;
   }
 
   private onCheck(ok: boolean, detail: string, checkedAt: number): void {
