@@ -116,7 +116,9 @@ export class ReplicaController {
       this.noteUnplaced(app.name, entry, spec.replicas, `waiting for ${waitingFor} to be healthy (dependsOn)`, notes);
       return;
     }
-    if (rollout && oldRelease.length + alive.filter((i) => i.serving === false).length > 0) {
+    // Under a rollout every entry is stepped until the rollout says it is done: even once nothing
+    // old is left (in-place rebuilds), the new instances must still prove healthy.
+    if (rollout) {
       const decision = this.rollouts.step(app, rollout, entry, spec, oldRelease, alive.filter((i) => i.release === app.release));
       if (!decision) return; // paused: nothing moves
       if (decision.create > 0) this.place(app, entry, decision.create, snapshot, pass, decision.serving);
