@@ -269,7 +269,7 @@ server {
   const rendererFile = join(cluster.dir, 'nginx-renderer.yaml');
   writeFileSync(rendererFile, JSON.stringify({ name: 'nginx', template, output: nginx.include, check: nginx.checkCommand, reload: nginx.reloadCommand, vars: { listen: `127.0.0.1:${listen}`, domain: 'test' }, debounce: `${DEBOUNCE_MS}ms` }));
   await cluster.startServer({ nodeTimeout: 30, registryTtl: 15, extra: ['--renderer', rendererFile, '--dns-port', String(dnsPort), '--dns-domain', DOMAIN] });
-  await cluster.startAgent({ name: nodeName, portRange: '38000-38199', dockerSocket: join(cluster.dir, 'none.sock') });
+  await cluster.startAgent({ name: nodeName, portRange: '31300-31499', dockerSocket: join(cluster.dir, 'none.sock') });
 
   // Event and registry streams, from now on.
   const events: GEvent[] = [];

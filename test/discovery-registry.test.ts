@@ -23,7 +23,7 @@ describe('service registry', () => {
   before(async () => {
     mkdirSync(marks);
     await cluster.startServer({ registryTtl: 3 });
-    await cluster.startAgent({ name: node, portRange: '34000-34099', dockerSocket: join(cluster.dir, 'none.sock') });
+    await cluster.startAgent({ name: node, portRange: '30400-30499', dockerSocket: join(cluster.dir, 'none.sock') });
   });
   after(async () => {
     await cluster.cli(['rm', app, '--timeout', '20s']);
@@ -150,7 +150,7 @@ entrypoints:
     const started = Date.now();
     await until('the endpoints to expire', async () => (await endpoints()).length === 0, 10_000);
     assert.ok(Date.now() - started < 3000 + 1500, 'gone within the registry TTL (3 s) and one lease check');
-    await cluster.startAgent({ name: node, portRange: '34000-34099', dockerSocket: join(cluster.dir, 'none.sock') });
+    await cluster.startAgent({ name: node, portRange: '30400-30499', dockerSocket: join(cluster.dir, 'none.sock') });
     await until('re-registered by the returning agent', async () => (await endpoints()).length === 1, 10_000);
   });
 });

@@ -55,8 +55,8 @@ describe('discovery end to end: nginx and DNS follow instances', { skip }, () =>
     writeFileSync(rendererFile, JSON.stringify({ name: 'nginx', template: TEMPLATE, output: nginx.include, check: nginx.checkCommand, reload: nginx.reloadCommand, vars: { listen: `127.0.0.1:${listen}`, domain: 'test' } }));
     await cluster.startServer({ nodeTimeout: 6, registryTtl: 3, extra: ['--renderer', rendererFile, '--dns-port', String(dnsPort), '--dns-domain', 'gantry.test'] });
     const noDocker = join(cluster.dir, 'none.sock');
-    await cluster.startAgent({ name: a, portRange: '37000-37099', dockerSocket: noDocker });
-    await cluster.startAgent({ name: b, portRange: '37100-37199', dockerSocket: noDocker });
+    await cluster.startAgent({ name: a, portRange: '30800-30899', dockerSocket: noDocker });
+    await cluster.startAgent({ name: b, portRange: '30900-30999', dockerSocket: noDocker });
     const spec = `app: ${app}
 entrypoints:
   web:

@@ -26,7 +26,7 @@ describe('docker end to end', { skip }, () => {
 
   before(async () => {
     await cluster.startServer();
-    await cluster.startAgent({ name: node, portRange: '31000-31099' });
+    await cluster.startAgent({ name: node, portRange: '30000-30099' });
   });
 
   after(async () => {
@@ -101,7 +101,7 @@ describe('docker end to end', { skip }, () => {
     const restartsBefore = Object.fromEntries((await running()).map((i) => [i.id, i.status?.restarts]));
     assert.ok(Object.values(restartsBefore).some((n) => (n ?? 0) > 0), 'earlier tests restarted something');
     await cluster.stopAgent(node);
-    await cluster.startAgent({ name: node, portRange: '31000-31099' });
+    await cluster.startAgent({ name: node, portRange: '30000-30099' });
     await new Promise((r) => setTimeout(r, 3000));
     const instances = await until('3 running instances after the agent restart', async () => {
       const list = await running();

@@ -24,7 +24,7 @@ describe('lifecycle on the Docker Engine: dependsOn, init steps, rebuild in plac
 
   before(async () => {
     await cluster.startServer();
-    await cluster.startAgent({ name: node, portRange: '38000-38099' });
+    await cluster.startAgent({ name: node, portRange: '31000-31099' });
   });
   after(async () => {
     for (const app of apps) {

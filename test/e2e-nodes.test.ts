@@ -26,8 +26,8 @@ describe('nodes, hooks and logs', () => {
 
   before(async () => {
     await cluster.startServer({ nodeTimeout: 4 });
-    await cluster.startAgent({ name: a, portRange: '33000-33099', dockerSocket: noDocker });
-    await cluster.startAgent({ name: b, portRange: '33100-33199', dockerSocket: noDocker });
+    await cluster.startAgent({ name: a, portRange: '30200-30299', dockerSocket: noDocker });
+    await cluster.startAgent({ name: b, portRange: '30300-30399', dockerSocket: noDocker });
   });
 
   after(async () => {
@@ -56,7 +56,7 @@ describe('nodes, hooks and logs', () => {
     assert.ok(events.some((e) => e.type === 'node.down'));
     assert.ok(alive(orphanPid), 'nothing touched the process on the node while its agent was gone');
 
-    await cluster.startAgent({ name: b, portRange: '33100-33199', dockerSocket: noDocker });
+    await cluster.startAgent({ name: b, portRange: '30300-30399', dockerSocket: noDocker });
     await until('the orphan process to be stopped by the returning agent', () => !alive(orphanPid), 20_000);
     assert.equal((await detail(app)).instances.length, 2);
   });

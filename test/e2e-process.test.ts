@@ -27,7 +27,7 @@ describe('process runtime end to end, no Docker Engine', () => {
 
   before(async () => {
     await cluster.startServer();
-    await cluster.startAgent({ name: node, portRange: '32000-32099', dockerSocket: join(cluster.dir, 'no-docker.sock') });
+    await cluster.startAgent({ name: node, portRange: '30100-30199', dockerSocket: join(cluster.dir, 'no-docker.sock') });
   });
 
   after(async () => {

@@ -53,16 +53,19 @@ describe('releases on Docker with traffic through nginx', { skip }, () => {
     return live.length === 3 && live.every((i) => i.release === release && i.status?.state === 'running');
   };
 
-  /** Deploys release 1, then release 2 under load; returns the failed requests. */
-  async function releaseUnderLoad(app: string, update: string, steer?: () => Promise<void>): Promise<string[]> {
-    await deploy(app, spec(app, IMAGES[0]!, update), true);
-    const host = `web.${app}.default.test`;
-    await until('nginx to route to the app', async () => {
+  const routed = (host: string) =>
+    until('nginx to route to the app', async () => {
       const load = loadLoop(listen, host, 1);
       await new Promise((r) => setTimeout(r, 200));
       const stats = await load.stop();
       return stats.ok > 0 && stats.failures.length === 0;
     }, 20_000);
+
+  /** Deploys release 1, then release 2 under load; returns the failed requests. */
+  async function releaseUnderLoad(app: string, update: string, steer?: () => Promise<void>): Promise<string[]> {
+    await deploy(app, spec(app, IMAGES[0]!, update), true);
+    const host = `web.${app}.default.test`;
+    await routed(host);
     const load = loadLoop(listen, host, 4);
     await deploy(app, spec(app, IMAGES[1]!, update), false);
     await steer?.();
@@ -81,7 +84,7 @@ describe('releases on Docker with traffic through nginx', { skip }, () => {
     const rendererFile = join(cluster.dir, 'nginx.yaml');
     writeFileSync(rendererFile, JSON.stringify({ name: 'nginx', template: TEMPLATE, output: nginx.include, check: nginx.checkCommand, reload: nginx.reloadCommand, vars: { listen: `127.0.0.1:${listen}`, domain: 'test' } }));
     await cluster.startServer({ extra: ['--renderer', rendererFile] });
-    await cluster.startAgent({ name: node, portRange: '39000-39199' });
+    await cluster.startAgent({ name: node, portRange: '31100-31299' });
   });
 
   after(async () => {
@@ -116,6 +119,7 @@ describe('releases on Docker with traffic through nginx', { skip }, () => {
     const app = `bad-${cluster.id}`;
     await deploy(app, spec(app, IMAGES[0]!, '{ strategy: rolling }'), true);
     const before = (await dockerContainers(app)).map((c) => [c.id, c.startedAt]).sort();
+    await routed(`web.${app}.default.test`);
     const load = loadLoop(listen, `web.${app}.default.test`, 4);
     await deploy(app, spec(app, IMAGES[2]!, '{ strategy: rolling }', '[sh, -c, "echo config missing >&2; exit 2"]'), false);
     const rolledBack = await phase(app, 'rolled-back');

@@ -27,7 +27,7 @@ describe('scheduler on the Docker Engine', { skip }, () => {
   before(async () => {
     await cluster.startServer();
     // Two cores for instances, whatever the machine has beyond them.
-    await cluster.startAgent({ name: node, portRange: '35000-35099', extra: ['--reserve-cores', String(cpus().length - 2)] });
+    await cluster.startAgent({ name: node, portRange: '30500-30599', extra: ['--reserve-cores', String(cpus().length - 2)] });
   });
   after(async () => {
     await cluster.cli(['rm', app, '--timeout', '60s']);

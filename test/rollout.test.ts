@@ -43,7 +43,7 @@ describe('rollouts', () => {
 
   before(async () => {
     await cluster.startServer();
-    await cluster.startAgent({ name: node, portRange: '36000-36199', dockerSocket: join(cluster.dir, 'none.sock') });
+    await cluster.startAgent({ name: node, portRange: '30600-30799', dockerSocket: join(cluster.dir, 'none.sock') });
   });
   after(async () => {
     for (const app of apps) await cluster.cli(['rm', app, '--timeout', '30s']);

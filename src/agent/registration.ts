@@ -41,19 +41,22 @@ export class Registration {
     this.send({ type: 'registry', requestId: randomUUID(), register: [endpoint], withdraw: [] });
   }
 
-  /** Resolves once the server has removed it (or could not be told: then its lease will). */
-  withdraw(instance: Instance): Promise<void> {
+  /**
+   * Resolves once the server has removed it (or could not be told: then its lease will), with
+   * whether it was registered at all.
+   */
+  withdraw(instance: Instance): Promise<boolean> {
     const endpoint = this.registered.get(instance.id);
-    if (!endpoint) return Promise.resolve();
+    if (!endpoint) return Promise.resolve(false);
     this.registered.delete(instance.id);
     const requestId = randomUUID();
     const ref = { app: endpoint.app, env: endpoint.env, entry: endpoint.entry, id: endpoint.id };
-    if (!this.send({ type: 'registry', requestId, register: [], withdraw: [ref] })) return Promise.resolve();
+    if (!this.send({ type: 'registry', requestId, register: [], withdraw: [ref] })) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.acknowledged(requestId), ACK_TIMEOUT_MS);
       this.pending.set(requestId, () => {
         clearTimeout(timer);
-        resolve();
+        resolve(true);
       });
     });
   }

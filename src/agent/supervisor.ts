@@ -15,8 +15,8 @@ export interface SupervisorHooks {
   event(event: Omit<GantryEvent, 'time'>): void;
   /** Put a healthy instance in the service registry. */
   register(instance: Instance): void;
-  /** Take it out; resolves once the registry no longer lists it. */
-  withdraw(instance: Instance): Promise<void>;
+  /** Take it out; resolves once the registry no longer lists it, with whether it was listed. */
+  withdraw(instance: Instance): Promise<boolean>;
   /** The node's shared cores now, for unbound instances. */
   sharedCpuset(): number[];
 }
@@ -280,8 +280,10 @@ export class Supervisor {
   }
 
   private async stopNow(why: string): Promise<void> {
-    const { signal, grace } = this.instance.spec.stop;
-    await this.hooks.withdraw(this.instance); // traffic goes elsewhere before the instance hears of its end
+    const { signal, grace, drain } = this.instance.spec.stop;
+    // Traffic goes elsewhere before the instance hears of its end: out of the registry, then a
+    // moment for nginx reloads and DNS caches to follow while it still answers.
+    if ((await this.hooks.withdraw(this.instance)) && drain > 0) await new Promise((resolve) => setTimeout(resolve, drain));
     if (this.status.state !== 'unhealthy') this.set({ state: 'stopping', message: why });
     const beforeStop = this.instance.spec.hooks.beforeStop;
     if (beforeStop) await this.runHook('beforeStop', beforeStop, grace);

@@ -145,7 +145,14 @@ export const EntrySpec = z
     ports: z.array(PortSpec).default([]),
     health: HealthSpec.optional(),
     restart: RestartSpec.default({ policy: 'always', backoff: { initial: 1000, max: 60_000 }, maxRetries: undefined }),
-    stop: z.strictObject({ signal: z.enum(SIGNALS).default('SIGTERM'), grace: duration.default(10_000) }).default({ signal: 'SIGTERM', grace: 10_000 }),
+    stop: z
+      .strictObject({
+        signal: z.enum(SIGNALS).default('SIGTERM'),
+        grace: duration.default(10_000),
+        /** After leaving the registry, how long to keep serving before the signal: time for nginx and resolvers to catch up. */
+        drain: duration.default(1000),
+      })
+      .default({ signal: 'SIGTERM', grace: 10_000, drain: 1000 }),
     hooks: z.strictObject({ afterStart: commandLine.optional(), beforeStop: commandLine.optional() }).default({}),
     labels: labels.default({}),
     placement: PlacementSpec.default({ strategy: 'spread', labels: {}, pool: 'default', dedicated: false }),
