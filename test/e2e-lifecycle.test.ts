@@ -99,11 +99,14 @@ entrypoints:
     // An in-place release: same instance, same port, the init step ran again.
     const updated = await apply(app, spec('echo bundle-v2 > /code/index.html'));
     assert.equal(updated.code, 0, updated.stdout + updated.stderr);
-    await until('release 2 in place', async () => {
+    const rebuiltContainer = (await dockerContainers(app)).find((c) => c.name === `/gantry-${instance!.id}`)!;
+    await until('release 2 in place: a new container, healthy, serving the new bundle', async () => {
       const [i] = (await detail(app)).instances;
-      return i?.id === instance!.id && i.release === 2 && i.status?.state === 'running';
+      const container = (await dockerContainers(app)).find((c) => c.name === `/gantry-${instance!.id}`);
+      if (i?.id !== instance!.id || i.release !== 2 || i.status?.state !== 'running' || !container || container.id === rebuiltContainer.id) return false;
+      return (await (await fetch(`http://127.0.0.1:${instance!.ports[0]!.host}/`)).text()) === 'bundle-v2\n';
     }, 30_000);
-    assert.equal(await (await fetch(`http://127.0.0.1:${instance!.ports[0]!.host}/`)).text(), 'bundle-v2\n');
+    assert.deepEqual((await detail(app)).instances[0]!.ports, instance!.ports);
     assert.equal(await dockerExec(instance!.id, 'cat /code/state.txt'), 'kept');
 
     // A failing init step stops the start; the release is rolled back and release 2 serves again.

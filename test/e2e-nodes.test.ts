@@ -100,3 +100,38 @@ entrypoints:
     assert.equal((await detail(app)).instances[0]!.id, instance!.id, 'start reuses the stopped instance');
   });
 });
+
+describe('after a reboot', () => {
+  const cluster = new TestCluster();
+  const node = `boot-${cluster.id}`;
+  const agent = (bootId: string) => ({ name: node, portRange: '30300-30399', dockerSocket: join(cluster.dir, 'none.sock'), env: { GANTRY_BOOT_ID: bootId } });
+  const server = "require('http').createServer((q, s) => s.end('up')).listen(process.env.PORT)";
+
+  before(async () => {
+    await cluster.startServer();
+    await cluster.startAgent(agent('boot-1'));
+  });
+  after(async () => {
+    for (const app of [`prev-${cluster.id}`, `next-${cluster.id}`]) await cluster.cli(['rm', app, '--timeout', '20s']);
+    await cluster.close();
+  });
+
+  test("a rebooted node restarts its previous instances before it takes new ones", async () => {
+    const prev = `prev-${cluster.id}`;
+    const applied = await cluster.cli(['apply', '-f', '-', '--timeout', '30s'], { input: `app: ${prev}\nentrypoints:\n  web:\n    command: [sh, -c, 'sleep 2; exec node -e "${server}"']\n    ports: [{ name: http }]\n    health: { http: { port: http }, interval: 200ms }\n    stop: { grace: 1s }\n` });
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+    const [instance] = ((await cluster.api('GET', `/v1/apps/${prev}`)) as AppDetailResponse).instances;
+    // The host goes down: agent and instance with it.
+    await cluster.stopAgent(node, 'SIGKILL');
+    process.kill(-pidOf(instance!.status?.runtimeId), 'SIGKILL');
+    await cluster.startAgent(agent('boot-2'));
+    const next = `next-${cluster.id}`;
+    const second = await cluster.cli(['apply', '-f', '-', '--timeout', '30s'], { input: `app: ${next}\nentrypoints:\n  web:\n    command: [sleep, "600"]\n    stop: { grace: 1s }\n` });
+    assert.equal(second.code, 0, second.stdout + second.stderr);
+    const { events } = (await cluster.api('GET', '/v1/events?limit=1000')) as { events: { type: string; app?: string; node?: string; seq: number }[] };
+    const seq = (type: string, app?: string) => events.find((e) => e.type === type && (!app || e.app === app) && e.seq > (events.find((x) => x.type === 'node.recovering')?.seq ?? 0))?.seq ?? Infinity;
+    assert.ok(events.some((e) => e.type === 'node.recovering' && e.node === node), 'the node said it was recovering');
+    assert.ok(seq('instance.healthy', prev) < seq('instance.placed', next), 'the previous instance was healthy again before anything new was placed');
+    assert.ok(seq('node.recovered') < seq('instance.placed', next));
+  });
+});

@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { TestCluster, until } from './helpers/cluster.js';
 import type { AppDetailResponse } from '../src/model/api.js';
 import type { RolloutStatus } from '../src/cli/client.js';
@@ -126,5 +127,49 @@ describe('rollouts', () => {
     assert.equal(promoted.code, 0, promoted.stderr);
     await phase(app, 'succeeded');
     assert.deepEqual(await versions(app), [2, 2, 2]);
+  });
+});
+
+describe('the resource lock', () => {
+  const cluster = new TestCluster();
+  const node = `lock-${cluster.id}`;
+  const apps: string[] = [];
+  const status = (app: string) => cluster.api('GET', `/v1/apps/${app}/rollout`) as Promise<RolloutStatus>;
+  const entry = (cpu: number, replicas: number, version: string, update: string) => `
+  web:
+    command: [node, -e, "${server(version)}"]
+    replicas: ${replicas}
+    resources: { cpu: ${cpu}, memory: 32Mi }
+    ports: [{ name: http }]
+    health: { http: { port: http }, interval: 200ms }
+    stop: { grace: 1s, drain: 0s }
+    update: ${update}
+`;
+  const apply = async (app: string, body: string, wait = true) => {
+    if (!apps.includes(app)) apps.push(app);
+    const result = await cluster.cli(['apply', '-f', '-', ...(wait ? ['--timeout', '60s'] : ['--no-wait'])], { input: `app: ${app}\nentrypoints:${body}` });
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+  };
+
+  before(async () => {
+    await cluster.startServer();
+    // Exactly 2 cores for instances, whatever the machine.
+    await cluster.startAgent({ name: node, portRange: '30600-30799', dockerSocket: join(cluster.dir, 'none.sock'), extra: ['--reserve-cores', String(Math.max(0, cpus().length - 2))] });
+  });
+  after(async () => {
+    for (const app of apps) await cluster.cli(['rm', app, '--timeout', '30s']);
+    await cluster.close();
+  });
+
+  test('a rollout that cannot have the room it needs fails before it starts anything', async () => {
+    const app = `full-${cluster.id}`;
+    await apply(app, entry(0.5, 3, 'v1', '{ strategy: blue-green }'));
+    const before = ((await cluster.api('GET', `/v1/apps/${app}`)) as AppDetailResponse).instances.map((i) => i.id).sort();
+    await apply(app, entry(0.5, 3, 'v2', '{ strategy: blue-green }'), false);
+    const rolledBack = await until('the rollout to give up', async () => ((await status(app)).rollout?.phase === 'rolled-back' ? status(app) : undefined), 20_000);
+    assert.match(rolledBack.rollout!.reason!, /cannot reserve room for 3 new instance\(s\) before starting: 0\/1 nodes: 1 insufficient cpu/);
+    const after = ((await cluster.api('GET', `/v1/apps/${app}`)) as AppDetailResponse).instances.map((i) => i.id).sort();
+    assert.deepEqual(after, before, 'nothing was started or stopped');
+    await cluster.cli(['rm', app, '--timeout', '30s']);
   });
 });

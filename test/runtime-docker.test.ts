@@ -548,8 +548,11 @@ test('runInit: runs before the instance with its env and volumes, in a container
   assert.equal((await rt.list()).length, 0, 'list() does not return the init container');
   assert.equal(await rt.inspect(id), undefined);
   assert.equal(await rt.inspect(`${id}-init`), undefined);
-  const go = await docker.getContainer(initName).exec({ Cmd: ['touch', '/tmp/go'], AttachStdout: false, AttachStderr: false });
-  await go.start({ Detach: true });
+  const go = await docker.getContainer(initName).exec({ Cmd: ['touch', '/tmp/go'], AttachStdout: true, AttachStderr: true });
+  // Read the exec's stream to its end: a detached start leaves the connection open and the test process alive.
+  const goStream = await go.start({});
+  goStream.resume();
+  await new Promise((resolve) => goStream.on('end', resolve));
 
   const result = await running;
   assert.equal(result.exitCode, 0);

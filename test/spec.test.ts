@@ -34,7 +34,7 @@ test('defaults are filled and units normalised', () => {
   assert.deepEqual(entry.resources, { cpu: 0.1, memory: 64 * 1024 * 1024, cpuBind: false });
   assert.deepEqual(entry.restart, { policy: 'always', backoff: { initial: 1000, max: 60_000 }, maxRetries: undefined });
   assert.equal(entry.health!.interval, 5000);
-  assert.deepEqual(entry.stop, { signal: 'SIGTERM', grace: 10_000 });
+  assert.deepEqual(entry.stop, { signal: 'SIGTERM', grace: 10_000, drain: 1000 });
 });
 
 test('each mistake names its field path', () => {

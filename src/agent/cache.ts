@@ -25,6 +25,13 @@ export class AgentCache {
     this.write('statuses.json', statuses);
   }
 
+  /** True when the host booted since the agent last ran (and it had run here before). */
+  rebootedSinceLastRun(bootId: string): boolean {
+    const last = this.read<{ bootId: string }>('boot.json');
+    this.write('boot.json', { bootId });
+    return last !== undefined && last.bootId !== bootId;
+  }
+
   private read<T>(name: string): T | undefined {
     try {
       return JSON.parse(readFileSync(join(this.dir, name), 'utf8')) as T;

@@ -1,5 +1,6 @@
 // The node agent: keeps the instances assigned to this node running through the runtimes,
 // whether or not the server is reachable, and reports what it sees.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ServerToAgent } from '../model/agent-protocol.js';
@@ -21,6 +22,8 @@ export interface AgentOptions extends NodeIdentity {
   tickMs?: number;
   heartbeatMs?: number;
   dockerSocket?: string;
+  /** The host's boot id (default: the kernel's); a change means the host rebooted. */
+  bootId?: string;
   /** Use these runtimes instead of the default docker + process ones (tests). */
   runtimes?: Runtime[];
   log?: (line: string) => void;
@@ -32,6 +35,15 @@ export interface RunningAgent {
 }
 
 const MAX_QUEUED_EVENTS = 2000;
+const RECOVERY_LIMIT_MS = 120_000;
+
+function readBootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
 
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const log = options.log ?? (() => {});
@@ -100,6 +112,21 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   };
 
   assign(cache.loadAssignments());
+  // After a reboot the instances this node ran come back first; the server places nothing new
+  // here until they have (or until RECOVERY_LIMIT_MS has passed).
+  const bootedAt = Date.now();
+  let recovering = cache.rebootedSinceLastRun(options.bootId ?? readBootId()) && supervisors.size > 0;
+  if (recovering) log(`host rebooted: restarting the ${supervisors.size} instances it ran before taking new ones`);
+  const recoveryDone = () => {
+    if (!recovering) return;
+    const pending = [...supervisors.values()].filter((s) => s.instance.desired === 'running' && !['running', 'failed', 'exited'].includes(s.status.state));
+    if (pending.length > 0 && Date.now() - bootedAt < RECOVERY_LIMIT_MS) return;
+    recovering = false;
+    info = { ...info, recovering: false };
+    log('previous instances are back: taking new ones');
+    connection.send({ type: 'heartbeat', node: info, endpoints: registration.all() });
+  };
+  info = { ...info, recovering };
 
   const onMessage = (message: ServerToAgent) => {
     if (message.type === 'assignments') {
@@ -192,6 +219,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         }
       }
       for (const supervisor of supervisors.values()) supervisor.tick(observed.get(supervisor.instance.id)?.instance);
+      recoveryDone();
       if (authoritative) {
         for (const [id, { runtime, instance }] of observed) {
           if (supervisors.has(id)) continue;
@@ -218,6 +246,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const tickTimer = setInterval(() => void tick().catch((err: Error) => log(`tick failed: ${err.message}`)), options.tickMs ?? 1000);
   const heartbeat = async () => {
     ({ info, usable } = await describeNode(options, runtimes));
+    info = { ...info, recovering };
     connection.send({ type: 'heartbeat', node: info, endpoints: registration.all() });
     // Send every status now and then, so a lost report is repaired.
     for (const supervisor of supervisors.values()) dirty.set(supervisor.instance.id, supervisor.status);

@@ -77,7 +77,7 @@ function nodeIdentity(flags: DaemonFlags) {
   if (!Number.isInteger(cores) || cores < 0) throw new Error(`--reserve-cores ${flags.reserveCores}: expected a whole number`);
   const shareBase = Number(flags.shareBase);
   if (![10, 100, 1000].includes(shareBase)) throw new Error(`--share-base ${flags.shareBase}: expected 10, 100 or 1000`);
-  return { name: flags.nodeName, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, portRange: parsePortRange(flags.portRange), pool: flags.pool, reserved: { cores, memoryBytes: memory }, shareBase };
+  return { name: flags.nodeName, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, portRange: parsePortRange(flags.portRange), pool: flags.pool, reserved: { cores, memoryBytes: memory }, shareBase, bootId: process.env.GANTRY_BOOT_ID };
 }
 
 function nodeOptions(command: Command): Command {

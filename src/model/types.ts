@@ -21,6 +21,11 @@ export interface NodeInfo {
   reserved: { cores: number; memoryBytes: number };
   /** Pieces each core is divided into: 100 → 0.01 CPU, 1000 → 0.001 CPU. */
   shareBase: number;
+  /**
+   * Set after the host rebooted, until the agent has restarted the instances it ran before:
+   * the node takes no new instances meanwhile (its old ones come first).
+   */
+  recovering?: boolean;
 }
 
 /** ready: takes new instances. cordoned / draining: takes none (draining also moves its instances away). */
@@ -156,10 +161,22 @@ export interface RolloutRecord {
   lastProgressAt: number;
   /** The counts at lastProgressAt, to tell progress from standing still. */
   progressMark: string;
-  /** Per entrypoint: moments a strategy needs to remember. */
-  entries: Record<string, { switchedAt?: number; promotedAt?: number; canaryHealthyAt?: number }>;
+  /** Per entrypoint: moments a strategy needs to remember, and the capacity held for it. */
+  entries: Record<string, { switchedAt?: number; promotedAt?: number; canaryHealthyAt?: number; reserved?: ReservedSlot[] }>;
   /** Why it rolled back or stopped. */
   reason?: string;
   /** What happened, oldest first (the last 50 steps). */
   steps: { time: number; message: string }[];
+}
+
+/**
+ * Room a rollout takes when it starts (the resource lock): where the extra instances its
+ * strategy runs beside the old ones will go, so a busy day cannot strand it half-way. Counted
+ * as taken for everyone else until those instances are created in it.
+ */
+export interface ReservedSlot {
+  node: string;
+  cpu: import('./cpu.js').CpuPlan;
+  memoryBytes: number;
+  ports: AssignedPort[];
 }

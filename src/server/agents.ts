@@ -149,6 +149,8 @@ export class AgentHub {
     const result = await this.store.txn({ compare: [{ key, target: 'modRevision', op: '==', value: current?.modRevision ?? 0 }], success: [{ type: 'put', key, value: JSON.stringify(record) }] });
     if (!result.succeeded) return this.register(info);
     await this.state.waitFor(result.revision);
+    if (info.recovering && !previous?.recovering) await this.events.record({ level: 'warning', type: 'node.recovering', node: info.name, message: `node ${info.name} rebooted: it restarts its previous instances before taking new ones` });
+    if (!info.recovering && previous?.recovering) await this.events.record({ level: 'info', type: 'node.recovered', node: info.name, message: `node ${info.name} has its previous instances back and takes new ones again` });
     if (!previous) await this.events.record({ level: 'info', type: 'node.registered', node: info.name, message: `node ${info.name} joined: ${info.cores} cores, runtimes ${info.runtimes.join(', ') || 'none'}` });
     else if (previous.state === 'down') await this.events.record({ level: 'info', type: 'node.up', node: info.name, message: `node ${info.name} is back` });
   }

@@ -44,6 +44,8 @@ export interface AgentSpec {
   portRange: string;
   /** More flags for `gantry agent`. */
   extra?: string[];
+  /** More environment for the agent process (e.g. GANTRY_BOOT_ID to play a reboot). */
+  env?: Record<string, string>;
 }
 
 export class TestCluster {
@@ -78,7 +80,7 @@ export class TestCluster {
     const args = ['agent', '--server', this.url, '--token', this.token, '--data-dir', join(this.dir, 'agents', agent.name), '--node-name', agent.name, '--port-range', agent.portRange];
     if (agent.dockerSocket) args.push('--docker-socket', agent.dockerSocket);
     args.push(...(agent.extra ?? []));
-    this.agents.set(agent.name, this.spawn(`agent ${agent.name}`, args));
+    this.agents.set(agent.name, this.spawn(`agent ${agent.name}`, args, agent.env));
     await until(`node ${agent.name} to be ready`, async () => {
       const { nodes } = (await this.api('GET', '/v1/nodes')) as { nodes: { name: string; state: string }[] };
       return nodes.some((n) => n.name === agent.name && n.state === 'ready');
@@ -122,9 +124,9 @@ export class TestCluster {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private spawn(label: string, args: string[]): ChildProcess {
+  private spawn(label: string, args: string[], env: Record<string, string> = {}): ChildProcess {
     // GANTRY_CONFIG: the first start saves the admin token for the CLI; never into the user's own config.
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...process.env, GANTRY_BOOTSTRAP_TOKEN: this.token, GANTRY_CONFIG: join(this.dir, 'cli.json') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...process.env, GANTRY_BOOTSTRAP_TOKEN: this.token, GANTRY_CONFIG: join(this.dir, 'cli.json'), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (d: Buffer) => {
       this.output.push(...String(d).trimEnd().split('\n').map((l) => `[${label}] ${l}`));
       if (this.output.length > 400) this.output.splice(0, this.output.length - 400);

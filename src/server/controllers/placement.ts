@@ -4,14 +4,16 @@
 import { randomBytes } from 'node:crypto';
 import type { Compare, TxnOp } from '../../store/store.js';
 import type { AppRecord, Instance } from '../../model/types.js';
-import { entryRuntime } from '../../model/spec.js';
-import { buildSnapshot, entryRequest, instancePlacement, plan, type PlanResult, type SchedNode, type Snapshot } from '../../scheduler/index.js';
+import { entryRuntime, resolveCount, type EntrySpec } from '../../model/spec.js';
+import { ACTIVE_PHASES } from './rollouts.js';
+import { buildSnapshot, entryRequest, instancePlacement, plan, type Placement, type PlanResult, type SchedNode, type Snapshot } from '../../scheduler/index.js';
 import { KEYS, type ClusterState } from '../state.js';
 
 export function clusterSnapshot(state: ClusterState): Snapshot {
   const nodes: SchedNode[] = [...state.nodes.values()].map((node) => ({
     name: node.name,
-    state: node.state,
+    // A node recovering from a reboot restarts its previous instances before it takes new ones.
+    state: node.recovering && node.state === 'ready' ? 'cordoned' : node.state,
     labels: node.labels,
     pool: node.pool ?? 'default',
     cores: node.cores,
@@ -25,7 +27,30 @@ export function clusterSnapshot(state: ClusterState): Snapshot {
   const placements = [...state.instances.values()]
     .filter((i) => state.nodes.has(i.node))
     .map((i) => instancePlacement(i, i.cpu, state.nodes.get(i.node)!.shareBase ?? 100));
-  return buildSnapshot({ nodes, pools: state.pools.values(), placements });
+  return buildSnapshot({ nodes, pools: state.pools.values(), placements: [...placements, ...reservations(state)] });
+}
+
+/** The capacity held by rollouts under way (see ReservedSlot). */
+export function reservations(state: ClusterState, only?: { app: string; entry: string }): Placement[] {
+  const held: Placement[] = [];
+  for (const rollout of state.rollouts.values()) {
+    const app = state.apps.get(rollout.app);
+    if (!app || rollout.to !== app.release || !ACTIVE_PHASES.includes(rollout.phase)) continue;
+    for (const [entry, moments] of Object.entries(rollout.entries)) {
+      if (only && (only.app !== rollout.app || only.entry !== entry)) continue;
+      for (const slot of moments.reserved ?? []) if (state.nodes.has(slot.node)) held.push({ app: rollout.app, env: app.env, entry, ...slot });
+    }
+  }
+  return held;
+}
+
+/** The extra instances a strategy starts beside the old ones, which the rollout must be sure of. */
+export function extraNeeded(spec: EntrySpec): number {
+  const { update, replicas } = spec;
+  if (update.strategy === 'blue-green') return replicas;
+  if (update.strategy === 'canary') return Math.max(1, Math.min(replicas, resolveCount(update.canary, replicas, 'up')));
+  if (update.strategy === 'rolling') return Math.min(replicas, resolveCount(update.maxSurge, replicas, 'up'));
+  return 0; // in-place reuses each instance's own place
 }
 
 /** Plans `count` more instances of an entry (for `each`: whatever each matching node lacks). */

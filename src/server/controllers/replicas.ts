@@ -2,11 +2,11 @@
 // replaces instances of an older release once enough of the new one are healthy, and forgets
 // instances whose removal the agent confirmed. Runs on the leader only.
 import type { Compare, Store, TxnOp } from '../../store/store.js';
-import type { AppRecord, Instance, InstanceStatus } from '../../model/types.js';
+import type { AppRecord, Instance, InstanceStatus, ReservedSlot } from '../../model/types.js';
 import type { EntrySpec } from '../../model/spec.js';
 import type { Snapshot } from '../../scheduler/index.js';
 import { isDeepStrictEqual } from 'node:util';
-import { clusterSnapshot, instancesFor, planEntry } from './placement.js';
+import { clusterSnapshot, extraNeeded, instancesFor, planEntry } from './placement.js';
 import { RolloutDriver } from './rollouts.js';
 import { KEYS, type ClusterState } from '../state.js';
 import type { EventLog } from '../services/events.js';
@@ -119,9 +119,18 @@ export class ReplicaController {
     // Under a rollout every entry is stepped until the rollout says it is done: even once nothing
     // old is left (in-place rebuilds), the new instances must still prove healthy.
     if (rollout) {
-      const decision = this.rollouts.step(app, rollout, entry, spec, oldRelease, alive.filter((i) => i.release === app.release));
+      const lock = rollout.entries[entry]?.reserved === undefined ? this.reserve(app, entry, spec, snapshot) : undefined;
+      const decision = this.rollouts.step(app, rollout, entry, spec, oldRelease, alive.filter((i) => i.release === app.release), lock);
       if (!decision) return; // paused: nothing moves
-      if (decision.create > 0) this.place(app, entry, decision.create, snapshot, pass, decision.serving);
+      if (decision.create > 0) {
+        // New instances go into the room the rollout holds first (already counted in the
+        // snapshot), then wherever the scheduler finds more.
+        const held = decision.state.reserved ?? [];
+        const used = held.slice(0, decision.create);
+        decision.state.reserved = held.slice(used.length);
+        if (used.length > 0) this.createInto(app, entry, used, pass, decision.serving);
+        if (decision.create > used.length) this.place(app, entry, decision.create - used.length, snapshot, pass, decision.serving);
+      }
       for (const instance of decision.remove) this.setDesired(instance, 'removed', pass);
       for (const instance of decision.rebuild) ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify({ ...instance, release: app.release, spec }) });
       for (const [list, serving] of [[decision.serve, true], [decision.unserve, false]] as const) {
@@ -149,6 +158,17 @@ export class ReplicaController {
     }
   }
 
+  /** Instances in places already held for them (a rollout's reserved room). */
+  private createInto(app: AppRecord, entry: string, slots: ReservedSlot[], pass: PassWrites, serving: boolean): void {
+    const placements = slots.map((slot) => ({ app: app.name, env: app.env, entry, ...slot }));
+    const created = instancesFor(this.state, app, entry, { placements, unplaced: [], wanted: placements.length }, serving);
+    pass.ops.push(...created.ops);
+    pass.compares.push(...created.compares);
+    for (const instance of created.instances) {
+      pass.notes.push({ level: 'info', type: 'instance.placed', app: app.name, entry, instance: instance.id, node: instance.node, message: `placed on ${instance.node} in room held by the rollout, release ${app.release}` });
+    }
+  }
+
   private place(app: AppRecord, entry: string, count: number, snapshot: Snapshot, pass: PassWrites, serving = true): void {
     const result = planEntry(snapshot, app, entry, count);
     const created = instancesFor(this.state, app, entry, result, serving);
@@ -169,6 +189,21 @@ export class ReplicaController {
     if (this.lastUnplacedMessage.get(key) === reason) return;
     this.lastUnplacedMessage.set(key, reason);
     notes.push({ level: 'warning', type: 'instance.unplaced', app, entry, message: `${count} instance(s) cannot be placed: ${reason}` });
+  }
+
+  /**
+   * The resource lock, taken once when an entry's rollout starts: room for the extra instances
+   * its strategy runs beside the old ones. If it cannot be had, the rollout fails before it
+   * starts anything, rather than strand the entry half-way through on a busy day.
+   */
+  private reserve(app: AppRecord, entry: string, spec: EntrySpec, snapshot: Snapshot): { reserved: ReservedSlot[] } | { failure: string } {
+    const need = extraNeeded(spec);
+    if (need === 0) return { reserved: [] };
+    const result = planEntry(snapshot, app, entry, need);
+    const missing = result.unplaced.reduce((n, u) => n + u.count, 0);
+    if (missing > 0) return { failure: `cannot reserve room for ${need} new instance(s) before starting: ${result.unplaced.map((u) => u.reason).join('; ')}` };
+    snapshot.commit(result.placements);
+    return { reserved: result.placements.map(({ node, cpu, memoryBytes, ports }) => ({ node, cpu, memoryBytes, ports })) };
   }
 
   /** The first dependency of an entry that has not all its replicas healthy yet. */

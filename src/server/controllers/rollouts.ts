@@ -3,7 +3,7 @@
 // deadline), and rolls back to A when B fails. Everything it decides goes into the pass's one
 // transaction, so a server killed mid-rollout resumes from the store where it was.
 import type { Store, TxnOp } from '../../store/store.js';
-import type { AppRecord, Instance, ReleaseRecord, RolloutRecord } from '../../model/types.js';
+import type { AppRecord, Instance, ReleaseRecord, ReservedSlot, RolloutRecord } from '../../model/types.js';
 import type { EntrySpec } from '../../model/spec.js';
 import { formatDuration } from '../../model/units.js';
 import { KEYS, type ClusterState } from '../state.js';
@@ -33,9 +33,9 @@ export class RolloutDriver {
   }
 
   /** Decides this pass's step for one entry of an app under rollout. */
-  step(app: AppRecord, rollout: RolloutRecord, entry: string, spec: EntrySpec, old: Instance[], fresh: Instance[]): RolloutDecision | undefined {
+  step(app: AppRecord, rollout: RolloutRecord, entry: string, spec: EntrySpec, old: Instance[], fresh: Instance[], lock?: { reserved: ReservedSlot[] } | { failure: string }): RolloutDecision | undefined {
     if (rollout.phase === 'paused') return undefined;
-    const decision = stepEntry({
+    const decision = lock && 'failure' in lock ? lockFailure(rollout, entry, lock.failure) : stepEntry({
       replicas: spec.replicas,
       update: spec.update,
       old,
@@ -44,6 +44,10 @@ export class RolloutDriver {
       state: rollout.entries[entry] ?? {},
       now: Date.now(),
     });
+    if (lock && 'reserved' in lock) {
+      decision.state.reserved = lock.reserved;
+      if (lock.reserved.length > 0) decision.note = `${decision.note ? `${decision.note}; ` : ''}holding room for ${lock.reserved.length} new instance(s) on ${[...new Set(lock.reserved.map((r) => r.node))].join(', ')} until the rollout ends`;
+    }
     if (!this.decisions.has(app.name)) this.decisions.set(app.name, new Map());
     this.decisions.get(app.name)!.set(entry, decision);
     return decision;
@@ -121,4 +125,8 @@ export class RolloutDriver {
     rollout.reason = reason;
     pass.notes.push({ level: 'error', type: phase === 'aborted' ? 'rollout.aborted' : 'rollout.rolled_back', app: app.name, message: reason, data: { from: rollout.to, to: rollout.from } });
   }
+}
+
+function lockFailure(rollout: RolloutRecord, entry: string, failure: string): RolloutDecision {
+  return { create: 0, serving: true, remove: [], rebuild: [], serve: [], unserve: [], awaitingPromotion: false, done: false, state: { ...(rollout.entries[entry] ?? {}) }, mark: 'no room', failure };
 }
