@@ -118,7 +118,7 @@ describe('after a reboot', () => {
 
   test("a rebooted node restarts its previous instances before it takes new ones", async () => {
     const prev = `prev-${cluster.id}`;
-    const applied = await cluster.cli(['apply', '-f', '-', '--timeout', '30s'], { input: `app: ${prev}\nentrypoints:\n  web:\n    command: [sh, -c, 'sleep 2; exec node -e "${server}"']\n    ports: [{ name: http }]\n    health: { http: { port: http }, interval: 200ms }\n    stop: { grace: 1s }\n` });
+    const applied = await cluster.cli(['apply', '-f', '-', '--timeout', '30s'], { input: `app: ${prev}\nentrypoints:\n  web:\n    command:\n      - sh\n      - -c\n      - sleep 2; exec node -e "${server}"\n    ports: [{ name: http }]\n    health: { http: { port: http }, interval: 200ms, startPeriod: 5s }\n    stop: { grace: 1s }\n` });
     assert.equal(applied.code, 0, applied.stdout + applied.stderr);
     const [instance] = ((await cluster.api('GET', `/v1/apps/${prev}`)) as AppDetailResponse).instances;
     // The host goes down: agent and instance with it.
