@@ -130,6 +130,7 @@ test('nodes table shows allocated/total and runtime notes', () => {
   const node: NodeView = {
     name: 'n1', address: '10.0.0.5', labels: {}, cores: 8, memoryBytes: 16 * 1024 ** 3, runtimes: ['process'],
     runtimeNotes: ['docker: connect ENOENT /var/run/docker.sock'], portRange: [30000, 32767], agentVersion: '0.1.0',
+    pool: 'default', reserved: { cores: 0, memoryBytes: 0 }, shareBase: 100,
     state: 'ready', registeredAt: NOW - 100_000, lastHeartbeat: NOW - 2_000,
     allocated: { cpu: 1.5, memoryBytes: 512 * 1024 ** 2, instances: 3 },
   };

@@ -28,7 +28,7 @@ function queryA(port: number, name: string): Promise<{ rcode: string; addresses:
     socket.on('message', (message) => {
       clearTimeout(timer);
       socket.close();
-      const answer = dnsPacket.decode(message);
+      const answer = dnsPacket.decode(message) as { rcode?: string; answers?: { type: string; data?: unknown }[] };
       resolve({ rcode: String(answer.rcode), addresses: (answer.answers ?? []).filter((a) => a.type === 'A').map((a) => String(a.data)).sort() });
     });
     socket.send(dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }] }), port, '127.0.0.1');

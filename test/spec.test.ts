@@ -51,7 +51,7 @@ test('each mistake names its field path', () => {
 });
 
 test('the JSON Schema in docs/ is the one the code generates', () => {
-  const committed = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'docs', 'gantry.schema.json'), 'utf8'));
+  const committed = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'docs', 'gantry.schema.json'), 'utf8')) as { required: string[] };
   assert.deepEqual(committed, appSpecJsonSchema(), 'run: npm run schema');
   assert.deepEqual(committed.required, ['app', 'entrypoints']);
 });
