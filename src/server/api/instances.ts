@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { InstanceListResponse } from '../../model/api.js';
 import { instanceView } from '../services/views.js';
 import { NotFoundError } from '../services/apps.js';
+import { KEYS } from '../state.js';
 import type { ApiContext } from './context.js';
 
 const ListQuery = z.object({ app: z.string().optional(), node: z.string().optional() });
@@ -27,7 +28,7 @@ export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
       const instance = ctx.state.instances.get(id);
       if (!instance || instance.desired !== 'running') throw new NotFoundError(`no running instance named "${id}"`);
       const next = { ...instance, [action]: (instance[action] ?? 0) + 1 };
-      const revision = await ctx.store.put(`/instances/${instance.app}/${id}`, JSON.stringify(next));
+      const revision = await ctx.store.put(KEYS.instance(instance.app, id), JSON.stringify(next));
       await ctx.state.waitFor(revision);
       await ctx.events.record({ level: 'info', type: `instance.${action}_requested`, app: instance.app, entry: instance.entry, instance: id, node: instance.node, message: `${action} of ${id} requested by ${request.user ?? 'unknown'}` });
       return { instance: instanceView(ctx.state, next) };
