@@ -125,6 +125,8 @@ describe('after a reboot', () => {
     await cluster.stopAgent(node, 'SIGKILL');
     process.kill(-pidOf(instance!.status?.runtimeId), 'SIGKILL');
     await cluster.startAgent(agent('boot-2'));
+    // The server learns of the reboot when the agent says hello again.
+    await until('the node to say it is recovering', async () => ((await cluster.api('GET', `/v1/events?node=${node}`)) as { events: { type: string }[] }).events.some((e) => e.type === 'node.recovering'));
     const next = `next-${cluster.id}`;
     const second = await cluster.cli(['apply', '-f', '-', '--timeout', '30s'], { input: `app: ${next}\nentrypoints:\n  web:\n    command: [sleep, "600"]\n    stop: { grace: 1s }\n` });
     assert.equal(second.code, 0, second.stdout + second.stderr);

@@ -49,7 +49,7 @@ export class Supervisor {
     /** What an earlier run of the agent last saw of this instance. */
     previous?: InstanceStatus,
   ) {
-    this.status = { id: instance.id, state: 'pending', healthy: null, restarts: previous?.restarts ?? 0, exitCode: previous?.exitCode ?? null, runtimeId: null, startedAt: null, message: null, updatedAt: Date.now() };
+    this.status = { id: instance.id, state: 'pending', healthy: null, restarts: previous?.restarts ?? 0, exitCode: previous?.exitCode ?? null, runtimeId: null, startedAt: null, message: null, updatedAt: Date.now(), release: previous?.release ?? instance.release };
   }
 
   /** A new assignment for the same instance: traffic may have been switched to or away from it. */
@@ -195,7 +195,7 @@ export class Supervisor {
   }
 
   private async startNow(): Promise<void> {
-    this.set({ state: 'starting', healthy: null, message: null });
+    this.set({ state: 'starting', healthy: null, message: null, release: this.instance.release });
     try {
       if (!(await this.runInit())) return;
       const { instance, warnings } = await this.runtime.start(runSpec(this.instance, this.hooks.sharedCpuset()));
@@ -266,7 +266,7 @@ export class Supervisor {
     this.afterStartPending = true;
     this.nextCheckAt = 0;
     this.failures = 0;
-    this.set({ state: checked ? 'starting' : 'running', healthy: checked ? null : true, runtimeId: instance.runtimeId, startedAt: instance.startedAt ?? Date.now(), exitCode: null, message: null, ...change });
+    this.set({ state: checked ? 'starting' : 'running', healthy: checked ? null : true, runtimeId: instance.runtimeId, startedAt: instance.startedAt ?? Date.now(), exitCode: null, message: null, release: this.instance.release, ...change });
   }
 
   private failStart(err: unknown): void {

@@ -95,6 +95,8 @@ export interface InstanceStatus {
   startedAt: number | null;
   /** Since when it has been healthy without interruption (null while not). */
   healthySince?: number | null;
+  /** The release the agent last started it with: a status from before a rebuild in place says nothing of the new one. */
+  release?: number;
   message: string | null;
   updatedAt: number;
 }

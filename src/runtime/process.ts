@@ -8,26 +8,23 @@
 // `exit` files the wrappers write. A pid counts as the instance only while /proc/<pid>/stat field 22
 // (start time) matches the record, which guards against pid reuse.
 //
-// Volumes are directories <stateDir>/_volumes/<instanceId>/<name>, outside the instance directory
-// (which every start recreates) and never taken for an instance ("_" cannot begin an instance id);
-// the command finds each in GANTRY_VOLUME_<NAME>. They stay until remove() without keepVolumes.
-import { spawn } from 'node:child_process';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+// The state dir, records and volumes are in process-records.ts; starting the wrapper and init steps
+// in process-launch.ts; the wrapper itself, signals and exec in process-wrapper.ts; logs in
+// process-logs.ts.
+import { mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import type { Socket } from 'node:net';
+import { cpusetList, isAlive, killCgroups, pidsOfGroup, procsOf, removeCgroups, setCpuset } from './cgroups.js';
+import { launchInstance, runInitStep } from './process-launch.js';
+import { capLogFile, followFiles, logFiles, pushExisting } from './process-logs.js';
 import {
-  cpusetList, createCgroups, isAlive, joinCgroups, killCgroups, oomKills, pidsOfGroup, procStat, procsOf, removeCgroups,
-  setCpuset, type InstanceCgroups,
-} from './cgroups.js';
-import {
-  FORWARDED_SIGNALS, WRAPPER, capLogFile, commandPrefix, followFiles, killGroup, logFiles, pushExisting,
-  resolveExecutable, runCaptured, signalName,
-} from './process-wrapper.js';
-import {
-  gantryLabels, portEnv, type ExecResult, type InitStep, type LogOptions, type RunSpec, type Runtime, type RuntimeInstance,
-  type StartResult, type VolumeSpec,
-} from './runtime.js';
+  ID, KILLED_EXIT_CODE, buildEnv, checkVolumes, instanceDir, prepareVolumes, readExitFile, readRecord, toInstance, volumesDir,
+  writeJsonAtomic, type ProcessRecord,
+} from './process-records.js';
+import { FORWARDED_SIGNALS, killGroup, runCaptured, signalName } from './process-wrapper.js';
+import type { ExecResult, InitStep, LogOptions, RunSpec, Runtime, RuntimeInstance, StartResult } from './runtime.js';
+
+export { KILLED_EXIT_CODE, volumeEnvName, type ProcessRecord } from './process-records.js';
 
 export interface ProcessRuntimeOptions {
   stateDir: string;
@@ -41,83 +38,7 @@ export interface ProcessRuntimeOptions {
   cgroupParent?: string;
 }
 
-/** What the runtime keeps about one instance, in <stateDir>/<id>/record.json. */
-export interface ProcessRecord {
-  instanceId: string;
-  /** The wrapper: session and process-group leader (pgid === pid). */
-  pid: number;
-  pgid: number;
-  /** /proc/<pid>/stat field 22 of the wrapper, clock ticks since boot. */
-  startTime: number;
-  startedAt: number;
-  spec: RunSpec;
-  command: string[];
-  env: Record<string, string>;
-  cwd: string;
-  stdout: string;
-  stderr: string;
-  cgroups: InstanceCgroups | null;
-  warnings: string[];
-}
-
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-/** The exit code reported when a wrapper left no exit file: it was SIGKILLed itself (or the host rebooted). */
-export const KILLED_EXIT_CODE = 137;
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
-function assertId(id: string): void {
-  if (!ID.test(id)) throw new Error(`invalid instance id ${JSON.stringify(id)}`);
-}
-
-/** Under the state dir, beside the instance dirs; not a valid instance id, so never listed as one. */
-const VOLUMES_DIR = '_volumes';
-const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-/** How much of an init step's output is kept: its last 4 KiB. */
-const INIT_OUTPUT_CAP = 4 * 1024;
-
-/** GANTRY_VOLUME_<NAME>: upper case, anything but letters, digits and '_' (i.e. '-', '.') as '_'. */
-export function volumeEnvName(name: string): string {
-  return `GANTRY_VOLUME_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
-}
-
-/** The spec's volumes, checked: valid names, none twice, no two with the same variable. Throws a readable Error. */
-function checkVolumes(spec: RunSpec): VolumeSpec[] {
-  const volumes = spec.volumes ?? [];
-  const vars = new Map<string, string>();
-  for (const volume of volumes) {
-    if (!VOLUME_NAME.test(volume.name)) {
-      throw new Error(`instance ${spec.instanceId}: invalid volume name ${JSON.stringify(volume.name)} (allowed: [A-Za-z0-9][A-Za-z0-9_.-]*)`);
-    }
-    const name = volumeEnvName(volume.name);
-    const other = vars.get(name);
-    if (other !== undefined) {
-      throw new Error(`instance ${spec.instanceId}: volumes ${JSON.stringify(other)} and ${JSON.stringify(volume.name)} would both be ${name}`);
-    }
-    vars.set(name, volume.name);
-  }
-  return volumes;
-}
-
-/**
- * The instance's environment: a minimal base taken from the agent (PATH, HOME, locale, TZ; never the
- * agent's other variables, which may hold its credentials), then spec.env, then the assigned ports.
- */
-function buildEnv(spec: RunSpec): Record<string, string> {
-  const base: Record<string, string> = { PATH: process.env.PATH || DEFAULT_PATH };
-  for (const key of ['HOME', 'LANG', 'LC_ALL', 'TZ']) {
-    const value = process.env[key];
-    if (value) base[key] = value;
-  }
-  return { ...base, ...spec.env, ...portEnv(spec.ports, 'host') };
-}
-
-async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await writeFile(`${path}.tmp`, JSON.stringify(value, null, 2));
-  await rename(`${path}.tmp`, path);
-}
 
 export class ProcessRuntime implements Runtime {
   readonly name = 'process' as const;
@@ -150,43 +71,19 @@ export class ProcessRuntime implements Runtime {
   }
 
   private dirOf(id: string): string {
-    assertId(id);
-    return join(this.stateDir, id);
+    return instanceDir(this.stateDir, id);
   }
 
-  private async readRecord(id: string): Promise<ProcessRecord | undefined> {
-    try {
-      return JSON.parse(await readFile(join(this.dirOf(id), 'record.json'), 'utf8')) as ProcessRecord;
-    } catch {
-      return undefined;
-    }
+  private readRecord(id: string): Promise<ProcessRecord | undefined> {
+    return readRecord(this.stateDir, id);
   }
 
-  private async exitFile(id: string): Promise<{ code: number; at: number } | undefined> {
-    const path = join(this.dirOf(id), 'exit');
-    try {
-      const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
-      const code = Number.parseInt(text.trim(), 10);
-      return Number.isFinite(code) ? { code, at: Math.round(info.mtimeMs) } : undefined;
-    } catch {
-      return undefined;
-    }
+  private exitFile(id: string): Promise<{ code: number; at: number } | undefined> {
+    return readExitFile(this.stateDir, id);
   }
 
-  private async toInstance(rec: ProcessRecord): Promise<RuntimeInstance> {
-    const running = await isAlive(rec.pid, rec.startTime);
-    const exit = running ? undefined : await this.exitFile(rec.instanceId);
-    return {
-      instanceId: rec.instanceId,
-      runtimeId: `pid:${rec.pid}`,
-      state: running ? 'running' : 'exited',
-      // No exit file although the wrapper is gone: the wrapper itself was SIGKILLed, reported as 137.
-      exitCode: running ? null : (exit?.code ?? KILLED_EXIT_CODE),
-      oomKilled: !running && (await oomKills(rec.cgroups)) > 0,
-      startedAt: rec.startedAt,
-      finishedAt: exit?.at ?? null,
-      labels: gantryLabels(rec.spec),
-    };
+  private toInstance(rec: ProcessRecord): Promise<RuntimeInstance> {
+    return toInstance(this.stateDir, rec);
   }
 
   async start(spec: RunSpec): Promise<StartResult> {
@@ -213,107 +110,23 @@ export class ProcessRuntime implements Runtime {
   }
 
   private volumesOf(id: string): string {
-    assertId(id);
-    return join(this.stateDir, VOLUMES_DIR, id);
+    return volumesDir(this.stateDir, id);
   }
 
   /** Creates the spec's volume directories that do not exist yet; their GANTRY_VOLUME_* variables. */
-  private async prepareVolumes(spec: RunSpec): Promise<Record<string, string>> {
-    const env: Record<string, string> = {};
-    for (const volume of checkVolumes(spec)) {
-      const path = join(this.volumesOf(spec.instanceId), volume.name);
-      try {
-        await mkdir(path, { recursive: true });
-      } catch (err) {
-        throw new Error(`cannot create volume ${volume.name} at ${path}: ${(err as Error).message}`);
-      }
-      env[volumeEnvName(volume.name)] = path;
-    }
-    return env;
+  private prepareVolumes(spec: RunSpec): Promise<Record<string, string>> {
+    return prepareVolumes(this.stateDir, spec);
   }
 
-  /**
-   * Runs the init step with the instance's environment (spec.env, port and volume variables, as
-   * start() gives them) in the instance directory (created for it and removed again when there
-   * was none), in its own process group; whatever is left of that group when the command exits
-   * is killed. No cgroup limits. Resolves with the exit code and the last 4 KiB of stdout and
-   * stderr as they came; past timeoutMs the group is killed: 124.
-   */
-  async runInit(spec: RunSpec, step: InitStep): Promise<ExecResult> {
-    const id = spec.instanceId;
-    const dir = this.dirOf(id);
-    const [program, ...args] = step.command;
-    if (!program) throw new Error(`instance ${id}: the init step needs a command`);
-    checkVolumes(spec);
-    const env = { ...buildEnv(spec), ...(await this.prepareVolumes(spec)) };
-    const existed = (await stat(dir).catch(() => undefined)) !== undefined;
-    await mkdir(dir, { recursive: true });
-    try {
-      return await runCaptured(program, args, dir, env, Math.max(0, step.timeoutMs), {
-        cap: INIT_OUTPUT_CAP, keep: 'tail', what: 'init step', killGroupOnExit: true,
-      });
-    } finally {
-      // An instance dir made only for the step goes again (start() makes its own).
-      if (!existed && !(await this.readRecord(id))) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-    }
+  /** Runs an init step beside where the instance will run (see runInitStep in process-launch.ts). */
+  runInit(spec: RunSpec, step: InitStep): Promise<ExecResult> {
+    return runInitStep(this.stateDir, spec, step);
   }
 
   /** Starts the wrapper gated, puts it in the cgroups, writes the record, then lets the command run. */
-  private async launch(spec: RunSpec, command: string[], env: Record<string, string>, cwd: string): Promise<ProcessRecord> {
-    const id = spec.instanceId;
-    const dir = this.dirOf(id);
-    const program = command[0] as string;
-    await resolveExecutable(program, env.PATH ?? '', cwd);
-    for (const name of ['exit', 'exit.tmp', ...FORWARDED_SIGNALS.map((s) => `sent.${s}`)]) {
-      await rm(join(dir, name), { force: true });
-    }
-    const limits = { cpu: spec.cpu, memoryBytes: spec.memoryBytes, cpuset: spec.cpuset, cpuShares: spec.cpuShares };
-    const { cgroups, warnings } = await createCgroups(this.cgroupRoot, this.cgroupParent, id, limits);
-    const { prefix, warning } = commandPrefix(program);
-    if (warning) warnings.push(warning);
-    const files = logFiles(dir);
-    const out = await open(files.stdout, 'a');
-    const err = await open(files.stderr, 'a');
-    let child;
-    try {
-      child = spawn('/bin/sh', ['-c', WRAPPER, 'gantry-wrapper', dir, ...prefix, ...command], {
-        cwd, env, detached: true, stdio: ['ignore', out.fd, err.fd, 'pipe'],
-      });
-    } finally {
-      await out.close();
-      await err.close();
-    }
-    const gate = child.stdio[3] as Socket;
-    gate.on('error', () => undefined);
-    child.on('error', () => undefined);
-    const pid = child.pid;
-    const st = pid === undefined ? undefined : await procStat(pid);
-    if (pid === undefined || !st) {
-      gate.destroy();
-      if (cgroups) await removeCgroups(cgroups);
-      throw new Error(`cannot start the wrapper /bin/sh in ${cwd}`);
-    }
-    if (cgroups) {
-      try {
-        await joinCgroups(cgroups, pid);
-      } catch (e) {
-        warnings.push(`limits not applied: cannot move the process into its cgroups: ${(e as Error).message}`);
-      }
-    }
-    const rec: ProcessRecord = {
-      instanceId: id, pid, pgid: pid, startTime: st.startTime, startedAt: Date.now(), spec, command, env, cwd,
-      stdout: files.stdout, stderr: files.stderr, cgroups, warnings,
-    };
-    try {
-      await writeJsonAtomic(join(dir, 'record.json'), rec);
-    } catch (e) {
-      gate.destroy(); // EOF without "go": the wrapper exits without running anything
-      throw e;
-    }
-    await new Promise<void>((done) => gate.end('go\n', () => done()));
-    gate.destroy();
-    child.unref();
-    return rec;
+  private launch(spec: RunSpec, command: string[], env: Record<string, string>, cwd: string): Promise<ProcessRecord> {
+    const place = { stateDir: this.stateDir, cgroupRoot: this.cgroupRoot, cgroupParent: this.cgroupParent };
+    return launchInstance(place, spec, command, env, cwd);
   }
 
   async restart(instanceId: string): Promise<RuntimeInstance> {
@@ -465,7 +278,7 @@ export class ProcessRuntime implements Runtime {
     return out;
   }
 
-  /** Rotates every instance log past logMaxBytes (see process-wrapper.ts); run periodically. */
+  /** Rotates every instance log past logMaxBytes (see process-logs.ts); run periodically. */
   async capLogs(): Promise<void> {
     if (this.capping) return;
     this.capping = true;

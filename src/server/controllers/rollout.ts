@@ -47,8 +47,15 @@ export function failureOf(instance: Instance, status: InstanceStatus | undefined
   return `instance ${instance.id} on ${instance.node}: ${status.message ?? status.state}${exit}${status.restarts ? ` (${status.restarts} restarts)` : ''}`;
 }
 
-export function stepEntry(view: EntryRollout): RolloutDecision {
-  const { replicas, update, old, fresh, status, now } = view;
+export function stepEntry(input: EntryRollout): RolloutDecision {
+  // A status reported for another release (an instance rebuilt in place) says nothing yet.
+  const byId = new Map([...input.old, ...input.fresh].map((i) => [i.id, i]));
+  const status = (id: string) => {
+    const s = input.status(id);
+    return s && (s.release === undefined || s.release === byId.get(id)?.release) ? s : undefined;
+  };
+  const view = { ...input, status };
+  const { replicas, update, old, fresh, now } = view;
   const ready = (i: Instance) => {
     const s = status(i.id);
     return running(s) && now - (s?.healthySince ?? now) >= update.minHealthy;

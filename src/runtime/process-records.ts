@@ -1,0 +1,144 @@
+// The process runtime's state dir: one directory per instance, <stateDir>/<instanceId>/, holding
+// record.json, the logs and the `exit` file; the instance's environment; and its volumes.
+//
+// Volumes are directories <stateDir>/_volumes/<instanceId>/<name>, outside the instance directory
+// (which every start recreates) and never taken for an instance ("_" cannot begin an instance id);
+// the command finds each in GANTRY_VOLUME_<NAME>. They stay until remove() without keepVolumes.
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isAlive, oomKills, type InstanceCgroups } from './cgroups.js';
+import { gantryLabels, portEnv, type RunSpec, type RuntimeInstance, type VolumeSpec } from './runtime.js';
+
+/** What the runtime keeps about one instance, in <stateDir>/<id>/record.json. */
+export interface ProcessRecord {
+  instanceId: string;
+  /** The wrapper: session and process-group leader (pgid === pid). */
+  pid: number;
+  pgid: number;
+  /** /proc/<pid>/stat field 22 of the wrapper, clock ticks since boot. */
+  startTime: number;
+  startedAt: number;
+  spec: RunSpec;
+  command: string[];
+  env: Record<string, string>;
+  cwd: string;
+  stdout: string;
+  stderr: string;
+  cgroups: InstanceCgroups | null;
+  warnings: string[];
+}
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** The exit code reported when a wrapper left no exit file: it was SIGKILLed itself (or the host rebooted). */
+export const KILLED_EXIT_CODE = 137;
+
+export const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+export function assertId(id: string): void {
+  if (!ID.test(id)) throw new Error(`invalid instance id ${JSON.stringify(id)}`);
+}
+
+/** Under the state dir, beside the instance dirs; not a valid instance id, so never listed as one. */
+const VOLUMES_DIR = '_volumes';
+const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** GANTRY_VOLUME_<NAME>: upper case, anything but letters, digits and '_' (i.e. '-', '.') as '_'. */
+export function volumeEnvName(name: string): string {
+  return `GANTRY_VOLUME_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
+}
+
+/** The spec's volumes, checked: valid names, none twice, no two with the same variable. Throws a readable Error. */
+export function checkVolumes(spec: RunSpec): VolumeSpec[] {
+  const volumes = spec.volumes ?? [];
+  const vars = new Map<string, string>();
+  for (const volume of volumes) {
+    if (!VOLUME_NAME.test(volume.name)) {
+      throw new Error(`instance ${spec.instanceId}: invalid volume name ${JSON.stringify(volume.name)} (allowed: [A-Za-z0-9][A-Za-z0-9_.-]*)`);
+    }
+    const name = volumeEnvName(volume.name);
+    const other = vars.get(name);
+    if (other !== undefined) {
+      throw new Error(`instance ${spec.instanceId}: volumes ${JSON.stringify(other)} and ${JSON.stringify(volume.name)} would both be ${name}`);
+    }
+    vars.set(name, volume.name);
+  }
+  return volumes;
+}
+
+/**
+ * The instance's environment: a minimal base taken from the agent (PATH, HOME, locale, TZ; never the
+ * agent's other variables, which may hold its credentials), then spec.env, then the assigned ports.
+ */
+export function buildEnv(spec: RunSpec): Record<string, string> {
+  const base: Record<string, string> = { PATH: process.env.PATH || DEFAULT_PATH };
+  for (const key of ['HOME', 'LANG', 'LC_ALL', 'TZ']) {
+    const value = process.env[key];
+    if (value) base[key] = value;
+  }
+  return { ...base, ...spec.env, ...portEnv(spec.ports, 'host') };
+}
+
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeFile(`${path}.tmp`, JSON.stringify(value, null, 2));
+  await rename(`${path}.tmp`, path);
+}
+
+export function instanceDir(stateDir: string, id: string): string {
+  assertId(id);
+  return join(stateDir, id);
+}
+
+export function volumesDir(stateDir: string, id: string): string {
+  assertId(id);
+  return join(stateDir, VOLUMES_DIR, id);
+}
+
+export async function readRecord(stateDir: string, id: string): Promise<ProcessRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(join(instanceDir(stateDir, id), 'record.json'), 'utf8')) as ProcessRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readExitFile(stateDir: string, id: string): Promise<{ code: number; at: number } | undefined> {
+  const path = join(instanceDir(stateDir, id), 'exit');
+  try {
+    const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    const code = Number.parseInt(text.trim(), 10);
+    return Number.isFinite(code) ? { code, at: Math.round(info.mtimeMs) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function toInstance(stateDir: string, rec: ProcessRecord): Promise<RuntimeInstance> {
+  const running = await isAlive(rec.pid, rec.startTime);
+  const exit = running ? undefined : await readExitFile(stateDir, rec.instanceId);
+  return {
+    instanceId: rec.instanceId,
+    runtimeId: `pid:${rec.pid}`,
+    state: running ? 'running' : 'exited',
+    // No exit file although the wrapper is gone: the wrapper itself was SIGKILLed, reported as 137.
+    exitCode: running ? null : (exit?.code ?? KILLED_EXIT_CODE),
+    oomKilled: !running && (await oomKills(rec.cgroups)) > 0,
+    startedAt: rec.startedAt,
+    finishedAt: exit?.at ?? null,
+    labels: gantryLabels(rec.spec),
+  };
+}
+
+/** Creates the spec's volume directories that do not exist yet; their GANTRY_VOLUME_* variables. */
+export async function prepareVolumes(stateDir: string, spec: RunSpec): Promise<Record<string, string>> {
+  const env: Record<string, string> = {};
+  for (const volume of checkVolumes(spec)) {
+    const path = join(volumesDir(stateDir, spec.instanceId), volume.name);
+    try {
+      await mkdir(path, { recursive: true });
+    } catch (err) {
+      throw new Error(`cannot create volume ${volume.name} at ${path}: ${(err as Error).message}`);
+    }
+    env[volumeEnvName(volume.name)] = path;
+  }
+  return env;
+}
