@@ -152,7 +152,12 @@ export class Supervisor {
       this.checking = true;
       this.nextCheckAt = started + health.interval;
       void runCheck(health, this.instance.ports, this.checkHost, this.runtime, this.instance.id)
-        .then((result) => this.onCheck(result.ok, result.detail, started))
+        .then(async (result) => {
+          // A check that fails because the instance has just exited is not a health problem:
+          // the exit (and its code) is, and the next tick reports it.
+          if (!result.ok && (await this.runtime.inspect(this.instance.id).catch(() => undefined))?.state !== 'running') return;
+          this.onCheck(result.ok, result.detail, started);
+        })
         .finally(() => {
           this.checking = false;
           if (!this.checkTimer && !this.disposed) this.scheduleCheck(Math.max(0, this.nextCheckAt - Date.now()));
