@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { EventListResponse, NodeListResponse } from '../../model/api.js';
 import { nodeView } from '../services/views.js';
 import type { ApiContext } from './context.js';
+import { openEventStream } from './sse.js';
 
 const EventsQuery = z.object({
   app: z.string().optional(),
@@ -25,22 +26,15 @@ export function clusterRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const since = Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId : query.since;
     if (!query.follow) return { events: await ctx.events.list({ ...query, since, limit: query.limit ?? (since === undefined ? 100 : undefined) }) };
 
-    reply.hijack();
-    const raw = reply.raw;
-    raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    raw.write(': gantry events\n\n');
+    const stream = openEventStream(request, reply, 'gantry events');
     let start = since;
     if (start === undefined) {
       // Without a position, start with the recent history, then follow.
       const recent = await ctx.events.list({ ...query, limit: query.limit ?? 20 });
-      for (const event of recent) raw.write(`id: ${event.seq}\nevent: gantry\ndata: ${JSON.stringify(event)}\n\n`);
+      for (const event of recent) stream.send('gantry', event.seq!, event);
       start = recent.at(-1)?.seq ?? (await ctx.state.currentRevision());
     }
-    const watcher = ctx.events.follow({ ...query, since: start }, (event) => raw.write(`id: ${event.seq}\nevent: gantry\ndata: ${JSON.stringify(event)}\n\n`));
-    const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), 15_000);
-    request.raw.on('close', () => {
-      clearInterval(keepAlive);
-      watcher.close();
-    });
+    const watcher = ctx.events.follow({ ...query, since: start }, (event) => stream.send('gantry', event.seq!, event));
+    stream.onClose(() => watcher.close());
   });
 }

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Watcher } from '../../store/store.js';
 import { parseDuration, DURATION_PATTERN } from '../../model/units.js';
 import type { ApiContext } from './context.js';
+import { openEventStream } from './sse.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const RegistryQuery = z.object({ app: z.string().optional(), env: z.string().optional(), entry: z.string().optional() });
@@ -86,14 +87,13 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
   const prefix = WATCHABLE[query.prefix]!;
   const lastEventId = Number(request.headers['last-event-id']);
   const since = Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId : query.since;
-  reply.hijack();
-  const raw = reply.raw;
-  raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-  const send = (event: string, revision: number, data: unknown) => raw.write(`event: ${event}\nid: ${revision}\ndata: ${JSON.stringify(data)}\n\n`);
+  const stream = openEventStream(request, reply);
+  const send = stream.send;
   let watcher: Watcher | undefined;
   let closed = false;
 
   const follow = (from: number) => {
+    if (closed) return; // the client left while the snapshot was read
     watcher = ctx.store.watch(
       prefix,
       (events) => {
@@ -110,12 +110,10 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
     follow(revision + 1);
   };
 
-  if (since === undefined) await snapshotThenFollow();
-  else follow(since + 1);
-  const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), 15_000);
-  request.raw.on('close', () => {
+  stream.onClose(() => {
     closed = true;
-    clearInterval(keepAlive);
     watcher?.close();
   });
+  if (since === undefined) await snapshotThenFollow();
+  else follow(since + 1);
 }
