@@ -150,6 +150,14 @@ export async function dockerContainers(app: string): Promise<{ id: string; name:
   const { stdout } = await run('docker', ['ps', '-a', '--filter', `label=gantry.app=${app}`, '--format', '{{.ID}}']);
   const ids = stdout.split('\n').filter(Boolean);
   if (ids.length === 0) return [];
-  const { stdout: inspected } = await run('docker', ['inspect', ...ids]);
+  // A container can be removed between the listing and the inspect; docker then exits 1 but still
+  // prints the ones it found, which is the answer we want.
+  const inspected = await run('docker', ['inspect', ...ids]).then(
+    (r) => r.stdout,
+    (error: { stdout?: string; stderr?: string }) => {
+      if (error.stdout && /^(Error: No such object: \S+\s*)+$/.test(error.stderr ?? '')) return error.stdout;
+      throw error;
+    },
+  );
   return (JSON.parse(inspected) as { Id: string; Name: string; State: { StartedAt: string; Status: string } }[]).map((c) => ({ id: c.Id, name: c.Name, startedAt: c.State.StartedAt, state: c.State.Status }));
 }
