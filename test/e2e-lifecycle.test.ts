@@ -13,6 +13,8 @@ const skip = await skipWithoutDocker();
 describe('lifecycle on the Docker Engine: dependsOn, init steps, rebuild in place', { skip }, () => {
   const cluster = new TestCluster();
   const node = `life-${cluster.id}`;
+  const network = `gantry-life-${cluster.id}`;
+  const subnet = `10.216.${Math.floor(Math.random() * 256)}.0/24`;
   const apps: string[] = [];
   const detail = (app: string) => cluster.api('GET', `/v1/apps/${app}`) as Promise<AppDetailResponse>;
   const events = async (app: string) => ((await cluster.api('GET', `/v1/events?app=${app}&limit=1000`)) as EventListResponse).events;
@@ -24,7 +26,8 @@ describe('lifecycle on the Docker Engine: dependsOn, init steps, rebuild in plac
 
   before(async () => {
     await cluster.startServer();
-    await cluster.startAgent({ name: node, portRange: '31000-31099' });
+    // A managed network: rebuilt instances keep their address there too.
+    await cluster.startAgent({ name: node, portRange: '31000-31099', extra: ['--docker-network', network, '--docker-subnet', subnet] });
   });
   after(async () => {
     for (const app of apps) {
@@ -32,6 +35,7 @@ describe('lifecycle on the Docker Engine: dependsOn, init steps, rebuild in plac
       for (const c of await dockerContainers(app)) await run('docker', ['rm', '-f', c.id]);
     }
     await cluster.close();
+    await run('docker', ['network', 'rm', network]).catch(() => {});
   });
 
   test('dependsOn: web starts only once db is healthy, and stops before it', async () => {
@@ -95,6 +99,10 @@ entrypoints:
     assert.equal(after.node, instance!.node);
     assert.deepEqual(after.ports, instance!.ports);
     assert.equal(await dockerExec(instance!.id, 'cat /code/state.txt'), 'kept');
+    assert.ok(instance!.status?.ip?.startsWith(subnet.replace(/0\/24$/, '')), `an address on ${subnet}: ${instance!.status?.ip}`);
+    assert.equal(after.status?.ip, instance!.status?.ip, 'the same address on the managed network');
+    const inspected = JSON.parse((await run('docker', ['inspect', `gantry-${instance!.id}`])).stdout) as { NetworkSettings: { Networks: Record<string, { IPAddress: string }> } }[];
+    assert.equal(inspected[0]!.NetworkSettings.Networks[network]?.IPAddress, instance!.status?.ip);
 
     // An in-place release: same instance, same port, the init step ran again.
     const updated = await apply(app, spec('echo bundle-v2 > /code/index.html'));

@@ -7,6 +7,7 @@ import type { ServerToAgent } from '../model/agent-protocol.js';
 import type { GantryEvent, Instance, InstanceStatus } from '../model/types.js';
 import type { Runtime, RuntimeInstance, LogLine } from '../runtime/runtime.js';
 import { DockerRuntime } from '../runtime/docker.js';
+import type { ManagedNetwork } from '../runtime/docker-network.js';
 import { ProcessRuntime } from '../runtime/process.js';
 import { AgentCache } from './cache.js';
 import { ServerConnection } from './connection.js';
@@ -22,6 +23,8 @@ export interface AgentOptions extends NodeIdentity {
   tickMs?: number;
   heartbeatMs?: number;
   dockerSocket?: string;
+  /** A Gantry-managed Docker network for the containers (instances keep their address there). */
+  dockerNetwork?: ManagedNetwork;
   /** The host's boot id (default: the kernel's); a change means the host rebooted. */
   bootId?: string;
   /** Use these runtimes instead of the default docker + process ones (tests). */
@@ -47,7 +50,7 @@ function readBootId(): string {
 
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const log = options.log ?? (() => {});
-  const runtimes = options.runtimes ?? [new DockerRuntime({ socketPath: options.dockerSocket }), new ProcessRuntime({ stateDir: join(options.dataDir, 'process') })];
+  const runtimes = options.runtimes ?? [new DockerRuntime({ socketPath: options.dockerSocket, network: options.dockerNetwork }), new ProcessRuntime({ stateDir: join(options.dataDir, 'process') })];
   let { info, usable } = await describeNode(options, runtimes);
   for (const note of info.runtimeNotes) log(`runtime unavailable: ${note}`);
   const cache = new AgentCache(options.dataDir);

@@ -49,7 +49,7 @@ export class Supervisor {
     /** What an earlier run of the agent last saw of this instance. */
     previous?: InstanceStatus,
   ) {
-    this.status = { id: instance.id, state: 'pending', healthy: null, restarts: previous?.restarts ?? 0, exitCode: previous?.exitCode ?? null, runtimeId: null, startedAt: null, message: null, updatedAt: Date.now(), release: previous?.release ?? instance.release };
+    this.status = { id: instance.id, state: 'pending', healthy: null, restarts: previous?.restarts ?? 0, exitCode: previous?.exitCode ?? null, runtimeId: null, startedAt: null, message: null, updatedAt: Date.now(), release: previous?.release ?? instance.release, ip: previous?.ip ?? null };
   }
 
   /** A new assignment for the same instance: traffic may have been switched to or away from it. */
@@ -130,7 +130,7 @@ export class Supervisor {
   private onRunning(observed: RuntimeInstance, now: number): void {
     if (!['starting', 'running', 'unhealthy'].includes(this.status.state)) {
       // Found running without having started it ourselves: adopted after an agent restart.
-      this.set({ state: this.instance.spec.health ? 'starting' : 'running', runtimeId: observed.runtimeId, startedAt: observed.startedAt, healthy: this.instance.spec.health ? null : true, message: null });
+      this.set({ state: this.instance.spec.health ? 'starting' : 'running', runtimeId: observed.runtimeId, startedAt: observed.startedAt, healthy: this.instance.spec.health ? null : true, message: null, ip: observed.ip ?? this.status.ip ?? null });
     }
     if (this.status.startedAt && now - this.status.startedAt >= STABLE_AFTER_MS) this.attempt = 0;
     const health = this.instance.spec.health;
@@ -203,7 +203,7 @@ export class Supervisor {
     this.set({ state: 'starting', healthy: null, message: null, release: this.instance.release });
     try {
       if (!(await this.runInit())) return;
-      const { instance, warnings } = await this.runtime.start(runSpec(this.instance, this.hooks.sharedCpuset()));
+      const { instance, warnings } = await this.runtime.start(runSpec(this.instance, this.hooks.sharedCpuset(), this.status.ip));
       for (const warning of warnings) this.hooks.event({ level: 'warning', type: 'instance.limits', ...this.about(), message: warning });
       this.started(instance, { message: warnings.join('; ') || null });
       this.hooks.event({ level: 'info', type: 'instance.started', ...this.about(), message: `${this.instance.id} started on ${this.runtime.name} (${instance.runtimeId.slice(0, 12)})` });
@@ -216,7 +216,7 @@ export class Supervisor {
   private async runInit(): Promise<boolean> {
     const init = this.instance.spec.init;
     if (!init) return true;
-    const result = await this.runtime.runInit(runSpec(this.instance, this.hooks.sharedCpuset()), { image: init.image, command: init.command, timeoutMs: init.timeout });
+    const result = await this.runtime.runInit(runSpec(this.instance, this.hooks.sharedCpuset(), this.status.ip), { image: init.image, command: init.command, timeoutMs: init.timeout });
     if (result.exitCode === 0) return true;
     const tail = result.output.trim().split('\n').slice(-5).join(' | ');
     this.hooks.event({ level: 'error', type: 'instance.init_failed', ...this.about(), message: `init step of ${this.instance.id} exited ${result.exitCode}${tail ? `: ${tail}` : ''}; not starting it`, data: { exitCode: result.exitCode } });
@@ -261,7 +261,7 @@ export class Supervisor {
     try {
       return await this.runtime.restart(this.instance.id);
     } catch {
-      return (await this.runtime.start(runSpec(this.instance, this.hooks.sharedCpuset()))).instance;
+      return (await this.runtime.start(runSpec(this.instance, this.hooks.sharedCpuset(), this.status.ip))).instance;
     }
   }
 
@@ -271,7 +271,7 @@ export class Supervisor {
     this.afterStartPending = true;
     this.nextCheckAt = 0;
     this.failures = 0;
-    this.set({ state: checked ? 'starting' : 'running', healthy: checked ? null : true, runtimeId: instance.runtimeId, startedAt: instance.startedAt ?? Date.now(), exitCode: null, message: null, release: this.instance.release, ...change });
+    this.set({ state: checked ? 'starting' : 'running', healthy: checked ? null : true, runtimeId: instance.runtimeId, startedAt: instance.startedAt ?? Date.now(), exitCode: null, message: null, release: this.instance.release, ip: instance.ip ?? null, ...change });
   }
 
   private failStart(err: unknown): void {
@@ -346,7 +346,8 @@ export class Supervisor {
   }
 }
 
-export function runSpec(instance: Instance, sharedCpuset: number[]): RunSpec {
+/** `ip`: the address the instance had, to keep it (a managed Docker network). */
+export function runSpec(instance: Instance, sharedCpuset: number[], ip?: string | null): RunSpec {
   return {
     instanceId: instance.id,
     app: instance.app,
@@ -364,5 +365,6 @@ export function runSpec(instance: Instance, sharedCpuset: number[]): RunSpec {
     ports: instance.ports,
     volumes: instance.spec.volumes,
     labels: { ...instance.spec.labels, [NODE_LABEL]: instance.node },
+    ...(ip ? { ip } : {}),
   };
 }

@@ -7,6 +7,7 @@ import { startAgent, type RunningAgent } from '../agent/main.js';
 import { saveClientConfig } from './config.js';
 import { parseSize } from '../model/units.js';
 import { loadRendererConfig } from '../discovery/renderer-config.js';
+import { parseSubnet } from '../runtime/docker-network.js';
 
 const defaultDataDir = () => process.env.GANTRY_DATA_DIR ?? join(homedir(), '.gantry');
 
@@ -61,6 +62,8 @@ interface DaemonFlags {
   dnsDomain: string;
   dnsWorkers: string;
   dockerSocket?: string;
+  dockerNetwork?: string;
+  dockerSubnet: string;
   portRange: string;
   pool: string;
   reserveCores: string;
@@ -77,7 +80,10 @@ function nodeIdentity(flags: DaemonFlags) {
   if (!Number.isInteger(cores) || cores < 0) throw new Error(`--reserve-cores ${flags.reserveCores}: expected a whole number`);
   const shareBase = Number(flags.shareBase);
   if (![10, 100, 1000].includes(shareBase)) throw new Error(`--share-base ${flags.shareBase}: expected 10, 100 or 1000`);
-  return { name: flags.nodeName, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, portRange: parsePortRange(flags.portRange), pool: flags.pool, reserved: { cores, memoryBytes: memory }, shareBase, bootId: process.env.GANTRY_BOOT_ID };
+  if (flags.dockerNetwork !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(flags.dockerNetwork)) throw new Error(`--docker-network ${flags.dockerNetwork}: expected a docker network name (letters, digits, _ . -)`);
+  const dockerNetwork = flags.dockerNetwork ? { name: flags.dockerNetwork, subnet: flags.dockerSubnet } : undefined;
+  if (dockerNetwork) parseSubnet(dockerNetwork.subnet);
+  return { name: flags.nodeName, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, dockerNetwork, portRange: parsePortRange(flags.portRange), pool: flags.pool, reserved: { cores, memoryBytes: memory }, shareBase, bootId: process.env.GANTRY_BOOT_ID };
 }
 
 function nodeOptions(command: Command): Command {
@@ -85,6 +91,8 @@ function nodeOptions(command: Command): Command {
     .option('--node-name <name>', 'name of this node (default: the host name)')
     .option('--label <key=value>', 'a node label (repeatable)', collect, [])
     .option('--docker-socket <path>', 'Docker Engine socket', '/var/run/docker.sock')
+    .option('--docker-network <name>', 'put containers on this Gantry-managed bridge network (created if missing), where each instance keeps its address across restarts and rebuilds')
+    .option('--docker-subnet <cidr>', 'the subnet of --docker-network; its lower half is pinned by Gantry, the upper half left to the engine', '10.213.0.0/16')
     .option('--port-range <low-high>', 'host ports handed to instances on this node', '20000-29999')
     .option('--pool <name>', 'the node pool this node belongs to', 'default')
     .option('--reserve-cores <n>', 'whole cores kept for the host\'s own daemons (the lowest-numbered)', '0')

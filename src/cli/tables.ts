@@ -35,10 +35,15 @@ export function instanceMessage(i: InstanceView): string | undefined {
   return i.status?.message ? oneLine(i.status.message) : undefined;
 }
 
-/** The table of `ps`; a MESSAGE column is added when some instance has a message. */
+/**
+ * The table of `ps`; an IP column is added when some instance has an address on a managed
+ * Docker network, a MESSAGE column when some instance has a message.
+ */
 export function instancesTable(instances: readonly InstanceView[], now = Date.now()): string {
   const withMessage = instances.some((i) => instanceMessage(i));
+  const withIp = instances.some((i) => i.status?.ip);
   const head = ['INSTANCE', 'APP', 'ENTRY', 'NODE', 'STATE', 'HEALTH', 'RESTARTS', 'PORTS', 'AGE'];
+  if (withIp) head.splice(8, 0, 'IP');
   if (withMessage) head.push('MESSAGE');
   const rows = instances.map((i) => {
     const row: CellValue[] = [
@@ -52,6 +57,7 @@ export function instancesTable(instances: readonly InstanceView[], now = Date.no
       formatPorts(i.ports),
       timeAgo(i.status?.startedAt ?? i.createdAt, now),
     ];
+    if (withIp) row.splice(8, 0, i.status?.ip ?? '-');
     if (withMessage) row.push(instanceMessage(i) ?? '');
     return row;
   });

@@ -97,6 +97,8 @@ export interface InstanceStatus {
   healthySince?: number | null;
   /** The release the agent last started it with: a status from before a rebuild in place says nothing of the new one. */
   release?: number;
+  /** Its address on the node's managed Docker network, kept across restarts and rebuilds in place. */
+  ip?: string | null;
   message: string | null;
   updatedAt: number;
 }

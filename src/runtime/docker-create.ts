@@ -14,6 +14,8 @@ export interface CreateOptions {
   logMaxSize: string;
   /** Run docker-init (tini) as PID 1. */
   init: boolean;
+  /** Attach to this managed network (instead of the default bridge), at `address` when given. */
+  network?: { name: string; address?: string };
 }
 
 /**
@@ -69,6 +71,7 @@ export function createBody(
   if (spec.cpuShares !== undefined && spec.cpuShares > 0) hostConfig.CpuShares = Math.round(spec.cpuShares);
   // The instance's named volumes (see docker-volumes.ts); created before the container is.
   if (spec.volumes && spec.volumes.length > 0) hostConfig.Mounts = volumeMounts(spec);
+  if (options.network) hostConfig.NetworkMode = options.network.name;
   const body: Dockerode.ContainerCreateOptions = {
     Image: spec.image,
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
@@ -79,6 +82,9 @@ export function createBody(
     AttachStdin: false,
     OpenStdin: false,
   };
+  if (options.network?.address) {
+    body.NetworkingConfig = { EndpointsConfig: { [options.network.name]: { IPAMConfig: { IPv4Address: options.network.address } } } };
+  }
   if (cmd) body.Cmd = cmd;
   if (spec.workdir) body.WorkingDir = spec.workdir;
   return { body, hostConfig };

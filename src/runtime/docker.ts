@@ -11,6 +11,7 @@ import { EXEC_TIMEOUT_EXIT_CODE, execInContainer } from './docker-exec.js';
 import { containerOutputTail } from './docker-init.js';
 import { openLogStream } from './docker-logs.js';
 import { checkVolumes, ensureVolumes, removeVolumes } from './docker-volumes.js';
+import { AddressPicker, containerAddress, type ManagedNetwork } from './docker-network.js';
 import {
   LABEL,
   type ExecResult,
@@ -43,6 +44,11 @@ export interface DockerRuntimeOptions {
    * without it and StartResult.warnings says so.
    */
   init?: boolean;
+  /**
+   * Attach instances to this Gantry-managed bridge network (created if missing) instead of the
+   * default bridge; each instance keeps its address there across restarts and rebuilds.
+   */
+  network?: ManagedNetwork;
 }
 
 /** How long stop() waits after SIGKILL before giving up. */
@@ -60,12 +66,16 @@ export class DockerRuntime implements Runtime {
    *  does not change until it exits, so list() only inspects a running container once. */
   private readonly runningCache = new Map<string, RuntimeInstance>();
   private readonly openLogs = new Set<Readable>();
+  private readonly network: ManagedNetwork | undefined;
+  private readonly addresses: AddressPicker | undefined;
 
   constructor(options: DockerRuntimeOptions = {}) {
     this.docker = options.docker ?? (options.socketPath ? new Dockerode({ socketPath: options.socketPath }) : new Dockerode());
     this.prefix = options.namePrefix ?? 'gantry-';
     this.logMaxSize = options.logMaxSize ?? '10m';
     this.init = options.init ?? true;
+    this.network = options.network;
+    this.addresses = options.network ? new AddressPicker(this.docker, options.network) : undefined;
     const modem = this.docker.modem as { socketPath?: unknown; host?: string; port?: number };
     this.where =
       typeof modem.socketPath === 'string'
@@ -136,6 +146,7 @@ export class DockerRuntime implements Runtime {
       startedAt,
       finishedAt,
       labels: { ...labels },
+      ...(this.network ? { ip: containerAddress(info, this.network.name) } : {}),
     };
   }
 
@@ -154,8 +165,15 @@ export class DockerRuntime implements Runtime {
 
     await this.ensureImage(spec.image);
     await ensureVolumes(this.docker, spec);
-    const { body, hostConfig } = createBody(spec, { logMaxSize: this.logMaxSize, init: this.init });
-    const id = await this.createAndStart(name, body, hostConfig, warnings);
+    const address = await this.addresses?.pick(spec.ip, warnings);
+    let id: string;
+    try {
+      const network = this.network ? { name: this.network.name, address } : undefined;
+      const { body, hostConfig } = createBody(spec, { logMaxSize: this.logMaxSize, init: this.init, network });
+      id = await this.createAndStart(name, body, hostConfig, warnings);
+    } finally {
+      if (address) this.addresses?.created(address);
+    }
     this.forget(spec.instanceId);
     const info = await this.docker.getContainer(id).inspect();
     return { instance: this.toInstance(info), warnings };

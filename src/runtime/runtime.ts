@@ -37,6 +37,11 @@ export interface RunSpec {
    * process: a directory per (instance, name), its path in GANTRY_VOLUME_<NAME>.
    */
   volumes?: VolumeSpec[];
+  /**
+   * docker with a managed network: the address this instance had before (kept across restarts
+   * and rebuilds in place). Unset: the runtime picks one. Ignored by runtimes without one.
+   */
+  ip?: string;
 }
 
 export interface VolumeSpec {
@@ -67,6 +72,8 @@ export interface RuntimeInstance {
   finishedAt: number | null;
   /** The labels Gantry put on it (gantry.app, gantry.entry, gantry.instance, gantry.release, ...). */
   labels: Record<string, string>;
+  /** Its address on the runtime's managed network, if it is on one. */
+  ip?: string;
 }
 
 export interface ExecResult {
