@@ -206,6 +206,30 @@ test('dedicated: one project per host', () => {
   assert.deepEqual(nodesOf(plan(snap, req({ app: 'other', count: 2, strategy: 'spread' }))).sort(), ['a', 'b'], 'b is free again once the dedicated instance left');
 });
 
+test('ports held outside Gantry: blocked for new placements; an instance that met one moves only that port', () => {
+  const x = placementOf('a', 'shop', { ports: [{ name: 'http', host: 100, protocol: 'tcp' }, { name: 'admin', host: 101, protocol: 'tcp' }, { name: 'dns', host: 100, protocol: 'udp' }] });
+  const y = placementOf('a', 'other', { ports: [{ name: 'http', host: 102, protocol: 'tcp' }] });
+  const snap = snapshot([node('a', { portRange: [100, 105] })], [], [x, y]);
+  snap.blockPorts('a', [{ host: 103, protocol: 'tcp' }]);
+  assert.equal(snap.describe('a').portsUsed, 5);
+
+  // 100/tcp turned out to be somebody else's: http moves past everything used or blocked.
+  const moved = snap.movePorts(x, [{ host: 100, protocol: 'tcp' }]);
+  assert.deepEqual(moved, [
+    { name: 'http', host: 104, protocol: 'tcp' },
+    { name: 'admin', host: 101, protocol: 'tcp' },
+    { name: 'dns', host: 100, protocol: 'udp' },
+  ]);
+  assert.equal(snap.describe('a').portsUsed, 6, '100/tcp stays blocked, 104/tcp is taken');
+
+  const next = planAndCommit(snap, req({ cpu: 0.1, entry: 'api', ports: [{ name: 'p', protocol: 'tcp' }] }));
+  assert.deepEqual(next.placements[0]!.ports, [{ name: 'p', host: 105, protocol: 'tcp' }]);
+  const full = plan(snap, req({ cpu: 0.1, entry: 'api', ports: [{ name: 'p', protocol: 'tcp' }] }));
+  assert.equal(full.placements.length, 0);
+  assert.equal(full.unplaced[0]!.reason, '0/1 nodes: 1 no free host port');
+  assert.throws(() => snap.movePorts({ ...y, ports: next.placements[0]!.ports }, [{ host: 105, protocol: 'tcp' }]), /no free host port on a/);
+});
+
 function placementOf(nodeName: string, app: string, extra: Partial<Placement> = {}): Placement {
   return {
     app,

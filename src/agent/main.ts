@@ -15,6 +15,7 @@ import { describeNode, type NodeIdentity } from './node-info.js';
 import { NODE_LABEL, Supervisor } from './supervisor.js';
 import { Registration } from './registration.js';
 import { sharedPool } from './cpu.js';
+import { TakenPortList, type TakenPort } from './ports.js';
 
 export interface AgentOptions extends NodeIdentity {
   server: string;
@@ -52,6 +53,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const log = options.log ?? (() => {});
   const runtimes = options.runtimes ?? [new DockerRuntime({ socketPath: options.dockerSocket, network: options.dockerNetwork }), new ProcessRuntime({ stateDir: join(options.dataDir, 'process') })];
   let { info, usable } = await describeNode(options, runtimes);
+  const portsTaken = new TakenPortList();
   for (const note of info.runtimeNotes) log(`runtime unavailable: ${note}`);
   const cache = new AgentCache(options.dataDir);
   const remembered = cache.loadStatuses();
@@ -69,6 +71,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     register: (instance: Instance) => registration.register(instance),
     withdraw: (instance: Instance) => registration.withdraw(instance),
     sharedCpuset: () => shared,
+    portsTaken: (ports: TakenPort[]) => {
+      portsTaken.add(ports);
+      info = { ...info, portsTaken: portsTaken.list() };
+    },
     report: (status: InstanceStatus) => {
       dirty.set(status.id, status);
       flushSoon();
@@ -249,7 +255,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const tickTimer = setInterval(() => void tick().catch((err: Error) => log(`tick failed: ${err.message}`)), options.tickMs ?? 1000);
   const heartbeat = async () => {
     ({ info, usable } = await describeNode(options, runtimes));
-    info = { ...info, recovering };
+    info = { ...info, recovering, portsTaken: portsTaken.list() };
     connection.send({ type: 'heartbeat', node: info, endpoints: registration.all() });
     // Send every status now and then, so a lost report is repaired.
     for (const supervisor of supervisors.values()) dirty.set(supervisor.instance.id, supervisor.status);

@@ -6,6 +6,7 @@ import type { Runtime, RuntimeInstance, RunSpec } from '../runtime/runtime.js';
 import { isDeepStrictEqual } from 'node:util';
 import { runCheck } from './health.js';
 import { cpuFor } from './cpu.js';
+import { PortsTakenError, takenPorts, type TakenPort } from './ports.js';
 
 /** Marks what this node's agent started, so agents sharing one engine leave each other's alone. */
 export const NODE_LABEL = 'gantry.node';
@@ -19,6 +20,8 @@ export interface SupervisorHooks {
   withdraw(instance: Instance): Promise<boolean>;
   /** The node's shared cores now, for unbound instances. */
   sharedCpuset(): number[];
+  /** Host ports another program was found holding. */
+  portsTaken(ports: TakenPort[]): void;
 }
 
 /** Backoff is forgotten once an instance has run this long. */
@@ -58,7 +61,7 @@ export class Supervisor {
     this.instance = instance;
     // A new spec for the same instance (an in-place update) or a rebuild request: a new container
     // on this node, same ports and volumes. A restart request: the same container again.
-    const specChanged = !isDeepStrictEqual({ ...instance.spec, replicas: 0 }, { ...previous.spec, replicas: 0 });
+    const specChanged = !isDeepStrictEqual({ ...instance.spec, replicas: 0 }, { ...previous.spec, replicas: 0 }) || !isDeepStrictEqual(instance.ports, previous.ports);
     if (instance.desired === 'running' && (specChanged || (instance.rebuild ?? 0) !== (previous.rebuild ?? 0))) {
       this.pendingAction = 'rebuild';
     } else if (instance.desired === 'running' && (instance.restart ?? 0) !== (previous.restart ?? 0)) {
@@ -202,6 +205,7 @@ export class Supervisor {
   private async startNow(): Promise<void> {
     this.set({ state: 'starting', healthy: null, message: null, release: this.instance.release });
     try {
+      await this.checkPorts();
       if (!(await this.runInit())) return;
       const { instance, warnings } = await this.runtime.start(runSpec(this.instance, this.hooks.sharedCpuset(), this.status.ip));
       for (const warning of warnings) this.hooks.event({ level: 'warning', type: 'instance.limits', ...this.about(), message: warning });
@@ -258,11 +262,20 @@ export class Supervisor {
 
   /** The previous container or process again (keeps its files); a fresh one if it is gone. */
   private async restartOrStart(): Promise<RuntimeInstance> {
+    await this.checkPorts();
     try {
       return await this.runtime.restart(this.instance.id);
     } catch {
       return (await this.runtime.start(runSpec(this.instance, this.hooks.sharedCpuset(), this.status.ip))).instance;
     }
+  }
+
+  /** Starting on a host port another program holds would fail (or worse, seem to work) again and again. */
+  private async checkPorts(): Promise<void> {
+    const taken = await takenPorts(this.instance.ports);
+    if (taken.length === 0) return;
+    this.hooks.portsTaken(taken);
+    throw new PortsTakenError(taken);
   }
 
   /** Health is checked from now on; until it passes the instance is 'starting'. */
@@ -271,7 +284,7 @@ export class Supervisor {
     this.afterStartPending = true;
     this.nextCheckAt = 0;
     this.failures = 0;
-    this.set({ state: checked ? 'starting' : 'running', healthy: checked ? null : true, runtimeId: instance.runtimeId, startedAt: instance.startedAt ?? Date.now(), exitCode: null, message: null, release: this.instance.release, ip: instance.ip ?? null, ...change });
+    this.set({ state: checked ? 'starting' : 'running', healthy: checked ? null : true, runtimeId: instance.runtimeId, startedAt: instance.startedAt ?? Date.now(), exitCode: null, message: null, release: this.instance.release, ip: instance.ip ?? null, portsTaken: undefined, ...change });
   }
 
   private failStart(err: unknown): void {
@@ -281,7 +294,7 @@ export class Supervisor {
     this.attempt++;
     this.nextRestartAt = Date.now() + delay;
     this.hooks.event({ level: 'error', type: 'instance.start_failed', ...this.about(), message: `${this.instance.id} could not start: ${message}` });
-    this.set({ state: 'backoff', healthy: null, message: `could not start: ${message}` });
+    this.set({ state: 'backoff', healthy: null, message: `could not start: ${message}`, portsTaken: err instanceof PortsTakenError ? err.ports : undefined });
   }
 
   private async stopNow(why: string): Promise<void> {

@@ -26,6 +26,17 @@ export interface NodeInfo {
    * the node takes no new instances meanwhile (its old ones come first).
    */
   recovering?: boolean;
+  /**
+   * Host ports in the node's range that programs Gantry does not run were found holding (when
+   * an instance given one was about to start): nothing is placed on them for a while.
+   */
+  portsTaken?: HostPort[];
+}
+
+/** A host port without its name: e.g. one a program outside Gantry holds. */
+export interface HostPort {
+  host: number;
+  protocol: 'tcp' | 'udp';
 }
 
 /** ready: takes new instances. cordoned / draining: takes none (draining also moves its instances away). */
@@ -99,6 +110,8 @@ export interface InstanceStatus {
   release?: number;
   /** Its address on the node's managed Docker network, kept across restarts and rebuilds in place. */
   ip?: string | null;
+  /** Its host ports that another program held when it was to start (the server moves it to others). */
+  portsTaken?: HostPort[];
   message: string | null;
   updatedAt: number;
 }

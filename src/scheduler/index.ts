@@ -4,6 +4,7 @@ export type {
   CapacityResult,
   CoreShare,
   CpuPlan,
+  HostPort,
   LabelSelector,
   LabelTerm,
   Placement,

@@ -1,6 +1,6 @@
 // Host ports. A fixed host port must be free on the node; a port without one gets the lowest free port of the node's range (per protocol, so a udp
 // port is never skipped because a tcp one was just assigned). The result keeps the spec's order.
-import type { AssignedPort, PortSpec } from './types.js';
+import type { AssignedPort, HostPort, PortSpec } from './types.js';
 import { portKey, type NodeEntry, type NodeUsage } from './state.js';
 
 /** A request's ports, pre-digested once per request. */
@@ -111,4 +111,23 @@ export function releasePorts(e: NodeEntry, u: NodeUsage, ports: AssignedPort[]):
       else u.tcpInRange--;
     }
   }
+}
+
+/**
+ * New host ports for an instance whose ports `taken` turned out to be held by a program Gantry
+ * does not run: its other ports are kept, each taken one is replaced by the lowest free port of
+ * the node's range, and the taken ones stay counted as used. Applies the result to u. Throws
+ * when the range has no free port left.
+ */
+export function movePorts(e: NodeEntry, u: NodeUsage, ports: AssignedPort[], taken: readonly HostPort[]): AssignedPort[] {
+  const blocked = new Set(taken.map((t) => portKey(t.host, t.protocol)));
+  releasePorts(e, u, ports);
+  applyPorts(e, u, taken.map((t) => ({ name: '', host: t.host, protocol: t.protocol })));
+  const specs: PortSpec[] = ports.map((p) => {
+    const spec: PortSpec = { name: p.name, protocol: p.protocol, ...(p.container === undefined ? {} : { container: p.container }) };
+    return blocked.has(portKey(p.host, p.protocol)) ? spec : { ...spec, host: p.host };
+  });
+  const moved = assignPorts(e, u, portNeed(specs));
+  applyPorts(e, u, moved);
+  return moved;
 }

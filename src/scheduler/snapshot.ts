@@ -1,7 +1,8 @@
 // The live snapshot: nodes, pools and the usage of every placement the server has stored. The
 // server keeps one in memory, plans against it (plans work on a Draft, see draft.ts) and commits
 // placements after they are durably stored.
-import type { Placement, PoolInfo, SchedNode } from './types.js';
+import type { AssignedPort, HostPort, Placement, PoolInfo, SchedNode } from './types.js';
+import { applyPorts, movePorts } from './ports.js';
 import { cpuFree, poolCores, refreshCpu } from './cpu.js';
 import { applyTo, checkPlacement, PlacementConflict, releaseFrom } from './apply.js';
 import { bumpMap, NodeUsage, type CountMap, type NodeEntry, type View } from './state.js';
@@ -194,6 +195,21 @@ export class Snapshot implements View {
       for (let k = done - 1; k >= 0; k--) this.release(placements[k]!);
       throw err;
     }
+  }
+
+  /** Counts host ports held by programs Gantry does not run as used: nothing is placed on them. */
+  blockPorts(node: string, ports: readonly HostPort[]): void {
+    const e = this.entry(node);
+    applyPorts(e, e.u, ports.map((p) => ({ name: '', host: p.host, protocol: p.protocol })));
+  }
+
+  /**
+   * A placement's ports after some turned out to be taken outside Gantry (see movePorts in
+   * ports.ts); the placement must be in the snapshot. Throws when no free port is left.
+   */
+  movePorts(p: Placement, taken: readonly HostPort[]): AssignedPort[] {
+    const e = this.entry(p.node);
+    return movePorts(e, e.u, p.ports, taken);
   }
 
   /** The shared-pool cpuset of a node now: what its unbound instances should run on. */

@@ -1,10 +1,10 @@
 // Public data of the placement module: what the server supplies (nodes, pools, placements of
 // running instances), what it asks (a PlacementRequest) and what it gets back (a PlanResult).
 // Pure data; nothing here does I/O.
-import type { AssignedPort, NodeState, RuntimeName } from '../model/types.js';
+import type { AssignedPort, HostPort, NodeState, RuntimeName } from '../model/types.js';
 import type { PortSpec } from '../model/spec.js';
 
-export type { AssignedPort, PortSpec, RuntimeName };
+export type { AssignedPort, HostPort, PortSpec, RuntimeName };
 
 /** Only 'ready' nodes take new placements; 'draining' is like 'cordoned' (existing instances stay). */
 export type SchedNodeState = NodeState | 'draining';

@@ -35,8 +35,12 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined 
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }
+  // What the servers and agents said lately is the best clue to why (CI keeps only this output).
+  for (const cluster of liveClusters) await cluster.dump(`waiting for ${what}`);
   throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
 }
+
+const liveClusters = new Set<TestCluster>();
 
 export interface AgentSpec {
   name: string;
@@ -56,6 +60,10 @@ export class TestCluster {
   readonly agents = new Map<string, ChildProcess>();
   readonly output: string[] = [];
   port = 0;
+
+  constructor() {
+    liveClusters.add(this);
+  }
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -118,9 +126,21 @@ export class TestCluster {
     return text ? JSON.parse(text) : undefined;
   }
 
+  /** Prints its processes' latest output and events to stderr. */
+  async dump(why: string): Promise<void> {
+    const events = this.server
+      ? await (this.api('GET', '/v1/events?limit=60') as Promise<{ events: { time: number; type: string; message: string }[] }>).then(
+          (r) => r.events.map((e) => `${new Date(e.time).toISOString()} ${e.type} ${e.message}`),
+          (err: Error) => [`(no events: ${err.message})`],
+        )
+      : ['(no server running)'];
+    console.error(`--- test cluster ${this.id} (${why}): last output ---\n${this.output.slice(-60).join('\n')}\n--- its last events ---\n${events.join('\n')}`);
+  }
+
   async close(): Promise<void> {
     for (const name of [...this.agents.keys()]) await this.stopAgent(name);
     await this.stopServer();
+    liveClusters.delete(this);
     rmSync(this.dir, { recursive: true, force: true });
   }
 

@@ -27,7 +27,20 @@ export function clusterSnapshot(state: ClusterState): Snapshot {
   const placements = [...state.instances.values()]
     .filter((i) => state.nodes.has(i.node))
     .map((i) => instancePlacement(i, i.cpu, state.nodes.get(i.node)!.shareBase ?? 100));
-  return buildSnapshot({ nodes, pools: state.pools.values(), placements: [...placements, ...reservations(state)] });
+  const snapshot = buildSnapshot({ nodes, pools: state.pools.values(), placements: [...placements, ...reservations(state)] });
+  // Ports programs outside Gantry hold (the agents found them): nothing new is put there.
+  for (const node of state.nodes.values()) if (node.portsTaken?.length) snapshot.blockPorts(node.name, node.portsTaken);
+  return snapshot;
+}
+
+/** The write that gives an instance new host ports, guarded like a placement. */
+export function movedPorts(state: ClusterState, instance: Instance): NewInstances {
+  const guard = allocGuard(state, instance.node);
+  return {
+    instances: [instance],
+    compares: guard.compares,
+    ops: [{ type: 'put', key: KEYS.instance(instance.app, instance.id), value: JSON.stringify(instance) }, ...guard.ops],
+  };
 }
 
 /** The capacity held by rollouts under way (see ReservedSlot). */
