@@ -172,4 +172,27 @@ describe('the resource lock', () => {
     assert.deepEqual(after, before, 'nothing was started or stopped');
     await cluster.cli(['rm', app, '--timeout', '30s']);
   });
+
+  test('room an old instance frees goes to the rollout\'s next new instance, not to a deploy waiting meanwhile', async () => {
+    // The server visits apps in key order after a restart: the waiting app comes first.
+    const rolling = `z-hold-${cluster.id}`;
+    const waiting = `a-wait-${cluster.id}`;
+    const update = '{ strategy: rolling, maxSurge: 1, maxUnavailable: 0, minHealthy: 1s }';
+    await apply(rolling, entry(0.5, 3, 'v1', update));
+    await apply(rolling, entry(0.5, 3, 'v2', update), false);
+    await until('the rollout to hold its surge room', async () => (await status(rolling)).rollout?.steps.some((s) => /holding room for 1 new instance/.test(s.message)), 20_000);
+    await apply(waiting, entry(0.5, 1, 'w', '{ strategy: rolling }'), false);
+    await cluster.stopServer();
+    await cluster.startServer();
+    const done = await until('the rollout to end', async () => {
+      const phase = (await status(rolling)).rollout?.phase;
+      return phase && !['progressing', 'paused'].includes(phase) ? status(rolling) : undefined;
+    }, 60_000);
+    assert.equal(done.rollout!.phase, 'succeeded', done.rollout!.reason);
+    assert.ok(done.rollout!.steps.some((s) => /holding the room an old instance freed on /.test(s.message)), JSON.stringify(done.rollout!.steps.map((s) => s.message)));
+    const live = ((await cluster.api('GET', `/v1/apps/${rolling}`)) as AppDetailResponse).instances.filter((i) => i.desired === 'running');
+    assert.deepEqual(live.map((i) => i.release), [2, 2, 2]);
+    // What the rollout no longer needs goes to the app that waited.
+    await until('the waiting app to run', async () => ((await cluster.api('GET', `/v1/apps/${waiting}`)) as AppDetailResponse).instances.some((i) => i.status?.state === 'running'), 30_000);
+  });
 });

@@ -35,7 +35,7 @@ export function clusterSnapshot(state: ClusterState): Snapshot {
 
 /** The write that gives an instance new host ports, guarded like a placement. */
 export function movedPorts(state: ClusterState, instance: Instance): NewInstances {
-  const guard = allocGuard(state, instance.node);
+  const guard = nodeGuard(state, instance.node);
   return {
     instances: [instance],
     compares: guard.compares,
@@ -107,7 +107,7 @@ export function instancesFor(state: ClusterState, app: AppRecord, entry: string,
     out.ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify(instance) });
   }
   for (const node of new Set(result.placements.map((p) => p.node))) {
-    const guard = allocGuard(state, node);
+    const guard = nodeGuard(state, node);
     out.compares.push(...guard.compares);
     out.ops.push(...guard.ops);
   }
@@ -115,7 +115,7 @@ export function instancesFor(state: ClusterState, app: AppRecord, entry: string,
 }
 
 /** The node's allocation must be what this cache saw; the write bumps it for everyone else. */
-function allocGuard(state: ClusterState, node: string): { compares: Compare[]; ops: TxnOp[] } {
+export function nodeGuard(state: ClusterState, node: string): { compares: Compare[]; ops: TxnOp[] } {
   const key = KEYS.alloc(node);
   return {
     compares: [{ key, target: 'modRevision', op: '==', value: state.allocRevisions.get(node) ?? 0 }],

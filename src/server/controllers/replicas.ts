@@ -6,7 +6,7 @@ import type { AppRecord, Instance, InstanceStatus, ReservedSlot } from '../../mo
 import type { EntrySpec } from '../../model/spec.js';
 import type { Snapshot } from '../../scheduler/index.js';
 import { isDeepStrictEqual } from 'node:util';
-import { clusterSnapshot, extraNeeded, instancesFor, movedPorts, planEntry } from './placement.js';
+import { clusterSnapshot, extraNeeded, instancesFor, movedPorts, nodeGuard, planEntry } from './placement.js';
 import { instancePlacement } from '../../scheduler/index.js';
 import { RolloutDriver } from './rollouts.js';
 import { KEYS, type ClusterState } from '../state.js';
@@ -66,6 +66,7 @@ export class ReplicaController {
       // Dependents go first: an instance waits while an instance depending on its entry remains.
       if (entryGone && instance.desired !== 'removed' && !this.hasLiveDependents(instance.app, instance.entry)) this.setDesired(instance, 'removed', pass);
       if ((pass.desired.get(instance.id) ?? instance.desired) === 'removed' && this.removalDone(instance)) {
+        if (app && !entryGone) this.handOverRoom(app, instance, snapshot, pass);
         ops.push({ type: 'delete', key: KEYS.instance(instance.app, instance.id) }, { type: 'delete', key: KEYS.status(instance.id) });
         notes.push({ level: 'info', type: 'instance.removed', app: instance.app, entry: instance.entry, instance: instance.id, node: instance.node, message: `removed from ${instance.node}` });
       }
@@ -123,8 +124,15 @@ export class ReplicaController {
     // old is left (in-place rebuilds), the new instances must still prove healthy.
     if (rollout) {
       const lock = rollout.entries[entry]?.reserved === undefined ? this.reserve(app, entry, spec, snapshot) : undefined;
+      // Held room is allocated like a placement: guarded against a concurrent writer on its nodes.
+      for (const node of new Set(lock && 'reserved' in lock ? lock.reserved.map((r) => r.node) : [])) {
+        const guard = nodeGuard(this.state, node);
+        pass.compares.push(...guard.compares);
+        ops.push(...guard.ops);
+      }
       const decision = this.rollouts.step(app, rollout, entry, spec, oldRelease, alive.filter((i) => i.release === app.release), lock);
       if (!decision) return; // paused: nothing moves
+      let created = 0;
       if (decision.create > 0) {
         // New instances go into the room the rollout holds first (already counted in the
         // snapshot), then wherever the scheduler finds more.
@@ -132,8 +140,12 @@ export class ReplicaController {
         const used = held.slice(0, decision.create);
         decision.state.reserved = held.slice(used.length);
         if (used.length > 0) this.createInto(app, entry, used, pass, decision.serving);
-        if (decision.create > used.length) this.place(app, entry, decision.create - used.length, snapshot, pass, decision.serving);
+        created = used.length;
+        if (decision.create > used.length) created += this.place(app, entry, decision.create - used.length, snapshot, pass, decision.serving);
       }
+      const fresh = alive.filter((i) => i.release === app.release).length;
+      const stillToStart = spec.update.strategy === 'in-place' || decision.failure ? 0 : spec.replicas - fresh - created - (decision.state.reserved?.length ?? 0);
+      this.rollouts.setRoomWanted(app.name, entry, stillToStart);
       for (const instance of decision.remove) this.setDesired(instance, 'removed', pass);
       for (const instance of decision.rebuild) ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify({ ...instance, release: app.release, spec }) });
       for (const [list, serving] of [[decision.serve, true], [decision.unserve, false]] as const) {
@@ -193,6 +205,26 @@ export class ReplicaController {
     return moved;
   }
 
+  /**
+   * The rest of the resource lock: the room an old instance frees during a rollout goes to the
+   * rollout's next new instance, in the same transaction that forgets the old one, so another
+   * deploy on a busy day cannot take it between two steps and strand the entry half-upgraded.
+   */
+  private handOverRoom(app: AppRecord, instance: Instance, snapshot: Snapshot, pass: PassWrites): void {
+    if (instance.release === app.release || !this.rollouts.active(app) || !this.rollouts.wantsRoom(app.name, instance.entry)) return;
+    const node = this.state.nodes.get(instance.node);
+    if (!node) return;
+    snapshot.release(instancePlacement(instance, instance.cpu, node.shareBase ?? 100));
+    const result = planEntry(snapshot, app, instance.entry, 1);
+    const [placement] = result.placements;
+    if (!placement) return; // the new release does not fit where anything was freed: placed when it can be
+    snapshot.commit([placement]);
+    const guard = nodeGuard(this.state, placement.node);
+    pass.compares.push(...guard.compares);
+    pass.ops.push(...guard.ops);
+    this.rollouts.holdRoom(app.name, instance.entry, { node: placement.node, cpu: placement.cpu, memoryBytes: placement.memoryBytes, ports: placement.ports });
+  }
+
   /** Instances in places already held for them (a rollout's reserved room). */
   private createInto(app: AppRecord, entry: string, slots: ReservedSlot[], pass: PassWrites, serving: boolean): void {
     const placements = slots.map((slot) => ({ app: app.name, env: app.env, entry, ...slot }));
@@ -204,7 +236,8 @@ export class ReplicaController {
     }
   }
 
-  private place(app: AppRecord, entry: string, count: number, snapshot: Snapshot, pass: PassWrites, serving = true): void {
+  /** Places up to `count` new instances; returns how many found room. */
+  private place(app: AppRecord, entry: string, count: number, snapshot: Snapshot, pass: PassWrites, serving = true): number {
     const result = planEntry(snapshot, app, entry, count);
     const created = instancesFor(this.state, app, entry, result, serving);
     snapshot.commit(result.placements); // later entries of this pass see these placements
@@ -216,6 +249,7 @@ export class ReplicaController {
     const unplaced = result.unplaced.reduce((n, u) => n + u.count, 0);
     if (unplaced > 0) this.noteUnplaced(app.name, entry, unplaced, result.unplaced.map((u) => (u.node ? `${u.node}: ${u.reason}` : u.reason)).join('; '), pass.notes);
     else this.lastUnplacedMessage.delete(`${app.name}/${entry}`);
+    return result.placements.length;
   }
 
   private noteUnplaced(app: string, entry: string, count: number, reason: string, notes: Parameters<EventLog['record']>[0][]): void {

@@ -40,7 +40,9 @@ export interface RolloutDecision {
 const running = (s: InstanceStatus | undefined) => s?.state === 'running';
 
 export function failureOf(instance: Instance, status: InstanceStatus | undefined): string | undefined {
-  if (!status) return undefined;
+  // A host port another program holds is the node's problem, not the release's: the instance is
+  // moved to another port and tried again.
+  if (!status || status.portsTaken?.length) return undefined;
   const bad = status.restarts > 0 || ['backoff', 'failed', 'unhealthy'].includes(status.state) || (status.state === 'exited' && instance.desired === 'running');
   if (!bad) return undefined;
   const exit = status.exitCode !== null ? `, exit code ${status.exitCode}` : '';

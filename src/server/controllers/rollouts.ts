@@ -20,6 +20,8 @@ export interface RolloutPass {
 
 export class RolloutDriver {
   private readonly decisions = new Map<string, Map<string, RolloutDecision>>();
+  /** Per app/entry: new instances still to come that no held room covers yet (this pass). */
+  private readonly roomWanted = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -51,6 +53,31 @@ export class RolloutDriver {
     if (!this.decisions.has(app.name)) this.decisions.set(app.name, new Map());
     this.decisions.get(app.name)!.set(entry, decision);
     return decision;
+  }
+
+  /**
+   * After the step's new instances were created: how many more the entry's rollout will start
+   * that no held room covers. In-place rebuilds reuse each instance's own place: none.
+   */
+  setRoomWanted(app: string, entry: string, count: number): void {
+    this.roomWanted.set(`${app}/${entry}`, Math.max(0, count));
+  }
+
+  /** Whether the rollout of this entry still needs room it does not hold (asked in the same pass as step). */
+  wantsRoom(app: string, entry: string): boolean {
+    return (this.roomWanted.get(`${app}/${entry}`) ?? 0) > 0;
+  }
+
+  /**
+   * Keeps room an old instance freed for the rollout's next new instance, in the rollout record
+   * written by this pass: another deploy cannot take it between two steps.
+   */
+  holdRoom(app: string, entry: string, slot: ReservedSlot): void {
+    const decision = this.decisions.get(app)?.get(entry);
+    if (!decision || !this.wantsRoom(app, entry)) throw new Error(`rollout of ${app}/${entry} does not want room now`);
+    decision.state.reserved = [...(decision.state.reserved ?? []), slot];
+    this.roomWanted.set(`${app}/${entry}`, this.roomWanted.get(`${app}/${entry}`)! - 1);
+    decision.note = `${decision.note ? `${decision.note}; ` : ''}holding the room an old instance freed on ${slot.node} for the next new one`;
   }
 
   /** After every entry was stepped: the new rollout record, or a rollback. */
@@ -103,6 +130,7 @@ export class RolloutDriver {
       pass.ops.push({ type: 'put', key: KEYS.rollout(appName), value: JSON.stringify(rollout) });
     }
     this.decisions.clear();
+    this.roomWanted.clear();
   }
 
   /**
