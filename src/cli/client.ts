@@ -14,6 +14,7 @@ import type {
 } from '../model/api.js';
 import type { Endpoint } from '../model/registry.js';
 import type { ReleaseRecord, RolloutRecord } from '../model/types.js';
+import type { TokenInfo } from '../model/api.js';
 
 export interface RolloutStatus {
   rollout: RolloutRecord | null;
@@ -270,6 +271,18 @@ export class GantryClient {
 
   setPool(name: string, team?: string): Promise<{ pool: { name: string; team?: string } }> {
     return this.json('PUT', `/v1/pools/${enc(name)}`, { body: JSON.stringify(team ? { team } : {}), contentType: 'application/json' });
+  }
+
+  tokens(): Promise<{ tokens: TokenInfo[] }> {
+    return this.json('GET', '/v1/tokens');
+  }
+
+  createToken(name: string, role: TokenInfo['role']): Promise<TokenInfo & { token: string }> {
+    return this.json('POST', '/v1/tokens', { body: JSON.stringify({ name, role }), contentType: 'application/json' });
+  }
+
+  revokeToken(name: string): Promise<{ revoked: TokenInfo; closedConnections: number }> {
+    return this.json('DELETE', `/v1/tokens/${enc(name)}`);
   }
 
   capacity(app: string, entry: string): Promise<{ total: number; nodes: { node: string; count: number }[]; blocked?: string }> {

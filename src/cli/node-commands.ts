@@ -1,7 +1,8 @@
-// gantry node cordon|uncordon|drain|dedicate, gantry pool set, gantry capacity.
+// gantry node cordon|uncordon|drain|dedicate, gantry pool set, gantry capacity, gantry token.
 import type { Command } from 'commander';
 import { clientCommand, clientFor, options, outputOption } from './commands.js';
-import { print, renderJson, renderTable } from './output.js';
+import { formatTime, print, renderJson, renderTable } from './output.js';
+import { EXIT, fail } from './errors.js';
 
 export function registerNodeCommands(program: Command): void {
   const node = program.command('node').description('operate on one node');
@@ -36,6 +37,33 @@ export function registerNodeCommands(program: Command): void {
       const { team } = options<{ team?: string }>(cmd);
       await clientFor(cmd).setPool(name, team);
       print(team ? `pool ${name} belongs to team ${team}` : `pool ${name} is open to every team`);
+    });
+
+  const token = program.command('token').description('API tokens: agent tokens for nodes, admin tokens for people and scripts');
+  clientCommand(token, 'create', 'create a token and print it (shown only this once)')
+    .argument('<name>', 'a name to know it by (e.g. the node it is for)')
+    .option('--role <role>', 'agent (may only connect a node agent) or admin', 'agent')
+    .addOption(outputOption())
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const { role, output } = options<{ role: string; output?: string }>(cmd);
+      if (role !== 'agent' && role !== 'admin') fail(EXIT.usage, `--role ${role}: expected agent or admin`);
+      const created = await clientFor(cmd).createToken(name, role);
+      if (output === 'json') return print(renderJson(created));
+      print(`${created.role} token "${created.name}" (shown only this once; the server keeps its hash):\n\n    ${created.token}\n`);
+      if (role === 'agent') print(`Start a node with: gantry agent --server <url> --token ${created.token}`);
+    });
+  clientCommand(token, 'ls', 'list tokens (names and roles; never the tokens)')
+    .addOption(outputOption())
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { tokens } = await clientFor(cmd).tokens();
+      if (options(cmd).output === 'json') return print(renderJson(tokens));
+      print(renderTable(['NAME', 'ROLE', 'CREATED'], tokens.map((t) => [t.name, t.role, formatTime(t.createdAt)])));
+    });
+  clientCommand(token, 'rm', 'revoke a token: it stops working at once and agents using it are disconnected')
+    .argument('<name>', 'token name')
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const { revoked, closedConnections } = await clientFor(cmd).revokeToken(name);
+      print(`${revoked.role} token "${name}" revoked${closedConnections ? `; ${closedConnections} agent connection(s) closed` : ''}`);
     });
 
   clientCommand(program, 'capacity', 'how many more instances of an entry fit, and where')

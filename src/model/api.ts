@@ -73,6 +73,13 @@ export interface NodeView extends NodeRecord {
   allocated: { cpu: number; memoryBytes: number; instances: number };
 }
 
+/** GET /v1/tokens lists these; POST /v1/tokens answers one with `token`, the only time it is shown. */
+export interface TokenInfo {
+  name: string;
+  role: 'admin' | 'agent';
+  createdAt: number;
+}
+
 /** GET /v1/nodes */
 export interface NodeListResponse {
   nodes: NodeView[];

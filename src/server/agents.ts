@@ -18,6 +18,8 @@ interface LogRequest {
 
 export class AgentHub {
   private readonly sockets = new Map<string, WebSocket>();
+  /** The token each connection was opened with, so revoking a token closes its connections. */
+  private readonly tokenOf = new Map<WebSocket, string>();
   private readonly pushTimers = new Map<string, NodeJS.Timeout>();
   private readonly logRequests = new Map<string, LogRequest>();
   private readonly unsubscribe: () => void;
@@ -42,7 +44,20 @@ export class AgentHub {
     return this.sockets.has(node);
   }
 
-  accept(socket: WebSocket): void {
+  /** Closes the connections opened with this token (it was revoked); returns how many. */
+  disconnectToken(tokenName: string): number {
+    let closed = 0;
+    for (const [socket, name] of this.tokenOf) {
+      if (name !== tokenName) continue;
+      socket.close(4001, 'token revoked');
+      closed++;
+    }
+    return closed;
+  }
+
+  /** `tokenName`: the name of the token the agent connected with. */
+  accept(socket: WebSocket, tokenName: string): void {
+    this.tokenOf.set(socket, tokenName);
     let node: string | undefined;
     // One message at a time per agent: a withdrawal must not overtake the registration before it.
     let queue: Promise<void> = Promise.resolve();
@@ -70,6 +85,7 @@ export class AgentHub {
       });
     });
     socket.on('close', () => {
+      this.tokenOf.delete(socket);
       if (node && this.sockets.get(node) === socket) this.sockets.delete(node);
       for (const [id, request] of this.logRequests) {
         if (request.node === node) {

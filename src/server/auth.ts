@@ -2,8 +2,12 @@
 // everything; an agent token may only open the agent connection.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Store } from '../store/store.js';
+import type { TokenInfo } from '../model/api.js';
+import { ConflictError, NotFoundError } from './services/apps.js';
 
-export type Role = 'admin' | 'agent';
+export type Role = TokenInfo['role'];
+
+export const TOKEN_NAME = /^[a-z0-9]([a-z0-9._-]{0,62})$/;
 
 interface TokenRecord {
   hash: string;
@@ -41,11 +45,33 @@ export class TokenAuth {
     return token;
   }
 
+  /** Stores a new named token and returns it (the only time it is seen). Names are unique. */
   async create(role: Role, name: string, token = newToken()): Promise<string> {
+    await this.reload();
+    if ([...this.cache.values()].some((r) => r.name === name)) throw new ConflictError(`a token named "${name}" exists already; revoke it first or pick another name`);
     const record: TokenRecord = { hash: hash(token), role, name, createdAt: Date.now() };
     await this.store.put(`${PREFIX}${record.hash.slice(0, 16)}`, JSON.stringify(record));
     await this.reload();
     return token;
+  }
+
+  async list(): Promise<TokenInfo[]> {
+    await this.reload();
+    return [...this.cache.values()].map(({ name, role, createdAt }) => ({ name, role, createdAt })).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Deletes the named token: it stops working at once (an agent using it is refused when it reconnects). */
+  async revoke(name: string): Promise<TokenInfo> {
+    await this.reload();
+    const found = [...this.cache].find(([, r]) => r.name === name);
+    if (!found) throw new NotFoundError(`no token named "${name}"`);
+    const [key, record] = found;
+    if (record.role === 'admin' && [...this.cache.values()].filter((r) => r.role === 'admin').length === 1) {
+      throw new ConflictError(`"${name}" is the last admin token: create another admin token before revoking it`);
+    }
+    await this.store.delete(key);
+    await this.reload();
+    return { name: record.name, role: record.role, createdAt: record.createdAt };
   }
 
   ephemeralToken(role: Role, name: string): string {

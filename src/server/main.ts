@@ -28,6 +28,7 @@ import { clusterRoutes } from './api/cluster.js';
 import { discoveryRoutes } from './api/discovery.js';
 import { releaseRoutes, rolloutRoutes } from './api/releases.js';
 import { nodeRoutes } from './api/nodes.js';
+import { tokenRoutes } from './api/tokens.js';
 import { openApiDocument } from './api/openapi.js';
 import type { ApiContext } from './api/context.js';
 import { GANTRY_VERSION } from '../version.js';
@@ -82,7 +83,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const apps = new AppService(store, state, events);
   const replicas = new ReplicaController(store, state, events);
   const ctx: ApiContext = {
-    state, events, agents, catalog, registry, store, apps, replicas,
+    state, events, agents, catalog, registry, store, apps, replicas, auth,
     releases: new ReleaseService(store, apps),
     nodes: new NodeService(store, state, events),
     rollouts: new RolloutService(store, state, apps, replicas.rollouts, events),
@@ -102,6 +103,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   releaseRoutes(server, ctx);
   rolloutRoutes(server, ctx);
   nodeRoutes(server, ctx);
+  tokenRoutes(server, ctx);
 
   const sockets = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   server.server.on('upgrade', (request, socket, head) => {
@@ -111,7 +113,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       socket.end(`HTTP/1.1 ${who ? '404 Not Found' : '401 Unauthorized'}\r\nconnection: close\r\n\r\n`);
       return;
     }
-    sockets.handleUpgrade(request, socket, head, (ws) => agents.accept(ws));
+    sockets.handleUpgrade(request, socket, head, (ws) => agents.accept(ws, who.name));
   });
 
   const redis = options.redisUrl ? new RedisPublisher(store, options.redisUrl, 'gantry', (message) => void events.record({ level: 'warning', type: 'discovery.redis', message })) : undefined;
@@ -181,7 +183,7 @@ function installAuth(server: FastifyInstance, auth: TokenAuth): void {
     if (!request.url.startsWith('/v1/')) return;
     const who = auth.verify(bearer(request.headers.authorization));
     if (!who) return reply.code(401).send({ error: 'missing or unknown token: send Authorization: Bearer <token> (gantry up prints the admin token on first start)' });
-    if (who.role !== 'admin') return reply.code(403).send({ error: `a ${who.role} token cannot use ${request.method} ${request.routeOptions.url ?? request.url}` });
+    if (who.role !== 'admin') return reply.code(403).send({ error: `an ${who.role} token cannot use ${request.method} ${request.routeOptions.url ?? request.url}` });
     request.user = who.name;
   });
 }

@@ -50,6 +50,8 @@ export interface AgentSpec {
   extra?: string[];
   /** More environment for the agent process (e.g. GANTRY_BOOT_ID to play a reboot). */
   env?: Record<string, string>;
+  /** The token it connects with (default: the admin token). */
+  token?: string;
 }
 
 export class TestCluster {
@@ -85,7 +87,7 @@ export class TestCluster {
   }
 
   async startAgent(agent: AgentSpec): Promise<void> {
-    const args = ['agent', '--server', this.url, '--token', this.token, '--data-dir', join(this.dir, 'agents', agent.name), '--node-name', agent.name, '--port-range', agent.portRange];
+    const args = ['agent', '--server', this.url, '--token', agent.token ?? this.token, '--data-dir', join(this.dir, 'agents', agent.name), '--node-name', agent.name, '--port-range', agent.portRange];
     if (agent.dockerSocket) args.push('--docker-socket', agent.dockerSocket);
     args.push(...(agent.extra ?? []));
     this.agents.set(agent.name, this.spawn(`agent ${agent.name}`, args, agent.env));

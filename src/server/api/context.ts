@@ -10,6 +10,7 @@ import type { NodeService } from '../services/nodes.js';
 import type { RolloutService } from '../services/rollouts.js';
 import type { EndpointCatalog } from '../../discovery/catalog.js';
 import type { Store } from '../../store/store.js';
+import type { TokenAuth } from '../auth.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -24,6 +25,7 @@ export interface ApiContext {
   catalog: EndpointCatalog;
   /** For the watch stream, which follows store keys as they are. */
   store: Store;
+  auth: TokenAuth;
 }
 
 /** Who made the request, for "by <user>" in events. */

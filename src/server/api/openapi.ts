@@ -73,6 +73,21 @@ export function openApiDocument(version: string): object {
         },
       },
       '/v1/nodes': { get: { summary: 'Nodes with capacity, allocation and liveness', responses: { '200': ok('Nodes'), ...errors } } },
+      '/v1/tokens': {
+        get: { summary: 'API tokens: name, role and creation time (never the token)', responses: { '200': ok('Tokens'), ...errors } },
+        post: {
+          summary: 'Create a token; the answer holds it, the only time it is shown',
+          requestBody: json({ type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' }, role: { type: 'string', enum: ['agent', 'admin'], default: 'agent' } } }),
+          responses: { '201': ok('The new token'), ...errors },
+        },
+      },
+      '/v1/tokens/{name}': {
+        delete: {
+          summary: 'Revoke a token: it stops working at once and agent connections opened with it are closed; the last admin token cannot be revoked',
+          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': ok('Revoked'), ...errors },
+        },
+      },
       '/v1/events': {
         get: {
           summary: 'Events, oldest first; with follow=1 a Server-Sent Events stream resumable with Last-Event-ID',
