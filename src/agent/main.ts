@@ -40,6 +40,8 @@ export interface RunningAgent {
 
 const MAX_QUEUED_EVENTS = 2000;
 const RECOVERY_LIMIT_MS = 120_000;
+/** How long an instance nobody assigned gets to stop after SIGTERM. */
+const ORPHAN_GRACE_MS = 10_000;
 
 function readBootId(): string {
   try {
@@ -231,10 +233,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       recoveryDone();
       if (authoritative) {
         for (const [id, { runtime, instance }] of observed) {
-          if (supervisors.has(id)) continue;
-          hooks.event({ level: 'info', type: 'instance.orphan_removed', instance: id, app: instance.labels['gantry.app'], message: `removed ${id}: no longer assigned to ${info.name}` });
-          observed.delete(id);
-          supervisors.set(id, orphanSupervisor(id, runtime, instance));
+          if (!supervisors.has(id) && !removingOrphans.has(id)) void removeOrphan(runtime, instance);
         }
       }
       flush();
@@ -243,13 +242,23 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     }
   }
 
-  // An instance nobody assigned: stop it gracefully and remove it, through a supervisor like any other.
-  function orphanSupervisor(id: string, runtime: Runtime, observed: RuntimeInstance): Supervisor {
-    const labels = observed.labels;
-    const placeholder = { id, app: labels['gantry.app'] ?? '', env: labels['gantry.env'] ?? '', entry: labels['gantry.entry'] ?? '', release: Number(labels['gantry.release'] ?? 0), node: info.name, runtime: runtime.name, ports: [], desired: 'removed', createdAt: 0 } as unknown as Instance;
-    placeholder.spec = { stop: { signal: 'SIGTERM', grace: 10_000 }, hooks: {}, restart: { policy: 'never', backoff: { initial: 1000, max: 1000 } } } as Instance['spec'];
-    const supervisor = new Supervisor(placeholder, runtime, '127.0.0.1', { ...hooks, report: () => {} });
-    return supervisor;
+  // An instance nobody assigned (removed while this agent was away): out of the registry if it
+  // was in it, stopped gracefully, removed.
+  const removingOrphans = new Set<string>();
+  async function removeOrphan(runtime: Runtime, observed: RuntimeInstance): Promise<void> {
+    const id = observed.instanceId;
+    const about = { instance: id, app: observed.labels['gantry.app'], entry: observed.labels['gantry.entry'] };
+    removingOrphans.add(id);
+    try {
+      await registration.withdraw({ id });
+      if (observed.state === 'running') await runtime.stop(id, 'SIGTERM', ORPHAN_GRACE_MS);
+      await runtime.remove(id);
+      hooks.event({ level: 'info', type: 'instance.orphan_removed', ...about, message: `removed ${id}: no longer assigned to ${info.name}` });
+    } catch (err) {
+      hooks.event({ level: 'warning', type: 'instance.error', ...about, message: `could not remove ${id}, which is no longer assigned to ${info.name}: ${(err as Error).message}` });
+    } finally {
+      removingOrphans.delete(id);
+    }
   }
 
   const tickTimer = setInterval(() => void tick().catch((err: Error) => log(`tick failed: ${err.message}`)), options.tickMs ?? 1000);

@@ -45,7 +45,7 @@ export class Registration {
    * Resolves once the server has removed it (or could not be told: then its lease will), with
    * whether it was registered at all.
    */
-  withdraw(instance: Instance): Promise<boolean> {
+  withdraw(instance: Pick<Instance, 'id'>): Promise<boolean> {
     const endpoint = this.registered.get(instance.id);
     if (!endpoint) return Promise.resolve(false);
     this.registered.delete(instance.id);

@@ -2,23 +2,17 @@
 // replaces instances of an older release once enough of the new one are healthy, and forgets
 // instances whose removal the agent confirmed. Runs on the leader only.
 import type { Compare, Store, TxnOp } from '../../store/store.js';
+import type { Note, PassWrites } from './pass.js';
+import { PortMover } from './ports.js';
+import { guardRoom, handOverRoom, reserveRoom } from './room.js';
 import type { AppRecord, Instance, InstanceStatus, ReservedSlot } from '../../model/types.js';
 import type { EntrySpec } from '../../model/spec.js';
 import type { Snapshot } from '../../scheduler/index.js';
 import { isDeepStrictEqual } from 'node:util';
-import { clusterSnapshot, extraNeeded, instancesFor, movedPorts, nodeGuard, planEntry } from './placement.js';
-import { instancePlacement } from '../../scheduler/index.js';
+import { clusterSnapshot, instancesFor, planEntry } from './placement.js';
 import { RolloutDriver } from './rollouts.js';
 import { KEYS, type ClusterState } from '../state.js';
 import type { EventLog } from '../services/events.js';
-
-interface PassWrites {
-  ops: TxnOp[];
-  compares: Compare[];
-  notes: Parameters<EventLog['record']>[0][];
-  /** Desired states changed in this pass (the cache shows them once the write lands). */
-  desired: Map<string, Instance['desired']>;
-}
 
 export interface Unplaced {
   entry: string;
@@ -30,8 +24,8 @@ export class ReplicaController {
   /** Per app, what could not be placed in the last pass and why. */
   readonly unplaced = new Map<string, Unplaced[]>();
   private readonly lastUnplacedMessage = new Map<string, string>();
-  private readonly lastPortMessage = new Map<string, string>();
   readonly rollouts: RolloutDriver;
+  private readonly ports: PortMover;
 
   constructor(
     private readonly store: Store,
@@ -39,6 +33,7 @@ export class ReplicaController {
     private readonly events: EventLog,
   ) {
     this.rollouts = new RolloutDriver(store, state);
+    this.ports = new PortMover(state);
   }
 
   private chain: Promise<void> = Promise.resolve();
@@ -53,7 +48,7 @@ export class ReplicaController {
   private async pass(attempt = 1): Promise<void> {
     const ops: TxnOp[] = [];
     const compares: Compare[] = [];
-    const notes: Parameters<EventLog['record']>[0][] = [];
+    const notes: Note[] = [];
     const pass: PassWrites = { ops, compares, notes, desired: new Map() };
     const snapshot = clusterSnapshot(this.state);
     this.unplaced.clear();
@@ -66,7 +61,7 @@ export class ReplicaController {
       // Dependents go first: an instance waits while an instance depending on its entry remains.
       if (entryGone && instance.desired !== 'removed' && !this.hasLiveDependents(instance.app, instance.entry)) this.setDesired(instance, 'removed', pass);
       if ((pass.desired.get(instance.id) ?? instance.desired) === 'removed' && this.removalDone(instance)) {
-        if (app && !entryGone) this.handOverRoom(app, instance, snapshot, pass);
+        if (app && !entryGone) handOverRoom(this.state, this.rollouts, app, instance, snapshot, pass);
         ops.push({ type: 'delete', key: KEYS.instance(instance.app, instance.id) }, { type: 'delete', key: KEYS.status(instance.id) });
         notes.push({ level: 'info', type: 'instance.removed', app: instance.app, entry: instance.entry, instance: instance.id, node: instance.node, message: `removed from ${instance.node}` });
       }
@@ -113,7 +108,7 @@ export class ReplicaController {
         ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify({ ...alive[n], desired: pass.desired.get(instance.id) ?? instance.desired }) });
       }
     }
-    for (const [n, instance] of alive.entries()) alive[n] = this.movePortsIfTaken(instance, snapshot, pass) ?? instance;
+    for (const [n, instance] of alive.entries()) alive[n] = this.ports.moveIfTaken(instance, snapshot, pass) ?? instance;
     const rollout = this.rollouts.active(app);
     const oldRelease = alive.filter((i) => i.release !== app.release);
     if (waitingFor && alive.length === 0) {
@@ -123,13 +118,8 @@ export class ReplicaController {
     // Under a rollout every entry is stepped until the rollout says it is done: even once nothing
     // old is left (in-place rebuilds), the new instances must still prove healthy.
     if (rollout) {
-      const lock = rollout.entries[entry]?.reserved === undefined ? this.reserve(app, entry, spec, snapshot) : undefined;
-      // Held room is allocated like a placement: guarded against a concurrent writer on its nodes.
-      for (const node of new Set(lock && 'reserved' in lock ? lock.reserved.map((r) => r.node) : [])) {
-        const guard = nodeGuard(this.state, node);
-        pass.compares.push(...guard.compares);
-        ops.push(...guard.ops);
-      }
+      const lock = rollout.entries[entry]?.reserved === undefined ? reserveRoom(app, entry, spec, snapshot) : undefined;
+      if (lock && 'reserved' in lock) guardRoom(this.state, lock.reserved, pass);
       const decision = this.rollouts.step(app, rollout, entry, spec, oldRelease, alive.filter((i) => i.release === app.release), lock);
       if (!decision) return; // paused: nothing moves
       let created = 0;
@@ -173,58 +163,6 @@ export class ReplicaController {
     }
   }
 
-  /**
-   * An instance that could not start because a program outside Gantry holds one of its host
-   * ports gets other ports on the same node (the agent then starts it afresh). A port fixed in
-   * the spec cannot move: that is said once, and the instance waits for the port.
-   */
-  private movePortsIfTaken(instance: Instance, snapshot: Snapshot, pass: PassWrites): Instance | undefined {
-    const status = this.state.statuses.get(instance.id);
-    if (!status?.portsTaken?.length || status.state === 'running' || (pass.desired.get(instance.id) ?? instance.desired) !== 'running') return undefined;
-    const taken = status.portsTaken.filter((t) => instance.ports.some((p) => p.host === t.host && p.protocol === t.protocol));
-    if (taken.length === 0) return undefined; // already moved
-    const about = { app: instance.app, entry: instance.entry, instance: instance.id, node: instance.node };
-    const names = taken.map((t) => `${t.host}/${t.protocol}`).join(', ');
-    const fixed = instance.ports.filter((p) => taken.some((t) => t.host === p.host && t.protocol === p.protocol) && instance.spec.ports.find((s) => s.name === p.name)?.host !== undefined);
-    let ports: Instance['ports'];
-    try {
-      if (fixed.length > 0) throw new Error(`host port ${fixed.map((p) => `${p.host}/${p.protocol}`).join(', ')} is fixed in the spec`);
-      ports = snapshot.movePorts(instancePlacement(instance, instance.cpu, this.state.nodes.get(instance.node)?.shareBase ?? 100), taken);
-    } catch (err) {
-      const message = `${instance.id} cannot start: ${names} held by another program on ${instance.node} and ${(err as Error).message}; waiting for the port`;
-      if (this.lastPortMessage.get(instance.id) !== message) pass.notes.push({ level: 'error', type: 'instance.port_taken', ...about, message });
-      this.lastPortMessage.set(instance.id, message);
-      return undefined;
-    }
-    const moved = { ...instance, ports, desired: pass.desired.get(instance.id) ?? instance.desired };
-    const write = movedPorts(this.state, moved);
-    pass.ops.push(...write.ops);
-    pass.compares.push(...write.compares);
-    const now = ports.filter((p) => !instance.ports.some((q) => q.host === p.host && q.protocol === p.protocol)).map((p) => `${p.host}/${p.protocol}`).join(', ');
-    pass.notes.push({ level: 'warning', type: 'instance.ports_moved', ...about, message: `${instance.id}: host port ${names} is held by another program on ${instance.node}; moved to ${now}` });
-    return moved;
-  }
-
-  /**
-   * The rest of the resource lock: the room an old instance frees during a rollout goes to the
-   * rollout's next new instance, in the same transaction that forgets the old one, so another
-   * deploy on a busy day cannot take it between two steps and strand the entry half-upgraded.
-   */
-  private handOverRoom(app: AppRecord, instance: Instance, snapshot: Snapshot, pass: PassWrites): void {
-    if (instance.release === app.release || !this.rollouts.active(app) || !this.rollouts.wantsRoom(app.name, instance.entry)) return;
-    const node = this.state.nodes.get(instance.node);
-    if (!node) return;
-    snapshot.release(instancePlacement(instance, instance.cpu, node.shareBase ?? 100));
-    const result = planEntry(snapshot, app, instance.entry, 1);
-    const [placement] = result.placements;
-    if (!placement) return; // the new release does not fit where anything was freed: placed when it can be
-    snapshot.commit([placement]);
-    const guard = nodeGuard(this.state, placement.node);
-    pass.compares.push(...guard.compares);
-    pass.ops.push(...guard.ops);
-    this.rollouts.holdRoom(app.name, instance.entry, { node: placement.node, cpu: placement.cpu, memoryBytes: placement.memoryBytes, ports: placement.ports });
-  }
-
   /** Instances in places already held for them (a rollout's reserved room). */
   private createInto(app: AppRecord, entry: string, slots: ReservedSlot[], pass: PassWrites, serving: boolean): void {
     const placements = slots.map((slot) => ({ app: app.name, env: app.env, entry, ...slot }));
@@ -252,27 +190,12 @@ export class ReplicaController {
     return result.placements.length;
   }
 
-  private noteUnplaced(app: string, entry: string, count: number, reason: string, notes: Parameters<EventLog['record']>[0][]): void {
+  private noteUnplaced(app: string, entry: string, count: number, reason: string, notes: Note[]): void {
     this.unplaced.set(app, [...(this.unplaced.get(app) ?? []), { entry, count, reason }]);
     const key = `${app}/${entry}`;
     if (this.lastUnplacedMessage.get(key) === reason) return;
     this.lastUnplacedMessage.set(key, reason);
     notes.push({ level: 'warning', type: 'instance.unplaced', app, entry, message: `${count} instance(s) cannot be placed: ${reason}` });
-  }
-
-  /**
-   * The resource lock, taken once when an entry's rollout starts: room for the extra instances
-   * its strategy runs beside the old ones. If it cannot be had, the rollout fails before it
-   * starts anything, rather than strand the entry half-way through on a busy day.
-   */
-  private reserve(app: AppRecord, entry: string, spec: EntrySpec, snapshot: Snapshot): { reserved: ReservedSlot[] } | { failure: string } {
-    const need = extraNeeded(spec);
-    if (need === 0) return { reserved: [] };
-    const result = planEntry(snapshot, app, entry, need);
-    const missing = result.unplaced.reduce((n, u) => n + u.count, 0);
-    if (missing > 0) return { failure: `cannot reserve room for ${need} new instance(s) before starting: ${result.unplaced.map((u) => u.reason).join('; ')}` };
-    snapshot.commit(result.placements);
-    return { reserved: result.placements.map(({ node, cpu, memoryBytes, ports }) => ({ node, cpu, memoryBytes, ports })) };
   }
 
   /** The first dependency of an entry that has not all its replicas healthy yet. */

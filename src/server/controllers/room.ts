@@ -1,0 +1,53 @@
+// The resource lock of a rollout: the room its new instances need is taken before it starts,
+// and the room its old instances free is kept for it, so a release on a busy day cannot
+// strand an entry half-upgraded. Held room is stored in the rollout record (ReservedSlot) and
+// counted by the snapshot like placements.
+import type { AppRecord, Instance, ReservedSlot } from '../../model/types.js';
+import type { EntrySpec } from '../../model/spec.js';
+import { instancePlacement, type Snapshot } from '../../scheduler/index.js';
+import type { ClusterState } from '../state.js';
+import type { PassWrites } from './pass.js';
+import { extraNeeded, nodeGuard, planEntry } from './placement.js';
+import type { RolloutDriver } from './rollouts.js';
+
+/**
+ * The resource lock, taken once when an entry's rollout starts: room for the extra instances
+ * its strategy runs beside the old ones. If it cannot be had, the rollout fails before it
+ * starts anything, rather than strand the entry half-way through on a busy day.
+ */
+export function reserveRoom(app: AppRecord, entry: string, spec: EntrySpec, snapshot: Snapshot): { reserved: ReservedSlot[] } | { failure: string } {
+  const need = extraNeeded(spec);
+  if (need === 0) return { reserved: [] };
+  const result = planEntry(snapshot, app, entry, need);
+  const missing = result.unplaced.reduce((n, u) => n + u.count, 0);
+  if (missing > 0) return { failure: `cannot reserve room for ${need} new instance(s) before starting: ${result.unplaced.map((u) => u.reason).join('; ')}` };
+  snapshot.commit(result.placements);
+  return { reserved: result.placements.map(({ node, cpu, memoryBytes, ports }) => ({ node, cpu, memoryBytes, ports })) };
+}
+
+/**
+ * The rest of the resource lock: the room an old instance frees during a rollout goes to the
+ * rollout's next new instance, in the same transaction that forgets the old one, so another
+ * deploy on a busy day cannot take it between two steps and strand the entry half-upgraded.
+ */
+export function handOverRoom(state: ClusterState, rollouts: RolloutDriver, app: AppRecord, instance: Instance, snapshot: Snapshot, pass: PassWrites): void {
+  if (instance.release === app.release || !rollouts.active(app) || !rollouts.wantsRoom(app.name, instance.entry)) return;
+  const node = state.nodes.get(instance.node);
+  if (!node) return;
+  snapshot.release(instancePlacement(instance, instance.cpu, node.shareBase ?? 100));
+  const result = planEntry(snapshot, app, instance.entry, 1);
+  const [placement] = result.placements;
+  if (!placement) return; // the new release does not fit where anything was freed: placed when it can be
+  snapshot.commit([placement]);
+  guardRoom(state, [placement], pass);
+  rollouts.holdRoom(app.name, instance.entry, { node: placement.node, cpu: placement.cpu, memoryBytes: placement.memoryBytes, ports: placement.ports });
+}
+
+/** Held room is allocated like a placement: guarded against a concurrent writer on its nodes. */
+export function guardRoom(state: ClusterState, held: readonly { node: string }[], pass: PassWrites): void {
+  for (const node of new Set(held.map((h) => h.node))) {
+    const guard = nodeGuard(state, node);
+    pass.compares.push(...guard.compares);
+    pass.ops.push(...guard.ops);
+  }
+}
