@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { startServer, type RunningServer, type ServerOptions } from '../server/main.js';
-import { startAgent, type RunningAgent } from '../agent/main.js';
+import { startAgent } from '../agent/main.js';
 import { saveClientConfig } from './config.js';
 import { parseSize } from '../model/units.js';
 import { loadRendererConfig } from '../discovery/renderer-config.js';

@@ -79,7 +79,7 @@ export class DnsServer {
   private syncScheduled = false;
   private stopping = false;
 
-  constructor(private readonly source: EndpointSource, private readonly options: DnsOptions = {}) {
+  constructor(private readonly source: EndpointSource, options: DnsOptions = {}) {
     this.responder = new DnsResponder(source, options);
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 5353;

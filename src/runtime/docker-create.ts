@@ -1,8 +1,9 @@
-// Container creation for the Docker runtime: the create body built from a RunSpec, and the
-// create call itself, which keeps the engine's warnings.
+// Container creation for the Docker runtime: the create body built from a RunSpec, the create
+// call itself (which keeps the engine's warnings), and creating-and-starting with its fallbacks.
 import type Dockerode from 'dockerode';
 import type { AssignedPort } from '../model/types.js';
 import { engineMessage, statusOf } from './docker-common.js';
+import { forceRemove } from './docker-container.js';
 import { volumeMounts } from './docker-volumes.js';
 import { gantryLabels, portEnv, type RunSpec } from './runtime.js';
 
@@ -123,4 +124,52 @@ export function createContainer(
       },
     );
   });
+}
+
+/** No registry pull: the image must already be on this node. */
+export async function ensureImage(docker: Dockerode, image: string): Promise<void> {
+  try {
+    await docker.getImage(image).inspect();
+  } catch (err) {
+    if (statusOf(err) === 404) throw new Error(`image "${image}" not found on this node (no registry pull is attempted)`);
+    throw new Error(`cannot inspect image "${image}": ${engineMessage(err)}`);
+  }
+}
+
+/**
+ * Creates and starts container `name`; resolves with its id. Falls back to no init process when
+ * the engine cannot use its docker-init (with a warning). A container that could not be
+ * started is removed again.
+ */
+export async function createAndStart(
+  docker: Dockerode,
+  name: string,
+  body: Dockerode.ContainerCreateOptions,
+  hostConfig: Dockerode.HostConfig,
+  warnings: string[],
+): Promise<string> {
+  let id = await createContainer(docker, name, body, warnings);
+  try {
+    await docker.getContainer(id).start();
+  } catch (err) {
+    const message = engineMessage(err);
+    if (hostConfig.Init && /docker-init|init binary|init process/i.test(message)) {
+      // The engine has no usable init binary: run without one rather than not at all.
+      await forceRemove(docker.getContainer(id));
+      warnings.push(`docker-init is not usable on this node (${message}); started without an init process: signals go straight to the command and zombies are not reaped`);
+      hostConfig.Init = false;
+      id = await createContainer(docker, name, body, warnings);
+      try {
+        await docker.getContainer(id).start();
+      } catch (err2) {
+        await forceRemove(docker.getContainer(id));
+        throw new Error(`cannot start container ${name}: ${engineMessage(err2)}`);
+      }
+    } else {
+      // Do not leave a never-started container behind (e.g. "port is already allocated").
+      await forceRemove(docker.getContainer(id));
+      throw new Error(`cannot start container ${name}: ${message}`);
+    }
+  }
+  return id;
 }

@@ -6,9 +6,9 @@ import type { Readable } from 'node:stream';
 import Dockerode from 'dockerode';
 import { engineMessage, isRunning, parseDockerTime, statusOf } from './docker-common.js';
 import { forceRemove, kill, waitNotRunning } from './docker-container.js';
-import { createBody, createContainer, cpusetCpus } from './docker-create.js';
-import { EXEC_TIMEOUT_EXIT_CODE, execInContainer } from './docker-exec.js';
-import { containerOutputTail } from './docker-init.js';
+import { createAndStart, createBody, cpusetCpus, ensureImage } from './docker-create.js';
+import { execInContainer } from './docker-exec.js';
+import { INIT_LABEL, runInitContainer } from './docker-init.js';
 import { openLogStream } from './docker-logs.js';
 import { checkVolumes, ensureVolumes, removeVolumes } from './docker-volumes.js';
 import { AddressPicker, containerAddress, type ManagedNetwork } from './docker-network.js';
@@ -26,8 +26,7 @@ import {
 export { EXEC_TIMEOUT_EXIT_CODE } from './docker-exec.js';
 export { volumeName } from './docker-volumes.js';
 
-/** Marks the one-off container of an init step (see runInit); list() and inspect() never return it. */
-export const INIT_LABEL = 'gantry.init';
+export { INIT_LABEL } from './docker-init.js';
 
 export interface DockerRuntimeOptions {
   /** Docker Engine socket; default: DOCKER_HOST or /var/run/docker.sock (dockerode's default). */
@@ -163,14 +162,14 @@ export class DockerRuntime implements Runtime {
       await this.remove(spec.instanceId, { keepVolumes: true });
     }
 
-    await this.ensureImage(spec.image);
+    await ensureImage(this.docker, spec.image);
     await ensureVolumes(this.docker, spec);
     const address = await this.addresses?.pick(spec.ip, warnings);
     let id: string;
     try {
       const network = this.network ? { name: this.network.name, address } : undefined;
       const { body, hostConfig } = createBody(spec, { logMaxSize: this.logMaxSize, init: this.init, network });
-      id = await this.createAndStart(name, body, hostConfig, warnings);
+      id = await createAndStart(this.docker, name, body, hostConfig, warnings);
     } finally {
       if (address) this.addresses?.created(address);
     }
@@ -179,106 +178,12 @@ export class DockerRuntime implements Runtime {
     return { instance: this.toInstance(info), warnings };
   }
 
-  /** No registry pull: the image must already be on this node. */
-  private async ensureImage(image: string): Promise<void> {
-    try {
-      await this.docker.getImage(image).inspect();
-    } catch (err) {
-      if (statusOf(err) === 404) throw new Error(`image "${image}" not found on this node (no registry pull is attempted)`);
-      throw new Error(`cannot inspect image "${image}": ${engineMessage(err)}`);
-    }
-  }
-
   /**
-   * Creates and starts container `name`; resolves with its id. Falls back to no init process when
-   * the engine cannot use its docker-init (with a warning). A container that could not be
-   * started is removed again.
+   * Runs the init step in a one-off container `${prefix}${instanceId}-init` (see docker-init.ts);
+   * a leftover one of the instance (an agent that died during the step) is removed first.
    */
-  private async createAndStart(
-    name: string,
-    body: Dockerode.ContainerCreateOptions,
-    hostConfig: Dockerode.HostConfig,
-    warnings: string[],
-  ): Promise<string> {
-    let id = await createContainer(this.docker, name, body, warnings);
-    try {
-      await this.docker.getContainer(id).start();
-    } catch (err) {
-      const message = engineMessage(err);
-      if (hostConfig.Init && /docker-init|init binary|init process/i.test(message)) {
-        // The engine has no usable init binary: run without one rather than not at all.
-        await forceRemove(this.docker.getContainer(id));
-        warnings.push(`docker-init is not usable on this node (${message}); started without an init process: signals go straight to the command and zombies are not reaped`);
-        hostConfig.Init = false;
-        id = await createContainer(this.docker, name, body, warnings);
-        try {
-          await this.docker.getContainer(id).start();
-        } catch (err2) {
-          await forceRemove(this.docker.getContainer(id));
-          throw new Error(`cannot start container ${name}: ${engineMessage(err2)}`);
-        }
-      } else {
-        // Do not leave a never-started container behind (e.g. "port is already allocated").
-        await forceRemove(this.docker.getContainer(id));
-        throw new Error(`cannot start container ${name}: ${message}`);
-      }
-    }
-    return id;
-  }
-
-  /**
-   * Runs the init step in a one-off container `${prefix}${instanceId}-init`: the step's image (or
-   * the instance's), Cmd = step.command, the instance's env (with its port variables), volumes,
-   * workdir, labels (plus gantry.init=true) and CPU / memory limits, but no published ports.
-   * Waits for it to exit (past timeoutMs it is killed: 124), keeps the last 4 KiB of its output
-   * (stdout and stderr interleaved) and removes it. A leftover init container of the instance (an
-   * agent that died during the step) is removed first. Throws a readable Error when it cannot run
-   * at all (no image, ...).
-   */
-  async runInit(spec: RunSpec, step: InitStep): Promise<ExecResult> {
-    const image = step.image ?? spec.image;
-    if (!image) throw new Error(`instance ${spec.instanceId}: the init step needs an image (the docker runtime runs it in a container)`);
-    if (step.command.length === 0) throw new Error(`instance ${spec.instanceId}: the init step needs a command`);
-    checkVolumes(spec);
-    const name = this.initContainerName(spec.instanceId);
-    const container = this.docker.getContainer(name);
-    await forceRemove(container);
-    await this.ensureImage(image);
-    await ensureVolumes(this.docker, spec);
-
-    const { body, hostConfig } = createBody({ ...spec, image, command: step.command, args: [] }, { logMaxSize: this.logMaxSize, init: this.init });
-    body.Labels = { ...body.Labels, [INIT_LABEL]: 'true' };
-    body.ExposedPorts = {};
-    hostConfig.PortBindings = {};
-    const warnings: string[] = [];
-    try {
-      await this.createAndStart(name, body, hostConfig, warnings);
-    } catch (err) {
-      const message = (err as Error).message;
-      // As `docker run` (and the process runtime) report them: a command that is not there, or not executable.
-      if (/executable file not found|no such file or directory/i.test(message)) return { exitCode: 127, output: `init step: ${message}` };
-      if (/permission denied/i.test(message)) return { exitCode: 126, output: `init step: ${message}` };
-      throw new Error(`instance ${spec.instanceId}: cannot run the init step: ${message}`);
-    }
-    try {
-      const timeoutMs = Math.max(0, step.timeoutMs);
-      if (!(await waitNotRunning(container, timeoutMs))) {
-        await kill(container, 'SIGKILL');
-        await waitNotRunning(container, KILL_WAIT_MS);
-        const output = await containerOutputTail(container);
-        const sep = output === '' || output.endsWith('\n') ? '' : '\n';
-        return { exitCode: EXEC_TIMEOUT_EXIT_CODE, output: `${output}${sep}[gantry: init step timed out after ${timeoutMs} ms and was killed]` };
-      }
-      const info = await container.inspect();
-      let output = await containerOutputTail(container);
-      if (info.State.OOMKilled) {
-        const sep = output === '' || output.endsWith('\n') ? '' : '\n';
-        output += `${sep}[gantry: init step killed for exceeding its memory limit (${spec.memoryBytes} bytes)]`;
-      }
-      return { exitCode: info.State.ExitCode, output };
-    } finally {
-      await forceRemove(container);
-    }
+  runInit(spec: RunSpec, step: InitStep): Promise<ExecResult> {
+    return runInitContainer(this.docker, this.initContainerName(spec.instanceId), spec, step, { logMaxSize: this.logMaxSize, init: this.init });
   }
 
   async restart(instanceId: string): Promise<RuntimeInstance> {
