@@ -77,7 +77,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const events = new EventLog(store);
   const catalog = await EndpointCatalog.load(store);
   const registryTtlMs = options.registryTtlMs ?? 15_000;
-  const registry = new RegistryService(store, catalog, registryTtlMs);
+  const registry = new RegistryService(store, catalog, registryTtlMs, (node, silentMs) => {
+    void events.record({ level: 'warning', type: 'registry.lease_lapsed', node, message: `node ${node} was silent for ${silentMs} ms (registry TTL ${registryTtlMs} ms): its endpoints left the registry and are registered again` });
+  });
   // Three heartbeats per lease TTL: one lost heartbeat never expires a healthy node's endpoints.
   const agents = new AgentHub(store, state, events, registry, Math.min(5000, Math.floor(registryTtlMs / 3)));
   const apps = new AppService(store, state, events);

@@ -19,7 +19,10 @@ export class PortMover {
    */
   moveIfTaken(instance: Instance, snapshot: Snapshot, pass: PassWrites): Instance | undefined {
     const status = this.state.statuses.get(instance.id);
-    if (!status?.portsTaken?.length || status.state === 'running' || (pass.desired.get(instance.id) ?? instance.desired) !== 'running') return undefined;
+    if (!status?.portsTaken?.length || status.state === 'running' || (pass.desired.get(instance.id) ?? instance.desired) !== 'running') {
+      this.lastPortMessage.delete(instance.id);
+      return undefined;
+    }
     const taken = status.portsTaken.filter((t) => instance.ports.some((p) => p.host === t.host && p.protocol === t.protocol));
     if (taken.length === 0) return undefined; // already moved
     const about = { app: instance.app, entry: instance.entry, instance: instance.id, node: instance.node };

@@ -9,22 +9,35 @@ import { NotFoundError } from './apps.js';
 
 export class RegistryService {
   private readonly nodeLeases = new Map<string, string>();
+  /** When each node's lease was last kept alive. */
+  private readonly lastKept = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
     private readonly catalog: EndpointCatalog,
     /** How long a node's endpoints outlive its last heartbeat. */
     private readonly nodeTtlMs: number,
+    /** Told when a node that was heard from again had let its lease lapse (its endpoints went meanwhile). */
+    private readonly onLapse: (node: string, silentMs: number) => void = () => {},
   ) {}
 
   /** Registers and withdraws endpoints of one node's agent, in one write. */
   async update(node: string, register: Endpoint[], withdraw: Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>[]): Promise<void> {
     if (register.length === 0 && withdraw.length === 0) return;
-    const { lease } = await this.nodeLease(node);
+    const { lease, fresh } = await this.nodeLease(node);
     const ops: TxnOp[] = [
       ...withdraw.map((e) => ({ type: 'delete' as const, key: registryKey(e) })),
       ...register.map((e) => ({ type: 'put' as const, key: registryKey(e), value: JSON.stringify({ ...e, node, source: 'agent' }), lease })),
     ];
+    if (fresh) {
+      // The node's old lease lapsed: its other endpoints move to the new lease in this same write,
+      // or they would vanish with the old one until the next heartbeat puts them back.
+      const touched = new Set([...withdraw, ...register].map((e) => registryKey(e)));
+      for (const endpoint of this.catalog.onNode(node)) {
+        const key = registryKey(endpoint);
+        if (!touched.has(key)) ops.push({ type: 'put', key, value: JSON.stringify(endpoint), lease });
+      }
+    }
     await this.store.txn({ compare: [], success: ops });
   }
 
@@ -65,9 +78,15 @@ export class RegistryService {
   /** The node's lease, kept alive; `fresh` when it had to be granted anew (its keys are gone). */
   private async nodeLease(node: string): Promise<{ lease: string; fresh: boolean }> {
     const existing = this.nodeLeases.get(node);
-    if (existing && (await this.store.keepAlive(existing))) return { lease: existing, fresh: false };
+    const now = Date.now();
+    if (existing && (await this.store.keepAlive(existing))) {
+      this.lastKept.set(node, now);
+      return { lease: existing, fresh: false };
+    }
+    if (existing) this.onLapse(node, now - (this.lastKept.get(node) ?? now));
     const lease = await this.store.grantLease(this.nodeTtlMs);
     this.nodeLeases.set(node, lease);
+    this.lastKept.set(node, now);
     return { lease, fresh: true };
   }
 }
