@@ -99,6 +99,8 @@ export interface Store {
   /** Extends a lease by its TTL; false when it has already expired. */
   keepAlive(lease: string): Promise<boolean>;
   revokeLease(lease: string): Promise<void>;
+  /** Milliseconds a lease has left; undefined when it has expired (reaped or not) or never existed. */
+  leaseTimeToLive(lease: string): Promise<number | undefined>;
   /** The current revision. */
   revision(): Promise<number>;
   /** Forget history before `revision`; watches from before it fail with CompactedError. */

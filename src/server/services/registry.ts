@@ -24,20 +24,13 @@ export class RegistryService {
   /** Registers and withdraws endpoints of one node's agent, in one write. */
   async update(node: string, register: Endpoint[], withdraw: Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>[]): Promise<void> {
     if (register.length === 0 && withdraw.length === 0) return;
-    const { lease, fresh } = await this.nodeLease(node);
+    // A lapsed lease is not revoked here: the node's other endpoints move to the new one with
+    // the next heartbeat (sync), which knows the agent's whole view.
+    const { lease } = await this.nodeLease(node);
     const ops: TxnOp[] = [
       ...withdraw.map((e) => ({ type: 'delete' as const, key: registryKey(e) })),
       ...register.map((e) => ({ type: 'put' as const, key: registryKey(e), value: JSON.stringify({ ...e, node, source: 'agent' }), lease })),
     ];
-    if (fresh) {
-      // The node's old lease lapsed: its other endpoints move to the new lease in this same write,
-      // or they would vanish with the old one until the next heartbeat puts them back.
-      const touched = new Set([...withdraw, ...register].map((e) => registryKey(e)));
-      for (const endpoint of this.catalog.onNode(node)) {
-        const key = registryKey(endpoint);
-        if (!touched.has(key)) ops.push({ type: 'put', key, value: JSON.stringify(endpoint), lease });
-      }
-    }
     await this.store.txn({ compare: [], success: ops });
   }
 
@@ -47,7 +40,7 @@ export class RegistryService {
    * expired lease left wrong.
    */
   async sync(node: string, endpoints: Endpoint[]): Promise<void> {
-    const { lease, fresh } = await this.nodeLease(node);
+    const { lease, fresh, lapsed } = await this.nodeLease(node);
     const current = new Map(this.catalog.onNode(node).map((e) => [registryKey(e), e]));
     const wanted = new Map(endpoints.map((e) => [registryKey(e), { ...e, node, source: 'agent' as const }]));
     const ops: TxnOp[] = [];
@@ -57,6 +50,9 @@ export class RegistryService {
     }
     for (const key of current.keys()) if (!wanted.has(key)) ops.push({ type: 'delete', key });
     if (ops.length > 0) await this.store.txn({ compare: [], success: ops });
+    // Only now, with every wanted endpoint on the new lease, does the lapsed one go: its keys
+    // never vanish and come back (a front end rendering in between would lose the node).
+    if (lapsed) await this.store.revokeLease(lapsed);
   }
 
   /** An outside service registers itself; it must call keepAlive within ttlMs, again and again. */
@@ -75,18 +71,24 @@ export class RegistryService {
     await this.store.revokeLease(lease);
   }
 
-  /** The node's lease, kept alive; `fresh` when it had to be granted anew (its keys are gone). */
-  private async nodeLease(node: string): Promise<{ lease: string; fresh: boolean }> {
+  /**
+   * The node's lease, kept alive; `fresh` when it had to be granted anew, with the `lapsed` one
+   * (expired, its keys not yet reaped) left for the caller to revoke once the keys have moved.
+   */
+  private async nodeLease(node: string): Promise<{ lease: string; fresh: boolean; lapsed?: string }> {
     const existing = this.nodeLeases.get(node);
     const now = Date.now();
-    if (existing && (await this.store.keepAlive(existing))) {
-      this.lastKept.set(node, now);
-      return { lease: existing, fresh: false };
+    if (existing) {
+      // keepAlive on an expired lease would revoke it, deleting the node's keys at once.
+      if ((await this.store.leaseTimeToLive(existing)) !== undefined && (await this.store.keepAlive(existing))) {
+        this.lastKept.set(node, now);
+        return { lease: existing, fresh: false };
+      }
+      this.onLapse(node, now - (this.lastKept.get(node) ?? now));
     }
-    if (existing) this.onLapse(node, now - (this.lastKept.get(node) ?? now));
     const lease = await this.store.grantLease(this.nodeTtlMs);
     this.nodeLeases.set(node, lease);
     this.lastKept.set(node, now);
-    return { lease, fresh: true };
+    return { lease, fresh: true, ...(existing ? { lapsed: existing } : {}) };
   }
 }
