@@ -100,7 +100,7 @@ entrypoints:
     assert.equal(scaled.code, 0, scaled.stdout + scaled.stderr);
     await new Promise((r) => setTimeout(r, 1000));
     const stats = await load.stop();
-    if (stats.failures.length > 0) await cluster.dump(`${stats.failures.length} failed requests, first at ${new Date(stats.failures[0]!.at).toISOString()}`);
+    await cluster.dumpIfFailed(stats.failures);
     assert.deepEqual(stats.failures, [], `failed requests during the scale-down (of ${stats.ok} ok)`);
     assert.equal((await endpointPorts()).length, 2);
   });
@@ -114,7 +114,7 @@ entrypoints:
     const withdrawnAfter = Date.now() - killedAt;
     await until('it to be back', async () => (await endpointPorts()).length === 2, 20_000);
     const stats = await load.stop();
-    if (stats.failures.length > 0) await cluster.dump(`${stats.failures.length} failed requests, first at ${new Date(stats.failures[0]!.at).toISOString()}`);
+    await cluster.dumpIfFailed(stats.failures);
     assert.deepEqual(stats.failures, [], `failed requests after kill -9 (of ${stats.ok} ok)`);
     assert.ok(withdrawnAfter < 3000, `withdrawn after ${withdrawnAfter} ms`);
   });
@@ -131,7 +131,7 @@ entrypoints:
     assert.ok(goneAfter <= 3000 + 1500, `b's endpoints stayed ${goneAfter} ms (lease 3 s)`);
     await until('4 instances on node a', async () => (await endpointPorts()).filter((e) => e.node === a).length === 4, 30_000);
     const stats = await load.stop();
-    if (stats.failures.length > 0) await cluster.dump(`${stats.failures.length} failed requests, first at ${new Date(stats.failures[0]!.at).toISOString()}`);
+    await cluster.dumpIfFailed(stats.failures);
     assert.deepEqual(stats.failures, [], `failed requests while node b went away (of ${stats.ok} ok)`);
     assert.deepEqual(await resolveA(dnsPort, `web.${app}.default.gantry.test`), ['127.0.0.1']);
   });

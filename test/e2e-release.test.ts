@@ -74,7 +74,7 @@ describe('releases on Docker with traffic through nginx', { skip }, () => {
     await new Promise((r) => setTimeout(r, 500));
     const stats = await load.stop();
     assert.ok(stats.ok > 50, `only ${stats.ok} requests went through`);
-    if (stats.failures.length > 0) await cluster.dump(`${stats.failures.length} failed requests, first at ${new Date(stats.failures[0]!.at).toISOString()}`);
+    await cluster.dumpIfFailed(stats.failures);
     return stats.failures.map((f) => f.what);
   }
 
@@ -127,7 +127,7 @@ describe('releases on Docker with traffic through nginx', { skip }, () => {
     assert.match(rolledBack.rollout!.reason!, /exit code 2/);
     await until('the failed instances gone', () => onlyRelease(app, 1), 30_000);
     const stats = await load.stop();
-    if (stats.failures.length > 0) await cluster.dump(`${stats.failures.length} failed requests, first at ${new Date(stats.failures[0]!.at).toISOString()}`);
+    await cluster.dumpIfFailed(stats.failures);
     assert.deepEqual(stats.failures, []);
     const old = (await dockerContainers(app)).filter((c) => before.some(([id]) => id === c.id));
     assert.deepEqual(old.map((c) => [c.id, c.startedAt]).sort(), before, 'the old containers were never stopped or restarted');

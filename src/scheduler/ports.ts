@@ -113,6 +113,11 @@ export function releasePorts(e: NodeEntry, u: NodeUsage, ports: AssignedPort[]):
   }
 }
 
+/** Counts host ports held outside Gantry as used (they belong to no placement). */
+export function blockPorts(e: NodeEntry, u: NodeUsage, ports: readonly HostPort[]): void {
+  applyPorts(e, u, ports.map((p) => ({ name: '', host: p.host, protocol: p.protocol })));
+}
+
 /**
  * New host ports for an instance whose ports `taken` turned out to be held by a program Gantry
  * does not run: its other ports are kept, each taken one is replaced by the lowest free port of
@@ -122,7 +127,7 @@ export function releasePorts(e: NodeEntry, u: NodeUsage, ports: AssignedPort[]):
 export function movePorts(e: NodeEntry, u: NodeUsage, ports: AssignedPort[], taken: readonly HostPort[]): AssignedPort[] {
   const blocked = new Set(taken.map((t) => portKey(t.host, t.protocol)));
   releasePorts(e, u, ports);
-  applyPorts(e, u, taken.map((t) => ({ name: '', host: t.host, protocol: t.protocol })));
+  blockPorts(e, u, taken);
   const specs: PortSpec[] = ports.map((p) => {
     const spec: PortSpec = { name: p.name, protocol: p.protocol, ...(p.container === undefined ? {} : { container: p.container }) };
     return blocked.has(portKey(p.host, p.protocol)) ? spec : { ...spec, host: p.host };

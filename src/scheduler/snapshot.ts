@@ -2,7 +2,7 @@
 // server keeps one in memory, plans against it (plans work on a Draft, see draft.ts) and commits
 // placements after they are durably stored.
 import type { AssignedPort, HostPort, Placement, PoolInfo, SchedNode } from './types.js';
-import { applyPorts, movePorts } from './ports.js';
+import { blockPorts, movePorts } from './ports.js';
 import { cpuFree, poolCores, refreshCpu } from './cpu.js';
 import { applyTo, checkPlacement, PlacementConflict, releaseFrom } from './apply.js';
 import { bumpMap, NodeUsage, type CountMap, type NodeEntry, type View } from './state.js';
@@ -200,7 +200,7 @@ export class Snapshot implements View {
   /** Counts host ports held by programs Gantry does not run as used: nothing is placed on them. */
   blockPorts(node: string, ports: readonly HostPort[]): void {
     const e = this.entry(node);
-    applyPorts(e, e.u, ports.map((p) => ({ name: '', host: p.host, protocol: p.protocol })));
+    blockPorts(e, e.u, ports);
   }
 
   /**

@@ -132,6 +132,11 @@ export class TestCluster {
     return text ? JSON.parse(text) : undefined;
   }
 
+  /** dump() when requests through it failed: when and how many, with what the cluster did. */
+  async dumpIfFailed(failures: readonly { at: number }[]): Promise<void> {
+    if (failures.length > 0) await this.dump(`${failures.length} failed requests, first at ${new Date(failures[0]!.at).toISOString()}`);
+  }
+
   /** Prints its processes' latest output and events to stderr. */
   async dump(why: string): Promise<void> {
     const events = this.server

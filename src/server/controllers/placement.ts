@@ -35,12 +35,9 @@ export function clusterSnapshot(state: ClusterState): Snapshot {
 
 /** The write that gives an instance new host ports, guarded like a placement. */
 export function movedPorts(state: ClusterState, instance: Instance): NewInstances {
-  const guard = nodeGuard(state, instance.node);
-  return {
-    instances: [instance],
-    compares: guard.compares,
-    ops: [{ type: 'put', key: KEYS.instance(instance.app, instance.id), value: JSON.stringify(instance) }, ...guard.ops],
-  };
+  const out: NewInstances = { instances: [instance], compares: [], ops: [{ type: 'put', key: KEYS.instance(instance.app, instance.id), value: JSON.stringify(instance) }] };
+  guardNodes(state, [instance.node], out);
+  return out;
 }
 
 /** The capacity held by rollouts under way (see ReservedSlot). */
@@ -106,16 +103,21 @@ export function instancesFor(state: ClusterState, app: AppRecord, entry: string,
     out.instances.push(instance);
     out.ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify(instance) });
   }
-  for (const node of new Set(result.placements.map((p) => p.node))) {
-    const guard = nodeGuard(state, node);
-    out.compares.push(...guard.compares);
-    out.ops.push(...guard.ops);
-  }
+  guardNodes(state, result.placements.map((p) => p.node), out);
   return out;
 }
 
+/** Adds the guard of each of these nodes (once per node) to a write. */
+export function guardNodes(state: ClusterState, nodes: Iterable<string>, write: { compares: Compare[]; ops: TxnOp[] }): void {
+  for (const node of new Set(nodes)) {
+    const guard = nodeGuard(state, node);
+    write.compares.push(...guard.compares);
+    write.ops.push(...guard.ops);
+  }
+}
+
 /** The node's allocation must be what this cache saw; the write bumps it for everyone else. */
-export function nodeGuard(state: ClusterState, node: string): { compares: Compare[]; ops: TxnOp[] } {
+function nodeGuard(state: ClusterState, node: string): { compares: Compare[]; ops: TxnOp[] } {
   const key = KEYS.alloc(node);
   return {
     compares: [{ key, target: 'modRevision', op: '==', value: state.allocRevisions.get(node) ?? 0 }],

@@ -4,12 +4,12 @@
 import type { Compare, Store, TxnOp } from '../../store/store.js';
 import type { Note, PassWrites } from './pass.js';
 import { PortMover } from './ports.js';
-import { guardRoom, handOverRoom, reserveRoom } from './room.js';
+import { handOverRoom, reserveRoom } from './room.js';
 import type { AppRecord, Instance, InstanceStatus, ReservedSlot } from '../../model/types.js';
 import type { EntrySpec } from '../../model/spec.js';
 import type { Snapshot } from '../../scheduler/index.js';
 import { isDeepStrictEqual } from 'node:util';
-import { clusterSnapshot, instancesFor, planEntry } from './placement.js';
+import { clusterSnapshot, guardNodes, instancesFor, planEntry } from './placement.js';
 import { RolloutDriver } from './rollouts.js';
 import { KEYS, type ClusterState } from '../state.js';
 import type { EventLog } from '../services/events.js';
@@ -119,7 +119,8 @@ export class ReplicaController {
     // old is left (in-place rebuilds), the new instances must still prove healthy.
     if (rollout) {
       const lock = rollout.entries[entry]?.reserved === undefined ? reserveRoom(app, entry, spec, snapshot) : undefined;
-      if (lock && 'reserved' in lock) guardRoom(this.state, lock.reserved, pass);
+      // Held room is allocated like a placement: guarded against a concurrent writer on its nodes.
+      if (lock && 'reserved' in lock) guardNodes(this.state, lock.reserved.map((r) => r.node), pass);
       const decision = this.rollouts.step(app, rollout, entry, spec, oldRelease, alive.filter((i) => i.release === app.release), lock);
       if (!decision) return; // paused: nothing moves
       let created = 0;

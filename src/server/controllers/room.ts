@@ -7,7 +7,7 @@ import type { EntrySpec } from '../../model/spec.js';
 import { instancePlacement, type Snapshot } from '../../scheduler/index.js';
 import type { ClusterState } from '../state.js';
 import type { PassWrites } from './pass.js';
-import { extraNeeded, nodeGuard, planEntry } from './placement.js';
+import { extraNeeded, guardNodes, planEntry } from './placement.js';
 import type { RolloutDriver } from './rollouts.js';
 
 /**
@@ -39,15 +39,6 @@ export function handOverRoom(state: ClusterState, rollouts: RolloutDriver, app: 
   const [placement] = result.placements;
   if (!placement) return; // the new release does not fit where anything was freed: placed when it can be
   snapshot.commit([placement]);
-  guardRoom(state, [placement], pass);
+  guardNodes(state, [placement.node], pass);
   rollouts.holdRoom(app.name, instance.entry, { node: placement.node, cpu: placement.cpu, memoryBytes: placement.memoryBytes, ports: placement.ports });
-}
-
-/** Held room is allocated like a placement: guarded against a concurrent writer on its nodes. */
-export function guardRoom(state: ClusterState, held: readonly { node: string }[], pass: PassWrites): void {
-  for (const node of new Set(held.map((h) => h.node))) {
-    const guard = nodeGuard(state, node);
-    pass.compares.push(...guard.compares);
-    pass.ops.push(...guard.ops);
-  }
 }
