@@ -6,10 +6,14 @@
 // the previous one, and is then truncated to 0. The command's O_APPEND descriptor simply continues at
 // the new end. Lines written between the copy and the truncate are lost; a fast writer can overshoot
 // the cap between two checks.
-import { open, rename, stat, truncate, writeFile } from 'node:fs/promises';
+//
+// The logs may print secrets: they are 0600 (created so before the command opens them), like the
+// rest of the instance dir.
+import { open, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import { ensurePrivateFileAsync, writePrivateFileAtomicAsync } from '../host/private-files.js';
 import type { LogLine } from './runtime.js';
 
 export type StreamName = LogLine['stream'];
@@ -34,8 +38,7 @@ export async function capLogFile(path: string, max: number): Promise<boolean> {
   }
   const nl = buf.indexOf(10);
   if (nl >= 0 && nl < buf.length - 1) buf = buf.subarray(nl + 1);
-  await writeFile(`${path}.1.tmp`, buf);
-  await rename(`${path}.1.tmp`, `${path}.1`);
+  await writePrivateFileAtomicAsync(`${path}.1`, buf);
   await truncate(path, 0);
   return true;
 }
@@ -180,4 +183,11 @@ export function followFiles(
 
 export function logFiles(dir: string): Record<StreamName, string> {
   return { stdout: join(dir, 'stdout.log'), stderr: join(dir, 'stderr.log') };
+}
+
+/** Creates the instance's log files 0600 (an existing one keeps its lines and becomes 0600). */
+export async function preparePrivateLogFiles(dir: string): Promise<void> {
+  const files = logFiles(dir);
+  await ensurePrivateFileAsync(files.stdout);
+  await ensurePrivateFileAsync(files.stderr);
 }

@@ -1,11 +1,15 @@
 // The process runtime's state dir: one directory per instance, <stateDir>/<instanceId>/, holding
 // record.json, the logs and the `exit` file; the instance's environment; and its volumes.
 //
+// All of it holds env values (secrets): the state dir and the instance dirs are 0700, record.json
+// 0600 (see host/private-files.ts; fixPrivateModes fixes what an older version left readable).
+//
 // Volumes are directories <stateDir>/_volumes/<instanceId>/<name>, outside the instance directory
 // (which every start recreates) and never taken for an instance ("_" cannot begin an instance id);
 // the command finds each in GANTRY_VOLUME_<NAME>. They stay until remove() without keepVolumes.
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ensurePrivateDirAsync, makePrivateAsync, PRIVATE_DIR_MODE, writePrivateFileAtomicAsync } from '../host/private-files.js';
 import { isAlive, oomKills, type InstanceCgroups } from './cgroups.js';
 import { gantryLabels, portEnv, type RunSpec, type RuntimeInstance, type VolumeSpec } from './runtime.js';
 
@@ -78,9 +82,36 @@ export function buildEnv(spec: RunSpec): Record<string, string> {
   return { ...base, ...spec.env, ...portEnv(spec.ports, 'host') };
 }
 
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await writeFile(`${path}.tmp`, JSON.stringify(value, null, 2));
-  await rename(`${path}.tmp`, path);
+/** Replaces path with the JSON of value atomically, 0600 (the previous file stays if it fails). */
+export function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  return writePrivateFileAtomicAsync(path, JSON.stringify(value, null, 2));
+}
+
+/** The files the runtime writes in an instance dir (the instance's own files there are left alone). */
+const INSTANCE_FILES = [
+  'record.json', 'record.json.tmp', 'stdout.log', 'stderr.log', 'stdout.log.1', 'stderr.log.1', 'stdout.log.1.tmp', 'stderr.log.1.tmp', 'exit', 'exit.tmp',
+];
+
+/**
+ * Creates the state dir (0700) and makes private what an older version left readable: the state
+ * dir, each instance dir and the runtime's files in it, the volumes dir and each instance's dir in
+ * it (0700; the volumes themselves are the instance's data and keep their modes).
+ */
+export async function fixPrivateModes(stateDir: string): Promise<void> {
+  await ensurePrivateDirAsync(stateDir);
+  for (const entry of await readdir(stateDir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const dir = join(stateDir, entry.name);
+    if (ID.test(entry.name)) {
+      await makePrivateAsync(dir);
+      for (const name of INSTANCE_FILES) await makePrivateAsync(join(dir, name));
+    } else if (entry.name === VOLUMES_DIR) {
+      await makePrivateAsync(dir);
+      for (const id of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        if (id.isDirectory() && ID.test(id.name)) await makePrivateAsync(join(dir, id.name));
+      }
+    }
+  }
 }
 
 export function instanceDir(stateDir: string, id: string): string {
@@ -134,7 +165,7 @@ export async function prepareVolumes(stateDir: string, spec: RunSpec): Promise<R
   for (const volume of checkVolumes(spec)) {
     const path = join(volumesDir(stateDir, spec.instanceId), volume.name);
     try {
-      await mkdir(path, { recursive: true });
+      await mkdir(path, { recursive: true, mode: PRIVATE_DIR_MODE });
     } catch (err) {
       throw new Error(`cannot create volume ${volume.name} at ${path}: ${(err as Error).message}`);
     }

@@ -11,15 +11,20 @@
 // The state dir, records and volumes are in process-records.ts; starting the wrapper and init steps
 // in process-launch.ts; the wrapper itself, signals and exec in process-wrapper.ts; logs in
 // process-logs.ts.
-import { mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+//
+// Records hold the instances' env values (secrets): the state dir and instance dirs are 0700, the
+// runtime's files 0600, and what an older version left readable is fixed on probe() / first start.
+// The instances themselves run as before (their umask and working directory are untouched).
+import { readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
+import { PRIVATE_FILE_MODE, ensurePrivateDirAsync } from '../host/private-files.js';
 import { cpusetList, isAlive, killCgroups, pidsOfGroup, procsOf, removeCgroups, setCpuset } from './cgroups.js';
 import { launchInstance, runInitStep } from './process-launch.js';
-import { capLogFile, followFiles, logFiles, pushExisting } from './process-logs.js';
+import { capLogFile, followFiles, logFiles, preparePrivateLogFiles, pushExisting } from './process-logs.js';
 import {
-  ID, KILLED_EXIT_CODE, buildEnv, checkVolumes, instanceDir, prepareVolumes, readExitFile, readRecord, toInstance, volumesDir,
-  writeJsonAtomic, type ProcessRecord,
+  ID, KILLED_EXIT_CODE, buildEnv, checkVolumes, fixPrivateModes, instanceDir, prepareVolumes, readExitFile, readRecord, toInstance,
+  volumesDir, writeJsonAtomic, type ProcessRecord,
 } from './process-records.js';
 import { FORWARDED_SIGNALS, killGroup, runCaptured, signalName } from './process-wrapper.js';
 import type { ExecResult, InitStep, LogOptions, RunSpec, Runtime, RuntimeInstance, StartResult } from './runtime.js';
@@ -49,6 +54,8 @@ export class ProcessRuntime implements Runtime {
   private readonly capTimer: NodeJS.Timeout;
   private readonly followers = new Set<Readable>();
   private capping = false;
+  /** The state dir made (0700) and the modes an older version left fixed, once; retried after a failure. */
+  private prepared: Promise<void> | undefined;
 
   constructor(options: ProcessRuntimeOptions) {
     this.stateDir = resolve(options.stateDir);
@@ -63,11 +70,19 @@ export class ProcessRuntime implements Runtime {
     if (process.platform !== 'linux') return { ok: false, reason: `process runtime needs Linux (this is ${process.platform})` };
     try {
       await stat('/bin/sh');
-      await mkdir(this.stateDir, { recursive: true });
+      await this.prepareStateDir();
       return { ok: true };
     } catch (err) {
       return { ok: false, reason: `process runtime: ${(err as Error).message}` };
     }
+  }
+
+  private prepareStateDir(): Promise<void> {
+    this.prepared ??= fixPrivateModes(this.stateDir).catch((err: unknown) => {
+      this.prepared = undefined;
+      throw err;
+    });
+    return this.prepared;
   }
 
   private dirOf(id: string): string {
@@ -96,7 +111,8 @@ export class ProcessRuntime implements Runtime {
     await this.remove(id, { keepVolumes: true });
     const command = [...(spec.command ?? []), ...spec.args];
     if (command.length === 0) throw new Error(`instance ${id}: the process runtime needs a command`);
-    await mkdir(dir, { recursive: true });
+    await this.prepareStateDir();
+    await ensurePrivateDirAsync(dir);
     const cwd = spec.workdir ? resolve(dir, spec.workdir) : dir;
     try {
       if (!(await stat(cwd).catch(() => undefined))?.isDirectory()) throw new Error(`working directory ${cwd} does not exist`);
@@ -124,8 +140,9 @@ export class ProcessRuntime implements Runtime {
   }
 
   /** Starts the wrapper gated, puts it in the cgroups, writes the record, then lets the command run. */
-  private launch(spec: RunSpec, command: string[], env: Record<string, string>, cwd: string): Promise<ProcessRecord> {
+  private async launch(spec: RunSpec, command: string[], env: Record<string, string>, cwd: string): Promise<ProcessRecord> {
     const place = { stateDir: this.stateDir, cgroupRoot: this.cgroupRoot, cgroupParent: this.cgroupParent };
+    await preparePrivateLogFiles(this.dirOf(spec.instanceId)); // 0600 before the wrapper opens them to append
     return launchInstance(place, spec, command, env, cwd);
   }
 
@@ -133,6 +150,7 @@ export class ProcessRuntime implements Runtime {
     const rec = await this.readRecord(instanceId);
     if (!rec) throw new Error(`no process instance ${instanceId}`);
     if (await isAlive(rec.pid, rec.startTime)) throw new Error(`instance ${instanceId} is already running (pid ${rec.pid})`);
+    await this.prepareStateDir();
     if (rec.cgroups) await removeCgroups(rec.cgroups); // fresh cgroups: resets the OOM counter
     await this.prepareVolumes(rec.spec); // still there unless someone deleted them: then empty ones
     const next = await this.launch(rec.spec, rec.command, rec.env, rec.cwd);
@@ -156,7 +174,7 @@ export class ProcessRuntime implements Runtime {
     if (!(await isAlive(rec.pid, rec.startTime))) return;
     const short = sig.slice(3);
     // Tell the wrapper the whole group got it, so it does not forward it to the command again.
-    if ((FORWARDED_SIGNALS as readonly string[]).includes(short)) await writeFile(join(this.dirOf(instanceId), `sent.${short}`), '');
+    if ((FORWARDED_SIGNALS as readonly string[]).includes(short)) await writeFile(join(this.dirOf(instanceId), `sent.${short}`), '', { mode: PRIVATE_FILE_MODE });
     killGroup(rec.pgid, sig);
     let killed = false;
     if (!(await this.waitGone(rec, Math.max(0, graceMs)))) {
@@ -168,7 +186,7 @@ export class ProcessRuntime implements Runtime {
     killGroup(rec.pgid, 'SIGKILL');
     if (rec.cgroups) await killCgroups(rec.cgroups);
     if (killed && !(await this.exitFile(instanceId))) {
-      await writeFile(join(this.dirOf(instanceId), 'exit'), `${KILLED_EXIT_CODE}\n`).catch(() => undefined);
+      await writeFile(join(this.dirOf(instanceId), 'exit'), `${KILLED_EXIT_CODE}\n`, { mode: PRIVATE_FILE_MODE }).catch(() => undefined);
     }
   }
 

@@ -18,6 +18,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { ensurePrivateFile, makePrivate, PRIVATE_DIR_MODE } from '../host/private-files.js';
 import type {
   KeyValue,
   RangeOptions,
@@ -45,6 +46,19 @@ export interface SqliteStoreOptions {
   now?: () => number;
   /** Called when a watch callback throws. Default: console.error. Delivery goes on. */
   onWatchError?: (error: unknown) => void;
+}
+
+/**
+ * The store holds secrets (env values): the directories it creates are 0700, and the db file is
+ * created 0600 before SQLite opens it (SQLite gives its -wal and -shm the db file's mode). A db
+ * file, -wal, -shm or -journal an older version left 0644 is made 0600. The directory itself is
+ * never chmod'ed when it exists: it may be one the user named, shared with other files (the
+ * server makes its own data dir private).
+ */
+function preparePrivateFiles(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: PRIVATE_DIR_MODE });
+  ensurePrivateFile(path);
+  for (const suffix of ['-wal', '-shm', '-journal']) makePrivate(`${path}${suffix}`);
 }
 
 export class SqliteStore implements Store {
@@ -78,7 +92,7 @@ export class SqliteStore implements Store {
     this.onWatchError =
       options.onWatchError ?? ((error) => console.error('gantry store: watch callback threw:', error));
 
-    if (path !== ':memory:' && path !== '') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:' && path !== '') preparePrivateFiles(path);
     const db = new Database(path);
     this.db = db;
     try {
