@@ -5,7 +5,7 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import dnsPacket, { type DecodedPacket, type Packet, type Question } from 'dns-packet';
-import { DnsResponder, DnsServer, RCODE } from '../src/discovery/dns.js';
+import { DnsResponder, DnsServer, RCODE, TcpFramer } from '../src/discovery/dns.js';
 import { StaticEndpointSource } from '../src/discovery/source.js';
 import type { Endpoint } from '../src/model/registry.js';
 
@@ -74,8 +74,8 @@ class TcpClient {
   private waiter: (() => void) | undefined;
   closed = false;
 
-  constructor(port: number) {
-    this.socket = net.connect(port, '127.0.0.1');
+  constructor(port: number, localAddress?: string) {
+    this.socket = net.connect({ port, host: '127.0.0.1', localAddress });
     this.socket.on('data', (chunk: Buffer) => {
       this.buf = Buffer.concat([this.buf, chunk]);
       while (this.buf.length >= 2 && this.buf.length >= 2 + this.buf.readUInt16BE(0)) {
@@ -84,6 +84,7 @@ class TcpClient {
       }
       this.waiter?.();
     });
+    this.socket.on('error', () => {}); // a reset from the server shows as 'close'
     this.socket.on('close', () => {
       this.closed = true;
       this.waiter?.();
@@ -546,4 +547,247 @@ test('workers: extra processes answer on the same UDP socket and follow source c
     },
     { workers: 1 },
   );
+});
+
+// TCP connection management (RFC 7766 §6.2): idle connections must not lock legitimate
+// clients out. The options below lift the timeouts out of the way where a test is about caps.
+const noTimeouts = { tcpIdleTimeoutMs: 60_000, tcpFirstQueryTimeoutMs: 60_000 };
+
+/** Opens `n` TCP connections from `localAddress` one after the other and sends nothing. */
+async function idleConnections(port: number, n: number, localAddress = '127.0.0.1'): Promise<TcpClient[]> {
+  const clients: TcpClient[] = [];
+  for (let i = 0; i < n; i++) {
+    const client = new TcpClient(port, localAddress);
+    clients.push(client);
+    await client.connected();
+  }
+  return clients;
+}
+
+/** Waits (up to `timeoutMs`) until `condition` holds; false if it never did. */
+async function eventually(condition: () => boolean, timeoutMs = 2000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await sleep(20);
+  }
+  return true;
+}
+
+/** One query over a fresh TCP connection from `localAddress`: answered within `timeoutMs`. */
+async function tcpFrom(port: number, localAddress: string, timeoutMs = 2000): Promise<DecodedPacket> {
+  const client = new TcpClient(port, localAddress);
+  try {
+    await client.connected();
+    const msg = query('web.shop.prod.gantry.local');
+    client.socket.write(TcpClient.frame(msg));
+    const reply = await client.next(timeoutMs);
+    assert.equal(idOf(reply), idOf(msg));
+    return dnsPacket.decode(reply);
+  } finally {
+    client.close();
+  }
+}
+
+const openCount = (clients: TcpClient[]) => clients.filter((c) => !c.closed).length;
+
+test('TCP: at the connection cap a newcomer evicts the longest-idle connection instead of being refused', async () => {
+  await withServer(
+    async (port) => {
+      // The cap's worth of idle connections from several addresses (under the per-client cap).
+      const idle: TcpClient[] = [];
+      for (let i = 0; i < 5; i++) idle.push(...(await idleConnections(port, 10, `127.0.1.${i + 1}`)));
+      // One of the oldest makes a query: it is no longer the longest idle.
+      const active = idle[0]!;
+      const q = query('web.shop.prod.gantry.local');
+      active.socket.write(TcpClient.frame(q));
+      assert.equal(idOf(await active.next()), idOf(q));
+
+      // A legitimate client still gets its answer, promptly.
+      const started = Date.now();
+      assert.deepEqual(addresses(await tcpFrom(port, '127.0.0.1')), ['10.0.0.1', '10.0.0.2']);
+      assert.ok(Date.now() - started < 2000);
+      // The one evicted is the longest idle: the second opened, not the one that asked.
+      assert.ok(await eventually(() => idle[1]!.closed), 'the longest-idle connection was not evicted');
+      assert.equal(active.closed, false);
+      assert.equal(openCount(idle), 49);
+
+      // Again and again (an attacker re-opening connections): every newcomer is answered.
+      for (let i = 0; i < 5; i++) {
+        const more = await idleConnections(port, 20, '127.0.2.1');
+        assert.deepEqual(addresses(await tcpFrom(port, '127.0.0.1')), ['10.0.0.1', '10.0.0.2']);
+        for (const c of more) c.close();
+      }
+      for (const c of idle) c.close();
+    },
+    { maxTcpConnections: 50, ...noTimeouts },
+  );
+});
+
+test('TCP: 1,000 idle connections (the default cap) do not lock out a legitimate client', async () => {
+  await withServer(
+    async (port) => {
+      // 20 addresses × 50 connections: the default cap, under the default per-client cap.
+      const idle: TcpClient[] = [];
+      for (let i = 0; i < 20; i++) idle.push(...(await idleConnections(port, 50, `127.0.3.${i + 1}`)));
+      const started = Date.now();
+      assert.deepEqual(addresses(await tcpFrom(port, '127.0.0.1')), ['10.0.0.1', '10.0.0.2']);
+      assert.ok(Date.now() - started < 2000);
+      assert.ok(await eventually(() => idle[0]!.closed), 'the longest-idle connection was not evicted');
+      assert.equal(openCount(idle), 999);
+      for (const c of idle) c.close();
+    },
+    noTimeouts,
+  );
+});
+
+test('TCP: one client address cannot hold more than its per-client cap; it evicts its own longest idle', async () => {
+  await withServer(
+    async (port) => {
+      const greedy = await idleConnections(port, 30, '127.0.4.1');
+      // Only the last 10 stay open: each newcomer past the cap evicted this client's oldest.
+      assert.ok(await eventually(() => openCount(greedy) === 10), `${openCount(greedy)} connections open`);
+      assert.ok(greedy.slice(20).every((c) => !c.closed));
+      // Other clients are not affected, and the greedy client still gets answers.
+      const other = await idleConnections(port, 5, '127.0.4.2');
+      assert.deepEqual(addresses(await tcpFrom(port, '127.0.4.3')), ['10.0.0.1', '10.0.0.2']);
+      assert.deepEqual(addresses(await tcpFrom(port, '127.0.4.1')), ['10.0.0.1', '10.0.0.2']);
+      assert.equal(openCount(other), 5);
+      assert.ok(await eventually(() => openCount(greedy) === 9));
+      for (const c of [...greedy, ...other]) c.close();
+    },
+    { maxTcpConnections: 50, maxTcpConnectionsPerClient: 10, ...noTimeouts },
+  );
+});
+
+test('TCP: the default per-client cap is 100', async () => {
+  await withServer(
+    async (port) => {
+      const greedy = await idleConnections(port, 150, '127.0.5.1');
+      assert.ok(await eventually(() => openCount(greedy) === 100), `${openCount(greedy)} connections open`);
+      assert.ok(greedy.slice(50).every((c) => !c.closed));
+      for (const c of greedy) c.close();
+    },
+    noTimeouts,
+  );
+});
+
+test('TCP: no complete query within the first-query timeout, or a frame trickled byte by byte (slowloris): closed', async () => {
+  await withServer(
+    async (port) => {
+      const silent = new TcpClient(port);
+      const slow = new TcpClient(port);
+      const good = new TcpClient(port);
+      await Promise.all([silent.connected(), slow.connected(), good.connected()]);
+      const started = Date.now();
+      const q = query('web.shop.prod.gantry.local');
+      good.socket.write(TcpClient.frame(q));
+      assert.equal(idOf(await good.next()), idOf(q));
+      // An incomplete frame, one byte every 50 ms: activity, but never a query.
+      const frame = TcpClient.frame(query('web.shop.prod.gantry.local'));
+      frame.writeUInt16BE(65535, 0);
+      let sent = 0;
+      const trickle = setInterval(() => {
+        if (!slow.closed && sent < frame.length) slow.socket.write(frame.subarray(sent, ++sent));
+      }, 50);
+      try {
+        assert.ok(await eventually(() => silent.closed, 2000), 'a silent connection outlived the first-query timeout');
+        assert.ok(await eventually(() => slow.closed, 2000), 'a trickling connection outlived the first-query timeout');
+        // The connection that asked lives on (idle timeout 4 s).
+        assert.ok(Date.now() - started < 3500);
+        assert.equal(good.closed, false);
+
+        // After a query, trickling an incomplete frame does not reset the idle timeout.
+        let goodSent = 0;
+        const goodTrickle = setInterval(() => {
+          if (!good.closed && goodSent < frame.length) good.socket.write(frame.subarray(goodSent, ++goodSent));
+        }, 50);
+        try {
+          assert.ok(await eventually(() => good.closed, 7000), 'a trickling connection outlived the idle timeout');
+        } finally {
+          clearInterval(goodTrickle);
+        }
+      } finally {
+        clearInterval(trickle);
+        for (const c of [silent, slow, good]) c.close();
+      }
+    },
+    { tcpFirstQueryTimeoutMs: 300, tcpIdleTimeoutMs: 4000 },
+  );
+});
+
+test('TCP: a 65535-byte message in small pieces, then more messages in the same write, are answered', async () => {
+  await withServer(async (port) => {
+    const client = new TcpClient(port);
+    await client.connected();
+    // A query padded to the largest length (trailing bytes: FORMERR or an answer, with its id).
+    const big = Buffer.alloc(65535);
+    const q = query('web.shop.prod.gantry.local');
+    q.copy(big);
+    const frame = TcpClient.frame(big);
+    for (let offset = 0; offset < frame.length - 1000; offset += 1000) client.socket.write(frame.subarray(offset, offset + 1000));
+    const tail = frame.subarray(Math.floor((frame.length - 1) / 1000) * 1000);
+    const q2 = query('web.shop.prod.gantry.local');
+    client.socket.write(Buffer.concat([tail, TcpClient.frame(q2), TcpClient.frame(q2).subarray(0, 1)]));
+    assert.equal(idOf(await client.next()), idOf(q));
+    const r2 = await client.next();
+    assert.equal(idOf(r2), idOf(q2));
+    assert.deepEqual(addresses(dnsPacket.decode(r2)), ['10.0.0.1', '10.0.0.2']);
+    client.socket.write(TcpClient.frame(q2).subarray(1));
+    assert.equal(idOf(await client.next()), idOf(q2));
+    client.close();
+  });
+});
+
+test('TCP: a client that sends without reading is paused, then gets every answer once it reads', async () => {
+  await withServer(async (port) => {
+    const client = new TcpClient(port);
+    await client.connected();
+    client.socket.pause();
+    const q = TcpClient.frame(query('_http._tcp.web.shop.prod.gantry.local', 'SRV'));
+    const n = 20_000;
+    const batch = Buffer.concat(Array.from({ length: 1000 }, () => q));
+    for (let i = 0; i < n / 1000; i++) client.socket.write(batch);
+    await sleep(300);
+    client.socket.resume();
+    for (let i = 0; i < n; i++) assert.equal(idOf(await client.next(5000)), idOf(q.subarray(2)));
+    assert.equal(client.closed, false);
+    client.close();
+  });
+});
+
+test('TCP: with a per-client cap of 1 each new connection replaces the previous one', async () => {
+  await withServer(
+    async (port) => {
+      const clients: TcpClient[] = [];
+      for (let i = 0; i < 4; i++) {
+        clients.push(...(await idleConnections(port, 1, '127.0.6.1')));
+        assert.ok(await eventually(() => openCount(clients) === 1), `${openCount(clients)} connections open`);
+        assert.equal(clients.at(-1)!.closed, false);
+      }
+      assert.deepEqual(addresses(await tcpFrom(port, '127.0.6.1')), ['10.0.0.1', '10.0.0.2']);
+      assert.ok(await eventually(() => openCount(clients) === 0));
+    },
+    { maxTcpConnectionsPerClient: 1, ...noTimeouts },
+  );
+});
+
+test('TcpFramer: any split of the stream gives the same messages; the pending frame never exceeds 2 + 65535 bytes', () => {
+  const messages = [Buffer.alloc(0), Buffer.from('a'), randomBytes(300), randomBytes(65535), randomBytes(12), randomBytes(4000)];
+  const stream = Buffer.concat(messages.map((m) => TcpClient.frame(m)));
+  const splits: number[][] = [[stream.length], Array.from({ length: stream.length }, () => 1), [1, 2, 3, 65536, 1, 1]];
+  for (let i = 0; i < 50; i++) splits.push(Array.from({ length: 20 }, () => 1 + Math.floor(Math.random() * 9000)));
+  for (const sizes of splits) {
+    const framer = new TcpFramer();
+    const got: Buffer[] = [];
+    let offset = 0;
+    for (let i = 0; offset < stream.length; i++) {
+      const size = sizes[i % sizes.length]!;
+      framer.push(stream.subarray(offset, offset + size), (msg) => got.push(Buffer.from(msg)));
+      offset += size;
+      assert.ok(framer.pending <= 2 + 65535, String(framer.pending));
+    }
+    assert.equal(framer.pending, 0);
+    assert.deepEqual(got, messages);
+  }
 });
