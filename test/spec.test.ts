@@ -48,6 +48,8 @@ test('each mistake names its field path', () => {
   assert.deepEqual(problems('app: a\nentrypoints:\n  w:\n    command: 7\n'), ['entrypoints.w.command: expected a command: a string (run by /bin/sh -c) or a non-empty list of strings']);
   assert.match(problems('app: Bad_Name\nentrypoints:\n  w:\n    command: x\n')[0]!, /^app: app must be lower-case/);
   assert.match(problems('app: a\nentrypoints:\n  w:\n    command: x\n  w:\n    command: y\n')[0]!, /^line 5, column 3: Map keys must be unique/);
+  // A bad map key says what keys must be, not zod's "Invalid key in record".
+  assert.deepEqual(problems('app: a\nentrypoints:\n  w:\n    command: x\n    env: { 1A: x }\n'), ['entrypoints.w.env.1A: environment variable names are letters, digits and "_", not starting with a digit (at most 256)']);
 });
 
 test('the JSON Schema in docs/ is the one the code generates', () => {

@@ -1,33 +1,111 @@
 // The app spec (gantry.yaml): what a developer writes, validated with zod so that every
 // error names the field path. Parsing also normalises units (durations to ms, sizes to bytes).
+//
+// A spec comes from clients the server does not trust, so every value is bounded: no string that
+// becomes an argument, env value, path or header holds a NUL, every list and map has a maximum
+// length, every number and duration a maximum. Text is bounded before it is parsed (spec-text.ts).
 import { z } from 'zod';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
-import { parseDuration, parseSize, DURATION_PATTERN, SIZE_PATTERN } from './units.js';
+import { parseDuration, parseSize, formatDuration, DURATION_PATTERN, SIZE_PATTERN } from './units.js';
 import { parseSelector } from './selector.js';
+import { LABEL_KEY, LABEL_VALUE } from './names.js';
+import { decodeSpecText, valueProblems } from './spec-text.js';
+
+export { MAX_SPEC_BYTES, MAX_SPEC_DEPTH, MAX_SPEC_TOKENS, MAX_SPEC_NODES, MAX_SPEC_ALIASES, RESERVED_KEYS } from './spec-text.js';
+
+/** Upper bounds of spec values, for the docs and the tests as much as for the schema. */
+export const LIMITS = {
+  replicas: 10_000,
+  perNode: 1000,
+  maxRetries: 10_000,
+  entrypoints: 100,
+  envVars: 500,
+  /** Linux refuses to exec with an argument or env string over 128 KiB (MAX_ARG_STRLEN); half that in characters leaves room. */
+  envValueLength: 64 * 1024,
+  argLength: 64 * 1024,
+  args: 1000,
+  labels: 64,
+  ports: 64,
+  volumes: 32,
+  /** PATH_MAX. */
+  pathLength: 4096,
+  healthPathLength: 2048,
+  imageLength: 1024,
+  textLength: 1024,
+  /**
+   * 64 TiB (2^46 bytes): more than any single host has (the largest servers hold tens of TiB),
+   * so a larger limit is a typo; and far below 2^53, where sums of byte counts stop being exact.
+   */
+  memory: 64 * 1024 ** 4,
+} as const;
+
+/** Fixed host ports below this one need privileges; see privilegedHostPorts. */
+export const FIRST_UNPRIVILEGED_PORT = 1024;
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const name = (what: string) =>
   z.string().regex(NAME, `${what} must be lower-case letters, digits and '-', starting and ending with a letter or digit (at most 63)`);
 
-const duration = z
-  .union([z.number().nonnegative(), z.string().regex(DURATION_PATTERN, 'expected a duration such as "500ms", "2s", "1m"')])
-  .transform((v) => parseDuration(v)!);
+/** A string that reaches an exec argument, an env value or a file path, where a NUL would cut it short. */
+const text = (max: number) =>
+  z.string().max(max, `at most ${max} characters`).regex(/^[^\0]*$/, 'must not contain NUL (\\0) characters');
+/** Image names: Docker references are visible ASCII. */
+const imageName = z.string().min(1).max(LIMITS.imageLength, `at most ${LIMITS.imageLength} characters`).regex(/^[\x21-\x7e]+$/, 'image names are visible ASCII characters: no spaces or control characters');
 
-const size = z
-  .union([z.number().int().positive(), z.string().regex(SIZE_PATTERN, 'expected a size such as "64Mi", "1Gi", "512M"')])
-  .transform((v, ctx) => {
-    const bytes = parseSize(v)!;
-    if (bytes <= 0) {
-      ctx.addIssue({ code: 'custom', message: 'size must be greater than zero' });
-      return z.NEVER;
-    }
-    return bytes;
-  });
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/**
+ * A duration in ms, at most `max`. Every maximum stays below the 24.8 days a Node timer can wait:
+ * setTimeout fires at once beyond 2^31 - 1 ms, and a wait without end (grace: 1e300) hangs
+ * whoever waits for it. Issues `continue` so that a union around them (restart) still reports
+ * this field rather than its own catch-all message.
+ */
+const duration = (max: number) => {
+  const message = `must be at most ${formatDuration(max)}`;
+  return z
+    .union([z.number().nonnegative().max(max, message), z.string().regex(DURATION_PATTERN, 'expected a duration such as "500ms", "2s", "1m"')])
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === undefined || ms > max) {
+        ctx.addIssue({ code: 'custom', message, continue: true });
+        return z.NEVER;
+      }
+      return ms;
+    });
+};
+
+const size = (max: number, maxText: string) =>
+  z
+    .union([z.number().int(`expected a whole number of bytes, at most ${maxText}`).positive(), z.string().regex(SIZE_PATTERN, 'expected a size such as "64Mi", "1Gi", "512M"')])
+    .transform((v, ctx) => {
+      const bytes = parseSize(v);
+      if (bytes === undefined || bytes > max) {
+        ctx.addIssue({ code: 'custom', message: `must be at most ${maxText}`, continue: true });
+        return z.NEVER;
+      }
+      if (bytes <= 0) {
+        ctx.addIssue({ code: 'custom', message: 'size must be greater than zero', continue: true });
+        return z.NEVER;
+      }
+      return bytes;
+    });
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGKILL', 'SIGUSR1', 'SIGUSR2'] as const;
-const commandLine = z.union([z.string().min(1), z.array(z.string()).min(1)], { error: 'expected a command: a string (run by /bin/sh -c) or a non-empty list of strings' }).transform((v) => (typeof v === 'string' ? ['/bin/sh', '-c', v] : v));
+const arg = text(LIMITS.argLength);
+// The list's maximum is a refinement: a failed .max() on an array hides the reason behind the union's message.
+const commandLine = z
+  .union([arg.min(1), z.array(arg).min(1).refine((list) => list.length <= LIMITS.args, `at most ${LIMITS.args} arguments`)], {
+    error: 'expected a command: a string (run by /bin/sh -c) or a non-empty list of strings',
+  })
+  .transform((v) => (typeof v === 'string' ? ['/bin/sh', '-c', v] : v));
 const portRef = z.union([z.string().regex(NAME), z.number().int().min(1).max(65535)], { error: 'expected a port name from ports[] or a port number' });
-const labels = z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/, 'label keys are letters, digits, ".", "_", "/", "-"'), z.string().max(256));
+// Entry labels travel with the instance's endpoints into rendered config files and DNS; node
+// labels, which placement labels match, follow the same rule.
+const labels = z
+  .record(z.string().regex(LABEL_KEY, 'label keys are letters, digits, ".", "_", "/", "-"'), z.string().regex(LABEL_VALUE, 'label values are letters, digits and " ._:/@=+-" (at most 256)'))
+  .refine((map) => Object.keys(map).length <= LIMITS.labels, `at most ${LIMITS.labels} labels`);
 
 export const PortSpec = z.strictObject({
   name: name('port name'),
@@ -40,13 +118,23 @@ export const PortSpec = z.strictObject({
 
 export const HealthSpec = z
   .strictObject({
-    http: z.strictObject({ port: portRef, path: z.string().startsWith('/').default('/') }).optional(),
+    /** Goes into the request line: no CR, LF, spaces or control characters that could split it. */
+    http: z
+      .strictObject({
+        port: portRef,
+        path: z
+          .string()
+          .max(LIMITS.healthPathLength, `at most ${LIMITS.healthPathLength} characters`)
+          .regex(/^\/[\x21-\x7e]*$/, 'expected a path starting with "/" of visible ASCII characters: no spaces, CR, LF or control characters (percent-encode them)')
+          .default('/'),
+      })
+      .optional(),
     tcp: z.strictObject({ port: portRef }).optional(),
     exec: z.strictObject({ command: commandLine }).optional(),
-    interval: duration.default(5000),
-    timeout: duration.default(2000),
-    retries: z.number().int().min(1).max(100).default(3),
-    startPeriod: duration.default(0),
+    interval: duration(HOUR).default(5000),
+    timeout: duration(5 * MINUTE).default(2000),
+    retries: z.number().int().min(1).max(100, 'at most 100').default(3),
+    startPeriod: duration(HOUR).default(0),
   })
   .refine((h) => [h.http, h.tcp, h.exec].filter(Boolean).length === 1, 'exactly one of http, tcp or exec is required');
 
@@ -57,8 +145,8 @@ export const RestartSpec = z
       restartPolicy,
       z.strictObject({
         policy: restartPolicy.default('always'),
-        backoff: z.strictObject({ initial: duration.default(1000), max: duration.default(60_000) }).default({ initial: 1000, max: 60_000 }),
-        maxRetries: z.number().int().min(0).optional(),
+        backoff: z.strictObject({ initial: duration(HOUR).default(1000), max: duration(HOUR).default(60_000) }).default({ initial: 1000, max: 60_000 }),
+        maxRetries: z.number().int().min(0).max(LIMITS.maxRetries, `at most ${LIMITS.maxRetries}`).optional(),
       }),
     ],
     { error: 'expected always, on-failure, never, or { policy, backoff: { initial, max }, maxRetries }' },
@@ -66,8 +154,8 @@ export const RestartSpec = z
   .transform((v) => (typeof v === 'string' ? { policy: v, backoff: { initial: 1000, max: 60_000 }, maxRetries: undefined } : v));
 
 export const ResourceSpec = z.strictObject({
-  cpu: z.number().positive('cpu must be greater than 0').max(1024).default(0.1),
-  memory: size.default(64 * 1024 * 1024),
+  cpu: z.number().positive('cpu must be greater than 0').max(1024, 'at most 1024 CPUs').default(0.1),
+  memory: size(LIMITS.memory, '64Ti').default(64 * 1024 * 1024),
   cpuBind: z.boolean().default(false),
 });
 
@@ -75,11 +163,11 @@ export const PlacementSpec = z
   .strictObject({
     /** spread: even out this entry over nodes; binpack: fullest node first; balance: even out resource use; fill: top nodes up to perNode; each: perNode on every matching node. */
     strategy: z.enum(['spread', 'binpack', 'balance', 'fill', 'each']).default('spread'),
-    perNode: z.number().int().min(1).optional(),
+    perNode: z.number().int().min(1).max(LIMITS.perNode, `at most ${LIMITS.perNode}`).optional(),
     /** Node labels that must equal these values. */
-    labels: z.record(z.string(), z.string()).default({}),
+    labels: labels.default({}),
     /** Further label terms, e.g. "zone in (a,b), !gpu, disk!=hdd". */
-    selector: z.string().optional(),
+    selector: text(LIMITS.textLength).optional(),
     pool: z.string().regex(NAME, 'pool names are lower-case letters, digits and "-"').default('default'),
     /** One project per host: only nodes running no other app, which then take no other app. */
     dedicated: z.boolean().default(false),
@@ -98,7 +186,14 @@ export const PlacementSpec = z
   });
 
 /** A count, or a percentage of the replica count such as "25%". */
-const countOrPercent = z.union([z.number().int().min(0), z.string().regex(/^\d{1,3}%$/, 'expected a count or a percentage such as "25%"')]);
+const countOrPercent = z.union([
+  z.number().int().min(0).max(LIMITS.replicas, `at most ${LIMITS.replicas}`),
+  z
+    .string()
+    .regex(/^\d{1,3}%$/, 'expected a count or a percentage such as "25%"')
+    .refine((v) => Number(v.slice(0, -1)) <= 100, 'a percentage is at most 100%'),
+]);
+const isZero = (v: number | string) => (typeof v === 'number' ? v : Number(v.slice(0, -1))) === 0;
 
 export const UpdateSpec = z
   .strictObject({
@@ -113,20 +208,20 @@ export const UpdateSpec = z
     /** Rolling: how many below the replica count may be unavailable. */
     maxUnavailable: countOrPercent.default(0),
     /** A new instance counts only once it has been healthy this long. */
-    minHealthy: duration.default(0),
+    minHealthy: duration(HOUR).default(0),
     /** Without progress for this long the rollout fails (and rolls back). */
-    progressDeadline: duration.default(120_000),
+    progressDeadline: duration(DAY).default(120_000),
     /** Go back to the previous release when new instances crash or fail health checks. */
     autoRollback: z.boolean().default(true),
     /** Canary: how many new instances beside the old ones. */
     canary: countOrPercent.default(1),
     /** Canary: promote by itself once the canaries have been healthy this long. */
-    autoPromote: duration.optional(),
+    autoPromote: duration(7 * DAY).optional(),
     /** Blue-green: keep the old set this long after the switch, to switch back at once. */
-    keepOld: duration.default(60_000),
+    keepOld: duration(7 * DAY).default(60_000),
   })
   .superRefine((u, ctx) => {
-    if (u.strategy === 'rolling' && (u.maxSurge === 0 || u.maxSurge === '0%') && (u.maxUnavailable === 0 || u.maxUnavailable === '0%')) {
+    if (u.strategy === 'rolling' && isZero(u.maxSurge) && isZero(u.maxUnavailable)) {
       ctx.addIssue({ code: 'custom', message: 'maxSurge and maxUnavailable cannot both be 0: the rollout could never progress', path: ['maxSurge'] });
     }
   });
@@ -135,22 +230,28 @@ const UPDATE_DEFAULTS = { strategy: 'rolling', maxSurge: 1, maxUnavailable: 0, m
 
 export const EntrySpec = z
   .strictObject({
-    image: z.string().min(1).optional(),
+    image: imageName.optional(),
     command: commandLine.optional(),
-    args: z.array(z.string()).default([]),
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and "_"'), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
-    workdir: z.string().optional(),
-    replicas: z.number().int().min(0).max(10_000).default(1),
+    args: z.array(arg).max(LIMITS.args, `at most ${LIMITS.args} arguments`).default([]),
+    env: z
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,255}$/, 'environment variable names are letters, digits and "_", not starting with a digit (at most 256)'),
+        z.union([text(LIMITS.envValueLength), z.number(), z.boolean()]).transform(String),
+      )
+      .refine((env) => Object.keys(env).length <= LIMITS.envVars, `at most ${LIMITS.envVars} environment variables`)
+      .default({}),
+    workdir: text(LIMITS.pathLength).optional(),
+    replicas: z.number().int().min(0).max(LIMITS.replicas, `at most ${LIMITS.replicas}`).default(1),
     resources: ResourceSpec.default({ cpu: 0.1, memory: 64 * 1024 * 1024, cpuBind: false }),
-    ports: z.array(PortSpec).default([]),
+    ports: z.array(PortSpec).max(LIMITS.ports, `at most ${LIMITS.ports} ports`).default([]),
     health: HealthSpec.optional(),
     restart: RestartSpec.default({ policy: 'always', backoff: { initial: 1000, max: 60_000 }, maxRetries: undefined }),
     stop: z
       .strictObject({
         signal: z.enum(SIGNALS).default('SIGTERM'),
-        grace: duration.default(10_000),
+        grace: duration(HOUR).default(10_000),
         /** After leaving the registry, how long to keep serving before the signal: time for nginx and resolvers to catch up. */
-        drain: duration.default(1000),
+        drain: duration(10 * MINUTE).default(1000),
       })
       .default({ signal: 'SIGTERM', grace: 10_000, drain: 1000 }),
     hooks: z.strictObject({ afterStart: commandLine.optional(), beforeStop: commandLine.optional() }).default({}),
@@ -158,13 +259,16 @@ export const EntrySpec = z
     placement: PlacementSpec.default({ strategy: 'spread', labels: {}, pool: 'default', dedicated: false }),
     update: UpdateSpec.default(UPDATE_DEFAULTS),
     /** Entrypoints of this app that must be healthy before this one starts, and that stop after it. */
-    dependsOn: z.array(name('entrypoint name')).default([]),
+    dependsOn: z.array(name('entrypoint name')).max(LIMITS.entrypoints, `at most ${LIMITS.entrypoints} entrypoints`).default([]),
     /** Runs to completion before each start of an instance (e.g. fetch and unpack a code bundle into a volume). */
     init: z
-      .strictObject({ image: z.string().min(1).optional(), command: commandLine, timeout: duration.default(300_000) })
+      .strictObject({ image: imageName.optional(), command: commandLine, timeout: duration(DAY).default(300_000) })
       .optional(),
     /** Named local volumes of each instance: kept across restarts and rebuilds in place, deleted with the instance. */
-    volumes: z.array(z.strictObject({ name: name('volume name'), path: z.string().startsWith('/', 'expected an absolute path') })).default([]),
+    volumes: z
+      .array(z.strictObject({ name: name('volume name'), path: text(LIMITS.pathLength).startsWith('/', 'expected an absolute path') }))
+      .max(LIMITS.volumes, `at most ${LIMITS.volumes} volumes`)
+      .default([]),
   })
   .superRefine((entry, ctx) => {
     if (!entry.image && !entry.command) {
@@ -207,8 +311,11 @@ export const AppSpec = z
   .strictObject({
     app: name('app'),
     env: name('env').default('default'),
-    team: z.string().optional(),
-    entrypoints: z.record(name('entrypoint name'), EntrySpec).refine((e) => Object.keys(e).length > 0, 'at least one entrypoint is required'),
+    team: text(LIMITS.textLength).optional(),
+    entrypoints: z
+      .record(name('entrypoint name'), EntrySpec)
+      .refine((e) => Object.keys(e).length > 0, 'at least one entrypoint is required')
+      .refine((e) => Object.keys(e).length <= LIMITS.entrypoints, `at most ${LIMITS.entrypoints} entrypoints`),
   })
   .superRefine((app, ctx) => checkDependencies(app.entrypoints, ctx));
 
@@ -217,7 +324,7 @@ function checkDependencies(entries: Record<string, { dependsOn: string[] }>, ctx
     spec.dependsOn.forEach((dependency, i) => {
       const path = ['entrypoints', entry, 'dependsOn', i];
       if (dependency === entry) ctx.addIssue({ code: 'custom', message: 'an entrypoint cannot depend on itself', path });
-      else if (!entries[dependency]) ctx.addIssue({ code: 'custom', message: `no entrypoint named "${dependency}" in this app`, path });
+      else if (!Object.hasOwn(entries, dependency)) ctx.addIssue({ code: 'custom', message: `no entrypoint named "${dependency}" in this app`, path });
     });
   }
   // A cycle would keep every entrypoint in it from ever starting.
@@ -229,7 +336,7 @@ function checkDependencies(entries: Record<string, { dependsOn: string[] }>, ctx
       return;
     }
     state.set(entry, 'visiting');
-    for (const dependency of entries[entry]?.dependsOn ?? []) if (entries[dependency] && dependency !== entry) visit(dependency, [...trail, entry]);
+    for (const dependency of entries[entry]?.dependsOn ?? []) if (Object.hasOwn(entries, dependency) && dependency !== entry) visit(dependency, [...trail, entry]);
     state.set(entry, 'done');
   };
   for (const entry of Object.keys(entries)) visit(entry, []);
@@ -276,30 +383,37 @@ export function problemsFromZod(error: z.ZodError): SpecProblem[] {
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: 'unknown field' }));
     }
+    // zod says only "Invalid key in record"; the key's own issue says what a key must be.
+    if (issue.code === 'invalid_key') return issue.issues.map((inner) => ({ path: formatPath(issue.path), message: inner.message }));
     return [{ path: formatPath(issue.path), message: issue.message }];
   });
 }
 
-/** Validates an already-decoded object; throws SpecError naming every bad field. */
+/** Validates an already-decoded object (a JSON body, say); throws SpecError naming every bad field. */
 export function parseAppSpec(input: unknown, source?: string): AppSpec {
+  const refused = valueProblems(input);
+  if (refused.length > 0) throw new SpecError(refused.map((p) => ({ path: formatPath(p.path), message: p.message })), source);
   const result = AppSpec.safeParse(input);
   if (!result.success) throw new SpecError(problemsFromZod(result.error), source);
   return result.data;
 }
 
-/** Parses YAML (or JSON) text; YAML syntax errors carry their line and column. */
+/** Parses YAML (or JSON) text; YAML errors and excesses carry their line and column. */
 export function parseAppSpecText(text: string, source?: string): AppSpec {
-  let decoded: unknown;
-  try {
-    decoded = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
-  } catch (err) {
-    if (err instanceof YAMLParseError) {
-      const pos = err.linePos?.[0];
-      throw new SpecError([{ path: pos ? `line ${pos.line}, column ${pos.col}` : '', message: err.message.split('\n')[0]! }], source);
-    }
-    throw err;
-  }
-  return parseAppSpec(decoded, source);
+  const decoded = decodeSpecText(text);
+  if (!decoded.ok) throw new SpecError(decoded.problems, source);
+  return parseAppSpec(decoded.value, source);
+}
+
+/**
+ * Every fixed host port below 1024, with its field path. Binding one takes privileges the
+ * agents may have, so the server refuses these unless an admin allowed them; the parser does not
+ * know that policy.
+ */
+export function privilegedHostPorts(spec: AppSpec): { path: string; port: number }[] {
+  return Object.entries(spec.entrypoints).flatMap(([entry, { ports }]) =>
+    ports.flatMap((port, i) => (port.host !== undefined && port.host < FIRST_UNPRIVILEGED_PORT ? [{ path: formatPath(['entrypoints', entry, 'ports', i, 'host']), port: port.host }] : [])),
+  );
 }
 
 export function appSpecJsonSchema(): unknown {

@@ -1,14 +1,16 @@
 // Human units used in app specs: durations ("2s", "500ms", "1m") and sizes ("64Mi", "1G").
+// The patterns take any number of digits, so a result beyond Number.MAX_SAFE_INTEGER (or
+// Infinity) is no result: callers then refuse the value rather than compute with a rounded one.
 
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 export const DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 
-/** Parses "250ms", "2s", "1.5m" or a bare number of milliseconds. */
+/** Parses "250ms", "2s", "1.5m" or a bare number of milliseconds, to whole milliseconds. */
 export function parseDuration(value: string | number): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
+  if (typeof value === 'number') return value >= 0 ? safe(Math.round(value)) : undefined;
   const match = DURATION_PATTERN.exec(value.trim());
   if (!match) return undefined;
-  return Math.round(Number(match[1]) * DURATION_UNITS_MS[match[2]!]!);
+  return safe(Math.round(Number(match[1]) * DURATION_UNITS_MS[match[2]!]!));
 }
 
 const SIZE_UNITS: Record<string, number> = {
@@ -20,10 +22,14 @@ export const SIZE_PATTERN = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|K|M|G|T)?$/;
 
 /** Parses "64Mi", "1G", "512" (bytes) or a number of bytes. */
 export function parseSize(value: string | number): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? Math.floor(value) : undefined;
+  if (typeof value === 'number') return value >= 0 ? safe(Math.floor(value)) : undefined;
   const match = SIZE_PATTERN.exec(value.trim());
   if (!match) return undefined;
-  return Math.floor(Number(match[1]) * SIZE_UNITS[match[2] ?? '']!);
+  return safe(Math.floor(Number(match[1]) * SIZE_UNITS[match[2] ?? '']!));
+}
+
+function safe(n: number): number | undefined {
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 export function formatSize(bytes: number): string {
