@@ -111,6 +111,32 @@ test('template data is sorted and the same endpoints always render the same text
   assert.doesNotMatch(text, /\{\{|\}\}/);
 });
 
+test('values that could break out of a config line never reach the file, whatever their source', async (t) => {
+  const dir = tempDir(t);
+  const source = new StaticEndpointSource();
+  source.set(ep('good', 8001, { labels: { zone: 'a', weight: '1; } server { listen 9999' } }));
+  source.set(ep('evil', 8002, { address: '127.0.0.1:1; } server { listen 9998; location / { return 200; }' }));
+  source.set(ep('evil2', 8003, { entry: 'web;}', address: '127.0.0.2' }));
+  source.set(ep('evil3', 8004, { ports: { 'http;': 8004 }, address: '127.0.0.3' }));
+  source.set(ep('evil4', 8005, { ports: { http: 70000 }, address: '127.0.0.4' }));
+  const template = `{{#each endpoints}}
+server {{addr this "http"}} {{label this "weight" "0"}} {{label this "zone"}};
+{{/each}}
+`;
+  const output = join(dir, 'out.conf');
+  const { renderer, outcomes } = makeRenderer(t, source, { name: 'guarded', template, output });
+  const outcome = await renderer.start();
+  assert.equal(outcome.ok, true);
+  assert.equal(readFileSync(output, 'utf8'), 'server 127.0.0.1:8001 0 a;\n');
+  const refused = outcomes.flatMap((o) => o.refused ?? []).join('\n');
+  for (const id of ['evil', 'evil2', 'evil3', 'evil4']) assert.match(refused, new RegExp(`/${id} left out`), refused);
+  assert.match(refused, /good: label "weight" dropped/);
+  // Said once, not on every render while nothing changed.
+  source.set(ep('other', 8009));
+  await renderer.renderNow();
+  assert.equal(outcomes.at(-1)!.refused, undefined);
+});
+
 test('unchanged output: no write, no check, no reload', async (t) => {
   const dir = tempDir(t);
   const output = join(dir, 'out', 'upstreams.conf');
@@ -416,14 +442,14 @@ test('through a real nginx: traffic keeps flowing while instances come, go and c
     const before = readFileSync(nginx.include);
     const reloadsBefore = nginx.reloads();
 
-    // Bad data: an address nginx cannot parse.
+    // Data the renderer lets through but nginx refuses: a host name that does not resolve.
     let from = outcomes.length;
-    source.set(ep('broken', 8080, { address: 'bad host' }));
+    source.set(ep('broken', 8080, { address: 'no-such-host.invalid' }));
     const rejected = await settled(from);
     assert.equal(rejected.ok, false);
     assert.equal(rejected.changed, true);
     assert.equal(rejected.reloadedAt, undefined);
-    assert.match(rejected.error!, /^check \(.*nginx -t .*\) failed: exit code 1: nginx: \[emerg\] invalid parameter "host:8080"/);
+    assert.match(rejected.error!, /^check \(.*nginx -t .*\) failed: exit code 1: nginx: \[emerg\] host not found in upstream "no-such-host\.invalid:8080"/);
     assert.deepEqual(readFileSync(nginx.include), before, 'the old file content is back');
 
     // A bad template: an upstream without servers.

@@ -36,10 +36,14 @@
 // Handlebars gotcha for nginx configs: `}}}` closes a triple-stache, so `{{/each}}}` does not
 // parse; put nginx's `}` on its own line (block tags on their own lines leave no blank lines).
 //
-// Values are inserted verbatim: addresses and labels reach the config file as registered, so
-// the registry must only accept sane addresses (an API-registered service could otherwise
-// inject nginx directives; `nginx -t` catches broken syntax, not valid-but-hostile config).
+// Values are inserted verbatim (`noEscape`), so what reaches a template is checked here, whatever
+// its source (an agent, the API, a store restored from elsewhere): an endpoint whose names,
+// address or ports are not plain names, an IP or host name and port numbers is left out, and a
+// label whose key or value could break out of a config line (quotes, braces, `;`, newlines) is
+// dropped; the caller is told which, so it can say so. `nginx -t` catches broken syntax, not
+// valid-but-hostile config, so it cannot be the only guard.
 import { isIPv6 } from 'node:net';
+import { INSTANCE_ID, LABEL_KEY, LABEL_VALUE, NAME, NODE_NAME, isHostAddress } from '../model/names.js';
 import Handlebars from 'handlebars';
 import type { Endpoint } from '../model/registry.js';
 
@@ -67,9 +71,45 @@ function sortedRecord<T>(record: Record<string, T>): Record<string, T> {
   return out;
 }
 
-/** The data a template sees, sorted so that the same endpoints always render the same text. */
-export function templateData(endpoints: readonly Endpoint[], revision: number, vars: Record<string, unknown> = {}): TemplateData {
-  const normalised = endpoints
+/** Why an endpoint cannot be written into a config file, or undefined when it can. */
+function unsafe(e: Endpoint): string | undefined {
+  if (![e.app, e.env, e.entry].every((n) => typeof n === 'string' && NAME.test(n))) return 'app, env or entry is not a name';
+  if (typeof e.id !== 'string' || !(INSTANCE_ID.test(e.id) || NAME.test(e.id))) return 'its id is not a name';
+  if (typeof e.address !== 'string' || !isHostAddress(e.address)) return 'its address is neither an IP address nor a host name';
+  if (e.node !== undefined && e.node !== null && !(typeof e.node === 'string' && NODE_NAME.test(e.node))) return 'its node is not a node name';
+  const ports = Object.entries(e.ports ?? {});
+  if (!ports.every(([name, port]) => NAME.test(name) && Number.isInteger(port) && port >= 1 && port <= 65535)) return 'a port is not a name and a number 1-65535';
+  return undefined;
+}
+
+function safeLabels(labels: Record<string, string> | undefined): { labels: Record<string, string>; dropped: string[] } {
+  const out: Record<string, string> = {};
+  const dropped: string[] = [];
+  for (const [key, value] of Object.entries(labels ?? {})) {
+    if (LABEL_KEY.test(key) && typeof value === 'string' && LABEL_VALUE.test(value)) out[key] = value;
+    else dropped.push(key);
+  }
+  return { labels: out, dropped };
+}
+
+/**
+ * The data a template sees, sorted so that the same endpoints always render the same text.
+ * `refused` hears of every endpoint left out and label dropped as unsafe, with why.
+ */
+export function templateData(endpoints: readonly Endpoint[], revision: number, vars: Record<string, unknown> = {}, refused: (what: string) => void = () => {}): TemplateData {
+  const checked: Endpoint[] = [];
+  for (const e of endpoints) {
+    const why = unsafe(e);
+    const where = `${String(e.app)}/${String(e.env)}/${String(e.entry)}/${String(e.id)}`.slice(0, 200);
+    if (why) {
+      refused(`endpoint ${where} left out: ${why}`);
+      continue;
+    }
+    const { labels, dropped } = safeLabels(e.labels);
+    if (dropped.length > 0) refused(`endpoint ${where}: label${dropped.length > 1 ? 's' : ''} ${dropped.map((k) => JSON.stringify(k.slice(0, 64))).join(', ')} dropped (keys and values may only hold letters, digits and " ._:/@=+-")`);
+    checked.push({ ...e, labels });
+  }
+  const normalised = checked
     .map((e) => ({ ...e, node: e.node ?? null, release: e.release ?? null, ports: sortedRecord(e.ports ?? {}), labels: sortedRecord(e.labels ?? {}) }))
     .sort((a, b) => cmp(a.app, b.app) || cmp(a.env, b.env) || cmp(a.entry, b.entry) || cmp(a.id, b.id) || cmp(a.address, b.address));
   const apps: TemplateData['apps'] = [];

@@ -63,6 +63,8 @@ export interface RenderOutcome {
   durationMs: number;
   /** When the reload command succeeded (ms since epoch). */
   reloadedAt?: number;
+  /** Endpoints left out and labels dropped as unsafe to write into the file, when that changed since the last render. */
+  refused?: string[];
 }
 
 const DEFAULT_DEBOUNCE_MS = 50;
@@ -77,6 +79,8 @@ export class UpstreamRenderer {
   private loop: Promise<void> | undefined;
   private dirty = false;
   private waiters: ((outcome: RenderOutcome) => void)[] = [];
+  /** The unsafe entries the last render left out, to report them only when they change. */
+  private lastRefused = '';
   /** A reload failed: run it again on the next render even if the text is unchanged. */
   private reloadOwed = false;
   private started = false;
@@ -99,7 +103,7 @@ export class UpstreamRenderer {
    */
   async start(): Promise<RenderOutcome> {
     if (this.started) throw new Error(`renderer ${this.config.name} already started`);
-    this.compiled().render(this.data());
+    this.compiled().render(templateData(this.source.list(), this.source.revision, this.config.vars ?? {}));
     this.started = true;
     this.unsubscribe = this.source.subscribe(() => this.schedule());
     return this.renderNow();
@@ -161,17 +165,26 @@ export class UpstreamRenderer {
     return (this.template ??= compileTemplate(this.config.name, this.config.template));
   }
 
-  private data(): TemplateData {
-    return templateData(this.source.list(), this.source.revision, this.config.vars ?? {});
+  private data(): { data: TemplateData; refused?: string[] } {
+    const refused: string[] = [];
+    const data = templateData(this.source.list(), this.source.revision, this.config.vars ?? {}, (what) => refused.push(what));
+    // Said once per change, not on every render while the same entries stay refused.
+    const key = refused.join('\n');
+    if (key === this.lastRefused) return { data };
+    this.lastRefused = key;
+    return { data, refused };
   }
 
   private async renderOnce(): Promise<RenderOutcome> {
     const started = Date.now();
     const revision = this.source.revision;
-    const outcome = (o: Omit<RenderOutcome, 'name' | 'revision' | 'durationMs'>): RenderOutcome => ({ name: this.config.name, revision, ...o, durationMs: Date.now() - started });
+    const outcome = (o: Omit<RenderOutcome, 'name' | 'revision' | 'durationMs'>): RenderOutcome => ({ name: this.config.name, revision, ...o, ...(refused ? { refused } : {}), durationMs: Date.now() - started });
     let text: string;
+    let refused: string[] | undefined;
     try {
-      text = this.compiled().render(this.data());
+      const prepared = this.data();
+      refused = prepared.refused?.length ? prepared.refused : undefined;
+      text = this.compiled().render(prepared.data);
     } catch (err) {
       return outcome({ changed: false, ok: false, error: (err as Error).message });
     }
