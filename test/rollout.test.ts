@@ -10,6 +10,8 @@ import type { RolloutStatus } from '../src/cli/client.js';
 
 const server = (version: string) => `require('http').createServer((q, s) => s.end('${version}')).listen(process.env.PORT)`;
 
+// startPeriod: a node process on a loaded 2-core machine may take over 400 ms to listen; its
+// first failed checks must not count as the release failing.
 function spec(app: string, version: string, update: string, command?: string): string {
   return `app: ${app}
 entrypoints:
@@ -18,7 +20,7 @@ entrypoints:
     replicas: 3
     ports: [{ name: http }]
     env: { VERSION: "${version}" }
-    health: { http: { port: http }, interval: 200ms, timeout: 1s, retries: 2 }
+    health: { http: { port: http }, interval: 200ms, timeout: 1s, retries: 2, startPeriod: 5s }
     restart: { policy: always, backoff: { initial: 200ms, max: 1s } }
     stop: { grace: 2s }
     update: ${update}
