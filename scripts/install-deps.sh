@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages Gantry's tests and benchmarks talk to for real: Docker Engine (and
 # busybox-static, from which the test image is made without a registry), nginx for the
-# upstream renderer, Redis for registry publishing, dnsmasq and dnsperf for the DNS benchmark.
+# upstream renderer, Redis for registry publishing, dnsmasq and dnsperf for the DNS benchmark,
+# openssl to make the throwaway CA and certificates of the TLS tests.
 set -euo pipefail
-declare -A program_of=([docker.io]=dockerd [busybox-static]=busybox [curl]=curl [nginx]=nginx [redis-server]=redis-server [dnsmasq]=dnsmasq [dnsperf]=dnsperf [iproute2]=ip)
+declare -A program_of=([docker.io]=dockerd [busybox-static]=busybox [curl]=curl [nginx]=nginx [redis-server]=redis-server [dnsmasq]=dnsmasq [dnsperf]=dnsperf [iproute2]=ip [openssl]=openssl)
 need=()
 for pkg in "${!program_of[@]}"; do
   command -v "${program_of[$pkg]}" >/dev/null || [ -x "/usr/sbin/${program_of[$pkg]}" ] || need+=("$pkg")

@@ -93,4 +93,38 @@ describe('API', () => {
     assert.equal(bad.status, 400);
     assert.match(JSON.stringify(await bad.json()), /replicas/);
   });
+
+  test('path parameters are names: __proto__, constructor and encoded slashes are refused, nothing is polluted', async () => {
+    const scale = (path: string) => fetch(`${cluster.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${cluster.token}`, 'content-type': 'application/json' }, body: '{"replicas":7}' });
+    const proto = await scale('/v1/apps/keep/entries/__proto__/scale');
+    assert.equal(proto.status, 400);
+    assert.match(JSON.stringify(await proto.json()), /entry.*lower-case letters/);
+    assert.equal((await scale('/v1/apps/keep/entries/constructor/scale')).status, 404);
+    assert.equal((await scale('/v1/apps/__proto__/entries/web/scale')).status, 400);
+    assert.equal((await scale('/v1/apps/keep%2f..%2fx/entries/web/scale')).status, 400);
+    assert.equal((await scale(`/v1/apps/${'a'.repeat(300)}/entries/web/scale`)).status, 414); // longer than any route parameter
+    // Every later apply still works (the report: one such request broke every apply until a restart).
+    const applied = await fetch(`${cluster.url}/v1/apps`, { method: 'POST', headers: { authorization: `Bearer ${cluster.token}`, 'content-type': 'text/yaml' }, body: GOOD.replace('app: keep', 'app: after-proto') });
+    assert.equal(applied.status, 201, await applied.text());
+  });
+
+  test('a privileged host port is refused unless an admin allowed it', async () => {
+    const spec = (port: number) => `app: priv\nentrypoints:\n  web:\n    command: [sleep, "1000"]\n    replicas: 0\n    ports: [{ name: ssh, host: ${port} }]\n`;
+    const refused = await fetch(`${cluster.url}/v1/apps`, { method: 'POST', headers: { authorization: `Bearer ${cluster.token}`, 'content-type': 'text/yaml' }, body: spec(22) });
+    assert.equal(refused.status, 400);
+    const { problems } = (await refused.json()) as { problems: { path: string; message: string }[] };
+    assert.deepEqual(problems.map((p) => p.path), ['entrypoints.web.ports[0].host']);
+    assert.match(problems[0]!.message, /host port 22 is privileged .*--allow-host-port 22/);
+
+    const allowing = new TestCluster();
+    try {
+      await allowing.startServer({ extra: ['--allow-host-port', '22'] });
+      const allowed = await fetch(`${allowing.url}/v1/apps`, { method: 'POST', headers: { authorization: `Bearer ${allowing.token}`, 'content-type': 'text/yaml' }, body: spec(22) });
+      assert.equal(allowed.status, 201, await allowed.text());
+      const other = await fetch(`${allowing.url}/v1/apps`, { method: 'POST', headers: { authorization: `Bearer ${allowing.token}`, 'content-type': 'text/yaml' }, body: spec(80) });
+      assert.equal(other.status, 400);
+    } finally {
+      await allowing.close();
+    }
+  });
 });

@@ -5,11 +5,33 @@ import type { AgentToServer, ServerToAgent } from '../model/agent-protocol.js';
 
 export interface ConnectionOptions {
   server: string;
-  token: string;
+  /** Asked on every (re)connection: the server may hand a joining node a token of its own. */
+  token: () => string;
   /** First message on every (re)connection. */
   hello: () => AgentToServer;
   onMessage: (message: ServerToAgent) => void;
   onState?: (connected: boolean, detail: string) => void;
+  /** PEM CA certificate(s) the server's certificate must chain to (wss://); default: Node's CAs. */
+  ca?: string | Buffer;
+}
+
+const REPEAT_FAILURE_MS = 60_000;
+
+/** OpenSSL's verification codes, as Node reports them on a failed TLS handshake. */
+const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_GET_ISSUER|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/;
+
+/** Why a connection attempt failed, in a line; for a certificate the agent could not verify, what to do. */
+export function describeConnectError(err: Error & { code?: string }, server: string): string {
+  const code = err.code ?? '';
+  if (CERT_ERROR.test(code)) {
+    return `TLS: cannot verify the server's certificate (${code}: ${err.message}); give the CA that signed it with --ca FILE`;
+  }
+  if (code === 'EPROTO' && /wrong version number|packet length too long/i.test(err.message) && server.startsWith('https')) {
+    return `TLS handshake failed (${err.message}): the server may not use TLS; try http://`;
+  }
+  const what = code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+  if (code === 'ECONNRESET' && !server.startsWith('https')) return `${what} (if the server uses TLS, use an https:// URL)`;
+  return what;
 }
 
 export class ServerConnection {
@@ -17,6 +39,8 @@ export class ServerConnection {
   private closed = false;
   private retryMs = 250;
   private timer: NodeJS.Timeout | undefined;
+  /** The failure last logged, so a repeat of it is not logged every few seconds. */
+  private lastFailure: { reason: string; at: number } | undefined;
 
   constructor(private readonly options: ConnectionOptions) {
     this.connect();
@@ -41,9 +65,17 @@ export class ServerConnection {
 
   private connect(): void {
     const url = new URL('/v1/agent/connect', this.options.server.replace(/^http/, 'ws'));
-    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${this.options.token}` }, handshakeTimeout: 5000 });
+    const socket = new WebSocket(url, {
+      headers: { authorization: `Bearer ${this.options.token()}` },
+      handshakeTimeout: 5000,
+      ...(this.options.ca !== undefined ? { ca: this.options.ca } : {}),
+    });
     this.socket = socket;
+    let failure: string | undefined;
+    let opened = false;
     socket.on('open', () => {
+      opened = true;
+      this.lastFailure = undefined;
       this.retryMs = 250;
       socket.send(JSON.stringify(this.options.hello()));
       this.options.onState?.(true, `connected to ${this.options.server}`);
@@ -56,15 +88,23 @@ export class ServerConnection {
       }
     });
     socket.on('unexpected-response', (_req, response) => {
-      this.options.onState?.(false, `server refused the connection: HTTP ${response.statusCode}`);
+      failure = `server refused the connection: HTTP ${response.statusCode}`;
       socket.terminate();
     });
-    socket.on('error', () => {}); // 'close' follows and schedules the retry
-    socket.on('close', () => {
+    // 'close' follows and schedules the retry; the first reason heard is kept for its message.
+    socket.on('error', (err) => (failure ??= describeConnectError(err, this.options.server)));
+    socket.on('close', (code, reason) => {
+      // The server says why it closed (a refused hello, a revoked token, an invalid message).
+      if (opened && reason.length > 0) failure ??= `closed by the server (${code}: ${String(reason)})`;
       if (this.socket !== socket) return;
       this.socket = undefined;
       if (this.closed) return;
-      this.options.onState?.(false, `disconnected from ${this.options.server}`);
+      if (opened || failure === undefined) this.options.onState?.(false, `disconnected from ${this.options.server}${failure ? `: ${failure}` : ''}`);
+      else if (failure !== this.lastFailure?.reason || Date.now() - this.lastFailure.at >= REPEAT_FAILURE_MS) {
+        // The same failure again and again (a server down, a certificate not trusted) is said once a minute.
+        this.options.onState?.(false, `cannot connect to ${this.options.server}: ${failure}`);
+        this.lastFailure = { reason: failure, at: Date.now() };
+      }
       this.timer = setTimeout(() => this.connect(), this.retryMs);
       this.retryMs = Math.min(this.retryMs * 2, 5000);
     });

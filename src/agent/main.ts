@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { ServerToAgent } from '../model/agent-protocol.js';
+import { MAX_LOG_LINE, type ServerToAgent } from '../model/agent-protocol.js';
 import type { GantryEvent, Instance, InstanceStatus } from '../model/types.js';
 import type { Runtime, RuntimeInstance, LogLine } from '../runtime/runtime.js';
 import { DockerRuntime } from '../runtime/docker.js';
@@ -11,6 +11,7 @@ import type { ManagedNetwork } from '../runtime/docker-network.js';
 import { ProcessRuntime } from '../runtime/process.js';
 import { AgentCache } from './cache.js';
 import { ServerConnection } from './connection.js';
+import { AgentCredentials, SAVED_TOKEN_FILE } from './credentials.js';
 import { describeNode, type NodeIdentity } from './node-info.js';
 import { NODE_LABEL, Supervisor } from './supervisor.js';
 import { Registration } from './registration.js';
@@ -20,6 +21,8 @@ import { TakenPortList, type TakenPort } from './ports.js';
 export interface AgentOptions extends NodeIdentity {
   server: string;
   token: string;
+  /** PEM CA certificate(s) that verify an https:// server (wss://); default: Node's CAs. */
+  ca?: string | Buffer;
   dataDir: string;
   tickMs?: number;
   heartbeatMs?: number;
@@ -57,7 +60,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   let { info, usable } = await describeNode(options, runtimes);
   const portsTaken = new TakenPortList();
   for (const note of info.runtimeNotes) log(`runtime unavailable: ${note}`);
-  const cache = new AgentCache(options.dataDir);
+  const cache = new AgentCache(options.dataDir, { log });
   const remembered = cache.loadStatuses();
   const supervisors = new Map<string, Supervisor>();
   const dirty = new Map<string, InstanceStatus>();
@@ -149,6 +152,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       void streamLogs(message.requestId, message.instanceId, message.tail, message.follow);
     } else if (message.type === 'welcome') {
       setHeartbeat(message.heartbeatMs);
+      if (message.token) {
+        const saved = credentials.save(message.token);
+        log(saved ? `joined: this node's own agent token is saved in its data directory (${SAVED_TOKEN_FILE})` : 'joined, but the node\'s own agent token could not be saved: it is lost when the agent stops');
+      }
     } else if (message.type === 'ack') {
       registration.acknowledged(message.requestId);
     } else if (message.type === 'logs.cancel') {
@@ -157,9 +164,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     }
   };
 
+  const credentials = new AgentCredentials(options.dataDir, options.token);
+  if (credentials.source === 'saved') log(`connecting with the agent token this node was given when it joined (${SAVED_TOKEN_FILE} in its data directory)`);
   const connection = new ServerConnection({
     server: options.server,
-    token: options.token,
+    ca: options.ca,
+    token: () => credentials.current,
     hello: () => ({ type: 'hello', node: info, statuses: [...supervisors.values()].map((s) => s.status), endpoints: registration.all() }),
     onMessage,
     onState: (connected, detail) => {
@@ -185,7 +195,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         batch = [];
       };
       stream.on('data', (line: LogLine) => {
-        batch.push(line.text);
+        // The server refuses longer lines (and the connection with them).
+        batch.push(line.text.length > MAX_LOG_LINE ? `${line.text.slice(0, MAX_LOG_LINE)}… [line cut at ${MAX_LOG_LINE} characters]` : line.text);
         if (batch.length >= 500) send();
         else timer ??= setTimeout(send, 50);
       });

@@ -1,4 +1,6 @@
-// The REST client of the Gantry API (src/model/api.ts), used by the CLI. Uses Node's global fetch.
+// The REST client of the Gantry API (src/model/api.ts), used by the CLI. Uses Node's global fetch,
+// or, when a CA is given to verify an https:// server, undici's own fetch with an Agent trusting it
+// (the global fetch takes no CA; undici's Agent must not be mixed with it).
 import type {
   ApiError,
   AppDetailResponse,
@@ -48,15 +50,30 @@ export class ServerUnreachableError extends Error {
   constructor(
     readonly server: string,
     readonly code: string,
+    hint = 'Is it running? (gantry up)',
   ) {
-    super(`cannot reach the Gantry server at ${server}: ${code}. Is it running? (gantry up)`);
+    super(`cannot reach the Gantry server at ${server}: ${code}. ${hint}`);
     this.name = 'ServerUnreachableError';
+  }
+}
+
+/** The TLS handshake failed on this side: the server's certificate could not be verified. */
+export class TlsVerificationError extends ServerUnreachableError {
+  constructor(server: string, code: string, reason: string) {
+    super(server, code, '');
+    const hint = code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+      ? 'The certificate does not name the host of the server URL: use a --server URL with a name (or IP) the certificate lists, or --ca if it is signed by another CA'
+      : 'If the server\'s certificate is self-signed or signed by a private CA, pass that CA\'s certificate with --ca FILE (or GANTRY_CA, or "ca" in the config file)';
+    this.message = `cannot verify the TLS certificate of the Gantry server at ${server}: ${reason} (${code}). ${hint}`;
+    this.name = 'TlsVerificationError';
   }
 }
 
 export interface ClientOptions {
   server: string;
   token?: string;
+  /** PEM CA certificate(s) that verify an https:// server; without it Node's default CAs apply. */
+  ca?: string | Buffer;
 }
 
 type Query = Record<string, string | number | boolean | undefined>;
@@ -93,6 +110,21 @@ function networkCode(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** OpenSSL's certificate verification codes (and Node's host name check), as Node reports them. */
+const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_GET_ISSUER|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/;
+
+/** What a failed fetch means: a certificate not trusted, a scheme that does not match the server, or no server. */
+export function unreachableError(server: string, err: unknown): ServerUnreachableError {
+  const code = networkCode(err);
+  const cause = (err as { cause?: { message?: unknown } }).cause;
+  const reason = typeof cause?.message === 'string' ? cause.message : code;
+  if (CERT_ERROR.test(code)) return new TlsVerificationError(server, code, reason);
+  const https = server.startsWith('https:');
+  if (https && code === 'EPROTO' && /wrong version number|packet length too long/i.test(reason)) return new ServerUnreachableError(server, `TLS handshake failed (${reason})`, 'Does the server use TLS? If not, use an http:// URL');
+  if (!https && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')) return new ServerUnreachableError(server, code, 'Is it running? If it uses TLS (--tls-cert), use an https:// URL');
+  return new ServerUnreachableError(server, code);
+}
+
 async function apiErrorFrom(res: Response): Promise<ApiRequestError> {
   const text = await res.text().catch(() => '');
   let body: ApiError | undefined;
@@ -109,10 +141,29 @@ async function apiErrorFrom(res: Response): Promise<ApiRequestError> {
 export class GantryClient {
   readonly server: string;
   private readonly token: string | undefined;
+  private readonly ca: string | Buffer | undefined;
+  private fetcher: Promise<typeof fetch> | undefined;
 
   constructor(options: ClientOptions) {
     this.server = options.server.replace(/\/+$/, '');
     this.token = options.token;
+    this.ca = options.ca;
+  }
+
+  /** Whether it verifies the server with a CA of its own (--ca, GANTRY_CA, the config file). */
+  get verifiesWithCa(): boolean {
+    return this.ca !== undefined;
+  }
+
+  /** Node's global fetch; with a CA, undici's fetch through an Agent that trusts it (loaded only then). */
+  private fetchFunction(): Promise<typeof fetch> {
+    const ca = this.ca;
+    if (ca === undefined) return Promise.resolve(fetch);
+    this.fetcher ??= import('undici').then(({ Agent, fetch: undiciFetch }) => {
+      const dispatcher = new Agent({ connect: { ca } });
+      return ((input: URL, init: RequestInit) => undiciFetch(input, { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher })) as unknown as typeof fetch;
+    });
+    return this.fetcher;
   }
 
   /** POST /v1/apps with the spec text as written (YAML or JSON). */
@@ -277,8 +328,9 @@ export class GantryClient {
     return this.json('GET', '/v1/tokens');
   }
 
-  createToken(name: string, role: TokenInfo['role']): Promise<TokenInfo & { token: string }> {
-    return this.json('POST', '/v1/tokens', { body: JSON.stringify({ name, role }), contentType: 'application/json' });
+  /** node: the node an agent token speaks for (default: its name); ttl: how long a join token works ("24h"). */
+  createToken(name: string, role: TokenInfo['role'], options: { node?: string; ttl?: string } = {}): Promise<TokenInfo & { token: string }> {
+    return this.json('POST', '/v1/tokens', { body: JSON.stringify({ name, role, ...options }), contentType: 'application/json' });
   }
 
   revokeToken(name: string): Promise<{ revoked: TokenInfo; closedConnections: number }> {
@@ -325,12 +377,13 @@ export class GantryClient {
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (options.accept) headers.accept = options.accept;
     if (options.contentType) headers['content-type'] = options.contentType;
+    const fetchNow = await this.fetchFunction();
     let res: Response;
     try {
-      res = await fetch(url, { method, headers, body: options.body, signal: options.signal });
+      res = await fetchNow(url, { method, headers, body: options.body, signal: options.signal });
     } catch (err) {
       if (options.signal?.aborted) throw err;
-      throw new ServerUnreachableError(this.server, networkCode(err));
+      throw unreachableError(this.server, err);
     }
     if (!res.ok) throw await apiErrorFrom(res);
     return res;

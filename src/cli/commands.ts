@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { appSpecJsonSchema, parseAppSpecText, SpecError } from '../model/spec.js';
 import { formatDuration, parseDuration } from '../model/units.js';
 import { GantryClient } from './client.js';
-import { loadClientConfig } from './config.js';
+import { loadClientConfig, readCertificateFile } from './config.js';
 import { EXIT, fail } from './errors.js';
 import { io, OUTPUT_FORMATS, print, printError, renderJson, renderTable, timeAgo, type OutputFormat } from './output.js';
 import { appsTable, eventsTable, eventStreamHeader, eventStreamLine, instancesTable, nodesTable } from './tables.js';
@@ -39,6 +39,7 @@ export function clientCommand(program: Command, nameAndArgs: string, description
     .description(description)
     .option('--server <url>', 'Gantry server URL (default: $GANTRY_SERVER, the config file, http://127.0.0.1:7070)')
     .option('--token <token>', 'API token (default: $GANTRY_TOKEN, the config file)')
+    .option('--ca <file>', 'PEM CA certificate(s) that verify an https:// server (default: $GANTRY_CA, the config file, the system CAs)')
     .exitOverride();
 }
 
@@ -50,8 +51,10 @@ export function options<T>(cmd: Command): T & CommonOptions {
 }
 
 export function clientFor(cmd: Command): GantryClient {
-  const { server, token } = options<object>(cmd);
-  return new GantryClient(loadClientConfig({ server, token }));
+  const { server, token, ca } = options<{ ca?: string }>(cmd);
+  const config = loadClientConfig({ server, token, ca });
+  const caFrom = ca ? '--ca' : process.env.GANTRY_CA ? 'GANTRY_CA' : 'the CA file ("ca" in the config file)';
+  return new GantryClient({ ...config, ca: config.ca === undefined ? undefined : readCertificateFile(config.ca, caFrom).pem });
 }
 
 /** Exits quietly when stdout is closed early (e.g. `gantry logs x | head`). */

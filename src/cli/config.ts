@@ -1,20 +1,25 @@
-// Where the CLI finds the server and its token, first found wins, field by field:
-// flags (--server, --token) > environment (GANTRY_SERVER, GANTRY_TOKEN) > config file
-// ($GANTRY_CONFIG or ~/.config/gantry/config.json: { "server": ..., "token": ... }) > default server.
+// Where the CLI finds the server, its token and the CA that verifies an https:// server, first
+// found wins, field by field: flags (--server, --token, --ca) > environment (GANTRY_SERVER,
+// GANTRY_TOKEN, GANTRY_CA) > config file ($GANTRY_CONFIG or ~/.config/gantry/config.json:
+// { "server": ..., "token": ..., "ca": "<PEM file>" }) > default server (and Node's CAs).
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:7070';
 
 export interface ClientConfig {
   server: string;
   token?: string;
+  /** A PEM file of the CA certificate(s) that verify the server (https://); a relative path in the config file is relative to it. */
+  ca?: string;
 }
 
 export interface ConfigFlags {
   server?: string;
   token?: string;
+  ca?: string;
 }
 
 /** A config file that cannot be read or has the wrong shape (a usage problem: exit 2). */
@@ -47,13 +52,14 @@ export function readConfigFile(path: string): Partial<ClientConfig> {
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(`the config file ${path} must hold an object like {"server": "...", "token": "..."}`);
   }
-  const { server, token } = parsed as Record<string, unknown>;
-  for (const [key, value] of Object.entries({ server, token })) {
+  const { server, token, ca } = parsed as Record<string, unknown>;
+  for (const [key, value] of Object.entries({ server, token, ca })) {
     if (value !== undefined && typeof value !== 'string') throw new ConfigError(`the config file ${path}: "${key}" must be a string`);
   }
   const out: Partial<ClientConfig> = {};
   if (server) out.server = server as string;
   if (token) out.token = token as string;
+  if (ca) out.ca = resolve(dirname(path), ca as string);
   return out;
 }
 
@@ -72,13 +78,57 @@ export function normalizeServerUrl(server: string): string {
 
 export function loadClientConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = process.env): ClientConfig {
   // Read the file only when a flag or the environment leaves something to find.
-  const needFile = !(flags.server || env.GANTRY_SERVER) || !(flags.token || env.GANTRY_TOKEN);
+  const needFile = !(flags.server || env.GANTRY_SERVER) || !(flags.token || env.GANTRY_TOKEN) || !(flags.ca || env.GANTRY_CA);
   const file = needFile ? readConfigFile(configPath(env)) : {};
   const server = flags.server || env.GANTRY_SERVER || file.server || DEFAULT_SERVER;
   const token = flags.token || env.GANTRY_TOKEN || file.token;
+  const ca = flags.ca || env.GANTRY_CA || file.ca;
   const config: ClientConfig = { server: normalizeServerUrl(server) };
   if (token) config.token = token;
+  if (ca) config.ca = ca;
   return config;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+function readPem(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${what} ${path}: cannot read it: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The PEM certificate(s) of a file (a CA bundle, a server certificate and its chain), each
+ * checked; `what` names where the path came from in errors ("--ca", "--tls-cert"...).
+ */
+export function readCertificateFile(path: string, what: string): { pem: string; certificates: X509Certificate[] } {
+  const pem = readPem(path, what);
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw new ConfigError(`${what} ${path}: not a PEM certificate file (no "-----BEGIN CERTIFICATE-----" block)`);
+  const certificates = blocks.map((block, i) => {
+    try {
+      return new X509Certificate(block);
+    } catch (err) {
+      throw new ConfigError(`${what} ${path}: certificate ${i + 1} cannot be read: ${(err as Error).message}`);
+    }
+  });
+  return { pem, certificates };
+}
+
+/** A PEM private key file (unencrypted), checked. */
+export function readPrivateKeyFile(path: string, what: string): { pem: string; key: KeyObject } {
+  const pem = readPem(path, what);
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(pem)) {
+    throw new ConfigError(`${what} ${path}: the private key is encrypted; give it unencrypted, in a file readable only by the server's user`);
+  }
+  if (!/-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/.test(pem)) throw new ConfigError(`${what} ${path}: not a PEM private key file (no "-----BEGIN ... PRIVATE KEY-----" block)`);
+  try {
+    return { pem, key: createPrivateKey(pem) };
+  } catch (err) {
+    throw new ConfigError(`${what} ${path}: the private key cannot be read: ${(err as Error).message}`);
+  }
 }
 
 /** Writes the config file (mode 0600, directories created); returns its path. */
@@ -87,6 +137,7 @@ export function saveClientConfig(config: ClientConfig, env: NodeJS.ProcessEnv = 
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const content: ClientConfig = { server: config.server };
   if (config.token) content.token = config.token;
+  if (config.ca) content.ca = resolve(config.ca);
   const temp = `${path}.${process.pid}.tmp`;
   writeFileSync(temp, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
   chmodSync(temp, 0o600);

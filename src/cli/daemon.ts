@@ -1,13 +1,21 @@
 // The long-running commands: `up` (server + local agent in one process), `server`, `agent`.
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { isIP } from 'node:net';
+import { homedir, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { rootCertificates } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
 import type { Command } from 'commander';
 import { startServer, type RunningServer, type ServerOptions } from '../server/main.js';
 import { startAgent } from '../agent/main.js';
-import { saveClientConfig } from './config.js';
+import { readTokenFile, SAVED_TOKEN_FILE } from '../agent/credentials.js';
+import { existsSync } from 'node:fs';
+import { raiseFileLimit } from '../host/file-limit.js';
+import { readCertificateFile, readPrivateKeyFile, saveClientConfig } from './config.js';
+import { EXIT, fail } from './errors.js';
 import { parseSize } from '../model/units.js';
 import { loadRendererConfig } from '../discovery/renderer-config.js';
 import { parseSubnet } from '../runtime/docker-network.js';
+import { LABEL_KEY, LABEL_VALUE, NODE_NAME, NODE_NAME_RULE } from '../model/names.js';
 
 const defaultDataDir = () => process.env.GANTRY_DATA_DIR ?? join(homedir(), '.gantry');
 
@@ -15,7 +23,10 @@ function parseLabels(values: string[]): Record<string, string> {
   return Object.fromEntries(values.map((pair) => {
     const at = pair.indexOf('=');
     if (at <= 0) throw new Error(`--label ${pair}: expected key=value`);
-    return [pair.slice(0, at), pair.slice(at + 1)];
+    const [key, value] = [pair.slice(0, at), pair.slice(at + 1)];
+    if (!LABEL_KEY.test(key)) throw new Error(`--label ${pair}: label keys are letters, digits, ".", "_", "/", "-"`);
+    if (!LABEL_VALUE.test(value)) throw new Error(`--label ${pair}: label values are letters, digits and " ._:/@=+-" (at most 256)`);
+    return [key, value];
   }));
 }
 
@@ -33,11 +44,12 @@ function onSignals(stop: () => Promise<void>): void {
   }
 }
 
-function announce(server: RunningServer, dataDir: string): void {
+/** `ca`: the CA file the CLI of this user needs to verify the server (saved with the first admin token). */
+function announce(server: RunningServer, dataDir: string, ca?: string): void {
   console.log(`gantry server listening on ${server.url} (data in ${dataDir})`);
   if (server.dnsPort !== undefined) console.log(`DNS for registered endpoints on port ${server.dnsPort} (UDP and TCP)`);
   if (server.firstAdminToken) {
-    const configPath = saveClientConfig({ server: server.url, token: server.firstAdminToken });
+    const configPath = saveClientConfig({ server: server.url, token: server.firstAdminToken, ...(ca ? { ca } : {}) });
     console.log('\nThis is the first start. The admin token, shown only this once:\n');
     console.log(`    ${server.firstAdminToken}\n`);
     console.log(`It is saved for the gantry CLI of this user in ${configPath}.`);
@@ -47,6 +59,7 @@ function announce(server: RunningServer, dataDir: string): void {
 
 interface DaemonFlags {
   dataDir: string;
+  allowHostPort: string[];
   host: string;
   port: string;
   store?: string;
@@ -70,6 +83,37 @@ interface DaemonFlags {
   reserveMemory: string;
   shareBase: string;
   verbose?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** `up` and `agent`: the CA file that verifies the server. */
+  ca?: string;
+}
+
+interface ServerTls {
+  cert: string;
+  key: string;
+  /** The server's own certificate (the first of --tls-cert). */
+  leaf: X509Certificate;
+  /** --tls-cert holds a self-signed certificate (the server's own, or the root of its chain): it can serve as the CA. */
+  holdsRoot: boolean;
+}
+
+/** --tls-cert and --tls-key: both or neither; PEM, readable, and a pair. */
+function serverTls(flags: DaemonFlags): ServerTls | undefined {
+  if (flags.tlsCert === undefined && flags.tlsKey === undefined) return undefined;
+  if (flags.tlsKey === undefined) fail(EXIT.usage, `--tls-cert needs --tls-key (the certificate's private key, PEM): give both, or neither for plain HTTP`);
+  if (flags.tlsCert === undefined) fail(EXIT.usage, `--tls-key needs --tls-cert (the server's certificate, PEM): give both, or neither for plain HTTP`);
+  const { pem: cert, certificates } = readCertificateFile(flags.tlsCert, '--tls-cert');
+  const { pem: key, key: privateKey } = readPrivateKeyFile(flags.tlsKey, '--tls-key');
+  const leaf = certificates[0]!;
+  if (!leaf.checkPrivateKey(privateKey)) fail(EXIT.usage, `--tls-key ${flags.tlsKey} is not the private key of the certificate in --tls-cert ${flags.tlsCert}`);
+  if (Date.parse(leaf.validTo) < Date.now()) console.error(`warning: the certificate in --tls-cert ${flags.tlsCert} expired on ${leaf.validTo}: clients will refuse it`);
+  return { cert, key, leaf, holdsRoot: certificates.some((c) => c.checkIssued(c)) };
+}
+
+/** The PEM CA file of --ca (up, agent). */
+function readCa(flags: DaemonFlags): string | undefined {
+  return flags.ca === undefined ? undefined : readCertificateFile(flags.ca, '--ca').pem;
 }
 
 /** What an agent says about its node, from the flags shared by `up` and `agent`. */
@@ -83,7 +127,9 @@ function nodeIdentity(flags: DaemonFlags) {
   if (flags.dockerNetwork !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(flags.dockerNetwork)) throw new Error(`--docker-network ${flags.dockerNetwork}: expected a docker network name (letters, digits, _ . -)`);
   const dockerNetwork = flags.dockerNetwork ? { name: flags.dockerNetwork, subnet: flags.dockerSubnet } : undefined;
   if (dockerNetwork) parseSubnet(dockerNetwork.subnet);
-  return { name: flags.nodeName, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, dockerNetwork, portRange: parsePortRange(flags.portRange), pool: flags.pool, reserved: { cores, memoryBytes: memory }, shareBase, bootId: process.env.GANTRY_BOOT_ID };
+  const name = flags.nodeName ?? hostname();
+  if (!NODE_NAME.test(name)) throw new Error(`${flags.nodeName ? '--node-name' : `the host name "${name}" is not a valid node name; give one with --node-name`}: ${NODE_NAME_RULE}`);
+  return { name, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, dockerNetwork, portRange: parsePortRange(flags.portRange), pool: flags.pool, reserved: { cores, memoryBytes: memory }, shareBase, bootId: process.env.GANTRY_BOOT_ID };
 }
 
 function nodeOptions(command: Command): Command {
@@ -109,10 +155,21 @@ function parsePortRange(value: string): [number, number] {
 
 export function registerDaemonCommands(program: Command): void {
   nodeOptions(serverOptions(program.command('up').description('run a server, a local agent and the embedded store in one process (the quick start)')))
+    .option('--ca <file>', 'with --tls-cert: the PEM CA certificate(s) that verify it, for the local agent and the CLI (default: --tls-cert itself if it holds a self-signed certificate, else the system CAs)')
     .action(async (flags: DaemonFlags) => {
-      const server = await startServer(serverSettings(flags));
-      announce(server, flags.dataDir);
-      const agent = await startAgent({ ...nodeIdentity(flags), server: server.url, token: server.localAgentToken(), dataDir: join(flags.dataDir, 'agent'), log: (line) => console.log(`agent: ${line}`) });
+      const tls = serverTls(flags);
+      const ca = readCa(flags);
+      if (ca && !tls) fail(EXIT.usage, '--ca is for a server started with --tls-cert and --tls-key');
+      const settings = serverSettings(flags, tls);
+      if (tls && !(isIP(flags.host) ? tls.leaf.checkIP(flags.host) : tls.leaf.checkHost(flags.host))) {
+        console.error(`warning: the certificate in --tls-cert does not name ${flags.host} (in its subjectAltName), the address the local agent connects to: the agent will refuse it`);
+      }
+      const server = await startServer(settings);
+      // The local agent (and this user's CLI) trust --ca, else the certificate itself when it holds its root, else the system's CAs.
+      announce(server, flags.dataDir, tls && (flags.ca ? resolve(flags.ca) : tls.holdsRoot ? resolve(flags.tlsCert!) : undefined));
+      const agentCa = tls ? (ca ?? [...rootCertificates, tls.cert].join('\n')) : undefined;
+      const identity = nodeIdentity(flags);
+      const agent = await startAgent({ ...identity, server: server.url, token: server.localAgentToken(identity.name), ca: agentCa, dataDir: join(flags.dataDir, 'agent'), log: (line) => console.log(`agent: ${line}`) });
       console.log(`agent running as node "${agent.name}". Deploy with: gantry apply -f <spec.yaml>`);
       onSignals(async () => {
         await agent.close();
@@ -122,22 +179,46 @@ export function registerDaemonCommands(program: Command): void {
 
   serverOptions(program.command('server').description('run a Gantry server (API, controllers, embedded store)'))
     .action(async (flags: DaemonFlags) => {
-      const server = await startServer(serverSettings(flags));
-      announce(server, flags.dataDir);
+      const tls = serverTls(flags);
+      const server = await startServer(serverSettings(flags, tls));
+      announce(server, flags.dataDir, tls?.holdsRoot ? resolve(flags.tlsCert!) : undefined);
       onSignals(() => server.close());
     });
 
   nodeOptions(program.command('agent').description('run a node agent that keeps this host\'s assigned instances running'))
     .requiredOption('--server <url>', 'the Gantry server', process.env.GANTRY_SERVER)
-    .option('--token <token>', 'an agent or admin token (or GANTRY_TOKEN)', process.env.GANTRY_TOKEN)
+    .option('--token-file <path>', 'a file holding the agent (or join) token; keep it readable only by the agent\'s user')
+    .option('--token <token>', 'the token itself (visible to every user in ps: prefer --token-file or GANTRY_TOKEN)')
     .option('--data-dir <dir>', 'where the agent keeps its state', join(defaultDataDir(), 'agent'))
     .option('--address <ip>', 'address other hosts reach this node on', '127.0.0.1')
-    .action(async (flags: DaemonFlags & { server: string; token?: string }) => {
-      if (!flags.token) throw new Error('an agent needs --token or GANTRY_TOKEN');
-      const agent = await startAgent({ ...nodeIdentity(flags), server: flags.server, token: flags.token, dataDir: flags.dataDir, log: (line) => console.log(`agent: ${line}`) });
+    .option('--ca <file>', 'PEM CA certificate(s) that verify an https:// server (default: the system CAs)')
+    .action(async (flags: DaemonFlags & { server: string; token?: string; tokenFile?: string }) => {
+      const ca = readCa(flags);
+      if (ca && !/^https:/i.test(flags.server)) console.error(`warning: --ca is used only with an https:// server, and --server is ${flags.server}`);
+      if (flags.token) console.error('warning: a token given with --token is visible to every user of this host (ps); use --token-file or GANTRY_TOKEN');
+      const token = flags.tokenFile ? readTokenFile(flags.tokenFile) : (flags.token ?? process.env.GANTRY_TOKEN);
+      const joinedBefore = existsSync(join(flags.dataDir, SAVED_TOKEN_FILE));
+      if (!token && !joinedBefore) throw new Error('an agent needs a token: --token-file FILE (or GANTRY_TOKEN)');
+      const agent = await startAgent({ ...nodeIdentity(flags), server: flags.server, token: token ?? '', ca, dataDir: flags.dataDir, log: (line) => console.log(`agent: ${line}`) });
       console.log(`agent running as node "${agent.name}"`);
       onSignals(() => agent.close());
     });
+
+  for (const daemon of program.commands.filter((c) => ['up', 'server', 'agent'].includes(c.name()))) daemon.hook('preAction', prepareDaemonProcess);
+}
+
+/**
+ * What a long-running Gantry process sets up before anything else: as many descriptors as the
+ * host allows (every client socket is one), and a missed promise rejection that is logged rather
+ * than fatal (Node's default exits, taking every agent connection and stream with it).
+ */
+function prepareDaemonProcess(): void {
+  const { limit, note } = raiseFileLimit();
+  if (note) console.error(`warning: ${note}`);
+  else if (limit && limit.soft < 4096) console.error(`warning: this process may open only ${limit.soft} files; raise the hard limit (ulimit -Hn, LimitNOFILE=) for more clients`);
+  process.on('unhandledRejection', (reason) => {
+    console.error(`gantry: an unexpected failure was ignored (please report it): ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
+  });
 }
 
 function serverOptions(command: Command): Command {
@@ -154,11 +235,15 @@ function serverOptions(command: Command): Command {
     .option('--dns-host <address>', 'address the DNS server listens on', '127.0.0.1')
     .option('--dns-domain <domain>', 'the DNS zone: names are <entry>.<app>.<env>.<domain>', 'gantry.local')
     .option('--dns-workers <n>', 'extra processes answering DNS over UDP (each holds a copy of the registry)', '0')
+    .option('--allow-host-port <port>', 'let specs fix this privileged host port (below 1024), e.g. 80 (repeatable)', collect, [])
+    .option('--tls-cert <file>', 'serve HTTPS (and WSS to agents) with this PEM certificate (and its chain); needs --tls-key')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert (unencrypted; keep it readable only by the server\'s user)')
     .option('-v, --verbose', 'log every request');
 }
 
-function serverSettings(flags: DaemonFlags): ServerOptions {
+function serverSettings(flags: DaemonFlags, tls: ServerTls | undefined): ServerOptions {
   return {
+    ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
     dataDir: flags.dataDir,
     host: flags.host,
     port: Number(flags.port),
@@ -169,6 +254,11 @@ function serverSettings(flags: DaemonFlags): ServerOptions {
     renderers: flags.renderer.map(loadRendererConfig),
     dns: flags.dnsPort === undefined ? undefined : { port: Number(flags.dnsPort), host: flags.dnsHost, domain: flags.dnsDomain, workers: Number(flags.dnsWorkers) },
     bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN,
+    allowedPrivilegedPorts: flags.allowHostPort.map((value) => {
+      const port = Number(value);
+      if (!Number.isInteger(port) || port < 1 || port > 1023) throw new Error(`--allow-host-port ${value}: expected a privileged port, 1-1023 (ports from 1024 up need no permission)`);
+      return port;
+    }),
     log: flags.verbose,
   };
 }

@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { clientCommand, clientFor, options, outputOption } from './commands.js';
 import { formatTime, print, renderJson, renderTable } from './output.js';
 import { EXIT, fail } from './errors.js';
+import { DURATION_PATTERN } from '../model/units.js';
+import type { TokenInfo } from '../model/api.js';
 
 export function registerNodeCommands(program: Command): void {
   const node = program.command('node').description('operate on one node');
@@ -42,22 +44,39 @@ export function registerNodeCommands(program: Command): void {
   const token = program.command('token').description('API tokens: agent tokens for nodes, admin tokens for people and scripts');
   clientCommand(token, 'create', 'create a token and print it (shown only this once)')
     .argument('<name>', 'a name to know it by (e.g. the node it is for)')
-    .option('--role <role>', 'agent (may only connect a node agent) or admin', 'agent')
+    .option('--role <role>', 'agent (connects the agent of one node, and nothing else), join (lets a new node join once, within --ttl) or admin', 'agent')
+    .option('--node <node>', 'agent: the node the token speaks for (default: the token\'s name)')
+    .option('--ttl <duration>', 'join: how long the token may be used, e.g. 24h (default 24h, at most 30 days)')
     .addOption(outputOption())
     .action(async (name: string, _opts: unknown, cmd: Command) => {
-      const { role, output } = options<{ role: string; output?: string }>(cmd);
-      if (role !== 'agent' && role !== 'admin') fail(EXIT.usage, `--role ${role}: expected agent or admin`);
-      const created = await clientFor(cmd).createToken(name, role);
+      const { role, node, ttl, output } = options<{ role: string; node?: string; ttl?: string; output?: string }>(cmd);
+      if (role !== 'agent' && role !== 'admin' && role !== 'join') fail(EXIT.usage, `--role ${role}: expected agent, join or admin`);
+      if (node !== undefined && role !== 'agent') fail(EXIT.usage, '--node: only an agent token is bound to a node');
+      if (ttl !== undefined && role !== 'join') fail(EXIT.usage, '--ttl: only a join token expires');
+      if (ttl !== undefined && !DURATION_PATTERN.test(ttl)) fail(EXIT.usage, `--ttl ${ttl}: expected a duration such as "1h" or "72h"`);
+      const client = clientFor(cmd);
+      const created = await client.createToken(name, role, { ...(node !== undefined ? { node } : {}), ...(ttl !== undefined ? { ttl } : {}) });
       if (output === 'json') return print(renderJson(created));
-      print(`${created.role} token "${created.name}" (shown only this once; the server keeps its hash):\n\n    ${created.token}\n`);
-      if (role === 'agent') print(`Start a node with: gantry agent --server <url> --token ${created.token}`);
+      const what = created.node ? ` for node ${created.node}` : created.expiresAt ? `, valid until ${new Date(created.expiresAt).toISOString()}` : '';
+      print(`${created.role} token "${created.name}"${what} (shown only this once; the server keeps its hash):\n\n    ${created.token}\n`);
+      if (created.role === 'admin') return;
+      // The token goes to the agent in a file only its user can read: on the command line, every user sees it in ps.
+      const file = '/etc/gantry/agent-token';
+      const nodeName = created.node ?? '<node-name>';
+      print(created.role === 'agent'
+        ? `Start the agent of node ${nodeName} with it. As the agent's user, write it to a file only that user can read, and give the agent the file:`
+        : 'New nodes join with it until it expires (each is then given an agent token of its own, kept in its data directory). As the agent\'s user, write it to a file only that user can read, and give the agent the file:');
+      print(`\n    (umask 077; mkdir -p ${file.slice(0, file.lastIndexOf('/'))}; cat > ${file})    # paste the token, then Ctrl-D`);
+      print(`    gantry agent --server ${client.server} --token-file ${file} --node-name ${nodeName}${client.verifiesWithCa ? ' --ca <the CA file>' : ''}\n`);
     });
   clientCommand(token, 'ls', 'list tokens (names and roles; never the tokens)')
     .addOption(outputOption())
     .action(async (_opts: unknown, cmd: Command) => {
       const { tokens } = await clientFor(cmd).tokens();
       if (options(cmd).output === 'json') return print(renderJson(tokens));
-      print(renderTable(['NAME', 'ROLE', 'CREATED'], tokens.map((t) => [t.name, t.role, formatTime(t.createdAt)])));
+      const now = Date.now();
+      const expires = (t: TokenInfo) => (t.expiresAt === undefined ? '-' : `${formatTime(t.expiresAt, now)}${t.expiresAt <= now ? ' (expired)' : ''}`);
+      print(renderTable(['NAME', 'ROLE', 'NODE', 'EXPIRES', 'CREATED'], tokens.map((t) => [t.name, t.role, t.node ?? '-', expires(t), formatTime(t.createdAt, now)])));
     });
   clientCommand(token, 'rm', 'revoke a token: it stops working at once and agents using it are disconnected')
     .argument('<name>', 'token name')

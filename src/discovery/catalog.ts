@@ -29,6 +29,11 @@ export class EndpointCatalog implements EndpointSource {
     return [...(this.byEntry.get(`${app}/${env}/${entry}`)?.values() ?? [])];
   }
 
+  /** The endpoint under a registry key, if any. */
+  get(key: string): Endpoint | undefined {
+    return this.byKey.get(key);
+  }
+
   /** Endpoints that an agent registered for a node. */
   onNode(node: string): Endpoint[] {
     return [...this.byKey.values()].filter((e) => e.node === node);

@@ -1,22 +1,120 @@
 // Messages on the long-lived WebSocket between an agent and a server (GET /v1/agent/connect).
 // The server pushes the node's whole assignment set each time it changes (idempotent, so a
 // lost message is repaired by the next); the agent reports node info, statuses and events.
+//
+// What an agent sends is checked against the schemas below before the server uses any of it:
+// a socket is a client like any other, and one malformed message must cost that socket, never
+// the server. Every array and string is bounded; unknown fields are dropped, so an agent one
+// version ahead still connects.
+import { z } from 'zod';
 import type { GantryEvent, Instance, InstanceStatus, NodeInfo } from './types.js';
 import type { Endpoint } from './registry.js';
+import { hostAddress, instanceId, LABEL_KEY, name, nodeName, port } from './names.js';
 
 export type EndpointRef = Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>;
 
 export type ServerToAgent =
-  /** Sent on hello: how often the agent must heartbeat to keep its registry lease alive. */
-  | { type: 'welcome'; heartbeatMs: number }
+  /**
+   * Sent on hello: how often the agent must heartbeat to keep its registry lease alive; and,
+   * when it connected with a join token, the agent token it must use from now on.
+   */
+  | { type: 'welcome'; heartbeatMs: number; token?: string }
   | { type: 'assignments'; instances: Instance[] }
   | { type: 'logs'; requestId: string; instanceId: string; tail?: number; follow: boolean }
   | { type: 'logs.cancel'; requestId: string }
   /** The server stored (or failed to store) the registry change with this requestId. */
   | { type: 'ack'; requestId: string; error?: string };
 
-export type AgentToServer =
+/** Most instances one node reports on; far above what fits on a host. */
+export const MAX_NODE_INSTANCES = 10_000;
+/** Longest log line relayed; the agent cuts longer ones. */
+export const MAX_LOG_LINE = 16 * 1024;
+
+const time = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const count = time;
+const text = (max: number) => z.string().max(max);
+const requestId = z.string().min(1).max(64);
+const hostPort = z.object({ host: port(), protocol: z.enum(['tcp', 'udp']) });
+
+export const NodeInfoSchema = z.object({
+  name: nodeName(),
+  address: hostAddress(),
+  labels: z.record(z.string().regex(LABEL_KEY), text(256)).refine((l) => Object.keys(l).length <= 64, 'at most 64 labels'),
+  cores: z.number().int().min(1).max(4096),
+  memoryBytes: count,
+  runtimes: z.array(z.enum(['docker', 'process'])).max(2),
+  runtimeNotes: z.array(text(1024)).max(8),
+  portRange: z.tuple([port(), port()]),
+  agentVersion: text(64),
+  pool: name('pool'),
+  reserved: z.object({ cores: z.number().int().min(0).max(4096), memoryBytes: count }),
+  shareBase: z.union([z.literal(10), z.literal(100), z.literal(1000)]),
+  recovering: z.boolean().optional(),
+  portsTaken: z.array(hostPort).max(1024).optional(),
+});
+
+export const InstanceStatusSchema = z.object({
+  id: instanceId(),
+  state: z.enum(['pending', 'starting', 'running', 'unhealthy', 'backoff', 'stopping', 'exited', 'failed', 'lost', 'removed']),
+  healthy: z.boolean().nullable(),
+  restarts: count,
+  exitCode: z.number().int().min(-(2 ** 31)).max(2 ** 32).nullable(),
+  runtimeId: text(128).nullable(),
+  startedAt: time.nullable(),
+  healthySince: time.nullable().optional(),
+  release: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  ip: z.ipv4().or(z.ipv6()).nullable().optional(),
+  portsTaken: z.array(hostPort).max(64).optional(),
+  message: text(4096).nullable(),
+  updatedAt: time,
+});
+
+/** What an agent claims about an endpoint; the server keeps only the instance it names and rebuilds the rest. */
+export const AgentEndpointSchema = z.object({
+  id: instanceId(),
+  app: name('app'),
+  env: name('env'),
+  entry: name('entrypoint'),
+  node: nodeName().optional(),
+  address: hostAddress(),
+  ports: z.record(name('port name'), port()).refine((p) => Object.keys(p).length <= 32, 'at most 32 ports'),
+  release: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  labels: z.record(z.string().max(128), text(256)).refine((l) => Object.keys(l).length <= 64, 'at most 64 labels'),
+  registeredAt: time,
+  source: z.literal('agent').default('agent'),
+});
+
+const EndpointRefSchema = z.object({ app: name('app'), env: name('env'), entry: name('entrypoint'), id: instanceId() });
+
+/** Only facts about instances and the node: an agent cannot write app, token or rollout events. */
+export const AgentEventSchema = z.object({
+  time,
+  level: z.enum(['info', 'warning', 'error']),
+  type: z.string().regex(/^(instance|node)\.[a-z_]{1,40}$/, 'agent events are instance.* or node.*'),
+  app: name('app').optional(),
+  entry: name('entrypoint').optional(),
+  instance: instanceId().optional(),
+  node: nodeName().optional(),
+  message: text(4096),
+  data: z
+    .record(z.string().max(64), z.union([z.string().max(1024), z.number(), z.boolean(), z.null()]))
+    .refine((d) => Object.keys(d).length <= 16, 'at most 16 data fields')
+    .optional(),
+});
+
+export const AgentToServerSchema = z.discriminatedUnion('type', [
   /** `endpoints`: every endpoint the agent has registered (healthy instances with ports). */
+  z.object({ type: z.literal('hello'), node: NodeInfoSchema, statuses: z.array(InstanceStatusSchema).max(MAX_NODE_INSTANCES), endpoints: z.array(AgentEndpointSchema).max(MAX_NODE_INSTANCES) }),
+  z.object({ type: z.literal('heartbeat'), node: NodeInfoSchema, endpoints: z.array(AgentEndpointSchema).max(MAX_NODE_INSTANCES) }),
+  z.object({ type: z.literal('registry'), requestId, register: z.array(AgentEndpointSchema).max(MAX_NODE_INSTANCES), withdraw: z.array(EndpointRefSchema).max(MAX_NODE_INSTANCES) }),
+  z.object({ type: z.literal('status'), statuses: z.array(InstanceStatusSchema).max(MAX_NODE_INSTANCES) }),
+  z.object({ type: z.literal('events'), events: z.array(AgentEventSchema).max(2000) }),
+  z.object({ type: z.literal('log.lines'), requestId, lines: z.array(text(MAX_LOG_LINE + 16)).max(1000) }),
+  z.object({ type: z.literal('log.end'), requestId, error: text(4096).optional() }),
+]);
+
+/** What an agent sends (the schemas above say what the server accepts of it). */
+export type AgentToServer =
   | { type: 'hello'; node: NodeInfo; statuses: InstanceStatus[]; endpoints: Endpoint[] }
   | { type: 'heartbeat'; node: NodeInfo; endpoints: Endpoint[] }
   | { type: 'registry'; requestId: string; register: Endpoint[]; withdraw: EndpointRef[] }
@@ -24,5 +122,8 @@ export type AgentToServer =
   | { type: 'events'; events: GantryEvent[] }
   | { type: 'log.lines'; requestId: string; lines: string[] }
   | { type: 'log.end'; requestId: string; error?: string };
+
+/** A message that passed the schemas: what the server works with. */
+export type ValidAgentMessage = z.output<typeof AgentToServerSchema>;
 
 export const AGENT_PROTOCOL_VERSION = 1;

@@ -76,8 +76,13 @@ export interface NodeView extends NodeRecord {
 /** GET /v1/tokens lists these; POST /v1/tokens answers one with `token`, the only time it is shown. */
 export interface TokenInfo {
   name: string;
-  role: 'admin' | 'agent';
+  /** admin: everything. agent: connects the node agent of `node` only. join: connects a new node once, which gets its own agent token. */
+  role: 'admin' | 'agent' | 'join';
+  /** The node an agent token speaks for. */
+  node?: string;
   createdAt: number;
+  /** When a join token stops working. */
+  expiresAt?: number;
 }
 
 /** GET /v1/nodes */

@@ -1,12 +1,23 @@
-// The server's side of the agent connections: registers nodes, pushes each node its
-// assignments whenever they change, stores what agents report, relays log requests.
-import { randomUUID } from 'node:crypto';
+// The server's side of the agent connections: admits nodes, pushes each node its assignments
+// whenever they change, stores what agents report, relays log requests.
+//
+// An agent is trusted with its own node and nothing else. Every message is checked against the
+// protocol's schemas first (a malformed one closes that socket, with an event, and nothing it
+// said is used); then a node may only say hello as the node its token is bound to, report on
+// instances assigned to it, register endpoints for those instances (built here from the
+// instance's own record, so an agent cannot point another app's traffic anywhere) and withdraw
+// its own.
+import { randomBytes, randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
-import type { AgentToServer, ServerToAgent } from '../model/agent-protocol.js';
-import type { InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
+import { AgentToServerSchema, type ServerToAgent, type ValidAgentMessage } from '../model/agent-protocol.js';
+import type { GantryEvent, Instance, InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
+import type { Endpoint } from '../model/registry.js';
+import { problemsFromZod } from '../model/spec.js';
+import { TOKEN_NAME } from '../model/names.js';
 import { KEYS, type ClusterState } from './state.js';
+import type { Caller, TokenAuth } from './auth.js';
 import type { EventLog } from './services/events.js';
 import type { RegistryService } from './services/registry.js';
 
@@ -16,12 +27,26 @@ interface LogRequest {
   onEnd: (error?: string) => void;
 }
 
+/** One agent connection: who opened it and, once admitted, the node it speaks for. */
+interface Session {
+  socket: WebSocket;
+  caller: Caller;
+  node?: string;
+  info?: NodeInfo;
+}
+
+/** Closes the connection: the agent broke the protocol or asked for what its token does not allow. */
+class Refusal extends Error {}
+
+/** How often one node's refused reports are recorded as an event (they may come every second). */
+const REFUSAL_EVENT_EVERY_MS = 60_000;
+
 export class AgentHub {
-  private readonly sockets = new Map<string, WebSocket>();
-  /** The token each connection was opened with, so revoking a token closes its connections. */
-  private readonly tokenOf = new Map<WebSocket, string>();
+  private readonly sessions = new Map<string, Session>();
+  private readonly open = new Set<Session>();
   private readonly pushTimers = new Map<string, NodeJS.Timeout>();
   private readonly logRequests = new Map<string, LogRequest>();
+  private readonly lastRefusalEvent = new Map<string, number>();
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -29,6 +54,7 @@ export class AgentHub {
     private readonly state: ClusterState,
     private readonly events: EventLog,
     private readonly registry: RegistryService,
+    private readonly auth: TokenAuth,
     private readonly heartbeatMs: number,
   ) {
     this.unsubscribe = state.onChange((kind, key) => {
@@ -36,62 +62,51 @@ export class AgentHub {
       const id = key.slice(key.lastIndexOf('/') + 1);
       const instance = state.instances.get(id);
       if (instance) this.schedulePush(instance.node);
-      else for (const node of this.sockets.keys()) this.schedulePush(node); // deleted: we no longer know its node
+      else for (const node of this.sessions.keys()) this.schedulePush(node); // deleted: we no longer know its node
     });
   }
 
   isConnected(node: string): boolean {
-    return this.sockets.has(node);
+    return this.sessions.has(node);
   }
 
   /** Closes the connections opened with this token (it was revoked); returns how many. */
   disconnectToken(tokenName: string): number {
     let closed = 0;
-    for (const [socket, name] of this.tokenOf) {
-      if (name !== tokenName) continue;
-      socket.close(4001, 'token revoked');
+    for (const session of this.open) {
+      if (session.caller.name !== tokenName) continue;
+      session.socket.close(4001, 'token revoked');
       closed++;
     }
     return closed;
   }
 
-  /** `tokenName`: the name of the token the agent connected with. */
-  accept(socket: WebSocket, tokenName: string): void {
-    this.tokenOf.set(socket, tokenName);
-    let node: string | undefined;
+  accept(socket: WebSocket, caller: Caller): void {
+    const session: Session = { socket, caller };
+    this.open.add(session);
     // One message at a time per agent: a withdrawal must not overtake the registration before it.
     let queue: Promise<void> = Promise.resolve();
-    socket.on('message', (data) => {
-      let message: AgentToServer;
-      try {
-        message = JSON.parse(String(data)) as AgentToServer;
-      } catch {
-        socket.close(1003, 'invalid JSON');
-        return;
-      }
-      if (message.type === 'hello') {
-        node = message.node.name;
-        this.sockets.get(node)?.close(4000, 'replaced by a newer connection');
-        this.sockets.set(node, socket);
-      }
-      if (!node) {
-        socket.close(1008, 'hello first');
-        return;
-      }
-      const from = node;
-      queue = queue.then(() => this.handle(from, message)).catch((err: Error) => {
-        if (message.type === 'registry') this.send(from, { type: 'ack', requestId: message.requestId, error: err.message });
-        void this.events.record({ level: 'error', type: 'agent.error', node: from, message: `handling ${message.type}: ${err.message}` });
-      });
+    socket.on('message', (data, isBinary) => {
+      const message = this.parse(session, data, isBinary);
+      if (!message) return;
+      queue = queue
+        .then(() => (session.socket.readyState === session.socket.OPEN ? this.handle(session, message) : undefined))
+        .catch((err: Error) => {
+          if (err instanceof Refusal) return this.drop(session, err.message);
+          if (session.node && message.type === 'registry') this.send(session.node, { type: 'ack', requestId: message.requestId, error: err.message });
+          this.events.note({ level: 'error', type: 'agent.error', node: session.node, message: `handling ${message.type} from ${this.who(session)}: ${err.message}` });
+        });
     });
+    socket.on('error', () => {}); // 'close' follows
     socket.on('close', () => {
-      this.tokenOf.delete(socket);
-      if (node && this.sockets.get(node) === socket) this.sockets.delete(node);
+      this.open.delete(session);
+      const node = session.node;
+      if (!node) return;
+      if (this.sessions.get(node) === session) this.sessions.delete(node);
       for (const [id, request] of this.logRequests) {
-        if (request.node === node) {
-          request.onEnd(`agent of node ${node} disconnected`);
-          this.logRequests.delete(id);
-        }
+        if (request.node !== node) continue;
+        request.onEnd(`agent of node ${node} disconnected`);
+        this.logRequests.delete(id);
       }
     });
   }
@@ -112,40 +127,147 @@ export class AgentHub {
   close(): void {
     this.unsubscribe();
     for (const timer of this.pushTimers.values()) clearTimeout(timer);
-    for (const socket of this.sockets.values()) socket.close(1001, 'server shutting down');
+    for (const session of this.open) session.socket.close(1001, 'server shutting down');
   }
 
-  private async handle(node: string, message: AgentToServer): Promise<void> {
+  /** The message, if it is one; otherwise the socket is closed with the reason. */
+  private parse(session: Session, data: unknown, isBinary: boolean): ValidAgentMessage | undefined {
+    let decoded: unknown;
+    try {
+      if (isBinary) throw new Error('binary frame');
+      decoded = JSON.parse(String(data));
+    } catch {
+      this.drop(session, 'invalid message: not JSON text');
+      return undefined;
+    }
+    const result = AgentToServerSchema.safeParse(decoded);
+    if (result.success) return result.data;
+    const problems = problemsFromZod(result.error).slice(0, 3).map((p) => `${p.path || '(message)'}: ${p.message}`).join('; ');
+    this.drop(session, `invalid message: ${problems}`);
+    return undefined;
+  }
+
+  private drop(session: Session, reason: string): void {
+    this.events.note({ level: 'warning', type: 'agent.refused', node: session.node, message: `closed the connection of ${this.who(session)}: ${reason}` });
+    // A close reason is at most 123 bytes.
+    session.socket.close(1008, Buffer.from(reason).subarray(0, 120).toString());
+  }
+
+  private who(session: Session): string {
+    return `${session.node ? `node ${session.node}` : 'an agent'} (token "${session.caller.name}")`;
+  }
+
+  private async handle(session: Session, message: ValidAgentMessage): Promise<void> {
+    if (message.type === 'hello') return this.hello(session, message);
+    const node = session.node;
+    if (!node) throw new Refusal(`${message.type} before hello`);
     switch (message.type) {
-      case 'hello':
-        this.send(node, { type: 'welcome', heartbeatMs: this.heartbeatMs });
-        await this.register(message.node);
-        await this.saveStatuses(message.statuses);
-        await this.registry.sync(node, message.endpoints);
-        this.pushAssignments(node);
-        return;
       case 'heartbeat':
+        if (message.node.name !== node) throw new Refusal(`heartbeat as node ${message.node.name} on the connection of node ${node}`);
+        session.info = message.node;
         await this.register(message.node);
-        return this.registry.sync(node, message.endpoints);
+        return this.registry.sync(node, this.ownEndpoints(session, message.endpoints));
       case 'registry':
-        await this.registry.update(node, message.register, message.withdraw);
+        await this.registry.update(node, this.ownEndpoints(session, message.register), message.withdraw);
         this.send(node, { type: 'ack', requestId: message.requestId });
         return;
       case 'status':
-        return this.saveStatuses(message.statuses);
+        return this.saveStatuses(node, message.statuses);
       case 'events':
-        for (const event of message.events) await this.events.record({ ...event, node });
+        for (const event of message.events) {
+          const own = this.ownEvent(node, event);
+          if (own) await this.events.record(own);
+        }
         return;
       case 'log.lines':
-        this.logRequests.get(message.requestId)?.onLines(message.lines);
+        this.logRequestOf(node, message.requestId)?.onLines(message.lines);
         return;
       case 'log.end': {
-        const request = this.logRequests.get(message.requestId);
+        const request = this.logRequestOf(node, message.requestId);
+        if (!request) return;
         this.logRequests.delete(message.requestId);
-        request?.onEnd(message.error);
+        request.onEnd(message.error);
         return;
       }
     }
+  }
+
+  private async hello(session: Session, message: Extract<ValidAgentMessage, { type: 'hello' }>): Promise<void> {
+    const name = message.node.name;
+    if (session.node !== undefined && session.node !== name) throw new Refusal(`hello as node ${name} on the connection of node ${session.node}`);
+    const minted = session.node === undefined ? await this.admit(session, name) : undefined;
+    session.node = name;
+    session.info = message.node;
+    const previous = this.sessions.get(name);
+    if (previous && previous !== session) previous.socket.close(4000, 'replaced by a newer connection');
+    this.sessions.set(name, session);
+    this.send(name, { type: 'welcome', heartbeatMs: this.heartbeatMs, ...(minted ? { token: minted } : {}) });
+    await this.register(message.node);
+    await this.saveStatuses(name, message.statuses);
+    await this.registry.sync(name, this.ownEndpoints(session, message.endpoints));
+    this.pushAssignments(name);
+  }
+
+  /** Whether this token may speak for `node`; for a join token, the agent token the node uses from now on. */
+  private async admit(session: Session, node: string): Promise<string | undefined> {
+    const { caller } = session;
+    if (caller.role === 'admin') return undefined;
+    if (caller.role === 'agent') {
+      if (caller.node !== node) throw new Refusal(`agent token "${caller.name}" speaks for node ${caller.node}, not ${node}`);
+      return undefined;
+    }
+    // A join token adds a node; it never takes over one that exists (that needs the node's own token).
+    if (this.state.nodes.has(node) || (await this.auth.nodeHasToken(node))) {
+      throw new Refusal(`join token "${caller.name}" cannot join node ${node}: it exists already (give it an agent token: gantry token create NAME --node ${node})`);
+    }
+    const tokenName = joinedTokenName(node);
+    const token = await this.auth.create({ role: 'agent', name: tokenName, node });
+    session.caller = { role: 'agent', name: tokenName, node };
+    await this.events.record({ level: 'info', type: 'token.created', node, message: `node ${node} joined with join token "${caller.name}" and was given agent token "${tokenName}"` });
+    return token;
+  }
+
+  /** The endpoints of its own instances that an agent registers, built from their records. */
+  private ownEndpoints(session: Session, claimed: readonly { id: string; registeredAt: number }[]): Endpoint[] {
+    const node = session.node!;
+    const address = session.info!.address;
+    const out: Endpoint[] = [];
+    const refused: string[] = [];
+    for (const { id, registeredAt } of claimed) {
+      const instance = this.state.instances.get(id);
+      if (!instance || instance.node !== node) refused.push(id);
+      else out.push(endpointOf(instance, address, registeredAt));
+    }
+    if (refused.length > 0) this.refusedReport(node, `registered endpoints for instances it does not run: ${refused.slice(0, 5).join(', ')}`);
+    return out;
+  }
+
+  private ownEvent(node: string, event: Extract<ValidAgentMessage, { type: 'events' }>['events'][number]): Omit<GantryEvent, 'seq'> | undefined {
+    const instance = event.instance ? this.state.instances.get(event.instance) : undefined;
+    if (instance && instance.node !== node) {
+      this.refusedReport(node, `sent an event about instance ${instance.id} of node ${instance.node}`);
+      return undefined;
+    }
+    const out: Omit<GantryEvent, 'seq'> = { ...event, node };
+    if (instance) Object.assign(out, { app: instance.app, entry: instance.entry });
+    // An instance no longer assigned (an orphan it removed) may name its app only if nothing says it is another node's.
+    else if (event.app && this.state.apps.has(event.app) && !this.state.instancesOnNode(node).some((i) => i.app === event.app)) {
+      delete out.app;
+      delete out.entry;
+    }
+    return out;
+  }
+
+  private logRequestOf(node: string, requestId: string): LogRequest | undefined {
+    const request = this.logRequests.get(requestId);
+    return request?.node === node ? request : undefined;
+  }
+
+  private refusedReport(node: string, what: string): void {
+    const last = this.lastRefusalEvent.get(node) ?? 0;
+    if (Date.now() - last < REFUSAL_EVENT_EVERY_MS) return;
+    this.lastRefusalEvent.set(node, Date.now());
+    this.events.note({ level: 'warning', type: 'agent.refused_report', node, message: `node ${node} ${what}: ignored` });
   }
 
   private async register(info: NodeInfo): Promise<void> {
@@ -171,10 +293,12 @@ export class AgentHub {
     else if (previous.state === 'down') await this.events.record({ level: 'info', type: 'node.up', node: info.name, message: `node ${info.name} is back` });
   }
 
-  private async saveStatuses(statuses: InstanceStatus[]): Promise<void> {
+  private async saveStatuses(node: string, statuses: InstanceStatus[]): Promise<void> {
+    const refused = statuses.filter((s) => this.state.instances.get(s.id)?.node !== node && this.state.instances.has(s.id));
+    if (refused.length > 0) this.refusedReport(node, `reported the status of instances of other nodes: ${refused.slice(0, 5).map((s) => s.id).join(', ')}`);
     const changed = statuses.filter((status) => {
       const previous = this.state.statuses.get(status.id);
-      return this.state.instances.has(status.id) && (!previous || !isDeepStrictEqual({ ...previous, updatedAt: 0 }, { ...status, updatedAt: 0 }));
+      return this.state.instances.get(status.id)?.node === node && (!previous || !isDeepStrictEqual({ ...previous, updatedAt: 0 }, { ...status, updatedAt: 0 }));
     });
     if (changed.length === 0) return;
     const { revision } = await this.store.txn({ compare: [], success: changed.map((s) => ({ type: 'put' as const, key: KEYS.status(s.id), value: JSON.stringify(s) })) });
@@ -182,7 +306,7 @@ export class AgentHub {
   }
 
   private schedulePush(node: string): void {
-    if (!this.sockets.has(node) || this.pushTimers.has(node)) return;
+    if (!this.sessions.has(node) || this.pushTimers.has(node)) return;
     this.pushTimers.set(node, setTimeout(() => {
       this.pushTimers.delete(node);
       this.pushAssignments(node);
@@ -194,9 +318,33 @@ export class AgentHub {
   }
 
   private send(node: string, message: ServerToAgent): boolean {
-    const socket = this.sockets.get(node);
+    const socket = this.sessions.get(node)?.socket;
     if (!socket || socket.readyState !== socket.OPEN) return false;
     socket.send(JSON.stringify(message));
     return true;
   }
+}
+
+/** Where an instance is reached, from what the server itself assigned it. */
+function endpointOf(instance: Instance, address: string, registeredAt: number): Endpoint {
+  return {
+    id: instance.id,
+    app: instance.app,
+    env: instance.env,
+    entry: instance.entry,
+    node: instance.node,
+    address,
+    ports: Object.fromEntries(instance.ports.map((p) => [p.name, p.host])),
+    release: instance.release,
+    labels: instance.spec.labels,
+    registeredAt,
+    source: 'agent',
+  };
+}
+
+/** The name of the agent token a joining node is given: readable, and unique. */
+function joinedTokenName(node: string): string {
+  const readable = `node-${node.toLowerCase().replace(/[^a-z0-9._-]/g, '-')}`.slice(0, 54);
+  const name = `${readable}-${randomBytes(4).toString('hex')}`;
+  return TOKEN_NAME.test(name) ? name : `node-${randomBytes(8).toString('hex')}`;
 }

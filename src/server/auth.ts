@@ -1,19 +1,32 @@
 // API tokens: random, shown once, stored only as a SHA-256 hash. An admin token may do
-// everything; an agent token may only open the agent connection.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+// everything; an agent token speaks for one node only (Kubernetes' NodeRestriction: the server
+// enforces it, not the agent's good manners); a join token connects a new node once, and that
+// node is given an agent token of its own.
+import { createHash, randomBytes } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import type { TokenInfo } from '../model/api.js';
 import { ConflictError, NotFoundError } from './services/apps.js';
 
+export { TOKEN_NAME } from '../model/names.js';
+
 export type Role = TokenInfo['role'];
 
-export const TOKEN_NAME = /^[a-z0-9]([a-z0-9._-]{0,62})$/;
+/** Who presented a token. */
+export interface Caller {
+  role: Role;
+  /** The token's name (for "by <name>" in events, and to close its connections when revoked). */
+  name: string;
+  /** For agent tokens: the one node it may speak for. */
+  node?: string;
+}
 
 interface TokenRecord {
   hash: string;
   role: Role;
   name: string;
+  node?: string;
   createdAt: number;
+  expiresAt?: number;
 }
 
 const PREFIX = '/auth/tokens/';
@@ -27,7 +40,8 @@ export function newToken(): string {
 }
 
 export class TokenAuth {
-  private cache = new Map<string, TokenRecord>();
+  /** By hash: a lookup reveals nothing, since the hash of an unknown token says nothing of a known one. */
+  private byHash = new Map<string, TokenRecord & { key: string }>();
   /** Tokens that live only as long as this process (the embedded agent of `gantry up`). */
   private readonly ephemeral = new Map<string, TokenRecord>();
 
@@ -39,66 +53,96 @@ export class TokenAuth {
    */
   async init(bootstrapToken?: string): Promise<string | undefined> {
     await this.reload();
-    if (this.cache.size > 0) return undefined;
+    if (this.byHash.size > 0) return undefined;
     const token = bootstrapToken ?? newToken();
-    await this.create('admin', 'admin', token);
+    await this.create({ role: 'admin', name: 'admin' }, token);
     return token;
   }
 
   /** Stores a new named token and returns it (the only time it is seen). Names are unique. */
-  async create(role: Role, name: string, token = newToken()): Promise<string> {
+  async create(spec: { role: Role; name: string; node?: string; expiresAt?: number }, token = newToken()): Promise<string> {
     await this.reload();
-    if ([...this.cache.values()].some((r) => r.name === name)) throw new ConflictError(`a token named "${name}" exists already; revoke it first or pick another name`);
-    const record: TokenRecord = { hash: hash(token), role, name, createdAt: Date.now() };
+    const records = [...this.byHash.values()];
+    if (records.some((r) => r.name === spec.name)) throw new ConflictError(`a token named "${spec.name}" exists already; revoke it first or pick another name`);
+    if (spec.role === 'agent' && spec.node === undefined) throw new Error('an agent token needs the node it speaks for');
+    const record: TokenRecord = { hash: hash(token), role: spec.role, name: spec.name, createdAt: Date.now() };
+    if (spec.role === 'agent') record.node = spec.node;
+    if (spec.expiresAt !== undefined) record.expiresAt = spec.expiresAt;
     await this.store.put(`${PREFIX}${record.hash.slice(0, 16)}`, JSON.stringify(record));
     await this.reload();
     return token;
   }
 
+  /** Whether some stored agent token already speaks for this node (a join token may not claim it). */
+  async nodeHasToken(node: string): Promise<boolean> {
+    await this.reload();
+    return [...this.byHash.values()].some((r) => r.role === 'agent' && boundNode(r) === node);
+  }
+
   async list(): Promise<TokenInfo[]> {
     await this.reload();
-    return [...this.cache.values()].map(({ name, role, createdAt }) => ({ name, role, createdAt })).sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.byHash.values()].map(info).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** Deletes the named token: it stops working at once (an agent using it is refused when it reconnects). */
   async revoke(name: string): Promise<TokenInfo> {
     await this.reload();
-    const found = [...this.cache].find(([, r]) => r.name === name);
-    if (!found) throw new NotFoundError(`no token named "${name}"`);
-    const [key, record] = found;
-    if (record.role === 'admin' && [...this.cache.values()].filter((r) => r.role === 'admin').length === 1) {
+    const record = [...this.byHash.values()].find((r) => r.name === name);
+    if (!record) throw new NotFoundError(`no token named "${name}"`);
+    if (record.role === 'admin' && [...this.byHash.values()].filter((r) => r.role === 'admin').length === 1) {
       throw new ConflictError(`"${name}" is the last admin token: create another admin token before revoking it`);
     }
-    await this.store.delete(key);
+    await this.store.delete(record.key);
     await this.reload();
-    return { name: record.name, role: record.role, createdAt: record.createdAt };
+    return info(record);
   }
 
-  ephemeralToken(role: Role, name: string): string {
+  ephemeralToken(role: Role, name: string, node?: string): string {
     const token = newToken();
-    const record: TokenRecord = { hash: hash(token), role, name, createdAt: Date.now() };
+    const record: TokenRecord = { hash: hash(token), role, name, node, createdAt: Date.now() };
     this.ephemeral.set(record.hash, record);
     return token;
   }
 
-  /** The role of a presented token, or undefined when it is not one of ours. */
-  verify(token: string | undefined): { role: Role; name: string } | undefined {
-    if (!token) return undefined;
-    const presented = Buffer.from(hash(token), 'hex');
-    for (const record of [...this.cache.values(), ...this.ephemeral.values()]) {
-      const stored = Buffer.from(record.hash, 'hex');
-      if (stored.length === presented.length && timingSafeEqual(stored, presented)) return { role: record.role, name: record.name };
-    }
-    return undefined;
+  /** Who presented this token, or undefined when it is not one of ours (or has expired). */
+  verify(token: string | undefined): Caller | undefined {
+    if (!token || token.length > 512) return undefined;
+    const digest = hash(token);
+    const record = this.byHash.get(digest) ?? this.ephemeral.get(digest);
+    if (!record || (record.expiresAt !== undefined && record.expiresAt <= Date.now())) return undefined;
+    const caller: Caller = { role: record.role, name: record.name };
+    if (record.role === 'agent') caller.node = boundNode(record);
+    return caller;
   }
 
   private async reload(): Promise<void> {
     const { kvs } = await this.store.range(PREFIX);
-    this.cache = new Map(kvs.map((kv) => [kv.key, JSON.parse(kv.value) as TokenRecord]));
+    const next = new Map<string, TokenRecord & { key: string }>();
+    for (const kv of kvs) {
+      const record = JSON.parse(kv.value) as TokenRecord;
+      next.set(record.hash, { ...record, key: kv.key });
+    }
+    this.byHash = next;
   }
 }
 
+/**
+ * Agent tokens made before tokens were bound to nodes carry no node: they speak for the node
+ * named like the token (what `gantry token create <node>` suggested), and for no other.
+ */
+function boundNode(record: TokenRecord): string {
+  return record.node ?? record.name;
+}
+
+function info(record: TokenRecord): TokenInfo {
+  const out: TokenInfo = { name: record.name, role: record.role, createdAt: record.createdAt };
+  if (record.role === 'agent') out.node = boundNode(record);
+  if (record.expiresAt !== undefined) out.expiresAt = record.expiresAt;
+  return out;
+}
+
 export function bearer(header: string | undefined): string | undefined {
-  const match = /^Bearer\s+(\S+)$/i.exec(header ?? '');
+  if (header === undefined || header.length > 600) return undefined;
+  const match = /^Bearer +(\S+)$/i.exec(header);
   return match?.[1];
 }

@@ -1,14 +1,14 @@
 // Starts a Gantry server: store, cluster cache, API, agent connections and controllers.
-import { mkdirSync } from 'node:fs';
+import { ensurePrivateDir } from '../host/private-files.js';
 import { join } from 'node:path';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { WebSocketServer } from 'ws';
-import { ZodError } from 'zod';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/store.js';
-import { SpecError, problemsFromZod } from '../model/spec.js';
 import { ClusterState } from './state.js';
-import { TokenAuth, bearer } from './auth.js';
+import { TokenAuth } from './auth.js';
+import { buildHttpServer } from './http.js';
+import { clientSocketBudget, fileLimit } from '../host/file-limit.js';
+import { StreamCounter } from './api/streams.js';
+import type { RouteEntry } from './access.js';
 import { AppService } from './services/apps.js';
 import { EventLog } from './services/events.js';
 import { AgentHub } from './agents.js';
@@ -22,16 +22,7 @@ import { UpstreamRenderer, type RendererConfig, type RenderOutcome } from '../di
 import { DnsServer, type DnsOptions } from '../discovery/dns.js';
 import { ReplicaController } from './controllers/replicas.js';
 import { NodeController } from './controllers/nodes.js';
-import { appRoutes } from './api/apps.js';
-import { instanceRoutes } from './api/instances.js';
-import { clusterRoutes } from './api/cluster.js';
-import { discoveryRoutes } from './api/discovery.js';
-import { releaseRoutes, rolloutRoutes } from './api/releases.js';
-import { nodeRoutes } from './api/nodes.js';
-import { tokenRoutes } from './api/tokens.js';
-import { openApiDocument } from './api/openapi.js';
 import type { ApiContext } from './api/context.js';
-import { GANTRY_VERSION } from '../version.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -52,6 +43,12 @@ export interface ServerOptions {
   dns?: DnsOptions;
   /** Admin token to create on first start instead of a random one (scripted set-ups, tests). */
   bootstrapToken?: string;
+  /** PEM certificate and key: serve HTTPS, and WSS to agents. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Fixed host ports below 1024 that specs may use (any other is refused: it needs root on the node). */
+  allowedPrivilegedPorts?: number[];
+  /** Most client sockets open at once (default: from the process's file limit). */
+  maxConnections?: number;
   log?: boolean;
 }
 
@@ -63,13 +60,15 @@ export interface RunningServer {
   store: Store;
   /** The DNS server's port (UDP and TCP), when it runs. */
   dnsPort?: number;
-  /** A token for an agent running in this same process; valid until the server stops. */
-  localAgentToken(): string;
+  /** A token for the agent of `node` running in this same process; valid until the server stops. */
+  localAgentToken(node: string): string;
+  /** Every route the router holds, with who may call it (the access tests enumerate these). */
+  routes(): RouteEntry[];
   close(): Promise<void>;
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  mkdirSync(options.dataDir, { recursive: true });
+  ensurePrivateDir(options.dataDir);
   const store = await openStore(options.storeUrl ?? `sqlite:${join(options.dataDir, 'gantry.db')}`);
   const auth = new TokenAuth(store);
   const firstAdminToken = await auth.init(options.bootstrapToken);
@@ -78,49 +77,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const catalog = await EndpointCatalog.load(store);
   const registryTtlMs = options.registryTtlMs ?? 15_000;
   const registry = new RegistryService(store, catalog, registryTtlMs, (node, silentMs) => {
-    void events.record({ level: 'warning', type: 'registry.lease_lapsed', node, message: `node ${node} was silent for ${silentMs} ms (registry TTL ${registryTtlMs} ms): its endpoints left the registry and are registered again` });
+    events.note({ level: 'warning', type: 'registry.lease_lapsed', node, message: `node ${node} was silent for ${silentMs} ms (registry TTL ${registryTtlMs} ms): its endpoints left the registry and are registered again` });
   });
   // Three heartbeats per lease TTL: one lost heartbeat never expires a healthy node's endpoints.
-  const agents = new AgentHub(store, state, events, registry, Math.min(5000, Math.floor(registryTtlMs / 3)));
-  const apps = new AppService(store, state, events);
+  const agents = new AgentHub(store, state, events, registry, auth, Math.min(5000, Math.floor(registryTtlMs / 3)));
+  const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []));
   const replicas = new ReplicaController(store, state, events);
   const ctx: ApiContext = {
-    state, events, agents, catalog, registry, store, apps, replicas, auth,
+    state, events, agents, catalog, registry, store, apps, replicas, auth, streams: new StreamCounter(),
     releases: new ReleaseService(store, apps),
     nodes: new NodeService(store, state, events),
     rollouts: new RolloutService(store, state, apps, replicas.rollouts, events),
   };
   const liveness = new NodeController(store, state, events, (node) => agents.isConnected(node), options.nodeTimeoutMs ?? 30_000);
 
-  const server = Fastify({ logger: options.log ? { level: 'info' } : false, bodyLimit: 4 * 1024 * 1024 });
-  server.addContentTypeParser(['text/yaml', 'application/yaml', 'application/x-yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
-  installAuth(server, auth);
-  installErrors(server);
-  server.get('/healthz', async () => ({ ok: true, version: GANTRY_VERSION }));
-  server.get('/openapi.json', async () => openApiDocument(GANTRY_VERSION));
-  appRoutes(server, ctx);
-  instanceRoutes(server, ctx);
-  clusterRoutes(server, ctx);
-  discoveryRoutes(server, ctx);
-  releaseRoutes(server, ctx);
-  rolloutRoutes(server, ctx);
-  nodeRoutes(server, ctx);
-  tokenRoutes(server, ctx);
-
-  const sockets = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
-  server.server.on('upgrade', (request, socket, head) => {
-    const url = new URL(request.url ?? '/', 'http://localhost');
-    const who = auth.verify(bearer(request.headers.authorization));
-    if (url.pathname !== '/v1/agent/connect' || !who) {
-      socket.end(`HTTP/1.1 ${who ? '404 Not Found' : '401 Unauthorized'}\r\nconnection: close\r\n\r\n`);
-      return;
-    }
-    sockets.handleUpgrade(request, socket, head, (ws) => agents.accept(ws, who.name));
-  });
-
-  const redis = options.redisUrl ? new RedisPublisher(store, options.redisUrl, 'gantry', (message) => void events.record({ level: 'warning', type: 'discovery.redis', message })) : undefined;
+  const { server, routes } = await buildHttpServer(ctx, auth, { log: options.log, tls: options.tls, maxConnections: options.maxConnections ?? clientSocketBudget(fileLimit()) });
+  const redis = options.redisUrl ? new RedisPublisher(store, options.redisUrl, 'gantry', (message) => events.note({ level: 'warning', type: 'discovery.redis', message })) : undefined;
   await redis?.start();
-  const renderers = (options.renderers ?? []).map((config) => new UpstreamRenderer(catalog, config, (outcome) => void recordRender(events, outcome)));
+  const renderers = (options.renderers ?? []).map((config) => new UpstreamRenderer(catalog, config, (outcome) => void recordRender(events, outcome).catch(() => {})));
   for (const renderer of renderers) await renderer.start();
   const dns = options.dns ? new DnsServer(catalog, options.dns) : undefined;
   const dnsPort = dns ? (await dns.start()).port : undefined;
@@ -147,19 +121,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   return {
-    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://${options.host ?? '127.0.0.1'}:${port}`,
     port,
     firstAdminToken,
     dnsPort,
     store,
-    localAgentToken: () => auth.ephemeralToken('agent', 'local-agent'),
+    localAgentToken: (node) => auth.ephemeralToken('agent', 'local-agent', node),
+    routes: () => routes.map((route) => ({ ...route })),
     async close() {
       stopping = true;
       clearTimeout(timer);
       clearTimeout(soon);
       unsubscribe();
       agents.close();
-      sockets.close();
       await redis?.stop();
       for (const renderer of renderers) await renderer.stop();
       await dns?.stop();
@@ -173,29 +147,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 }
 
 async function recordRender(events: EventLog, outcome: RenderOutcome): Promise<void> {
+  if (outcome.refused) {
+    await events.record({ level: 'warning', type: 'discovery.render_refused', message: `${outcome.name}: ${outcome.refused.length} unsafe value(s) kept out of the file: ${outcome.refused.slice(0, 5).join('; ')}`, data: { revision: outcome.revision } });
+  }
   if (!outcome.ok) {
     await events.record({ level: 'error', type: 'discovery.render_failed', message: `${outcome.name}: the new file was not installed: ${outcome.error ?? 'unknown error'}`, data: { revision: outcome.revision } });
   } else if (outcome.changed) {
     await events.record({ level: 'info', type: 'discovery.rendered', message: `${outcome.name}: rendered revision ${outcome.revision} and reloaded in ${Math.round(outcome.durationMs)}ms`, data: { revision: outcome.revision } });
   }
-}
-
-function installAuth(server: FastifyInstance, auth: TokenAuth): void {
-  server.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/v1/')) return;
-    const who = auth.verify(bearer(request.headers.authorization));
-    if (!who) return reply.code(401).send({ error: 'missing or unknown token: send Authorization: Bearer <token> (gantry up prints the admin token on first start)' });
-    if (who.role !== 'admin') return reply.code(403).send({ error: `an ${who.role} token cannot use ${request.method} ${request.routeOptions.url ?? request.url}` });
-    request.user = who.name;
-  });
-}
-
-function installErrors(server: FastifyInstance): void {
-  server.setErrorHandler((error: FastifyError | Error, _request, reply) => {
-    if (error instanceof SpecError) return reply.code(400).send({ error: 'invalid app spec', problems: error.problems });
-    if (error instanceof ZodError) return reply.code(400).send({ error: 'invalid request', problems: problemsFromZod(error) });
-    const status = (error as { statusCode?: number }).statusCode ?? 500;
-    if (status >= 500) server.log.error(error);
-    return reply.code(status).send({ error: status >= 500 ? `internal error: ${error.message}` : error.message });
-  });
 }

@@ -1,19 +1,20 @@
 // Runs real Gantry processes for end-to-end tests: a server and agents as separate child
 // processes (so each can be killed and restarted alone), and the CLI as a user would run it.
 import { spawn, type ChildProcess, execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import type { Agent } from 'undici';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 // scripts/test.sh builds dist/ first and sets GANTRY_TEST_BUILT=1: a process started from the
 // build costs half the CPU of one compiling the sources through tsx, which matters when a test
 // starts servers, agents and CLI calls on 2 shared cores. Run alone, a test uses the sources.
-const GANTRY = process.env.GANTRY_TEST_BUILT === '1' ? [join(ROOT, 'dist', 'cli', 'main.js')] : ['--import', 'tsx', MAIN];
+export const GANTRY = process.env.GANTRY_TEST_BUILT === '1' ? [join(ROOT, 'dist', 'cli', 'main.js')] : ['--import', 'tsx', MAIN];
 const run = promisify(execFile);
 
 export function freePort(): Promise<number> {
@@ -56,6 +57,8 @@ export interface AgentSpec {
   env?: Record<string, string>;
   /** The token it connects with (default: the admin token). */
   token?: string;
+  /** Wait until its node is ready (default: true). */
+  wait?: boolean;
 }
 
 export class TestCluster {
@@ -66,13 +69,24 @@ export class TestCluster {
   readonly agents = new Map<string, ChildProcess>();
   readonly output: string[] = [];
   port = 0;
+  /** A PEM CA file: the server speaks HTTPS (started with --tls-cert), and this helper's own requests trust the CA. */
+  ca?: string;
+  private dispatcher?: Agent;
 
   constructor() {
     liveClusters.add(this);
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.ca ? 'https' : 'http'}://127.0.0.1:${this.port}`;
+  }
+
+  /** fetch; with `ca`, undici's own fetch trusting it (the global fetch takes no CA). */
+  private async fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    if (!this.ca) return fetch(url, init);
+    const undici = await import('undici');
+    this.dispatcher ??= new undici.Agent({ connect: { ca: readFileSync(this.ca) } });
+    return (await undici.fetch(url, { ...(init as Parameters<typeof undici.fetch>[1]), dispatcher: this.dispatcher })) as unknown as Response;
   }
 
   /** Options are remembered, so a restart keeps them. */
@@ -82,7 +96,7 @@ export class TestCluster {
     this.port ||= await freePort();
     if (options) this.serverArgs = ['--node-timeout', String(options.nodeTimeout ?? 30), '--registry-ttl', String(options.registryTtl ?? 15), ...(options.extra ?? [])];
     this.server = this.spawn('server', ['server', '--data-dir', join(this.dir, 'server'), '--port', String(this.port), ...this.serverArgs]);
-    await until('the server to answer', async () => (await fetch(`${this.url}/healthz`)).ok, 20_000);
+    await until('the server to answer', async () => (await this.fetch(`${this.url}/healthz`)).ok, 20_000);
   }
 
   async stopServer(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -95,6 +109,7 @@ export class TestCluster {
     if (agent.dockerSocket) args.push('--docker-socket', agent.dockerSocket);
     args.push(...(agent.extra ?? []));
     this.agents.set(agent.name, this.spawn(`agent ${agent.name}`, args, agent.env));
+    if (agent.wait === false) return;
     await until(`node ${agent.name} to be ready`, async () => {
       const { nodes } = (await this.api('GET', '/v1/nodes')) as { nodes: { name: string; state: string }[] };
       return nodes.some((n) => n.name === agent.name && n.state === 'ready');
@@ -107,8 +122,8 @@ export class TestCluster {
   }
 
   /** Runs the CLI; never throws, returns the exit code and output. */
-  async cli(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-    const child = spawn(process.execPath, [...GANTRY, ...args], { cwd: ROOT, env: { ...process.env, GANTRY_SERVER: this.url, GANTRY_TOKEN: this.token, GANTRY_CONFIG: join(this.dir, 'cli.json') } });
+  async cli(args: string[], options: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    const child = spawn(process.execPath, [...GANTRY, ...args], { cwd: ROOT, env: { ...process.env, GANTRY_SERVER: this.url, GANTRY_TOKEN: this.token, GANTRY_CONFIG: join(this.dir, 'cli.json'), ...options.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -122,7 +137,7 @@ export class TestCluster {
   }
 
   async api(method: string, path: string, body?: unknown): Promise<unknown> {
-    const response = await fetch(`${this.url}${path}`, {
+    const response = await this.fetch(`${this.url}${path}`, {
       method,
       headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -152,10 +167,12 @@ export class TestCluster {
     for (const name of [...this.agents.keys()]) await this.stopAgent(name);
     await this.stopServer();
     liveClusters.delete(this);
+    await this.dispatcher?.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private spawn(label: string, args: string[], env: Record<string, string> = {}): ChildProcess {
+  /** Starts `gantry <args>`, its output kept with the cluster's (e.g. `gantry up`, which no helper runs). */
+  spawn(label: string, args: string[], env: Record<string, string> = {}): ChildProcess {
     // GANTRY_CONFIG: the first start saves the admin token for the CLI; never into the user's own config.
     const child = spawn(process.execPath, [...GANTRY, ...args], { cwd: ROOT, env: { ...process.env, GANTRY_BOOTSTRAP_TOKEN: this.token, GANTRY_CONFIG: join(this.dir, 'cli.json'), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (d: Buffer) => {

@@ -4,9 +4,8 @@ import { z } from 'zod';
 import type { AppDetailResponse, AppListResponse, ApplyResponse } from '../../model/api.js';
 import { appSummary, instanceView } from '../services/views.js';
 import { requester, type ApiContext } from './context.js';
+import { AppParams, EntryParams } from './params.js';
 
-const AppParams = z.object({ app: z.string() });
-const ScaleParams = z.object({ app: z.string(), entry: z.string() });
 const ScaleBody = z.object({ replicas: z.number().int().min(0).max(10_000) });
 
 const unplacedCount = (ctx: ApiContext) => (app: string, entry: string) => ctx.replicas.unplaced.get(app)?.find((u) => u.entry === entry)?.count ?? 0;
@@ -35,7 +34,7 @@ export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
   });
 
   server.post('/v1/apps/:app/entries/:entry/scale', async (request) => {
-    const { app, entry } = ScaleParams.parse(request.params);
+    const { app, entry } = EntryParams.parse(request.params);
     const { replicas } = ScaleBody.parse(request.body);
     const record = await ctx.apps.scale(app, entry, replicas, requester(request));
     await ctx.replicas.reconcile();

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { EventListResponse, NodeListResponse } from '../../model/api.js';
 import { nodeView } from '../services/views.js';
 import type { ApiContext } from './context.js';
-import { openEventStream } from './sse.js';
+import { openEventStream } from './streams.js';
 
 const EventsQuery = z.object({
   app: z.string().optional(),
@@ -26,7 +26,7 @@ export function clusterRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const since = Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId : query.since;
     if (!query.follow) return { events: await ctx.events.list({ ...query, since, limit: query.limit ?? (since === undefined ? 100 : undefined) }) };
 
-    const stream = openEventStream(request, reply, 'gantry events');
+    const stream = openEventStream(ctx.streams, request, reply, 'gantry events');
     let start = since;
     if (start === undefined) {
       // Without a position, start with the recent history, then follow.

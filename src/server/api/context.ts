@@ -1,4 +1,5 @@
 // What the thin HTTP routes call into; built once by the server's main.
+import type { FastifyRequest } from 'fastify';
 import type { ClusterState } from '../state.js';
 import type { AppService } from '../services/apps.js';
 import type { EventLog } from '../services/events.js';
@@ -11,6 +12,7 @@ import type { RolloutService } from '../services/rollouts.js';
 import type { EndpointCatalog } from '../../discovery/catalog.js';
 import type { Store } from '../../store/store.js';
 import type { TokenAuth } from '../auth.js';
+import type { StreamCounter } from './streams.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -26,15 +28,11 @@ export interface ApiContext {
   /** For the watch stream, which follows store keys as they are. */
   store: Store;
   auth: TokenAuth;
+  /** Long-lived responses open now, capped per token and overall. */
+  streams: StreamCounter;
 }
 
-/** Who made the request, for "by <user>" in events. */
-export function requester(request: { user?: string }): string {
-  return request.user ?? 'unknown';
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    user?: string;
-  }
+/** Who made the request, for "by <user>" in events: the name of the token it came with. */
+export function requester(request: FastifyRequest): string {
+  return request.caller?.name ?? 'unknown';
 }

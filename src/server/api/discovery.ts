@@ -5,20 +5,26 @@ import { z } from 'zod';
 import type { Watcher } from '../../store/store.js';
 import { parseDuration, DURATION_PATTERN } from '../../model/units.js';
 import type { ApiContext } from './context.js';
-import { openEventStream } from './sse.js';
+import { openEventStream } from './streams.js';
+import { LeaseParams } from './params.js';
+import { hostAddress, labelMap, name, port } from '../../model/names.js';
 
-const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const RegistryQuery = z.object({ app: z.string().optional(), env: z.string().optional(), entry: z.string().optional() });
+const RegistryQuery = z.object({ app: name('app').optional(), env: name('env').optional(), entry: name('entrypoint').optional() });
+const MAX_LEASE_TTL_MS = 24 * 3_600_000;
 const ExternalEndpoint = z.strictObject({
-  app: z.string().regex(NAME),
-  env: z.string().regex(NAME).default('default'),
-  entry: z.string().regex(NAME),
-  id: z.string().regex(NAME).optional(),
+  app: name('app'),
+  env: name('env').default('default'),
+  entry: name('entrypoint'),
+  id: name('id').optional(),
   // Rendered into nginx configs and DNS answers as is: only an IP address or a host name.
-  address: z.union([z.ipv4(), z.ipv6(), z.string().regex(/^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/)], { error: 'expected an IPv4 or IPv6 address or a host name' }),
-  ports: z.record(z.string().regex(NAME), z.number().int().min(1).max(65535)),
-  labels: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/), z.string().regex(/^[A-Za-z0-9 ._:/@=+-]{0,256}$/, 'label values are letters, digits and " ._:/@=+-"')).default({}),
-  ttl: z.union([z.number().int().min(1000), z.string().regex(DURATION_PATTERN)]).default('30s').transform((v) => parseDuration(v)!),
+  address: hostAddress(),
+  ports: z.record(name('port name'), port()).refine((ports) => Object.keys(ports).length <= 32, 'at most 32 ports'),
+  labels: labelMap().default({}),
+  ttl: z
+    .union([z.number().int().min(1000), z.string().regex(DURATION_PATTERN)])
+    .default('30s')
+    .transform((v) => parseDuration(v)!)
+    .refine((ms) => ms >= 1000 && ms <= MAX_LEASE_TTL_MS, 'ttl: between 1s and 24h'),
 });
 
 /** What the watch stream may follow: a name for each store prefix. */
@@ -43,13 +49,13 @@ export function discoveryRoutes(server: FastifyInstance, ctx: ApiContext): void 
   });
 
   server.post('/v1/registry/leases/:lease/keepalive', async (request) => {
-    const { lease } = z.object({ lease: z.string() }).parse(request.params);
+    const { lease } = LeaseParams.parse(request.params);
     await ctx.registry.keepAliveExternal(lease);
     return { ok: true };
   });
 
   server.delete('/v1/registry/leases/:lease', async (request, reply) => {
-    const { lease } = z.object({ lease: z.string() }).parse(request.params);
+    const { lease } = LeaseParams.parse(request.params);
     await ctx.registry.deregisterExternal(lease);
     reply.code(204);
   });
@@ -87,8 +93,7 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
   const prefix = WATCHABLE[query.prefix]!;
   const lastEventId = Number(request.headers['last-event-id']);
   const since = Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId : query.since;
-  const stream = openEventStream(request, reply);
-  const send = stream.send;
+  const stream = openEventStream(ctx.streams, request, reply);
   let watcher: Watcher | undefined;
   let closed = false;
 
@@ -98,7 +103,9 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
       prefix,
       (events) => {
         const revision = events[0]!.revision;
-        send('change', revision, { revision, changes: events.map((e) => ({ type: e.type, key: e.kv.key, value: e.type === 'put' ? JSON.parse(e.kv.value) : undefined })) });
+        // Store values are JSON already: spliced in as they are, not parsed and printed again per reader.
+        const changes = events.map((e) => `{"type":"${e.type}","key":${JSON.stringify(e.kv.key)}${e.type === 'put' ? `,"value":${e.kv.value}` : ''}}`);
+        stream.sendJson('change', revision, `{"revision":${revision},"changes":[${changes.join(',')}]}`);
       },
       { fromRevision: from, onCompacted: () => void snapshotThenFollow() },
     );
@@ -106,7 +113,7 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
   const snapshotThenFollow = async () => {
     if (closed) return;
     const { kvs, revision } = await ctx.store.range(prefix);
-    send('snapshot', revision, { revision, items: kvs.map((kv) => ({ key: kv.key, value: JSON.parse(kv.value) })) });
+    stream.sendJson('snapshot', revision, `{"revision":${revision},"items":[${kvs.map((kv) => `{"key":${JSON.stringify(kv.key)},"value":${kv.value}}`).join(',')}]}`);
     follow(revision + 1);
   };
 

@@ -5,11 +5,14 @@ import type { InstanceListResponse } from '../../model/api.js';
 import { instanceView } from '../services/views.js';
 import { NotFoundError } from '../services/apps.js';
 import { KEYS } from '../state.js';
-import type { ApiContext } from './context.js';
+import { requester, type ApiContext } from './context.js';
+import { InstanceParams } from './params.js';
+import { MAX_BUFFERED_BYTES, openStream } from './streams.js';
+import { name, nodeName } from '../../model/names.js';
 
-const ListQuery = z.object({ app: z.string().optional(), node: z.string().optional() });
+const ListQuery = z.object({ app: name('app').optional(), node: nodeName().optional() });
 const LogsQuery = z.object({
-  tail: z.coerce.number().int().min(0).optional(),
+  tail: z.coerce.number().int().min(0).max(100_000).optional(),
   follow: z.enum(['1', 'true', '0', 'false']).optional().transform((v) => v === '1' || v === 'true'),
 });
 
@@ -24,32 +27,32 @@ export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
   // Rebuild: a new container in the same place (node, ports, volumes). Restart: the same container again.
   for (const action of ['rebuild', 'restart'] as const) {
     server.post(`/v1/instances/:id/${action}`, async (request) => {
-      const { id } = z.object({ id: z.string() }).parse(request.params);
+      const { id } = InstanceParams.parse(request.params);
       const instance = ctx.state.instances.get(id);
       if (!instance || instance.desired !== 'running') throw new NotFoundError(`no running instance named "${id}"`);
       const next = { ...instance, [action]: (instance[action] ?? 0) + 1 };
       const revision = await ctx.store.put(KEYS.instance(instance.app, id), JSON.stringify(next));
       await ctx.state.waitFor(revision);
-      await ctx.events.record({ level: 'info', type: `instance.${action}_requested`, app: instance.app, entry: instance.entry, instance: id, node: instance.node, message: `${action} of ${id} requested by ${request.user ?? 'unknown'}` });
+      await ctx.events.record({ level: 'info', type: `instance.${action}_requested`, app: instance.app, entry: instance.entry, instance: id, node: instance.node, message: `${action} of ${id} requested by ${requester(request)}` });
       return { instance: instanceView(ctx.state, next) };
     });
   }
 
   server.get('/v1/instances/:id/logs', async (request, reply) => {
-    const { id } = z.object({ id: z.string() }).parse(request.params);
+    const { id } = InstanceParams.parse(request.params);
     const { tail, follow } = LogsQuery.parse(request.query);
     const instance = ctx.state.instances.get(id);
     if (!instance) throw new NotFoundError(`no instance named "${id}"`);
-    reply.hijack();
-    const raw = reply.raw;
-    raw.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+    const stream = openStream(ctx.streams, request, reply, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }, () => {
+      request.log.warn(`a log stream of ${id} was dropped: its reader fell more than ${MAX_BUFFERED_BYTES} bytes behind`);
+    });
     const cancel = ctx.agents.requestLogs(
       instance.node,
       id,
       { tail, follow },
-      (lines) => raw.write(lines.map((l) => `${l}\n`).join('')),
-      (error) => raw.end(error ? `gantry: ${error}\n` : undefined),
+      (lines) => void stream.write(lines.map((l) => `${l}\n`).join('')),
+      (error) => stream.end(error ? `gantry: ${error}\n` : undefined),
     );
-    request.raw.on('close', cancel);
+    stream.onClose(cancel);
   });
 }

@@ -6,9 +6,8 @@ import { clusterSnapshot } from '../controllers/placement.js';
 import { NotFoundError } from '../services/apps.js';
 import { nodeView } from '../services/views.js';
 import { requester, type ApiContext } from './context.js';
-
-const Node = z.object({ name: z.string() });
-const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+import { EntryParams, NodeParams as Node, PoolParams } from './params.js';
+import { name as nameOf } from '../../model/names.js';
 
 export function nodeRoutes(server: FastifyInstance, ctx: ApiContext): void {
   for (const [action, state] of [['cordon', 'cordoned'], ['uncordon', 'ready'], ['drain', 'draining']] as const) {
@@ -22,7 +21,7 @@ export function nodeRoutes(server: FastifyInstance, ctx: ApiContext): void {
 
   server.put('/v1/nodes/:name/dedication', async (request) => {
     const { name } = Node.parse(request.params);
-    const { app } = z.object({ app: z.string().regex(NAME).nullable() }).parse(request.body);
+    const { app } = z.strictObject({ app: nameOf('app').nullable() }).parse(request.body);
     await ctx.nodes.dedicate(name, app, requester(request));
     return { node: nodeView(ctx.state, name) };
   });
@@ -30,16 +29,16 @@ export function nodeRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/pools', async () => ({ pools: [...ctx.state.pools.values()] }));
 
   server.put('/v1/pools/:name', async (request) => {
-    const { name } = z.object({ name: z.string().regex(NAME) }).parse(request.params);
-    const { team } = z.strictObject({ team: z.string().min(1).optional() }).parse(request.body ?? {});
-    return { pool: await ctx.nodes.setPool({ name, team }) };
+    const { name: pool } = PoolParams.parse(request.params);
+    const { team } = z.strictObject({ team: nameOf('team').optional() }).parse(request.body ?? {});
+    return { pool: await ctx.nodes.setPool({ name: pool, team }) };
   });
 
   // How many more instances of an entry fit, and where.
   server.get('/v1/capacity', async (request) => {
-    const { app, entry } = z.object({ app: z.string(), entry: z.string() }).parse(request.query);
+    const { app, entry } = EntryParams.parse(request.query);
     const record = ctx.apps.get(app);
-    if (!record.spec.entrypoints[entry]) throw new NotFoundError(`app ${app} has no entrypoint "${entry}"`);
+    if (!Object.hasOwn(record.spec.entrypoints, entry)) throw new NotFoundError(`app ${app} has no entrypoint "${entry}"`);
     const wanted = entryRequest(record.spec, entry);
     delete wanted.count;
     return capacity(clusterSnapshot(ctx.state), wanted);

@@ -1,132 +1,159 @@
 // The OpenAPI document the server serves at /openapi.json: written next to the routes it
 // describes, with the app spec's schema generated from the same zod schema that validates it.
+// Here: the shared schemas and the app, release, rollout and instance paths; the cluster,
+// discovery and token paths are in openapi-paths.ts, the building blocks in openapi-helpers.ts.
 import { appSpecJsonSchema } from '../../model/spec.js';
+import { INSTANCE_ID, NAME, NODE_NAME } from '../../model/names.js';
+import { clusterPaths } from './openapi-paths.js';
+import { body, conflict, error, flag, list, matching, object, ok, op, pathParam, queryParam, ref, type Operation } from './openapi-helpers.js';
 
-const json = (schema: object) => ({ content: { 'application/json': { schema } } });
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const ok = (description: string, schema: object = { type: 'object' }) => ({ description, ...json(schema) });
-const errors = {
-  '400': ok('Invalid request; `problems` names each bad field', ref('Error')),
-  '401': ok('Missing or unknown token', ref('Error')),
-  '404': ok('No such object', ref('Error')),
+const appParam = pathParam('app', matching(NAME), 'App name');
+const entryParam = pathParam('entry', matching(NAME), 'Entrypoint name');
+const idParam = pathParam('id', matching(INSTANCE_ID), 'Instance id, `{app}-{entry}-{8 hex}`');
+const releaseParam = pathParam('release', { type: 'integer', minimum: 1 }, 'Release number');
+const releaseNumber = { type: 'integer', minimum: 1 };
+
+const schemas = {
+  Error: object({ error: { type: 'string' }, problems: list(object({ path: { type: 'string' }, message: { type: 'string' } })) }, ['error']),
+  App: object({ name: { type: 'string' }, env: { type: 'string' }, spec: ref('AppSpec'), release: { type: 'integer' }, stopped: { type: 'boolean' }, createdAt: { type: 'integer' }, updatedAt: { type: 'integer' }, updatedBy: { type: 'string' } }),
+  Instance: { ...object({ id: { type: 'string' }, app: { type: 'string' }, entry: { type: 'string' }, release: { type: 'integer' }, node: { type: 'string' }, desired: { type: 'string', enum: ['running', 'stopped', 'removed'] }, status: { type: ['object', 'null'] } }), description: 'The assignment and what the agent last reported' },
+  Change: object({ path: { type: 'string', description: 'e.g. entrypoints.web.resources.cpu' }, kind: { type: 'string', enum: ['added', 'removed', 'changed'] }, from: {}, to: {} }, ['path', 'kind']),
+  Release: object({ app: { type: 'string' }, release: { type: 'integer' }, spec: ref('AppSpec'), createdAt: { type: 'integer' }, createdBy: { type: 'string' }, note: { type: 'string' }, changes: list(ref('Change')) }),
+  Rollout: object({
+    app: { type: 'string' },
+    from: { type: 'integer' },
+    to: { type: 'integer' },
+    phase: { type: 'string', enum: ['progressing', 'paused', 'awaiting-promotion', 'succeeded', 'rolled-back', 'aborted'] },
+    by: { type: 'string' },
+    startedAt: { type: 'integer' },
+    updatedAt: { type: 'integer' },
+    steps: list(object({ time: { type: 'integer' }, message: { type: 'string' } })),
+  }),
+  Node: { ...object({ name: { type: 'string' }, state: { type: 'string', enum: ['ready', 'down', 'cordoned', 'draining'] }, dedicatedTo: { type: 'string' }, allocated: object({ cpu: { type: 'number' }, memoryBytes: { type: 'integer' }, instances: { type: 'integer' } }) }), description: 'What the agent reports of its node, its state and what is allocated on it' },
+  Pool: object({ name: { type: 'string' }, team: { type: 'string', description: 'Only this team\'s apps are placed in the pool' } }, ['name']),
+  Token: object(
+    {
+      name: { type: 'string' },
+      role: { type: 'string', enum: ['admin', 'agent', 'join'] },
+      node: { type: 'string', description: 'The node an agent token speaks for' },
+      createdAt: { type: 'integer' },
+      expiresAt: { type: 'integer', description: 'When a join token stops working (ms since the epoch)' },
+    },
+    ['name', 'role', 'createdAt'],
+  ),
 };
-const appParam = { name: 'app', in: 'path', required: true, schema: { type: 'string' } };
+
+/** Rollouts: the one under way (or the last), and what people do to it. */
+const rolloutActions = {
+  pause: 'Pause the rollout under way (progressing or awaiting promotion)',
+  resume: 'Resume a paused rollout',
+  promote: 'Promote the canaries of the rollout under way',
+  abort: 'Abort the rollout under way and roll back to the release before it',
+};
+
+function appPaths(): Record<string, object> {
+  const appOp = (summary: string, responses: Record<string, object>, more: Partial<Operation> = {}) => op({ summary, parameters: [appParam], responses, ...more });
+  return {
+    '/v1/apps': {
+      get: op({ summary: 'List apps with per-entry desired / running / healthy counts', responses: { '200': ok('Apps') } }),
+      post: op({
+        summary: 'Create or update an app from its spec (a new release when it changed)',
+        requestBody: { required: true, content: { 'text/yaml': { schema: { type: 'string' } }, 'application/yaml': { schema: { type: 'string' } }, 'application/json': { schema: ref('AppSpec') } } },
+        responses: { '200': ok('Updated or unchanged'), '201': ok('Created'), '400': error('Invalid app spec; `problems` names each bad field'), ...conflict('Changed concurrently') },
+      }),
+    },
+    '/v1/apps/{app}': {
+      get: appOp('An app, its instances and anything that cannot be placed', { '200': ok('App') }),
+      delete: appOp('Remove an app and all its instances', { '202': ok('Removal under way', object({ removed: { type: 'string' } })) }),
+    },
+    '/v1/apps/{app}/stop': { post: appOp('Stop every instance, keeping them', { '200': ok('Stopping', object({ app: ref('App') })) }) },
+    '/v1/apps/{app}/start': { post: appOp('Start a stopped app again', { '200': ok('Starting', object({ app: ref('App') })) }) },
+    '/v1/apps/{app}/entries/{entry}/scale': {
+      post: op({
+        summary: 'Set the replica count of one entrypoint',
+        parameters: [appParam, entryParam],
+        requestBody: body({ replicas: { type: 'integer', minimum: 0, maximum: 10_000 } }, ['replicas']),
+        responses: { '200': ok('Scaled', object({ app: ref('App') })) },
+      }),
+    },
+    '/v1/apps/{app}/releases': { get: appOp('Release history, oldest first', { '200': ok('Releases', object({ releases: list(ref('Release')) })) }) },
+    '/v1/apps/{app}/releases/{release}': {
+      get: op({ summary: 'One release: its spec and what changed against the one before', parameters: [appParam, releaseParam], responses: { '200': ok('Release', object({ release: ref('Release') })) } }),
+    },
+    '/v1/apps/{app}/diff': {
+      get: appOp('What changed between two releases', { '200': ok('Changes', object({ from: releaseNumber, to: releaseNumber, changes: list(ref('Change')) })) }, {
+        parameters: [appParam, queryParam('from', releaseNumber, 'Release to compare from', true), queryParam('to', releaseNumber, 'Release to compare to', true)],
+      }),
+    },
+    '/v1/apps/{app}/rollback': {
+      post: appOp(
+        "Deploy an older release's spec again, as a new release (replica counts stay as they are)",
+        {
+          '200': ok('Rolled back', object({ from: releaseNumber, to: releaseNumber, release: { ...releaseNumber, description: 'The new release' } })),
+          '404': error('No such app, release, or no release before the current one'),
+          ...conflict('The app runs that release already'),
+        },
+        { requestBody: body({ release: { ...releaseNumber, description: 'Default: the release before the current one' } }, [], false) },
+      ),
+    },
+    '/v1/apps/{app}/rollout': {
+      get: appOp('The rollout under way or the last one, with per-entry progress', {
+        '200': ok('Rollout', object({ rollout: { oneOf: [ref('Rollout'), { type: 'null' }] }, entries: list(object({ entry: { type: 'string' }, strategy: { type: 'string' }, replicas: { type: 'integer' }, updated: { type: 'integer' }, healthy: { type: 'integer' }, old: { type: 'integer' } })) })),
+      }),
+    },
+    ...Object.fromEntries(
+      Object.entries(rolloutActions).map(([action, summary]) => [
+        `/v1/apps/{app}/rollout/${action}`,
+        { post: appOp(summary, { '200': ok('The rollout as it is now', object({ rollout: ref('Rollout') })), '404': error('No such app, or it was never rolled out'), ...conflict('No rollout in a phase this applies to, or it moved on meanwhile') }) },
+      ]),
+    ),
+    '/v1/instances': {
+      get: op({
+        summary: 'Instances with their assignment and last reported status',
+        parameters: [queryParam('app', matching(NAME)), queryParam('node', matching(NODE_NAME))],
+        responses: { '200': ok('Instances and what cannot be placed', object({ instances: list(ref('Instance')), unplaced: list({ type: 'object' }) })) },
+      }),
+    },
+    '/v1/instances/{id}/rebuild': {
+      post: op({ summary: 'Rebuild a running instance in place: a new container on the same node, ports and volumes', parameters: [idParam], responses: { '200': ok('Requested', object({ instance: ref('Instance') })), '404': error('No running instance with this id') } }),
+    },
+    '/v1/instances/{id}/restart': {
+      post: op({ summary: 'Restart a running instance: the same container again', parameters: [idParam], responses: { '200': ok('Requested', object({ instance: ref('Instance') })), '404': error('No running instance with this id') } }),
+    },
+    '/v1/instances/{id}/logs': {
+      get: op({
+        summary: "An instance's stdout and stderr, relayed from its node's agent",
+        parameters: [idParam, queryParam('tail', { type: 'integer', minimum: 0, maximum: 100_000 }, 'Last N lines'), queryParam('follow', flag, 'Keep streaming new lines')],
+        responses: { '200': { description: 'One log line per line', content: { 'text/plain': { schema: { type: 'string' } } } } },
+      }),
+    },
+  };
+}
 
 export function openApiDocument(version: string): object {
   const { $schema: _ignored, ...appSpec } = appSpecJsonSchema() as Record<string, unknown>;
   return {
     openapi: '3.1.0',
-    info: { title: 'Gantry API', version, description: 'Deploy, scale and observe apps on a Gantry cluster. Every /v1 route needs `Authorization: Bearer <token>`.' },
+    info: {
+      title: 'Gantry API',
+      version,
+      description: [
+        'Deploy, scale and observe apps on a Gantry cluster.',
+        'Every route needs `Authorization: Bearer <token>` but GET /healthz and GET /openapi.json. A path that matches no route answers 401 without a token and 404 with one; a token whose role may not use a route gets 403.',
+        'Roles: an admin token may do everything; an agent token is bound to one node and may only open that node\'s agent connection; a join token may open an agent connection for a new node once, which is then given its own agent token in the welcome message.',
+        'Path parameters are checked against the patterns in their schemas (a mismatch is a 400 naming the parameter); request bodies are limited to 1 MiB (413, and the connection is closed).',
+      ].join('\n\n'),
+    },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-      schemas: {
-        AppSpec: appSpec,
-        Error: {
-          type: 'object',
-          required: ['error'],
-          properties: { error: { type: 'string' }, problems: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } } },
-        },
-      },
+      schemas: { AppSpec: appSpec, ...schemas },
     },
     security: [{ bearer: [] }],
     paths: {
-      '/healthz': { get: { summary: 'Liveness of the server', security: [], responses: { '200': ok('Alive') } } },
+      '/healthz': { get: { summary: 'Liveness of the server', security: [], responses: { '200': ok('Alive', object({ ok: { type: 'boolean' }, version: { type: 'string' } })) } } },
       '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': ok('OpenAPI 3.1') } } },
-      '/v1/apps': {
-        get: { summary: 'List apps with per-entry desired / running / healthy counts', responses: { '200': ok('Apps'), ...errors } },
-        post: {
-          summary: 'Create or update an app from its spec (a new release when it changed)',
-          requestBody: { required: true, content: { 'text/yaml': { schema: { type: 'string' } }, 'application/json': { schema: ref('AppSpec') } } },
-          responses: { '200': ok('Updated or unchanged'), '201': ok('Created'), ...errors, '409': ok('Changed concurrently', ref('Error')) },
-        },
-      },
-      '/v1/apps/{app}': {
-        get: { summary: 'An app, its instances and anything that cannot be placed', parameters: [appParam], responses: { '200': ok('App'), ...errors } },
-        delete: { summary: 'Remove an app and all its instances', parameters: [appParam], responses: { '202': ok('Removal under way'), ...errors } },
-      },
-      '/v1/apps/{app}/stop': { post: { summary: 'Stop every instance, keeping them', parameters: [appParam], responses: { '200': ok('Stopping'), ...errors } } },
-      '/v1/apps/{app}/start': { post: { summary: 'Start a stopped app again', parameters: [appParam], responses: { '200': ok('Starting'), ...errors } } },
-      '/v1/apps/{app}/entries/{entry}/scale': {
-        post: {
-          summary: 'Set the replica count of one entrypoint',
-          parameters: [appParam, { name: 'entry', in: 'path', required: true, schema: { type: 'string' } }],
-          requestBody: json({ type: 'object', required: ['replicas'], properties: { replicas: { type: 'integer', minimum: 0 } } }),
-          responses: { '200': ok('Scaled'), ...errors },
-        },
-      },
-      '/v1/instances': {
-        get: {
-          summary: 'Instances with their assignment and last reported status',
-          parameters: [{ name: 'app', in: 'query', schema: { type: 'string' } }, { name: 'node', in: 'query', schema: { type: 'string' } }],
-          responses: { '200': ok('Instances'), ...errors },
-        },
-      },
-      '/v1/instances/{id}/logs': {
-        get: {
-          summary: "An instance's stdout and stderr, relayed from its node's agent",
-          parameters: [
-            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
-            { name: 'tail', in: 'query', schema: { type: 'integer', minimum: 0 } },
-            { name: 'follow', in: 'query', schema: { type: 'boolean' } },
-          ],
-          responses: { '200': { description: 'One log line per line', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors },
-        },
-      },
-      '/v1/nodes': { get: { summary: 'Nodes with capacity, allocation and liveness', responses: { '200': ok('Nodes'), ...errors } } },
-      '/v1/tokens': {
-        get: { summary: 'API tokens: name, role and creation time (never the token)', responses: { '200': ok('Tokens'), ...errors } },
-        post: {
-          summary: 'Create a token; the answer holds it, the only time it is shown',
-          requestBody: json({ type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' }, role: { type: 'string', enum: ['agent', 'admin'], default: 'agent' } } }),
-          responses: { '201': ok('The new token'), ...errors },
-        },
-      },
-      '/v1/tokens/{name}': {
-        delete: {
-          summary: 'Revoke a token: it stops working at once and agent connections opened with it are closed; the last admin token cannot be revoked',
-          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '200': ok('Revoked'), ...errors },
-        },
-      },
-      '/v1/events': {
-        get: {
-          summary: 'Events, oldest first; with follow=1 a Server-Sent Events stream resumable with Last-Event-ID',
-          parameters: ['app', 'instance', 'node'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })).concat(
-            [{ name: 'since', in: 'query', schema: { type: 'integer' } }, { name: 'limit', in: 'query', schema: { type: 'integer' } }, { name: 'follow', in: 'query', schema: { type: 'boolean' } }] as never[],
-          ),
-          responses: { '200': { description: 'Events', content: { 'application/json': { schema: { type: 'object' } }, 'text/event-stream': { schema: { type: 'string' } } } }, ...errors },
-        },
-      },
-      '/v1/registry': {
-        get: {
-          summary: 'Registered endpoints: healthy instances with ports, and outside services',
-          parameters: ['app', 'env', 'entry'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })),
-          responses: { '200': ok('Endpoints and the revision they reflect'), ...errors },
-        },
-        post: {
-          summary: 'Register an outside service; keep it with POST /v1/registry/leases/{lease}/keepalive within its ttl',
-          requestBody: json({
-            type: 'object',
-            required: ['app', 'entry', 'address', 'ports'],
-            properties: { app: { type: 'string' }, env: { type: 'string' }, entry: { type: 'string' }, id: { type: 'string' }, address: { type: 'string' }, ports: { type: 'object', additionalProperties: { type: 'integer' } }, labels: { type: 'object' }, ttl: { type: 'string', description: 'e.g. "30s" (default)' } },
-          }),
-          responses: { '201': ok('Registered; the answer holds the lease'), ...errors },
-        },
-      },
-      '/v1/registry/leases/{lease}/keepalive': { post: { summary: 'Extend an outside registration by its ttl', parameters: [{ name: 'lease', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': ok('Kept'), ...errors } } },
-      '/v1/registry/leases/{lease}': { delete: { summary: 'Deregister an outside service', parameters: [{ name: 'lease', in: 'path', required: true, schema: { type: 'string' } }], responses: { '204': { description: 'Gone' }, ...errors } } },
-      '/v1/watch': {
-        get: {
-          summary: 'Server-Sent Events: a snapshot, then one `change` per store revision (id = revision); resume with Last-Event-ID or since',
-          parameters: [
-            { name: 'prefix', in: 'query', schema: { type: 'string', enum: ['registry', 'instances', 'status', 'apps', 'nodes'] } },
-            { name: 'since', in: 'query', schema: { type: 'integer' } },
-          ],
-          responses: { '200': { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors },
-        },
-      },
-      '/v1/discovery/prometheus': { get: { summary: 'Prometheus HTTP service discovery: one target group per endpoint port', responses: { '200': ok('Target groups', { type: 'array' }), ...errors } } },
-      '/v1/agent/connect': { get: { summary: "WebSocket for node agents (assignments down, status and events up); needs an agent or admin token", responses: { '101': { description: 'Switching protocols' }, ...errors } } },
+      ...appPaths(),
+      ...clusterPaths(),
     },
   };
 }

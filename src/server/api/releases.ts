@@ -2,11 +2,11 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { requester, type ApiContext } from './context.js';
+import { AppParams as App, ReleaseParams as Release } from './params.js';
 
-const App = z.object({ app: z.string() });
-const Release = z.object({ app: z.string(), release: z.coerce.number().int().min(1) });
-const DiffQuery = z.object({ from: z.coerce.number().int().min(1), to: z.coerce.number().int().min(1) });
-const RollbackBody = z.object({ release: z.number().int().min(1).optional() }).default({});
+const releaseNumber = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+const DiffQuery = z.object({ from: releaseNumber, to: releaseNumber });
+const RollbackBody = z.strictObject({ release: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional() }).default({});
 
 export function releaseRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/apps/:app/releases', async (request) => {

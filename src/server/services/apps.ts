@@ -4,7 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Store, TxnOp } from '../../store/store.js';
 import type { AppRecord, ReleaseRecord, RolloutRecord } from '../../model/types.js';
 import { diff } from '../../model/diff.js';
-import { parseAppSpec, parseAppSpecText, type AppSpec } from '../../model/spec.js';
+import { parseAppSpec, parseAppSpecText, privilegedHostPorts, SpecError, type AppSpec } from '../../model/spec.js';
 import { KEYS, type ClusterState } from '../state.js';
 import type { EventLog } from './events.js';
 
@@ -21,11 +21,17 @@ export class AppService {
     private readonly store: Store,
     private readonly state: ClusterState,
     private readonly events: EventLog,
+    /** Fixed host ports below 1024 an admin allowed (`--allow-host-port`); others are refused. */
+    private readonly allowedPrivilegedPorts: ReadonlySet<number> = new Set(),
   ) {}
 
   /** Validates (SpecError on a bad spec, nothing stored) and stores a new release when it changed. */
   async apply(input: string | object, user: string, note?: string): Promise<{ app: AppRecord; created: boolean; changed: boolean }> {
     const spec = typeof input === 'string' ? parseAppSpecText(input) : parseAppSpec(input);
+    const refused = privilegedHostPorts(spec).filter(({ port }) => !this.allowedPrivilegedPorts.has(port));
+    if (refused.length > 0) {
+      throw new SpecError(refused.map(({ path, port }) => ({ path, message: `host port ${port} is privileged (below 1024): a Gantry admin must allow it (gantry server --allow-host-port ${port})` })));
+    }
     const key = KEYS.app(spec.app);
     const current = await this.store.get(key);
     const previous = current ? (JSON.parse(current.value) as AppRecord) : undefined;
@@ -58,7 +64,7 @@ export class AppService {
 
   async scale(app: string, entry: string, replicas: number, user: string): Promise<AppRecord> {
     return this.update(app, user, (record) => {
-      const spec = record.spec.entrypoints[entry];
+      const spec = Object.hasOwn(record.spec.entrypoints, entry) ? record.spec.entrypoints[entry] : undefined;
       if (!spec) throw new NotFoundError(`app ${app} has no entrypoint "${entry}" (it has: ${Object.keys(record.spec.entrypoints).join(', ')})`);
       const from = spec.replicas;
       spec.replicas = replicas;

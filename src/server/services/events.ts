@@ -32,6 +32,19 @@ export class EventLog {
     }
   }
 
+  /**
+   * Records without waiting, for callers that must not fail because an event could not be
+   * written (a full disk, a closed store): the failure is counted, never thrown.
+   */
+  note(event: Omit<GantryEvent, 'time' | 'seq'> & { time?: number }): void {
+    this.record(event).catch(() => {
+      this.lost++;
+    });
+  }
+
+  /** Events that `note` could not write. */
+  lost = 0;
+
   async list(filter: EventFilter & { since?: number; limit?: number }): Promise<GantryEvent[]> {
     const { kvs } = await this.store.range(PREFIX);
     const events = kvs

@@ -21,8 +21,9 @@ export class RegistryService {
     private readonly onLapse: (node: string, silentMs: number) => void = () => {},
   ) {}
 
-  /** Registers and withdraws endpoints of one node's agent, in one write. */
+  /** Registers and withdraws endpoints of one node's agent, in one write; it can withdraw only its own. */
   async update(node: string, register: Endpoint[], withdraw: Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>[]): Promise<void> {
+    withdraw = withdraw.filter((ref) => this.catalog.get(registryKey(ref))?.node === node);
     if (register.length === 0 && withdraw.length === 0) return;
     // A lapsed lease is not revoked here: the node's other endpoints move to the new one with
     // the next heartbeat (sync), which knows the agent's whole view.

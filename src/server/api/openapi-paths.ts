@@ -1,0 +1,141 @@
+// The cluster, discovery and token paths of the OpenAPI document (openapi.ts holds the shared
+// schemas and the app paths): nodes, pools and capacity (nodes.ts, cluster.ts), the
+// registry, watch and Prometheus discovery (discovery.ts), tokens (tokens.ts) and the agent
+// connection (http.ts).
+import { NAME, NODE_NAME, TOKEN_NAME } from '../../model/names.js';
+import { DURATION_PATTERN } from '../../model/units.js';
+import { body, conflict, error, errors, eventStream, flag, list, matching, object, ok, op, pathParam, queryParam, ref } from './openapi-helpers.js';
+
+const nodeActions = {
+  cordon: 'Cordon a node: it keeps its instances but takes no new ones',
+  uncordon: 'Make a cordoned or draining node ready again',
+  drain: 'Drain a node: its instances move to other nodes',
+};
+const roles = [
+  'admin: may do everything.',
+  "agent: bound to one node (`node`, default: the token's name); may only open that node's agent connection.",
+  'join: may open an agent connection for a NEW node once; that node is then given its own agent token in the welcome message. Expires after `ttl` (default 24h, at most 30 days).',
+].join(' ');
+
+export function clusterPaths(): Record<string, object> {
+  const nodeParam = pathParam('name', matching(NODE_NAME), 'Node name');
+  const leaseParam = pathParam('lease', { type: 'string', pattern: '^[0-9a-f]{1,32}$' }, 'The hex lease id returned by POST /v1/registry');
+  const lastEventId = { name: 'Last-Event-ID', in: 'header', description: 'Resume after this id (takes precedence over `since`)', schema: { type: 'integer', minimum: 1 } };
+  const names = (...params: string[]) => params.map((name) => queryParam(name, matching(NAME)));
+  const nodeAnswer = ok('The node as it is now', object({ node: ref('Node') }));
+  return {
+    '/v1/nodes': { get: op({ summary: 'Nodes with capacity, allocation and liveness', responses: { '200': ok('Nodes', object({ nodes: list(ref('Node')) })) } }) },
+    ...Object.fromEntries(
+      Object.entries(nodeActions).map(([action, summary]) => [`/v1/nodes/{name}/${action}`, { post: op({ summary, parameters: [nodeParam], responses: { '200': nodeAnswer } }) }]),
+    ),
+    '/v1/nodes/{name}/dedication': {
+      put: op({
+        summary: 'Dedicate a node to one app (it takes instances of that app only), or open it to every app again with null',
+        parameters: [nodeParam],
+        requestBody: body({ app: { type: ['string', 'null'], pattern: NAME.source } }, ['app']),
+        responses: { '200': nodeAnswer },
+      }),
+    },
+    '/v1/pools': { get: op({ summary: 'Node pools and the team each belongs to', responses: { '200': ok('Pools', object({ pools: list(ref('Pool')) })) } }) },
+    '/v1/pools/{name}': {
+      put: op({
+        summary: "Create or replace a pool; one with a team takes only that team's apps",
+        parameters: [pathParam('name', matching(NAME), 'Pool name')],
+        requestBody: body({ team: matching(NAME) }, [], false),
+        responses: { '200': ok('The pool', object({ pool: ref('Pool') })) },
+      }),
+    },
+    '/v1/capacity': {
+      get: op({
+        summary: 'How many more instances of an entrypoint fit, and where',
+        parameters: [queryParam('app', matching(NAME), 'App name', true), queryParam('entry', matching(NAME), 'Entrypoint name', true)],
+        responses: {
+          '200': ok('Capacity', object({ total: { type: 'integer' }, nodes: list(object({ node: { type: 'string' }, count: { type: 'integer' } })), blocked: { type: 'string', description: 'Why the other nodes take none' } }, ['total', 'nodes'])),
+          '404': error('No such app, or it has no such entrypoint'),
+        },
+      }),
+    },
+    '/v1/events': {
+      get: op({
+        summary: 'Events, oldest first; with follow a Server-Sent Events stream (`event: gantry`, id = seq) resumable with Last-Event-ID',
+        parameters: [
+          ...['app', 'instance', 'node'].map((name) => queryParam(name, { type: 'string' })),
+          queryParam('since', { type: 'integer', minimum: 0 }, 'Only events after this seq'),
+          queryParam('limit', { type: 'integer', minimum: 1, maximum: 10_000 }),
+          queryParam('follow', flag),
+          lastEventId,
+        ],
+        responses: { '200': { description: 'Events', content: { 'application/json': { schema: object({ events: list({ type: 'object' }) }) }, 'text/event-stream': { schema: { type: 'string' } } } } },
+      }),
+    },
+    '/v1/registry': {
+      get: op({ summary: 'Registered endpoints: healthy instances with ports, and outside services', parameters: names('app', 'env', 'entry'), responses: { '200': ok('Endpoints and the revision they reflect', object({ revision: { type: 'integer' }, endpoints: list({ type: 'object' }) })) } }),
+      post: op({
+        summary: 'Register an outside service; keep it with POST /v1/registry/leases/{lease}/keepalive within its ttl',
+        requestBody: body(
+          {
+            app: matching(NAME),
+            env: { ...matching(NAME), default: 'default' },
+            entry: matching(NAME),
+            id: matching(NAME),
+            address: { type: 'string', description: 'An IPv4 or IPv6 address or a host name' },
+            ports: { type: 'object', propertyNames: matching(NAME), additionalProperties: { type: 'integer', minimum: 1, maximum: 65535 }, maxProperties: 32 },
+            labels: { type: 'object', additionalProperties: { type: 'string' }, maxProperties: 64 },
+            ttl: { oneOf: [{ type: 'integer', minimum: 1000, description: 'milliseconds' }, { type: 'string', pattern: DURATION_PATTERN.source }], default: '30s', description: 'Between 1s and 24h, e.g. "30s"' },
+          },
+          ['app', 'entry', 'address', 'ports'],
+        ),
+        responses: { '201': ok('Registered', object({ endpoint: { type: 'object' }, lease: { type: 'string' }, ttlMs: { type: 'integer' } })) },
+      }),
+    },
+    '/v1/registry/leases/{lease}/keepalive': {
+      post: op({ summary: 'Extend an outside registration by its ttl', parameters: [leaseParam], responses: { '200': ok('Kept', object({ ok: { type: 'boolean' } })), '404': error('The lease has expired or does not exist; register again') } }),
+    },
+    '/v1/registry/leases/{lease}': { delete: op({ summary: 'Deregister an outside service', parameters: [leaseParam], responses: { '204': { description: 'Gone' } } }) },
+    '/v1/watch': {
+      get: op({
+        summary: 'Server-Sent Events: a snapshot, then one `change` per store revision (id = revision); resume with Last-Event-ID or since',
+        parameters: [queryParam('prefix', { type: 'string', enum: ['registry', 'instances', 'status', 'apps', 'nodes'], default: 'registry' }), queryParam('since', { type: 'integer', minimum: 0 }), lastEventId],
+        responses: { '200': eventStream('Event stream') },
+      }),
+    },
+    '/v1/discovery/prometheus': {
+      get: op({ summary: 'Prometheus HTTP service discovery: one target group per endpoint port', responses: { '200': ok('Target groups', list(object({ targets: list({ type: 'string' }), labels: { type: 'object', additionalProperties: { type: 'string' } } }))) } }),
+    },
+    '/v1/tokens': {
+      get: op({ summary: 'API tokens with their role, node and expiry (never the token itself)', responses: { '200': ok('Tokens', object({ tokens: list(ref('Token')) })) } }),
+      post: op({
+        summary: 'Create a token; the answer holds it, the only time it is shown',
+        description: `Roles: ${roles}`,
+        requestBody: body(
+          {
+            name: matching(TOKEN_NAME),
+            role: { type: 'string', enum: ['admin', 'agent', 'join'], default: 'agent' },
+            node: { ...matching(NODE_NAME), description: "agent only: the node it speaks for (default: the token's name)" },
+            ttl: { type: 'string', pattern: DURATION_PATTERN.source, description: 'join only: how long it may be used, e.g. "24h" (default 24h, at most 30 days)' },
+          },
+          ['name'],
+        ),
+        responses: {
+          '201': ok('The new token', object({ name: { type: 'string' }, role: { type: 'string', enum: ['admin', 'agent', 'join'] }, node: { type: 'string' }, expiresAt: { type: 'integer' }, token: { type: 'string' } }, ['name', 'role', 'token'])),
+          ...conflict('A token with this name exists already'),
+        },
+      }),
+    },
+    '/v1/tokens/{name}': {
+      delete: op({
+        summary: 'Revoke a token: it stops working at once and agent connections opened with it are closed; the last admin token cannot be revoked',
+        parameters: [pathParam('name', matching(TOKEN_NAME), 'Token name')],
+        responses: { '200': ok('Revoked', object({ revoked: ref('Token'), closedConnections: { type: 'integer' } })), ...conflict('The last admin token') },
+      }),
+    },
+    '/v1/agent/connect': {
+      get: {
+        summary: 'The node agent connection: a WebSocket (assignments down; status, events and registrations up)',
+        description:
+          "Open to agent, join and admin tokens. An agent token may only speak for its own node; a join token may add a new node once, and the welcome message then carries that node's own agent token. A hello for any other node closes the socket with code 1008.",
+        responses: { '101': { description: 'Switching protocols' }, '401': errors['401'] },
+      },
+    },
+  };
+}

@@ -1,0 +1,107 @@
+// The HTTP side of the server: limits every client lives within, the one access check on the
+// matched route, the agent WebSocket as a route like any other, errors mapped to 4xx with a
+// reason, and the routes themselves (thin, in api/).
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { ZodError } from 'zod';
+import { SpecError, problemsFromZod } from '../model/spec.js';
+import { GANTRY_VERSION } from '../version.js';
+import { access, installAccessCheck, type RouteEntry } from './access.js';
+import type { TokenAuth } from './auth.js';
+import type { ApiContext } from './api/context.js';
+import { appRoutes } from './api/apps.js';
+import { instanceRoutes } from './api/instances.js';
+import { clusterRoutes } from './api/cluster.js';
+import { discoveryRoutes } from './api/discovery.js';
+import { releaseRoutes, rolloutRoutes } from './api/releases.js';
+import { nodeRoutes } from './api/nodes.js';
+import { tokenRoutes } from './api/tokens.js';
+import { openApiDocument } from './api/openapi.js';
+
+/** Request bodies are specs and small commands; anything bigger is refused before it is read. */
+export const BODY_LIMIT = 1024 * 1024;
+/** An agent's hello carries a status per instance of its node. */
+const AGENT_MESSAGE_LIMIT = 16 * 1024 * 1024;
+/** Headers and body of one request must arrive within these (slow-body clients hold sockets). */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export interface HttpOptions {
+  log?: boolean;
+  /** PEM certificate and key: serve HTTPS (and WSS for agents). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Most sockets open at once; past it new connections are closed as they arrive. */
+  maxConnections?: number;
+}
+
+/**
+ * Most sockets one address may hold, so that one client (a slowloris, a runaway script) cannot
+ * take every socket the server has; generous enough for a NAT or a proxy in front of many users.
+ */
+export const MAX_CONNECTIONS_PER_ADDRESS = 256;
+
+export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options: HttpOptions): Promise<{ server: FastifyInstance; routes: RouteEntry[] }> {
+  const server = Fastify({
+    logger: options.log ? { level: 'info' } : false,
+    bodyLimit: BODY_LIMIT,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    // Instance ids run to 136 characters; anything longer matches no route.
+    routerOptions: { maxParamLength: 256 },
+    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+  }) as unknown as FastifyInstance;
+  server.server.headersTimeout = HEADERS_TIMEOUT_MS;
+  if (options.maxConnections) server.server.maxConnections = options.maxConnections;
+  capConnectionsPerAddress(server.server, MAX_CONNECTIONS_PER_ADDRESS);
+  server.addContentTypeParser(['text/yaml', 'application/yaml', 'application/x-yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  // The WebSocket plugin's own request hook must run before the access check: it marks upgrade
+  // requests, and only a marked one has its socket closed after a refusal.
+  await server.register(websocket, { options: { maxPayload: AGENT_MESSAGE_LIMIT } });
+  const routes = installAccessCheck(server, auth);
+  installErrors(server);
+
+  server.get('/healthz', { config: access('public') }, async () => ({ ok: true, version: GANTRY_VERSION }));
+  server.get('/openapi.json', { config: access('public') }, async () => openApiDocument(GANTRY_VERSION));
+  server.get('/v1/agent/connect', { websocket: true, config: access('agent') }, (socket, request) => ctx.agents.accept(socket, request.caller!));
+  appRoutes(server, ctx);
+  instanceRoutes(server, ctx);
+  clusterRoutes(server, ctx);
+  discoveryRoutes(server, ctx);
+  releaseRoutes(server, ctx);
+  rolloutRoutes(server, ctx);
+  nodeRoutes(server, ctx);
+  tokenRoutes(server, ctx);
+  return { server, routes };
+}
+
+function capConnectionsPerAddress(http: Server, cap: number): void {
+  const open = new Map<string, number>();
+  http.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const count = (open.get(address) ?? 0) + 1;
+    if (count > cap) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, count);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+  });
+}
+
+function installErrors(server: FastifyInstance): void {
+  server.setErrorHandler((error: FastifyError | Error, request, reply) => {
+    if (error instanceof SpecError) return reply.code(400).send({ error: 'invalid app spec', problems: error.problems });
+    if (error instanceof ZodError) return reply.code(400).send({ error: 'invalid request', problems: problemsFromZod(error) });
+    const status = (error as { statusCode?: number }).statusCode ?? 500;
+    if (status >= 500) request.log.error(error);
+    // A body refused unread (too large, too slow, undecodable), or a client over its stream cap,
+    // must not keep its socket.
+    if (status === 413 || status === 408 || status === 415 || status === 429) reply.header('connection', 'close');
+    return reply.code(status).send({ error: status >= 500 ? `internal error: ${error.message}` : error.message });
+  });
+}

@@ -1,0 +1,231 @@
+// The agent connection as an attacker sees it: malformed messages close only their own socket,
+// an agent token speaks for its own node only (hello, statuses, endpoints, withdrawals, events,
+// log relays), a join token adds a new node once and never takes over one that exists.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { startServer, type RunningServer } from '../src/server/main.js';
+import type { NodeInfo, InstanceStatus } from '../src/model/types.js';
+import type { Endpoint } from '../src/model/registry.js';
+import { until } from './helpers/cluster.js';
+
+const ADMIN = 'gty_agent_protocol_admin';
+
+function nodeInfo(name: string, extra: Partial<NodeInfo> = {}): NodeInfo {
+  return {
+    name, address: '127.0.0.1', labels: {}, cores: 2, memoryBytes: 2 ** 30, runtimes: ['process'], runtimeNotes: [],
+    portRange: [41000, 41099], agentVersion: 'test', pool: 'default', reserved: { cores: 0, memoryBytes: 0 }, shareBase: 100, ...extra,
+  };
+}
+
+/** A hand-driven agent connection: what it sent, what it got, and how it ended. */
+class FakeAgent {
+  readonly received: { type: string; [key: string]: unknown }[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly opened: Promise<void>;
+  private readonly socket: WebSocket;
+
+  constructor(url: string, token: string) {
+    this.socket = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/agent/connect`, { headers: { authorization: `Bearer ${token}` } });
+    this.socket.on('message', (data) => this.received.push(JSON.parse(String(data)) as never));
+    this.socket.on('error', () => {});
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.once('open', () => resolve());
+      this.socket.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    });
+    this.closed = new Promise((resolve) => this.socket.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+  }
+
+  send(message: unknown): void {
+    this.socket.send(typeof message === 'string' ? message : JSON.stringify(message));
+  }
+
+  sendBinary(bytes: Buffer): void {
+    this.socket.send(bytes, { binary: true });
+  }
+
+  get open(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+describe('agent connection: validated messages, node-bound tokens', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gantry-agent-protocol-'));
+  let server: RunningServer;
+  const tokens: Record<string, string> = {};
+  const agents: FakeAgent[] = [];
+
+  const api = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+    return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  };
+  const connect = async (token: string) => {
+    const agent = new FakeAgent(server.url, token);
+    agents.push(agent);
+    await agent.opened;
+    return agent;
+  };
+  const alive = async () => {
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+    await api('GET', '/v1/apps');
+  };
+  const events = async (type: string) => ((await api('GET', '/v1/events?limit=1000')).events as { type: string; message: string; node?: string; instance?: string }[]).filter((e) => e.type === type);
+
+  before(async () => {
+    server = await startServer({ dataDir: dir, port: 0, bootstrapToken: ADMIN, reconcileIntervalMs: 200 });
+    for (const node of ['n1', 'n2']) tokens[node] = (await api('POST', '/v1/tokens', { name: node, role: 'agent' })).token as string;
+    tokens.join = (await api('POST', '/v1/tokens', { name: 'joiner', role: 'join' })).token as string;
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('malformed messages close their own socket with a reason and an event; the server stays up', async () => {
+    const cases: [string, (agent: FakeAgent) => void, RegExp][] = [
+      ['null', (a) => a.send('null'), /invalid message/],
+      ['hello without a node', (a) => a.send({ type: 'hello' }), /invalid message: node/],
+      ['not JSON', (a) => a.send('{"type":'), /not JSON/],
+      ['a binary frame', (a) => a.sendBinary(Buffer.from([0, 1, 2])), /not JSON/],
+      ['an unknown type', (a) => a.send({ type: 'exec', command: 'id' }), /invalid message/],
+      ['an array', (a) => a.send([1, 2, 3]), /invalid message/],
+      ['a heartbeat before hello', (a) => a.send({ type: 'heartbeat', node: nodeInfo('n1'), endpoints: [] }), /heartbeat before hello/],
+      ['a hello with a huge name', (a) => a.send({ type: 'hello', node: nodeInfo('n'.repeat(300)), statuses: [], endpoints: [] }), /node\.name/],
+      ['a hello with a hostile address', (a) => a.send({ type: 'hello', node: nodeInfo('n1', { address: '1.2.3.4; } server { listen 80' }), statuses: [], endpoints: [] }), /node\.address/],
+      ['a status with a prototype key', (a) => a.send('{"type":"status","statuses":[{"__proto__":{"polluted":1}}]}'), /invalid message/],
+    ];
+    for (const [what, send, reason] of cases) {
+      const agent = await connect(tokens.n1!);
+      send(agent);
+      const { code, reason: said } = await agent.closed;
+      assert.equal(code, 1008, `${what}: closed with ${code} ${said}`);
+      assert.match(said, reason, what);
+      await alive();
+    }
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    const refused = await events('agent.refused');
+    assert.ok(refused.length >= cases.length, `${refused.length} agent.refused events`);
+    assert.ok(refused.every((e) => /token "n1"/.test(e.message)));
+  });
+
+  let n1: FakeAgent;
+  let n2: FakeAgent;
+  let victim = '';
+
+  test('an agent token says hello only as its own node', async () => {
+    const impostor = await connect(tokens.n1!);
+    impostor.send({ type: 'hello', node: nodeInfo('n2'), statuses: [], endpoints: [] });
+    const { reason } = await impostor.closed;
+    assert.match(reason, /agent token "n1" speaks for node n1, not n2/);
+    assert.equal(((await api('GET', '/v1/nodes')).nodes as unknown[]).length, 0);
+
+    n2 = await connect(tokens.n2!);
+    n2.send({ type: 'hello', node: nodeInfo('n2', { labels: { zone: 'b' } }), statuses: [], endpoints: [] });
+    n1 = await connect(tokens.n1!);
+    n1.send({ type: 'hello', node: nodeInfo('n1', { address: '10.9.9.9' }), statuses: [], endpoints: [] });
+    await until('both nodes to be ready', async () => ((await api('GET', '/v1/nodes')).nodes as { state: string }[]).filter((n) => n.state === 'ready').length === 2);
+    assert.ok(n1.received.some((m) => m.type === 'welcome') && n2.received.some((m) => m.type === 'welcome'));
+
+    // A second hello on the same connection cannot switch nodes either.
+    const switcher = await connect(tokens.n1!);
+    switcher.send({ type: 'hello', node: nodeInfo('n1', { address: '10.9.9.9' }), statuses: [], endpoints: [] });
+    switcher.send({ type: 'hello', node: nodeInfo('n2'), statuses: [], endpoints: [] });
+    assert.match((await switcher.closed).reason, /speaks for node n1, not n2|hello as node n2 on the connection of node n1/);
+    await until('n1 to be connected again', async () => {
+      n1 = await connect(tokens.n1!);
+      n1.send({ type: 'hello', node: nodeInfo('n1', { address: '10.9.9.9' }), statuses: [], endpoints: [] });
+      await new Promise((r) => setTimeout(r, 200));
+      return n1.open;
+    });
+  });
+
+  test('an agent reports and registers only for its own instances', async () => {
+    await api('POST', '/v1/apps', { app: 'victim', entrypoints: { web: { command: ['sleep', '1000'], replicas: 1, ports: [{ name: 'http' }], placement: { labels: { zone: 'b' } } } } });
+    victim = await until('the victim instance to be placed on n2', async () => {
+      const { instances } = (await api('GET', '/v1/instances?app=victim')) as { instances: { id: string; node: string }[] };
+      return instances.find((i) => i.node === 'n2')?.id;
+    });
+    const status: InstanceStatus = { id: victim, state: 'failed', healthy: false, restarts: 99, exitCode: 1, runtimeId: null, startedAt: null, message: 'forged', updatedAt: Date.now() };
+    const endpoint: Endpoint = { id: victim, app: 'victim', env: 'default', entry: 'web', node: 'n1', address: '10.6.6.6', ports: { http: 80 }, labels: {}, registeredAt: Date.now(), source: 'agent' };
+    n1.send({ type: 'status', statuses: [status] });
+    n1.send({ type: 'registry', requestId: 'r1', register: [endpoint], withdraw: [] });
+    n1.send({ type: 'events', events: [{ time: Date.now(), level: 'error', type: 'instance.failed', app: 'victim', entry: 'web', instance: victim, message: 'forged failure' }] });
+    await until('the registry request to be acknowledged', () => n1.received.some((m) => m.type === 'ack' && m.requestId === 'r1'));
+    assert.ok(n1.open, 'reports about other nodes are ignored, not fatal');
+
+    const { instances } = (await api('GET', '/v1/instances?app=victim')) as { instances: { id: string; state: string; restarts: number }[] };
+    const view = instances.find((i) => i.id === victim)!;
+    assert.notEqual(view.restarts, 99, 'the forged status was not stored');
+    assert.deepEqual((await api('GET', '/v1/registry?app=victim')).endpoints, []);
+    assert.ok(!(await events('instance.failed')).some((e) => e.message === 'forged failure'));
+    await until('the refusal to be recorded', async () => (await events('agent.refused_report')).some((e) => e.node === 'n1'));
+
+    // Its own node registers it; the endpoint is built from the instance's record, whatever the agent claimed.
+    n2.send({ type: 'registry', requestId: 'r2', register: [{ ...endpoint, node: 'n2', address: '127.0.0.1', ports: { http: 1 }, labels: { x: 'y' } }], withdraw: [] });
+    const [registered] = await until('the endpoint to be registered', async () => {
+      const { endpoints } = (await api('GET', '/v1/registry?app=victim')) as { endpoints: Endpoint[] };
+      return endpoints.length === 1 && endpoints;
+    });
+    assert.equal(registered!.node, 'n2');
+    assert.equal(registered!.address, '127.0.0.1');
+    assert.notEqual(registered!.ports.http, 1, 'the port is the one the server assigned');
+    assert.deepEqual(registered!.labels, {});
+
+    // Another node cannot withdraw it, nor drop it with its heartbeat.
+    n1.send({ type: 'registry', requestId: 'r3', register: [], withdraw: [{ app: 'victim', env: 'default', entry: 'web', id: victim }] });
+    n1.send({ type: 'heartbeat', node: nodeInfo('n1', { address: '10.9.9.9' }), endpoints: [] });
+    await until('the withdrawal to be acknowledged', () => n1.received.some((m) => m.type === 'ack' && m.requestId === 'r3'));
+    assert.equal(((await api('GET', '/v1/registry?app=victim')).endpoints as unknown[]).length, 1);
+  });
+
+  test('an agent cannot write events other than instance.* and node.*, nor relay logs it was not asked for', async () => {
+    n1.send({ type: 'log.lines', requestId: 'not-mine', lines: ['x'] });
+    n1.send({ type: 'log.end', requestId: 'not-mine' });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(n1.open);
+    n1.send({ type: 'events', events: [{ time: Date.now(), level: 'info', type: 'token.created', message: 'admin token "x" created' }] });
+    assert.match((await n1.closed).reason, /agent events are instance\.\* or node\.\*/);
+    assert.ok(!(await events('token.created')).some((e) => e.message === 'admin token "x" created'));
+  });
+
+  test('a join token adds a new node with a token of its own, and never takes over an existing one', async () => {
+    const takeover = await connect(tokens.join!);
+    takeover.send({ type: 'hello', node: nodeInfo('n2'), statuses: [], endpoints: [] });
+    assert.match((await takeover.closed).reason, /cannot join node n2: it exists already/);
+
+    const joiner = await connect(tokens.join!);
+    joiner.send({ type: 'hello', node: nodeInfo('n3'), statuses: [], endpoints: [] });
+    const welcome = await until('the welcome with a token', () => joiner.received.find((m) => m.type === 'welcome'));
+    const minted = welcome.token as string;
+    assert.match(minted, /^gty_/);
+    const listed = (await api('GET', '/v1/tokens')).tokens as { name: string; role: string; node?: string }[];
+    const bound = listed.find((t) => t.node === 'n3');
+    assert.equal(bound?.role, 'agent');
+    joiner.close();
+
+    // The minted token speaks for n3 only; the join token cannot join n3 again.
+    const again = await connect(tokens.join!);
+    again.send({ type: 'hello', node: nodeInfo('n3'), statuses: [], endpoints: [] });
+    assert.match((await again.closed).reason, /exists already/);
+    const back = await connect(minted);
+    back.send({ type: 'hello', node: nodeInfo('n1'), statuses: [], endpoints: [] });
+    assert.match((await back.closed).reason, /speaks for node n3, not n1/);
+    assert.equal((await fetch(`${server.url}/v1/apps`, { headers: { authorization: `Bearer ${minted}` } })).status, 403);
+  });
+
+  test('an expired join token is refused', async () => {
+    const { token } = (await api('POST', '/v1/tokens', { name: 'brief', role: 'join', ttl: '1s' })) as { token: string };
+    await new Promise((r) => setTimeout(r, 1100));
+    await assert.rejects(connect(token), /HTTP 401/);
+  });
+});
