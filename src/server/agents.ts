@@ -3,21 +3,18 @@
 //
 // An agent is trusted with its own node and nothing else. Every message is checked against the
 // protocol's schemas first (a malformed one closes that socket, with an event, and nothing it
-// said is used); then a node may only say hello as the node its token is bound to, report on
-// instances assigned to it, register endpoints for those instances (built here from the
-// instance's own record, so an agent cannot point another app's traffic anywhere) and withdraw
-// its own.
-import { randomBytes, randomUUID } from 'node:crypto';
+// said is used); then the rules of agent-trust.ts decide what of it concerns the agent's own node.
+import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
 import { AgentToServerSchema, type ServerToAgent, type ValidAgentMessage } from '../model/agent-protocol.js';
-import type { GantryEvent, Instance, InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
+import type { InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
 import type { Endpoint } from '../model/registry.js';
 import { problemsFromZod } from '../model/spec.js';
-import { TOKEN_NAME } from '../model/names.js';
 import { KEYS, type ClusterState } from './state.js';
 import type { Caller, TokenAuth } from './auth.js';
+import { Refusal, admitNode, ownEndpoints, ownEvent, ownStatuses } from './agent-trust.js';
 import type { EventLog } from './services/events.js';
 import type { RegistryService } from './services/registry.js';
 
@@ -35,8 +32,6 @@ interface Session {
   info?: NodeInfo;
 }
 
-/** Closes the connection: the agent broke the protocol or asked for what its token does not allow. */
-class Refusal extends Error {}
 
 /** How often one node's refused reports are recorded as an event (they may come every second). */
 const REFUSAL_EVENT_EVERY_MS = 60_000;
@@ -175,8 +170,9 @@ export class AgentHub {
         return this.saveStatuses(node, message.statuses);
       case 'events':
         for (const event of message.events) {
-          const own = this.ownEvent(node, event);
+          const own = ownEvent(this.state, node, event);
           if (own) await this.events.record(own);
+          else this.refusedReport(node, `sent an event about instance ${event.instance} of another node`);
         }
         return;
       case 'log.lines':
@@ -195,67 +191,27 @@ export class AgentHub {
   private async hello(session: Session, message: Extract<ValidAgentMessage, { type: 'hello' }>): Promise<void> {
     const name = message.node.name;
     if (session.node !== undefined && session.node !== name) throw new Refusal(`hello as node ${name} on the connection of node ${session.node}`);
-    const minted = session.node === undefined ? await this.admit(session, name) : undefined;
+    const { minted } = session.node === undefined ? await admitNode(session.caller, name, this.state, this.auth) : {};
+    if (minted) {
+      await this.events.record({ level: 'info', type: 'token.created', node: name, message: `node ${name} joined with join token "${session.caller.name}" and was given agent token "${minted.name}"` });
+      session.caller = { role: 'agent', name: minted.name, node: name };
+    }
     session.node = name;
     session.info = message.node;
     const previous = this.sessions.get(name);
     if (previous && previous !== session) previous.socket.close(4000, 'replaced by a newer connection');
     this.sessions.set(name, session);
-    this.send(name, { type: 'welcome', heartbeatMs: this.heartbeatMs, ...(minted ? { token: minted } : {}) });
+    this.send(name, { type: 'welcome', heartbeatMs: this.heartbeatMs, ...(minted ? { token: minted.token } : {}) });
     await this.register(message.node);
     await this.saveStatuses(name, message.statuses);
     await this.registry.sync(name, this.ownEndpoints(session, message.endpoints));
     this.pushAssignments(name);
   }
 
-  /** Whether this token may speak for `node`; for a join token, the agent token the node uses from now on. */
-  private async admit(session: Session, node: string): Promise<string | undefined> {
-    const { caller } = session;
-    if (caller.role === 'admin') return undefined;
-    if (caller.role === 'agent') {
-      if (caller.node !== node) throw new Refusal(`agent token "${caller.name}" speaks for node ${caller.node}, not ${node}`);
-      return undefined;
-    }
-    // A join token adds a node; it never takes over one that exists (that needs the node's own token).
-    if (this.state.nodes.has(node) || (await this.auth.nodeHasToken(node))) {
-      throw new Refusal(`join token "${caller.name}" cannot join node ${node}: it exists already (give it an agent token: gantry token create NAME --node ${node})`);
-    }
-    const tokenName = joinedTokenName(node);
-    const token = await this.auth.create({ role: 'agent', name: tokenName, node });
-    session.caller = { role: 'agent', name: tokenName, node };
-    await this.events.record({ level: 'info', type: 'token.created', node, message: `node ${node} joined with join token "${caller.name}" and was given agent token "${tokenName}"` });
-    return token;
-  }
-
-  /** The endpoints of its own instances that an agent registers, built from their records. */
   private ownEndpoints(session: Session, claimed: readonly { id: string; registeredAt: number }[]): Endpoint[] {
-    const node = session.node!;
-    const address = session.info!.address;
-    const out: Endpoint[] = [];
-    const refused: string[] = [];
-    for (const { id, registeredAt } of claimed) {
-      const instance = this.state.instances.get(id);
-      if (!instance || instance.node !== node) refused.push(id);
-      else out.push(endpointOf(instance, address, registeredAt));
-    }
-    if (refused.length > 0) this.refusedReport(node, `registered endpoints for instances it does not run: ${refused.slice(0, 5).join(', ')}`);
-    return out;
-  }
-
-  private ownEvent(node: string, event: Extract<ValidAgentMessage, { type: 'events' }>['events'][number]): Omit<GantryEvent, 'seq'> | undefined {
-    const instance = event.instance ? this.state.instances.get(event.instance) : undefined;
-    if (instance && instance.node !== node) {
-      this.refusedReport(node, `sent an event about instance ${instance.id} of node ${instance.node}`);
-      return undefined;
-    }
-    const out: Omit<GantryEvent, 'seq'> = { ...event, node };
-    if (instance) Object.assign(out, { app: instance.app, entry: instance.entry });
-    // An instance no longer assigned (an orphan it removed) may name its app only if nothing says it is another node's.
-    else if (event.app && this.state.apps.has(event.app) && !this.state.instancesOnNode(node).some((i) => i.app === event.app)) {
-      delete out.app;
-      delete out.entry;
-    }
-    return out;
+    const { endpoints, refused } = ownEndpoints(this.state, session.node!, session.info!.address, claimed);
+    if (refused.length > 0) this.refusedReport(session.node!, `registered endpoints for instances it does not run: ${refused.slice(0, 5).join(', ')}`);
+    return endpoints;
   }
 
   private logRequestOf(node: string, requestId: string): LogRequest | undefined {
@@ -294,11 +250,11 @@ export class AgentHub {
   }
 
   private async saveStatuses(node: string, statuses: InstanceStatus[]): Promise<void> {
-    const refused = statuses.filter((s) => this.state.instances.get(s.id)?.node !== node && this.state.instances.has(s.id));
+    const { own, refused } = ownStatuses(this.state, node, statuses);
     if (refused.length > 0) this.refusedReport(node, `reported the status of instances of other nodes: ${refused.slice(0, 5).map((s) => s.id).join(', ')}`);
-    const changed = statuses.filter((status) => {
+    const changed = own.filter((status) => {
       const previous = this.state.statuses.get(status.id);
-      return this.state.instances.get(status.id)?.node === node && (!previous || !isDeepStrictEqual({ ...previous, updatedAt: 0 }, { ...status, updatedAt: 0 }));
+      return !previous || !isDeepStrictEqual({ ...previous, updatedAt: 0 }, { ...status, updatedAt: 0 });
     });
     if (changed.length === 0) return;
     const { revision } = await this.store.txn({ compare: [], success: changed.map((s) => ({ type: 'put' as const, key: KEYS.status(s.id), value: JSON.stringify(s) })) });
@@ -323,28 +279,4 @@ export class AgentHub {
     socket.send(JSON.stringify(message));
     return true;
   }
-}
-
-/** Where an instance is reached, from what the server itself assigned it. */
-function endpointOf(instance: Instance, address: string, registeredAt: number): Endpoint {
-  return {
-    id: instance.id,
-    app: instance.app,
-    env: instance.env,
-    entry: instance.entry,
-    node: instance.node,
-    address,
-    ports: Object.fromEntries(instance.ports.map((p) => [p.name, p.host])),
-    release: instance.release,
-    labels: instance.spec.labels,
-    registeredAt,
-    source: 'agent',
-  };
-}
-
-/** The name of the agent token a joining node is given: readable, and unique. */
-function joinedTokenName(node: string): string {
-  const readable = `node-${node.toLowerCase().replace(/[^a-z0-9._-]/g, '-')}`.slice(0, 54);
-  const name = `${readable}-${randomBytes(4).toString('hex')}`;
-  return TOKEN_NAME.test(name) ? name : `node-${randomBytes(8).toString('hex')}`;
 }
