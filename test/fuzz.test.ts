@@ -93,7 +93,7 @@ describe('fuzz: nothing a client sends produces a 5xx, a crash or a stuck handle
   test('API bodies: random and mutated JSON to every route that takes one', async () => {
     const withBody = server.routes().filter((r) => r.method === 'POST' || r.method === 'PUT');
     assert.ok(withBody.length > 10);
-    const fill = (url: string, names: string[]) => url.replace(/:([a-z]+)/g, (_m, p: string) => (p === 'release' ? '1' : names[p.length % names.length]!));
+    const fill = (url: string, names: readonly string[]) => url.replace(/:([a-z]+)/g, (_m, p: string) => (p === 'release' ? '1' : names[p.length % names.length]!));
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...withBody), fc.oneof(value, mutatedSpec), fc.constantFrom(['shop', 'web'], ['__proto__'], ['constructor'], ['x'.repeat(70)], ['a%2fb']), async (route, body, names) => {
         await send(route.method, fill(route.url, names), JSON.stringify(body));
