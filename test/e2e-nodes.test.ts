@@ -3,20 +3,12 @@
 // Also hooks and logs, which need only one node.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestCluster, until } from './helpers/cluster.js';
+import { alive, pidOf } from './helpers/processes.js';
 import type { AppDetailResponse } from '../src/model/api.js';
 
-const pidOf = (runtimeId: string | null | undefined) => Number(String(runtimeId).replace('pid:', ''));
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
-  } catch {
-    return false;
-  }
-}
 
 describe('nodes, hooks and logs', () => {
   const cluster = new TestCluster();
@@ -25,7 +17,7 @@ describe('nodes, hooks and logs', () => {
   const detail = (app: string) => cluster.api('GET', `/v1/apps/${app}`) as Promise<AppDetailResponse>;
 
   before(async () => {
-    await cluster.startServer({ nodeTimeout: 4 });
+    await cluster.startServer({ nodeTimeout: 4, registryTtl: 6 });
     await cluster.startAgent({ name: a, portRange: '30200-30299', dockerSocket: noDocker });
     await cluster.startAgent({ name: b, portRange: '30300-30399', dockerSocket: noDocker });
   });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Instance, InstanceStatus } from '../model/types.js';
 import { ensurePrivateDir, makePrivate, writePrivateFileAtomic } from '../host/private-files.js';
 
-const FILES = ['assignments.json', 'statuses.json', 'boot.json'] as const;
+const FILES = ['assignments.json', 'statuses.json', 'boot.json', 'cluster.json'] as const;
 type CacheFile = (typeof FILES)[number];
 
 export interface AgentCacheOptions {
@@ -54,6 +54,15 @@ export class AgentCache {
   /** False when the file could not be written (reported through `log`). */
   saveStatuses(statuses: InstanceStatus[]): boolean {
     return this.write('statuses.json', statuses);
+  }
+
+  /** The id of the cluster this node last took instances from (undefined before its first server). */
+  loadCluster(): string | undefined {
+    return this.read<{ id: string }>('cluster.json')?.id;
+  }
+
+  saveCluster(id: string): boolean {
+    return this.write('cluster.json', { id });
   }
 
   /** True when the host booted since the agent last ran (and it had run here before). */

@@ -1,5 +1,8 @@
 // The agent's link to the server: one WebSocket, reconnected with backoff for as long as the
 // agent runs. While it is down the agent keeps working; reports queue up and flush on return.
+// A link that only looks open (a cut network, a server host gone: the kernel keeps a half-open
+// connection for many minutes) is noticed by silence: the server pings every heartbeat, so
+// nothing at all from it for a few heartbeats ends the connection and a new one is tried.
 import WebSocket from 'ws';
 import type { AgentToServer, ServerToAgent } from '../model/agent-protocol.js';
 
@@ -16,6 +19,17 @@ export interface ConnectionOptions {
 }
 
 const REPEAT_FAILURE_MS = 60_000;
+/** Silence that ends a connection before the server's welcome said how often it heartbeats. */
+const SILENCE_BEFORE_WELCOME_MS = 30_000;
+const SILENCE_CHECK_EVERY_MS = 1000;
+
+/**
+ * Silence (no message, no ping) that ends a connection once the server announced its heartbeat:
+ * three of its pings missed, never less than 5 s (the server's own bound for our pongs).
+ */
+export function silenceLimitMs(heartbeatMs: number): number {
+  return Math.max(3 * heartbeatMs, 5000);
+}
 
 /** OpenSSL's verification codes, as Node reports them on a failed TLS handshake. */
 const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_GET_ISSUER|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/;
@@ -73,16 +87,37 @@ export class ServerConnection {
     this.socket = socket;
     let failure: string | undefined;
     let opened = false;
+    let heardAt = Date.now();
+    let limitMs = SILENCE_BEFORE_WELCOME_MS;
+    let lastCheck = Date.now();
+    const heard = () => (heardAt = Date.now());
+    const watchdog = setInterval(() => {
+      const now = Date.now();
+      // A check that runs late means this process was stalled (frozen, starved of CPU): what the
+      // server sent meanwhile may be waiting unread, so it is not judged silent until read.
+      const late = now - lastCheck > 3 * SILENCE_CHECK_EVERY_MS;
+      lastCheck = now;
+      if (late || socket.readyState !== WebSocket.OPEN || now - heardAt <= limitMs) return;
+      failure ??= `nothing from the server for ${((now - heardAt) / 1000).toFixed(1)}s (the network or the server is gone)`;
+      socket.terminate();
+    }, SILENCE_CHECK_EVERY_MS);
+    watchdog.unref();
+    socket.on('ping', heard);
+    socket.on('pong', heard);
     socket.on('open', () => {
       opened = true;
+      heard();
       this.lastFailure = undefined;
       this.retryMs = 250;
       socket.send(JSON.stringify(this.options.hello()));
       this.options.onState?.(true, `connected to ${this.options.server}`);
     });
     socket.on('message', (data) => {
+      heard();
       try {
-        this.options.onMessage(JSON.parse(String(data)) as ServerToAgent);
+        const message = JSON.parse(String(data)) as ServerToAgent;
+        if (message.type === 'welcome' && typeof message.heartbeatMs === 'number' && message.heartbeatMs > 0) limitMs = silenceLimitMs(message.heartbeatMs);
+        this.options.onMessage(message);
       } catch {
         // A message we cannot read is dropped; the next full assignment set repairs state.
       }
@@ -94,6 +129,7 @@ export class ServerConnection {
     // 'close' follows and schedules the retry; the first reason heard is kept for its message.
     socket.on('error', (err) => (failure ??= describeConnectError(err, this.options.server)));
     socket.on('close', (code, reason) => {
+      clearInterval(watchdog);
       // The server says why it closed (a refused hello, a revoked token, an invalid message).
       if (opened && reason.length > 0) failure ??= `closed by the server (${code}: ${String(reason)})`;
       if (this.socket !== socket) return;

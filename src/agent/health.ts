@@ -1,4 +1,6 @@
 // Health checks an agent runs against its instances: HTTP GET, TCP connect or a command.
+// A check answers ok or not with a readable detail, and never rejects: the supervisor runs it
+// from a timer, where a rejection would go unhandled.
 import { connect } from 'node:net';
 import type { HealthSpec } from '../model/spec.js';
 import type { AssignedPort } from '../model/types.js';
@@ -16,6 +18,15 @@ export function resolvePort(ref: string | number, ports: AssignedPort[]): number
 }
 
 export async function runCheck(health: HealthSpec, ports: AssignedPort[], host: string, runtime: Runtime, instanceId: string): Promise<CheckResult> {
+  try {
+    return await check(health, ports, host, runtime, instanceId);
+  } catch (err) {
+    // A check that cannot even be tried (a port reference that resolves to nothing, ...) fails.
+    return { ok: false, detail: `health check could not run: ${describe(err)}` };
+  }
+}
+
+async function check(health: HealthSpec, ports: AssignedPort[], host: string, runtime: Runtime, instanceId: string): Promise<CheckResult> {
   if (health.http) {
     const port = resolvePort(health.http.port, ports);
     const url = `http://${host}:${port}${health.http.path}`;
@@ -29,10 +40,12 @@ export async function runCheck(health: HealthSpec, ports: AssignedPort[], host: 
     }
   }
   if (health.tcp) {
-    const port = resolvePort(health.tcp.port, ports)!;
+    const port = resolvePort(health.tcp.port, ports);
+    if (port === undefined) return { ok: false, detail: `tcp: no port named ${JSON.stringify(health.tcp.port)} is assigned` };
     return tcpCheck(host, port, health.timeout);
   }
-  const command = health.exec!.command;
+  if (!health.exec) return { ok: false, detail: 'no http, tcp or exec check in the health spec' };
+  const command = health.exec.command;
   try {
     const result = await runtime.exec(instanceId, command, health.timeout);
     return { ok: result.exitCode === 0, detail: `${command.join(' ')} exited ${result.exitCode}${result.output ? `: ${result.output.trim().slice(-200)}` : ''}` };

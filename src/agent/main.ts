@@ -13,8 +13,9 @@ import { AgentCache } from './cache.js';
 import { ServerConnection } from './connection.js';
 import { AgentCredentials, SAVED_TOKEN_FILE } from './credentials.js';
 import { describeNode, type NodeIdentity } from './node-info.js';
-import { NODE_LABEL, Supervisor } from './supervisor.js';
+import { NODE_LABEL, Supervisor, observationClock } from './supervisor.js';
 import { Registration } from './registration.js';
+import { NodeOwnership } from './ownership.js';
 import { sharedPool } from './cpu.js';
 import { TakenPortList, type TakenPort } from './ports.js';
 
@@ -43,8 +44,8 @@ export interface RunningAgent {
 
 const MAX_QUEUED_EVENTS = 2000;
 const RECOVERY_LIMIT_MS = 120_000;
-/** How long an instance nobody assigned gets to stop after SIGTERM. */
-const ORPHAN_GRACE_MS = 10_000;
+/** How long an instance found running without a record gets to stop after SIGTERM, when the server asks for its removal. */
+const STRAY_GRACE_MS = 10_000;
 
 function readBootId(): string {
   try {
@@ -67,8 +68,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const queuedEvents: GantryEvent[] = [];
   const logStreams = new Map<string, Readable>();
   let setHeartbeat: (ms: number) => void = () => {};
-  /** Only assignments received from the server in this run allow removing unknown instances. */
-  let authoritative = false;
+  const ownership = new NodeOwnership(cache, log);
+  /** Instances the server told this node to remove, until they are gone and the server was told. */
+  const instructed = new Set<string>();
 
   // Filled in below, once the connection exists: registration sends through it.
   let registration!: Registration;
@@ -116,16 +118,22 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         if (runtime) supervisors.set(instance.id, new Supervisor(instance, runtime, '127.0.0.1', hooks, remembered.get(instance.id)));
       }
     }
+    // One no longer assigned is forgotten once it was removed (on an instruction); until then it
+    // keeps running, supervised, and is reported as unassigned.
     for (const [id, supervisor] of supervisors) {
-      if (!wanted.has(id) && !supervisor.isBusy()) {
+      if (!wanted.has(id) && supervisor.status.state === 'removed' && !supervisor.isBusy()) {
         supervisor.dispose();
         supervisors.delete(id);
       }
     }
     refreshSharedPool();
   };
+  /** Every record this node supervises, assigned or not: what it must remember across restarts. */
+  const records = () => [...supervisors.values()].map((s) => s.instance);
 
-  assign(cache.loadAssignments());
+  const cached = cache.loadAssignments();
+  ownership.setAssigned(cached);
+  assign(cached);
   // After a reboot the instances this node ran come back first; the server places nothing new
   // here until they have (or until RECOVERY_LIMIT_MS has passed).
   const bootedAt = Date.now();
@@ -144,18 +152,22 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 
   const onMessage = (message: ServerToAgent) => {
     if (message.type === 'assignments') {
-      authoritative = true;
-      cache.saveAssignments(message.instances);
+      ownership.setAssigned(message.instances);
       assign(message.instances);
-      void tick();
+      for (const id of ownership.removable(message.remove ?? [])) removeOnInstruction(id);
+      cache.saveAssignments(records());
+      void tick().catch((err: Error) => log(`tick failed: ${err.message}`));
     } else if (message.type === 'logs') {
-      void streamLogs(message.requestId, message.instanceId, message.tail, message.follow);
+      void streamLogs(message.requestId, message.instanceId, message.tail, message.follow).catch((err: Error) => log(`log stream ${message.requestId} failed: ${err.message}`));
     } else if (message.type === 'welcome') {
       setHeartbeat(message.heartbeatMs);
+      ownership.welcome(message.cluster);
       if (message.token) {
         const saved = credentials.save(message.token);
         log(saved ? `joined: this node's own agent token is saved in its data directory (${SAVED_TOKEN_FILE})` : 'joined, but the node\'s own agent token could not be saved: it is lost when the agent stops');
       }
+    } else if (message.type === 'cluster') {
+      ownership.join(message.id);
     } else if (message.type === 'ack') {
       registration.acknowledged(message.requestId);
     } else if (message.type === 'logs.cancel') {
@@ -170,7 +182,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     server: options.server,
     ca: options.ca,
     token: () => credentials.current,
-    hello: () => ({ type: 'hello', node: info, statuses: [...supervisors.values()].map((s) => s.status), endpoints: registration.all() }),
+    hello: () => ({ type: 'hello', node: info, statuses: [...supervisors.values()].map((s) => s.status), endpoints: registration.all(), cluster: ownership.rememberedCluster, unassigned: ownership.unassigned(records()) }),
     onMessage,
     onState: (connected, detail) => {
       log(detail);
@@ -234,18 +246,35 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     if (ticking) return;
     ticking = true;
     try {
+      // Read before listing: a supervisor ignores a view begun before its last action ended (a
+      // container it started meanwhile would look missing, and be started a second time).
+      const listedAt = observationClock();
       const observed = new Map<string, { instance: RuntimeInstance; runtime: Runtime }>();
+      const listed = new Set<string>();
       for (const runtime of usable) {
-        for (const instance of await runtime.list().catch(() => [])) {
+        let instances: RuntimeInstance[];
+        try {
+          instances = await runtime.list();
+        } catch (err) {
+          log(`cannot list the ${runtime.name} runtime's instances: ${err instanceof Error ? err.message : String(err)}`);
+          continue;
+        }
+        listed.add(runtime.name);
+        for (const instance of instances) {
           if (instance.labels[NODE_LABEL] === info.name) observed.set(instance.instanceId, { instance, runtime });
         }
       }
-      for (const supervisor of supervisors.values()) supervisor.tick(observed.get(supervisor.instance.id)?.instance);
+      // Not listed (the listing failed, or the runtime is unavailable) is not "gone": its
+      // instances are neither started again nor reported vanished until it can be listed.
+      for (const supervisor of supervisors.values()) {
+        if (listed.has(supervisor.runtimeName)) supervisor.tick(observed.get(supervisor.instance.id)?.instance, listedAt);
+      }
       recoveryDone();
-      if (authoritative) {
-        for (const [id, { runtime, instance }] of observed) {
-          if (!supervisors.has(id) && !removingOrphans.has(id)) void removeOrphan(runtime, instance);
-        }
+      // Strays and finished removals are concluded only from a complete view: one missing from a
+      // runtime that could not be listed is not gone.
+      if (listed.size === usable.length) {
+        ownership.observe(new Map([...observed].map(([id, { instance }]) => [id, instance])), (id) => supervisors.has(id));
+        finishRemovals(observed);
       }
       flush();
     } finally {
@@ -253,22 +282,54 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     }
   }
 
-  // An instance nobody assigned (removed while this agent was away): out of the registry if it
-  // was in it, stopped gracefully, removed.
-  const removingOrphans = new Set<string>();
-  async function removeOrphan(runtime: Runtime, observed: RuntimeInstance): Promise<void> {
+  /**
+   * The server removed this instance while the node was away: a supervised one takes its own
+   * removal path (withdraw, before-stop hook, drain, stop, remove); one only found running is
+   * withdrawn, stopped and removed here.
+   */
+  function removeOnInstruction(id: string): void {
+    if (ownership.isAssigned(id) || instructed.has(id)) return;
+    instructed.add(id);
+    const supervisor = supervisors.get(id);
+    if (supervisor) supervisor.reassign({ ...supervisor.instance, desired: 'removed' });
+  }
+
+  /** Tells the server which instructed removals are done (idempotent: it asks again until told). */
+  function finishRemovals(observed: ReadonlyMap<string, { instance: RuntimeInstance; runtime: Runtime }>): void {
+    const done: string[] = [];
+    for (const id of instructed) {
+      const supervisor = supervisors.get(id);
+      const seen = observed.get(id);
+      if (supervisor) {
+        if (supervisor.status.state !== 'removed' || supervisor.isBusy()) continue;
+        supervisor.dispose();
+        supervisors.delete(id);
+      } else if (seen) {
+        if (!removingStrays.has(id)) void removeStray(seen.runtime, seen.instance);
+        continue;
+      }
+      done.push(id);
+    }
+    if (done.length === 0) return;
+    for (const id of done) instructed.delete(id);
+    cache.saveAssignments(records());
+    connection.send({ type: 'removed', ids: done });
+  }
+
+  const removingStrays = new Set<string>();
+  async function removeStray(runtime: Runtime, observed: RuntimeInstance): Promise<void> {
     const id = observed.instanceId;
     const about = { instance: id, app: observed.labels['gantry.app'], entry: observed.labels['gantry.entry'] };
-    removingOrphans.add(id);
+    removingStrays.add(id);
     try {
       await registration.withdraw({ id });
-      if (observed.state === 'running') await runtime.stop(id, 'SIGTERM', ORPHAN_GRACE_MS);
+      if (observed.state === 'running') await runtime.stop(id, 'SIGTERM', STRAY_GRACE_MS);
       await runtime.remove(id);
-      hooks.event({ level: 'info', type: 'instance.orphan_removed', ...about, message: `removed ${id}: no longer assigned to ${info.name}` });
+      hooks.event({ level: 'info', type: 'instance.removed_on_instruction', ...about, message: `removed ${id} from ${info.name}, as the server asked` });
     } catch (err) {
-      hooks.event({ level: 'warning', type: 'instance.error', ...about, message: `could not remove ${id}, which is no longer assigned to ${info.name}: ${(err as Error).message}` });
+      hooks.event({ level: 'warning', type: 'instance.error', ...about, message: `could not remove ${id} from ${info.name}: ${(err as Error).message}` });
     } finally {
-      removingOrphans.delete(id);
+      removingStrays.delete(id);
     }
   }
 
@@ -276,18 +337,20 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const heartbeat = async () => {
     ({ info, usable } = await describeNode(options, runtimes));
     info = { ...info, recovering, portsTaken: portsTaken.list() };
-    connection.send({ type: 'heartbeat', node: info, endpoints: registration.all() });
+    connection.send({ type: 'heartbeat', node: info, endpoints: registration.all(), unassigned: ownership.unassigned(records()) });
     // Send every status now and then, so a lost report is repaired.
     for (const supervisor of supervisors.values()) dirty.set(supervisor.instance.id, supervisor.status);
     flush();
   };
-  let heartbeatTimer = setInterval(heartbeat, options.heartbeatMs ?? 5000);
+  // A failed heartbeat (the runtimes could not be probed) is logged; the next one tries again.
+  const beat = () => void heartbeat().catch((err: Error) => log(`heartbeat failed: ${err.message}`));
+  let heartbeatTimer = setInterval(beat, options.heartbeatMs ?? 5000);
   // The server says how often it needs to hear from us (its registry leases depend on it).
   setHeartbeat = (ms: number) => {
     clearInterval(heartbeatTimer);
-    heartbeatTimer = setInterval(heartbeat, Math.min(ms, options.heartbeatMs ?? ms));
+    heartbeatTimer = setInterval(beat, Math.min(ms, options.heartbeatMs ?? ms));
   };
-  void tick();
+  void tick().catch((err: Error) => log(`tick failed: ${err.message}`));
 
   return {
     name: info.name,

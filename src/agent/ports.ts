@@ -1,6 +1,9 @@
 // Host ports another program on this node already holds. An instance given such a port would
 // fail to start again and again; the agent finds out before starting it, tells the server (which
 // gives the instance other ports) and stops handing the port to anything for a while.
+// A probe cannot tell who holds a port, so it is only asked while the instance itself is not
+// running (the supervisor makes sure first): its own container or process holding its own port
+// must never be reported as another program, which would move the instance off a working port.
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { AssignedPort, HostPort } from '../model/types.js';
@@ -40,7 +43,10 @@ function udpTaken(port: number): Promise<boolean> {
   });
 }
 
-/** The ports of `ports` that something already listens on (any error but "in use" counts as free). */
+/**
+ * The ports of `ports` that something already listens on (any error but "in use" counts as free).
+ * Ask only while the instance given these ports is not running: its own hold on them counts too.
+ */
 export async function takenPorts(ports: readonly AssignedPort[]): Promise<TakenPort[]> {
   const checked = await Promise.all(ports.map(async (p) => ({ host: p.host, protocol: p.protocol, taken: await (p.protocol === 'udp' ? udpTaken(p.host) : tcpTaken(p.host)) })));
   return checked.filter((p) => p.taken).map(({ host, protocol }) => ({ host, protocol }));

@@ -1,6 +1,11 @@
 // Keeps one instance in its desired state on this node: starts it, restarts it per its
-// restart policy with exponential backoff, runs its health checks and hooks, stops and
-// removes it. Driven by the agent's tick with what the runtime observed; never blocks a tick.
+// restart policy with exponential backoff (after an exit, or when its container or process
+// disappeared outside Gantry), runs its health checks and hooks, stops and removes it. Driven by
+// the agent's tick with what the runtime observed; never blocks a tick, and never acts on a view
+// of the runtime older than its own last action: a container it has just started would look
+// missing in it, and be started a second time (its own port then looking taken).
+// Actions run in the background; none of them can end in an unhandled rejection: failures are
+// reported through hooks.event.
 import type { GantryEvent, Instance, InstanceStatus } from '../model/types.js';
 import type { Runtime, RuntimeInstance, RunSpec } from '../runtime/runtime.js';
 import { isDeepStrictEqual } from 'node:util';
@@ -24,6 +29,13 @@ export interface SupervisorHooks {
   portsTaken(ports: TakenPort[]): void;
 }
 
+/**
+ * The clock observations and actions are stamped with, shared by the agent and its supervisors.
+ * Monotonic: with a wall clock set back, every later listing would look older than the last
+ * action and the instance would be left alone until the clock caught up.
+ */
+export const observationClock = (): number => performance.now();
+
 /** Backoff is forgotten once an instance has run this long. */
 const STABLE_AFTER_MS = 10_000;
 const HOOK_TIMEOUT_MS = 30_000;
@@ -43,6 +55,15 @@ export class Supervisor {
   private pendingAction: 'rebuild' | 'restart' | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
   private disposed = false;
+  /** observationClock() when the last action began or ended: a listing begun before may not show what it did. */
+  private actedAt = -Infinity;
+  /**
+   * Why it waits in backoff after going down (an exit, a disappearance): the start that ends the
+   * wait is a restart, and counted, even when its container is gone by then.
+   */
+  private restartWhy: string | undefined;
+  /** Its restart policy let it stay down (an exit or a disappearance): nothing starts it until asked to. */
+  private keptDown = false;
 
   constructor(
     public instance: Instance,
@@ -71,7 +92,7 @@ export class Supervisor {
     const now = instance.serving !== false;
     if (this.status.state !== 'running' || was === now) return;
     if (now) this.hooks.register(instance);
-    else void this.hooks.withdraw(instance);
+    else this.withdraw(instance);
   }
 
   get runtimeName(): string {
@@ -82,30 +103,47 @@ export class Supervisor {
     return this.busy;
   }
 
-  tick(observed: RuntimeInstance | undefined, now = Date.now()): void {
+  /**
+   * One look at the instance: `observed` is what the runtime's listing showed of it (undefined:
+   * not there), `listedAt` the observationClock() reading taken right before that listing began.
+   * A listing begun before this supervisor's last action began or ended may not show what the
+   * action did (a container started meanwhile looks missing), so it is ignored and the next tick
+   * brings a newer one. Without `listedAt` the observation is taken to be current.
+   */
+  tick(observed: RuntimeInstance | undefined, listedAt?: number, now = Date.now()): void {
     if (this.busy) return;
+    if (listedAt !== undefined && listedAt <= this.actedAt) return;
     if (this.pendingAction && this.instance.desired === 'running') {
       const action = this.pendingAction;
       this.pendingAction = undefined;
-      return void this.act(() => (action === 'rebuild' ? this.rebuildNow(observed) : this.restartInPlace(observed)));
+      return this.act(() => (action === 'rebuild' ? this.rebuildNow(observed) : this.restartInPlace(observed)));
     }
     const desired = this.instance.desired;
-    if (desired === 'removed') return void this.act(() => this.removeNow(observed));
+    if (desired === 'removed') return this.act(() => this.removeNow(observed));
     if (desired === 'stopped') {
       this.stoppedOnRequest = true;
-      if (observed?.state === 'running') return void this.act(() => this.stopNow('stopped'));
+      this.keptDown = false; // started again on request, whatever happened before
+      if (observed?.state === 'running') return this.act(() => this.stopNow('stopped'));
       if (this.status.state !== 'exited') this.set({ state: 'exited', healthy: null, message: 'stopped' });
       return;
     }
     if (!observed) {
+      if (this.isUp() && this.status.runtimeId) return this.onVanished(this.status.runtimeId, now);
+      if (this.keptDown) return;
       if (this.status.state === 'failed' && this.attempt === 0) return; // given up (maxRetries)
-      if (now >= this.nextRestartAt) return void this.act(() => this.startNow());
-      return;
+      if (now < this.nextRestartAt) return;
+      const why = this.restartWhy;
+      if (why !== undefined) return this.act(() => this.restartNow(undefined, why));
+      return this.act(() => this.startNow());
     }
-    if (observed.state === 'exited' && this.stoppedOnRequest) return void this.act(() => this.resumeNow());
+    if (observed.state === 'exited' && this.stoppedOnRequest) return this.act(() => this.resumeNow());
     this.stoppedOnRequest = false;
     if (observed.state === 'exited') return this.onExited(observed, now);
     this.onRunning(observed, now);
+  }
+
+  private isUp(): boolean {
+    return ['starting', 'running', 'unhealthy'].includes(this.status.state);
   }
 
   private onExited(observed: RuntimeInstance, now: number): void {
@@ -114,27 +152,50 @@ export class Supervisor {
       const code = observed.exitCode;
       const why = observed.oomKilled ? 'killed for exceeding its memory limit (OOM)' : `exited with code ${code ?? 'unknown'}`;
       this.hooks.event({ level: code === 0 ? 'info' : 'warning', type: 'instance.exited', ...this.about(), message: `${this.instance.id} ${why}`, data: { exitCode: code, oomKilled: observed.oomKilled } });
-      if (now - (this.status.startedAt ?? now) >= STABLE_AFTER_MS) this.attempt = 0;
-      const policy = this.instance.spec.restart;
-      const restart = policy.policy === 'always' || (policy.policy === 'on-failure' && code !== 0);
-      if (!restart) return this.set({ state: 'exited', healthy: null, exitCode: code, message: why });
-      if (policy.maxRetries !== undefined && this.attempt >= policy.maxRetries) {
-        this.attempt = 0;
-        this.hooks.event({ level: 'error', type: 'instance.failed', ...this.about(), message: `${this.instance.id} ${why}; gave up after ${policy.maxRetries} restarts` });
-        return this.set({ state: 'failed', healthy: null, exitCode: code, message: `${why}; gave up after ${policy.maxRetries} restarts` });
-      }
-      const delay = Math.min(policy.backoff.initial * 2 ** this.attempt, policy.backoff.max);
-      this.nextRestartAt = now + delay;
-      return this.set({ state: 'backoff', healthy: null, exitCode: code, message: `${why}; restarting in ${Math.round(delay / 100) / 10}s` });
+      this.wentDown(why, `exit code ${code ?? 'unknown'}`, code, code !== 0, now);
+      return;
     }
-    if (this.status.state === 'backoff' && now >= this.nextRestartAt) return void this.act(() => this.restartNow(observed));
+    if (this.status.state === 'backoff' && now >= this.nextRestartAt) return this.act(() => this.restartNow(observed, this.restartWhy));
+  }
+
+  /**
+   * Its container or process is gone while it was up, and Gantry did not remove it (someone ran
+   * `docker rm -f`, or deleted its process record): as an exit, with no exit code, that counts
+   * as a failure; restarted per its policy after the backoff, and that restart is counted.
+   */
+  private onVanished(runtimeId: string, now: number): void {
+    const what = this.runtime.name === 'docker' ? `container ${runtimeId.slice(0, 12)}` : `process ${runtimeId}`;
+    const why = `${what} disappeared outside Gantry (removed by hand?)`;
+    this.hooks.event({ level: 'warning', type: 'instance.vanished', ...this.about(), message: `${what} of instance ${this.instance.id} disappeared outside Gantry (removed by hand?)`, data: { runtimeId } });
+    this.wentDown(why, why, null, true, now);
+  }
+
+  /**
+   * It stopped running without Gantry stopping it: restarted per its restart policy after the
+   * backoff (`restartWhy` then names the cause in the restart's event), or left down (exited, or
+   * failed once maxRetries is reached).
+   */
+  private wentDown(why: string, restartWhy: string, code: number | null, failed: boolean, now: number): void {
+    if (now - (this.status.startedAt ?? now) >= STABLE_AFTER_MS) this.attempt = 0;
+    const policy = this.instance.spec.restart;
+    const restart = policy.policy === 'always' || (policy.policy === 'on-failure' && failed);
+    if (!restart) {
+      this.keptDown = true;
+      return this.set({ state: 'exited', healthy: null, exitCode: code, message: why });
+    }
+    if (policy.maxRetries !== undefined && this.attempt >= policy.maxRetries) {
+      this.attempt = 0;
+      this.hooks.event({ level: 'error', type: 'instance.failed', ...this.about(), message: `${this.instance.id} ${why}; gave up after ${policy.maxRetries} restarts` });
+      return this.set({ state: 'failed', healthy: null, exitCode: code, message: `${why}; gave up after ${policy.maxRetries} restarts` });
+    }
+    const delay = Math.min(policy.backoff.initial * 2 ** this.attempt, policy.backoff.max);
+    this.nextRestartAt = now + delay;
+    this.restartWhy = restartWhy;
+    this.set({ state: 'backoff', healthy: null, exitCode: code, message: `${why}; restarting in ${Math.round(delay / 100) / 10}s` });
   }
 
   private onRunning(observed: RuntimeInstance, now: number): void {
-    if (!['starting', 'running', 'unhealthy'].includes(this.status.state)) {
-      // Found running without having started it ourselves: adopted after an agent restart.
-      this.set({ state: this.instance.spec.health ? 'starting' : 'running', runtimeId: observed.runtimeId, startedAt: observed.startedAt, healthy: this.instance.spec.health ? null : true, message: null, ip: observed.ip ?? this.status.ip ?? null });
-    }
+    this.adopt(observed);
     if (this.status.startedAt && now - this.status.startedAt >= STABLE_AFTER_MS) this.attempt = 0;
     const health = this.instance.spec.health;
     if (!health) {
@@ -154,13 +215,14 @@ export class Supervisor {
       const started = Date.now();
       this.checking = true;
       this.nextCheckAt = started + health.interval;
-      void runCheck(health, this.instance.ports, this.checkHost, this.runtime, this.instance.id)
+      runCheck(health, this.instance.ports, this.checkHost, this.runtime, this.instance.id)
         .then(async (result) => {
           // A check that fails because the instance has just exited is not a health problem:
           // the exit (and its code) is, and the next tick reports it.
           if (!result.ok && (await this.runtime.inspect(this.instance.id).catch(() => undefined))?.state !== 'running') return;
           this.onCheck(result.ok, result.detail, started);
         })
+        .catch((err: unknown) => this.reportError(`health check of ${this.instance.id} could not run: ${describe(err)}`))
         .finally(() => {
           this.checking = false;
           if (!this.checkTimer && !this.disposed) this.scheduleCheck(Math.max(0, this.nextCheckAt - Date.now()));
@@ -195,7 +257,7 @@ export class Supervisor {
     this.hooks.event({ level: 'warning', type: 'instance.unhealthy', ...this.about(), message: `${this.instance.id} failed ${health.retries} health checks: ${detail}` });
     this.set({ state: 'unhealthy', healthy: false, message: detail });
     if (this.instance.spec.restart.policy !== 'never') {
-      void this.act(async () => {
+      this.act(async () => {
         await this.stopNow('unhealthy');
         await this.restartNow(undefined, `failed health checks: ${detail}`);
       });
@@ -203,6 +265,8 @@ export class Supervisor {
   }
 
   private async startNow(): Promise<void> {
+    const own = await this.runningAlready();
+    if (own) return this.adopt(own);
     this.set({ state: 'starting', healthy: null, message: null, release: this.instance.release });
     try {
       await this.checkPorts();
@@ -251,8 +315,10 @@ export class Supervisor {
 
   private async restartNow(observed: RuntimeInstance | undefined, reason?: string): Promise<void> {
     const why = reason ?? `exit code ${observed?.exitCode ?? 'unknown'}`;
-    this.attempt++;
     try {
+      const own = await this.runningAlready();
+      if (own) return this.adopt(own);
+      this.attempt++;
       this.started(await this.restartOrStart(), { restarts: this.status.restarts + 1 });
       this.hooks.event({ level: 'warning', type: 'instance.restarted', ...this.about(), message: `${this.instance.id} restarted after ${why} (restart ${this.status.restarts})`, data: { restarts: this.status.restarts } });
     } catch (err) {
@@ -260,8 +326,13 @@ export class Supervisor {
     }
   }
 
-  /** The previous container or process again (keeps its files); a fresh one if it is gone. */
+  /**
+   * The previous container or process again (keeps its files); a fresh one if it is gone. One
+   * running already is returned as it is, as the engine answers a start of a running container.
+   */
   private async restartOrStart(): Promise<RuntimeInstance> {
+    const own = await this.runningAlready();
+    if (own) return own;
     await this.checkPorts();
     try {
       return await this.runtime.restart(this.instance.id);
@@ -270,7 +341,28 @@ export class Supervisor {
     }
   }
 
-  /** Starting on a host port another program holds would fail (or worse, seem to work) again and again. */
+  /**
+   * The instance's own run, if the runtime has it running now. Asked right before starting it:
+   * whatever led to the start, a running instance is not started again, and the ports it holds
+   * are its own, never "taken by another program".
+   */
+  private async runningAlready(): Promise<RuntimeInstance | undefined> {
+    const own = await this.runtime.inspect(this.instance.id);
+    return own?.state === 'running' ? own : undefined;
+  }
+
+  /** Found running when this supervisor had not seen it so: adopted (after an agent restart, say). */
+  private adopt(observed: RuntimeInstance): void {
+    if (this.isUp()) return;
+    this.restartWhy = undefined;
+    const checked = Boolean(this.instance.spec.health);
+    this.set({ state: checked ? 'starting' : 'running', runtimeId: observed.runtimeId, startedAt: observed.startedAt, healthy: checked ? null : true, message: null, ip: observed.ip ?? this.status.ip ?? null });
+  }
+
+  /**
+   * Starting on a host port another program holds would fail (or worse, seem to work) again and
+   * again. Only called once runningAlready() said the instance itself is not running.
+   */
   private async checkPorts(): Promise<void> {
     const taken = await takenPorts(this.instance.ports);
     if (taken.length === 0) return;
@@ -281,6 +373,7 @@ export class Supervisor {
   /** Health is checked from now on; until it passes the instance is 'starting'. */
   private started(instance: RuntimeInstance, change: Partial<InstanceStatus>): void {
     const checked = Boolean(this.instance.spec.health);
+    this.restartWhy = undefined;
     this.afterStartPending = true;
     this.nextCheckAt = 0;
     this.failures = 0;
@@ -320,7 +413,7 @@ export class Supervisor {
   private runAfterStart(): void {
     this.afterStartPending = false;
     const afterStart = this.instance.spec.hooks.afterStart;
-    if (afterStart) void this.runHook('afterStart', afterStart, HOOK_TIMEOUT_MS);
+    if (afterStart) this.runHook('afterStart', afterStart, HOOK_TIMEOUT_MS).catch((err: unknown) => this.reportError(`afterStart hook of ${this.instance.id} could not run: ${describe(err)}`));
   }
 
   private async runHook(name: string, command: string[], timeoutMs: number): Promise<void> {
@@ -333,14 +426,38 @@ export class Supervisor {
     }
   }
 
-  private act(action: () => Promise<void>): Promise<void> {
+  /**
+   * Runs one action in the background, one at a time; a failure is reported (instance.error and
+   * the status message), never thrown. Stamped when it begins and ends: see tick().
+   */
+  private act(action: () => Promise<void>): void {
     this.busy = true;
-    return action()
-      .catch((err: Error) => {
-        this.hooks.event({ level: 'error', type: 'instance.error', ...this.about(), message: `${this.instance.id}: ${err.message}` });
-        this.set({ message: err.message });
-      })
-      .finally(() => { this.busy = false; });
+    this.keptDown = false; // whatever was asked for, the instance is no longer left down as its policy had it
+    this.actedAt = observationClock();
+    action()
+      .catch((err: unknown) => this.reportError(`${this.instance.id}: ${describe(err)}`, describe(err)))
+      .finally(() => {
+        this.busy = false;
+        this.actedAt = observationClock();
+      });
+  }
+
+  /** Out of the registry in the background; a failure is reported, not left unhandled. */
+  private withdraw(instance: Instance): void {
+    this.hooks.withdraw(instance).catch((err: unknown) => this.reportError(`could not withdraw ${instance.id} from the service registry: ${describe(err)}`));
+  }
+
+  /**
+   * An instance.error event, and `statusMessage` in the status when given. Never throws: it is
+   * the last catch of background work, which must not end in an unhandled rejection.
+   */
+  private reportError(message: string, statusMessage?: string): void {
+    try {
+      this.hooks.event({ level: 'error', type: 'instance.error', ...this.about(), message });
+      if (statusMessage !== undefined) this.set({ message: statusMessage });
+    } catch {
+      // The agent's own reporting failed: there is nobody left to tell, and the next tick goes on.
+    }
   }
 
   private set(change: Partial<InstanceStatus>): void {
@@ -351,12 +468,16 @@ export class Supervisor {
     else if (was !== 'running') this.status.healthySince = now;
     this.hooks.report(this.status);
     if (this.status.state === 'running' && was !== 'running' && this.instance.desired === 'running' && this.instance.serving !== false) this.hooks.register(this.instance);
-    if (this.status.state !== 'running' && was === 'running') void this.hooks.withdraw(this.instance);
+    if (this.status.state !== 'running' && was === 'running') this.withdraw(this.instance);
   }
 
   private about(): Pick<GantryEvent, 'app' | 'entry' | 'instance'> {
     return { app: this.instance.app, entry: this.instance.entry, instance: this.instance.id };
   }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** `ip`: the address the instance had, to keep it (a managed Docker network). */

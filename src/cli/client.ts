@@ -15,6 +15,7 @@ import type {
   InstanceView,
 } from '../model/api.js';
 import type { Endpoint } from '../model/registry.js';
+import type { AdoptionResult } from '../model/api.js';
 import type { ReleaseRecord, RolloutRecord } from '../model/types.js';
 import type { TokenInfo } from '../model/api.js';
 
@@ -318,6 +319,19 @@ export class GantryClient {
 
   dedicate(name: string, app: string | null): Promise<{ node: NodeView }> {
     return this.json('PUT', `/v1/nodes/${enc(name)}/dedication`, { body: JSON.stringify({ app }), contentType: 'application/json' });
+  }
+
+  unassigned(node: string): Promise<{ unassigned: { id: string; app: string; env: string; entry: string; release?: number; adoptable: boolean }[] }> {
+    return this.json('GET', `/v1/nodes/${enc(node)}/unassigned`);
+  }
+
+  /** `nodes` empty: every node that reports instances this server does not know. */
+  adopt(nodes: string[]): Promise<AdoptionResult & { nodes: string[] }> {
+    return this.json('POST', '/v1/nodes/adopt', { body: JSON.stringify({ nodes }), contentType: 'application/json' });
+  }
+
+  forget(node: string, ids?: string[]): Promise<{ forgotten: string[] }> {
+    return this.json('POST', `/v1/nodes/${enc(node)}/forget`, { body: JSON.stringify(ids ? { ids } : {}), contentType: 'application/json' });
   }
 
   setPool(name: string, team?: string): Promise<{ pool: { name: string; team?: string } }> {

@@ -9,7 +9,7 @@ import { loadClientConfig, readCertificateFile } from './config.js';
 import { EXIT, fail } from './errors.js';
 import { io, OUTPUT_FORMATS, print, printError, renderJson, renderTable, timeAgo, type OutputFormat } from './output.js';
 import { appsTable, eventsTable, eventStreamHeader, eventStreamLine, instancesTable, nodesTable } from './tables.js';
-import { convergence, waitForConvergence, waitForRemoval } from './wait.js';
+import { waitForConvergence, waitForRemoval } from './wait.js';
 
 export { handleCliError, fail, CliError, EXIT } from './errors.js';
 
@@ -87,9 +87,10 @@ export function validateSpecText(text: string, source: string): string {
   }
 }
 
-export async function wait(client: GantryClient, app: string, timeoutMs: number): Promise<void> {
-  const took = await waitForConvergence(client, app, { timeoutMs });
-  print(`app ${app} converged in ${formatDuration(took)}`);
+/** Waits for the app to converge (riding out a server restart; see wait.ts) and says when it did. */
+export async function wait(client: GantryClient, app: string, timeoutMs: number, { quietIfConverged = false } = {}): Promise<void> {
+  const { tookMs, alreadyConverged } = await waitForConvergence(client, app, { timeoutMs, quietIfConverged });
+  print(alreadyConverged && quietIfConverged ? `app ${app} already converged` : `app ${app} converged in ${formatDuration(tookMs)}`);
 }
 
 export function registerClientCommands(program: Command): void {
@@ -106,11 +107,9 @@ export function registerClientCommands(program: Command): void {
       const res = await client.apply(text, 'text/yaml');
       const app = res.app.name || name;
       const verb = res.created ? 'created' : res.changed ? 'configured' : 'unchanged';
-      const what = `app ${app} ${verb} (release ${res.app.release})`;
-      if (!opts.wait) return print(what);
-      if (!res.changed && convergence(await client.getApp(app)).converged) return print(`${what}, already converged`);
-      print(what);
-      await wait(client, app, opts.timeout);
+      print(`app ${app} ${verb} (release ${res.app.release})`);
+      // Unchanged is no reason to stop waiting: the last apply may still be rolling out.
+      if (opts.wait) await wait(client, app, opts.timeout, { quietIfConverged: !res.changed });
     });
 
   clientCommand(program, 'scale', 'set the number of replicas of an entrypoint, then wait until it runs')

@@ -131,6 +131,30 @@ export function readPrivateKeyFile(path: string, what: string): { pem: string; k
   }
 }
 
+/**
+ * Why saving `config` would lose what the config file holds now, worded to follow "the config
+ * file <path>": it points at another server, holds another token, or cannot be read. Undefined
+ * when saving loses nothing (no file, or the same server with the same token or none).
+ */
+export function configSaveConflict(config: ClientConfig, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  let current: Partial<ClientConfig>;
+  try {
+    current = readConfigFile(configPath(env));
+  } catch (err) {
+    return `cannot be read as a config (${(err as Error).message})`;
+  }
+  const sameServer = (server: string) => {
+    try {
+      return normalizeServerUrl(server) === normalizeServerUrl(config.server);
+    } catch {
+      return false;
+    }
+  };
+  if (current.server !== undefined && !sameServer(current.server)) return `points at another server (${current.server})`;
+  if (current.token !== undefined && current.token !== config.token) return 'holds another token';
+  return undefined;
+}
+
 /** Writes the config file (mode 0600, directories created); returns its path. */
 export function saveClientConfig(config: ClientConfig, env: NodeJS.ProcessEnv = process.env): string {
   const path = configPath(env);

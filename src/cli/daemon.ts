@@ -8,9 +8,10 @@ import type { Command } from 'commander';
 import { startServer, type RunningServer, type ServerOptions } from '../server/main.js';
 import { startAgent } from '../agent/main.js';
 import { readTokenFile, SAVED_TOKEN_FILE } from '../agent/credentials.js';
+import { advertisedAddress } from '../agent/node-info.js';
 import { existsSync } from 'node:fs';
 import { raiseFileLimit } from '../host/file-limit.js';
-import { readCertificateFile, readPrivateKeyFile, saveClientConfig } from './config.js';
+import { configPath, configSaveConflict, readCertificateFile, readPrivateKeyFile, saveClientConfig, type ClientConfig } from './config.js';
 import { EXIT, fail } from './errors.js';
 import { parseSize } from '../model/units.js';
 import { loadRendererConfig } from '../discovery/renderer-config.js';
@@ -44,21 +45,48 @@ function onSignals(stop: () => Promise<void>): void {
   }
 }
 
-/** `ca`: the CA file the CLI of this user needs to verify the server (saved with the first admin token). */
-function announce(server: RunningServer, dataDir: string, ca?: string): void {
+/**
+ * Where the server listens and, on its very first start, the admin token: printed only this once
+ * (the server keeps its hash). `gantry up` (`saveForCli`) also saves it for the CLI of the user
+ * who ran it, but never over that user's config for another server or token: that file is theirs,
+ * so it is left alone and how to reach this server is printed instead. `gantry server` saves
+ * nothing: it is often a service whose user's config is not the operator's. `ca`: the CA file the
+ * CLI needs to verify the server.
+ */
+function announce(server: RunningServer, dataDir: string, { ca, saveForCli }: { ca?: string; saveForCli: boolean }): void {
   console.log(`gantry server listening on ${server.url} (data in ${dataDir})`);
   if (server.dnsPort !== undefined) console.log(`DNS for registered endpoints on port ${server.dnsPort} (UDP and TCP)`);
-  if (server.firstAdminToken) {
-    const configPath = saveClientConfig({ server: server.url, token: server.firstAdminToken, ...(ca ? { ca } : {}) });
-    console.log('\nThis is the first start. The admin token, shown only this once:\n');
-    console.log(`    ${server.firstAdminToken}\n`);
-    console.log(`It is saved for the gantry CLI of this user in ${configPath}.`);
-    console.log('Keep it somewhere safe; the server stores only its hash.\n');
+  if (!server.firstAdminToken) return;
+  console.log('\nThis is the first start. The admin token, shown only this once:\n');
+  console.log(`    ${server.firstAdminToken}\n`);
+  const config: ClientConfig = { server: server.url, token: server.firstAdminToken, ...(ca ? { ca } : {}) };
+  const conflict = saveForCli ? configSaveConflict(config) : undefined;
+  if (saveForCli && conflict === undefined) {
+    console.log(`It is saved for the gantry CLI of this user in ${saveClientConfig(config)}.`);
+  } else {
+    if (conflict !== undefined) console.log(`It is NOT saved for the gantry CLI: the config file ${configPath()} ${conflict}, and is left as it is.`);
+    console.log(cliSetupText(config, { offerConfigFile: conflict === undefined }));
   }
+  console.log('Keep it somewhere safe; the server stores only its hash.\n');
+}
+
+/** How the CLI reaches this server with the admin token printed above (which is not repeated). */
+function cliSetupText(config: ClientConfig, { offerConfigFile }: { offerConfigFile: boolean }): string {
+  const quote = (value: string) => (/^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`);
+  const placeholder = '<the token above>';
+  const env = `export GANTRY_SERVER=${quote(config.server)} GANTRY_TOKEN=${placeholder}${config.ca ? ` GANTRY_CA=${quote(config.ca)}` : ''}`;
+  const lines = ['To use this server from the gantry CLI, give the token in the environment:', `    ${env}`];
+  if (offerConfigFile) {
+    lines.push(`or save it in the CLI's config file, ${configPath()} (mode 0600, GANTRY_CONFIG moves it):`, `    ${JSON.stringify({ ...config, token: placeholder })}`);
+  } else {
+    lines.push(`or per command: gantry --server ${quote(config.server)}${config.ca ? ` --ca ${quote(config.ca)}` : ''} ... with GANTRY_TOKEN set.`);
+  }
+  return lines.join('\n');
 }
 
 interface DaemonFlags {
   dataDir: string;
+  init?: boolean;
   allowHostPort: string[];
   host: string;
   port: string;
@@ -166,7 +194,7 @@ export function registerDaemonCommands(program: Command): void {
       }
       const server = await startServer(settings);
       // The local agent (and this user's CLI) trust --ca, else the certificate itself when it holds its root, else the system's CAs.
-      announce(server, flags.dataDir, tls && (flags.ca ? resolve(flags.ca) : tls.holdsRoot ? resolve(flags.tlsCert!) : undefined));
+      announce(server, flags.dataDir, { ca: tls && (flags.ca ? resolve(flags.ca) : tls.holdsRoot ? resolve(flags.tlsCert!) : undefined), saveForCli: true });
       const agentCa = tls ? (ca ?? [...rootCertificates, tls.cert].join('\n')) : undefined;
       const identity = nodeIdentity(flags);
       const agent = await startAgent({ ...identity, server: server.url, token: server.localAgentToken(identity.name), ca: agentCa, dataDir: join(flags.dataDir, 'agent'), log: (line) => console.log(`agent: ${line}`) });
@@ -181,7 +209,7 @@ export function registerDaemonCommands(program: Command): void {
     .action(async (flags: DaemonFlags) => {
       const tls = serverTls(flags);
       const server = await startServer(serverSettings(flags, tls));
-      announce(server, flags.dataDir, tls?.holdsRoot ? resolve(flags.tlsCert!) : undefined);
+      announce(server, flags.dataDir, { ca: tls?.holdsRoot ? resolve(flags.tlsCert!) : undefined, saveForCli: false });
       onSignals(() => server.close());
     });
 
@@ -190,7 +218,7 @@ export function registerDaemonCommands(program: Command): void {
     .option('--token-file <path>', 'a file holding the agent (or join) token; keep it readable only by the agent\'s user')
     .option('--token <token>', 'the token itself (visible to every user in ps: prefer --token-file or GANTRY_TOKEN)')
     .option('--data-dir <dir>', 'where the agent keeps its state', join(defaultDataDir(), 'agent'))
-    .option('--address <ip>', 'address other hosts reach this node on', '127.0.0.1')
+    .option('--address <address>', 'IP address or host name other hosts reach this node on (default: the local address this host reaches the server from)')
     .option('--ca <file>', 'PEM CA certificate(s) that verify an https:// server (default: the system CAs)')
     .action(async (flags: DaemonFlags & { server: string; token?: string; tokenFile?: string }) => {
       const ca = readCa(flags);
@@ -199,7 +227,11 @@ export function registerDaemonCommands(program: Command): void {
       const token = flags.tokenFile ? readTokenFile(flags.tokenFile) : (flags.token ?? process.env.GANTRY_TOKEN);
       const joinedBefore = existsSync(join(flags.dataDir, SAVED_TOKEN_FILE));
       if (!token && !joinedBefore) throw new Error('an agent needs a token: --token-file FILE (or GANTRY_TOKEN)');
-      const agent = await startAgent({ ...nodeIdentity(flags), server: flags.server, token: token ?? '', ca, dataDir: flags.dataDir, log: (line) => console.log(`agent: ${line}`) });
+      const identity = nodeIdentity(flags);
+      // Every endpoint of this node carries this address: found before the agent starts, so a wrong one stops it here.
+      const advertised = await advertisedAddress(flags.server, flags.address).catch((err: Error) => fail(EXIT.usage, err.message));
+      if (advertised.found) console.log(`agent: advertising ${advertised.address}, the address this host reaches the server from (--address gives another)`);
+      const agent = await startAgent({ ...identity, address: advertised.address, server: flags.server, token: token ?? '', ca, dataDir: flags.dataDir, log: (line) => console.log(`agent: ${line}`) });
       console.log(`agent running as node "${agent.name}"`);
       onSignals(() => agent.close());
     });
@@ -227,7 +259,8 @@ function serverOptions(command: Command): Command {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', '7070')
     .option('--store <url>', 'sqlite:<path> (default: <data-dir>/gantry.db)')
-    .option('--node-timeout <seconds>', 'seconds of silence before a node is down', '30')
+    .option('--init', 'start on an empty store file as a new cluster (without it, an empty file is refused as a wiped store)')
+    .option('--node-timeout <seconds>', 'seconds without a word from a node\'s agent before the node is down and its instances are replaced; at least two heartbeats (2 × min(5, --registry-ttl / 3))', '30')
     .option('--registry-ttl <seconds>', 'seconds a silent node\'s endpoints stay registered', '15')
     .option('--redis-url <url>', 'publish registry and instance changes to Redis pub/sub (redis://host:port)')
     .option('--renderer <file.yaml>', 'render a file (nginx upstreams, ...) from the registry on every change (repeatable)', collect, [])
@@ -254,6 +287,7 @@ function serverSettings(flags: DaemonFlags, tls: ServerTls | undefined): ServerO
     renderers: flags.renderer.map(loadRendererConfig),
     dns: flags.dnsPort === undefined ? undefined : { port: Number(flags.dnsPort), host: flags.dnsHost, domain: flags.dnsDomain, workers: Number(flags.dnsWorkers) },
     bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN,
+    init: flags.init,
     allowedPrivilegedPorts: flags.allowHostPort.map((value) => {
       const port = Number(value);
       if (!Number.isInteger(port) || port < 1 || port > 1023) throw new Error(`--allow-host-port ${value}: expected a privileged port, 1-1023 (ports from 1024 up need no permission)`);

@@ -31,6 +31,31 @@ export function registerNodeCommands(program: Command): void {
       print(none ? `node ${name} takes every app` : `node ${name} takes only app ${app}`);
     });
 
+  clientCommand(node, 'unassigned', 'instances a node runs that the server does not know (its store was emptied or replaced)')
+    .argument('<name>', 'node name')
+    .addOption(outputOption())
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const { unassigned } = await clientFor(cmd).unassigned(name);
+      if (options(cmd).output === 'json') return print(renderJson(unassigned));
+      if (unassigned.length === 0) return print(`node ${name} runs nothing this server does not know`);
+      print(renderTable(['INSTANCE', 'APP', 'ENV', 'ENTRY', 'RELEASE', 'ADOPTABLE'], unassigned.map((u) => [u.id, u.app, u.env, u.entry, u.release ?? '-', u.adoptable ? 'yes' : 'no (no record: forget it)'])));
+    });
+  clientCommand(node, 'adopt', 'take over, as they run, the instances nodes run that the server does not know (apps missing from the store are made from them)')
+    .argument('[names...]', 'nodes (default: every node that reports such instances)')
+    .action(async (names: string[], _opts: unknown, cmd: Command) => {
+      const result = await clientFor(cmd).adopt(names);
+      print(`adopted ${result.adopted.length} instance(s) on ${result.nodes.join(', ') || 'no node'}${result.createdApps.length ? `; apps made from them: ${result.createdApps.join(', ')}` : ''}`);
+      for (const skipped of result.skipped) print(`  skipped ${skipped.id}: ${skipped.reason}`);
+    });
+  clientCommand(node, 'forget', 'have a node remove the instances it runs that the server does not know')
+    .argument('<name>', 'node name')
+    .option('--instance <id>', 'only this instance (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const { instance } = options<{ instance?: string[] }>(cmd);
+      const { forgotten } = await clientFor(cmd).forget(name, instance);
+      print(`node ${name} removes ${forgotten.length} instance(s): ${forgotten.join(', ') || '-'}`);
+    });
+
   const pool = program.command('pool').description('node pools');
   clientCommand(pool, 'set', 'create or change a pool; with --team only that team\'s apps may use it')
     .argument('<name>', 'pool name')

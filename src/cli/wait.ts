@@ -1,8 +1,13 @@
 // Waiting for an app to converge (after apply / scale) or for its instances to go (after rm),
 // with a progress display: redrawn in place on a terminal, printed on change otherwise.
+//
+// A wait starts once the server accepted the change, and the change goes on without the CLI: a
+// server that goes away meanwhile (restarted, upgraded) is waited out, with backoff, until the
+// wait's own timeout, saying once that it is gone and once that it is back. Only the command's
+// own request fails fast when the server cannot be reached.
 import type { AppDetailResponse, InstanceView } from '../model/api.js';
 import { formatDuration } from '../model/units.js';
-import type { GantryClient } from './client.js';
+import { ApiRequestError, ServerUnreachableError, TlsVerificationError, type GantryClient } from './client.js';
 import { CliError, EXIT } from './errors.js';
 import { io, oneLine, type Output } from './output.js';
 
@@ -97,13 +102,21 @@ export function noticesOf(detail: AppDetailResponse): Notice[] {
 export class ProgressDisplay {
   private drawn = 0;
   private last: string | undefined;
+  private lines: string[] = [];
+  private notes = 0;
   private readonly seen = new Set<string>();
 
   constructor(private readonly out: Output = io.out) {}
 
+  /** A line said once, above the block (which a terminal redraws below it). */
+  note(text: string): void {
+    this.update(this.lines, [{ key: `note:${++this.notes}`, text }]);
+  }
+
   update(lines: string[], notices: Notice[] = []): void {
     const fresh = notices.filter((n) => !this.seen.has(n.key));
     for (const n of fresh) this.seen.add(n.key);
+    this.lines = lines;
     const block = lines.join('\n');
     const changed = block !== this.last;
     this.last = block;
@@ -127,19 +140,79 @@ export interface WaitOptions {
   timeoutMs: number;
   intervalMs?: number;
   out?: Output;
+  /** Delay before the first retry of a server that went away, doubling up to `maxRetryDelayMs`. */
+  retryDelayMs?: number;
+  maxRetryDelayMs?: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Polls GET /v1/apps/:app until it converges; throws CliError(3) on timeout. Returns the time taken. */
-export async function waitForConvergence(client: GantryClient, app: string, options: WaitOptions): Promise<number> {
+/**
+ * Whether a failed request means the server is away for a while (restarting; or a proxy in front
+ * of it answering 502-504), which is worth waiting out. A certificate that cannot be verified is
+ * not: retrying will not change it.
+ */
+export function serverAway(err: unknown): boolean {
+  if (err instanceof TlsVerificationError) return false;
+  if (err instanceof ServerUnreachableError) return true;
+  return err instanceof ApiRequestError && [502, 503, 504].includes(err.status);
+}
+
+/** Runs the requests of one wait, riding out a server that is away until the wait's deadline. */
+class OutageRetrier {
+  private awaySince: number | undefined;
+
+  constructor(
+    private readonly client: GantryClient,
+    private readonly display: ProgressDisplay,
+    private readonly waitingFor: string,
+    private readonly deadline: number,
+    private readonly options: WaitOptions,
+  ) {}
+
+  async request<T>(send: () => Promise<T>): Promise<T> {
+    let delay = this.options.retryDelayMs ?? 250;
+    for (;;) {
+      try {
+        const answer = await send();
+        if (this.awaySince !== undefined) {
+          this.display.note(`the Gantry server at ${this.client.server} is back (away for ${formatDuration(Date.now() - this.awaySince)})`);
+          this.awaySince = undefined;
+        }
+        return answer;
+      } catch (err) {
+        if (!serverAway(err)) throw err;
+        const reason = err instanceof ApiRequestError ? `it answered ${err.status}: ${err.message}` : (err as ServerUnreachableError).code;
+        if (this.awaySince === undefined) {
+          this.awaySince = Date.now();
+          this.display.note(`lost the Gantry server at ${this.client.server} (${reason}); retrying until the timeout (${formatDuration(Math.max(0, this.deadline - Date.now()))} left)`);
+        }
+        const left = this.deadline - Date.now();
+        if (left <= 0) {
+          throw new CliError(EXIT.unreachable, `gave up waiting for ${this.waitingFor} after ${formatDuration(this.options.timeoutMs)}: the Gantry server at ${this.client.server} has been unreachable for ${formatDuration(Date.now() - this.awaySince)} (${reason}); the change it accepted goes on when it is back`);
+        }
+        await sleep(Math.min(delay, left));
+        delay = Math.min(delay * 2, this.options.maxRetryDelayMs ?? 5000);
+      }
+    }
+  }
+}
+
+/**
+ * Polls GET /v1/apps/:app until it converges; throws CliError(3) on timeout, CliError(4) when the
+ * server is still away at the timeout. `quietIfConverged`: a first poll that finds the app
+ * converged draws nothing (a re-apply of an unchanged spec).
+ */
+export async function waitForConvergence(client: GantryClient, app: string, options: WaitOptions & { quietIfConverged?: boolean }): Promise<{ tookMs: number; alreadyConverged: boolean }> {
   const started = Date.now();
   const display = new ProgressDisplay(options.out);
-  for (;;) {
-    const detail = await client.getApp(app);
+  const server = new OutageRetrier(client, display, `app ${app} to converge`, started + options.timeoutMs, options);
+  for (let poll = 1; ; poll++) {
+    const detail = await server.request(() => client.getApp(app));
     const state = convergence(detail);
-    display.update(progressLines(state), noticesOf(detail));
-    if (state.converged) return Date.now() - started;
+    const alreadyConverged = poll === 1 && state.converged;
+    if (!(alreadyConverged && options.quietIfConverged)) display.update(progressLines(state), noticesOf(detail));
+    if (state.converged) return { tookMs: Date.now() - started, alreadyConverged };
     if (Date.now() - started >= options.timeoutMs) {
       throw new CliError(EXIT.timeout, `timed out after ${formatDuration(options.timeoutMs)} waiting for app ${app} to converge: ${state.pending.join('; ')}`);
     }
@@ -147,13 +220,14 @@ export async function waitForConvergence(client: GantryClient, app: string, opti
   }
 }
 
-/** Polls the app's instances until none is left; throws CliError(3) on timeout. */
+/** Polls the app's instances until none is left; throws CliError(3) on timeout, CliError(4) when the server is still away then. */
 export async function waitForRemoval(client: GantryClient, app: string, options: WaitOptions): Promise<number> {
   const started = Date.now();
   const display = new ProgressDisplay(options.out);
+  const server = new OutageRetrier(client, display, `the instances of ${app} to be removed`, started + options.timeoutMs, options);
   for (;;) {
     // Gone means the server forgot them, which it does once their agent confirmed the removal.
-    const live = (await client.listInstances({ app })).instances.filter((i) => i.app === app);
+    const live = (await server.request(() => client.listInstances({ app }))).instances.filter((i) => i.app === app);
     if (live.length === 0) return Date.now() - started;
     display.update([`waiting for ${live.length} instance${live.length === 1 ? '' : 's'} to stop`]);
     if (Date.now() - started >= options.timeoutMs) {

@@ -147,6 +147,11 @@ export class DnsServer {
     const execArgv = workerScript.endsWith('.ts') && !process.execArgv.some((arg) => arg.includes('tsx')) ? [...process.execArgv, '--import', 'tsx'] : process.execArgv;
     const child = fork(workerScript, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.workers.add(child);
+    // A child process without an 'error' listener takes the server down when it cannot be
+    // spawned or signalled; a worker that failed to start is said by the promise below.
+    child.on('error', (err) => {
+      if (!this.stopping) console.error(`gantry dns: DNS worker: ${err.message}`);
+    });
     const send = (message: DnsWorkerMessage, handle?: dgram.Socket) => child.send(message, handle as never, () => {});
     send({ type: 'init', options: this.workerOptions() });
     send({ type: 'endpoints', revision: this.source.revision, endpoints: this.source.list() });
@@ -154,12 +159,18 @@ export class DnsServer {
     return new Promise((resolve, reject) => {
       const onExit = (code: number | null, signal: string | null) => reject(new Error(`DNS worker exited (${signal ?? code}) before it was ready`));
       child.once('exit', onExit);
+      child.once('error', reject);
       child.once('message', () => {
         child.off('exit', onExit);
         child.once('exit', () => {
           this.workers.delete(child);
           // Replace a worker that died while we run (the socket is still open here).
-          if (!this.stopping && this.udp) setTimeout(() => void this.startWorker().catch(() => {}), 1000).unref();
+          if (!this.stopping && this.udp) {
+            setTimeout(() => {
+              // One try: a worker that cannot even start would only fail again, once a second.
+              this.startWorker().catch((err: Error) => console.error(`gantry dns: a DNS worker died and could not be replaced (the server's own socket still answers): ${err.message}`));
+            }, 1000).unref();
+          }
         });
         resolve();
       });

@@ -135,6 +135,7 @@ export class UpstreamRenderer {
     if (this.stopped || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      // Never rejects: every render ends in an outcome (see drain), handed to onOutcome.
       void this.renderNow();
     }, this.debounceMs);
   }
@@ -147,7 +148,14 @@ export class UpstreamRenderer {
         if (this.timer) clearTimeout(this.timer);
         this.timer = undefined;
         const waiters = this.waiters.splice(0);
-        const outcome = await this.renderOnce();
+        let outcome: RenderOutcome;
+        try {
+          outcome = await this.renderOnce();
+        } catch (err) {
+          // renderOnce makes an outcome of every failure it knows of; whatever else goes wrong
+          // must be one too, or its waiters would never hear and stop() would reject.
+          outcome = { name: this.config.name, revision: this.source.revision, changed: false, ok: false, error: (err as Error).message, durationMs: 0 };
+        }
         try {
           this.onOutcome?.(outcome);
         } catch {

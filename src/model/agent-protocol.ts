@@ -18,8 +18,15 @@ export type ServerToAgent =
    * Sent on hello: how often the agent must heartbeat to keep its registry lease alive; and,
    * when it connected with a join token, the agent token it must use from now on.
    */
-  | { type: 'welcome'; heartbeatMs: number; token?: string }
-  | { type: 'assignments'; instances: Instance[] }
+  | { type: 'welcome'; heartbeatMs: number; token?: string; cluster: string }
+  /**
+   * `instances`: what the node runs. `remove`: instances of this node the server removed without
+   * the node's confirmation (it was down): the only way an agent is told to remove an instance
+   * that is not in `instances` — one missing from the list is never removed for that alone.
+   */
+  | { type: 'assignments'; instances: Instance[]; remove?: string[] }
+  /** An operator adopted or forgot what this node ran for another cluster: remember this one. */
+  | { type: 'cluster'; id: string }
   | { type: 'logs'; requestId: string; instanceId: string; tail?: number; follow: boolean }
   | { type: 'logs.cancel'; requestId: string }
   /** The server stored (or failed to store) the registry change with this requestId. */
@@ -102,10 +109,64 @@ export const AgentEventSchema = z.object({
     .optional(),
 });
 
+/**
+ * An instance a node runs that no assignment names (its server's store was emptied or replaced,
+ * or the node was away when it was removed): its record as the agent last had it, or, for one
+ * the agent only found running, what its labels say (no spec: it can be forgotten, not adopted).
+ * The spec is checked in full only when an operator adopts it.
+ */
+export interface UnassignedInstance {
+  id: string;
+  app: string;
+  env: string;
+  entry: string;
+  release?: number;
+  record?: Instance;
+}
+
+const UnassignedSchema = z.object({
+  id: instanceId(),
+  app: name('app'),
+  env: name('env'),
+  entry: name('entrypoint'),
+  release: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  record: z
+    .object({
+      id: instanceId(),
+      app: name('app'),
+      env: name('env'),
+      entry: name('entrypoint'),
+      release: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+      node: nodeName(),
+      runtime: z.enum(['docker', 'process']),
+      spec: z.record(z.string().max(64), z.unknown()),
+      ports: z.array(z.object({ name: name('port name'), container: port().optional(), host: port(), protocol: z.enum(['tcp', 'udp']) })).max(64),
+      cpu: z
+        .discriminatedUnion('mode', [
+          z.object({ mode: z.literal('bound'), shareBase: z.number().int().min(1).max(1000), shares: count, exclusive: z.array(z.number().int().min(0).max(4095)).max(4096), fragment: z.object({ core: z.number().int().min(0).max(4095), shares: count }).optional() }),
+          z.object({ mode: z.literal('shared'), shareBase: z.number().int().min(1).max(1000), shares: count, quotaMicros: count, periodMicros: count }),
+        ])
+        .optional(),
+      createdAt: time,
+    })
+    .optional(),
+});
+
+/** An unassigned instance as the server takes it from a report: shape checked, spec not yet (adoption does). */
+export type UnassignedReport = z.output<typeof UnassignedSchema>;
+
 export const AgentToServerSchema = z.discriminatedUnion('type', [
   /** `endpoints`: every endpoint the agent has registered (healthy instances with ports). */
-  z.object({ type: z.literal('hello'), node: NodeInfoSchema, statuses: z.array(InstanceStatusSchema).max(MAX_NODE_INSTANCES), endpoints: z.array(AgentEndpointSchema).max(MAX_NODE_INSTANCES) }),
-  z.object({ type: z.literal('heartbeat'), node: NodeInfoSchema, endpoints: z.array(AgentEndpointSchema).max(MAX_NODE_INSTANCES) }),
+  z.object({
+    type: z.literal('hello'),
+    node: NodeInfoSchema,
+    statuses: z.array(InstanceStatusSchema).max(MAX_NODE_INSTANCES),
+    endpoints: z.array(AgentEndpointSchema).max(MAX_NODE_INSTANCES),
+    cluster: z.uuid().optional(),
+    unassigned: z.array(UnassignedSchema).max(MAX_NODE_INSTANCES).default([]),
+  }),
+  z.object({ type: z.literal('heartbeat'), node: NodeInfoSchema, endpoints: z.array(AgentEndpointSchema).max(MAX_NODE_INSTANCES), unassigned: z.array(UnassignedSchema).max(MAX_NODE_INSTANCES).default([]) }),
+  z.object({ type: z.literal('removed'), ids: z.array(instanceId()).max(MAX_NODE_INSTANCES) }),
   z.object({ type: z.literal('registry'), requestId, register: z.array(AgentEndpointSchema).max(MAX_NODE_INSTANCES), withdraw: z.array(EndpointRefSchema).max(MAX_NODE_INSTANCES) }),
   z.object({ type: z.literal('status'), statuses: z.array(InstanceStatusSchema).max(MAX_NODE_INSTANCES) }),
   z.object({ type: z.literal('events'), events: z.array(AgentEventSchema).max(2000) }),
@@ -115,8 +176,11 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
 
 /** What an agent sends (the schemas above say what the server accepts of it). */
 export type AgentToServer =
-  | { type: 'hello'; node: NodeInfo; statuses: InstanceStatus[]; endpoints: Endpoint[] }
-  | { type: 'heartbeat'; node: NodeInfo; endpoints: Endpoint[] }
+  /** `cluster`: the cluster the agent last took instances from; `unassigned`: what it runs that no assignment names. */
+  | { type: 'hello'; node: NodeInfo; statuses: InstanceStatus[]; endpoints: Endpoint[]; cluster?: string; unassigned?: UnassignedInstance[] }
+  | { type: 'heartbeat'; node: NodeInfo; endpoints: Endpoint[]; unassigned?: UnassignedInstance[] }
+  /** Instances removed on the server's `remove` instruction (or found gone already). */
+  | { type: 'removed'; ids: string[] }
   | { type: 'registry'; requestId: string; register: Endpoint[]; withdraw: EndpointRef[] }
   | { type: 'status'; statuses: InstanceStatus[] }
   | { type: 'events'; events: GantryEvent[] }

@@ -85,6 +85,13 @@ export interface TokenInfo {
   expiresAt?: number;
 }
 
+/** POST /v1/nodes/adopt: instances taken over as they run, apps made from them, and what could not be. */
+export interface AdoptionResult {
+  adopted: string[];
+  createdApps: string[];
+  skipped: { id: string; reason: string }[];
+}
+
 /** GET /v1/nodes */
 export interface NodeListResponse {
   nodes: NodeView[];

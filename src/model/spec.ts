@@ -5,6 +5,7 @@
 // becomes an argument, env value, path or header holds a NUL, every list and map has a maximum
 // length, every number and duration a maximum (the bounded building blocks are in spec-fields.ts).
 // Text is bounded before it is parsed (spec-text.ts).
+import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { parseSelector } from './selector.js';
 import { NAME } from './names.js';
@@ -256,6 +257,20 @@ export type PortSpec = z.output<typeof PortSpec>;
 export type HealthSpec = z.output<typeof HealthSpec>;
 export type RestartSpec = z.output<typeof RestartSpec>;
 export type UpdateSpec = z.output<typeof UpdateSpec>;
+
+/**
+ * The one form a spec is stored and compared in: its JSON round trip. A fresh parse holds
+ * `undefined` for absent options (and maybe -0) where the stored JSON has no key (and 0), which
+ * isDeepStrictEqual tells apart: an unchanged spec would look changed, an empty release made.
+ */
+export const canonicalSpec = <T extends object>(spec: T): T => JSON.parse(JSON.stringify(spec)) as T;
+
+/** Same spec in canonical form; `ignoreReplicas`: a difference in replica counts only is scaling, no release. */
+export function sameSpec(a: AppSpec, b: AppSpec, { ignoreReplicas = false } = {}): boolean {
+  const [left, right] = [canonicalSpec(a), canonicalSpec(b)];
+  if (ignoreReplicas) for (const entry of [...Object.values(left.entrypoints), ...Object.values(right.entrypoints)]) entry.replicas = 0;
+  return isDeepStrictEqual(left, right);
+}
 
 /** A count or "N%" of `replicas`; percentages round up for surges and canaries, down for unavailability. */
 export function resolveCount(value: number | string, replicas: number, round: 'up' | 'down'): number {

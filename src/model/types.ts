@@ -157,6 +157,21 @@ export interface ReleaseRecord {
   changes: import('./diff.js').Change[];
 }
 
+/**
+ * An instance the server removed while its node could not confirm it (the node was down), kept
+ * under /removals/{node}/{id} until the node says it is gone: nodes remove only what they are
+ * told to, never what merely vanished from their assignments.
+ */
+export interface RemovalRecord {
+  id: string;
+  node: string;
+  app: string;
+  entry: string;
+  /** Why, for the node's log and the events. */
+  reason: string;
+  at: number;
+}
+
 /** A node pool; one with a team takes only that team's apps. */
 export interface PoolRecord {
   name: string;

@@ -75,6 +75,10 @@ export async function ensureNetwork(docker: Dockerode, network: ManagedNetwork):
   const wanted = `${formatAddress(subnet.base)}/${subnet.prefix}`;
   const existing = await inspectNetwork(docker, network.name);
   if (existing) {
+    // Published ports and pinned addresses are bridge features: any other driver drops them.
+    if (existing.Driver !== undefined && existing.Driver !== 'bridge') {
+      throw new Error(`docker network "${network.name}" exists with driver ${existing.Driver}, not bridge: remove it or pick another --docker-network name`);
+    }
     const subnets = (existing.IPAM?.Config ?? []).map((c) => c.Subnet).filter(Boolean);
     if (subnets.includes(wanted)) return;
     throw new Error(`docker network "${network.name}" exists with subnet ${subnets.join(', ') || '(none configured)'}, not ${wanted}: remove it or pass its subnet`);
@@ -94,9 +98,14 @@ export async function ensureNetwork(docker: Dockerode, network: ManagedNetwork):
   }
 }
 
-async function inspectNetwork(docker: Dockerode, name: string): Promise<{ IPAM?: { Config?: { Subnet?: string }[] } } | undefined> {
+interface NetworkFacts {
+  Driver?: string;
+  IPAM?: { Config?: { Subnet?: string }[] };
+}
+
+async function inspectNetwork(docker: Dockerode, name: string): Promise<NetworkFacts | undefined> {
   try {
-    return (await docker.getNetwork(name).inspect()) as { IPAM?: { Config?: { Subnet?: string }[] } };
+    return (await docker.getNetwork(name).inspect()) as NetworkFacts;
   } catch (err) {
     if (statusOf(err) === 404) return undefined;
     throw new Error(`cannot inspect docker network "${name}": ${engineMessage(err)}`);

@@ -11,7 +11,7 @@ import { execInContainer } from './docker-exec.js';
 import { INIT_LABEL, runInitContainer } from './docker-init.js';
 import { openLogStream } from './docker-logs.js';
 import { checkVolumes, ensureVolumes, removeVolumes } from './docker-volumes.js';
-import { AddressPicker, containerAddress, type ManagedNetwork } from './docker-network.js';
+import { AddressPicker, containerAddress, ensureNetwork, type ManagedNetwork } from './docker-network.js';
 import {
   LABEL,
   type ExecResult,
@@ -53,6 +53,21 @@ export interface DockerRuntimeOptions {
 /** How long stop() waits after SIGKILL before giving up. */
 const KILL_WAIT_MS = 30_000;
 const PING_TIMEOUT_MS = 5_000;
+
+/** `work`, or a rejection after `ms`: a hung engine must not hold up the agent's start or heartbeats. */
+async function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000}s`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export class DockerRuntime implements Runtime {
   readonly name = 'docker' as const;
@@ -101,20 +116,36 @@ export class DockerRuntime implements Runtime {
     for (const [id, inst] of this.runningCache) if (inst.instanceId === instanceId) this.runningCache.delete(id);
   }
 
+  /**
+   * The engine answers, and it can publish ports on the network instances are put on: its
+   * default `bridge`, or the managed network (created here when missing, as a start would). An
+   * engine without a bridge (dockerd --bridge none) ignores published ports without a word: every
+   * instance would then fail its health checks and restart forever with no reason given, so the
+   * runtime is unavailable instead, with what to do.
+   */
   async probe(): Promise<{ ok: boolean; reason?: string }> {
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        this.docker.ping(),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${PING_TIMEOUT_MS / 1000}s`)), PING_TIMEOUT_MS);
-        }),
-      ]);
-      return { ok: true };
+      await within(this.docker.ping(), PING_TIMEOUT_MS);
     } catch (err) {
       return { ok: false, reason: `cannot reach Docker Engine at ${this.where}: ${engineMessage(err)}` };
-    } finally {
-      clearTimeout(timer);
+    }
+    if (this.network) {
+      try {
+        await within(ensureNetwork(this.docker, this.network), PING_TIMEOUT_MS);
+        return { ok: true };
+      } catch (err) {
+        return { ok: false, reason: `--docker-network ${this.network.name}, where instances publish their ports, is unusable on the engine at ${this.where}: ${engineMessage(err)}` };
+      }
+    }
+    try {
+      await within(this.docker.getNetwork('bridge').inspect(), PING_TIMEOUT_MS);
+      return { ok: true };
+    } catch (err) {
+      if (statusOf(err) !== 404) return { ok: false, reason: `cannot inspect the default bridge network of the engine at ${this.where}: ${engineMessage(err)}` };
+      return {
+        ok: false,
+        reason: `the engine at ${this.where} has no default bridge network (dockerd --bridge none?), so published ports would be ignored: start the agent with --docker-network NAME (Gantry creates the bridge) or the engine with a bridge`,
+      };
     }
   }
 
@@ -261,6 +292,9 @@ export class DockerRuntime implements Runtime {
       if (c.Labels?.[INIT_LABEL] === 'true') continue; // an init step's container, not an instance
       const name = (c.Names ?? []).map((n) => n.replace(/^\//, '')).find((n) => n.startsWith(this.prefix));
       if (!name) continue; // another agent's namespace
+      // Being removed (`docker rm -f` marks it before killing it): gone, not an instance that
+      // exited with the kill's 137, which would be restarted as a crash and then found missing.
+      if (c.State === 'removing') continue;
       const running = c.State === 'running' || c.State === 'restarting' || c.State === 'paused';
       if (running) {
         seenRunning.add(c.Id);
@@ -278,6 +312,7 @@ export class DockerRuntime implements Runtime {
         if (statusOf(err) === 404) continue; // removed meanwhile
         throw err;
       }
+      if (info.State.Status === 'removing') continue;
       const inst = this.toInstance(info);
       if (inst.state === 'running') {
         seenRunning.add(c.Id);

@@ -172,12 +172,19 @@ export function followFiles(
       busy = false;
     }
   };
-  const timer = setInterval(() => void tick(), intervalMs);
+  // tick() catches what a read can throw; anything else ends the stream with the error, for its reader.
+  const poll = () => {
+    tick().catch((err: unknown) => {
+      stop();
+      out.destroy(err instanceof Error ? err : new Error(String(err)));
+    });
+  };
+  const timer = setInterval(poll, intervalMs);
   const stop = () => {
     stopped = true;
     clearInterval(timer);
   };
-  void tick();
+  poll();
   return stop;
 }
 

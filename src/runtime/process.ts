@@ -62,7 +62,8 @@ export class ProcessRuntime implements Runtime {
     this.logMaxBytes = options.logMaxBytes ?? 10 * 1024 * 1024;
     this.cgroupRoot = options.cgroupRoot ?? '/sys/fs/cgroup';
     this.cgroupParent = options.cgroupParent ?? 'gantry';
-    this.capTimer = setInterval(() => void this.capLogs(), options.logCheckMs ?? 5000);
+    // A round that fails (a file vanished, a full disk) is simply tried again at the next check.
+    this.capTimer = setInterval(() => this.capLogs().catch(() => undefined), options.logCheckMs ?? 5000);
     this.capTimer.unref();
   }
 

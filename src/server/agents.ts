@@ -4,19 +4,25 @@
 // An agent is trusted with its own node and nothing else. Every message is checked against the
 // protocol's schemas first (a malformed one closes that socket, with an event, and nothing it
 // said is used); then the rules of agent-trust.ts decide what of it concerns the agent's own node.
+//
+// It also keeps, in memory, when each node's agent was last heard from (the node controller's
+// liveness evidence: storing every message would cost too much), and pings every socket so one
+// left half-open by a frozen agent, a cut link or a host powered off is terminated.
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
-import { AgentToServerSchema, type ServerToAgent, type ValidAgentMessage } from '../model/agent-protocol.js';
+import { AgentToServerSchema, type ServerToAgent, type UnassignedReport, type ValidAgentMessage } from '../model/agent-protocol.js';
 import type { InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
 import type { Endpoint } from '../model/registry.js';
 import { problemsFromZod } from '../model/spec.js';
 import { KEYS, type ClusterState } from './state.js';
 import type { Caller, TokenAuth } from './auth.js';
+import type { ClusterIdentity } from './cluster-identity.js';
 import { Refusal, admitNode, ownEndpoints, ownEvent, ownStatuses } from './agent-trust.js';
 import type { EventLog } from './services/events.js';
 import type { RegistryService } from './services/registry.js';
+import type { AgentContact } from './controllers/nodes.js';
 
 interface LogRequest {
   node: string;
@@ -30,18 +36,38 @@ interface Session {
   caller: Caller;
   node?: string;
   info?: NodeInfo;
+  /** The last time anything (a message, a pong) came on this socket: the socket's liveness. */
+  seenAt: number;
+  /** Terminated by us for not answering pings: not a close that restarts the node's timeout. */
+  unresponsive?: boolean;
 }
 
 
 /** How often one node's refused reports are recorded as an event (they may come every second). */
 const REFUSAL_EVENT_EVERY_MS = 60_000;
+/**
+ * A socket silent (no pong, no message) this long is terminated: three pings unanswered, but
+ * never less than 5 s, so a loaded host's few-second stall costs no reconnection.
+ */
+export function unresponsiveAfterMs(heartbeatMs: number): number {
+  return Math.max(3 * heartbeatMs, 5000);
+}
 
 export class AgentHub {
   private readonly sessions = new Map<string, Session>();
   private readonly open = new Set<Session>();
   private readonly pushTimers = new Map<string, NodeJS.Timeout>();
   private readonly logRequests = new Map<string, LogRequest>();
+  /** Per node, what its agent last reported running without an assignment. */
+  private readonly unassignedOf = new Map<string, UnassignedReport[]>();
   private readonly lastRefusalEvent = new Map<string, number>();
+  /** Per node: the last valid message from its agent. */
+  private readonly heardAt = new Map<string, number>();
+  /** Per node: when its current connection was last closed other than by us for silence. */
+  private readonly closedAt = new Map<string, number>();
+  private readonly pingEveryMs: number;
+  private readonly pinger: NodeJS.Timeout;
+  private lastPingRound = Date.now();
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -50,19 +76,30 @@ export class AgentHub {
     private readonly events: EventLog,
     private readonly registry: RegistryService,
     private readonly auth: TokenAuth,
+    private readonly cluster: ClusterIdentity,
     private readonly heartbeatMs: number,
   ) {
     this.unsubscribe = state.onChange((kind, key) => {
+      // A removal instruction for a node: /removals/{node}/{id}.
+      if (kind === 'removal') return this.schedulePush(key.split('/')[2] ?? '');
       if (kind !== 'instance') return;
       const id = key.slice(key.lastIndexOf('/') + 1);
       const instance = state.instances.get(id);
       if (instance) this.schedulePush(instance.node);
       else for (const node of this.sessions.keys()) this.schedulePush(node); // deleted: we no longer know its node
     });
+    this.pingEveryMs = Math.max(250, heartbeatMs);
+    this.pinger = setInterval(() => this.pingAll(), this.pingEveryMs);
+    this.pinger.unref();
   }
 
   isConnected(node: string): boolean {
     return this.sessions.has(node);
+  }
+
+  /** What this server heard of the node's agent since it started (the node controller's evidence). */
+  contact(node: string): AgentContact {
+    return { heardAt: this.heardAt.get(node), closedAt: this.closedAt.get(node), connected: this.sessions.has(node) };
   }
 
   /** Closes the connections opened with this token (it was revoked); returns how many. */
@@ -77,15 +114,20 @@ export class AgentHub {
   }
 
   accept(socket: WebSocket, caller: Caller): void {
-    const session: Session = { socket, caller };
+    const session: Session = { socket, caller, seenAt: Date.now() };
     this.open.add(session);
+    socket.on('pong', () => (session.seenAt = Date.now()));
     // One message at a time per agent: a withdrawal must not overtake the registration before it.
     let queue: Promise<void> = Promise.resolve();
     socket.on('message', (data, isBinary) => {
+      const at = (session.seenAt = Date.now());
       const message = this.parse(session, data, isBinary);
       if (!message) return;
+      // Heard when it arrived, not when the queue reaches it: a slow store must not make a live
+      // node look silent. A hello names its node only once handled, hence the second call.
+      this.heard(session, at);
       queue = queue
-        .then(() => (session.socket.readyState === session.socket.OPEN ? this.handle(session, message) : undefined))
+        .then(() => (session.socket.readyState === session.socket.OPEN ? this.handle(session, message).then(() => this.heard(session, at)) : undefined))
         .catch((err: Error) => {
           if (err instanceof Refusal) return this.drop(session, err.message);
           if (session.node && message.type === 'registry') this.send(session.node, { type: 'ack', requestId: message.requestId, error: err.message });
@@ -97,7 +139,12 @@ export class AgentHub {
       this.open.delete(session);
       const node = session.node;
       if (!node) return;
-      if (this.sessions.get(node) === session) this.sessions.delete(node);
+      if (this.sessions.get(node) === session) {
+        this.sessions.delete(node);
+        // The agent was there until its socket closed (killed, restarting): its timeout counts
+        // from now. Not so for a socket we terminated for silence: that agent was not there.
+        if (!session.unresponsive) this.closedAt.set(node, Date.now());
+      }
       for (const [id, request] of this.logRequests) {
         if (request.node !== node) continue;
         request.onEnd(`agent of node ${node} disconnected`);
@@ -121,8 +168,40 @@ export class AgentHub {
 
   close(): void {
     this.unsubscribe();
+    clearInterval(this.pinger);
     for (const timer of this.pushTimers.values()) clearTimeout(timer);
     for (const session of this.open) session.socket.close(1001, 'server shutting down');
+  }
+
+  private heard(session: Session, at: number): void {
+    const node = session.node;
+    if (node !== undefined && at > (this.heardAt.get(node) ?? 0)) this.heardAt.set(node, at);
+  }
+
+  /**
+   * Pings every socket and terminates one that answered nothing for unresponsiveAfterMs: the
+   * kernel keeps a half-open connection to a frozen or unreachable agent for many minutes, and
+   * `ws` answers pings from the agent's event loop, so a pong proves the agent process runs.
+   */
+  private pingAll(): void {
+    const now = Date.now();
+    // A round that comes late means this server was stalled: pongs may be waiting unread in its
+    // buffers, so none is judged in this round.
+    const late = now - this.lastPingRound > 2 * this.pingEveryMs;
+    this.lastPingRound = now;
+    const limitMs = unresponsiveAfterMs(this.heartbeatMs);
+    for (const session of this.open) {
+      const { socket } = session;
+      if (socket.readyState !== socket.OPEN) continue;
+      const silentMs = now - session.seenAt;
+      if (!late && silentMs > limitMs) {
+        session.unresponsive = true;
+        this.events.note({ level: 'warning', type: 'agent.unresponsive', node: session.node, message: `terminated the connection of ${this.who(session)}: no answer to pings for ${(silentMs / 1000).toFixed(1)}s` });
+        socket.terminate();
+        continue;
+      }
+      socket.ping();
+    }
   }
 
   /** The message, if it is one; otherwise the socket is closed with the reason. */
@@ -161,7 +240,10 @@ export class AgentHub {
         if (message.node.name !== node) throw new Refusal(`heartbeat as node ${message.node.name} on the connection of node ${node}`);
         session.info = message.node;
         await this.register(message.node);
+        this.noteUnassigned(node, message.unassigned);
         return this.registry.sync(node, this.ownEndpoints(session, message.endpoints));
+      case 'removed':
+        return this.removed(node, message.ids);
       case 'registry':
         await this.registry.update(node, this.ownEndpoints(session, message.register), message.withdraw);
         this.send(node, { type: 'ack', requestId: message.requestId });
@@ -171,7 +253,7 @@ export class AgentHub {
       case 'events':
         for (const event of message.events) {
           const own = ownEvent(this.state, node, event);
-          if (own) await this.events.record(own);
+          if (own) this.events.note(own);
           else this.refusedReport(node, `sent an event about instance ${event.instance} of another node`);
         }
         return;
@@ -193,7 +275,7 @@ export class AgentHub {
     if (session.node !== undefined && session.node !== name) throw new Refusal(`hello as node ${name} on the connection of node ${session.node}`);
     const { minted } = session.node === undefined ? await admitNode(session.caller, name, this.state, this.auth) : {};
     if (minted) {
-      await this.events.record({ level: 'info', type: 'token.created', node: name, message: `node ${name} joined with join token "${session.caller.name}" and was given agent token "${minted.name}"` });
+      this.events.note({ level: 'info', type: 'token.created', node: name, message: `node ${name} joined with join token "${session.caller.name}" and was given agent token "${minted.name}"` });
       session.caller = { role: 'agent', name: minted.name, node: name };
     }
     session.node = name;
@@ -201,7 +283,11 @@ export class AgentHub {
     const previous = this.sessions.get(name);
     if (previous && previous !== session) previous.socket.close(4000, 'replaced by a newer connection');
     this.sessions.set(name, session);
-    this.send(name, { type: 'welcome', heartbeatMs: this.heartbeatMs, ...(minted ? { token: minted.token } : {}) });
+    this.send(name, { type: 'welcome', heartbeatMs: this.heartbeatMs, cluster: this.cluster.id, ...(minted ? { token: minted.token } : {}) });
+    if (message.cluster !== undefined && message.cluster !== this.cluster.id) {
+      this.events.note({ level: 'warning', type: 'node.foreign_cluster', node: name, message: `node ${name} ran instances for cluster ${message.cluster}, not this one (${this.cluster.id}): it keeps them running and removes nothing until they are adopted or forgotten (gantry node adopt|forget)` });
+    }
+    this.noteUnassigned(name, message.unassigned);
     await this.register(message.node);
     await this.saveStatuses(name, message.statuses);
     await this.registry.sync(name, this.ownEndpoints(session, message.endpoints));
@@ -226,7 +312,7 @@ export class AgentHub {
     this.events.note({ level: 'warning', type: 'agent.refused_report', node, message: `node ${node} ${what}: ignored` });
   }
 
-  private async register(info: NodeInfo): Promise<void> {
+  private async register(info: NodeInfo, attempt = 1): Promise<void> {
     const key = KEYS.node(info.name);
     const current = await this.store.get(key);
     const previous = current ? (JSON.parse(current.value) as NodeRecord) : undefined;
@@ -241,12 +327,16 @@ export class AgentHub {
     };
     // Compare-and-swap, so a heartbeat never undoes an operator's cordon written meanwhile.
     const result = await this.store.txn({ compare: [{ key, target: 'modRevision', op: '==', value: current?.modRevision ?? 0 }], success: [{ type: 'put', key, value: JSON.stringify(record) }] });
-    if (!result.succeeded) return this.register(info);
+    if (!result.succeeded) {
+      // An operator's write raced this one: try again on the fresh record, a few times.
+      if (attempt >= 5) throw new Error(`node ${info.name} kept changing while its heartbeat was stored`);
+      return this.register(info, attempt + 1);
+    }
     await this.state.waitFor(result.revision);
-    if (info.recovering && !previous?.recovering) await this.events.record({ level: 'warning', type: 'node.recovering', node: info.name, message: `node ${info.name} rebooted: it restarts its previous instances before taking new ones` });
-    if (!info.recovering && previous?.recovering) await this.events.record({ level: 'info', type: 'node.recovered', node: info.name, message: `node ${info.name} has its previous instances back and takes new ones again` });
-    if (!previous) await this.events.record({ level: 'info', type: 'node.registered', node: info.name, message: `node ${info.name} joined: ${info.cores} cores, runtimes ${info.runtimes.join(', ') || 'none'}` });
-    else if (previous.state === 'down') await this.events.record({ level: 'info', type: 'node.up', node: info.name, message: `node ${info.name} is back` });
+    if (info.recovering && !previous?.recovering) this.events.note({ level: 'warning', type: 'node.recovering', node: info.name, message: `node ${info.name} rebooted: it restarts its previous instances before taking new ones` });
+    if (!info.recovering && previous?.recovering) this.events.note({ level: 'info', type: 'node.recovered', node: info.name, message: `node ${info.name} has its previous instances back and takes new ones again` });
+    if (!previous) this.events.note({ level: 'info', type: 'node.registered', node: info.name, message: `node ${info.name} joined: ${info.cores} cores, runtimes ${info.runtimes.join(', ') || 'none'}` });
+    else if (previous.state === 'down') this.events.note({ level: 'info', type: 'node.up', node: info.name, message: `node ${info.name} is back` });
   }
 
   private async saveStatuses(node: string, statuses: InstanceStatus[]): Promise<void> {
@@ -270,7 +360,40 @@ export class AgentHub {
   }
 
   private pushAssignments(node: string): void {
-    this.send(node, { type: 'assignments', instances: this.state.instancesOnNode(node) });
+    const remove = this.state.removalsOnNode(node);
+    this.send(node, { type: 'assignments', instances: this.state.instancesOnNode(node), ...(remove.length > 0 ? { remove } : {}) });
+  }
+
+  /** What the node runs that this server does not know, for `gantry node adopt|forget`; an event when it changes. */
+  private noteUnassigned(node: string, unassigned: UnassignedReport[]): void {
+    const before = this.unassignedOf.get(node) ?? [];
+    this.unassignedOf.set(node, unassigned);
+    const ids = (list: UnassignedReport[]) => list.map((u) => u.id).sort().join();
+    if (unassigned.length === 0 || ids(before) === ids(unassigned)) return;
+    const apps = [...new Set(unassigned.map((u) => u.app))].slice(0, 5).join(', ');
+    this.events.note({ level: 'warning', type: 'node.unassigned', node, message: `node ${node} runs ${unassigned.length} instance(s) this server does not know (apps: ${apps}); they keep running: adopt them (gantry node adopt ${node}) or have them removed (gantry node forget ${node})` });
+  }
+
+  /** The node removed these on the server's instruction: the instructions are done. */
+  private async removed(node: string, ids: string[]): Promise<void> {
+    const done = ids.filter((id) => this.state.removals.get(id)?.node === node);
+    if (done.length === 0) return;
+    const { revision } = await this.store.txn({ compare: [], success: done.map((id) => ({ type: 'delete' as const, key: KEYS.removal(node, id) })) });
+    await this.state.waitFor(revision);
+  }
+
+  /** The instances a connected node reports that this server does not know (undefined: not connected). */
+  unassigned(node: string): UnassignedReport[] | undefined {
+    return this.sessions.has(node) ? (this.unassignedOf.get(node) ?? []) : undefined;
+  }
+
+  nodesWithUnassigned(): string[] {
+    return [...this.unassignedOf].filter(([node, list]) => list.length > 0 && this.sessions.has(node)).map(([node]) => node);
+  }
+
+  /** An operator settled what the node ran for another cluster: it belongs to this one now. */
+  settle(node: string): void {
+    this.send(node, { type: 'cluster', id: this.cluster.id });
   }
 
   private send(node: string, message: ServerToAgent): boolean {

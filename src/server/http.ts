@@ -98,6 +98,13 @@ function installErrors(server: FastifyInstance): void {
     if (error instanceof SpecError) return reply.code(400).send({ error: 'invalid app spec', problems: error.problems });
     if (error instanceof ZodError) return reply.code(400).send({ error: 'invalid request', problems: problemsFromZod(error) });
     const status = (error as { statusCode?: number }).statusCode ?? 500;
+    // 503 is what an error says when it means "not now" (the store's StoreFullError and
+    // StoreUnavailableError: a full disk, ...): the host's condition, not a bug. Its message
+    // says what to do, and the client may try again once that is done.
+    if (status === 503) {
+      request.log.warn(error.message);
+      return reply.code(503).header('retry-after', '5').send({ error: error.message });
+    }
     if (status >= 500) request.log.error(error);
     // A body refused unread (too large, too slow, undecodable), or a client over its stream cap,
     // must not keep its socket.

@@ -1,16 +1,19 @@
 // Starts a Gantry server: store, cluster cache, API, agent connections and controllers.
 import { ensurePrivateDir } from '../host/private-files.js';
 import { join } from 'node:path';
-import { openStore } from '../store/index.js';
+import { checkSqliteFile, openStore, sqlitePathOf } from '../store/index.js';
 import type { Store } from '../store/store.js';
 import { ClusterState } from './state.js';
 import { TokenAuth } from './auth.js';
+import { clusterIdentity } from './cluster-identity.js';
 import { buildHttpServer } from './http.js';
 import { clientSocketBudget, fileLimit } from '../host/file-limit.js';
 import { StreamCounter } from './api/streams.js';
+import { AdoptionService } from './services/adoption.js';
 import type { RouteEntry } from './access.js';
 import { AppService } from './services/apps.js';
 import { EventLog } from './services/events.js';
+import { RepeatedFailure } from './services/failures.js';
 import { AgentHub } from './agents.js';
 import { RegistryService } from './services/registry.js';
 import { ReleaseService } from './services/releases.js';
@@ -41,6 +44,8 @@ export interface ServerOptions {
   renderers?: RendererConfig[];
   /** Serve DNS for the registry ({entry}.{app}.{env}.{domain}); off when absent. */
   dns?: DnsOptions;
+  /** Start on an empty store file (a new cluster); without it an empty file is refused as a wiped store. */
+  init?: boolean;
   /** Admin token to create on first start instead of a random one (scripted set-ups, tests). */
   bootstrapToken?: string;
   /** PEM certificate and key: serve HTTPS, and WSS to agents. */
@@ -67,34 +72,60 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * The registry TTL, the heartbeat interval agents are told and the node timeout; throws when the
+ * timeout is shorter than two heartbeats (one late heartbeat would mark a live node down).
+ */
+export function livenessTiming(options: Pick<ServerOptions, 'registryTtlMs' | 'nodeTimeoutMs'>): { registryTtlMs: number; heartbeatMs: number; nodeTimeoutMs: number } {
+  const registryTtlMs = options.registryTtlMs ?? 15_000;
+  // Three heartbeats per lease TTL: one lost heartbeat never expires a healthy node's endpoints.
+  const heartbeatMs = Math.min(5000, Math.floor(registryTtlMs / 3));
+  const nodeTimeoutMs = options.nodeTimeoutMs ?? 30_000;
+  if (!(nodeTimeoutMs >= 2 * heartbeatMs)) {
+    const s = (ms: number) => `${Number((ms / 1000).toFixed(3))}s`;
+    throw new Error(
+      `--node-timeout ${s(nodeTimeoutMs)} is shorter than two heartbeat intervals (2 × ${s(heartbeatMs)}; agents heartbeat every min(5s, --registry-ttl / 3), ` +
+        `and --registry-ttl is ${s(registryTtlMs)}): one late heartbeat would mark a live node down. ` +
+        `Give --node-timeout ${s(2 * heartbeatMs)} or more, or --registry-ttl ${s(3 * Math.floor(nodeTimeoutMs / 2))} or less.`,
+    );
+  }
+  return { registryTtlMs, heartbeatMs, nodeTimeoutMs };
+}
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  // Before anything is opened or created: a refused setting leaves no trace.
+  const timing = livenessTiming(options);
   ensurePrivateDir(options.dataDir);
-  const store = await openStore(options.storeUrl ?? `sqlite:${join(options.dataDir, 'gantry.db')}`);
+  const storeUrl = options.storeUrl ?? `sqlite:${join(options.dataDir, 'gantry.db')}`;
+  const storePath = sqlitePathOf(storeUrl);
+  if (storePath !== ':memory:') checkSqliteFile(storePath, { init: options.init });
+  const store = await openStore(storeUrl);
   const auth = new TokenAuth(store);
   const firstAdminToken = await auth.init(options.bootstrapToken);
+  const cluster = await clusterIdentity(store);
   const state = await ClusterState.load(store);
   const events = new EventLog(store);
   const catalog = await EndpointCatalog.load(store);
-  const registryTtlMs = options.registryTtlMs ?? 15_000;
+  const registryTtlMs = timing.registryTtlMs;
   const registry = new RegistryService(store, catalog, registryTtlMs, (node, silentMs) => {
     events.note({ level: 'warning', type: 'registry.lease_lapsed', node, message: `node ${node} was silent for ${silentMs} ms (registry TTL ${registryTtlMs} ms): its endpoints left the registry and are registered again` });
   });
-  // Three heartbeats per lease TTL: one lost heartbeat never expires a healthy node's endpoints.
-  const agents = new AgentHub(store, state, events, registry, auth, Math.min(5000, Math.floor(registryTtlMs / 3)));
+  const agents = new AgentHub(store, state, events, registry, auth, cluster, timing.heartbeatMs);
   const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []));
   const replicas = new ReplicaController(store, state, events);
   const ctx: ApiContext = {
     state, events, agents, catalog, registry, store, apps, replicas, auth, streams: new StreamCounter(),
     releases: new ReleaseService(store, apps),
     nodes: new NodeService(store, state, events),
+    adoption: new AdoptionService(store, state, events, agents),
     rollouts: new RolloutService(store, state, apps, replicas.rollouts, events),
   };
-  const liveness = new NodeController(store, state, events, (node) => agents.isConnected(node), options.nodeTimeoutMs ?? 30_000);
+  const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs);
 
   const { server, routes } = await buildHttpServer(ctx, auth, { log: options.log, tls: options.tls, maxConnections: options.maxConnections ?? clientSocketBudget(fileLimit()) });
   const redis = options.redisUrl ? new RedisPublisher(store, options.redisUrl, 'gantry', (message) => events.note({ level: 'warning', type: 'discovery.redis', message })) : undefined;
   await redis?.start();
-  const renderers = (options.renderers ?? []).map((config) => new UpstreamRenderer(catalog, config, (outcome) => void recordRender(events, outcome).catch(() => {})));
+  const renderers = (options.renderers ?? []).map((config) => new UpstreamRenderer(catalog, config, (outcome) => void recordRender(events, outcome).catch((err: Error) => console.error(`gantry server: the outcome of renderer ${outcome.name} was not recorded: ${err.message}`))));
   for (const renderer of renderers) await renderer.start();
   const dns = options.dns ? new DnsServer(catalog, options.dns) : undefined;
   const dnsPort = dns ? (await dns.start()).port : undefined;
@@ -103,21 +134,38 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const port = Number(new URL(address).port);
 
   let stopping = false;
+  // A pass that fails (a full disk, ...) is said once per reason, on stderr and as an event
+  // (which lands once the store takes writes again), and the loop goes on. A pass only writes
+  // what it decided, in one transaction: one that cannot write changes nothing, anywhere.
+  const reported = (what: string) => new RepeatedFailure(what, (level, message, error) => {
+    // A bug's stack helps; a full disk's does not.
+    const stack = error instanceof Error && (error as { statusCode?: number }).statusCode !== 503 ? `\n${error.stack}` : '';
+    console.error(`gantry server: ${message}${stack}`);
+    events.note({ level, type: level === 'error' ? 'server.loop_failed' : 'server.loop_recovered', message });
+  });
+  const livenessFailure = reported('the node liveness check');
+  const reconcileFailure = reported('the reconcile pass');
+  const reconcileReported = () => ctx.replicas.reconcile().then(() => reconcileFailure.succeeded(), (err: unknown) => {
+    if (!stopping) reconcileFailure.failed(err);
+  });
+  // loop and reconcileReported never reject (every failure is caught and reported): their
+  // promises may be dropped by setTimeout and `void`.
   const loop = async () => {
     if (stopping) return;
     try {
       await liveness.check();
-      await ctx.replicas.reconcile();
+      livenessFailure.succeeded();
     } catch (err) {
-      if (!stopping) server.log.error(err);
+      if (!stopping) livenessFailure.failed(err);
     }
+    await reconcileReported();
     if (!stopping) timer = setTimeout(loop, options.reconcileIntervalMs ?? 1000);
   };
   let timer = setTimeout(loop, 0);
   // React to reports at once (a node back, an instance healthy) instead of at the next tick.
   let soon: NodeJS.Timeout | undefined;
   const unsubscribe = state.onChange((kind) => {
-    if ((kind === 'status' || kind === 'node') && !soon) soon = setTimeout(() => { soon = undefined; void ctx.replicas.reconcile().catch(() => {}); }, 50);
+    if ((kind === 'status' || kind === 'node') && !soon) soon = setTimeout(() => { soon = undefined; void reconcileReported(); }, 50);
   });
 
   return {

@@ -1,7 +1,7 @@
 // The server's in-memory view of the cluster, fed by one store watch (the informer pattern):
 // API reads and the controllers never query the store per request.
 import type { Store, WatchEvent } from '../store/store.js';
-import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, RolloutRecord } from '../model/types.js';
+import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, RemovalRecord, RolloutRecord } from '../model/types.js';
 
 export const KEYS = {
   app: (name: string) => `/apps/${name}`,
@@ -12,9 +12,11 @@ export const KEYS = {
   alloc: (node: string) => `/alloc/${node}`,
   pool: (name: string) => `/pools/${name}`,
   rollout: (app: string) => `/rollouts/${app}`,
+  /** An instance removed without its node's confirmation (the node was down): the node is told to remove it. */
+  removal: (node: string, id: string) => `/removals/${node}/${id}`,
 };
 
-export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool' | 'rollout';
+export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool' | 'rollout' | 'removal';
 type Listener = (kind: ChangeKind, key: string) => void;
 
 const PREFIXES: [string, ChangeKind][] = [
@@ -25,6 +27,7 @@ const PREFIXES: [string, ChangeKind][] = [
   ['/alloc/', 'alloc'],
   ['/pools/', 'pool'],
   ['/rollouts/', 'rollout'],
+  ['/removals/', 'removal'],
 ];
 
 export class ClusterState {
@@ -34,6 +37,8 @@ export class ClusterState {
   readonly nodes = new Map<string, NodeRecord>();
   readonly pools = new Map<string, PoolRecord>();
   readonly rollouts = new Map<string, RolloutRecord>();
+  /** By instance id: instances removed while their node was away, until the node confirms. */
+  readonly removals = new Map<string, RemovalRecord>();
   /** Per node, the modRevision of its /alloc/ key as this cache last saw it (0: none yet). */
   readonly allocRevisions = new Map<string, number>();
   private revision = 0;
@@ -81,6 +86,11 @@ export class ClusterState {
     return [...this.instances.values()].filter((i) => i.node === node);
   }
 
+  /** Ids of the instances `node` must remove although no assignment names them any more. */
+  removalsOnNode(node: string): string[] {
+    return [...this.removals.values()].filter((r) => r.node === node).map((r) => r.id);
+  }
+
   close(): void {
     this.closeWatch?.();
     for (const waiter of this.waiters.splice(0)) waiter.resolve();
@@ -109,7 +119,7 @@ export class ClusterState {
       else this.allocRevisions.set(id, modRevision);
       return;
     }
-    const map: Map<string, unknown> = { app: this.apps, instance: this.instances, status: this.statuses, node: this.nodes, pool: this.pools, rollout: this.rollouts }[kind];
+    const map: Map<string, unknown> = { app: this.apps, instance: this.instances, status: this.statuses, node: this.nodes, pool: this.pools, rollout: this.rollouts, removal: this.removals }[kind];
     if (value === undefined) map.delete(id);
     else map.set(id, JSON.parse(value));
   }

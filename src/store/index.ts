@@ -3,6 +3,7 @@ import type { Store } from './store.js';
 import { openSqliteStore, type SqliteStoreOptions } from './sqlite.js';
 
 export * from './store.js';
+export { checkSqliteFile, StoreRefusedError } from './sqlite-check.js';
 export { SqliteStore, openSqliteStore, LeaseNotFoundError, prefixEnd, type SqliteStoreOptions } from './sqlite.js';
 
 /**
@@ -11,6 +12,11 @@ export { SqliteStore, openSqliteStore, LeaseNotFoundError, prefixEnd, type Sqlit
  * `etcd://...` is reserved for the etcd store, which is not built yet.
  */
 export function openStore(url: string, options?: SqliteStoreOptions): Store {
+  return openSqliteStore(sqlitePathOf(url), options);
+}
+
+/** The SQLite file a store URL names (`:memory:` for an in-memory store); throws for other stores. */
+export function sqlitePathOf(url: string): string {
   const trimmed = url.trim();
   if (trimmed === '') throw new Error('store URL is empty');
   if (/^etcd(\+[a-z]+)?:/i.test(trimmed)) {
@@ -26,5 +32,5 @@ export function openStore(url: string, options?: SqliteStoreOptions): Store {
     path = trimmed;
   }
   if (path === '') throw new Error(`store URL ${url} has no path`);
-  return openSqliteStore(path, options);
+  return path;
 }

@@ -14,22 +14,31 @@
 //   unknown lease is a no-op. put with an unknown or expired lease throws LeaseNotFoundError.
 // - One process must own a store file: watches and lease timers only see writes made through
 //   this SqliteStore object.
+// - When the host fails the store (no space left, a failing disk, a file locked or read-only),
+//   calls throw StoreFullError / StoreUnavailableError (sqlite-errors.ts), and a failed write
+//   leaves nothing behind: its transaction is rolled back, no revision is used, no watcher hears
+//   of it. The store goes on by itself once the host lets it write again. Meanwhile no lease
+//   holder can keep its lease alive, so the lease clock stops: nothing expires, and the first
+//   write that lands gives every lease its full TTL again, as on open.
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { ensurePrivateFile, makePrivate, PRIVATE_DIR_MODE } from '../host/private-files.js';
-import type {
-  KeyValue,
-  RangeOptions,
-  RangeResult,
-  Store,
-  TxnRequest,
-  TxnResult,
-  WatchEvent,
-  Watcher,
-  WatchOptions,
+import {
+  StoreFullError,
+  StoreUnavailableError,
+  type KeyValue,
+  type RangeOptions,
+  type RangeResult,
+  type Store,
+  type TxnRequest,
+  type TxnResult,
+  type WatchEvent,
+  type Watcher,
+  type WatchOptions,
 } from './store.js';
+import { storeErrorOf } from './sqlite-errors.js';
 import { migrate, prefixEnd, prepareStatements, toKv, type MetaRow, type Statements } from './sqlite-schema.js';
 import { SqliteWrites, type WriteContext } from './sqlite-write.js';
 import { WatchHub } from './sqlite-watch.js';
@@ -69,6 +78,12 @@ export class SqliteStore implements Store {
   private readonly onWatchError: (error: unknown) => void;
   private leaseTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Where the store's files live: the directory that needs space when the store is full. */
+  private readonly dir: string;
+  /** A write failed for want of a working store: leases do not expire until one lands (see the header). */
+  private leaseClockStopped = false;
+  /** The last reason the lease check failed, so that it is said once rather than twice a second. */
+  private leaseFailure: string | undefined;
 
   private readonly s: Statements;
   private readonly w: SqliteWrites;
@@ -92,7 +107,9 @@ export class SqliteStore implements Store {
     this.onWatchError =
       options.onWatchError ?? ((error) => console.error('gantry store: watch callback threw:', error));
 
-    if (path !== ':memory:' && path !== '') preparePrivateFiles(path);
+    const onDisk = path !== ':memory:' && path !== '';
+    this.dir = onDisk ? dirname(resolve(path)) : '(memory)';
+    if (onDisk) preparePrivateFiles(path);
     const db = new Database(path);
     this.db = db;
     try {
@@ -113,21 +130,61 @@ export class SqliteStore implements Store {
     this.runWrite = (fn) => write.immediate(fn);
     this.runRead = db.transaction((fn: () => unknown) => fn());
 
-    this.s.refreshLeases.run(this.now());
-    this.leaseTimer = setInterval(() => {
-      try {
-        this.reapExpiredLeases();
-      } catch (error) {
-        if (!this.closed) console.error('gantry store: lease expiry failed:', error);
+    try {
+      this.writing(() => this.s.refreshLeases.run(this.now()));
+    } catch (error) {
+      // A store on a full disk still opens (it can be read, and writes work once there is
+      // room): writing() stopped the lease clock, so the first write that lands gives the
+      // leases their TTL. Anything else, a file another process holds locked above all, is
+      // refused as before: one process must own a store file.
+      if (!(error instanceof StoreFullError)) {
+        db.close();
+        throw error;
       }
-    }, leaseCheckIntervalMs);
+    }
+    this.leaseTimer = setInterval(() => this.checkLeases(), leaseCheckIntervalMs);
     this.leaseTimer.unref();
   }
 
   // ---- internals -------------------------------------------------------------------------
 
   private assertOpen(): void {
-    if (this.closed) throw new Error('store is closed');
+    // Unavailable rather than a plain error: a request that races the server's shutdown is told to retry.
+    if (this.closed) throw new StoreUnavailableError('store is closed');
+  }
+
+  /** Runs a read; SQLite's errors become the store's (see sqlite-errors.ts). */
+  private reading<T>(fn: () => T): T {
+    this.assertOpen();
+    try {
+      return fn();
+    } catch (error) {
+      throw storeErrorOf(error, this.dir);
+    }
+  }
+
+  /**
+   * Runs a write (a transaction, or one statement). better-sqlite3 rolls a failed transaction
+   * back; should that rollback fail too, it is done here, or every later write would nest in
+   * the dead transaction as a savepoint and never be committed. A failure of the store itself
+   * stops the lease clock.
+   */
+  private writing<T>(fn: () => T): T {
+    this.assertOpen();
+    try {
+      return fn();
+    } catch (error) {
+      if (this.db.inTransaction) {
+        try {
+          this.db.exec('ROLLBACK');
+        } catch {
+          // the connection itself is broken: the next call reports it
+        }
+      }
+      const mapped = storeErrorOf(error, this.dir);
+      if (mapped instanceof StoreUnavailableError) this.leaseClockStopped = true;
+      throw mapped;
+    }
   }
 
   private meta(): MetaRow {
@@ -139,18 +196,23 @@ export class SqliteStore implements Store {
    * new revision. Publishes the events to watchers after the commit.
    */
   private write<T>(fn: (ctx: WriteContext) => T): { result: T; revision: number; events: WatchEvent[] } {
-    this.assertOpen();
     let ctx: WriteContext | undefined;
     let result!: T;
-    this.runWrite(() => {
-      const meta = this.meta();
-      ctx = { revision: meta.revision + 1, events: [] };
-      result = fn(ctx);
-      if (ctx.events.length > 0) {
-        this.s.setRevision.run(ctx.revision);
-        this.autoCompact(ctx.revision, meta.compact_revision);
-      }
-    });
+    // The revision is read and bumped inside the transaction, and watchers hear of the events
+    // only after the commit: a write that fails anywhere leaves both as they were.
+    this.writing(() =>
+      this.runWrite(() => {
+        if (this.leaseClockStopped) this.s.refreshLeases.run(this.now());
+        const meta = this.meta();
+        ctx = { revision: meta.revision + 1, events: [] };
+        result = fn(ctx);
+        if (ctx.events.length > 0) {
+          this.s.setRevision.run(ctx.revision);
+          this.autoCompact(ctx.revision, meta.compact_revision);
+        }
+      }),
+    );
+    this.leaseClockStopped = false;
     const { revision, events } = ctx!;
     if (events.length === 0) return { result, revision: revision - 1, events };
     this.hub.publish(events);
@@ -164,9 +226,28 @@ export class SqliteStore implements Store {
     this.s.setCompactRevision.run(target);
   }
 
+  /** The lease timer's tick: never throws; a failure is said once per distinct reason. */
+  private checkLeases(): void {
+    try {
+      this.reapExpiredLeases();
+      if (this.leaseFailure !== undefined) console.error('gantry store: lease expiry works again');
+      this.leaseFailure = undefined;
+    } catch (error) {
+      if (this.closed) return;
+      const reason = error instanceof Error ? error.message : String(error);
+      if (reason !== this.leaseFailure) console.error(`gantry store: lease expiry failed (said again only if the reason changes): ${reason}`);
+      this.leaseFailure = reason;
+    }
+  }
+
   private reapExpiredLeases(): void {
     if (this.closed) return;
-    const expired = this.s.expiredLeases.all(this.now());
+    // After failed writes, no lease expires before the clock runs again: this empty write gives
+    // every lease its TTL back (unless another write did so first), or throws while the store
+    // still cannot be written. Else the endpoints of every node would vanish the moment the
+    // disk had room again, before their agents' next heartbeat could keep them.
+    if (this.leaseClockStopped) this.write(() => undefined);
+    const expired = this.reading(() => this.s.expiredLeases.all(this.now()));
     for (const { id } of expired) {
       this.write((ctx) => {
         // Re-check inside the transaction: a keepAlive may have run in between.
@@ -179,20 +260,20 @@ export class SqliteStore implements Store {
   // ---- Store -----------------------------------------------------------------------------
 
   async get(key: string): Promise<KeyValue | undefined> {
-    this.assertOpen();
-    const row = this.s.getKv.get(key);
+    const row = this.reading(() => this.s.getKv.get(key));
     return row ? toKv(row) : undefined;
   }
 
   async range(prefix: string, options: RangeOptions = {}): Promise<RangeResult> {
-    this.assertOpen();
     const limit = options.limit !== undefined && options.limit > 0 ? Math.floor(options.limit) : -1;
     const end = prefixEnd(prefix);
     let out!: RangeResult;
-    this.runRead(() => {
-      const rows = end === undefined ? this.s.rangeFrom.all(prefix, limit) : this.s.rangeBetween.all(prefix, end, limit);
-      out = { kvs: rows.map(toKv), revision: this.meta().revision };
-    });
+    this.reading(() =>
+      this.runRead(() => {
+        const rows = end === undefined ? this.s.rangeFrom.all(prefix, limit) : this.s.rangeBetween.all(prefix, end, limit);
+        out = { kvs: rows.map(toKv), revision: this.meta().revision };
+      }),
+    );
     return out;
   }
 
@@ -216,20 +297,21 @@ export class SqliteStore implements Store {
   }
 
   watch(prefix: string, onEvents: (events: WatchEvent[]) => void, options: WatchOptions = {}): Watcher {
-    this.assertOpen();
-    return this.hub.watch(prefix, onEvents, options, () => this.meta());
+    return this.reading(() => this.hub.watch(prefix, onEvents, options, () => this.meta()));
   }
 
   async grantLease(ttlMs: number): Promise<string> {
     this.assertOpen();
     if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new RangeError(`lease TTL must be positive, got ${ttlMs}`);
     const ttl = Math.ceil(ttlMs);
-    for (;;) {
-      const id = randomBytes(8).toString('hex');
-      if (this.s.getLease.get(id)) continue;
-      this.s.insertLease.run(id, ttl, this.now() + ttl);
-      return id;
-    }
+    return this.writing(() => {
+      for (;;) {
+        const id = randomBytes(8).toString('hex');
+        if (this.s.getLease.get(id)) continue;
+        this.s.insertLease.run(id, ttl, this.now() + ttl);
+        return id;
+      }
+    });
   }
 
   async keepAlive(lease: string): Promise<boolean> {
@@ -252,22 +334,21 @@ export class SqliteStore implements Store {
 
   /** The remaining time to live of a lease in ms, or undefined when unknown or expired. */
   async leaseTimeToLive(lease: string): Promise<number | undefined> {
-    this.assertOpen();
-    const row = this.s.getLease.get(lease);
+    const row = this.reading(() => this.s.getLease.get(lease));
     if (!row) return undefined;
+    // The clock is stopped: the next write that lands gives the lease its whole TTL.
+    if (this.leaseClockStopped) return row.ttl_ms;
     const left = row.expires_at - this.now();
     return left > 0 ? left : undefined;
   }
 
   async revision(): Promise<number> {
-    this.assertOpen();
-    return this.meta().revision;
+    return this.reading(() => this.meta().revision);
   }
 
   /** The oldest revision a watch can start from. */
   async compactRevision(): Promise<number> {
-    this.assertOpen();
-    return this.meta().compact_revision;
+    return this.reading(() => this.meta().compact_revision);
   }
 
   /**
@@ -275,16 +356,17 @@ export class SqliteStore implements Store {
    * at or below the current compact revision is a no-op; one above the current revision throws.
    */
   async compact(revision: number): Promise<void> {
-    this.assertOpen();
-    this.runWrite(() => {
-      const meta = this.meta();
-      if (revision > meta.revision) {
-        throw new RangeError(`cannot compact to ${revision}: current revision is ${meta.revision}`);
-      }
-      if (revision <= meta.compact_revision) return;
-      this.s.compactHistory.run(revision);
-      this.s.setCompactRevision.run(revision);
-    });
+    this.writing(() =>
+      this.runWrite(() => {
+        const meta = this.meta();
+        if (revision > meta.revision) {
+          throw new RangeError(`cannot compact to ${revision}: current revision is ${meta.revision}`);
+        }
+        if (revision <= meta.compact_revision) return;
+        this.s.compactHistory.run(revision);
+        this.s.setCompactRevision.run(revision);
+      }),
+    );
   }
 
   async close(): Promise<void> {

@@ -81,6 +81,30 @@ export class CompactedError extends Error {
   }
 }
 
+/**
+ * The store cannot be read or written now (its disk is failing, its file is locked or
+ * read-only, it is closing), through no fault of the request: the same call may work later.
+ * `statusCode` makes the HTTP API answer 503 with the message rather than a 500.
+ */
+export class StoreUnavailableError extends Error {
+  readonly statusCode = 503;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/**
+ * A write found no space left where the store keeps its data. Nothing of the write landed; the
+ * store works again, without a restart, as soon as space is freed on `dir`.
+ */
+export class StoreFullError extends StoreUnavailableError {
+  constructor(readonly dir: string, options?: { cause?: unknown }) {
+    super(`store full: free space on ${dir}`, options);
+    this.name = 'StoreFullError';
+  }
+}
+
 export interface Store {
   get(key: string): Promise<KeyValue | undefined>;
   range(prefix: string, options?: RangeOptions): Promise<RangeResult>;

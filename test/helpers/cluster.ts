@@ -91,11 +91,14 @@ export class TestCluster {
 
   /** Options are remembered, so a restart keeps them. */
   private serverArgs: string[] = [];
+  /** The server's --data-dir (default: under `dir`); `dataDir` sets it, e.g. to a small tmpfs the test mounted. */
+  private serverDataDir = join(this.dir, 'server');
 
-  async startServer(options?: { nodeTimeout?: number; registryTtl?: number; extra?: string[] }): Promise<void> {
+  async startServer(options?: { nodeTimeout?: number; registryTtl?: number; extra?: string[]; dataDir?: string }): Promise<void> {
     this.port ||= await freePort();
     if (options) this.serverArgs = ['--node-timeout', String(options.nodeTimeout ?? 30), '--registry-ttl', String(options.registryTtl ?? 15), ...(options.extra ?? [])];
-    this.server = this.spawn('server', ['server', '--data-dir', join(this.dir, 'server'), '--port', String(this.port), ...this.serverArgs]);
+    if (options?.dataDir) this.serverDataDir = options.dataDir;
+    this.server = this.spawn('server', ['server', '--data-dir', this.serverDataDir, '--port', String(this.port), ...this.serverArgs]);
     await until('the server to answer', async () => (await this.fetch(`${this.url}/healthz`)).ok, 20_000);
   }
 

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AppDetailResponse, AppListResponse, ApplyResponse } from '../../model/api.js';
 import { appSummary, instanceView } from '../services/views.js';
-import { requester, type ApiContext } from './context.js';
+import { reconcileAfter, requester, type ApiContext } from './context.js';
 import { AppParams, EntryParams } from './params.js';
 
 const ScaleBody = z.object({ replicas: z.number().int().min(0).max(10_000) });
@@ -13,7 +13,7 @@ const unplacedCount = (ctx: ApiContext) => (app: string, entry: string) => ctx.r
 export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.post('/v1/apps', async (request, reply): Promise<ApplyResponse> => {
     const result = await ctx.apps.apply(request.body as string | object, requester(request));
-    if (result.changed) await ctx.replicas.reconcile();
+    if (result.changed) await reconcileAfter(ctx, request);
     reply.code(result.created ? 201 : 200);
     return result;
   });
@@ -37,7 +37,7 @@ export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const { app, entry } = EntryParams.parse(request.params);
     const { replicas } = ScaleBody.parse(request.body);
     const record = await ctx.apps.scale(app, entry, replicas, requester(request));
-    await ctx.replicas.reconcile();
+    await reconcileAfter(ctx, request);
     return { app: record };
   });
 
@@ -45,7 +45,7 @@ export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
     server.post(`/v1/apps/:app/${action}`, async (request) => {
       const { app } = AppParams.parse(request.params);
       const record = await ctx.apps.setStopped(app, action === 'stop', requester(request));
-      await ctx.replicas.reconcile();
+      await reconcileAfter(ctx, request);
       return { app: record };
     });
   }
@@ -53,7 +53,7 @@ export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.delete('/v1/apps/:app', async (request, reply) => {
     const { app } = AppParams.parse(request.params);
     await ctx.apps.remove(app, requester(request));
-    await ctx.replicas.reconcile();
+    await reconcileAfter(ctx, request);
     reply.code(202);
     return { removed: app };
   });

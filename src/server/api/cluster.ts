@@ -27,14 +27,21 @@ export function clusterRoutes(server: FastifyInstance, ctx: ApiContext): void {
     if (!query.follow) return { events: await ctx.events.list({ ...query, since, limit: query.limit ?? (since === undefined ? 100 : undefined) }) };
 
     const stream = openEventStream(ctx.streams, request, reply, 'gantry events');
-    let start = since;
-    if (start === undefined) {
-      // Without a position, start with the recent history, then follow.
-      const recent = await ctx.events.list({ ...query, limit: query.limit ?? 20 });
-      for (const event of recent) stream.send('gantry', event.seq!, event);
-      start = recent.at(-1)?.seq ?? (await ctx.state.currentRevision());
+    try {
+      let start = since;
+      if (start === undefined) {
+        // Without a position, start with the recent history, then follow.
+        const recent = await ctx.events.list({ ...query, limit: query.limit ?? 20 });
+        for (const event of recent) stream.send('gantry', event.seq!, event);
+        start = recent.at(-1)?.seq ?? (await ctx.state.currentRevision());
+      }
+      const watcher = ctx.events.follow({ ...query, since: start }, (event) => stream.send('gantry', event.seq!, event));
+      stream.onClose(() => watcher.close());
+    } catch (err) {
+      // The stream's 200 is sent: ending it is the only way left to say it failed (the store is
+      // unreadable or closing); the client resumes with Last-Event-ID.
+      request.log.warn(`an event stream was ended: ${(err as Error).message}`);
+      reply.raw.destroy();
     }
-    const watcher = ctx.events.follow({ ...query, since: start }, (event) => stream.send('gantry', event.seq!, event));
-    stream.onClose(() => watcher.close());
   });
 }

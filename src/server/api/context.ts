@@ -12,6 +12,7 @@ import type { RolloutService } from '../services/rollouts.js';
 import type { EndpointCatalog } from '../../discovery/catalog.js';
 import type { Store } from '../../store/store.js';
 import type { TokenAuth } from '../auth.js';
+import type { AdoptionService } from '../services/adoption.js';
 import type { StreamCounter } from './streams.js';
 
 export interface ApiContext {
@@ -28,8 +29,19 @@ export interface ApiContext {
   /** For the watch stream, which follows store keys as they are. */
   store: Store;
   auth: TokenAuth;
+  adoption: AdoptionService;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;
+}
+
+/**
+ * The reconcile pass a route runs once its change has landed, so that the answer shows the
+ * change's first effects (instances placed, or why not). The change stands whether or not the
+ * pass works: a failed pass is the periodic loop's to retry and report, never this request's
+ * error (a 503 would make the client believe its change was refused).
+ */
+export async function reconcileAfter(ctx: ApiContext, request: FastifyRequest): Promise<void> {
+  await ctx.replicas.reconcile().catch((err: Error) => request.log.warn(`the reconcile pass after this change failed; the periodic pass tries again: ${err.message}`));
 }
 
 /** Who made the request, for "by <user>" in events: the name of the token it came with. */

@@ -96,6 +96,12 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
   const stream = openEventStream(ctx.streams, request, reply);
   let watcher: Watcher | undefined;
   let closed = false;
+  // Once the stream has begun its 200 is sent: a failure (the store unreadable, closing) can
+  // only end it. The client reconnects with the last id it saw and carries on from there.
+  const failed = (err: Error) => {
+    request.log.warn(`a watch stream was ended: ${err.message}`);
+    reply.raw.destroy();
+  };
 
   const follow = (from: number) => {
     if (closed) return; // the client left while the snapshot was read
@@ -107,7 +113,7 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
         const changes = events.map((e) => `{"type":"${e.type}","key":${JSON.stringify(e.kv.key)}${e.type === 'put' ? `,"value":${e.kv.value}` : ''}}`);
         stream.sendJson('change', revision, `{"revision":${revision},"changes":[${changes.join(',')}]}`);
       },
-      { fromRevision: from, onCompacted: () => void snapshotThenFollow() },
+      { fromRevision: from, onCompacted: () => void snapshotThenFollow().catch(failed) },
     );
   };
   const snapshotThenFollow = async () => {
@@ -121,6 +127,10 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
     closed = true;
     watcher?.close();
   });
-  if (since === undefined) await snapshotThenFollow();
-  else follow(since + 1);
+  try {
+    if (since === undefined) await snapshotThenFollow();
+    else follow(since + 1);
+  } catch (err) {
+    failed(err as Error);
+  }
 }

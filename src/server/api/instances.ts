@@ -33,7 +33,7 @@ export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
       const next = { ...instance, [action]: (instance[action] ?? 0) + 1 };
       const revision = await ctx.store.put(KEYS.instance(instance.app, id), JSON.stringify(next));
       await ctx.state.waitFor(revision);
-      await ctx.events.record({ level: 'info', type: `instance.${action}_requested`, app: instance.app, entry: instance.entry, instance: id, node: instance.node, message: `${action} of ${id} requested by ${requester(request)}` });
+      ctx.events.note({ level: 'info', type: `instance.${action}_requested`, app: instance.app, entry: instance.entry, instance: id, node: instance.node, message: `${action} of ${id} requested by ${requester(request)}` });
       return { instance: instanceView(ctx.state, next) };
     });
   }

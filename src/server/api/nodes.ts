@@ -5,19 +5,39 @@ import { capacity, entryRequest } from '../../scheduler/index.js';
 import { clusterSnapshot } from '../controllers/placement.js';
 import { NotFoundError } from '../services/apps.js';
 import { nodeView } from '../services/views.js';
-import { requester, type ApiContext } from './context.js';
+import { reconcileAfter, requester, type ApiContext } from './context.js';
 import { EntryParams, NodeParams as Node, PoolParams } from './params.js';
-import { name as nameOf } from '../../model/names.js';
+import { instanceId, name as nameOf, nodeName } from '../../model/names.js';
 
 export function nodeRoutes(server: FastifyInstance, ctx: ApiContext): void {
   for (const [action, state] of [['cordon', 'cordoned'], ['uncordon', 'ready'], ['drain', 'draining']] as const) {
     server.post(`/v1/nodes/:name/${action}`, async (request) => {
       const { name } = Node.parse(request.params);
       await ctx.nodes.setState(name, state, requester(request));
-      await ctx.replicas.reconcile();
+      await reconcileAfter(ctx, request);
       return { node: nodeView(ctx.state, name) };
     });
   }
+
+  // Instances nodes run that this server does not know (its store was emptied or replaced): list, adopt, forget.
+  server.get('/v1/nodes/:name/unassigned', async (request) => {
+    const { name } = Node.parse(request.params);
+    return { unassigned: ctx.adoption.list(name).map(({ record, ...about }) => ({ ...about, adoptable: record !== undefined })) };
+  });
+
+  server.post('/v1/nodes/adopt', async (request) => {
+    const { nodes } = z.strictObject({ nodes: z.array(nodeName()).max(10_000).default([]) }).parse(request.body ?? {});
+    const chosen = nodes.length > 0 ? nodes : ctx.agents.nodesWithUnassigned();
+    const result = await ctx.adoption.adopt(chosen, requester(request));
+    await reconcileAfter(ctx, request);
+    return { nodes: chosen, ...result };
+  });
+
+  server.post('/v1/nodes/:name/forget', async (request) => {
+    const { name } = Node.parse(request.params);
+    const { ids } = z.strictObject({ ids: z.array(instanceId()).max(10_000).optional() }).parse(request.body ?? {});
+    return { forgotten: await ctx.adoption.forget(name, ids, requester(request)) };
+  });
 
   server.put('/v1/nodes/:name/dedication', async (request) => {
     const { name } = Node.parse(request.params);

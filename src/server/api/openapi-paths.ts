@@ -2,7 +2,7 @@
 // schemas and the app paths): nodes, pools and capacity (nodes.ts, cluster.ts), the
 // registry, watch and Prometheus discovery (discovery.ts), tokens (tokens.ts) and the agent
 // connection (http.ts).
-import { NAME, NODE_NAME, TOKEN_NAME } from '../../model/names.js';
+import { INSTANCE_ID, NAME, NODE_NAME, TOKEN_NAME } from '../../model/names.js';
 import { DURATION_PATTERN } from '../../model/units.js';
 import { body, conflict, error, errors, eventStream, flag, list, matching, object, ok, op, pathParam, queryParam, ref } from './openapi-helpers.js';
 
@@ -28,6 +28,34 @@ export function clusterPaths(): Record<string, object> {
     ...Object.fromEntries(
       Object.entries(nodeActions).map(([action, summary]) => [`/v1/nodes/{name}/${action}`, { post: op({ summary, parameters: [nodeParam], responses: { '200': nodeAnswer } }) }]),
     ),
+    '/v1/nodes/{name}/unassigned': {
+      get: op({
+        summary: 'Instances the node runs that this server does not know (its store was emptied, started with --init or restored from another cluster)',
+        parameters: [nodeParam],
+        responses: {
+          '200': ok('What the node reports', object({ unassigned: list(object({ id: { type: 'string' }, app: { type: 'string' }, env: { type: 'string' }, entry: { type: 'string' }, release: { type: 'integer' }, adoptable: { type: 'boolean' } })) })),
+          ...conflict('The node is not connected (its agent reports them)'),
+        },
+      }),
+    },
+    '/v1/nodes/adopt': {
+      post: op({
+        summary: 'Take over, as they run (no restart), the unassigned instances of these nodes (all that report some when none is named); apps missing from the store are made from them',
+        requestBody: body({ nodes: list(matching(NODE_NAME)) }, [], false),
+        responses: {
+          '200': ok('Adopted', object({ nodes: list({ type: 'string' }), adopted: list({ type: 'string' }), createdApps: list({ type: 'string' }), skipped: list(object({ id: { type: 'string' }, reason: { type: 'string' } })) })),
+          ...conflict('A node is not connected, or the cluster changed meanwhile'),
+        },
+      }),
+    },
+    '/v1/nodes/{name}/forget': {
+      post: op({
+        summary: 'Have the node remove the unassigned instances it runs (all, or those named)',
+        parameters: [nodeParam],
+        requestBody: body({ ids: list(matching(INSTANCE_ID)) }, [], false),
+        responses: { '200': ok('What the node removes', object({ forgotten: list({ type: 'string' }) })), ...conflict('The node is not connected') },
+      }),
+    },
     '/v1/nodes/{name}/dedication': {
       put: op({
         summary: 'Dedicate a node to one app (it takes instances of that app only), or open it to every app again with null',

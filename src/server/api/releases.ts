@@ -1,7 +1,7 @@
 // /v1/apps/:app/releases, /diff and /rollback.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { requester, type ApiContext } from './context.js';
+import { reconcileAfter, requester, type ApiContext } from './context.js';
 import { AppParams as App, ReleaseParams as Release } from './params.js';
 
 const releaseNumber = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
@@ -29,7 +29,7 @@ export function releaseRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const { app } = App.parse(request.params);
     const { release } = RollbackBody.parse(request.body ?? {});
     const result = await ctx.releases.rollback(app, release, requester(request));
-    await ctx.replicas.reconcile();
+    await reconcileAfter(ctx, request);
     return result;
   });
 }
@@ -40,7 +40,7 @@ export function rolloutRoutes(server: FastifyInstance, ctx: ApiContext): void {
     server.post(`/v1/apps/:app/rollout/${action}`, async (request) => {
       const { app } = App.parse(request.params);
       const rollout = await ctx.rollouts[action](app, requester(request));
-      await ctx.replicas.reconcile();
+      await reconcileAfter(ctx, request);
       return { rollout };
     });
   }

@@ -33,7 +33,8 @@ export function tokenRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const bound = role === 'agent' ? (node ?? name) : undefined;
     const token = await ctx.auth.create({ role, name, node: bound, expiresAt });
     const what = bound ? `for node ${bound}` : expiresAt ? `until ${new Date(expiresAt).toISOString()}` : '';
-    await ctx.events.record({ level: 'info', type: 'token.created', message: `${role} token "${name}"${what ? ` ${what}` : ''} created by ${requester(request)}` });
+    // note, not record: the token exists now and must be shown, even if its event cannot be written.
+    ctx.events.note({ level: 'info', type: 'token.created', message: `${role} token "${name}"${what ? ` ${what}` : ''} created by ${requester(request)}` });
     return reply.code(201).send({ name, role, ...(bound ? { node: bound } : {}), ...(expiresAt ? { expiresAt } : {}), token });
   });
 
@@ -41,7 +42,7 @@ export function tokenRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const { name } = TokenParams.parse(request.params);
     const revoked = await ctx.auth.revoke(name);
     const closed = ctx.agents.disconnectToken(name);
-    await ctx.events.record({ level: 'warning', type: 'token.revoked', message: `${revoked.role} token "${name}" revoked by ${requester(request)}${closed ? `; ${closed} agent connection(s) using it closed` : ''}` });
+    ctx.events.note({ level: 'warning', type: 'token.revoked', message: `${revoked.role} token "${name}" revoked by ${requester(request)}${closed ? `; ${closed} agent connection(s) using it closed` : ''}` });
     return { revoked, closedConnections: closed };
   });
 }

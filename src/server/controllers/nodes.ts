@@ -1,9 +1,23 @@
-// Marks a node down when its agent has neither heartbeated nor stayed connected for
-// `timeoutMs`. A server that just started gives every node that long again, so a server
-// restart never declares the fleet dead and reschedules it.
+// Marks a node down when its agent has not been heard from for `timeoutMs`. Liveness is messages
+// received, not a socket that looks open: a frozen agent, a cut link or a powered-off host
+// leaves a half-open TCP connection that says nothing, and such a node must be replaced all the
+// same. What was heard and when is kept in memory by the agent hub (AgentContact); a server that
+// just started gives every node the full timeout again, so a server restart never declares the
+// fleet dead and reschedules it.
 import type { Store } from '../../store/store.js';
+import type { NodeRecord } from '../../model/types.js';
 import { KEYS, type ClusterState } from '../state.js';
 import type { EventLog } from '../services/events.js';
+
+/** What this server process knows of a node's agent, by its own clock (ms since the epoch). */
+export interface AgentContact {
+  /** The last valid message from the agent (a heartbeat, a status, anything). */
+  heardAt?: number;
+  /** The last time its connection was closed by the agent or the network (not by us for silence). */
+  closedAt?: number;
+  /** A connection of the agent is open (it says nothing of whether the agent is alive). */
+  connected: boolean;
+}
 
 export class NodeController {
   private readonly startedAt = Date.now();
@@ -12,18 +26,49 @@ export class NodeController {
     private readonly store: Store,
     private readonly state: ClusterState,
     private readonly events: EventLog,
-    private readonly isConnected: (node: string) => boolean,
+    private readonly contact: (node: string) => AgentContact,
     private readonly timeoutMs: number,
   ) {}
 
+  /**
+   * The rule: a node is down once `now - lastAlive >= timeoutMs`, lastAlive being the latest of
+   * the last message heard from its agent, the clean close of its connection, and this server's
+   * start. The close counts because a killed or restarting agent was there until its socket
+   * closed, possibly most of a heartbeat interval after its last heartbeat: counting only from
+   * that heartbeat would declare a node with a 5 s timeout down 3.5 s after it died with 1.5 s
+   * of a 5 s heartbeat interval gone. A frozen or cut-off agent closes nothing, so its silence
+   * counts from its last message; it froze at most one heartbeat interval after that, so it is
+   * declared between (timeout - heartbeat) and (timeout + one check period) after freezing.
+   * check() runs every reconcile interval (1 s by default) plus the time the pass takes.
+   */
   async check(now = Date.now()): Promise<void> {
-    for (const node of this.state.nodes.values()) {
-      if (node.state === 'down' || this.isConnected(node.name)) continue;
-      const silentFor = now - Math.max(node.lastHeartbeat, this.startedAt);
-      if (silentFor < this.timeoutMs) continue;
-      const revision = await this.store.put(KEYS.node(node.name), JSON.stringify({ ...node, state: 'down' }));
-      await this.state.waitFor(revision);
-      await this.events.record({ level: 'error', type: 'node.down', node: node.name, message: `node ${node.name} has not been heard from for ${Math.round(silentFor / 1000)}s` });
+    for (const node of [...this.state.nodes.values()]) {
+      if (node.state === 'down') continue;
+      const silentFor = now - this.lastAlive(node.name);
+      if (silentFor >= this.timeoutMs) await this.markDown(node.name);
     }
+  }
+
+  private lastAlive(node: string): number {
+    const { heardAt = 0, closedAt = 0 } = this.contact(node);
+    return Math.max(heardAt, closedAt, this.startedAt);
+  }
+
+  private async markDown(name: string): Promise<void> {
+    const key = KEYS.node(name);
+    const current = await this.store.get(key);
+    if (!current) return;
+    const record = JSON.parse(current.value) as NodeRecord;
+    // Judged again after the read: a message may have come while an earlier node was written.
+    const silentFor = Date.now() - this.lastAlive(name);
+    if (record.state === 'down' || silentFor < this.timeoutMs) return;
+    // Compare-and-swap: a heartbeat written meanwhile must not be overwritten by a stale 'down'
+    // (its instances would be replaced while it runs them); the next check judges it again.
+    const result = await this.store.txn({ compare: [{ key, target: 'modRevision', op: '==', value: current.modRevision }], success: [{ type: 'put', key, value: JSON.stringify({ ...record, state: 'down' }) }] });
+    if (!result.succeeded) return;
+    await this.state.waitFor(result.revision);
+    const { connected } = this.contact(name);
+    const why = connected ? ' (its connection is still open: the agent is frozen or cut off)' : '';
+    this.events.note({ level: 'error', type: 'node.down', node: name, message: `node ${name} has not been heard from for ${(silentFor / 1000).toFixed(1)}s (node timeout ${this.timeoutMs / 1000}s)${why}` });
   }
 }

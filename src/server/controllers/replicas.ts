@@ -5,7 +5,7 @@ import type { Compare, Store, TxnOp } from '../../store/store.js';
 import type { Note, PassWrites } from './pass.js';
 import { PortMover } from './ports.js';
 import { handOverRoom, reserveRoom } from './room.js';
-import type { AppRecord, Instance, InstanceStatus, ReservedSlot } from '../../model/types.js';
+import type { AppRecord, Instance, InstanceStatus, RemovalRecord, ReservedSlot } from '../../model/types.js';
 import type { EntrySpec } from '../../model/spec.js';
 import type { Snapshot } from '../../scheduler/index.js';
 import { isDeepStrictEqual } from 'node:util';
@@ -63,6 +63,9 @@ export class ReplicaController {
       if ((pass.desired.get(instance.id) ?? instance.desired) === 'removed' && this.removalDone(instance)) {
         if (app && !entryGone) handOverRoom(this.state, this.rollouts, app, instance, snapshot, pass);
         ops.push({ type: 'delete', key: KEYS.instance(instance.app, instance.id) }, { type: 'delete', key: KEYS.status(instance.id) });
+        // Its node did not confirm (it is down): it must be told to remove it when it returns,
+        // since a node removes only what it is told to.
+        if (this.state.statuses.get(instance.id)?.state !== 'removed') ops.push(removalOf(instance));
         notes.push({ level: 'info', type: 'instance.removed', app: instance.app, entry: instance.entry, instance: instance.id, node: instance.node, message: `removed from ${instance.node}` });
       }
     }
@@ -77,7 +80,8 @@ export class ReplicaController {
       }
       await this.state.waitFor(result.revision);
     }
-    for (const note of notes) await this.events.record(note);
+    // The pass has landed: an event the store cannot take must not fail it (see EventLog).
+    for (const note of notes) this.events.note(note);
   }
 
   private reconcileEntry(app: AppRecord, entry: string, spec: EntrySpec, snapshot: Snapshot, pass: PassWrites): void {
@@ -253,4 +257,10 @@ function lostStatus(instance: Instance, previous: InstanceStatus | undefined): I
     message: `node ${instance.node} stopped heartbeating`,
     updatedAt: Date.now(),
   };
+}
+
+/** The instruction, kept until its node confirms, to remove an instance the node could not be told about. */
+function removalOf(instance: Instance): TxnOp {
+  const record: RemovalRecord = { id: instance.id, node: instance.node, app: instance.app, entry: instance.entry, reason: `removed while node ${instance.node} was away`, at: Date.now() };
+  return { type: 'put', key: KEYS.removal(instance.node, instance.id), value: JSON.stringify(record) };
 }

@@ -1,10 +1,11 @@
 // What users do to apps: apply a spec, scale an entry, stop, start, remove. Each is one
-// compare-and-swap write, so a concurrent change is refused instead of lost.
-import { isDeepStrictEqual } from 'node:util';
+// compare-and-swap write, so a concurrent change is refused instead of lost. A spec is stored in
+// canonical form (its JSON round trip) and compared that way, so applying an unchanged spec is
+// a no-op: no write, no release, no rollout, no event.
 import type { Store, TxnOp } from '../../store/store.js';
 import type { AppRecord, ReleaseRecord, RolloutRecord } from '../../model/types.js';
 import { diff } from '../../model/diff.js';
-import { parseAppSpec, parseAppSpecText, privilegedHostPorts, SpecError, type AppSpec } from '../../model/spec.js';
+import { canonicalSpec, parseAppSpec, parseAppSpecText, privilegedHostPorts, sameSpec, SpecError, type AppSpec } from '../../model/spec.js';
 import { KEYS, type ClusterState } from '../state.js';
 import type { EventLog } from './events.js';
 
@@ -27,7 +28,8 @@ export class AppService {
 
   /** Validates (SpecError on a bad spec, nothing stored) and stores a new release when it changed. */
   async apply(input: string | object, user: string, note?: string): Promise<{ app: AppRecord; created: boolean; changed: boolean }> {
-    const spec = typeof input === 'string' ? parseAppSpecText(input) : parseAppSpec(input);
+    // What the store will give back, so that comparing it with the stored spec finds only real changes.
+    const spec = canonicalSpec(typeof input === 'string' ? parseAppSpecText(input) : parseAppSpec(input));
     const refused = privilegedHostPorts(spec).filter(({ port }) => !this.allowedPrivilegedPorts.has(port));
     if (refused.length > 0) {
       throw new SpecError(refused.map(({ path, port }) => ({ path, message: `host port ${port} is privileged (below 1024): a Gantry admin must allow it (gantry server --allow-host-port ${port})` })));
@@ -35,7 +37,7 @@ export class AppService {
     const key = KEYS.app(spec.app);
     const current = await this.store.get(key);
     const previous = current ? (JSON.parse(current.value) as AppRecord) : undefined;
-    if (previous && isDeepStrictEqual(previous.spec, spec)) return { app: previous, created: false, changed: false };
+    if (previous && sameSpec(previous.spec, spec)) return { app: previous, created: false, changed: false };
     const now = Date.now();
     const record: AppRecord = {
       name: spec.app,
@@ -52,7 +54,7 @@ export class AppService {
         ? undefined
         : { app: spec.app, release: record.release, spec, createdAt: now, createdBy: user, note, changes: diff(previous?.spec ?? {}, spec) };
     await this.write(key, current?.modRevision ?? 0, record, release, previous?.release);
-    await this.events.record({
+    this.events.note({
       level: 'info',
       type: previous ? 'app.updated' : 'app.created',
       app: spec.app,
@@ -86,7 +88,7 @@ export class AppService {
     });
     if (!result.succeeded) throw new NotFoundError(`no app named "${app}"`);
     await this.state.waitFor(result.revision);
-    await this.events.record({ level: 'info', type: 'app.removed', app, message: `removed by ${user}` });
+    this.events.note({ level: 'info', type: 'app.removed', app, message: `removed by ${user}` });
   }
 
   get(app: string): AppRecord {
@@ -103,7 +105,7 @@ export class AppService {
     record.updatedAt = Date.now();
     record.updatedBy = user;
     await this.write(KEYS.app(app), current.modRevision, record);
-    await this.events.record({ level: 'info', type: eventType, app, message });
+    this.events.note({ level: 'info', type: eventType, app, message });
     return record;
   }
 
@@ -143,9 +145,5 @@ export function releaseKey(app: string, release: number): string {
 /** A new release when anything but replica counts changed; scaling alone is not a release. */
 function releaseFor(previous: AppRecord | undefined, spec: AppSpec): number {
   if (!previous) return 1;
-  return isDeepStrictEqual(withoutReplicas(previous.spec), withoutReplicas(spec)) ? previous.release : previous.release + 1;
-}
-
-function withoutReplicas(spec: AppSpec): unknown {
-  return { ...spec, entrypoints: Object.fromEntries(Object.entries(spec.entrypoints).map(([name, e]) => [name, { ...e, replicas: 0 }])) };
+  return sameSpec(previous.spec, spec, { ignoreReplicas: true }) ? previous.release : previous.release + 1;
 }

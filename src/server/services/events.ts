@@ -1,6 +1,11 @@
 // Events: typed, timestamped facts about apps, instances and nodes, kept in the store under
 // /events/ so that their sequence number is the store revision that wrote them, and a
 // follower resumes from the last one it saw with a store watch.
+//
+// An event tells of a change that has already landed: callers record it with `note`, which
+// never fails, so that an event the store cannot take (a full disk) never turns a change that
+// was made into an error answer, or stops the events after it. (On the embedded store, `note`
+// has written the event before it returns: events keep the order of the calls.)
 import type { Store, Watcher } from '../../store/store.js';
 import type { GantryEvent } from '../../model/types.js';
 
@@ -28,7 +33,8 @@ export class EventLog {
     await this.store.put(key, JSON.stringify({ ...event, time }));
     if (++this.sinceTrim >= 1000) {
       this.sinceTrim = 0;
-      await this.trim();
+      // The event has landed; trimming is housekeeping that the next thousand events try again.
+      await this.trim().catch((err: Error) => console.error(`gantry server: trimming old events failed (tried again later): ${err.message}`));
     }
   }
 

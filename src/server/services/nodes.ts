@@ -15,13 +15,13 @@ export class NodeService {
   async setState(name: string, state: Extract<NodeState, 'ready' | 'cordoned' | 'draining'>, user: string): Promise<NodeRecord> {
     const node = await this.update(name, (n) => ({ ...n, state: n.state === 'down' && state === 'ready' ? 'down' : state }));
     const verb = { ready: 'uncordoned', cordoned: 'cordoned', draining: 'set draining' }[state];
-    await this.events.record({ level: 'info', type: `node.${state}`, node: name, message: `node ${name} ${verb} by ${user}` });
+    this.events.note({ level: 'info', type: `node.${state}`, node: name, message: `node ${name} ${verb} by ${user}` });
     return node;
   }
 
   async dedicate(name: string, app: string | null, user: string): Promise<NodeRecord> {
     const node = await this.update(name, (n) => ({ ...n, dedicatedTo: app ?? undefined }));
-    await this.events.record({ level: 'info', type: 'node.dedicated', node: name, message: app ? `node ${name} dedicated to app ${app} by ${user}` : `node ${name} open to every app again (${user})` });
+    this.events.note({ level: 'info', type: 'node.dedicated', node: name, message: app ? `node ${name} dedicated to app ${app} by ${user}` : `node ${name} open to every app again (${user})` });
     return node;
   }
 

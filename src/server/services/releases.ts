@@ -1,8 +1,11 @@
 // Release history: list, compare, and roll back (which deploys an old release's spec as a new
-// release, so history only ever grows).
+// release, so history only ever grows). Rolling back by default goes to the newest earlier
+// release that differs from what runs: a history may hold releases identical to their
+// successor (an older version made one for every re-apply of an unchanged spec).
 import type { Store } from '../../store/store.js';
 import type { ReleaseRecord } from '../../model/types.js';
 import { diff, type Change } from '../../model/diff.js';
+import { sameSpec } from '../../model/spec.js';
 import { ConflictError, NotFoundError, releaseKey, type AppService } from './apps.js';
 
 export class ReleaseService {
@@ -28,12 +31,14 @@ export class ReleaseService {
     return diff(a.spec, b.spec);
   }
 
-  /** Deploys release `target` (default: the one before the current) again, as a new release. */
+  /** Deploys release `target` (default: the newest earlier one that differs from the current) again, as a new release. */
   async rollback(app: string, target: number | undefined, user: string): Promise<{ from: number; to: number; release: number }> {
     const current = this.apps.get(app);
     const history = await this.history(app);
-    const wanted = target ?? history.filter((r) => r.release < current.release).at(-1)?.release;
-    if (wanted === undefined) throw new NotFoundError(`app ${app} has no release before ${current.release} to roll back to`);
+    const earlier = history.filter((r) => r.release < current.release);
+    if (target === undefined && earlier.length === 0) throw new NotFoundError(`app ${app} has no release before ${current.release} to roll back to`);
+    const wanted = target ?? earlier.filter((r) => !sameSpec(r.spec, current.spec, { ignoreReplicas: true })).at(-1)?.release;
+    if (wanted === undefined) throw new NotFoundError(`app ${app} has no release before ${current.release} that differs from it: nothing to roll back to`);
     const old = await this.get(app, wanted);
     // Replica counts are operational, not part of what is rolled back.
     const spec = structuredClone(old.spec);

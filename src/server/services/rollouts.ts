@@ -74,7 +74,7 @@ export class RolloutService {
     const result = await this.store.txn({ compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }], success: pass.ops });
     if (!result.succeeded) throw new ConflictError(`the rollout of ${app} moved on meanwhile; look again and retry`);
     await this.state.waitFor(result.revision);
-    for (const note of pass.notes) await this.events.record(note);
+    for (const note of pass.notes) this.events.note(note);
     return rollout;
   }
 
@@ -90,7 +90,7 @@ export class RolloutService {
     const result = await this.store.txn({ compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }], success: [{ type: 'put', key: kv.key, value: JSON.stringify(next) }] });
     if (!result.succeeded) throw new ConflictError(`the rollout of ${app} moved on meanwhile; look again and retry`);
     await this.state.waitFor(result.revision);
-    await this.events.record({ level: 'info', type: `rollout.${verb}`, app, message: `rollout to release ${next.to} ${verb} by ${user}` });
+    this.events.note({ level: 'info', type: `rollout.${verb}`, app, message: `rollout to release ${next.to} ${verb} by ${user}` });
     return next;
   }
 }
