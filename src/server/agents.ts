@@ -16,7 +16,9 @@ import { AgentToServerSchema, type ServerToAgent, type UnassignedReport, type Va
 import type { InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
 import type { Endpoint } from '../model/registry.js';
 import { problemsFromZod } from '../model/spec.js';
-import { KEYS, type ClusterState } from './state.js';
+import type { ClusterState } from './state.js';
+import { STORE, lastSegment } from './keys.js';
+import { UNCHANGED, casUpdate } from './cas.js';
 import type { Caller, TokenAuth } from './auth.js';
 import type { ClusterIdentity } from './cluster-identity.js';
 import { Refusal, admitNode, ownEndpoints, ownEvent, ownStatuses } from './agent-trust.js';
@@ -79,14 +81,12 @@ export class AgentHub {
     private readonly cluster: ClusterIdentity,
     private readonly heartbeatMs: number,
   ) {
-    this.unsubscribe = state.onChange((kind, key) => {
-      // A removal instruction for a node: /removals/{node}/{id}.
-      if (kind === 'removal') return this.schedulePush(key.split('/')[2] ?? '');
-      if (kind !== 'instance') return;
-      const id = key.slice(key.lastIndexOf('/') + 1);
-      const instance = state.instances.get(id);
-      if (instance) this.schedulePush(instance.node);
-      else for (const node of this.sessions.keys()) this.schedulePush(node); // deleted: we no longer know its node
+    this.unsubscribe = state.onChange((kind, key, before) => {
+      if (kind !== 'instance' && kind !== 'removal') return;
+      // The node of the record now, or of the one just deleted.
+      const now = kind === 'instance' ? state.instances.get(lastSegment(key)) : state.removals.get(lastSegment(key));
+      const node = now?.node ?? (before as { node?: string } | undefined)?.node;
+      if (node !== undefined) this.schedulePush(node);
     });
     this.pingEveryMs = Math.max(250, heartbeatMs);
     this.pinger = setInterval(() => this.pingAll(), this.pingEveryMs);
@@ -312,27 +312,30 @@ export class AgentHub {
     this.events.note({ level: 'warning', type: 'agent.refused_report', node, message: `node ${node} ${what}: ignored` });
   }
 
-  private async register(info: NodeInfo, attempt = 1): Promise<void> {
-    const key = KEYS.node(info.name);
-    const current = await this.store.get(key);
-    const previous = current ? (JSON.parse(current.value) as NodeRecord) : undefined;
-    const now = Date.now();
-    const record: NodeRecord = {
-      ...info,
-      // An operator's cordon, drain or dedication outlives heartbeats and reconnections.
-      state: previous?.state === 'cordoned' || previous?.state === 'draining' ? previous.state : 'ready',
-      dedicatedTo: previous?.dedicatedTo,
-      registeredAt: previous?.registeredAt ?? now,
-      lastHeartbeat: now,
-    };
-    // Compare-and-swap, so a heartbeat never undoes an operator's cordon written meanwhile.
-    const result = await this.store.txn({ compare: [{ key, target: 'modRevision', op: '==', value: current?.modRevision ?? 0 }], success: [{ type: 'put', key, value: JSON.stringify(record) }] });
-    if (!result.succeeded) {
-      // An operator's write raced this one: try again on the fresh record, a few times.
-      if (attempt >= 5) throw new Error(`node ${info.name} kept changing while its heartbeat was stored`);
-      return this.register(info, attempt + 1);
-    }
-    await this.state.waitFor(result.revision);
+  /**
+   * Stores what the node says of itself, only when that changed (or the node was down): a
+   * heartbeat is liveness, kept in memory (`contact`), not a write. An operator's cordon, drain
+   * or dedication outlives heartbeats and reconnections.
+   */
+  private async register(info: NodeInfo): Promise<void> {
+    const cached = this.state.nodes.get(info.name);
+    if (cached && cached.state !== 'down' && sameNodeInfo(cached, info)) return;
+    let previous: NodeRecord | undefined;
+    const written = await casUpdate(this.store, STORE.nodes.key(info.name), STORE.nodes, (current) => {
+      previous = current;
+      if (current && current.state !== 'down' && sameNodeInfo(current, info)) return UNCHANGED;
+      const now = Date.now();
+      const record: NodeRecord = {
+        ...info,
+        state: current?.state === 'cordoned' || current?.state === 'draining' ? current.state : 'ready',
+        dedicatedTo: current?.dedicatedTo,
+        registeredAt: current?.registeredAt ?? now,
+        lastHeartbeat: now,
+      };
+      return record;
+    }, { what: `node ${info.name}` });
+    if (written.revision === undefined) return;
+    await this.state.waitFor(written.revision);
     if (info.recovering && !previous?.recovering) this.events.note({ level: 'warning', type: 'node.recovering', node: info.name, message: `node ${info.name} rebooted: it restarts its previous instances before taking new ones` });
     if (!info.recovering && previous?.recovering) this.events.note({ level: 'info', type: 'node.recovered', node: info.name, message: `node ${info.name} has its previous instances back and takes new ones again` });
     if (!previous) this.events.note({ level: 'info', type: 'node.registered', node: info.name, message: `node ${info.name} joined: ${info.cores} cores, runtimes ${info.runtimes.join(', ') || 'none'}` });
@@ -347,7 +350,7 @@ export class AgentHub {
       return !previous || !isDeepStrictEqual({ ...previous, updatedAt: 0 }, { ...status, updatedAt: 0 });
     });
     if (changed.length === 0) return;
-    const { revision } = await this.store.txn({ compare: [], success: changed.map((s) => ({ type: 'put' as const, key: KEYS.status(s.id), value: JSON.stringify(s) })) });
+    const { revision } = await this.store.txn({ compare: [], success: changed.map((s) => ({ type: 'put' as const, key: STORE.statuses.key(s.id), value: JSON.stringify(s) })) });
     await this.state.waitFor(revision);
   }
 
@@ -378,7 +381,7 @@ export class AgentHub {
   private async removed(node: string, ids: string[]): Promise<void> {
     const done = ids.filter((id) => this.state.removals.get(id)?.node === node);
     if (done.length === 0) return;
-    const { revision } = await this.store.txn({ compare: [], success: done.map((id) => ({ type: 'delete' as const, key: KEYS.removal(node, id) })) });
+    const { revision } = await this.store.txn({ compare: [], success: done.map((id) => ({ type: 'delete' as const, key: STORE.removals.key(node, id) })) });
     await this.state.waitFor(revision);
   }
 
@@ -402,4 +405,10 @@ export class AgentHub {
     socket.send(JSON.stringify(message));
     return true;
   }
+}
+
+/** Whether the stored record already says what the agent says of its node (its own fields only). */
+function sameNodeInfo(record: NodeRecord, info: NodeInfo): boolean {
+  const { state: _state, dedicatedTo: _dedicatedTo, registeredAt: _registeredAt, lastHeartbeat: _lastHeartbeat, ...stored } = record;
+  return isDeepStrictEqual(JSON.parse(JSON.stringify(stored)), JSON.parse(JSON.stringify(info)));
 }

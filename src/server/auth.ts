@@ -5,7 +5,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import type { TokenInfo } from '../model/api.js';
-import { ConflictError, NotFoundError } from './services/apps.js';
+import { ConflictError, NotFoundError } from './errors.js';
+import { STORE, type TokenRecord } from './keys.js';
 
 export { TOKEN_NAME } from '../model/names.js';
 
@@ -20,16 +21,7 @@ export interface Caller {
   node?: string;
 }
 
-interface TokenRecord {
-  hash: string;
-  role: Role;
-  name: string;
-  node?: string;
-  createdAt: number;
-  expiresAt?: number;
-}
-
-const PREFIX = '/auth/tokens/';
+const PREFIX = STORE.tokens.prefix;
 
 function hash(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -68,7 +60,7 @@ export class TokenAuth {
     const record: TokenRecord = { hash: hash(token), role: spec.role, name: spec.name, createdAt: Date.now() };
     if (spec.role === 'agent') record.node = spec.node;
     if (spec.expiresAt !== undefined) record.expiresAt = spec.expiresAt;
-    await this.store.put(`${PREFIX}${record.hash.slice(0, 16)}`, JSON.stringify(record));
+    await this.store.put(STORE.tokens.key(record.hash.slice(0, 16)), STORE.tokens.encode(record));
     await this.reload();
     return token;
   }
@@ -119,7 +111,7 @@ export class TokenAuth {
     const { kvs } = await this.store.range(PREFIX);
     const next = new Map<string, TokenRecord & { key: string }>();
     for (const kv of kvs) {
-      const record = JSON.parse(kv.value) as TokenRecord;
+      const record = STORE.tokens.decode(kv.value);
       next.set(record.hash, { ...record, key: kv.key });
     }
     this.byHash = next;

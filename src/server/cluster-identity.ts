@@ -5,19 +5,17 @@
 // of taking "no assignments" as an instruction.
 import { randomUUID } from 'node:crypto';
 import type { Store } from '../store/store.js';
+import { STORE, type ClusterIdentity } from './keys.js';
 
-const KEY = '/cluster/identity';
+export type { ClusterIdentity } from './keys.js';
 
-export interface ClusterIdentity {
-  id: string;
-  createdAt: number;
-}
+const KEY = STORE.cluster.key;
 
 /** The stored identity, made (once, compare-and-swap) when the store has none. */
 export async function clusterIdentity(store: Store): Promise<ClusterIdentity> {
   const current = await store.get(KEY);
-  if (current) return JSON.parse(current.value) as ClusterIdentity;
+  if (current) return STORE.cluster.decode(current.value);
   const identity: ClusterIdentity = { id: randomUUID(), createdAt: Date.now() };
-  const result = await store.txn({ compare: [{ key: KEY, target: 'version', op: '==', value: 0 }], success: [{ type: 'put', key: KEY, value: JSON.stringify(identity) }] });
+  const result = await store.txn({ compare: [{ key: KEY, target: 'version', op: '==', value: 0 }], success: [{ type: 'put', key: KEY, value: STORE.cluster.encode(identity) }] });
   return result.succeeded ? identity : clusterIdentity(store);
 }

@@ -20,6 +20,7 @@ import { ReleaseService } from './services/releases.js';
 import { NodeService } from './services/nodes.js';
 import { RolloutService } from './services/rollouts.js';
 import { EndpointCatalog } from '../discovery/catalog.js';
+import { registryKey } from '../model/registry.js';
 import { RedisPublisher } from '../discovery/redis.js';
 import { UpstreamRenderer, type RendererConfig, type RenderOutcome } from '../discovery/renderer.js';
 import { DnsServer, type DnsOptions } from '../discovery/dns.js';
@@ -120,7 +121,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     adoption: new AdoptionService(store, state, events, agents),
     rollouts: new RolloutService(store, state, apps, replicas.rollouts, events),
   };
-  const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs);
+  const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs, (node) => catalog.onNode(node).map(registryKey));
 
   const { server, routes } = await buildHttpServer(ctx, auth, { log: options.log, tls: options.tls, maxConnections: options.maxConnections ?? clientSocketBudget(fileLimit()) });
   const redis = options.redisUrl ? new RedisPublisher(store, options.redisUrl, 'gantry', (message) => events.note({ level: 'warning', type: 'discovery.redis', message })) : undefined;

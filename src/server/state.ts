@@ -1,34 +1,47 @@
 // The server's in-memory view of the cluster, fed by one store watch (the informer pattern):
-// API reads and the controllers never query the store per request.
+// API reads and the controllers never query the store per request. Instances are indexed by
+// app and by node, so a reader pays for what it asks about, not for the size of the fleet; each
+// record's modRevision is kept, so a write of a record read from here can be guarded with it.
 import type { Store, WatchEvent } from '../store/store.js';
 import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, RemovalRecord, RolloutRecord } from '../model/types.js';
-
-export const KEYS = {
-  app: (name: string) => `/apps/${name}`,
-  instance: (app: string, id: string) => `/instances/${app}/${id}`,
-  status: (id: string) => `/status/${id}`,
-  node: (name: string) => `/nodes/${name}`,
-  /** Bumped with every placement on a node: the compare-and-swap guard against double allocation. */
-  alloc: (node: string) => `/alloc/${node}`,
-  pool: (name: string) => `/pools/${name}`,
-  rollout: (app: string) => `/rollouts/${app}`,
-  /** An instance removed without its node's confirmation (the node was down): the node is told to remove it. */
-  removal: (node: string, id: string) => `/removals/${node}/${id}`,
-};
+import { STORE, lastSegment } from './keys.js';
 
 export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool' | 'rollout' | 'removal';
-type Listener = (kind: ChangeKind, key: string) => void;
+/** `before`: the value the cache held for the key until this change (undefined when new). */
+type Listener = (kind: ChangeKind, key: string, before: unknown) => void;
 
 const PREFIXES: [string, ChangeKind][] = [
-  ['/apps/', 'app'],
-  ['/instances/', 'instance'],
-  ['/status/', 'status'],
-  ['/nodes/', 'node'],
-  ['/alloc/', 'alloc'],
-  ['/pools/', 'pool'],
-  ['/rollouts/', 'rollout'],
-  ['/removals/', 'removal'],
+  [STORE.apps.prefix, 'app'],
+  [STORE.instances.prefix, 'instance'],
+  [STORE.statuses.prefix, 'status'],
+  [STORE.nodes.prefix, 'node'],
+  [STORE.alloc.prefix, 'alloc'],
+  [STORE.pools.prefix, 'pool'],
+  [STORE.rollouts.prefix, 'rollout'],
+  [STORE.removals.prefix, 'removal'],
 ];
+
+/** A map of maps: one key's records by their id. */
+class Index<T> {
+  private readonly groups = new Map<string, Map<string, T>>();
+  add(group: string, id: string, value: T): void {
+    let members = this.groups.get(group);
+    if (!members) this.groups.set(group, (members = new Map()));
+    members.set(id, value);
+  }
+  remove(group: string, id: string): void {
+    const members = this.groups.get(group);
+    if (!members) return;
+    members.delete(id);
+    if (members.size === 0) this.groups.delete(group);
+  }
+  values(group: string): T[] {
+    return [...(this.groups.get(group)?.values() ?? [])];
+  }
+  size(group: string): number {
+    return this.groups.get(group)?.size ?? 0;
+  }
+}
 
 export class ClusterState {
   readonly apps = new Map<string, AppRecord>();
@@ -41,6 +54,11 @@ export class ClusterState {
   readonly removals = new Map<string, RemovalRecord>();
   /** Per node, the modRevision of its /alloc/ key as this cache last saw it (0: none yet). */
   readonly allocRevisions = new Map<string, number>();
+  private readonly byApp = new Index<Instance>();
+  private readonly byNode = new Index<Instance>();
+  private readonly removalsByNode = new Index<RemovalRecord>();
+  /** The modRevision of every record held, by key. */
+  private readonly revisions = new Map<string, number>();
   private revision = 0;
   private readonly listeners = new Set<Listener>();
   private readonly waiters: { revision: number; resolve: () => void }[] = [];
@@ -78,17 +96,27 @@ export class ClusterState {
     return this.store.revision();
   }
 
+  /** The modRevision of the record at `key` as this cache holds it (0: none). */
+  modRevision(key: string): number {
+    return this.revisions.get(key) ?? 0;
+  }
+
   instancesOf(app: string, entry?: string): Instance[] {
-    return [...this.instances.values()].filter((i) => i.app === app && (entry === undefined || i.entry === entry));
+    const all = this.byApp.values(app);
+    return entry === undefined ? all : all.filter((i) => i.entry === entry);
   }
 
   instancesOnNode(node: string): Instance[] {
-    return [...this.instances.values()].filter((i) => i.node === node);
+    return this.byNode.values(node);
+  }
+
+  countOnNode(node: string): number {
+    return this.byNode.size(node);
   }
 
   /** Ids of the instances `node` must remove although no assignment names them any more. */
   removalsOnNode(node: string): string[] {
-    return [...this.removals.values()].filter((r) => r.node === node).map((r) => r.id);
+    return this.removalsByNode.values(node).map((r) => r.id);
   }
 
   close(): void {
@@ -97,30 +125,67 @@ export class ClusterState {
   }
 
   private onEvents(events: WatchEvent[]): void {
-    const changed: [ChangeKind, string][] = [];
+    const changed: [ChangeKind, string, unknown][] = [];
     for (const event of events) {
       const match = PREFIXES.find(([prefix]) => event.kv.key.startsWith(prefix));
       if (match) {
-        this.apply(match[1], event.kv.key, event.type === 'put' ? event.kv.value : undefined, event.kv.modRevision);
-        changed.push([match[1], event.kv.key]);
+        const before = this.apply(match[1], event.kv.key, event.type === 'put' ? event.kv.value : undefined, event.kv.modRevision);
+        changed.push([match[1], event.kv.key, before]);
       }
       this.revision = Math.max(this.revision, event.revision);
     }
     for (let i = this.waiters.length - 1; i >= 0; i--) {
       if (this.waiters[i]!.revision <= this.revision) this.waiters.splice(i, 1)[0]!.resolve();
     }
-    for (const [kind, key] of changed) for (const listener of this.listeners) listener(kind, key);
+    for (const [kind, key, before] of changed) for (const listener of this.listeners) listener(kind, key, before);
   }
 
-  private apply(kind: ChangeKind, key: string, value: string | undefined, modRevision: number): void {
-    const id = key.slice(key.lastIndexOf('/') + 1);
-    if (kind === 'alloc') {
-      if (value === undefined) this.allocRevisions.delete(id);
-      else this.allocRevisions.set(id, modRevision);
-      return;
+  /** Applies one change; returns what the cache held for the key before it. */
+  private apply(kind: ChangeKind, key: string, value: string | undefined, modRevision: number): unknown {
+    const id = lastSegment(key);
+    if (value === undefined) this.revisions.delete(key);
+    else this.revisions.set(key, modRevision);
+    switch (kind) {
+      case 'alloc': {
+        const before = this.allocRevisions.get(id);
+        if (value === undefined) this.allocRevisions.delete(id);
+        else this.allocRevisions.set(id, modRevision);
+        return before;
+      }
+      case 'instance': {
+        const before = this.instances.get(id);
+        if (before) {
+          this.byApp.remove(before.app, id);
+          this.byNode.remove(before.node, id);
+        }
+        if (value === undefined) this.instances.delete(id);
+        else {
+          const instance = STORE.instances.decode(value);
+          this.instances.set(id, instance);
+          this.byApp.add(instance.app, id, instance);
+          this.byNode.add(instance.node, id, instance);
+        }
+        return before;
+      }
+      case 'removal': {
+        const before = this.removals.get(id);
+        if (before) this.removalsByNode.remove(before.node, id);
+        if (value === undefined) this.removals.delete(id);
+        else {
+          const removal = STORE.removals.decode(value);
+          this.removals.set(id, removal);
+          this.removalsByNode.add(removal.node, id, removal);
+        }
+        return before;
+      }
+      default: {
+        const map: Map<string, unknown> = { app: this.apps, status: this.statuses, node: this.nodes, pool: this.pools, rollout: this.rollouts }[kind];
+        const codec = { app: STORE.apps, status: STORE.statuses, node: STORE.nodes, pool: STORE.pools, rollout: STORE.rollouts }[kind];
+        const before = map.get(id);
+        if (value === undefined) map.delete(id);
+        else map.set(id, codec.decode(value));
+        return before;
+      }
     }
-    const map: Map<string, unknown> = { app: this.apps, instance: this.instances, status: this.statuses, node: this.nodes, pool: this.pools, rollout: this.rollouts, removal: this.removals }[kind];
-    if (value === undefined) map.delete(id);
-    else map.set(id, JSON.parse(value));
   }
 }

@@ -17,7 +17,7 @@ const EventsQuery = z.object({
 
 export function clusterRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/nodes', async (): Promise<NodeListResponse> => ({
-    nodes: [...ctx.state.nodes.keys()].sort().map((name) => nodeView(ctx.state, name)!),
+    nodes: [...ctx.state.nodes.keys()].sort().map((name) => nodeView(ctx.state, name, ctx.agents.contact(name).heardAt)!),
   }));
 
   server.get('/v1/events', async (request, reply): Promise<EventListResponse | void> => {

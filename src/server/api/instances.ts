@@ -3,8 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { InstanceListResponse } from '../../model/api.js';
 import { instanceView } from '../services/views.js';
-import { NotFoundError } from '../services/apps.js';
-import { KEYS } from '../state.js';
+import { NotFoundError } from '../errors.js';
+import { STORE } from '../keys.js';
+import { casUpdate } from '../cas.js';
 import { requester, type ApiContext } from './context.js';
 import { InstanceParams } from './params.js';
 import { MAX_BUFFERED_BYTES, openStream } from './streams.js';
@@ -29,10 +30,14 @@ export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
     server.post(`/v1/instances/:id/${action}`, async (request) => {
       const { id } = InstanceParams.parse(request.params);
       const instance = ctx.state.instances.get(id);
-      if (!instance || instance.desired !== 'running') throw new NotFoundError(`no running instance named "${id}"`);
-      const next = { ...instance, [action]: (instance[action] ?? 0) + 1 };
-      const revision = await ctx.store.put(KEYS.instance(instance.app, id), JSON.stringify(next));
-      await ctx.state.waitFor(revision);
+      if (!instance) throw new NotFoundError(`no running instance named "${id}"`);
+      // Checked on the stored record: an instance being removed meanwhile is not revived.
+      const written = await casUpdate(ctx.store, STORE.instances.key(instance.app, id), STORE.instances, (current) => {
+        if (!current || current.desired !== 'running') throw new NotFoundError(`no running instance named "${id}"`);
+        return { ...current, [action]: (current[action] ?? 0) + 1 };
+      }, { what: `instance ${id}` });
+      const next = written.value!;
+      await ctx.state.waitFor(written.revision!);
       ctx.events.note({ level: 'info', type: `instance.${action}_requested`, app: instance.app, entry: instance.entry, instance: id, node: instance.node, message: `${action} of ${id} requested by ${requester(request)}` });
       return { instance: instanceView(ctx.state, next) };
     });

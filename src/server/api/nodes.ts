@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { capacity, entryRequest } from '../../scheduler/index.js';
 import { clusterSnapshot } from '../controllers/placement.js';
-import { NotFoundError } from '../services/apps.js';
+import { NotFoundError } from '../errors.js';
 import { nodeView } from '../services/views.js';
 import { reconcileAfter, requester, type ApiContext } from './context.js';
 import { EntryParams, NodeParams as Node, PoolParams } from './params.js';
@@ -15,7 +15,7 @@ export function nodeRoutes(server: FastifyInstance, ctx: ApiContext): void {
       const { name } = Node.parse(request.params);
       await ctx.nodes.setState(name, state, requester(request));
       await reconcileAfter(ctx, request);
-      return { node: nodeView(ctx.state, name) };
+      return { node: nodeView(ctx.state, name, ctx.agents.contact(name).heardAt) };
     });
   }
 
@@ -43,7 +43,7 @@ export function nodeRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const { name } = Node.parse(request.params);
     const { app } = z.strictObject({ app: nameOf('app').nullable() }).parse(request.body);
     await ctx.nodes.dedicate(name, app, requester(request));
-    return { node: nodeView(ctx.state, name) };
+    return { node: nodeView(ctx.state, name, ctx.agents.contact(name).heardAt) };
   });
 
   server.get('/v1/pools', async () => ({ pools: [...ctx.state.pools.values()] }));

@@ -5,8 +5,10 @@
 // just started gives every node the full timeout again, so a server restart never declares the
 // fleet dead and reschedules it.
 import type { Store } from '../../store/store.js';
-import type { NodeRecord } from '../../model/types.js';
-import { KEYS, type ClusterState } from '../state.js';
+import type { ClusterState } from '../state.js';
+import { STORE } from '../keys.js';
+import { UNCHANGED, casUpdate } from '../cas.js';
+import { ConflictError } from '../errors.js';
 import type { EventLog } from '../services/events.js';
 
 /** What this server process knows of a node's agent, by its own clock (ms since the epoch). */
@@ -28,6 +30,8 @@ export class NodeController {
     private readonly events: EventLog,
     private readonly contact: (node: string) => AgentContact,
     private readonly timeoutMs: number,
+    /** The registry keys of the endpoints the node's agent registered. */
+    private readonly endpointKeysOf: (node: string) => string[] = () => [],
   ) {}
 
   /**
@@ -55,20 +59,23 @@ export class NodeController {
   }
 
   private async markDown(name: string): Promise<void> {
-    const key = KEYS.node(name);
-    const current = await this.store.get(key);
-    if (!current) return;
-    const record = JSON.parse(current.value) as NodeRecord;
-    // Judged again after the read: a message may have come while an earlier node was written.
-    const silentFor = Date.now() - this.lastAlive(name);
-    if (record.state === 'down' || silentFor < this.timeoutMs) return;
+    let silentFor = 0;
     // Compare-and-swap: a heartbeat written meanwhile must not be overwritten by a stale 'down'
-    // (its instances would be replaced while it runs them); the next check judges it again.
-    const result = await this.store.txn({ compare: [{ key, target: 'modRevision', op: '==', value: current.modRevision }], success: [{ type: 'put', key, value: JSON.stringify({ ...record, state: 'down' }) }] });
-    if (!result.succeeded) return;
-    await this.state.waitFor(result.revision);
+    // (its instances would be replaced while it runs them). Its endpoints leave the registry in
+    // the same write, so DNS and nginx stop sending traffic there at once, not when their lease lapses.
+    const written = await casUpdate(this.store, STORE.nodes.key(name), STORE.nodes, (record) => {
+      // Judged again after the read: a message may have come while an earlier node was written.
+      silentFor = Date.now() - this.lastAlive(name);
+      if (!record || record.state === 'down' || silentFor < this.timeoutMs) return UNCHANGED;
+      return { ...record, state: 'down' as const };
+    }, { also: () => this.endpointKeysOf(name).map((key) => ({ type: 'delete' as const, key })), attempts: 1, what: `node ${name}` }).catch((err: unknown) => {
+      if (err instanceof ConflictError) return { revision: undefined };
+      throw err;
+    });
+    if (written.revision === undefined) return;
+    await this.state.waitFor(written.revision);
     const { connected } = this.contact(name);
     const why = connected ? ' (its connection is still open: the agent is frozen or cut off)' : '';
-    this.events.note({ level: 'error', type: 'node.down', node: name, message: `node ${name} has not been heard from for ${(silentFor / 1000).toFixed(1)}s (node timeout ${this.timeoutMs / 1000}s)${why}` });
+    this.events.note({ level: 'error', type: 'node.down', node: name, message: `node ${name} has not been heard from for ${(silentFor / 1000).toFixed(1)}s (node timeout ${this.timeoutMs / 1000}s)${why}; its endpoints left the registry` });
   }
 }

@@ -7,7 +7,8 @@ import type { AppRecord, Instance } from '../../model/types.js';
 import { entryRuntime, resolveCount, type EntrySpec } from '../../model/spec.js';
 import { ACTIVE_PHASES } from './rollouts.js';
 import { buildSnapshot, entryRequest, instancePlacement, plan, type Placement, type PlanResult, type SchedNode, type Snapshot } from '../../scheduler/index.js';
-import { KEYS, type ClusterState } from '../state.js';
+import type { ClusterState } from '../state.js';
+import { STORE } from '../keys.js';
 
 export function clusterSnapshot(state: ClusterState): Snapshot {
   const nodes: SchedNode[] = [...state.nodes.values()].map((node) => ({
@@ -35,7 +36,7 @@ export function clusterSnapshot(state: ClusterState): Snapshot {
 
 /** The write that gives an instance new host ports, guarded like a placement. */
 export function movedPorts(state: ClusterState, instance: Instance): NewInstances {
-  const out: NewInstances = { instances: [instance], compares: [], ops: [{ type: 'put', key: KEYS.instance(instance.app, instance.id), value: JSON.stringify(instance) }] };
+  const out: NewInstances = { instances: [instance], compares: [], ops: [{ type: 'put', key: STORE.instances.key(instance.app, instance.id), value: JSON.stringify(instance) }] };
   guardNodes(state, [instance.node], out);
   return out;
 }
@@ -101,7 +102,7 @@ export function instancesFor(state: ClusterState, app: AppRecord, entry: string,
       createdAt: Date.now(),
     };
     out.instances.push(instance);
-    out.ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify(instance) });
+    out.ops.push({ type: 'put', key: STORE.instances.key(app.name, instance.id), value: JSON.stringify(instance) });
   }
   guardNodes(state, result.placements.map((p) => p.node), out);
   return out;
@@ -118,7 +119,7 @@ export function guardNodes(state: ClusterState, nodes: Iterable<string>, write: 
 
 /** The node's allocation must be what this cache saw; the write bumps it for everyone else. */
 function nodeGuard(state: ClusterState, node: string): { compares: Compare[]; ops: TxnOp[] } {
-  const key = KEYS.alloc(node);
+  const key = STORE.alloc.key(node);
   return {
     compares: [{ key, target: 'modRevision', op: '==', value: state.allocRevisions.get(node) ?? 0 }],
     ops: [{ type: 'put', key, value: JSON.stringify({ at: Date.now() }) }],

@@ -11,7 +11,8 @@ import type { Snapshot } from '../../scheduler/index.js';
 import { isDeepStrictEqual } from 'node:util';
 import { clusterSnapshot, guardNodes, instancesFor, planEntry } from './placement.js';
 import { RolloutDriver } from './rollouts.js';
-import { KEYS, type ClusterState } from '../state.js';
+import type { ClusterState } from '../state.js';
+import { STORE } from '../keys.js';
 import type { EventLog } from '../services/events.js';
 
 export interface Unplaced {
@@ -62,7 +63,7 @@ export class ReplicaController {
       if (entryGone && instance.desired !== 'removed' && !this.hasLiveDependents(instance.app, instance.entry)) this.setDesired(instance, 'removed', pass);
       if ((pass.desired.get(instance.id) ?? instance.desired) === 'removed' && this.removalDone(instance)) {
         if (app && !entryGone) handOverRoom(this.state, this.rollouts, app, instance, snapshot, pass);
-        ops.push({ type: 'delete', key: KEYS.instance(instance.app, instance.id) }, { type: 'delete', key: KEYS.status(instance.id) });
+        ops.push({ type: 'delete', key: STORE.instances.key(instance.app, instance.id) }, { type: 'delete', key: STORE.statuses.key(instance.id) });
         // Its node did not confirm (it is down): it must be told to remove it when it returns,
         // since a node removes only what it is told to.
         if (this.state.statuses.get(instance.id)?.state !== 'removed') ops.push(removalOf(instance));
@@ -91,7 +92,7 @@ export class ReplicaController {
       const node = this.state.nodes.get(instance.node);
       if (!node || node.state === 'down') {
         this.setDesired(instance, 'removed', pass);
-        ops.push({ type: 'put', key: KEYS.status(instance.id), value: JSON.stringify(lostStatus(instance, this.state.statuses.get(instance.id))) });
+        ops.push({ type: 'put', key: STORE.statuses.key(instance.id), value: JSON.stringify(lostStatus(instance, this.state.statuses.get(instance.id))) });
         notes.push({ level: 'warning', type: 'instance.lost', app: app.name, entry, instance: instance.id, node: instance.node, message: `node ${instance.node} is down; replacing the instance` });
       }
     }
@@ -109,7 +110,7 @@ export class ReplicaController {
     for (const [n, instance] of alive.entries()) {
       if (instance.release !== app.release && sameEntry(instance.spec, spec)) {
         alive[n] = { ...instance, release: app.release, spec };
-        ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify({ ...alive[n], desired: pass.desired.get(instance.id) ?? instance.desired }) });
+        ops.push({ type: 'put', key: STORE.instances.key(app.name, instance.id), value: JSON.stringify({ ...alive[n], desired: pass.desired.get(instance.id) ?? instance.desired }) });
       }
     }
     for (const [n, instance] of alive.entries()) alive[n] = this.ports.moveIfTaken(instance, snapshot, pass) ?? instance;
@@ -142,9 +143,9 @@ export class ReplicaController {
       const stillToStart = spec.update.strategy === 'in-place' || decision.failure ? 0 : spec.replicas - fresh - created - (decision.state.reserved?.length ?? 0);
       this.rollouts.setRoomWanted(app.name, entry, stillToStart);
       for (const instance of decision.remove) this.setDesired(instance, 'removed', pass);
-      for (const instance of decision.rebuild) ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify({ ...instance, release: app.release, spec }) });
+      for (const instance of decision.rebuild) ops.push({ type: 'put', key: STORE.instances.key(app.name, instance.id), value: JSON.stringify({ ...instance, release: app.release, spec }) });
       for (const [list, serving] of [[decision.serve, true], [decision.unserve, false]] as const) {
-        for (const instance of list) ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify({ ...instance, serving, desired: pass.desired.get(instance.id) ?? instance.desired }) });
+        for (const instance of list) ops.push({ type: 'put', key: STORE.instances.key(app.name, instance.id), value: JSON.stringify({ ...instance, serving, desired: pass.desired.get(instance.id) ?? instance.desired }) });
       }
       return;
     }
@@ -223,7 +224,7 @@ export class ReplicaController {
 
   private setDesired(instance: Instance, desired: Instance['desired'], pass: PassWrites): void {
     pass.desired.set(instance.id, desired);
-    pass.ops.push({ type: 'put', key: KEYS.instance(instance.app, instance.id), value: JSON.stringify({ ...instance, desired }) });
+    pass.ops.push({ type: 'put', key: STORE.instances.key(instance.app, instance.id), value: JSON.stringify({ ...instance, desired }) });
   }
 
   /** The agent said it is gone, or nobody is left to say so. */
@@ -262,5 +263,5 @@ function lostStatus(instance: Instance, previous: InstanceStatus | undefined): I
 /** The instruction, kept until its node confirms, to remove an instance the node could not be told about. */
 function removalOf(instance: Instance): TxnOp {
   const record: RemovalRecord = { id: instance.id, node: instance.node, app: instance.app, entry: instance.entry, reason: `removed while node ${instance.node} was away`, at: Date.now() };
-  return { type: 'put', key: KEYS.removal(instance.node, instance.id), value: JSON.stringify(record) };
+  return { type: 'put', key: STORE.removals.key(instance.node, instance.id), value: JSON.stringify(record) };
 }

@@ -3,11 +3,11 @@
 // deadline), and rolls back to A when B fails. Everything it decides goes into the pass's one
 // transaction, so a server killed mid-rollout resumes from the store where it was.
 import type { Store, TxnOp } from '../../store/store.js';
-import type { AppRecord, Instance, ReleaseRecord, ReservedSlot, RolloutRecord } from '../../model/types.js';
+import type { AppRecord, Instance, ReservedSlot, RolloutRecord } from '../../model/types.js';
 import type { EntrySpec } from '../../model/spec.js';
 import { formatDuration } from '../../model/units.js';
-import { KEYS, type ClusterState } from '../state.js';
-import { releaseKey } from '../services/apps.js';
+import type { ClusterState } from '../state.js';
+import { STORE } from '../keys.js';
 import type { EventLog } from '../services/events.js';
 import { stepEntry, type RolloutDecision } from './rollout.js';
 
@@ -127,7 +127,7 @@ export class RolloutDriver {
         rollout.phase = next;
       }
       rollout.updatedAt = now;
-      pass.ops.push({ type: 'put', key: KEYS.rollout(appName), value: JSON.stringify(rollout) });
+      pass.ops.push({ type: 'put', key: STORE.rollouts.key(appName), value: JSON.stringify(rollout) });
     }
     this.decisions.clear();
     this.roomWanted.clear();
@@ -139,15 +139,15 @@ export class RolloutDriver {
    * the replica controller then removes the failed release's instances.
    */
   async rollBack(app: AppRecord, rollout: RolloutRecord, reason: string, phase: 'rolled-back' | 'aborted', pass: RolloutPass): Promise<void> {
-    const kv = await this.store.get(releaseKey(app.name, rollout.from));
+    const kv = await this.store.get(STORE.releases.key(app.name, rollout.from));
     if (!kv) throw new Error(`cannot roll ${app.name} back: release ${rollout.from} is gone`);
-    const previous = JSON.parse(kv.value) as ReleaseRecord;
+    const previous = STORE.releases.decode(kv.value);
     const spec = structuredClone(previous.spec);
     for (const [name, entry] of Object.entries(spec.entrypoints)) entry.replicas = app.spec.entrypoints[name]?.replicas ?? entry.replicas;
     const record: AppRecord = { ...app, spec, release: rollout.from, updatedAt: Date.now(), updatedBy: 'gantry (rollback)' };
-    pass.ops.push({ type: 'put', key: KEYS.app(app.name), value: JSON.stringify(record) });
+    pass.ops.push({ type: 'put', key: STORE.apps.key(app.name), value: JSON.stringify(record) });
     for (const instance of this.state.instancesOf(app.name)) {
-      if (instance.release === rollout.from && instance.serving === false) pass.ops.push({ type: 'put', key: KEYS.instance(app.name, instance.id), value: JSON.stringify({ ...instance, serving: true }) });
+      if (instance.release === rollout.from && instance.serving === false) pass.ops.push({ type: 'put', key: STORE.instances.key(app.name, instance.id), value: JSON.stringify({ ...instance, serving: true }) });
     }
     rollout.phase = phase;
     rollout.reason = reason;

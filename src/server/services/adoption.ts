@@ -10,9 +10,10 @@ import type { AdoptionResult } from '../../model/api.js';
 import { EntrySpec, parseAppSpec, problemsFromZod, type AppSpec } from '../../model/spec.js';
 import { diff } from '../../model/diff.js';
 import { isDeepStrictEqual } from 'node:util';
-import { KEYS, type ClusterState } from '../state.js';
+import type { ClusterState } from '../state.js';
+import { STORE } from '../keys.js';
 import { guardNodes } from '../controllers/placement.js';
-import { ConflictError, NotFoundError, releaseKey } from './apps.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import type { EventLog } from './events.js';
 
 /** What the agent hub knows of nodes' unassigned instances, and how it tells a node it is settled. */
@@ -80,8 +81,8 @@ export class AdoptionService {
         for (const instance of instances) result.skipped.push({ id: instance.id, reason: made.reason });
         continue;
       }
-      compares.push({ key: KEYS.app(name), target: 'version', op: '==', value: 0 });
-      ops.push({ type: 'put', key: KEYS.app(name), value: JSON.stringify(made.app) }, { type: 'put', key: releaseKey(name, 1), value: JSON.stringify(made.release) });
+      compares.push({ key: STORE.apps.key(name), target: 'version', op: '==', value: 0 });
+      ops.push({ type: 'put', key: STORE.apps.key(name), value: STORE.apps.encode(made.app) }, { type: 'put', key: STORE.releases.key(name, 1), value: STORE.releases.encode(made.release) });
       for (const instance of instances) {
         ops.push(this.put({ ...instance, release: 1 }));
         result.adopted.push(instance.id);
@@ -113,7 +114,7 @@ export class AdoptionService {
       const at = Date.now();
       const ops: TxnOp[] = reported.map((u) => ({
         type: 'put',
-        key: KEYS.removal(node, u.id),
+        key: STORE.removals.key(node, u.id),
         value: JSON.stringify({ id: u.id, node, app: u.app, entry: u.entry, reason: `forgotten by ${user}`, at }),
       }));
       const { revision } = await this.store.txn({ compare: [], success: ops });
@@ -150,6 +151,6 @@ export class AdoptionService {
   }
 
   private put(instance: Instance): TxnOp {
-    return { type: 'put', key: KEYS.instance(instance.app, instance.id), value: JSON.stringify(instance) };
+    return { type: 'put', key: STORE.instances.key(instance.app, instance.id), value: JSON.stringify(instance) };
   }
 }

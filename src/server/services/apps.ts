@@ -6,16 +6,11 @@ import type { Store, TxnOp } from '../../store/store.js';
 import type { AppRecord, ReleaseRecord, RolloutRecord } from '../../model/types.js';
 import { diff } from '../../model/diff.js';
 import { canonicalSpec, parseAppSpec, parseAppSpecText, privilegedHostPorts, sameSpec, SpecError, type AppSpec } from '../../model/spec.js';
-import { KEYS, type ClusterState } from '../state.js';
+import type { ClusterState } from '../state.js';
+import { STORE } from '../keys.js';
 import type { EventLog } from './events.js';
-
-export class NotFoundError extends Error {
-  readonly statusCode = 404;
-}
-
-export class ConflictError extends Error {
-  readonly statusCode = 409;
-}
+import { NotFoundError } from '../errors.js';
+import { UNCHANGED, casUpdate } from '../cas.js';
 
 export class AppService {
   constructor(
@@ -34,26 +29,29 @@ export class AppService {
     if (refused.length > 0) {
       throw new SpecError(refused.map(({ path, port }) => ({ path, message: `host port ${port} is privileged (below 1024): a Gantry admin must allow it (gantry server --allow-host-port ${port})` })));
     }
-    const key = KEYS.app(spec.app);
-    const current = await this.store.get(key);
-    const previous = current ? (JSON.parse(current.value) as AppRecord) : undefined;
-    if (previous && sameSpec(previous.spec, spec)) return { app: previous, created: false, changed: false };
-    const now = Date.now();
-    const record: AppRecord = {
-      name: spec.app,
-      env: spec.env,
-      spec,
-      release: releaseFor(previous, spec),
-      stopped: previous?.stopped ?? false,
-      createdAt: previous?.createdAt ?? now,
-      updatedAt: now,
-      updatedBy: user,
-    };
-    const release: ReleaseRecord | undefined =
-      record.release === previous?.release
-        ? undefined
-        : { app: spec.app, release: record.release, spec, createdAt: now, createdBy: user, note, changes: diff(previous?.spec ?? {}, spec) };
-    await this.write(key, current?.modRevision ?? 0, record, release, previous?.release);
+    // Each attempt builds the new record and its release from what is stored at that moment.
+    let outcome: { previous?: AppRecord; release?: ReleaseRecord } = {};
+    const written = await casUpdate(this.store, STORE.apps.key(spec.app), STORE.apps, (previous) => {
+      outcome = { previous };
+      if (previous && sameSpec(previous.spec, spec)) return UNCHANGED;
+      const now = Date.now();
+      const record: AppRecord = {
+        name: spec.app,
+        env: spec.env,
+        spec,
+        release: releaseFor(previous, spec),
+        stopped: previous?.stopped ?? false,
+        createdAt: previous?.createdAt ?? now,
+        updatedAt: now,
+        updatedBy: user,
+      };
+      if (record.release !== previous?.release) outcome.release = { app: spec.app, release: record.release, spec, createdAt: now, createdBy: user, note, changes: diff(previous?.spec ?? {}, spec) };
+      return record;
+    }, { also: (record, previous) => releaseWrites(record!, outcome.release, previous?.release), what: `app ${spec.app}` });
+    const { previous } = outcome;
+    const record = written.value!;
+    if (written.revision === undefined) return { app: record, created: false, changed: false };
+    await this.state.waitFor(written.revision);
     this.events.note({
       level: 'info',
       type: previous ? 'app.updated' : 'app.created',
@@ -83,8 +81,8 @@ export class AppService {
 
   async remove(app: string, user: string): Promise<void> {
     const result = await this.store.txn({
-      compare: [{ key: KEYS.app(app), target: 'version', op: '>', value: 0 }],
-      success: [{ type: 'delete', key: KEYS.app(app) }, { type: 'deletePrefix', prefix: `/releases/${app}/` }, { type: 'delete', key: KEYS.rollout(app) }],
+      compare: [{ key: STORE.apps.key(app), target: 'version', op: '>', value: 0 }],
+      success: [{ type: 'delete', key: STORE.apps.key(app) }, { type: 'deletePrefix', prefix: STORE.releases.key(app) }, { type: 'delete', key: STORE.rollouts.key(app) }],
     });
     if (!result.succeeded) throw new NotFoundError(`no app named "${app}"`);
     await this.state.waitFor(result.revision);
@@ -98,27 +96,25 @@ export class AppService {
   }
 
   private async update(app: string, user: string, change: (record: AppRecord) => string, eventType: string): Promise<AppRecord> {
-    const current = await this.store.get(KEYS.app(app));
-    if (!current) throw new NotFoundError(`no app named "${app}"`);
-    const record = JSON.parse(current.value) as AppRecord;
-    const message = change(record);
-    record.updatedAt = Date.now();
-    record.updatedBy = user;
-    await this.write(KEYS.app(app), current.modRevision, record);
+    let message = '';
+    const written = await casUpdate(this.store, STORE.apps.key(app), STORE.apps, (current) => {
+      if (!current) throw new NotFoundError(`no app named "${app}"`);
+      const record = structuredClone(current);
+      message = change(record);
+      return { ...record, updatedAt: Date.now(), updatedBy: user };
+    }, { what: `app ${app}` });
+    await this.state.waitFor(written.revision!);
     this.events.note({ level: 'info', type: eventType, app, message });
-    return record;
+    return written.value!;
   }
+}
 
-  private async write(key: string, expectedModRevision: number, record: AppRecord, release?: ReleaseRecord, previousRelease?: number): Promise<void> {
-    const value = JSON.stringify(record);
-    const ops: TxnOp[] = [{ type: 'put', key, value }];
-    if (release) ops.push({ type: 'put', key: releaseKey(release.app, release.release), value: JSON.stringify(release) });
-    // Moving from one release to another is a rollout, driven by the replica controller.
-    if (release && previousRelease !== undefined) ops.push({ type: 'put', key: KEYS.rollout(record.name), value: JSON.stringify(newRollout(record, previousRelease)) });
-    const result = await this.store.txn({ compare: [{ key, target: 'modRevision', op: '==', value: expectedModRevision }], success: ops });
-    if (!result.succeeded) throw new ConflictError(`app ${record.name} was changed by someone else meanwhile; try again`);
-    await this.state.waitFor(result.revision);
-  }
+/** A new release's record, and the rollout from the one before (moving between releases is a rollout, driven by the replica controller). */
+function releaseWrites(record: AppRecord, release: ReleaseRecord | undefined, previousRelease: number | undefined): TxnOp[] {
+  if (!release) return [];
+  const ops: TxnOp[] = [{ type: 'put', key: STORE.releases.key(release.app, release.release), value: STORE.releases.encode(release) }];
+  if (previousRelease !== undefined) ops.push({ type: 'put', key: STORE.rollouts.key(record.name), value: STORE.rollouts.encode(newRollout(record, previousRelease)) });
+  return ops;
 }
 
 function newRollout(record: AppRecord, from: number): RolloutRecord {
@@ -138,9 +134,6 @@ function newRollout(record: AppRecord, from: number): RolloutRecord {
   };
 }
 
-export function releaseKey(app: string, release: number): string {
-  return `/releases/${app}/${String(release).padStart(8, '0')}`;
-}
 
 /** A new release when anything but replica counts changed; scaling alone is not a release. */
 function releaseFor(previous: AppRecord | undefined, spec: AppSpec): number {

@@ -7,9 +7,10 @@
 // was made into an error answer, or stops the events after it. (On the embedded store, `note`
 // has written the event before it returns: events keep the order of the calls.)
 import type { Store, Watcher } from '../../store/store.js';
+import { STORE } from '../keys.js';
 import type { GantryEvent } from '../../model/types.js';
 
-const PREFIX = '/events/';
+const PREFIX = STORE.events.prefix;
 
 export interface EventFilter {
   app?: string;
@@ -29,8 +30,8 @@ export class EventLog {
 
   async record(event: Omit<GantryEvent, 'time' | 'seq'> & { time?: number }): Promise<void> {
     const time = event.time ?? Date.now();
-    const key = `${PREFIX}${String(time).padStart(14, '0')}-${String(this.counter++ % 1e6).padStart(6, '0')}`;
-    await this.store.put(key, JSON.stringify({ ...event, time }));
+    const key = STORE.events.key(`${String(time).padStart(14, '0')}-${String(this.counter++ % 1e6).padStart(6, '0')}`);
+    await this.store.put(key, STORE.events.encode({ ...event, time }));
     if (++this.sinceTrim >= 1000) {
       this.sinceTrim = 0;
       // The event has landed; trimming is housekeeping that the next thousand events try again.
@@ -55,7 +56,7 @@ export class EventLog {
     const { kvs } = await this.store.range(PREFIX);
     const events = kvs
       .filter((kv) => filter.since === undefined || kv.modRevision > filter.since)
-      .map((kv) => ({ ...(JSON.parse(kv.value) as GantryEvent), seq: kv.modRevision }))
+      .map((kv) => ({ ...STORE.events.decode(kv.value), seq: kv.modRevision }))
       .filter((e) => matches(e, filter));
     return filter.limit ? events.slice(-filter.limit) : events;
   }
@@ -67,7 +68,7 @@ export class EventLog {
       (changes) => {
         for (const change of changes) {
           if (change.type !== 'put') continue;
-          const event = { ...(JSON.parse(change.kv.value) as GantryEvent), seq: change.kv.modRevision };
+          const event = { ...STORE.events.decode(change.kv.value), seq: change.kv.modRevision };
           if (matches(event, filter)) onEvent(event);
         }
       },

@@ -1,9 +1,11 @@
 // What operators do to nodes and pools: cordon, drain, dedicate to one app, set a pool's team.
 import type { Store } from '../../store/store.js';
 import type { NodeRecord, NodeState, PoolRecord } from '../../model/types.js';
-import { KEYS, type ClusterState } from '../state.js';
+import type { ClusterState } from '../state.js';
+import { STORE } from '../keys.js';
 import type { EventLog } from './events.js';
-import { NotFoundError } from './apps.js';
+import { NotFoundError } from '../errors.js';
+import { casUpdate } from '../cas.js';
 
 export class NodeService {
   constructor(
@@ -26,19 +28,18 @@ export class NodeService {
   }
 
   async setPool(pool: PoolRecord): Promise<PoolRecord> {
-    const revision = await this.store.put(KEYS.pool(pool.name), JSON.stringify(pool));
+    const revision = await this.store.put(STORE.pools.key(pool.name), STORE.pools.encode(pool));
     await this.state.waitFor(revision);
     return pool;
   }
 
   private async update(name: string, change: (node: NodeRecord) => NodeRecord): Promise<NodeRecord> {
-    const kv = await this.store.get(KEYS.node(name));
-    if (!kv) throw new NotFoundError(`no node named "${name}"`);
-    const next = change(JSON.parse(kv.value) as NodeRecord);
-    const result = await this.store.txn({ compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }], success: [{ type: 'put', key: kv.key, value: JSON.stringify(next) }] });
-    // A heartbeat raced us: it carries the old state, so try once more on the fresh record.
-    if (!result.succeeded) return this.update(name, change);
-    await this.state.waitFor(result.revision);
-    return next;
+    // A heartbeat may race this write: it is retried on the fresh record, never overwritten.
+    const written = await casUpdate(this.store, STORE.nodes.key(name), STORE.nodes, (node) => {
+      if (!node) throw new NotFoundError(`no node named "${name}"`);
+      return change(node);
+    }, { what: `node ${name}` });
+    await this.state.waitFor(written.revision!);
+    return written.value!;
   }
 }

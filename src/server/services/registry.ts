@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Store, TxnOp } from '../../store/store.js';
 import { registryKey, type Endpoint } from '../../model/registry.js';
 import type { EndpointCatalog } from '../../discovery/catalog.js';
-import { NotFoundError } from './apps.js';
+import { NotFoundError } from '../errors.js';
 
 export class RegistryService {
   private readonly nodeLeases = new Map<string, string>();

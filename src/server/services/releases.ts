@@ -6,7 +6,9 @@ import type { Store } from '../../store/store.js';
 import type { ReleaseRecord } from '../../model/types.js';
 import { diff, type Change } from '../../model/diff.js';
 import { sameSpec } from '../../model/spec.js';
-import { ConflictError, NotFoundError, releaseKey, type AppService } from './apps.js';
+import type { AppService } from './apps.js';
+import { STORE } from '../keys.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 
 export class ReleaseService {
   constructor(
@@ -16,14 +18,14 @@ export class ReleaseService {
 
   async history(app: string): Promise<ReleaseRecord[]> {
     this.apps.get(app);
-    const { kvs } = await this.store.range(`/releases/${app}/`);
-    return kvs.map((kv) => JSON.parse(kv.value) as ReleaseRecord);
+    const { kvs } = await this.store.range(STORE.releases.key(app));
+    return kvs.map((kv) => STORE.releases.decode(kv.value));
   }
 
   async get(app: string, release: number): Promise<ReleaseRecord> {
-    const kv = await this.store.get(releaseKey(app, release));
+    const kv = await this.store.get(STORE.releases.key(app, release));
     if (!kv) throw new NotFoundError(`app ${app} has no release ${release}`);
-    return JSON.parse(kv.value) as ReleaseRecord;
+    return STORE.releases.decode(kv.value);
   }
 
   async compare(app: string, from: number, to: number): Promise<Change[]> {

@@ -1,8 +1,11 @@
 // What people do to a rollout: look at it, pause, resume, promote canaries, abort (roll back).
 import type { Store } from '../../store/store.js';
 import type { RolloutRecord } from '../../model/types.js';
-import { KEYS, type ClusterState } from '../state.js';
-import { ConflictError, NotFoundError, type AppService } from './apps.js';
+import type { ClusterState } from '../state.js';
+import { STORE } from '../keys.js';
+import { casUpdate } from '../cas.js';
+import { type AppService } from './apps.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import type { EventLog } from './events.js';
 import { ACTIVE_PHASES, type RolloutDriver, type RolloutPass } from '../controllers/rollouts.js';
 
@@ -64,13 +67,13 @@ export class RolloutService {
 
   async abort(app: string, user: string): Promise<RolloutRecord> {
     const record = this.apps.get(app);
-    const kv = await this.store.get(KEYS.rollout(app));
-    const rollout = kv ? (JSON.parse(kv.value) as RolloutRecord) : undefined;
+    const kv = await this.store.get(STORE.rollouts.key(app));
+    const rollout = kv ? STORE.rollouts.decode(kv.value) : undefined;
     if (!kv || !rollout || !ACTIVE_PHASES.includes(rollout.phase) || rollout.to !== record.release) throw new ConflictError(`app ${app} has no rollout under way`);
     const pass: RolloutPass = { ops: [], notes: [] };
     await this.driver.rollBack(record, rollout, `aborted by ${user}; back to release ${rollout.from}`, 'aborted', pass);
     rollout.steps = [...rollout.steps, { time: Date.now(), message: `aborted by ${user}` }].slice(-50);
-    pass.ops.push({ type: 'put', key: kv.key, value: JSON.stringify(rollout) });
+    pass.ops.push({ type: 'put', key: kv.key, value: STORE.rollouts.encode(rollout) });
     const result = await this.store.txn({ compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }], success: pass.ops });
     if (!result.succeeded) throw new ConflictError(`the rollout of ${app} moved on meanwhile; look again and retry`);
     await this.state.waitFor(result.revision);
@@ -80,16 +83,15 @@ export class RolloutService {
 
   private async change(app: string, user: string, from: RolloutRecord['phase'][], update: (r: RolloutRecord) => RolloutRecord, verb: string): Promise<RolloutRecord> {
     this.apps.get(app);
-    const kv = await this.store.get(KEYS.rollout(app));
-    if (!kv) throw new NotFoundError(`app ${app} has never been rolled out`);
-    const current = JSON.parse(kv.value) as RolloutRecord;
-    if (!from.includes(current.phase)) throw new ConflictError(`the rollout of ${app} to release ${current.to} is ${current.phase}; cannot be ${verb}`);
-    const next = update(current);
-    next.updatedAt = Date.now();
-    next.steps = [...next.steps, { time: next.updatedAt, message: `${verb} by ${user}` }].slice(-50);
-    const result = await this.store.txn({ compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }], success: [{ type: 'put', key: kv.key, value: JSON.stringify(next) }] });
-    if (!result.succeeded) throw new ConflictError(`the rollout of ${app} moved on meanwhile; look again and retry`);
-    await this.state.waitFor(result.revision);
+    const written = await casUpdate(this.store, STORE.rollouts.key(app), STORE.rollouts, (current) => {
+      if (!current) throw new NotFoundError(`app ${app} has never been rolled out`);
+      if (!from.includes(current.phase)) throw new ConflictError(`the rollout of ${app} to release ${current.to} is ${current.phase}; cannot be ${verb}`);
+      const next = update(current);
+      const updatedAt = Date.now();
+      return { ...next, updatedAt, steps: [...next.steps, { time: updatedAt, message: `${verb} by ${user}` }].slice(-50) };
+    }, { what: `the rollout of ${app}` });
+    const next = written.value!;
+    await this.state.waitFor(written.revision!);
     this.events.note({ level: 'info', type: `rollout.${verb}`, app, message: `rollout to release ${next.to} ${verb} by ${user}` });
     return next;
   }

@@ -29,12 +29,14 @@ export function appSummary(state: ClusterState, app: AppRecord, unplaced?: (app:
   };
 }
 
-export function nodeView(state: ClusterState, name: string): NodeView | undefined {
+/** `heardAt`: when this server last heard from the node's agent (heartbeats are not stored). */
+export function nodeView(state: ClusterState, name: string, heardAt?: number): NodeView | undefined {
   const node = state.nodes.get(name);
   if (!node) return undefined;
   const instances = state.instancesOnNode(name);
   return {
     ...node,
+    lastHeartbeat: Math.max(node.lastHeartbeat, heardAt ?? 0),
     allocated: {
       cpu: Math.round(instances.reduce((sum, i) => sum + i.spec.resources.cpu, 0) * 1000) / 1000,
       memoryBytes: instances.reduce((sum, i) => sum + i.spec.resources.memory, 0),

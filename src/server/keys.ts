@@ -1,0 +1,91 @@
+// Every key the server keeps in the store, what it holds, and how that is written and read: one
+// place, so a reader finds the layout here (docs/architecture.md lists it too) and no code
+// elsewhere builds a key from a string or parses a value by hand.
+//
+// Values are the JSON of records the server wrote itself; `decode` trusts that shape (the
+// store is not an input from clients). What comes from outside is validated before it gets here.
+import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, ReleaseRecord, RemovalRecord, RolloutRecord, GantryEvent } from '../model/types.js';
+import type { Endpoint } from '../model/registry.js';
+import { REGISTRY_PREFIX, registryKey } from '../model/registry.js';
+
+/** A family of keys under one prefix, all holding values of one type. */
+export interface Collection<T, Parts extends unknown[] = [string]> {
+  readonly prefix: string;
+  key(...parts: Parts): string;
+  encode(value: T): string;
+  decode(text: string): T;
+}
+
+function collection<T, Parts extends unknown[] = [string]>(prefix: string, path: (...parts: Parts) => string = (...parts) => parts.join('/')): Collection<T, Parts> {
+  return {
+    prefix,
+    key: (...parts: Parts) => `${prefix}${path(...parts)}`,
+    encode: (value) => JSON.stringify(value),
+    decode: (text) => JSON.parse(text) as T,
+  };
+}
+
+/** One key holding one value. */
+export interface Single<T> {
+  readonly key: string;
+  encode(value: T): string;
+  decode(text: string): T;
+}
+
+function single<T>(key: string): Single<T> {
+  return { key, encode: (value) => JSON.stringify(value), decode: (text) => JSON.parse(text) as T };
+}
+
+/** The guard of allocations on one node: bumped with every placement there (its value is only a time). */
+export interface AllocMark {
+  at: number;
+}
+
+export interface ClusterIdentity {
+  id: string;
+  createdAt: number;
+}
+
+/** What a stored token is: its hash (never the token), role, and for agent tokens the node. */
+export interface TokenRecord {
+  hash: string;
+  role: 'admin' | 'agent' | 'join';
+  name: string;
+  node?: string;
+  createdAt: number;
+  expiresAt?: number;
+}
+
+export const STORE = {
+  /** `AppRecord`: spec, release number, stopped flag. */
+  apps: collection<AppRecord>('/apps/'),
+  /** `ReleaseRecord` n of an app (immutable), numbers padded so keys sort by release. */
+  releases: collection<ReleaseRecord, [string, number] | [string]>('/releases/', (app: string, release?: number) => (release === undefined ? `${app}/` : `${app}/${String(release).padStart(8, '0')}`)),
+  /** `Instance` by app and id: what the server wants to run where. */
+  instances: collection<Instance, [string, string] | [string]>('/instances/', (app: string, id?: string) => (id === undefined ? `${app}/` : `${app}/${id}`)),
+  /** `InstanceStatus` by instance id, as its agent last reported it. */
+  statuses: collection<InstanceStatus>('/status/'),
+  /** `NodeRecord`: capacity, labels, state, last heartbeat stored. */
+  nodes: collection<NodeRecord>('/nodes/'),
+  /** The compare-and-swap guard of a node's allocations. */
+  alloc: collection<AllocMark>('/alloc/'),
+  /** `PoolRecord`: a node pool and its owning team. */
+  pools: collection<PoolRecord>('/pools/'),
+  /** `RolloutRecord` of an app moving from one release to another. */
+  rollouts: collection<RolloutRecord>('/rollouts/'),
+  /** An instance removed while its node could not confirm it: the node is told to remove it. */
+  removals: collection<RemovalRecord, [string, string] | [string]>('/removals/', (node: string, id?: string) => (id === undefined ? `${node}/` : `${node}/${id}`)),
+  /** `GantryEvent`s, keyed by time and a counter so they sort. */
+  events: collection<GantryEvent>('/events/'),
+  /** Token records by a prefix of their hash. */
+  tokens: collection<TokenRecord>('/auth/tokens/'),
+  /** `Endpoint`s of the service registry, held by leases (see model/registry.ts). */
+  registry: collection<Endpoint, [Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>]>(REGISTRY_PREFIX, (ref) => registryKey(ref).slice(REGISTRY_PREFIX.length)),
+  /** The cluster's identity, made at the first start. */
+  cluster: single<ClusterIdentity>('/cluster/identity'),
+} as const;
+
+/** The last segment of a key: an app, node or instance name. */
+export function lastSegment(key: string): string {
+  return key.slice(key.lastIndexOf('/') + 1);
+}
