@@ -146,13 +146,18 @@ export async function readExitFile(stateDir: string, id: string): Promise<{ code
 export async function toInstance(stateDir: string, rec: ProcessRecord): Promise<RuntimeInstance> {
   const running = await isAlive(rec.pid, rec.startTime);
   const exit = running ? undefined : await readExitFile(stateDir, rec.instanceId);
+  return instanceView(rec, running, exit, !running && (await oomKills(rec.cgroups)) > 0);
+}
+
+/** What the runtime shows of an instance, from its record and what became of its wrapper. */
+export function instanceView(rec: ProcessRecord, running: boolean, exit: { code: number; at: number } | undefined, oomKilled: boolean): RuntimeInstance {
   return {
     instanceId: rec.instanceId,
     runtimeId: `pid:${rec.pid}`,
     state: running ? 'running' : 'exited',
     // No exit file although the wrapper is gone: the wrapper itself was SIGKILLed, reported as 137.
     exitCode: running ? null : (exit?.code ?? KILLED_EXIT_CODE),
-    oomKilled: !running && (await oomKills(rec.cgroups)) > 0,
+    oomKilled,
     startedAt: rec.startedAt,
     finishedAt: exit?.at ?? null,
     labels: gantryLabels(rec.spec),

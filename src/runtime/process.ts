@@ -3,13 +3,14 @@
 // Every instance lives in <stateDir>/<instanceId>/: record.json (pid, pgid, /proc start time, spec,
 // env, cwd, cgroups), stdout.log / stderr.log, and `exit` once it ended. Each instance runs under a
 // small sh wrapper (process-wrapper.ts) started detached (own session and process group, stdio to
-// files, unref'd), so instances outlive the agent. Nothing is held in memory: a new ProcessRuntime
+// files, unref'd), so instances outlive the agent. Everything is on disk (list() keeps copies of the
+// records between calls, checked against their files: process-listing.ts): a new ProcessRuntime
 // over the same stateDir adopts running instances from their records, and reads exit codes from the
 // `exit` files the wrappers write. A pid counts as the instance only while /proc/<pid>/stat field 22
 // (start time) matches the record, which guards against pid reuse.
 //
-// The state dir, records and volumes are in process-records.ts; starting the wrapper and init steps
-// in process-launch.ts; the wrapper itself, signals and exec in process-wrapper.ts; logs in
+// The state dir, records and volumes are in process-records.ts; listing in process-listing.ts;
+// starting the wrapper and init steps in process-launch.ts; the wrapper itself, signals and exec in process-wrapper.ts; logs in
 // process-logs.ts.
 //
 // Records hold the instances' env values (secrets): the state dir and instance dirs are 0700, the
@@ -21,9 +22,10 @@ import { Readable } from 'node:stream';
 import { PRIVATE_FILE_MODE, ensurePrivateDirAsync } from '../host/private-files.js';
 import { cpusetList, isAlive, killCgroups, pidsOfGroup, procsOf, removeCgroups, setCpuset } from './cgroups.js';
 import { launchInstance, runInitStep } from './process-launch.js';
+import { ProcessListing } from './process-listing.js';
 import { capLogFile, followFiles, logFiles, preparePrivateLogFiles, pushExisting } from './process-logs.js';
 import {
-  ID, KILLED_EXIT_CODE, buildEnv, checkVolumes, fixPrivateModes, instanceDir, prepareVolumes, readExitFile, readRecord, toInstance,
+  KILLED_EXIT_CODE, buildEnv, checkVolumes, fixPrivateModes, instanceDir, prepareVolumes, readExitFile, readRecord, toInstance,
   volumesDir, writeJsonAtomic, type ProcessRecord,
 } from './process-records.js';
 import { FORWARDED_SIGNALS, killGroup, runCaptured, signalName } from './process-wrapper.js';
@@ -53,6 +55,7 @@ export class ProcessRuntime implements Runtime {
   private readonly cgroupParent: string;
   private readonly capTimer: NodeJS.Timeout;
   private readonly followers = new Set<Readable>();
+  private readonly listing: ProcessListing;
   private capping = false;
   /** The state dir made (0700) and the modes an older version left fixed, once; retried after a failure. */
   private prepared: Promise<void> | undefined;
@@ -62,6 +65,7 @@ export class ProcessRuntime implements Runtime {
     this.logMaxBytes = options.logMaxBytes ?? 10 * 1024 * 1024;
     this.cgroupRoot = options.cgroupRoot ?? '/sys/fs/cgroup';
     this.cgroupParent = options.cgroupParent ?? 'gantry';
+    this.listing = new ProcessListing(this.stateDir);
     // A round that fails (a file vanished, a full disk) is simply tried again at the next check.
     this.capTimer = setInterval(() => this.capLogs().catch(() => undefined), options.logCheckMs ?? 5000);
     this.capTimer.unref();
@@ -243,20 +247,12 @@ export class ProcessRuntime implements Runtime {
     if (!options.keepVolumes) await rm(this.volumesOf(instanceId), { recursive: true, force: true });
   }
 
-  async list(): Promise<RuntimeInstance[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.stateDir);
-    } catch {
-      return [];
-    }
-    const out: RuntimeInstance[] = [];
-    for (const name of names.sort()) {
-      if (!ID.test(name)) continue;
-      const rec = await this.readRecord(name);
-      if (rec) out.push(await this.toInstance(rec));
-    }
-    return out;
+  /**
+   * Every instance in the state dir, from records kept between calls (see process-listing.ts). An
+   * instance that did not change is the same object as in the previous listing: not to be changed.
+   */
+  list(): Promise<RuntimeInstance[]> {
+    return this.listing.list();
   }
 
   async inspect(instanceId: string): Promise<RuntimeInstance | undefined> {
