@@ -1,14 +1,17 @@
-// The registry as discovery front ends see it: every endpoint in memory, indexed by
-// app/env/entry, fed by one store watch on /registry/ and signalling each change.
+// The registry as discovery front ends see it: every endpoint in memory, indexed by key,
+// app/env/entry and node, fed by one store watch on /registry/. Each batch of store events is
+// handed on as the keys it put or deleted, so a front end can apply just that; and the node
+// index keeps onNode() (every agent heartbeat asks it) from reading the whole registry.
 import type { Store, Watcher, WatchEvent } from '../store/store.js';
 import { REGISTRY_PREFIX, type Endpoint } from '../model/registry.js';
-import type { EndpointSource } from './source.js';
+import { keyOrder, type ChangeListener, type EndpointChange, type EndpointSource } from './source.js';
 
 export class EndpointCatalog implements EndpointSource {
   private readonly byKey = new Map<string, Endpoint>();
   private readonly byEntry = new Map<string, Map<string, Endpoint>>();
+  private readonly byNode = new Map<string, Map<string, Endpoint>>();
   private readonly leases = new Map<string, string>();
-  private readonly listeners = new Set<(revision: number) => void>();
+  private readonly listeners = new Set<ChangeListener>();
   private watcher: Watcher | undefined;
   revision = 0;
 
@@ -22,7 +25,11 @@ export class EndpointCatalog implements EndpointSource {
   }
 
   list(): Endpoint[] {
-    return [...this.byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, e]) => e);
+    return this.entries().map(([, e]) => e);
+  }
+
+  entries(): [string, Endpoint][] {
+    return [...this.byKey].sort(keyOrder);
   }
 
   find(app: string, env: string, entry: string): Endpoint[] {
@@ -36,10 +43,10 @@ export class EndpointCatalog implements EndpointSource {
 
   /** Endpoints that an agent registered for a node. */
   onNode(node: string): Endpoint[] {
-    return [...this.byKey.values()].filter((e) => e.node === node);
+    return [...(this.byNode.get(node)?.values() ?? [])];
   }
 
-  subscribe(listener: (revision: number) => void): () => void {
+  subscribe(listener: ChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -49,12 +56,19 @@ export class EndpointCatalog implements EndpointSource {
   }
 
   private apply(events: WatchEvent[]): void {
+    const changes: EndpointChange[] = [];
     for (const event of events) {
-      if (event.type === 'put') this.put(event.kv.key, JSON.parse(event.kv.value) as Endpoint, event.kv.lease);
-      else this.remove(event.kv.key);
+      const key = event.kv.key;
+      if (event.type === 'put') {
+        const endpoint = JSON.parse(event.kv.value) as Endpoint;
+        this.put(key, endpoint, event.kv.lease);
+        changes.push({ type: 'put', key, endpoint });
+      } else if (this.remove(key)) {
+        changes.push({ type: 'delete', key });
+      }
       this.revision = event.revision;
     }
-    for (const listener of this.listeners) listener(this.revision);
+    for (const listener of this.listeners) listener(this.revision, changes);
   }
 
   /** The lease holding a registry key, if any. */
@@ -66,18 +80,30 @@ export class EndpointCatalog implements EndpointSource {
     this.remove(key);
     this.byKey.set(key, endpoint);
     if (lease) this.leases.set(key, lease);
-    const group = `${endpoint.app}/${endpoint.env}/${endpoint.entry}`;
-    if (!this.byEntry.has(group)) this.byEntry.set(group, new Map());
-    this.byEntry.get(group)!.set(key, endpoint);
+    add(this.byEntry, `${endpoint.app}/${endpoint.env}/${endpoint.entry}`, key, endpoint);
+    if (typeof endpoint.node === 'string') add(this.byNode, endpoint.node, key, endpoint);
   }
 
-  private remove(key: string): void {
+  private remove(key: string): boolean {
     const endpoint = this.byKey.get(key);
-    if (!endpoint) return;
+    if (!endpoint) return false;
     this.byKey.delete(key);
     this.leases.delete(key);
-    const group = `${endpoint.app}/${endpoint.env}/${endpoint.entry}`;
-    this.byEntry.get(group)?.delete(key);
-    if (this.byEntry.get(group)?.size === 0) this.byEntry.delete(group);
+    drop(this.byEntry, `${endpoint.app}/${endpoint.env}/${endpoint.entry}`, key);
+    if (typeof endpoint.node === 'string') drop(this.byNode, endpoint.node, key);
+    return true;
   }
+}
+
+function add(index: Map<string, Map<string, Endpoint>>, group: string, key: string, endpoint: Endpoint): void {
+  let members = index.get(group);
+  if (!members) index.set(group, (members = new Map()));
+  members.set(key, endpoint);
+}
+
+function drop(index: Map<string, Map<string, Endpoint>>, group: string, key: string): void {
+  const members = index.get(group);
+  if (!members) return;
+  members.delete(key);
+  if (members.size === 0) index.delete(group);
 }

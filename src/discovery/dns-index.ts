@@ -1,13 +1,19 @@
-// The name index of Gantry's DNS server (dns.ts), built from an EndpointSource: lower-cased
-// wire name → node with its A/AAAA/SRV records (and the A/AAAA of SRV targets for the
-// additional section), plus the zone's SOA. Built in one go whenever the source changes, so
-// the per-query path does no record work: each (node, type) answer is encoded once (with name
-// compression) on first use and cached in the node; a query only copies that message and
-// patches it (dns-responder.ts).
-import net from 'node:net';
+// The name index of Gantry's DNS server (dns.ts): lower-cased wire name → node with its
+// A/AAAA/SRV records (and the A/AAAA of SRV targets for the additional section), plus the zone's
+// SOA. Built in full once (start, or when the server is told to), then kept current one
+// registry key at a time: a change adds or takes away that endpoint's share of the names it
+// touches (dns-names.ts) and nothing else, so the work follows the change, not the registry.
+//
+// The per-query path does no record work: each (node, type) answer is encoded once (with name
+// compression) on first use and cached in the node until the node changes; a query only
+// copies that message and patches it (dns-responder.ts). A node's records are gathered from
+// its endpoints' shares in registry key order, so the answers are the same as a build from
+// scratch would give. Answers carrying the SOA (NODATA, the apex) are encoded again once the
+// revision, hence the serial, has moved on.
 import type { Endpoint } from '../model/registry.js';
-import type { EndpointSource } from './source.js';
-import { C_IN, MessageWriter, T_A, T_AAAA, T_ANY, T_SOA, T_SRV, codecs, isLabel, isName, wireKey, type Rr } from './dns-wire.js';
+import type { EndpointChange } from './source.js';
+import { namesOf, type NamePart } from './dns-names.js';
+import { C_IN, MessageWriter, T_A, T_AAAA, T_ANY, T_SOA, T_SRV, codecs, wireKey, type Rr } from './dns-wire.js';
 
 /** An encoded answer for one name and type. The question in it is patched per query. */
 export interface Encoded {
@@ -16,6 +22,8 @@ export interface Encoded {
   lengthWithoutAdditional: number;
   /** More records than fit in 64 KiB: always send with TC. */
   overflow: boolean;
+  /** The SOA generation it holds, when it holds the SOA (whose serial follows the revision). */
+  soa?: number;
 }
 
 // Slots of a node's encoded answers.
@@ -28,27 +36,34 @@ const S_OTHER = 5;
 const SLOTS = 6;
 
 export class NameNode {
-  readonly a: Rr[] = [];
-  readonly aaaa: Rr[] = [];
-  readonly srv: Rr[] = [];
+  /** Endpoints naming it: it exists while this is above zero. */
+  refs = 0;
+  /** Registry key → the records that endpoint gives this name (endpoints giving some only). */
+  readonly parts = new Map<string, NamePart>();
+  a: Rr[] = [];
+  aaaa: Rr[] = [];
+  srv: Rr[] = [];
   /** A/AAAA of SRV targets, for the additional section. */
-  readonly extra: Rr[] = [];
-  readonly seen = new Set<string>();
+  extra: Rr[] = [];
+  /** The parts changed since the records above were gathered. */
+  stale = false;
   readonly encoded: (Encoded | undefined)[] = new Array<Encoded | undefined>(SLOTS).fill(undefined);
   constructor(readonly name: string, readonly apex = false) {}
 }
 
-/**
- * One build of the index. A new one is made on every change (`new DnsIndex(...)` is empty
- * until build()); encoded answers live in its nodes, so they go with it.
- */
 export class DnsIndex {
   private readonly nodes = new Map<string, NameNode>();
+  /** Registry key → the wire keys of the names that endpoint touches (to take them away again). */
+  private readonly placed = new Map<string, string[]>();
+  private serial = -1;
+  private soaGeneration = 0;
   private soaRdata: Buffer = Buffer.alloc(0);
   /** type, class, ttl and rdata of the SOA record (the owner is written per use). */
   soaTail: Buffer = Buffer.alloc(0);
 
-  constructor(private readonly domain: string, private readonly ttl: number) {}
+  constructor(private readonly domain: string, private readonly ttl: number) {
+    this.clear();
+  }
 
   /** Number of names. */
   get size(): number {
@@ -60,14 +75,103 @@ export class DnsIndex {
     return this.nodes.get(key);
   }
 
+  /** Replaces everything with `entries` (registry key, endpoint) at `revision`. */
+  build(entries: Iterable<readonly [string, Endpoint]>, revision: number): void {
+    this.clear();
+    for (const [key, endpoint] of entries) this.add(key, endpoint);
+    this.setRevision(revision);
+  }
+
+  /** Applies the changes of a revision: only the names they touch are updated. */
+  apply(changes: readonly EndpointChange[], revision: number): void {
+    for (const change of changes) {
+      this.remove(change.key);
+      if (change.type === 'put') this.add(change.key, change.endpoint);
+    }
+    this.setRevision(revision);
+  }
+
   /** The encoded response of `node` for `qtype` (encoded on first use, then cached). */
   encoded(node: NameNode, qtype: number): Encoded {
     const slot = qtype === T_A ? S_A : qtype === T_AAAA ? S_AAAA : qtype === T_SRV ? S_SRV : qtype === T_ANY ? S_ANY : qtype === T_SOA ? S_SOA : S_OTHER;
-    return node.encoded[slot] ?? (node.encoded[slot] = this.encode(node, slot));
+    const cached = node.encoded[slot];
+    if (cached !== undefined && (cached.soa === undefined || cached.soa === this.soaGeneration)) return cached;
+    return (node.encoded[slot] = this.encode(node, slot));
+  }
+
+  private clear(): void {
+    this.nodes.clear();
+    this.placed.clear();
+    const apex = new NameNode(this.domain, true);
+    this.nodes.set(wireKey(this.domain), apex);
+  }
+
+  private add(key: string, endpoint: Endpoint): void {
+    const names = namesOf(endpoint, this.domain);
+    if (names.size === 0) return;
+    this.placed.set(key, [...names.keys()]);
+    for (const [wire, { name, part }] of names) {
+      let node = this.nodes.get(wire);
+      if (node === undefined) this.nodes.set(wire, (node = new NameNode(name)));
+      node.refs++;
+      if (part !== undefined) {
+        node.parts.set(key, part);
+        this.touch(node);
+      }
+    }
+  }
+
+  private remove(key: string): void {
+    const wires = this.placed.get(key);
+    if (wires === undefined) return;
+    this.placed.delete(key);
+    for (const wire of wires) {
+      const node = this.nodes.get(wire);
+      if (node === undefined) continue;
+      if (node.parts.delete(key)) this.touch(node);
+      if (--node.refs <= 0 && !node.apex) this.nodes.delete(wire);
+    }
+  }
+
+  private touch(node: NameNode): void {
+    node.stale = true;
+    node.encoded.fill(undefined);
+  }
+
+  /** Gathers a node's records from its parts, in key order, each distinct record once. */
+  private gather(node: NameNode): void {
+    node.stale = false;
+    const a: Rr[] = [];
+    const aaaa: Rr[] = [];
+    const srv: Rr[] = [];
+    const extra: Rr[] = [];
+    const addresses = new Set<string>();
+    const rdatas = new Set<string>();
+    const targets = new Set<string>();
+    const keys = [...node.parts.keys()];
+    if (keys.length > 1) keys.sort();
+    for (const key of keys) {
+      const part = node.parts.get(key)!;
+      if (part.addressRr !== undefined && !addresses.has(part.address!)) {
+        addresses.add(part.address!);
+        (part.addressRr.type === T_A ? a : aaaa).push(part.addressRr);
+      }
+      for (const s of part.srv) {
+        if (rdatas.has(s.key)) continue;
+        rdatas.add(s.key);
+        srv.push(s.rr);
+        if (s.targetRr !== undefined && !targets.has(s.rr.target!)) {
+          targets.add(s.rr.target!);
+          extra.push(s.targetRr);
+        }
+      }
+    }
+    Object.assign(node, { a, aaaa, srv, extra });
   }
 
   /** Encodes the response of `node` for one slot (question written in lower case; patched per query). */
   private encode(node: NameNode, slot: number): Encoded {
+    if (node.stale) this.gather(node);
     let answers: Rr[] = [];
     let additional: Rr[] = [];
     if (slot === S_A) answers = node.a;
@@ -77,6 +181,7 @@ export class DnsIndex {
       additional = node.extra;
     } else if (slot === S_ANY) answers = node.apex ? [this.soaRecord()] : [...node.a, ...node.aaaa, ...node.srv];
     else if (slot === S_SOA && node.apex) answers = [this.soaRecord()];
+    const withSoa = answers.length === 0 || (node.apex && (slot === S_ANY || slot === S_SOA));
     const authority = answers.length === 0 ? [this.soaRecord()] : [];
     if (answers.length === 0) additional = [];
 
@@ -100,39 +205,19 @@ export class DnsIndex {
     buf.writeUInt16BE(an, 6);
     buf.writeUInt16BE(ns, 8);
     buf.writeUInt16BE(ar, 10);
-    return { buf, lengthWithoutAdditional, overflow };
+    return { buf, lengthWithoutAdditional, overflow, ...(withSoa ? { soa: this.soaGeneration } : {}) };
   }
 
   private soaRecord(): Rr {
     return { name: this.domain, type: T_SOA, rdata: this.soaRdata };
   }
 
-  /** Fills the index from the source (call once, on a new DnsIndex). */
-  build(source: EndpointSource): void {
+  private setRevision(revision: number): void {
+    const serial = revision >>> 0;
+    if (serial === this.serial) return;
+    this.serial = serial;
+    this.soaGeneration++;
     const domain = this.domain;
-    const index = this.nodes;
-    const node = (name: string, apex = false): NameNode => {
-      const key = wireKey(name);
-      let n = index.get(key);
-      if (n === undefined) index.set(key, (n = new NameNode(name, apex)));
-      return n;
-    };
-    node(domain, true);
-
-    const addAddress = (n: NameNode, address: string, family: 0 | 4 | 6): Rr | undefined => {
-      if (family === 0) return undefined;
-      const rr: Rr = family === 4 ? { name: n.name, type: T_A, rdata: codecs.a.encode(address) } : { name: n.name, type: T_AAAA, rdata: codecs.aaaa.encode(address) };
-      if (!n.seen.has(address)) {
-        n.seen.add(address);
-        (family === 4 ? n.a : n.aaaa).push(rr);
-      }
-      return rr;
-    };
-
-    for (const endpoint of source.list()) this.addEndpoint(endpoint, domain, node, addAddress);
-    for (const n of index.values()) n.seen.clear();
-
-    const serial = source.revision >>> 0;
     this.soaRdata = codecs.soa.encode({ mname: `ns.${domain}`, rname: `hostmaster.${domain}`, serial, refresh: 3600, retry: 600, expire: 86400, minimum: this.ttl });
     const tail = Buffer.alloc(8 + this.soaRdata.length);
     tail.writeUInt16BE(T_SOA, 0);
@@ -140,68 +225,5 @@ export class DnsIndex {
     tail.writeUInt32BE(this.ttl, 4);
     this.soaRdata.copy(tail, 8);
     this.soaTail = tail;
-  }
-
-  private addEndpoint(
-    endpoint: Endpoint,
-    domain: string,
-    node: (name: string) => NameNode,
-    addAddress: (n: NameNode, address: string, family: 0 | 4 | 6) => Rr | undefined,
-  ): void {
-    const entry = endpoint.entry.toLowerCase();
-    const app = endpoint.app.toLowerCase();
-    const env = endpoint.env.toLowerCase();
-    const id = endpoint.id.toLowerCase();
-    if (!isLabel(entry) || !isLabel(app) || !isLabel(env)) return;
-    const base = `${entry}.${app}.${env}.${domain}`;
-    if (base.length > 253) return;
-    node(`${env}.${domain}`);
-    node(`${app}.${env}.${domain}`);
-    const entryNode = node(base);
-
-    const address = endpoint.address;
-    let family: 0 | 4 | 6 = net.isIPv4(address) ? 4 : net.isIPv6(address) && !address.includes('%') ? 6 : 0;
-    if (family !== 0) {
-      try {
-        addAddress(entryNode, address, family);
-      } catch {
-        family = 0; // not encodable after all
-      }
-    }
-
-    // SRV target: the instance's own name (answered with its address), or a host name address as is.
-    const idName = `${id}.${base}`;
-    let target: string | undefined;
-    let targetRr: Rr | undefined;
-    if (isLabel(id) && idName.length <= 253) {
-      const idNode = node(idName);
-      if (family !== 0) {
-        targetRr = addAddress(idNode, address, family);
-        target = idName;
-      }
-    }
-    if (target === undefined && family === 0 && isName(address.replace(/\.$/, ''))) target = address.replace(/\.$/, '').toLowerCase();
-    if (target === undefined) return;
-
-    for (const [portName, port] of Object.entries(endpoint.ports)) {
-      if (!Number.isInteger(port) || port < 0 || port > 65535) continue;
-      const rdata = codecs.srv.encode({ priority: 0, weight: 10, port, target });
-      this.addSrv(entryNode, rdata, target, targetRr);
-      const service = `_${portName.toLowerCase()}`;
-      if (!isLabel(service) || base.length + service.length + 6 > 253) continue;
-      node(`_tcp.${base}`);
-      this.addSrv(node(`${service}._tcp.${base}`), rdata, target, targetRr);
-    }
-  }
-
-  private addSrv(n: NameNode, rdata: Buffer, target: string, targetRr: Rr | undefined): void {
-    const key = `srv ${rdata.toString('latin1')}`;
-    if (n.seen.has(key)) return;
-    n.seen.add(key);
-    n.srv.push({ name: n.name, type: T_SRV, rdata, target });
-    if (targetRr !== undefined && !n.seen.has(`extra ${target}`)) {
-      n.seen.add(`extra ${target}`);
-      n.extra.push(targetRr);
-    }
   }
 }

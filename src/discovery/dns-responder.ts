@@ -4,10 +4,10 @@
 // size, TC when an answer does not fit.
 //
 // The per-query path does no record work: the source is turned into an index (dns-index.ts)
-// when it changes, each (node, type) answer is encoded once on first use, and a query only
-// copies that message, patches id, flags and the question (so the answer keeps the
-// question's case) and appends an OPT.
-import type { EndpointSource } from './source.js';
+// once, each change of the source is applied to the names it touches, each (node, type) answer
+// is encoded once on first use, and a query only copies that message, patches id, flags and
+// the question (so the answer keeps the question's case) and appends an OPT.
+import type { EndpointChange, EndpointSource } from './source.js';
 import { DnsIndex } from './dns-index.js';
 import {
   BADVERS,
@@ -37,14 +37,16 @@ export interface DnsResponderOptions {
 
 /**
  * The protocol part of the server, without sockets: turns a query message into a response
- * message (or undefined: drop). Keeps an index of the source, rebuilt when it changes.
+ * message (or undefined: drop). Keeps an index of the source, built in full when it starts
+ * following the source (or is told to rebuild) and updated per change after that.
  */
 export class DnsResponder {
   readonly domain: string;
   readonly ttl: number;
   readonly maxUdpSize: number;
   private readonly domainKey: string;
-  private index: DnsIndex;
+  private readonly index: DnsIndex;
+  /** The index does not reflect the source: build it in full before it is used. */
   private dirty = true;
   private rebuildScheduled = false;
   private readonly parsed: ParsedQuery = { questionEnd: 12, nameEnd: 12, qtype: 0, qclass: 0, ednsSize: -1, ednsVersion: 0, dnssecOk: false };
@@ -65,16 +67,7 @@ export class DnsResponder {
   open(): void {
     if (this.unsubscribe) return;
     this.dirty = true;
-    this.unsubscribe = this.source.subscribe(() => {
-      this.dirty = true;
-      if (this.rebuildScheduled) return;
-      // Rebuild off the query path soon; a query arriving first rebuilds itself.
-      this.rebuildScheduled = true;
-      setImmediate(() => {
-        this.rebuildScheduled = false;
-        if (this.dirty && this.unsubscribe) this.rebuild();
-      }).unref();
-    });
+    this.unsubscribe = this.source.subscribe((revision, changes) => this.apply(revision, changes));
   }
 
   /** Stops following the source; answer() still works (from a fresh read of the source). */
@@ -84,12 +77,25 @@ export class DnsResponder {
     this.dirty = true;
   }
 
-  /** Rebuilds the name index from the source. Encoded answers are made again on demand. */
+  /** Rebuilds the name index from the whole source. Encoded answers are made again on demand. */
   rebuild(): void {
     this.dirty = false;
-    const index = new DnsIndex(this.domain, this.ttl);
-    index.build(this.source);
-    this.index = index;
+    this.index.build(this.source.entries(), this.source.revision);
+  }
+
+  /** Applies one change of the source to the names it touches. */
+  private apply(revision: number, changes: readonly EndpointChange[]): void {
+    if (!this.dirty) {
+      this.index.apply(changes, revision);
+      return;
+    }
+    // Not built yet: build in full soon, off the query path (a query arriving first builds).
+    if (this.rebuildScheduled) return;
+    this.rebuildScheduled = true;
+    setImmediate(() => {
+      this.rebuildScheduled = false;
+      if (this.dirty && this.unsubscribe) this.rebuild();
+    }).unref();
   }
 
   /** Number of names in the index (tests, metrics). */

@@ -6,7 +6,9 @@
 //
 // This file holds the options, the UDP socket, the optional UDP worker processes
 // (dns-worker.ts), and DnsServer, which binds UDP and TCP on one port and starts and stops it
-// all. TCP (framing, the connection table with its idle timeouts and eviction at the caps) is
+// all. A worker gets the whole registry once (at its start, or when it finds a gap in what it
+// was sent) and after that only the changes, so a change costs the same whatever the size of
+// the registry. TCP (framing, the connection table with its idle timeouts and eviction at the caps) is
 // TcpDnsListener in dns-tcp.ts. The answers come from DnsResponder (dns-responder.ts), which
 // answers from a name index with pre-encoded answers (dns-index.ts); the query parser and
 // wire helpers are in dns-wire.ts.
@@ -15,7 +17,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Endpoint } from '../model/registry.js';
-import type { EndpointSource } from './source.js';
+import type { EndpointChange, EndpointSource } from './source.js';
 import { DnsResponder, type DnsResponderOptions } from './dns-responder.js';
 import { TcpDnsListener } from './dns-tcp.js';
 
@@ -61,8 +63,8 @@ export interface DnsOptions {
   udpRecvBufferSize?: number;
   /**
    * Extra processes answering UDP on the same socket (the kernel hands each datagram to one
-   * of them), each with its own copy of the endpoints sent over IPC on change (so they lag
-   * this process by an IPC hop). TCP stays here. Default 0.
+   * of them), each with its own copy of the endpoints, kept current by the changes sent over
+   * IPC (so they lag this process by an IPC hop). TCP stays here. Default 0.
    */
   workers?: number;
 }
@@ -76,11 +78,21 @@ export function serveUdp(socket: dgram.Socket, responder: DnsResponder): void {
   socket.on('error', () => {}); // e.g. ICMP unreachable surfacing on send: nothing to do
 }
 
-/** Messages from DnsServer to its worker processes (dns-worker.ts). */
+/**
+ * Messages from DnsServer to its worker processes (dns-worker.ts): the whole registry at a
+ * revision (`sync`), or the changes made after revision `from` up to `revision`. A worker
+ * applies changes when `from` is at most the revision it has (replaying a change it already
+ * has is harmless: each sets a key to its latest state) and asks for a sync when `from` is past
+ * it, i.e. it missed some.
+ */
 export type DnsWorkerMessage =
   | { type: 'init'; options: DnsResponderOptions }
-  | { type: 'endpoints'; revision: number; endpoints: Endpoint[] }
+  | { type: 'sync'; revision: number; entries: [string, Endpoint][] }
+  | { type: 'changes'; from: number; revision: number; changes: EndpointChange[] }
   | { type: 'socket' };
+
+/** Messages from a worker process to DnsServer. */
+export type DnsWorkerReply = { type: 'ready' } | { type: 'resync'; revision: number };
 
 const workerScript = fileURLToPath(import.meta.url).replace(/dns\.(ts|js)$/, 'dns-worker.$1');
 
@@ -95,6 +107,9 @@ export class DnsServer {
   private readonly workerCount: number;
   private readonly workers = new Set<ChildProcess>();
   private unsubscribeWorkers: (() => void) | undefined;
+  /** Changes not sent to the workers yet, made after revision `sentRevision`. */
+  private pending: EndpointChange[] = [];
+  private sentRevision = 0;
   private syncScheduled = false;
   private stopping = false;
 
@@ -125,7 +140,12 @@ export class DnsServer {
       }
       this.stopping = false;
       if (this.workerCount > 0) {
-        this.unsubscribeWorkers = this.source.subscribe(() => this.scheduleSync());
+        this.pending = [];
+        this.sentRevision = this.source.revision;
+        this.unsubscribeWorkers = this.source.subscribe((_revision, changes) => {
+          for (const change of changes) this.pending.push(change);
+          this.scheduleSync();
+        });
         try {
           await Promise.all(Array.from({ length: this.workerCount }, () => this.startWorker()));
         } catch (error) {
@@ -135,6 +155,11 @@ export class DnsServer {
       }
       return { port };
     }
+  }
+
+  /** Process ids of the worker processes running now (tests, metrics). */
+  get workerPids(): number[] {
+    return [...this.workers].flatMap((child) => (child.pid === undefined ? [] : [child.pid]));
   }
 
   private workerOptions(): DnsResponderOptions {
@@ -154,13 +179,18 @@ export class DnsServer {
     });
     const send = (message: DnsWorkerMessage, handle?: dgram.Socket) => child.send(message, handle as never, () => {});
     send({ type: 'init', options: this.workerOptions() });
-    send({ type: 'endpoints', revision: this.source.revision, endpoints: this.source.list() });
+    this.sendSync(child);
     send({ type: 'socket' }, this.udp);
+    child.on('message', (reply: DnsWorkerReply) => {
+      if (reply.type === 'resync' && this.workers.has(child)) this.sendSync(child);
+    });
     return new Promise((resolve, reject) => {
       const onExit = (code: number | null, signal: string | null) => reject(new Error(`DNS worker exited (${signal ?? code}) before it was ready`));
       child.once('exit', onExit);
       child.once('error', reject);
-      child.once('message', () => {
+      const onReady = (reply: DnsWorkerReply) => {
+        if (reply.type !== 'ready') return;
+        child.off('message', onReady);
         child.off('exit', onExit);
         child.once('exit', () => {
           this.workers.delete(child);
@@ -173,8 +203,16 @@ export class DnsServer {
           }
         });
         resolve();
-      });
+      };
+      child.on('message', onReady);
     });
+  }
+
+  /** The whole registry, to a worker that starts or missed changes (the one full read). */
+  private sendSync(child: ChildProcess): void {
+    if (!child.connected) return;
+    const message: DnsWorkerMessage = { type: 'sync', revision: this.source.revision, entries: this.source.entries() };
+    child.send(message, undefined, undefined, () => {});
   }
 
   private scheduleSync(): void {
@@ -182,8 +220,11 @@ export class DnsServer {
     this.syncScheduled = true;
     setImmediate(() => {
       this.syncScheduled = false;
-      if (this.workers.size === 0) return;
-      const message: DnsWorkerMessage = { type: 'endpoints', revision: this.source.revision, endpoints: this.source.list() };
+      const message: DnsWorkerMessage = { type: 'changes', from: this.sentRevision, revision: this.source.revision, changes: this.pending };
+      this.pending = [];
+      this.sentRevision = this.source.revision;
+      if (message.changes.length === 0 && message.revision === message.from) return;
+      // A send that fails means the worker is going away; its replacement starts with a sync.
       for (const child of this.workers) if (child.connected) child.send(message, undefined, undefined, () => {});
     });
   }
@@ -195,6 +236,7 @@ export class DnsServer {
     this.stopping = true;
     this.unsubscribeWorkers?.();
     this.unsubscribeWorkers = undefined;
+    this.pending = [];
     await Promise.all(
       [...this.workers].map((child) => {
         this.workers.delete(child);

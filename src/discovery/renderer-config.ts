@@ -8,7 +8,9 @@
 //   vars: { listen: "80", domain: apps.example.com }
 //   debounce: 50ms
 //
-// Every problem names the file and the field; the template is compiled and tried at once.
+// `output: /etc/nginx/conf.d/gantry-{app}-{env}.conf` renders one file per app/env instead
+// (renderer-files.ts). Every problem names the file and the field; the template is compiled
+// and tried at once.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
@@ -16,6 +18,7 @@ import { parse as parseYaml } from 'yaml';
 import { DURATION_PATTERN, parseDuration } from '../model/units.js';
 import { SpecError, problemsFromZod } from '../model/spec.js';
 import { validateTemplate, type RendererConfig } from './renderer.js';
+import { outputPattern } from './renderer-files.js';
 
 const duration = z.union([z.number().nonnegative(), z.string().regex(DURATION_PATTERN, 'expected a duration such as "50ms"')]).transform((v) => parseDuration(v)!);
 const argv = z.array(z.string().min(1)).min(1);
@@ -41,6 +44,11 @@ export function loadRendererConfig(file: string): RendererConfig {
   const parsed = RendererFile.safeParse(decoded);
   if (!parsed.success) throw new SpecError(problemsFromZod(parsed.error), file);
   const { template, output, debounce, timeout, ...rest } = parsed.data;
+  try {
+    outputPattern(output);
+  } catch (err) {
+    throw new SpecError([{ path: 'output', message: (err as Error).message }], file);
+  }
   const templatePath = resolve(dirname(file), template);
   let source: string;
   try {

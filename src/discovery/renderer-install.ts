@@ -1,6 +1,6 @@
 // Files and commands of the upstream renderer (renderer.ts): installing a rendered file
-// atomically with a backup to roll back to, running the check and reload commands, and the
-// process-wide lock that install + check + reload run under.
+// atomically with a backup to roll back to (and removing one the same way), running the check
+// and reload commands, and the process-wide lock that install + check + reload run under.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -101,6 +101,32 @@ export async function install(output: string, text: string): Promise<Installed> 
     },
     async commit() {
       if (hasBackup) await unlinkQuietly(backup);
+    },
+  };
+}
+
+/**
+ * Removes `output` (a per-app file whose app is gone) by renaming it to the backup, so a
+ * failing check can put the very same file back. Nothing to do when it does not exist.
+ */
+export async function remove(output: string): Promise<Installed> {
+  const dir = dirname(output);
+  const backup = join(dir, `.${basename(output)}.gantry-prev`);
+  await unlinkQuietly(backup);
+  try {
+    await fs.rename(output, backup);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return { rollback: async () => {}, commit: async () => {} };
+  }
+  await syncDir(dir);
+  return {
+    async rollback() {
+      await fs.rename(backup, output);
+      await syncDir(dir);
+    },
+    async commit() {
+      await unlinkQuietly(backup);
     },
   };
 }

@@ -92,35 +92,58 @@ function safeLabels(labels: Record<string, string> | undefined): { labels: Recor
   return { labels: out, dropped };
 }
 
+/** An endpoint as it appears in `endpoints` of the template data. */
+export type DataEndpoint = TemplateData['endpoints'][number];
+
+const order = (a: DataEndpoint, b: DataEndpoint): number => cmp(a.app, b.app) || cmp(a.env, b.env) || cmp(a.entry, b.entry) || cmp(a.id, b.id) || cmp(a.address, b.address);
+
 /**
- * The data a template sees, sorted so that the same endpoints always render the same text.
- * `refused` hears of every endpoint left out and label dropped as unsafe, with why.
+ * One endpoint made fit for a template: undefined when it is left out as unsafe. `refused`
+ * hears why, or which labels were dropped.
  */
-export function templateData(endpoints: readonly Endpoint[], revision: number, vars: Record<string, unknown> = {}, refused: (what: string) => void = () => {}): TemplateData {
-  const checked: Endpoint[] = [];
-  for (const e of endpoints) {
-    const why = unsafe(e);
-    const where = `${String(e.app)}/${String(e.env)}/${String(e.entry)}/${String(e.id)}`.slice(0, 200);
-    if (why) {
-      refused(`endpoint ${where} left out: ${why}`);
-      continue;
-    }
-    const { labels, dropped } = safeLabels(e.labels);
-    if (dropped.length > 0) refused(`endpoint ${where}: label${dropped.length > 1 ? 's' : ''} ${dropped.map((k) => JSON.stringify(k.slice(0, 64))).join(', ')} dropped (keys and values may only hold letters, digits and " ._:/@=+-")`);
-    checked.push({ ...e, labels });
+export function checkEndpoint(e: Endpoint, refused: (what: string) => void): DataEndpoint | undefined {
+  const why = unsafe(e);
+  const where = `${String(e.app)}/${String(e.env)}/${String(e.entry)}/${String(e.id)}`.slice(0, 200);
+  if (why) {
+    refused(`endpoint ${where} left out: ${why}`);
+    return undefined;
   }
-  const normalised = checked
-    .map((e) => ({ ...e, node: e.node ?? null, release: e.release ?? null, ports: sortedRecord(e.ports ?? {}), labels: sortedRecord(e.labels ?? {}) }))
-    .sort((a, b) => cmp(a.app, b.app) || cmp(a.env, b.env) || cmp(a.entry, b.entry) || cmp(a.id, b.id) || cmp(a.address, b.address));
+  const { labels, dropped } = safeLabels(e.labels);
+  if (dropped.length > 0) refused(`endpoint ${where}: label${dropped.length > 1 ? 's' : ''} ${dropped.map((k) => JSON.stringify(k.slice(0, 64))).join(', ')} dropped (keys and values may only hold letters, digits and " ._:/@=+-")`);
+  return { ...e, node: e.node ?? null, release: e.release ?? null, ports: sortedRecord(e.ports ?? {}), labels: sortedRecord(labels) };
+}
+
+/** Sorts checked endpoints in template order (app, env, entry, id, address), in place. */
+export function sortEndpoints(endpoints: DataEndpoint[]): DataEndpoint[] {
+  return endpoints.sort(order);
+}
+
+/** The `apps` of the template data from endpoints in template order. */
+export function groupApps(sorted: readonly DataEndpoint[]): TemplateData['apps'] {
   const apps: TemplateData['apps'] = [];
-  for (const e of normalised) {
+  for (const e of sorted) {
     let app = apps.at(-1);
     if (!app || app.app !== e.app || app.env !== e.env) apps.push((app = { app: e.app, env: e.env, entries: [] }));
     let entry = app.entries.at(-1);
     if (!entry || entry.entry !== e.entry) app.entries.push((entry = { entry: e.entry, endpoints: [] }));
     entry.endpoints.push({ id: e.id, address: e.address, node: e.node, ports: e.ports, release: e.release, labels: e.labels });
   }
-  return { apps, endpoints: normalised, revision, vars };
+  return apps;
+}
+
+/**
+ * The data a template sees, sorted so that the same endpoints always render the same text.
+ * `refused` hears of every endpoint left out and label dropped as unsafe, with why. (The
+ * renderer keeps the same data current per change instead: renderer-view.ts.)
+ */
+export function templateData(endpoints: readonly Endpoint[], revision: number, vars: Record<string, unknown> = {}, refused: (what: string) => void = () => {}): TemplateData {
+  const checked: DataEndpoint[] = [];
+  for (const e of endpoints) {
+    const ok = checkEndpoint(e, refused);
+    if (ok) checked.push(ok);
+  }
+  const normalised = sortEndpoints(checked);
+  return { apps: groupApps(normalised), endpoints: normalised, revision, vars };
 }
 
 type HelperArgs = unknown[];

@@ -3,6 +3,15 @@
 // endpoints on every change, written atomically, validated by a check command (`nginx -t`)
 // and only then followed by the reload command (`nginx -s reload`).
 //
+// Two modes. One file (`output` a plain path): the template sees the whole registry, so every
+// render renders and writes all of it (the template data itself is kept current per change,
+// renderer-view.ts). Per app (`{app}`/`{env}` in the output's file name, renderer-files.ts):
+// one file per app/env, the template seeing that app/env only; a render renders the files of
+// the apps that changed since the last one, writes those whose text differs, removes those of
+// apps that are gone, and runs one check and one reload for all of them. A check that fails
+// for several files rolls them all back, then tries them one at a time, so one app's bad file
+// does not hold back the others (it is tried again when its app changes).
+//
 // Guarantees:
 // - Unchanged output (the rendered text equals the file on disk): no write, no check, no reload.
 // - The file is replaced atomically: written to a temp file in the same directory, fsynced,
@@ -27,9 +36,11 @@
 // This file holds the renderer itself (scheduling, coalescing, one render from template to
 // reload). The template data, helpers and validation are in renderer-template.ts (which
 // documents what a template sees); file install, rollback and commands in renderer-install.ts.
-import type { EndpointSource } from './source.js';
-import { compileTemplate, templateData, type CompiledTemplate, type TemplateData } from './renderer-template.js';
-import { exclusive, install, readIfExists, runCommand } from './renderer-install.js';
+import type { EndpointChange, EndpointSource } from './source.js';
+import { compileTemplate, type CompiledTemplate } from './renderer-template.js';
+import { TemplateView, groupOf } from './renderer-view.js';
+import { FileGroups, about, existingFiles, installAll, outputPattern, type FileChange, type OutputPattern } from './renderer-files.js';
+import { exclusive, readIfExists, runCommand } from './renderer-install.js';
 
 export { templateData, validateTemplate, type TemplateData, type TemplateEndpoint } from './renderer-template.js';
 
@@ -38,7 +49,10 @@ export interface RendererConfig {
   name: string;
   /** Handlebars source. */
   template: string;
-  /** Path of the rendered file. */
+  /**
+   * Path of the rendered file; with `{app}` and/or `{env}` in the file name, one file per
+   * app/env, each rendered from that app/env only (see renderer-files.ts).
+   */
   output: string;
   /** argv run after the new file is in place, e.g. ['nginx','-t','-p',dir,'-c',conf]; non-zero → roll back. */
   check?: string[];
@@ -65,6 +79,8 @@ export interface RenderOutcome {
   reloadedAt?: number;
   /** Endpoints left out and labels dropped as unsafe to write into the file, when that changed since the last render. */
   refused?: string[];
+  /** Per-app mode: the files this render wrote or removed (and kept). */
+  files?: string[];
 }
 
 const DEFAULT_DEBOUNCE_MS = 50;
@@ -74,6 +90,13 @@ export class UpstreamRenderer {
   private template: CompiledTemplate | undefined;
   private readonly debounceMs: number;
   private readonly timeoutMs: number;
+  /** Per-app mode's file names; undefined in single-file mode. */
+  private readonly pattern: OutputPattern | undefined;
+  /** The template data, kept current by the source's changes while following them. */
+  private view: TemplateView | undefined;
+  /** Per-app mode: the groups of each file, and the files whose apps changed since they were rendered. */
+  private files: FileGroups | undefined;
+  private readonly dirtyFiles = new Set<string>();
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
@@ -93,6 +116,11 @@ export class UpstreamRenderer {
   ) {
     this.debounceMs = config.debounceMs ?? DEFAULT_DEBOUNCE_MS;
     this.timeoutMs = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    try {
+      this.pattern = outputPattern(config.output);
+    } catch (err) {
+      throw new Error(`renderer ${config.name}: output ${config.output}: ${(err as Error).message}`);
+    }
   }
 
   /**
@@ -103,9 +131,16 @@ export class UpstreamRenderer {
    */
   async start(): Promise<RenderOutcome> {
     if (this.started) throw new Error(`renderer ${this.config.name} already started`);
-    this.compiled().render(templateData(this.source.list(), this.source.revision, this.config.vars ?? {}));
+    const view = this.resync();
+    const vars = this.config.vars ?? {};
+    if (this.files) for (const path of this.files.paths()) this.compiled().render(view.data(this.source.revision, vars, this.files.of(path)));
+    else this.compiled().render(view.data(this.source.revision, vars));
     this.started = true;
-    this.unsubscribe = this.source.subscribe(() => this.schedule());
+    this.view = view;
+    this.unsubscribe = this.source.subscribe((_revision, changes) => this.changed(changes));
+    // Files of apps that went while nobody was looking go too (an unreadable directory will
+    // fail the install, which says why).
+    if (this.pattern) for (const path of await existingFiles(this.pattern).catch(() => [])) this.dirtyFiles.add(path);
     return this.renderNow();
   }
 
@@ -114,6 +149,7 @@ export class UpstreamRenderer {
     this.stopped = true;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
+    this.view = undefined;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.loop;
@@ -129,6 +165,18 @@ export class UpstreamRenderer {
       this.dirty = true;
       this.loop ??= this.drain();
     });
+  }
+
+  private changed(changes: readonly EndpointChange[]): void {
+    const view = this.view!;
+    const touched = view.apply(changes);
+    if (this.files) {
+      for (const id of touched) {
+        const { app, env } = groupOf(id);
+        this.dirtyFiles.add(this.files.note(id, app, env, view.group(id) !== undefined));
+      }
+    }
+    this.schedule();
   }
 
   private schedule(): void {
@@ -173,51 +221,130 @@ export class UpstreamRenderer {
     return (this.template ??= compileTemplate(this.config.name, this.config.template));
   }
 
-  private data(): { data: TemplateData; refused?: string[] } {
-    const refused: string[] = [];
-    const data = templateData(this.source.list(), this.source.revision, this.config.vars ?? {}, (what) => refused.push(what));
-    // Said once per change, not on every render while the same entries stay refused.
+  /**
+   * A view built afresh from the whole source, with every file marked for rendering: at start,
+   * and for a render while not following the source (before start(), after stop()).
+   */
+  private resync(): TemplateView {
+    const view = new TemplateView(this.source.entries());
+    if (this.pattern) {
+      this.files = new FileGroups(this.pattern);
+      for (const id of view.groupIds()) {
+        const { app, env } = view.group(id)!;
+        this.dirtyFiles.add(this.files.note(id, app, env, true));
+      }
+    }
+    return view;
+  }
+
+  /** The files to render now, each with the groups it is rendered from. */
+  private targets(view: TemplateView): Map<string, string[]> {
+    if (!this.files) return new Map([[this.config.output, [...view.groupIds()]]]);
+    const targets = new Map<string, string[]>();
+    for (const path of this.dirtyFiles) targets.set(path, this.files.of(path));
+    this.dirtyFiles.clear();
+    return targets;
+  }
+
+  /** The unsafe entries to report with this render: only when they changed since the last. */
+  private refusedNow(view: TemplateView): string[] | undefined {
+    const refused = view.refused();
     const key = refused.join('\n');
-    if (key === this.lastRefused) return { data };
+    if (key === this.lastRefused) return undefined;
     this.lastRefused = key;
-    return { data, refused };
+    return refused.length > 0 ? refused : undefined;
   }
 
   private async renderOnce(): Promise<RenderOutcome> {
     const started = Date.now();
     const revision = this.source.revision;
+    const vars = this.config.vars ?? {};
+    const view = this.unsubscribe && this.view ? this.view : this.resync();
+    const refused = this.refusedNow(view);
     const outcome = (o: Omit<RenderOutcome, 'name' | 'revision' | 'durationMs'>): RenderOutcome => ({ name: this.config.name, revision, ...o, ...(refused ? { refused } : {}), durationMs: Date.now() - started });
-    let text: string;
-    let refused: string[] | undefined;
-    try {
-      const prepared = this.data();
-      refused = prepared.refused?.length ? prepared.refused : undefined;
-      text = this.compiled().render(prepared.data);
-    } catch (err) {
-      return outcome({ changed: false, ok: false, error: (err as Error).message });
-    }
-    return exclusive(async () => {
+
+    // Render every target first: a template error keeps that file as it is.
+    const rendered: FileChange[] = [];
+    const problems: string[] = [];
+    for (const [path, ids] of this.targets(view)) {
+      if (this.pattern && ids.length === 0) {
+        rendered.push({ path, text: undefined }); // its apps are gone
+        continue;
+      }
       try {
-        const current = await readIfExists(this.config.output);
-        if (current === text) {
-          if (!this.reloadOwed) return outcome({ changed: false, ok: true });
-          const reloaded = await this.reload();
-          return outcome({ changed: false, ...reloaded });
-        }
-        const installed = await install(this.config.output, text);
-        if (this.config.check) {
-          const failed = await runCommand('check', this.config.check, this.timeoutMs);
-          if (failed) {
-            await installed.rollback();
-            return outcome({ changed: true, ok: false, error: failed });
-          }
+        rendered.push({ path, text: this.compiled().render(view.data(revision, vars, ids)) });
+      } catch (err) {
+        problems.push(this.pattern ? `${path}: ${(err as Error).message}` : (err as Error).message);
+      }
+    }
+    if (!this.pattern && problems.length > 0) return outcome({ changed: false, ok: false, error: problems[0] });
+
+    return exclusive(async () => {
+      const files: string[] = [];
+      const result = (changed: boolean, reloaded?: { error?: string; reloadedAt?: number }): RenderOutcome => {
+        if (reloaded?.error) problems.push(reloaded.error);
+        return outcome({
+          changed,
+          ok: problems.length === 0,
+          ...(problems.length > 0 ? { error: problems.join('\n') } : {}),
+          ...(reloaded?.reloadedAt ? { reloadedAt: reloaded.reloadedAt } : {}),
+          ...(this.pattern ? { files } : {}),
+        });
+      };
+      try {
+        const changes: FileChange[] = [];
+        for (const file of rendered) if ((await about(file.path, readIfExists(file.path))) !== file.text) changes.push(file);
+        if (changes.length === 0) return result(false, this.reloadOwed ? await this.reload() : undefined);
+        const installed = await installAll(changes);
+        const failed = this.config.check ? await runCommand('check', this.config.check, this.timeoutMs) : undefined;
+        if (failed) {
+          await installed.rollback();
+          if (changes.length > 1) files.push(...(await this.isolate(changes, failed, problems)));
+          else problems.push(failed);
+          return result(true, files.length > 0 ? await this.reload() : undefined);
         }
         await installed.commit();
-        return outcome({ changed: true, ...(await this.reload()) });
+        files.push(...changes.map((c) => c.path));
+        return result(true, await this.reload());
       } catch (err) {
-        return outcome({ changed: false, ok: false, error: `${this.config.output}: ${(err as Error).message}` });
+        // A file system failure (the message names the file): try these files again next time.
+        if (this.files) for (const { path } of rendered) this.dirtyFiles.add(path);
+        return outcome({ changed: false, ok: false, error: (err as Error).message });
       }
     });
+  }
+
+  /**
+   * After a failed check of several files (rolled back): finds the files at fault by halves,
+   * installing the others; returns those installed. When the check fails even without any of
+   * them, the fault is elsewhere: nothing is installed and all are tried again next time.
+   */
+  private async isolate(changes: readonly FileChange[], failed: string, problems: string[]): Promise<string[]> {
+    const check = () => runCommand('check', this.config.check!, this.timeoutMs);
+    if (await check()) {
+      problems.push(failed);
+      for (const { path } of changes) this.dirtyFiles.add(path);
+      return [];
+    }
+    const passed: string[] = [];
+    const attempt = async (batch: readonly FileChange[]): Promise<void> => {
+      const installed = await installAll(batch);
+      const why = await check();
+      if (!why) {
+        await installed.commit();
+        passed.push(...batch.map((c) => c.path));
+        return;
+      }
+      await installed.rollback();
+      if (batch.length === 1) return void problems.push(`${batch[0]!.path}: ${why}`);
+      const half = Math.ceil(batch.length / 2);
+      await attempt(batch.slice(0, half));
+      await attempt(batch.slice(half));
+    };
+    const half = Math.ceil(changes.length / 2);
+    await attempt(changes.slice(0, half));
+    await attempt(changes.slice(half));
+    return passed;
   }
 
   private async reload(): Promise<{ ok: boolean; error?: string; reloadedAt?: number }> {
