@@ -1,10 +1,11 @@
 // Reliability of `gantry apply` and the waits around it. Re-applying an unchanged spec (as YAML
 // or as JSON) is a no-op: one release, no rollout, no event, and the CLI says "unchanged". A
 // wait (apply, scale, rm) rides out a server that restarts meanwhile, while only the command's
-// own request fails fast. And the first start of `gantry server` or `gantry up` never overwrites
-// a user's CLI config that is about another server. The waits are checked against a fake server
-// that goes away and comes back, and end to end against real server and agent processes, the
-// server killed with SIGKILL mid-wait.
+// own request fails fast; it reads the app again as soon as the server's watch stream shows a
+// change to it. And the first start of `gantry server` or `gantry up` never overwrites a user's
+// CLI config that is about another server. The waits are checked against a fake server that goes
+// away and comes back (or streams changes), and end to end against real server and agent
+// processes, the server killed with SIGKILL mid-wait.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,7 +23,8 @@ import type { AppDetailResponse, ApplyResponse, EventListResponse } from '../src
 import type { ReleaseRecord } from '../src/model/types.js';
 import { openStore } from '../src/store/index.js';
 import { ClusterState } from '../src/server/state.js';
-import { AppService, releaseKey } from '../src/server/services/apps.js';
+import { AppService } from '../src/server/services/apps.js';
+import { STORE } from '../src/server/keys.js';
 import { EventLog } from '../src/server/services/events.js';
 import { ReleaseService } from '../src/server/services/releases.js';
 
@@ -31,12 +33,12 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 // ---- the waits against a fake server that goes away ----
 
-function appDetail(healthy: number): AppDetailResponse {
+function appDetail(healthy: number, instances: string[] = []): AppDetailResponse {
   const now = Date.now();
   return {
     app: { name: 'shop', env: 'default', spec: {} as AppDetailResponse['app']['spec'], release: 1, stopped: false, createdAt: now, updatedAt: now, updatedBy: 'test' },
     summary: { name: 'shop', env: 'default', release: 1, stopped: false, updatedAt: now, entries: [{ name: 'web', runtime: 'process', desired: 1, running: 1, healthy }] },
-    instances: [],
+    instances: instances.map((id) => ({ id, app: 'shop', entry: 'web', desired: 'running', status: { id, state: 'running', healthy: healthy > 0 } }) as unknown as AppDetailResponse['instances'][number]),
     unplaced: [],
   };
 }
@@ -87,7 +89,10 @@ test('serverAway: refused connections and 502-504 are waited out; API errors and
 
 test('a wait rides out a server that goes away and comes back, saying so once each way', async () => {
   let healthy = 0;
-  const fake = new FlakyServer((_req, res) => {
+  let reads = 0;
+  // It answers the watch stream with JSON too, as a proxy might: the wait polls.
+  const fake = new FlakyServer((req, res) => {
+    if (!req.url!.startsWith('/v1/watch')) reads++;
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(appDetail(healthy)));
   });
@@ -95,7 +100,7 @@ test('a wait rides out a server that goes away and comes back, saying so once ea
   try {
     const out = capture();
     const waiting = waitForConvergence(new GantryClient({ server: fake.url }), 'shop', { timeoutMs: 20_000, intervalMs: 50, retryDelayMs: 20, maxRetryDelayMs: 100, out });
-    await until('the first poll', () => fake.requests >= 1, 5000, 10);
+    await until('the first poll', () => reads >= 1, 5000, 10);
     await fake.stop();
     await sleep(600); // several failed polls while it is away
     healthy = 1;
@@ -129,16 +134,75 @@ test('a server still away at the timeout ends the wait with exit 4, naming the s
   assert.match(out.text, /^lost the Gantry server at /);
 
   // An answer that is an error of the API is not an outage: it ends the wait at once.
-  const notFound = new FlakyServer((_req, res) => {
+  let reads = 0;
+  const notFound = new FlakyServer((req, res) => {
+    if (!req.url!.startsWith('/v1/watch')) reads++;
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: 'no app named "shop"' }));
   });
   await notFound.start();
   try {
     await assert.rejects(waitForConvergence(new GantryClient({ server: notFound.url }), 'shop', { timeoutMs: 5000, out: capture() }), ApiRequestError);
-    assert.equal(notFound.requests, 1);
+    assert.equal(reads, 1);
   } finally {
     await notFound.stop();
+  }
+});
+
+test('a wait reads the app again as soon as the watch stream shows a change to it: not at the next poll, not for other apps', async () => {
+  let healthy = 0;
+  let reads = 0;
+  const streams = new Map<string, ServerResponse>();
+  const asked: string[] = [];
+  const fake = new FlakyServer((req, res) => {
+    const url = new URL(req.url!, 'http://fake');
+    if (url.pathname === '/v1/watch') {
+      const prefix = url.searchParams.get('prefix')!;
+      asked.push(`${prefix} since=${url.searchParams.get('since')} last-event-id=${req.headers['last-event-id']}`);
+      // As the real server: a snapshot when not resuming, else nothing (not even the headers) until a change.
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      if (!url.searchParams.has('since')) res.write(`id: 10\nevent: snapshot\ndata: {"revision":10,"items":[]}\n\n`);
+      streams.set(prefix, res);
+      return;
+    }
+    reads++;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(appDetail(healthy, ['shop-web-1'])));
+  });
+  const change = (revision: number, type: 'put' | 'delete', key: string) => `id: ${revision}\nevent: change\ndata: ${JSON.stringify({ revision, changes: [{ type, key, value: {} }] })}\n\n`;
+  await fake.start();
+  try {
+    const out = capture();
+    // Neither the poll nor the safety net comes within the test: only a change can end the wait.
+    const waiting = waitForConvergence(new GantryClient({ server: fake.url }), 'shop', { timeoutMs: 20_000, intervalMs: 30_000, rereadMs: 30_000, out });
+    await until('the three streams, the later two from the snapshot\'s revision', () => streams.size === 3, 5000, 10);
+    assert.deepEqual(asked.sort(), ['apps since=null last-event-id=undefined', 'instances since=10 last-event-id=10', 'status since=10 last-event-id=10']);
+    await sleep(300);
+    const settled = reads;
+    assert.ok(settled >= 2, `read once, and again after the snapshot (${settled} reads)`);
+
+    streams.get('status')!.write(change(11, 'put', '/status/other-web-1'));
+    streams.get('instances')!.write(change(12, 'put', '/instances/other/other-web-1'));
+    streams.get('apps')!.write(change(13, 'put', '/apps/other'));
+    await sleep(300);
+    assert.equal(reads, settled, 'changes of another app are no reason to read this one');
+
+    // A dropped stream resumes from the last revision it saw.
+    const before = asked.length;
+    streams.get('status')!.destroy();
+    await until('the status stream to resume', () => asked.length > before, 5000, 10);
+    assert.equal(asked.at(-1), 'status since=11 last-event-id=11');
+
+    healthy = 1;
+    const changedAt = Date.now();
+    streams.get('status')!.write(change(14, 'put', '/status/shop-web-1'));
+    const { alreadyConverged } = await waiting;
+    const reactedMs = Date.now() - changedAt;
+    assert.equal(alreadyConverged, false);
+    assert.ok(reactedMs < 500, `converged ${reactedMs}ms after the change: the old poll came every 500ms`);
+    assert.match(out.text, /web {2}1\/1 running {2}1\/1 healthy\n$/);
+  } finally {
+    await fake.stop();
   }
 });
 
@@ -180,7 +244,7 @@ test('rollback by default goes to the newest earlier release that differs, past 
     // What the bug left behind: release 3, the same spec as release 2.
     const empty: ReleaseRecord = { app: 'shop', release: 3, spec: two.app.spec, createdAt: Date.now(), createdBy: 'alice', changes: [] };
     const kv = (await store.get('/apps/shop'))!;
-    await store.txn({ compare: [], success: [{ type: 'put', key: releaseKey('shop', 3), value: JSON.stringify(empty) }, { type: 'put', key: '/apps/shop', value: JSON.stringify({ ...JSON.parse(kv.value), release: 3 }) }] });
+    await store.txn({ compare: [], success: [{ type: 'put', key: STORE.releases.key('shop', 3), value: JSON.stringify(empty) }, { type: 'put', key: '/apps/shop', value: JSON.stringify({ ...JSON.parse(kv.value), release: 3 }) }] });
     await until('the app at release 3', () => apps.get('shop').release === 3, 5000, 10);
     assert.deepEqual(await releases.rollback('shop', undefined, 'alice'), { from: 3, to: 1, release: 4 });
   } finally {

@@ -2,6 +2,7 @@
 // HTTP client against a real local HTTP server.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,11 @@ import { convergence, ProgressDisplay, progressLines, noticesOf } from '../src/c
 import { ApiRequestError, GantryClient, ServerUnreachableError } from '../src/cli/client.js';
 import { CliError, describeCliError } from '../src/cli/errors.js';
 import { registerClientCommands } from '../src/cli/commands.js';
+import { registerDaemonCommands } from '../src/cli/daemon.js';
+import { registerNodeCommands } from '../src/cli/node-commands.js';
+import { registerReleaseCommands } from '../src/cli/release-commands.js';
+import { registerSimCommands } from '../src/cli/sim-commands.js';
+import { GANTRY } from './helpers/cluster.js';
 import type { AppDetailResponse, InstanceView, NodeView } from '../src/model/api.js';
 import type { GantryEvent, InstanceState } from '../src/model/types.js';
 
@@ -336,11 +342,15 @@ test('apply validates locally: every problem printed as file: path: message, exi
   }
 });
 
-test('apply posts the spec and waits until the app converges; timeout exits 3', async () => {
+test('apply posts the spec and waits until the app converges, polling a server without the watch stream; timeout exits 3', async () => {
   const dir = tempDir();
   let polls = 0;
   let healthy = 0;
   const srv = await serve((req, res) => {
+    if (req.url!.startsWith('/v1/watch')) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ error: 'Route GET:/v1/watch not found' }));
+    }
     res.writeHead(200, { 'content-type': 'application/json' });
     if (req.method === 'POST') return res.end(JSON.stringify({ app: detail([], []).app, created: true, changed: true }));
     polls++;
@@ -372,4 +382,68 @@ test('bad usage exits 2', async () => {
   assert.equal(describeCliError(error).exitCode, 2);
   const bad = await run(['ps', '-o', 'yaml']);
   assert.equal(describeCliError(bad.error).exitCode, 2);
+});
+
+// ---- the gantry command as a process: complete help, and what a command loads ----
+
+const ROOT = join(import.meta.dirname, '..');
+
+function gantry(args: string[], nodeFlags: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+  // Node's flags go before the script (the last of GANTRY): after tsx's, when the tests run the sources.
+  const child = spawn(process.execPath, [...GANTRY.slice(0, -1), ...nodeFlags, GANTRY.at(-1)!, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, GANTRY_CONFIG: join(tmpdir(), 'gantry-cli-test-no-config.json'), GANTRY_SERVER: '', GANTRY_TOKEN: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? 128, stdout, stderr })));
+}
+
+test('gantry --help lists the commands of every module, though a command loads only its own; an unknown command gets the whole list', async () => {
+  const all = new Command('gantry');
+  for (const register of [registerDaemonCommands, registerClientCommands, registerReleaseCommands, registerNodeCommands, registerSimCommands]) register(all);
+  const expected = [...all.commands.map((c) => c.name()), 'help'].sort();
+
+  const [help, up, tokenCreate, unknown] = await Promise.all([gantry(['--help']), gantry(['up', '--help']), gantry(['token', 'create', '--help']), gantry(['pss'])]);
+  assert.equal(help.code, 0, help.stderr);
+  const listed = help.stdout.slice(help.stdout.indexOf('\nCommands:\n')).split('\n').slice(2).map((line) => /^ {2}([\w-]+)/.exec(line)?.[1]).filter((name): name is string => name !== undefined);
+  assert.deepEqual(listed.slice().sort(), expected, help.stdout);
+  assert.equal(listed[0], 'up', 'the quick start comes first');
+
+  assert.equal(up.code, 0, up.stderr);
+  assert.match(up.stdout, /--data-dir <dir>/);
+  assert.match(up.stdout, /--node-name <name>/);
+  assert.match(tokenCreate.stdout, /--role <role>/);
+
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command 'pss'/);
+  assert.match(unknown.stderr, /Did you mean ps\?/);
+  assert.match(unknown.stderr, /^ {2}agent /m, 'the help after the error lists every command');
+});
+
+test('gantry ps loads the CLI only: not the server, the agent, the spec schemas or the table library', async () => {
+  const dir = tempDir();
+  const srv = await serve((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ instances: [], unplaced: [] }));
+  });
+  try {
+    // A module hook that writes down every module the process resolves.
+    const loaded = join(dir, 'loaded.txt');
+    writeFileSync(join(dir, 'hooks.mjs'), `import { appendFileSync } from 'node:fs';\nlet file;\nexport function initialize(data) { file = data.file; }\nexport async function resolve(specifier, context, next) {\n  const result = await next(specifier, context);\n  appendFileSync(file, result.url + '\\n');\n  return result;\n}\n`);
+    writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url, { data: { file: ${JSON.stringify(loaded)} } });\n`);
+    const ps = await gantry(['ps', '--server', srv.url], ['--import', join(dir, 'register.mjs')]);
+    assert.equal(ps.code, 0, ps.stderr);
+    assert.equal(ps.stderr, 'no instances\n');
+    const urls = readFileSync(loaded, 'utf8').trim().split('\n');
+    assert.ok(urls.some((url) => /\/cli\/client-actions\.[jt]s$/.test(url)), `the hook saw the modules:\n${urls.join('\n')}`);
+    const heavy = urls.filter((url) => /\/(src|dist)\/(server|agent|runtime|store|discovery|sim|host)\/|\/model\/spec\.|\/cli\/(daemon|wait|app-changes)\.|node_modules\/(fastify|dockerode|zod|yaml|better-sqlite3|cli-table3|undici|pino|ws|redis)\//.test(url));
+    assert.deepEqual(heavy, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await srv.close();
+  }
 });

@@ -1,6 +1,6 @@
-// The REST client of the Gantry API (src/model/api.ts), used by the CLI. Uses Node's global fetch,
-// or, when a CA is given to verify an https:// server, undici's own fetch with an Agent trusting it
-// (the global fetch takes no CA; undici's Agent must not be mixed with it).
+// The REST client of the Gantry API (src/model/api.ts), used by the CLI: requests, the errors
+// they end in, and the streams (logs, events, watch). Requests go through http.ts (node:http, and
+// node:https with the CA that verifies the server when one is given).
 import type {
   ApiError,
   AppDetailResponse,
@@ -24,6 +24,7 @@ export interface RolloutStatus {
   entries: { entry: string; strategy: string; replicas: number; updated: number; healthy: number; old: number }[];
 }
 import type { Change } from '../model/diff.js';
+import { exchange, type HttpAnswer } from './http.js';
 import { readLines, readText, SseParser, type SseMessage } from './stream.js';
 
 /** One message of the watch stream: a full snapshot, or the changes of one store revision. */
@@ -70,6 +71,11 @@ export class TlsVerificationError extends ServerUnreachableError {
   }
 }
 
+/** A stream was asked for and something else came back: waiting for it to change is pointless. */
+export class NotAnEventStreamError extends Error {
+  override name = 'NotAnEventStreamError';
+}
+
 export interface ClientOptions {
   server: string;
   token?: string;
@@ -102,23 +108,34 @@ export interface FollowEventsOptions {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** The error code of a failed fetch: undici puts it on `cause` (or on the first of an AggregateError). */
+type NetworkError = { code?: unknown; errors?: { code?: unknown }[]; message?: unknown; cause?: unknown };
+
+/**
+ * Where a failed request says why: node:http's error itself (or the first of an AggregateError
+ * when every address failed); an error of fetch carries it on `cause`.
+ */
+function networkError(err: unknown): NetworkError {
+  const e = (err ?? {}) as NetworkError;
+  return e.code === undefined && e.errors === undefined && e.cause !== undefined ? (e.cause as NetworkError) : e;
+}
+
+/** The error code of a failed request. */
 function networkCode(err: unknown): string {
-  const cause = (err as { cause?: unknown }).cause as { code?: unknown; errors?: { code?: unknown }[]; message?: unknown } | undefined;
-  const code = cause?.code ?? cause?.errors?.find((e) => e.code)?.code;
+  const cause = networkError(err);
+  const code = cause.code ?? cause.errors?.find((e) => e.code)?.code;
   if (typeof code === 'string') return code;
-  if (typeof cause?.message === 'string' && cause.message) return cause.message;
+  if (typeof cause.message === 'string' && cause.message) return cause.message;
   return err instanceof Error ? err.message : String(err);
 }
 
 /** OpenSSL's certificate verification codes (and Node's host name check), as Node reports them. */
 const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_GET_ISSUER|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/;
 
-/** What a failed fetch means: a certificate not trusted, a scheme that does not match the server, or no server. */
+/** What a failed request means: a certificate not trusted, a scheme that does not match the server, or no server. */
 export function unreachableError(server: string, err: unknown): ServerUnreachableError {
   const code = networkCode(err);
-  const cause = (err as { cause?: { message?: unknown } }).cause;
-  const reason = typeof cause?.message === 'string' ? cause.message : code;
+  const { message } = networkError(err);
+  const reason = typeof message === 'string' && message ? message : code;
   if (CERT_ERROR.test(code)) return new TlsVerificationError(server, code, reason);
   const https = server.startsWith('https:');
   if (https && code === 'EPROTO' && /wrong version number|packet length too long/i.test(reason)) return new ServerUnreachableError(server, `TLS handshake failed (${reason})`, 'Does the server use TLS? If not, use an http:// URL');
@@ -126,7 +143,7 @@ export function unreachableError(server: string, err: unknown): ServerUnreachabl
   return new ServerUnreachableError(server, code);
 }
 
-async function apiErrorFrom(res: Response): Promise<ApiRequestError> {
+async function apiErrorFrom(res: HttpAnswer): Promise<ApiRequestError> {
   const text = await res.text().catch(() => '');
   let body: ApiError | undefined;
   try {
@@ -143,7 +160,6 @@ export class GantryClient {
   readonly server: string;
   private readonly token: string | undefined;
   private readonly ca: string | Buffer | undefined;
-  private fetcher: Promise<typeof fetch> | undefined;
 
   constructor(options: ClientOptions) {
     this.server = options.server.replace(/\/+$/, '');
@@ -154,17 +170,6 @@ export class GantryClient {
   /** Whether it verifies the server with a CA of its own (--ca, GANTRY_CA, the config file). */
   get verifiesWithCa(): boolean {
     return this.ca !== undefined;
-  }
-
-  /** Node's global fetch; with a CA, undici's fetch through an Agent that trusts it (loaded only then). */
-  private fetchFunction(): Promise<typeof fetch> {
-    const ca = this.ca;
-    if (ca === undefined) return Promise.resolve(fetch);
-    this.fetcher ??= import('undici').then(({ Agent, fetch: undiciFetch }) => {
-      const dispatcher = new Agent({ connect: { ca } });
-      return ((input: URL, init: RequestInit) => undiciFetch(input, { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher })) as unknown as typeof fetch;
-    });
-    return this.fetcher;
   }
 
   /** POST /v1/apps with the spec text as written (YAML or JSON). */
@@ -218,7 +223,6 @@ export class GantryClient {
       accept: 'text/plain',
       signal: query.signal,
     });
-    if (!res.body) return;
     yield* readLines(res.body);
   }
 
@@ -252,6 +256,27 @@ export class GantryClient {
     }
   }
 
+  /**
+   * One connection of the watch stream, for a caller that reconnects by itself (wait.ts): the
+   * messages as they come, until the server ends the stream. An answer that is not an event
+   * stream (an older server, a proxy's page) throws NotAnEventStreamError.
+   */
+  async *watchConnection(prefix: string, options: { since?: string; signal?: AbortSignal } = {}): AsyncGenerator<SseMessage> {
+    const res = await this.send('GET', '/v1/watch', {
+      query: { prefix, since: options.since },
+      accept: 'text/event-stream',
+      headers: options.since !== undefined ? { 'Last-Event-ID': options.since } : {},
+      signal: options.signal,
+    });
+    const type = res.header('content-type') ?? '';
+    if (!type.startsWith('text/event-stream')) {
+      res.discard();
+      throw new NotAnEventStreamError(`the server answered GET /v1/watch with ${type || 'no content type'}, not an event stream`);
+    }
+    const parser = new SseParser();
+    for await (const chunk of readText(res.body)) yield* parser.push(chunk);
+  }
+
   /** Server-Sent Events with reconnection from the last event id. */
   private async *sse(path: string, query: Record<string, string | number | undefined>, options: { since?: number; signal?: AbortSignal; retries?: number; retryDelayMs?: number }): AsyncGenerator<SseMessage> {
     const retries = options.retries ?? 5;
@@ -271,7 +296,6 @@ export class GantryClient {
           headers: lastId !== undefined ? { 'Last-Event-ID': lastId } : {},
           signal: abort.signal,
         });
-        if (!res.body) throw new Error(`the server answered ${path} without a body`);
         const parser = new SseParser();
         for await (const chunk of readText(res.body)) {
           for (const message of parser.push(chunk)) {
@@ -373,7 +397,10 @@ export class GantryClient {
 
   private async json<T>(method: string, path: string, options: SendOptions = {}): Promise<T> {
     const res = await this.send(method, path, { accept: 'application/json', ...options });
-    const text = await res.text();
+    // A server that dies while it answers is as unreachable as one that does not answer.
+    const text = await res.text().catch((err: unknown) => {
+      throw options.signal?.aborted ? err : unreachableError(this.server, err);
+    });
     if (!text) return undefined as T;
     try {
       return JSON.parse(text) as T;
@@ -382,7 +409,7 @@ export class GantryClient {
     }
   }
 
-  private async send(method: string, path: string, options: SendOptions = {}): Promise<Response> {
+  private async send(method: string, path: string, options: SendOptions = {}): Promise<HttpAnswer> {
     const url = new URL(this.server + path);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
@@ -391,10 +418,9 @@ export class GantryClient {
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (options.accept) headers.accept = options.accept;
     if (options.contentType) headers['content-type'] = options.contentType;
-    const fetchNow = await this.fetchFunction();
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await fetchNow(url, { method, headers, body: options.body, signal: options.signal });
+      res = await exchange(url, { method, headers, body: options.body, signal: options.signal, ca: this.ca });
     } catch (err) {
       if (options.signal?.aborted) throw err;
       throw unreachableError(this.server, err);

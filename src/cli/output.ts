@@ -1,5 +1,7 @@
-// Output helpers: kubectl-like plain tables, JSON output, time and port formatting.
-import Table from 'cli-table3';
+// Output helpers: kubectl-like plain tables, JSON output, time and port formatting. Every command
+// loads this module but many print no table (an empty `ps` prints none): the table library is
+// loaded with the first table, not with the module.
+import { createRequire } from 'node:module';
 import type { AssignedPort } from '../model/types.js';
 import { formatDuration } from '../model/units.js';
 
@@ -14,9 +16,12 @@ const NO_BORDERS = {
 
 export type CellValue = string | number | boolean | null | undefined;
 
+let tableClass: typeof import('cli-table3') | undefined;
+
 /** A borderless table: upper-case header, columns aligned and separated by three spaces. */
 export function renderTable(head: string[], rows: CellValue[][]): string {
-  const table = new Table({
+  tableClass ??= createRequire(import.meta.url)('cli-table3') as typeof import('cli-table3');
+  const table = new tableClass({
     head: head.map((h) => h.toUpperCase()),
     chars: NO_BORDERS,
     style: { 'padding-left': 0, 'padding-right': 3, head: [], border: [], compact: true },

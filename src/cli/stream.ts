@@ -110,25 +110,19 @@ export class SseParser {
 }
 
 /** Reads a byte stream as text chunks (UTF-8, multi-byte characters safe across chunks). */
-export async function* readText(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const reader = body.getReader();
+export async function* readText(body: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      const text = decoder.decode(value, { stream: true });
-      if (text) yield text;
-    }
-    const tail = decoder.decode();
-    if (tail) yield tail;
-  } finally {
-    reader.cancel().catch(() => undefined);
+  // Leaving early (the caller stopped reading) returns the body's iterator, which ends the stream.
+  for await (const chunk of body) {
+    const text = decoder.decode(chunk, { stream: true });
+    if (text) yield text;
   }
+  const tail = decoder.decode();
+  if (tail) yield tail;
 }
 
 /** Lines of a streamed text body, yielded as soon as each is complete. */
-export async function* readLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+export async function* readLines(body: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
   const splitter = new LineSplitter();
   for await (const chunk of readText(body)) yield* splitter.push(chunk);
   const last = splitter.flush();

@@ -1,12 +1,17 @@
 // Waiting for an app to converge (after apply / scale) or for its instances to go (after rm),
 // with a progress display: redrawn in place on a terminal, printed on change otherwise.
 //
+// The app is read again as soon as the server's watch stream shows a change to it (see
+// app-changes.ts), and every few seconds besides, in case a change was missed; when the stream
+// cannot be followed (an older server, a proxy that refuses it) the wait polls instead.
+//
 // A wait starts once the server accepted the change, and the change goes on without the CLI: a
 // server that goes away meanwhile (restarted, upgraded) is waited out, with backoff, until the
 // wait's own timeout, saying once that it is gone and once that it is back. Only the command's
 // own request fails fast when the server cannot be reached.
 import type { AppDetailResponse, InstanceView } from '../model/api.js';
 import { formatDuration } from '../model/units.js';
+import { AppChanges, type Followed } from './app-changes.js';
 import { ApiRequestError, ServerUnreachableError, TlsVerificationError, type GantryClient } from './client.js';
 import { CliError, EXIT } from './errors.js';
 import { io, oneLine, type Output } from './output.js';
@@ -138,14 +143,23 @@ export class ProgressDisplay {
 
 export interface WaitOptions {
   timeoutMs: number;
+  /** Between reads when the watch stream cannot be followed (default 500 ms). */
   intervalMs?: number;
+  /** Between reads while it is followed, changes or not: the safety net (default 5 s). */
+  rereadMs?: number;
   out?: Output;
   /** Delay before the first retry of a server that went away, doubling up to `maxRetryDelayMs`. */
   retryDelayMs?: number;
   maxRetryDelayMs?: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/**
+ * The least time between two reads: a burst of changes (ten instances turning healthy one after
+ * another) costs the server a few reads, not one per change.
+ */
+const MIN_READ_GAP_MS = 50;
+
+const sleep = (ms: number) => (ms > 0 ? new Promise<void>((resolve) => setTimeout(resolve, ms)) : Promise.resolve());
 
 /**
  * Whether a failed request means the server is away for a while (restarting; or a proxy in front
@@ -199,41 +213,67 @@ class OutageRetrier {
 }
 
 /**
- * Polls GET /v1/apps/:app until it converges; throws CliError(3) on timeout, CliError(4) when the
- * server is still away at the timeout. `quietIfConverged`: a first poll that finds the app
+ * Reads the app after every change until it has converged, then stops. The reads go through the
+ * retrier; between them, the wait for a change (or for the next poll) is bounded by the deadline.
+ */
+async function readUntil(client: GantryClient, app: string, followed: Followed[], options: WaitOptions, read: (changes: AppChanges) => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs;
+  const changes = new AppChanges(client, app, followed, options);
+  try {
+    for (;;) {
+      const readAt = Date.now();
+      changes.clear();
+      if (await read(changes)) return;
+      const left = () => Math.max(0, deadline - Date.now());
+      await changes.next(Math.min(changes.live ? (options.rereadMs ?? 5000) : (options.intervalMs ?? 500), left()));
+      await sleep(Math.min(readAt + MIN_READ_GAP_MS - Date.now(), left()));
+    }
+  } finally {
+    changes.close();
+  }
+}
+
+/**
+ * Reads GET /v1/apps/:app until it converges; throws CliError(3) on timeout, CliError(4) when the
+ * server is still away at the timeout. `quietIfConverged`: a first read that finds the app
  * converged draws nothing (a re-apply of an unchanged spec).
  */
 export async function waitForConvergence(client: GantryClient, app: string, options: WaitOptions & { quietIfConverged?: boolean }): Promise<{ tookMs: number; alreadyConverged: boolean }> {
   const started = Date.now();
   const display = new ProgressDisplay(options.out);
   const server = new OutageRetrier(client, display, `app ${app} to converge`, started + options.timeoutMs, options);
-  for (let poll = 1; ; poll++) {
+  let reads = 0;
+  let alreadyConverged = false;
+  await readUntil(client, app, ['instances', 'status'], options, async (changes) => {
     const detail = await server.request(() => client.getApp(app));
+    changes.watchInstances(detail.instances.map((i) => i.id));
     const state = convergence(detail);
-    const alreadyConverged = poll === 1 && state.converged;
+    alreadyConverged = ++reads === 1 && state.converged;
     if (!(alreadyConverged && options.quietIfConverged)) display.update(progressLines(state), noticesOf(detail));
-    if (state.converged) return { tookMs: Date.now() - started, alreadyConverged };
+    if (state.converged) return true;
     if (Date.now() - started >= options.timeoutMs) {
       throw new CliError(EXIT.timeout, `timed out after ${formatDuration(options.timeoutMs)} waiting for app ${app} to converge: ${state.pending.join('; ')}`);
     }
-    await sleep(Math.min(options.intervalMs ?? 500, Math.max(0, started + options.timeoutMs - Date.now())));
-  }
+    return false;
+  });
+  return { tookMs: Date.now() - started, alreadyConverged };
 }
 
-/** Polls the app's instances until none is left; throws CliError(3) on timeout, CliError(4) when the server is still away then. */
+/** Reads the app's instances until none is left; throws CliError(3) on timeout, CliError(4) when the server is still away then. */
 export async function waitForRemoval(client: GantryClient, app: string, options: WaitOptions): Promise<number> {
   const started = Date.now();
   const display = new ProgressDisplay(options.out);
   const server = new OutageRetrier(client, display, `the instances of ${app} to be removed`, started + options.timeoutMs, options);
-  for (;;) {
+  await readUntil(client, app, ['instances'], options, async () => {
     // Gone means the server forgot them, which it does once their agent confirmed the removal.
     const live = (await server.request(() => client.listInstances({ app }))).instances.filter((i) => i.app === app);
-    if (live.length === 0) return Date.now() - started;
+    if (live.length === 0) return true;
     display.update([`waiting for ${live.length} instance${live.length === 1 ? '' : 's'} to stop`]);
     if (Date.now() - started >= options.timeoutMs) {
       const which = live.map((i) => `${i.id} (${i.status?.state ?? 'pending'})`).join(', ');
       throw new CliError(EXIT.timeout, `timed out after ${formatDuration(options.timeoutMs)} waiting for the instances of ${app} to be removed: ${which}`);
     }
-    await sleep(Math.min(options.intervalMs ?? 500, Math.max(0, started + options.timeoutMs - Date.now())));
-  }
+    return false;
+  });
+  return Date.now() - started;
 }
