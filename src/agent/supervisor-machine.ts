@@ -122,7 +122,8 @@ export function afterUnhealthyVerdict(policy: RestartSpec): Verdict<'afterUnheal
 
 /** Before the restart after `attempt` restarts in a row: doubled each time, up to backoff.max. */
 export function backoffDelay(backoff: RestartSpec['backoff'], attempt: number): number {
-  return Math.min(backoff.initial * 2 ** attempt, backoff.max);
+  // The exponent is capped: 0 × 2^1024 would be NaN, and no delay needs more than 2^30 × initial.
+  return Math.min(backoff.initial * 2 ** Math.min(attempt, 30), backoff.max);
 }
 
 /** Backoff is forgotten once an instance has run this long. */

@@ -184,8 +184,9 @@ export class Supervisor {
   }
 
   /**
-   * Runs one step in the background; its outcome comes back as an event, and then what is wanted
-   * is offered again (it may have changed meanwhile, or ask for more: a removal after its stop).
+   * Runs one step in the background; its outcome comes back as an event, and then, if it worked,
+   * what is wanted is offered again (it may have changed meanwhile, or ask for more: a removal
+   * after its stop).
    * Stamped when it begins and ends: see tick().
    */
   private run(step: Step, seen: RuntimeInstance | undefined): void {
@@ -196,8 +197,12 @@ export class Supervisor {
       .then(() => ({ event: done, error: undefined as unknown }), (error: unknown) => ({ event: failed, error }))
       .then(({ event, error }) => {
         this.actedAt = observationClock();
+        // Disposed meanwhile (the agent is stopping, the instance forgotten): nothing follows.
+        if (this.disposed) return;
         this.offer([event], { error, now: Date.now() });
-        if (!this.isBusy() && !this.disposed) this.offer([this.wish()], { now: Date.now() });
+        // After a failed step the next tick offers the wish again: at once, a failing stop or
+        // removal would be retried in a tight loop.
+        if (event === done && !this.isBusy()) this.offer([this.wish()], { now: Date.now() });
       })
       .catch((err: unknown) => this.reportError(`${this.instance.id}: ${describe(err)}`, describe(err)));
   }
