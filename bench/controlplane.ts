@@ -369,8 +369,19 @@ async function place(rig: Rig, plans: AppPlan[], expected: number) {
       appPlacedMs,
       instancesOfOneAppMs,
       allAppliedS: appliedAt ? seconds(appliedAt - from) : null,
+      reconcile: await reconcileFigures(rig),
     },
   };
+}
+
+/** The server's own figures of its reconcile passes (GET /v1/server/reconcile): the recent passes' ms. */
+async function reconcileFigures(rig: Rig): Promise<Record<string, unknown> | null> {
+  try {
+    const response = await fetch(`${rig.client.server}/v1/server/reconcile`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(30_000) });
+    return response.ok ? ((await response.json()) as Record<string, unknown>) : null; // an older server has no such route
+  } catch {
+    return null;
+  }
 }
 
 /** The steady state: nothing to do. Event-loop holding (healthz) and a pass with nothing to place (scale to the same count). */
@@ -380,6 +391,7 @@ async function idle(rig: Rig, plans: AppPlan[]) {
   await sleep(10_000);
   const healthzMs = percentiles(await healthz.stop());
   const scaleMs: number[] = [];
+  const passMs: number[] = [];
   for (const plan of plans.slice(0, 10)) {
     const web = (plan.spec as { entrypoints: { web: { replicas: number } } }).entrypoints.web.replicas;
     const t0 = performance.now();
@@ -390,8 +402,12 @@ async function idle(rig: Rig, plans: AppPlan[]) {
       signal: AbortSignal.timeout(120_000),
     }).then((r) => r.arrayBuffer(), () => {});
     scaleMs.push(performance.now() - t0);
+    // The route ran one pass before it answered: the server's own time for it.
+    const last = ((await reconcileFigures(rig)) as { last?: { ms: number } } | null)?.last;
+    if (last) passMs.push(last.ms);
   }
-  return { from, to: Date.now(), figures: { healthzMs, scaleToSameMs: percentiles(scaleMs) } };
+  const reconcile = await reconcileFigures(rig);
+  return { from, to: Date.now(), figures: { healthzMs, scaleToSameMs: percentiles(scaleMs), passAfterScaleMs: passMs.length ? percentiles(passMs) : null, reconcile } };
 }
 
 /** LOSE nodes go silent at once: when they are marked down and their instances are all replaced. */

@@ -1,7 +1,7 @@
 // The pure rollout step: what counts as the new release failing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stepEntry } from '../src/server/controllers/rollout.js';
+import { stepEntry } from '../src/server/reconcile/rollout-step.js';
 import { parseAppSpec } from '../src/model/spec.js';
 import type { Instance, InstanceStatus } from '../src/model/types.js';
 

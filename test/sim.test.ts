@@ -78,6 +78,28 @@ describe('a fleet of hollow nodes against a real server', () => {
     assert.equal(fleet.stats().running, 10);
   });
 
+  test('the instance list comes in pages: limit and next walk all ten once, in order; a forged cursor is a 400', async () => {
+    const whole = await instances();
+    const seen: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    do {
+      const page: InstanceListResponse = await api('GET', `/v1/instances?app=${APP}&limit=3${after ? `&after=${after}` : ''}`);
+      assert.ok(page.instances.length <= 3);
+      seen.push(...page.instances.map((i) => i.id));
+      after = page.next;
+      pages++;
+    } while (after);
+    assert.equal(pages, 4);
+    assert.deepEqual(seen, whole.map((i) => i.id), 'the same instances in the same order, none twice');
+    const byNode = (await api<InstanceListResponse>('GET', `/v1/instances?node=${whole[0]!.node}`)).instances;
+    assert.ok(byNode.length > 0 && byNode.every((i) => i.node === whole[0]!.node));
+    for (const query of ['after=bm90LWEtY3Vyc29y', 'after=%5B%5D', 'limit=0', 'limit=5001', `after=${'A'.repeat(3000)}`]) {
+      const response = await fetch(`${server.url}/v1/instances?${query}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+      assert.equal(response.status, 400, query);
+    }
+  });
+
   test('a crashed instance is reported in backoff, then running again after its restart delay', async () => {
     const [id] = fleet.crash(1, 'backoff');
     assert.ok(id, 'an instance was crashed');

@@ -204,8 +204,17 @@ export class GantryClient {
     });
   }
 
-  listInstances(filter: { app?: string; node?: string } = {}): Promise<InstanceListResponse> {
-    return this.json('GET', '/v1/instances', { query: { app: filter.app, node: filter.node } });
+  /** Every instance matching the filter, page after page. */
+  async listInstances(filter: { app?: string; node?: string } = {}): Promise<InstanceListResponse> {
+    const all: InstanceListResponse = { instances: [], unplaced: [] };
+    let after: string | undefined;
+    do {
+      const page: InstanceListResponse = await this.json('GET', '/v1/instances', { query: { app: filter.app, node: filter.node, after } });
+      all.instances.push(...page.instances);
+      all.unplaced = page.unplaced;
+      after = page.next;
+    } while (after);
+    return all;
   }
 
   listNodes(): Promise<NodeListResponse> {

@@ -67,6 +67,8 @@ export interface InstanceListResponse {
   instances: InstanceView[];
   /** Instances wanted but not placed, per app and entry, with the reason. */
   unplaced: { app: string; entry: string; count: number; reason: string }[];
+  /** More instances follow: ask again with `after` set to this. */
+  next?: string;
 }
 
 export interface NodeView extends NodeRecord {

@@ -272,6 +272,11 @@ export function sameSpec(a: AppSpec, b: AppSpec, { ignoreReplicas = false } = {}
   return isDeepStrictEqual(left, right);
 }
 
+/** Whether two entry specs run the same thing: equal apart from the replica count (an instance of one need not be replaced for the other). */
+export function sameEntrySpec(a: EntrySpec, b: EntrySpec): boolean {
+  return isDeepStrictEqual(JSON.parse(JSON.stringify({ ...a, replicas: 0 })), JSON.parse(JSON.stringify({ ...b, replicas: 0 })));
+}
+
 /** A count or "N%" of `replicas`; percentages round up for surges and canaries, down for unavailability. */
 export function resolveCount(value: number | string, replicas: number, round: 'up' | 'down'): number {
   if (typeof value === 'number') return value;

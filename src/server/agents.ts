@@ -350,7 +350,7 @@ export class AgentHub {
       return !previous || !isDeepStrictEqual({ ...previous, updatedAt: 0 }, { ...status, updatedAt: 0 });
     });
     if (changed.length === 0) return;
-    const { revision } = await this.store.txn({ compare: [], success: changed.map((s) => ({ type: 'put' as const, key: STORE.statuses.key(s.id), value: JSON.stringify(s) })) });
+    const { revision } = await this.store.txn({ compare: [], success: changed.map((s) => ({ type: 'put' as const, key: STORE.statuses.key(s.id), value: STORE.statuses.encode(s) })) });
     await this.state.waitFor(revision);
   }
 

@@ -119,7 +119,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     releases: new ReleaseService(store, apps),
     nodes: new NodeService(store, state, events),
     adoption: new AdoptionService(store, state, events, agents),
-    rollouts: new RolloutService(store, state, apps, replicas.rollouts, events),
+    rollouts: new RolloutService(store, state, apps, replicas, events),
   };
   const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs, (node) => catalog.onNode(node).map(registryKey));
 
@@ -188,6 +188,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await dns?.stop();
       await server.close();
       await ctx.replicas.reconcile().catch(() => {});
+      ctx.replicas.close();
       state.close();
       catalog.close();
       await store.close();

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { EventListResponse, NodeListResponse } from '../../model/api.js';
 import { nodeView } from '../services/views.js';
 import type { ApiContext } from './context.js';
+import type { PassFigures } from '../controllers/replicas.js';
 import { openEventStream } from './streams.js';
 
 const EventsQuery = z.object({
@@ -19,6 +20,9 @@ export function clusterRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/nodes', async (): Promise<NodeListResponse> => ({
     nodes: [...ctx.state.nodes.keys()].sort().map((name) => nodeView(ctx.state, name, ctx.agents.contact(name).heardAt)!),
   }));
+
+  // What the reconcile passes cost (the leader's own timing): how the control plane keeps up.
+  server.get('/v1/server/reconcile', async (): Promise<PassFigures> => ctx.replicas.passFigures());
 
   server.get('/v1/events', async (request, reply): Promise<EventListResponse | void> => {
     const query = EventsQuery.parse(request.query);

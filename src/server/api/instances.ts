@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { InstanceListResponse } from '../../model/api.js';
+import type { Instance } from '../../model/types.js';
 import { instanceView } from '../services/views.js';
 import { NotFoundError } from '../errors.js';
 import { STORE } from '../keys.js';
@@ -11,7 +12,34 @@ import { InstanceParams } from './params.js';
 import { MAX_BUFFERED_BYTES, openStream } from './streams.js';
 import { name, nodeName } from '../../model/names.js';
 
-const ListQuery = z.object({ app: name('app').optional(), node: nodeName().optional() });
+/** A page of the instance list: at most `limit`, after the cursor `after` (the `next` of the page before). */
+export const MAX_INSTANCE_PAGE = 5000;
+const DEFAULT_INSTANCE_PAGE = 1000;
+const Cursor = z.tuple([z.string().max(256), z.string().max(256), z.number().int(), z.string().max(256)]);
+type SortKey = z.infer<typeof Cursor>;
+const ListQuery = z.object({
+  app: name('app').optional(),
+  node: nodeName().optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_INSTANCE_PAGE).default(DEFAULT_INSTANCE_PAGE),
+  after: z
+    .string()
+    .max(2048)
+    .optional()
+    .transform((text, check) => {
+      if (text === undefined) return undefined;
+      try {
+        return Cursor.parse(JSON.parse(Buffer.from(text, 'base64url').toString('utf8')));
+      } catch {
+        check.addIssue({ code: 'custom', message: 'not a cursor this server gave (pass the `next` of the previous page)' });
+        return z.NEVER;
+      }
+    }),
+});
+
+const sortKey = (i: Instance): SortKey => [i.app, i.entry, i.createdAt, i.id];
+function compareKeys(a: SortKey, b: SortKey): number {
+  return a[0].localeCompare(b[0]) || a[1].localeCompare(b[1]) || a[2] - b[2] || (a[3] < b[3] ? -1 : a[3] > b[3] ? 1 : 0);
+}
 const LogsQuery = z.object({
   tail: z.coerce.number().int().min(0).max(100_000).optional(),
   follow: z.enum(['1', 'true', '0', 'false']).optional().transform((v) => v === '1' || v === 'true'),
@@ -19,10 +47,18 @@ const LogsQuery = z.object({
 
 export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/instances', async (request): Promise<InstanceListResponse> => {
-    const { app, node } = ListQuery.parse(request.query);
-    const instances = [...ctx.state.instances.values()].filter((i) => (!app || i.app === app) && (!node || i.node === node));
+    const { app, node, limit, after } = ListQuery.parse(request.query);
+    // From the cache's indexes: an app's or a node's instances cost what they hold, not the fleet.
+    const candidates = app ? ctx.state.instancesOf(app) : node ? ctx.state.instancesOnNode(node) : [...ctx.state.instances.values()];
+    const matching = candidates.filter((i) => (!app || i.app === app) && (!node || i.node === node) && (!after || compareKeys(sortKey(i), after) > 0));
+    const page = matching.sort((a, b) => compareKeys(sortKey(a), sortKey(b))).slice(0, limit);
+    const more = matching.length > page.length;
     const unplaced = [...ctx.replicas.unplaced].filter(([name]) => !app || name === app).flatMap(([name, list]) => list.map((u) => ({ app: name, ...u })));
-    return { instances: instances.sort((a, b) => a.app.localeCompare(b.app) || a.entry.localeCompare(b.entry) || a.createdAt - b.createdAt).map((i) => instanceView(ctx.state, i)), unplaced };
+    return {
+      instances: page.map((i) => instanceView(ctx.state, i)),
+      unplaced,
+      ...(more ? { next: Buffer.from(JSON.stringify(sortKey(page.at(-1)!)), 'utf8').toString('base64url') } : {}),
+    };
   });
 
   // Rebuild: a new container in the same place (node, ports, volumes). Restart: the same container again.

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { capacity, entryRequest } from '../../scheduler/index.js';
-import { clusterSnapshot } from '../controllers/placement.js';
+import { snapshotOf } from '../reconcile/snapshot.js';
 import { NotFoundError } from '../errors.js';
 import { nodeView } from '../services/views.js';
 import { reconcileAfter, requester, type ApiContext } from './context.js';
@@ -61,6 +61,6 @@ export function nodeRoutes(server: FastifyInstance, ctx: ApiContext): void {
     if (!Object.hasOwn(record.spec.entrypoints, entry)) throw new NotFoundError(`app ${app} has no entrypoint "${entry}"`);
     const wanted = entryRequest(record.spec, entry);
     delete wanted.count;
-    return capacity(clusterSnapshot(ctx.state), wanted);
+    return capacity(snapshotOf(ctx.state), wanted);
   });
 }

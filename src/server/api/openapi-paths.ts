@@ -25,6 +25,20 @@ export function clusterPaths(): Record<string, object> {
   const nodeAnswer = ok('The node as it is now', object({ node: ref('Node') }));
   return {
     '/v1/nodes': { get: op({ summary: 'Nodes with capacity, allocation and liveness', responses: { '200': ok('Nodes', object({ nodes: list(ref('Node')) })) } }) },
+    '/v1/server/reconcile': {
+      get: op({
+        summary: "What the reconcile passes cost: how many ran (all apps, or only those something happened to), the last one, and the recent passes' time in ms",
+        responses: {
+          '200': ok('Pass figures', object({
+            passes: { type: 'integer' },
+            fullPasses: { type: 'integer' },
+            idlePasses: { type: 'integer' },
+            recentMs: object({ n: { type: 'integer' }, p50: { type: 'number' }, p99: { type: 'number' }, max: { type: 'number' } }),
+            last: object({ at: { type: 'integer' }, ms: { type: 'number' }, apps: {}, instances: { type: 'integer' }, wrote: { type: 'integer' } }),
+          })),
+        },
+      }),
+    },
     ...Object.fromEntries(
       Object.entries(nodeActions).map(([action, summary]) => [`/v1/nodes/{name}/${action}`, { post: op({ summary, parameters: [nodeParam], responses: { '200': nodeAnswer } }) }]),
     ),

@@ -110,8 +110,15 @@ function appPaths(): Record<string, object> {
     '/v1/instances': {
       get: op({
         summary: 'Instances with their assignment and last reported status',
-        parameters: [queryParam('app', matching(NAME)), queryParam('node', matching(NODE_NAME))],
-        responses: { '200': ok('Instances and what cannot be placed', object({ instances: list(ref('Instance')), unplaced: list({ type: 'object' }) })) },
+        parameters: [
+          queryParam('app', matching(NAME)),
+          queryParam('node', matching(NODE_NAME)),
+          queryParam('limit', { type: 'integer', minimum: 1, maximum: 5000, default: 1000 }),
+          queryParam('after', { type: 'string', maxLength: 2048, description: 'the `next` of the previous page' }),
+        ],
+        responses: {
+          '200': ok('A page of instances (ordered by app, entry, creation), what cannot be placed, and `next` when more follow', object({ instances: list(ref('Instance')), unplaced: list({ type: 'object' }), next: { type: 'string' } })),
+        },
       }),
     },
     '/v1/instances/{id}/rebuild': {

@@ -12,7 +12,7 @@ import { diff } from '../../model/diff.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { ClusterState } from '../state.js';
 import { STORE } from '../keys.js';
-import { guardNodes } from '../controllers/placement.js';
+import { allocGuards } from '../reconcile/apply.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { EventLog } from './events.js';
 
@@ -91,7 +91,9 @@ export class AdoptionService {
     }
     if (ops.length > 0) {
       const write = { compares, ops };
-      guardNodes(this.state, new Set(adopting.map((i) => i.node)), write);
+      const guards = allocGuards(adopting.map((i) => i.node), { alloc: (node) => this.state.allocRevisions.get(node) ?? 0 }, Date.now());
+      write.compares.push(...guards.compares);
+      write.ops.push(...guards.ops);
       const done = await this.store.txn({ compare: write.compares, success: write.ops });
       if (!done.succeeded) throw new ConflictError('the cluster changed while adopting (an app of the same name was created, or a placement on these nodes): try again');
       await this.state.waitFor(done.revision);
@@ -115,7 +117,7 @@ export class AdoptionService {
       const ops: TxnOp[] = reported.map((u) => ({
         type: 'put',
         key: STORE.removals.key(node, u.id),
-        value: JSON.stringify({ id: u.id, node, app: u.app, entry: u.entry, reason: `forgotten by ${user}`, at }),
+        value: STORE.removals.encode({ id: u.id, node, app: u.app, entry: u.entry, reason: `forgotten by ${user}`, at }),
       }));
       const { revision } = await this.store.txn({ compare: [], success: ops });
       await this.state.waitFor(revision);
@@ -151,6 +153,6 @@ export class AdoptionService {
   }
 
   private put(instance: Instance): TxnOp {
-    return { type: 'put', key: STORE.instances.key(instance.app, instance.id), value: JSON.stringify(instance) };
+    return { type: 'put', key: STORE.instances.key(instance.app, instance.id), value: STORE.instances.encode(instance) };
   }
 }

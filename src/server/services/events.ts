@@ -29,10 +29,23 @@ export class EventLog {
   constructor(private readonly store: Store, private readonly keep = 20_000) {}
 
   async record(event: Omit<GantryEvent, 'time' | 'seq'> & { time?: number }): Promise<void> {
-    const time = event.time ?? Date.now();
-    const key = STORE.events.key(`${String(time).padStart(14, '0')}-${String(this.counter++ % 1e6).padStart(6, '0')}`);
-    await this.store.put(key, STORE.events.encode({ ...event, time }));
-    if (++this.sinceTrim >= 1000) {
+    return this.recordAll([event]);
+  }
+
+  /** Records several events in one write (a reconcile pass's, say): one store transaction, not one each. */
+  async recordAll(events: readonly (Omit<GantryEvent, 'time' | 'seq'> & { time?: number })[]): Promise<void> {
+    if (events.length === 0) return;
+    const now = Date.now();
+    await this.store.txn({
+      compare: [],
+      success: events.map((event) => {
+        const time = event.time ?? now;
+        const key = STORE.events.key(`${String(time).padStart(14, '0')}-${String(this.counter++ % 1e6).padStart(6, '0')}`);
+        return { type: 'put' as const, key, value: STORE.events.encode({ ...event, time }) };
+      }),
+    });
+    this.sinceTrim += events.length;
+    if (this.sinceTrim >= 1000) {
       this.sinceTrim = 0;
       // The event has landed; trimming is housekeeping that the next thousand events try again.
       await this.trim().catch((err: Error) => console.error(`gantry server: trimming old events failed (tried again later): ${err.message}`));

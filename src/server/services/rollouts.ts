@@ -7,7 +7,11 @@ import { casUpdate } from '../cas.js';
 import { type AppService } from './apps.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { EventLog } from './events.js';
-import { ACTIVE_PHASES, type RolloutDriver, type RolloutPass } from '../controllers/rollouts.js';
+import { isActive } from '../reconcile/snapshot.js';
+import { PlanBuilder } from '../reconcile/plan.js';
+import { rollBack } from '../reconcile/rollouts.js';
+import { writesOf } from '../reconcile/apply.js';
+import type { ReplicaController } from '../controllers/replicas.js';
 
 export interface EntryProgress {
   entry: string;
@@ -25,7 +29,7 @@ export class RolloutService {
     private readonly store: Store,
     private readonly state: ClusterState,
     private readonly apps: AppService,
-    private readonly driver: RolloutDriver,
+    private readonly replicas: ReplicaController,
     private readonly events: EventLog,
   ) {}
 
@@ -67,18 +71,26 @@ export class RolloutService {
 
   async abort(app: string, user: string): Promise<RolloutRecord> {
     const record = this.apps.get(app);
-    const kv = await this.store.get(STORE.rollouts.key(app));
-    const rollout = kv ? STORE.rollouts.decode(kv.value) : undefined;
-    if (!kv || !rollout || !ACTIVE_PHASES.includes(rollout.phase) || rollout.to !== record.release) throw new ConflictError(`app ${app} has no rollout under way`);
-    const pass: RolloutPass = { ops: [], notes: [] };
-    await this.driver.rollBack(record, rollout, `aborted by ${user}; back to release ${rollout.from}`, 'aborted', pass);
-    rollout.steps = [...rollout.steps, { time: Date.now(), message: `aborted by ${user}` }].slice(-50);
-    pass.ops.push({ type: 'put', key: kv.key, value: STORE.rollouts.encode(rollout) });
-    const result = await this.store.txn({ compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }], success: pass.ops });
+    const rollout = this.state.rollouts.get(app);
+    if (!rollout || !isActive(rollout.phase) || rollout.to !== record.release) throw new ConflictError(`app ${app} has no rollout under way`);
+    const previous = await this.replicas.release(app, rollout.from);
+    const now = Date.now();
+    const plan = new PlanBuilder(this.state);
+    const aborted = structuredClone(rollout);
+    if (!rollBack(this.state, { now, newId: () => '', release: () => previous }, plan, record, aborted, `aborted by ${user}; back to release ${rollout.from}`, 'aborted')) {
+      throw new NotFoundError(`cannot abort: release ${rollout.from} of ${app} is gone`);
+    }
+    aborted.steps = [...aborted.steps, { time: now, message: `aborted by ${user}` }].slice(-50);
+    aborted.updatedAt = now;
+    plan.rollouts.push(aborted);
+    const built = plan.build();
+    // Guarded like a reconcile pass: a rollout or app that moved on meanwhile is not overwritten.
+    const { compares, ops } = writesOf(built, { of: (key) => this.state.modRevision(key), alloc: (node) => this.state.allocRevisions.get(node) ?? 0 }, now);
+    const result = await this.store.txn({ compare: compares, success: ops });
     if (!result.succeeded) throw new ConflictError(`the rollout of ${app} moved on meanwhile; look again and retry`);
     await this.state.waitFor(result.revision);
-    for (const note of pass.notes) this.events.note(note);
-    return rollout;
+    for (const note of built.events) this.events.note(note);
+    return aborted;
   }
 
   private async change(app: string, user: string, from: RolloutRecord['phase'][], update: (r: RolloutRecord) => RolloutRecord, verb: string): Promise<RolloutRecord> {

@@ -105,6 +105,8 @@ function blueGreen({ replicas, update, old, fresh, now }: EntryRollout, readyFre
     }
     return;
   }
+  // Switched: the new set serves; one of it lost since is replaced, serving at once.
+  d.create = Math.max(0, replicas - fresh.length);
   if (now - d.state.switchedAt >= update.keepOld) {
     d.remove = old;
     if (old.length > 0) d.note = `blue-green: removing the ${old.length} old instances`;
@@ -128,8 +130,9 @@ function canary(view: EntryRollout, readyFresh: Instance[], d: RolloutDecision):
   d.state.canaryHealthyAt ??= now;
   if (update.autoPromote !== undefined && now - d.state.canaryHealthyAt >= update.autoPromote) {
     d.state.promotedAt = now;
-    d.note = `canary: ${count} healthy for ${formatDuration(update.autoPromote)}; promoted automatically`;
     rolling(view, readyFresh, d);
+    const promoted = `canary: ${count} healthy for ${formatDuration(update.autoPromote)}; promoted automatically`;
+    d.note = d.note ? `${promoted}; ${d.note}` : promoted;
     return;
   }
   d.awaitingPromotion = true;

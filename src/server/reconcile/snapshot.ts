@@ -1,0 +1,90 @@
+// Reconciliation's bridge to the scheduler: the scheduler's snapshot of a view (every node's
+// capacity, what each instance and each rollout's held room take of it), plans for more
+// instances of an entry, and the instance records for those plans.
+import type { AppRecord, Instance } from '../../model/types.js';
+import { entryRuntime, resolveCount, type EntrySpec } from '../../model/spec.js';
+import { buildSnapshot, entryRequest, instancePlacement, plan, type Placement, type PlanResult, type SchedNode, type Snapshot } from '../../scheduler/index.js';
+import type { ReconcileContext, ReconcileView } from './view.js';
+
+export const ACTIVE_PHASES = ['progressing', 'paused', 'awaiting-promotion'] as const;
+
+export function isActive(phase: string): boolean {
+  return (ACTIVE_PHASES as readonly string[]).includes(phase);
+}
+
+export function snapshotOf(view: ReconcileView): Snapshot {
+  const nodes: SchedNode[] = [...view.nodes.values()].map((node) => ({
+    name: node.name,
+    // A node recovering from a reboot restarts its previous instances before it takes new ones.
+    state: node.recovering && node.state === 'ready' ? 'cordoned' : node.state,
+    labels: node.labels,
+    pool: node.pool ?? 'default',
+    cores: node.cores,
+    memoryBytes: node.memoryBytes,
+    reserved: node.reserved ?? { cores: 0, memoryBytes: 0 },
+    portRange: node.portRange,
+    shareBase: node.shareBase ?? 100,
+    dedicatedTo: node.dedicatedTo,
+    runtimes: node.runtimes,
+  }));
+  const placements = [...view.instances.values()]
+    .filter((i) => view.nodes.has(i.node))
+    .map((i) => instancePlacement(i, i.cpu, view.nodes.get(i.node)!.shareBase ?? 100));
+  const snapshot = buildSnapshot({ nodes, pools: view.pools.values(), placements: [...placements, ...reservations(view)] });
+  // Ports programs outside Gantry hold (the agents found them): nothing new is put there.
+  for (const node of view.nodes.values()) if (node.portsTaken?.length) snapshot.blockPorts(node.name, node.portsTaken);
+  return snapshot;
+}
+
+/** The capacity held by rollouts under way (see ReservedSlot). */
+export function reservations(view: ReconcileView): Placement[] {
+  const held: Placement[] = [];
+  for (const rollout of view.rollouts.values()) {
+    const app = view.apps.get(rollout.app);
+    if (!app || rollout.to !== app.release || !isActive(rollout.phase)) continue;
+    for (const [entry, moments] of Object.entries(rollout.entries)) {
+      for (const slot of moments.reserved ?? []) if (view.nodes.has(slot.node)) held.push({ app: rollout.app, env: app.env, entry, ...slot });
+    }
+  }
+  return held;
+}
+
+/** The extra instances a strategy starts beside the old ones, which the rollout must be sure of. */
+export function extraNeeded(spec: EntrySpec): number {
+  const { update, replicas } = spec;
+  if (update.strategy === 'blue-green') return replicas;
+  if (update.strategy === 'canary') return Math.max(1, Math.min(replicas, resolveCount(update.canary, replicas, 'up')));
+  if (update.strategy === 'rolling') return Math.min(replicas, resolveCount(update.maxSurge, replicas, 'up'));
+  return 0; // in-place reuses each instance's own place
+}
+
+/** Plans `count` more instances of an entry (for `each`: whatever each matching node lacks). */
+export function planEntry(snapshot: Snapshot, app: AppRecord, entry: string, count: number): PlanResult {
+  const spec = app.spec.entrypoints[entry]!;
+  const { strategy, perNode } = spec.placement;
+  if (strategy !== 'each') return plan(snapshot, entryRequest(app.spec, entry, { count }));
+  // `each` is a daemon set: top every matching node up to perNode, whatever the replica count.
+  const request = entryRequest(app.spec, entry, { strategy: { kind: 'fill', perNode: perNode ?? 1 } });
+  delete request.count;
+  return plan(snapshot, request);
+}
+
+/** Instance records for placements of an entry of the app's current release. */
+export function newInstances(ctx: ReconcileContext, app: AppRecord, entry: string, placements: readonly Placement[], serving = true): Instance[] {
+  const spec = app.spec.entrypoints[entry]!;
+  return placements.map((placement) => ({
+    id: ctx.newId(app.name, entry),
+    app: app.name,
+    env: app.env,
+    entry,
+    release: app.release,
+    node: placement.node,
+    runtime: entryRuntime(spec),
+    spec,
+    ports: placement.ports,
+    cpu: placement.cpu,
+    ...(serving ? {} : { serving: false }),
+    desired: 'running' as const,
+    createdAt: ctx.now,
+  }));
+}
