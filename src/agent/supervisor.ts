@@ -112,6 +112,9 @@ export class Supervisor {
     // A new spec for the same instance (an in-place update) or a rebuild request: a new container
     // on this node, same ports and volumes. A restart request: the same container again.
     const specChanged = !isDeepStrictEqual({ ...instance.spec, replicas: 0 }, { ...previous.spec, replicas: 0 }) || !isDeepStrictEqual(instance.ports, previous.ports);
+    // Same spec, new release (the entry did not change in it): the instance joins the release as
+    // it runs, and says so, or the rollout would wait for it to be started anew.
+    if (!specChanged && instance.release !== previous.release && this.status.release !== undefined && this.status.release !== instance.release) this.update({ release: instance.release });
     if (instance.desired === 'running' && (specChanged || (instance.rebuild ?? 0) !== (previous.rebuild ?? 0))) {
       this.request = 'rebuild';
     } else if (instance.desired === 'running' && (instance.restart ?? 0) !== (previous.restart ?? 0)) {
