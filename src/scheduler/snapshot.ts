@@ -178,6 +178,11 @@ export class Snapshot implements View {
     applyTo(this, p);
   }
 
+  /** Records a placement as it is, unchecked (an instance that exists); ignored on an unknown node. */
+  load(p: Placement): void {
+    if (this.has(p.node)) applyTo(this, p);
+  }
+
   /** Forgets a placement (the instance is gone). */
   release(p: Placement): void {
     releaseFrom(this, p);

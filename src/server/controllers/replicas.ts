@@ -6,19 +6,20 @@
 // A pass costs what changed, not the fleet's size: it looks only at the apps something happened
 // to since the last pass (their record, instances, statuses or rollout; the nodes they run on),
 // those with a rollout under way (rollouts have deadlines) and those still waiting for room;
-// and the scheduler's snapshot is rebuilt only after a change that moves capacity. Once a
+// and the scheduler's snapshot follows instances as they come, go and move (it is rebuilt only
+// after a node, pool or rollout changed, or a pass moved things it cannot follow). Once a
 // minute a pass looks at everything, whatever was heard.
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../../store/store.js';
 import type { AppRecord, Instance, ReleaseRecord } from '../../model/types.js';
-import type { Snapshot } from '../../scheduler/index.js';
+import type { Placement, Snapshot } from '../../scheduler/index.js';
 import type { ChangeKind, ClusterState } from '../state.js';
 import { STORE, lastSegment } from '../keys.js';
 import type { EventLog } from '../services/events.js';
 import { reconcile } from '../reconcile/reconcile.js';
-import { isActive, snapshotOf } from '../reconcile/snapshot.js';
+import { isActive, placementOf, samePlacement, snapshotOf } from '../reconcile/snapshot.js';
 import { writesOf } from '../reconcile/apply.js';
-import type { Note, Unplaced } from '../reconcile/plan.js';
+import type { Note, Plan, Unplaced } from '../reconcile/plan.js';
 import type { ReconcileContext } from '../reconcile/view.js';
 
 export type { Unplaced } from '../reconcile/plan.js';
@@ -55,8 +56,10 @@ export class ReplicaController {
   /** Every app, next pass (at start, after a pool changed, and once a minute). */
   private everything = true;
   private lastFullPass = 0;
-  /** The scheduler's view of the fleet, kept until a change moves capacity. */
+  /** The scheduler's view of the fleet, kept current instance by instance; undefined: rebuild it. */
   private snapshot: Snapshot | undefined;
+  /** What the snapshot counts for each instance (to take it back when the instance goes or moves). */
+  private counted = new Map<string, Placement>();
   private readonly unsubscribe: () => void;
   private readonly figures: Omit<PassFigures, 'recentMs'> = { passes: 0, fullPasses: 0, idlePasses: 0 };
   private readonly recentMs: number[] = [];
@@ -90,10 +93,9 @@ export class ReplicaController {
         return;
       case 'instance': {
         const after = this.state.instances.get(id);
-        const was = before as Instance | undefined;
-        const app = after?.app ?? was?.app;
+        const app = after?.app ?? (before as Instance | undefined)?.app;
         if (app) this.dirty.add(app);
-        if (!after || !was || takesRoomOf(after) !== takesRoomOf(was)) this.snapshot = undefined;
+        this.recount(id, after);
         return;
       }
       case 'status': {
@@ -132,6 +134,31 @@ export class ReplicaController {
       this.releases.set(key, kv ? STORE.releases.decode(kv.value) : undefined);
     }
     return this.releases.get(key);
+  }
+
+  /** The snapshot counts the instance as it is now (or no more, when it is gone). */
+  private recount(id: string, instance: Instance | undefined): void {
+    if (!this.snapshot) return;
+    const was = this.counted.get(id);
+    const now = instance && placementOf(this.state, instance);
+    if (samePlacement(was, now)) return;
+    if (was) this.snapshot.release(was);
+    if (now) {
+      this.snapshot.load(now);
+      this.counted.set(id, now);
+    } else this.counted.delete(id);
+  }
+
+  private currentSnapshot(): Snapshot {
+    if (!this.snapshot) {
+      this.snapshot = snapshotOf(this.state);
+      this.counted = new Map();
+      for (const instance of this.state.instances.values()) {
+        const placement = placementOf(this.state, instance);
+        if (placement) this.counted.set(instance.id, placement);
+      }
+    }
+    return this.snapshot;
   }
 
   /** The apps the next pass looks at (undefined: all); taking them clears the list. */
@@ -189,14 +216,33 @@ export class ReplicaController {
       release: (app, release) => this.releases.get(`${app}/${release}`),
     };
     const started = performance.now();
-    this.snapshot ??= snapshotOf(this.state);
-    const plan = reconcile(this.state, this.snapshot, ctx, scope);
+    const snapshot = this.currentSnapshot();
+    let plan: Plan;
+    try {
+      plan = reconcile(this.state, snapshot, ctx, scope);
+    } catch (err) {
+      this.snapshot = undefined; // it may hold part of what the pass placed
+      throw err;
+    }
     const { compares, ops } = writesOf(plan, { of: (key) => this.state.modRevision(key), alloc: (node) => this.state.allocRevisions.get(node) ?? 0 }, ctx.now);
     if (ops.length > 0) {
-      // The pass placed into the snapshot: what it wrote comes back through the watch.
-      this.snapshot = undefined;
-      const result = await this.store.txn({ compare: compares, success: ops });
-      if (!result.succeeded) return false;
+      // The snapshot counts what the pass placed: when the new instances come back through the
+      // watch, they are known. Room a rollout holds or hands over, and ports moved in place, it
+      // cannot follow that way: rebuilt for the next pass.
+      const followable = plan.rollouts.length === 0 && plan.apps.length === 0 && plan.updates.every((i) => samePlacement(placementOf(this.state, i), this.counted.get(i.id)));
+      if (followable) for (const instance of plan.creates) this.counted.set(instance.id, placementOf(this.state, instance)!);
+      else this.snapshot = undefined;
+      let result: Awaited<ReturnType<Store['txn']>>;
+      try {
+        result = await this.store.txn({ compare: compares, success: ops });
+      } catch (err) {
+        this.snapshot = undefined;
+        throw err;
+      }
+      if (!result.succeeded) {
+        this.snapshot = undefined; // it counts placements that were not written
+        return false;
+      }
       await this.state.waitFor(result.revision);
     }
     const looked = (app: string) => !scope || scope.has(app);
@@ -228,9 +274,4 @@ export class ReplicaController {
     for (const [key] of this.said) if (!seen.has(key) && looked(key.split('/')[1]!)) this.said.delete(key);
     return out;
   }
-}
-
-/** What of an instance the scheduler's snapshot counts: where it is and what it holds there. */
-function takesRoomOf(instance: Instance): string {
-  return JSON.stringify([instance.node, instance.cpu, instance.spec.resources, instance.ports]);
 }

@@ -27,13 +27,30 @@ export function snapshotOf(view: ReconcileView): Snapshot {
     dedicatedTo: node.dedicatedTo,
     runtimes: node.runtimes,
   }));
-  const placements = [...view.instances.values()]
-    .filter((i) => view.nodes.has(i.node))
-    .map((i) => instancePlacement(i, i.cpu, view.nodes.get(i.node)!.shareBase ?? 100));
+  const placements: Placement[] = [];
+  for (const instance of view.instances.values()) {
+    const placement = placementOf(view, instance);
+    if (placement) placements.push(placement);
+  }
   const snapshot = buildSnapshot({ nodes, pools: view.pools.values(), placements: [...placements, ...reservations(view)] });
   // Ports programs outside Gantry hold (the agents found them): nothing new is put there.
   for (const node of view.nodes.values()) if (node.portsTaken?.length) snapshot.blockPorts(node.name, node.portsTaken);
   return snapshot;
+}
+
+/** What an instance takes of its node as the scheduler counts it; undefined when the node is unknown. */
+export function placementOf(view: Pick<ReconcileView, 'nodes'>, instance: Instance): Placement | undefined {
+  const node = view.nodes.get(instance.node);
+  if (!node) return undefined;
+  const placement = instancePlacement(instance, instance.cpu, node.shareBase ?? 100);
+  // While a dedicated instance runs, its node takes no other app.
+  return instance.spec.placement?.dedicated ? { ...placement, dedicated: true } : placement;
+}
+
+/** Whether two placements take the same of their node. */
+export function samePlacement(a: Placement | undefined, b: Placement | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.node === b.node && a.memoryBytes === b.memoryBytes && a.dedicated === b.dedicated && JSON.stringify([a.cpu, a.ports]) === JSON.stringify([b.cpu, b.ports]);
 }
 
 /** The capacity held by rollouts under way (see ReservedSlot). */
