@@ -9,6 +9,7 @@
 // ends), --node-timeout S (30), --registry-ttl S (15: heartbeats every 5 s), --start-delay MS
 // (200), --lose N (100 nodes silenced at once; a tenth of the fleet at most), --server-root DIR
 // (the Gantry checkout whose `src/cli/main.ts server` runs, through tsx; default this one).
+// Environment: SERVER_NODE_ARGS (more node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=DIR").
 //
 // Three processes on one machine: the server alone in a child process (so its RSS and CPU, read
 // from /proc, are the server's own), the hollow fleet in another (src/sim/fleet-process.ts: a
@@ -107,7 +108,9 @@ class ServerProcess {
   private constructor(readonly child: ChildProcess, readonly url: string, readonly stderrTail: string[]) {}
 
   static async start(dataDir: string): Promise<ServerProcess> {
-    const args = ['--import', 'tsx', join(SERVER_ROOT, 'src', 'cli', 'main.ts'), 'server', '--data-dir', dataDir, '--port', '0', '--node-timeout', String(NODE_TIMEOUT_S), '--registry-ttl', String(REGISTRY_TTL_S)];
+    // SERVER_NODE_ARGS: more node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const nodeArgs = process.env.SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    const args = [...nodeArgs, '--import', 'tsx', join(SERVER_ROOT, 'src', 'cli', 'main.ts'), 'server', '--data-dir', dataDir, '--port', '0', '--node-timeout', String(NODE_TIMEOUT_S), '--registry-ttl', String(REGISTRY_TTL_S)];
     const child = spawn(process.execPath, args, { cwd: SERVER_ROOT, env: { ...process.env, GANTRY_BOOTSTRAP_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'pipe'] });
     servers.add(child);
     child.once('exit', () => servers.delete(child));

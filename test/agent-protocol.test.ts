@@ -229,3 +229,70 @@ describe('agent connection: validated messages, node-bound tokens', () => {
     await assert.rejects(connect(token), /HTTP 401/);
   });
 });
+
+describe('assignments: what changed to agents that take it, the whole set to older ones', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gantry-agent-deltas-'));
+  let server: RunningServer;
+  const agents: FakeAgent[] = [];
+  const api = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+    return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  };
+  type Assigned = { type: string; instances: { id: string; node: string }[]; gone?: string[] };
+  const assignmentMessages = (agent: FakeAgent) => agent.received.filter((m) => m.type.startsWith('assignments')) as unknown as Assigned[];
+
+  before(async () => {
+    server = await startServer({ dataDir: dir, port: 0, bootstrapToken: ADMIN, reconcileIntervalMs: 200 });
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a new instance is sent alone to a node that takes changes; the whole set to one that does not; a removal says gone', async () => {
+    const connect = async (name: string, accepts?: string[]) => {
+      const token = (await api('POST', '/v1/tokens', { name, role: 'agent' })).token as string;
+      const agent = new FakeAgent(server.url, token);
+      agents.push(agent);
+      await agent.opened;
+      agent.send({ type: 'hello', node: nodeInfo(name, { labels: { role: name } }), statuses: [], endpoints: [], ...(accepts ? { accepts } : {}) });
+      await until(`${name} to get its first assignments`, () => assignmentMessages(agent).length > 0);
+      return agent;
+    };
+    const fresh = await connect('fresh', ['assignments.changed']);
+    const older = await connect('older');
+    assert.equal(assignmentMessages(fresh)[0]!.type, 'assignments', 'the whole set first');
+
+    const spec = (replicas: number) => ({ app: 'spread', entrypoints: { web: { command: ['sleep', '1000'], replicas, placement: { strategy: 'spread' } } } });
+    await api('POST', '/v1/apps', spec(2));
+    const one = await until('each node to be told of its instance', () => {
+      const f = assignmentMessages(fresh).at(-1)!;
+      const o = assignmentMessages(older).at(-1)!;
+      return f.instances.length === 1 && o.instances.length === 1 && { f, o };
+    });
+    assert.equal(one.f.type, 'assignments.changed');
+    assert.equal(one.o.type, 'assignments');
+
+    await api('POST', '/v1/apps', spec(4));
+    const two = await until('a second instance on each node', () => {
+      const f = assignmentMessages(fresh).at(-1)!;
+      const o = assignmentMessages(older).at(-1)!;
+      return f.instances.some((i) => i.id !== one.f.instances[0]!.id) && o.instances.length === 2 && { f, o };
+    });
+    assert.equal(two.f.type, 'assignments.changed');
+    assert.deepEqual(two.f.instances.map((i) => i.id).includes(one.f.instances[0]!.id), false, 'the unchanged instance is not sent again');
+    assert.deepEqual(two.f.gone, []);
+
+    await api('DELETE', '/v1/apps/spread');
+    const removal = await until('the fresh node told to remove its instances', () => assignmentMessages(fresh).find((m) => m.type === 'assignments.changed' && m.instances.some((i) => (i as { desired?: string }).desired === 'removed')));
+    assert.ok(removal.instances.every((i) => i.node === 'fresh'));
+    // Once the node confirms, the records go: the node hears they are gone.
+    const ids = two.f.instances.map((i) => i.id).concat(one.f.instances.map((i) => i.id));
+    fresh.send({ type: 'status', statuses: ids.map((id) => ({ id, state: 'removed', healthy: null, restarts: 0, exitCode: null, runtimeId: null, startedAt: null, message: null, updatedAt: Date.now() })) });
+    const gone = await until('the fresh node told they are gone', () => new Set(assignmentMessages(fresh).flatMap((m) => m.gone ?? [])).size === ids.length);
+    assert.ok(gone);
+  });
+});

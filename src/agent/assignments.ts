@@ -30,6 +30,8 @@ export class Assignments {
   private readonly remembered: Map<string, InstanceStatus>;
   private readonly hooks: SupervisorHooks;
   private sharedCores: number[] = [];
+  /** The server's assignment set as last heard (or as cached, until it speaks). */
+  private assigned: readonly Instance[] = [];
 
   constructor(private readonly options: AssignmentsOptions) {
     this.remembered = options.cache.loadStatuses();
@@ -41,6 +43,7 @@ export class Assignments {
    * first, then those that lose it: a switch never leaves nobody registered.
    */
   set(instances: readonly Instance[]): void {
+    this.assigned = instances;
     this.options.ownership.setAssigned(instances);
     const gainingFirst = [...instances].sort((a, b) => Number(b.serving !== false) - Number(a.serving !== false));
     for (const instance of gainingFirst) {
@@ -54,6 +57,14 @@ export class Assignments {
       if (!wanted.has(id) && supervisor.status.state === 'removed' && !supervisor.isBusy()) this.forget(id);
     }
     this.refreshSharedCores();
+  }
+
+  /** What changed of the assignments: `instances` assigned as given, `gone` no longer assigned. */
+  change(instances: readonly Instance[], gone: readonly string[]): void {
+    const next = new Map(this.assigned.map((i) => [i.id, i]));
+    for (const id of gone) next.delete(id);
+    for (const instance of instances) next.set(instance.id, instance);
+    this.set([...next.values()]);
   }
 
   get(id: string): Supervisor | undefined {

@@ -1,6 +1,6 @@
 // The agent's heartbeat: every few seconds it describes the node anew (a runtime may have come or
 // gone), tells the server it is alive with its endpoints (the registry leases hang on it) and what
-// it runs unassigned, and sends every status again, so a report the server lost is repaired.
+// it runs unassigned, and now and then every status again, so a report the server lost is repaired.
 // The server's welcome says how often it needs to hear from the node; never less often than the
 // agent's own setting.
 

@@ -10,7 +10,7 @@
 // service registry), connection.ts (the WebSocket), cache.ts (what survives an agent restart).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AgentToServer, ServerToAgent } from '../model/agent-protocol.js';
+import { AGENT_ACCEPTS, type AgentToServer, type ServerToAgent } from '../model/agent-protocol.js';
 import { DockerRuntime } from '../runtime/docker.js';
 import type { ManagedNetwork } from '../runtime/docker-network.js';
 import { ProcessRuntime } from '../runtime/process.js';
@@ -107,7 +107,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     server: options.server,
     ca: options.ca,
     token: () => credentials.current,
-    hello: () => ({ type: 'hello', node: node.info, statuses: assignments.statuses(), endpoints: registration.all(), cluster: ownership.rememberedCluster, unassigned: ownership.unassigned(assignments.records()) }),
+    hello: () => ({ type: 'hello', node: node.info, statuses: assignments.statuses(), endpoints: registration.all(), cluster: ownership.rememberedCluster, unassigned: ownership.unassigned(assignments.records()), accepts: [...AGENT_ACCEPTS] }),
     onMessage: (message) => heard(message),
     onState: (connected, detail) => {
       log(detail);
@@ -118,7 +118,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   function heard(message: ServerToAgent): void {
     switch (message.type) {
       case 'assignments':
-        assignments.set(message.instances);
+      case 'assignments.changed':
+        if (message.type === 'assignments') assignments.set(message.instances);
+        else assignments.change(message.instances, message.gone);
         removals.instruct(message.remove ?? []);
         assignments.save();
         return ticker.now();
@@ -168,7 +170,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     async () => {
       await node.refresh();
       send({ type: 'heartbeat', node: node.info, endpoints: registration.all(), unassigned: ownership.unassigned(assignments.records()) });
-      reporter.resend(assignments.statuses());
+      reporter.heartbeat(() => assignments.statuses());
       reporter.flush();
     },
     log,

@@ -25,12 +25,25 @@ export type ServerToAgent =
    * that is not in `instances` — one missing from the list is never removed for that alone.
    */
   | { type: 'assignments'; instances: Instance[]; remove?: string[] }
+  /**
+   * What changed since the last assignments on this connection (the full set is sent on hello):
+   * `instances` are assigned as given (new, or changed), `gone` are no longer assigned (the same
+   * as missing from a full set: never a reason to remove one), `remove` as in `assignments`.
+   */
+  | { type: 'assignments.changed'; instances: Instance[]; gone: string[]; remove?: string[] }
   /** An operator adopted or forgot what this node ran for another cluster: remember this one. */
   | { type: 'cluster'; id: string }
   | { type: 'logs'; requestId: string; instanceId: string; tail?: number; follow: boolean }
   | { type: 'logs.cancel'; requestId: string }
   /** The server stored (or failed to store) the registry change with this requestId. */
   | { type: 'ack'; requestId: string; error?: string };
+
+/**
+ * Server messages an agent may say it understands in its hello; a server sends them only to
+ * agents that said so (an agent older than the server gets what it knows: upgrades go server first).
+ */
+export const AGENT_ACCEPTS = ['assignments.changed'] as const;
+export type AgentAccepts = (typeof AGENT_ACCEPTS)[number];
 
 /** Most instances one node reports on; far above what fits on a host. */
 export const MAX_NODE_INSTANCES = 10_000;
@@ -164,6 +177,8 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
     endpoints: z.array(AgentEndpointSchema).max(MAX_NODE_INSTANCES),
     cluster: z.uuid().optional(),
     unassigned: z.array(UnassignedSchema).max(MAX_NODE_INSTANCES).default([]),
+    /** Server messages this agent understands beyond the first version's (an older agent sends none). */
+    accepts: z.array(z.enum(AGENT_ACCEPTS)).max(16).default([]),
   }),
   z.object({ type: z.literal('heartbeat'), node: NodeInfoSchema, endpoints: z.array(AgentEndpointSchema).max(MAX_NODE_INSTANCES), unassigned: z.array(UnassignedSchema).max(MAX_NODE_INSTANCES).default([]) }),
   z.object({ type: z.literal('removed'), ids: z.array(instanceId()).max(MAX_NODE_INSTANCES) }),
@@ -177,7 +192,7 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
 /** What an agent sends (the schemas above say what the server accepts of it). */
 export type AgentToServer =
   /** `cluster`: the cluster the agent last took instances from; `unassigned`: what it runs that no assignment names. */
-  | { type: 'hello'; node: NodeInfo; statuses: InstanceStatus[]; endpoints: Endpoint[]; cluster?: string; unassigned?: UnassignedInstance[] }
+  | { type: 'hello'; node: NodeInfo; statuses: InstanceStatus[]; endpoints: Endpoint[]; cluster?: string; unassigned?: UnassignedInstance[]; accepts?: AgentAccepts[] }
   | { type: 'heartbeat'; node: NodeInfo; endpoints: Endpoint[]; unassigned?: UnassignedInstance[] }
   /** Instances removed on the server's `remove` instruction (or found gone already). */
   | { type: 'removed'; ids: string[] }

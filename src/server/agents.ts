@@ -13,7 +13,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
 import { AgentToServerSchema, type ServerToAgent, type UnassignedReport, type ValidAgentMessage } from '../model/agent-protocol.js';
-import type { InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
+import type { Instance, InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
 import type { Endpoint } from '../model/registry.js';
 import { problemsFromZod } from '../model/spec.js';
 import type { ClusterState } from './state.js';
@@ -42,6 +42,8 @@ interface Session {
   seenAt: number;
   /** Terminated by us for not answering pings: not a close that restarts the node's timeout. */
   unresponsive?: boolean;
+  /** Its hello said it takes assignments.changed (else it gets the whole set each time). */
+  takesChanges?: boolean;
 }
 
 
@@ -62,6 +64,10 @@ export class AgentHub {
   private readonly logRequests = new Map<string, LogRequest>();
   /** Per node, what its agent last reported running without an assignment. */
   private readonly unassignedOf = new Map<string, UnassignedReport[]>();
+  /** Per connected node, the instances whose assignment changed since the last message to it. */
+  private readonly pendingChanges = new Map<string, { changed: Set<string>; gone: Set<string> }>();
+  /** Per node, statuses it reported that could not be written (a full disk): tried again at its next heartbeat. */
+  private readonly unsavedStatuses = new Map<string, Map<string, InstanceStatus>>();
   private readonly lastRefusalEvent = new Map<string, number>();
   /** Per node: the last valid message from its agent. */
   private readonly heardAt = new Map<string, number>();
@@ -82,11 +88,17 @@ export class AgentHub {
     private readonly heartbeatMs: number,
   ) {
     this.unsubscribe = state.onChange((kind, key, before) => {
-      if (kind !== 'instance' && kind !== 'removal') return;
-      // The node of the record now, or of the one just deleted.
-      const now = kind === 'instance' ? state.instances.get(lastSegment(key)) : state.removals.get(lastSegment(key));
-      const node = now?.node ?? (before as { node?: string } | undefined)?.node;
-      if (node !== undefined) this.schedulePush(node);
+      const id = lastSegment(key);
+      if (kind === 'instance') {
+        // Its node now is told of the change; the node it was on, that it is gone from there.
+        const now = state.instances.get(id);
+        const was = before as Instance | undefined;
+        if (now) this.changed(now.node, id, 'changed');
+        if (was && was.node !== now?.node) this.changed(was.node, id, 'gone');
+      } else if (kind === 'removal') {
+        const node = state.removals.get(id)?.node ?? (before as { node?: string } | undefined)?.node;
+        if (node !== undefined) this.schedulePush(node);
+      }
     });
     this.pingEveryMs = Math.max(250, heartbeatMs);
     this.pinger = setInterval(() => this.pingAll(), this.pingEveryMs);
@@ -141,6 +153,7 @@ export class AgentHub {
       if (!node) return;
       if (this.sessions.get(node) === session) {
         this.sessions.delete(node);
+        this.pendingChanges.delete(node); // its next connection gets the whole set
         // The agent was there until its socket closed (killed, restarting): its timeout counts
         // from now. Not so for a socket we terminated for silence: that agent was not there.
         if (!session.unresponsive) this.closedAt.set(node, Date.now());
@@ -241,6 +254,7 @@ export class AgentHub {
         session.info = message.node;
         await this.register(message.node);
         this.noteUnassigned(node, message.unassigned);
+        if (this.unsavedStatuses.has(node)) await this.saveStatuses(node, []);
         return this.registry.sync(node, this.ownEndpoints(session, message.endpoints));
       case 'removed':
         return this.removed(node, message.ids);
@@ -280,6 +294,7 @@ export class AgentHub {
     }
     session.node = name;
     session.info = message.node;
+    session.takesChanges = message.accepts.includes('assignments.changed');
     const previous = this.sessions.get(name);
     if (previous && previous !== session) previous.socket.close(4000, 'replaced by a newer connection');
     this.sessions.set(name, session);
@@ -342,29 +357,72 @@ export class AgentHub {
     else if (previous.state === 'down') this.events.note({ level: 'info', type: 'node.up', node: info.name, message: `node ${info.name} is back` });
   }
 
+  /**
+   * Writes what changed of a node's statuses. What cannot be written is kept and tried again at
+   * the node's next heartbeat (the agent sends each status once, and all of them again only now
+   * and then), newer reports of the same instance replacing it.
+   */
   private async saveStatuses(node: string, statuses: InstanceStatus[]): Promise<void> {
     const { own, refused } = ownStatuses(this.state, node, statuses);
     if (refused.length > 0) this.refusedReport(node, `reported the status of instances of other nodes: ${refused.slice(0, 5).map((s) => s.id).join(', ')}`);
-    const changed = own.filter((status) => {
+    const unsaved = this.unsavedStatuses.get(node);
+    this.unsavedStatuses.delete(node);
+    const reported = new Map(unsaved);
+    for (const status of own) reported.set(status.id, status);
+    const changed = [...reported.values()].filter((status) => {
       const previous = this.state.statuses.get(status.id);
-      return !previous || !isDeepStrictEqual({ ...previous, updatedAt: 0 }, { ...status, updatedAt: 0 });
+      // Gone meanwhile (removed and forgotten): nothing to keep.
+      return this.state.instances.has(status.id) && (!previous || !isDeepStrictEqual({ ...previous, updatedAt: 0 }, { ...status, updatedAt: 0 }));
     });
     if (changed.length === 0) return;
-    const { revision } = await this.store.txn({ compare: [], success: changed.map((s) => ({ type: 'put' as const, key: STORE.statuses.key(s.id), value: STORE.statuses.encode(s) })) });
-    await this.state.waitFor(revision);
+    try {
+      const { revision } = await this.store.txn({ compare: [], success: changed.map((s) => ({ type: 'put' as const, key: STORE.statuses.key(s.id), value: STORE.statuses.encode(s) })) });
+      await this.state.waitFor(revision);
+    } catch (err) {
+      const kept = this.unsavedStatuses.get(node) ?? new Map<string, InstanceStatus>();
+      for (const status of changed) if (!kept.has(status.id)) kept.set(status.id, status);
+      this.unsavedStatuses.set(node, kept);
+      throw err;
+    }
+  }
+
+  /** Notes a change of a connected node's assignments, sent to it shortly (with whatever else changed meanwhile). */
+  private changed(node: string, id: string, how: 'changed' | 'gone'): void {
+    if (!this.sessions.has(node)) return; // a node that connects gets the whole set
+    let pending = this.pendingChanges.get(node);
+    if (!pending) this.pendingChanges.set(node, (pending = { changed: new Set(), gone: new Set() }));
+    pending[how].add(id);
+    this.schedulePush(node);
   }
 
   private schedulePush(node: string): void {
     if (!this.sessions.has(node) || this.pushTimers.has(node)) return;
     this.pushTimers.set(node, setTimeout(() => {
       this.pushTimers.delete(node);
-      this.pushAssignments(node);
+      this.pushChanges(node);
     }, 20));
   }
 
+  /** The node's whole assignment set (on hello). */
   private pushAssignments(node: string): void {
+    this.pendingChanges.delete(node);
     const remove = this.state.removalsOnNode(node);
     this.send(node, { type: 'assignments', instances: this.state.instancesOnNode(node), ...(remove.length > 0 ? { remove } : {}) });
+  }
+
+  /** What changed of the node's assignments since the last message: the records changed, the ids gone. */
+  private pushChanges(node: string): void {
+    if (!this.sessions.get(node)?.takesChanges) return this.pushAssignments(node);
+    const pending = this.pendingChanges.get(node);
+    this.pendingChanges.delete(node);
+    const instances: Instance[] = [];
+    for (const id of pending?.changed ?? []) {
+      const instance = this.state.instances.get(id);
+      if (instance?.node === node) instances.push(instance);
+    }
+    const gone = [...(pending?.gone ?? [])].filter((id) => this.state.instances.get(id)?.node !== node);
+    const remove = this.state.removalsOnNode(node);
+    this.send(node, { type: 'assignments.changed', instances, gone, ...(remove.length > 0 ? { remove } : {}) });
   }
 
   /** What the node runs that this server does not know, for `gantry node adopt|forget`; an event when it changes. */

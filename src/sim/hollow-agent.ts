@@ -1,18 +1,19 @@
 // One hollow node: the real agent protocol (src/model/agent-protocol.ts) on a WebSocket of its
 // own, with nothing behind it. It says hello with its node info, heartbeats at the interval the
-// welcome announces (resending every status, as the real agent does, so the server does the same
-// work per heartbeat), takes assignments into its instance table (hollow-instances.ts) and sends
+// welcome announces (resending every status every few heartbeats, as the real agent does, so the
+// server does the same work), takes assignments into its instance table (hollow-instances.ts) and sends
 // what that table reports: statuses batched per turn of the event loop, one registry message per
 // endpoint. It answers the server's pings itself (`autoPong: false`), so that it can go silent:
 // a silenced node sends nothing, answers no ping and reads nothing, like a frozen agent or a cut
 // link, until it is unsilenced. A connection the server or the network ends is opened again with
 // backoff, as the real agent does, plus jitter so that 5,000 nodes do not come back in step.
 import WebSocket from 'ws';
-import type { AgentToServer, EndpointRef, ServerToAgent } from '../model/agent-protocol.js';
+import { AGENT_ACCEPTS, type AgentToServer, type EndpointRef, type ServerToAgent } from '../model/agent-protocol.js';
 import type { Endpoint } from '../model/registry.js';
 import type { InstanceStatus, NodeInfo } from '../model/types.js';
 import type { FleetCounters } from './counters.js';
 import { HollowInstances, type CrashKind, type InstanceTiming } from './hollow-instances.js';
+import { RESEND_EVERY_HEARTBEATS } from '../agent/reporter.js';
 
 export interface HollowAgentOptions {
   /** The server's URL (http:// or https://). */
@@ -38,6 +39,7 @@ export class HollowAgent {
   /** The cluster of the last welcome: said in the next hello, as the real agent does. */
   private cluster: string | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeats = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryMs = FIRST_RETRY_MS;
   private silent = false;
@@ -174,6 +176,7 @@ export class HollowAgent {
       statuses: this.instances.statuses(),
       endpoints: this.instances.endpoints(),
       unassigned: this.instances.unassigned(),
+      accepts: [...AGENT_ACCEPTS],
       ...(this.cluster ? { cluster: this.cluster } : {}),
     };
     // The hello carries every status: what was waiting to be sent goes with it.
@@ -205,6 +208,10 @@ export class HollowAgent {
         counters.assignmentMessages++;
         this.instances.assign(message.instances, message.remove);
         return;
+      case 'assignments.changed':
+        counters.assignmentMessages++;
+        this.instances.change(message.instances, message.gone, message.remove);
+        return;
       case 'cluster':
         this.cluster = message.id;
         return;
@@ -233,7 +240,7 @@ export class HollowAgent {
     const { info, counters } = this.options;
     if (!this.send({ type: 'heartbeat', node: info, endpoints: this.instances.endpoints(), unassigned: this.instances.unassigned() })) return;
     counters.heartbeatsSent++;
-    for (const status of this.instances.statuses()) this.dirty.set(status.id, status);
+    if (++this.heartbeats % RESEND_EVERY_HEARTBEATS === 0) for (const status of this.instances.statuses()) this.dirty.set(status.id, status);
     this.flush();
   }
 

@@ -67,15 +67,20 @@ export class HollowInstances {
 
   /** A full assignment set from the server, and the instances it says to remove although unassigned. */
   assign(instances: readonly Instance[], remove: readonly string[] = []): void {
-    const wanted = new Set<string>();
+    const wanted = new Set(instances.map((i) => i.id));
+    this.change(instances, [...this.records.keys()].filter((id) => !wanted.has(id)), remove);
+  }
+
+  /** What changed of the assignments (assignments.changed): as assign, for these instances only. */
+  change(instances: readonly Instance[], unassigned: readonly string[], remove: readonly string[] = []): void {
     for (const instance of instances) {
-      wanted.add(instance.id);
       const known = this.records.get(instance.id);
       if (known) this.reassign(known, instance);
       else this.adopt(instance);
     }
-    for (const record of this.records.values()) {
-      if (wanted.has(record.id)) continue;
+    for (const id of unassigned) {
+      const record = this.records.get(id);
+      if (!record) continue;
       if (record.status.state === 'removed') this.forget(record);
       else record.assigned = false;
     }
