@@ -14,6 +14,7 @@ import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
 import { AgentToServerSchema, type ServerToAgent, type UnassignedReport, type ValidAgentMessage } from '../model/agent-protocol.js';
 import type { Instance, InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
+import { WriteBatch } from './write-batch.js';
 import type { Endpoint } from '../model/registry.js';
 import { problemsFromZod } from '../model/spec.js';
 import type { ClusterState } from './state.js';
@@ -64,6 +65,8 @@ export class AgentHub {
   private readonly logRequests = new Map<string, LogRequest>();
   /** Per node, what its agent last reported running without an assignment. */
   private readonly unassignedOf = new Map<string, UnassignedReport[]>();
+  /** Statuses from every node, written together. */
+  private readonly statusWrites: WriteBatch;
   /** Per connected node, the instances whose assignment changed since the last message to it. */
   private readonly pendingChanges = new Map<string, { changed: Set<string>; gone: Set<string> }>();
   /** Per node, statuses it reported that could not be written (a full disk): tried again at its next heartbeat. */
@@ -87,6 +90,7 @@ export class AgentHub {
     private readonly cluster: ClusterIdentity,
     private readonly heartbeatMs: number,
   ) {
+    this.statusWrites = new WriteBatch(store);
     this.unsubscribe = state.onChange((kind, key, before) => {
       const id = lastSegment(key);
       if (kind === 'instance') {
@@ -376,7 +380,7 @@ export class AgentHub {
     });
     if (changed.length === 0) return;
     try {
-      const { revision } = await this.store.txn({ compare: [], success: changed.map((s) => ({ type: 'put' as const, key: STORE.statuses.key(s.id), value: STORE.statuses.encode(s) })) });
+      const revision = await this.statusWrites.write(changed.map((s) => ({ type: 'put' as const, key: STORE.statuses.key(s.id), value: STORE.statuses.encode(s) })));
       await this.state.waitFor(revision);
     } catch (err) {
       const kept = this.unsavedStatuses.get(node) ?? new Map<string, InstanceStatus>();

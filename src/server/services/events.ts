@@ -25,6 +25,8 @@ function matches(event: GantryEvent, filter: EventFilter): boolean {
 export class EventLog {
   private counter = 0;
   private sinceTrim = 0;
+  /** How many events the store holds, as far as this log knows (counted once, then followed). */
+  private stored: number | undefined;
 
   constructor(private readonly store: Store, private readonly keep = 20_000) {}
 
@@ -44,6 +46,7 @@ export class EventLog {
         return { type: 'put' as const, key, value: STORE.events.encode({ ...event, time }) };
       }),
     });
+    if (this.stored !== undefined) this.stored += events.length;
     this.sinceTrim += events.length;
     if (this.sinceTrim >= 1000) {
       this.sinceTrim = 0;
@@ -89,10 +92,13 @@ export class EventLog {
     );
   }
 
+  /** Deletes the oldest events beyond `keep`; reads only those (the count is kept, not read each time). */
   private async trim(): Promise<void> {
-    const { kvs } = await this.store.range(PREFIX);
-    const excess = kvs.length - this.keep;
+    this.stored ??= (await this.store.range(PREFIX)).kvs.length;
+    const excess = this.stored - this.keep;
     if (excess <= 0) return;
-    await this.store.txn({ compare: [], success: kvs.slice(0, excess).map((kv) => ({ type: 'delete' as const, key: kv.key })) });
+    const { kvs } = await this.store.range(PREFIX, { limit: excess });
+    await this.store.txn({ compare: [], success: kvs.map((kv) => ({ type: 'delete' as const, key: kv.key })) });
+    this.stored -= kvs.length;
   }
 }

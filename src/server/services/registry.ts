@@ -6,8 +6,11 @@ import type { Store, TxnOp } from '../../store/store.js';
 import { registryKey, type Endpoint } from '../../model/registry.js';
 import type { EndpointCatalog } from '../../discovery/catalog.js';
 import { NotFoundError } from '../errors.js';
+import { WriteBatch } from '../write-batch.js';
 
 export class RegistryService {
+  /** Agents' registrations, many at once: written together. */
+  private readonly batch: WriteBatch;
   private readonly nodeLeases = new Map<string, string>();
   /** When each node's lease was last kept alive. */
   private readonly lastKept = new Map<string, number>();
@@ -19,7 +22,9 @@ export class RegistryService {
     private readonly nodeTtlMs: number,
     /** Told when a node that was heard from again had let its lease lapse (its endpoints went meanwhile). */
     private readonly onLapse: (node: string, silentMs: number) => void = () => {},
-  ) {}
+  ) {
+    this.batch = new WriteBatch(store);
+  }
 
   /** Registers and withdraws endpoints of one node's agent, in one write; it can withdraw only its own. */
   async update(node: string, register: Endpoint[], withdraw: Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>[]): Promise<void> {
@@ -32,7 +37,7 @@ export class RegistryService {
       ...withdraw.map((e) => ({ type: 'delete' as const, key: registryKey(e) })),
       ...register.map((e) => ({ type: 'put' as const, key: registryKey(e), value: JSON.stringify({ ...e, node, source: 'agent' }), lease })),
     ];
-    await this.store.txn({ compare: [], success: ops });
+    await this.batch.write(ops);
   }
 
   /**
