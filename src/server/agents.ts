@@ -45,6 +45,8 @@ interface Session {
   unresponsive?: boolean;
   /** Its hello said it takes assignments.changed (else it gets the whole set each time). */
   takesChanges?: boolean;
+  /** What it last said of its node, and the record that was stored then: a heartbeat that says the same again is not compared field by field. */
+  registered?: { info: string; record: NodeRecord | undefined };
 }
 
 
@@ -256,10 +258,10 @@ export class AgentHub {
       case 'heartbeat':
         if (message.node.name !== node) throw new Refusal(`heartbeat as node ${message.node.name} on the connection of node ${node}`);
         session.info = message.node;
-        await this.register(message.node);
+        await this.registerOnce(session, message.node);
         this.noteUnassigned(node, message.unassigned);
         if (this.unsavedStatuses.has(node)) await this.saveStatuses(node, []);
-        return this.registry.sync(node, this.ownEndpoints(session, message.endpoints));
+        return this.registry.sync(node, () => this.ownEndpoints(session, message.endpoints), JSON.stringify([message.node.address, message.endpoints]));
       case 'removed':
         return this.removed(node, message.ids);
       case 'registry':
@@ -336,6 +338,14 @@ export class AgentHub {
    * heartbeat is liveness, kept in memory (`contact`), not a write. An operator's cordon, drain
    * or dedication outlives heartbeats and reconnections.
    */
+  /** register(), skipped when the node says what it said last time and its record did not change since. */
+  private async registerOnce(session: Session, info: NodeInfo): Promise<void> {
+    const said = JSON.stringify(info);
+    if (session.registered?.info === said && session.registered.record === this.state.nodes.get(info.name) && session.registered.record?.state !== 'down') return;
+    await this.register(info);
+    session.registered = { info: said, record: this.state.nodes.get(info.name) };
+  }
+
   private async register(info: NodeInfo): Promise<void> {
     const cached = this.state.nodes.get(info.name);
     if (cached && cached.state !== 'down' && sameNodeInfo(cached, info)) return;

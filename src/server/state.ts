@@ -2,8 +2,10 @@
 // API reads and the controllers never query the store per request. Instances are indexed by
 // app and by node, so a reader pays for what it asks about, not for the size of the fleet; each
 // record's modRevision is kept, so a write of a record read from here can be guarded with it.
+import { isDeepStrictEqual } from 'node:util';
 import type { Store, WatchEvent } from '../store/store.js';
 import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, RemovalRecord, RolloutRecord } from '../model/types.js';
+import type { EntrySpec } from '../model/spec.js';
 import { STORE, lastSegment } from './keys.js';
 
 export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool' | 'rollout' | 'removal';
@@ -43,6 +45,36 @@ class Index<T> {
   }
 }
 
+/**
+ * One copy of each entry spec that many instances share (all instances of an entry at a
+ * release have the same): at a fleet's size, a decoded copy per instance is most of the
+ * cache's memory. Records in the cache are read-only, so sharing is safe.
+ */
+class SpecPool {
+  private readonly shared = new Map<string, { spec: EntrySpec; users: number }>();
+
+  /** The instance with its spec replaced by the shared copy, when it is the same. */
+  take(instance: Instance): Instance {
+    const key = `${instance.app}/${instance.entry}/${instance.release}`;
+    const entry = this.shared.get(key);
+    if (!entry) {
+      this.shared.set(key, { spec: instance.spec, users: 1 });
+      return instance;
+    }
+    if (entry.spec !== instance.spec && !isDeepStrictEqual(entry.spec, instance.spec)) return instance;
+    entry.users++;
+    return entry.spec === instance.spec ? instance : { ...instance, spec: entry.spec };
+  }
+
+  /** The instance (as taken) is gone from the cache. */
+  give(instance: Instance): void {
+    const key = `${instance.app}/${instance.entry}/${instance.release}`;
+    const entry = this.shared.get(key);
+    if (!entry || entry.spec !== instance.spec) return;
+    if (--entry.users === 0) this.shared.delete(key);
+  }
+}
+
 export class ClusterState {
   readonly apps = new Map<string, AppRecord>();
   readonly instances = new Map<string, Instance>();
@@ -54,6 +86,7 @@ export class ClusterState {
   readonly removals = new Map<string, RemovalRecord>();
   /** Per node, the modRevision of its /alloc/ key as this cache last saw it (0: none yet). */
   readonly allocRevisions = new Map<string, number>();
+  private readonly specs = new SpecPool();
   private readonly byApp = new Index<Instance>();
   private readonly byNode = new Index<Instance>();
   private readonly removalsByNode = new Index<RemovalRecord>();
@@ -157,10 +190,11 @@ export class ClusterState {
         if (before) {
           this.byApp.remove(before.app, id);
           this.byNode.remove(before.node, id);
+          this.specs.give(before);
         }
         if (value === undefined) this.instances.delete(id);
         else {
-          const instance = STORE.instances.decode(value);
+          const instance = this.specs.take(STORE.instances.decode(value));
           this.instances.set(id, instance);
           this.byApp.add(instance.app, id, instance);
           this.byNode.add(instance.node, id, instance);

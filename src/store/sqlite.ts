@@ -70,6 +70,9 @@ function preparePrivateFiles(path: string): void {
   for (const suffix of ['-wal', '-shm', '-journal']) makePrivate(`${path}${suffix}`);
 }
 
+/** How long a keep-alive waits for others to share its transaction. */
+const KEEP_ALIVE_WINDOW_MS = 5;
+
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly historyRetention: number;
@@ -82,6 +85,8 @@ export class SqliteStore implements Store {
   private readonly dir: string;
   /** A write failed for want of a working store: leases do not expire until one lands (see the header). */
   private leaseClockStopped = false;
+  private readonly keepAlives: { lease: string; resolve: (alive: boolean) => void; reject: (err: unknown) => void }[] = [];
+  private keepAliveTimer: NodeJS.Timeout | undefined;
   /** The last reason the lease check failed, so that it is said once rather than twice a second. */
   private leaseFailure: string | undefined;
 
@@ -314,18 +319,41 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * Keep-alives asked for within a few milliseconds go in one transaction (a fleet's heartbeats
+   * keep thousands of leases alive; a transaction each would be most of the store's work).
+   */
   async keepAlive(lease: string): Promise<boolean> {
-    return this.write((ctx) => {
-      const row = this.s.getLease.get(lease);
-      if (!row) return false;
-      const now = this.now();
-      if (row.expires_at <= now) {
-        this.w.revokeIn(ctx, lease);
-        return false;
-      }
-      this.s.extendLease.run(now + row.ttl_ms, lease);
-      return true;
-    }).result;
+    this.assertOpen();
+    return new Promise((resolve, reject) => {
+      this.keepAlives.push({ lease, resolve, reject });
+      this.keepAliveTimer ??= setTimeout(() => this.flushKeepAlives(), KEEP_ALIVE_WINDOW_MS);
+    });
+  }
+
+  private flushKeepAlives(): void {
+    this.keepAliveTimer = undefined;
+    const batch = this.keepAlives.splice(0);
+    let results: boolean[];
+    try {
+      results = this.write((ctx) =>
+        batch.map(({ lease }) => {
+          const row = this.s.getLease.get(lease);
+          if (!row) return false;
+          const now = this.now();
+          if (row.expires_at <= now) {
+            this.w.revokeIn(ctx, lease);
+            return false;
+          }
+          this.s.extendLease.run(now + row.ttl_ms, lease);
+          return true;
+        }),
+      ).result;
+    } catch (err) {
+      for (const waiter of batch) waiter.reject(err);
+      return;
+    }
+    batch.forEach((waiter, i) => waiter.resolve(results[i]!));
   }
 
   async revokeLease(lease: string): Promise<void> {
@@ -371,6 +399,10 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.keepAliveTimer) {
+      clearTimeout(this.keepAliveTimer);
+      this.flushKeepAlives();
+    }
     this.closed = true;
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     this.leaseTimer = undefined;

@@ -6,18 +6,19 @@
 // A pass costs what changed, not the fleet's size: it looks only at the apps something happened
 // to since the last pass (their record, instances, statuses or rollout; the nodes they run on),
 // those with a rollout under way (rollouts have deadlines) and those still waiting for room;
-// and the scheduler's snapshot follows instances as they come, go and move (it is rebuilt only
-// after a node, pool or rollout changed, or a pass moved things it cannot follow). Once a
+// and the scheduler's snapshot follows instances and nodes as they come, go and change (it is
+// rebuilt only after a pool or rollout changed, a node's capacity did, or a pass moved things
+// it cannot follow). Once a
 // minute a pass looks at everything, whatever was heard.
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../../store/store.js';
-import type { AppRecord, Instance, ReleaseRecord } from '../../model/types.js';
+import type { AppRecord, Instance, NodeRecord, ReleaseRecord } from '../../model/types.js';
 import type { Placement, Snapshot } from '../../scheduler/index.js';
 import type { ChangeKind, ClusterState } from '../state.js';
 import { STORE, lastSegment } from '../keys.js';
 import type { EventLog } from '../services/events.js';
 import { reconcile } from '../reconcile/reconcile.js';
-import { isActive, placementOf, samePlacement, snapshotOf } from '../reconcile/snapshot.js';
+import { isActive, placementOf, samePlacement, schedNodeOf, snapshotOf, updatableInPlace } from '../reconcile/snapshot.js';
 import { writesOf } from '../reconcile/apply.js';
 import type { Note, Plan, Unplaced } from '../reconcile/plan.js';
 import type { ReconcileContext } from '../reconcile/view.js';
@@ -103,12 +104,18 @@ export class ReplicaController {
         if (app) this.dirty.add(app);
         return;
       }
-      case 'node':
+      case 'node': {
         // Its instances may be lost or moved, and what waited for room may find it there.
         for (const instance of this.state.instancesOnNode(id)) this.dirty.add(instance.app);
         for (const app of this.unplaced.keys()) this.dirty.add(app);
-        this.snapshot = undefined;
+        const after = this.state.nodes.get(id);
+        const was = before as NodeRecord | undefined;
+        // A node new to the snapshot must run nothing it would have to count.
+        const fresh = !was && !after?.portsTaken?.length && this.state.countOnNode(id) === 0;
+        if (this.snapshot && after && (was ? updatableInPlace(was, after) : fresh)) this.snapshot.setNode(schedNodeOf(after));
+        else this.snapshot = undefined;
         return;
+      }
       case 'pool':
         this.everything = true;
         this.snapshot = undefined;

@@ -1,7 +1,7 @@
 // Reconciliation's bridge to the scheduler: the scheduler's snapshot of a view (every node's
 // capacity, what each instance and each rollout's held room take of it), plans for more
 // instances of an entry, and the instance records for those plans.
-import type { AppRecord, Instance } from '../../model/types.js';
+import type { AppRecord, Instance, NodeRecord } from '../../model/types.js';
 import { entryRuntime, resolveCount, type EntrySpec } from '../../model/spec.js';
 import { buildSnapshot, entryRequest, instancePlacement, plan, type Placement, type PlanResult, type SchedNode, type Snapshot } from '../../scheduler/index.js';
 import type { ReconcileContext, ReconcileView } from './view.js';
@@ -12,8 +12,9 @@ export function isActive(phase: string): boolean {
   return (ACTIVE_PHASES as readonly string[]).includes(phase);
 }
 
-export function snapshotOf(view: ReconcileView): Snapshot {
-  const nodes: SchedNode[] = [...view.nodes.values()].map((node) => ({
+/** A node as the scheduler sees it. */
+export function schedNodeOf(node: NodeRecord): SchedNode {
+  return {
     name: node.name,
     // A node recovering from a reboot restarts its previous instances before it takes new ones.
     state: node.recovering && node.state === 'ready' ? 'cordoned' : node.state,
@@ -26,7 +27,20 @@ export function snapshotOf(view: ReconcileView): Snapshot {
     shareBase: node.shareBase ?? 100,
     dedicatedTo: node.dedicatedTo,
     runtimes: node.runtimes,
-  }));
+  };
+}
+
+/**
+ * Whether a snapshot can take the node's new record as an update (setNode): its cores and
+ * share base are what its instances' CPU plans were made against, and the ports programs
+ * outside Gantry hold are counted in when the snapshot is built.
+ */
+export function updatableInPlace(before: NodeRecord, after: NodeRecord): boolean {
+  return before.cores === after.cores && (before.shareBase ?? 100) === (after.shareBase ?? 100) && JSON.stringify(before.portsTaken ?? []) === JSON.stringify(after.portsTaken ?? []);
+}
+
+export function snapshotOf(view: ReconcileView): Snapshot {
+  const nodes = [...view.nodes.values()].map(schedNodeOf);
   const placements: Placement[] = [];
   for (const instance of view.instances.values()) {
     const placement = placementOf(view, instance);

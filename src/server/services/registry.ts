@@ -12,6 +12,8 @@ export class RegistryService {
   /** Agents' registrations, many at once: written together. */
   private readonly batch: WriteBatch;
   private readonly nodeLeases = new Map<string, string>();
+  /** Per node, what its agent claimed at the last sync that compared, on which lease, and how many endpoints that left. */
+  private readonly synced = new Map<string, { claimed: string; lease: string; count: number }>();
   /** When each node's lease was last kept alive. */
   private readonly lastKept = new Map<string, number>();
 
@@ -28,6 +30,7 @@ export class RegistryService {
 
   /** Registers and withdraws endpoints of one node's agent, in one write; it can withdraw only its own. */
   async update(node: string, register: Endpoint[], withdraw: Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>[]): Promise<void> {
+    this.synced.delete(node);
     withdraw = withdraw.filter((ref) => this.catalog.get(registryKey(ref))?.node === node);
     if (register.length === 0 && withdraw.length === 0) return;
     // A lapsed lease is not revoked here: the node's other endpoints move to the new one with
@@ -45,9 +48,16 @@ export class RegistryService {
    * with every heartbeat) and keeps their lease alive: repairs anything a lost message or an
    * expired lease left wrong.
    */
-  async sync(node: string, endpoints: Endpoint[]): Promise<void> {
+  async sync(node: string, endpoints: Endpoint[] | (() => Endpoint[]), claimed?: string): Promise<void> {
     const { lease, fresh, lapsed } = await this.nodeLease(node);
-    const current = new Map(this.catalog.onNode(node).map((e) => [registryKey(e), e]));
+    const onNode = this.catalog.onNode(node);
+    // The agent claims what it claimed last time, on the same lease, and nothing was written
+    // for the node since (its own registrations forget this): nothing to compare.
+    const last = this.synced.get(node);
+    if (claimed !== undefined && !fresh && !lapsed && last?.claimed === claimed && last.lease === lease && last.count === onNode.length) return;
+    this.synced.delete(node);
+    if (typeof endpoints === 'function') endpoints = endpoints();
+    const current = new Map(onNode.map((e) => [registryKey(e), e]));
     const wanted = new Map(endpoints.map((e) => [registryKey(e), { ...e, node, source: 'agent' as const }]));
     const ops: TxnOp[] = [];
     for (const [key, endpoint] of wanted) {
@@ -59,6 +69,7 @@ export class RegistryService {
     // Only now, with every wanted endpoint on the new lease, does the lapsed one go: its keys
     // never vanish and come back (a front end rendering in between would lose the node).
     if (lapsed) await this.store.revokeLease(lapsed);
+    if (claimed !== undefined) this.synced.set(node, { claimed, lease, count: wanted.size });
   }
 
   /** An outside service registers itself; it must call keepAlive within ttlMs, again and again. */
