@@ -4,9 +4,10 @@
 //
 // Timing: a watch begins when the instance is up (started, or adopted), and probes at once, so an
 // instance that is ready is running within milliseconds rather than at the next tick or interval.
-// Until its first pass it is probed every min(interval, WARMING_PROBE_MS), so one that takes a
-// moment to listen is found soon after it does; from then on, every `interval` (measured from one
-// probe's start to the next's), on its own timer, never the agent's tick.
+// Until its first pass it is probed after WARMING_FIRST_PROBE_MS, then twice as long each time up
+// to min(interval, WARMING_PROBE_MS), so one that takes a few milliseconds to listen is found
+// within a few more; from then on, every `interval` (measured from one probe's start to the
+// next's), on its own timer, never the agent's tick.
 //
 // What counts: a failure within `startPeriod` of the instance's start does not (as the spec says);
 // nor does one when the instance has exited meanwhile (the exit is what the supervisor hears of,
@@ -17,6 +18,7 @@ import type { HealthSpec } from '../model/spec.js';
 import type { CheckResult } from './health.js';
 
 export const WARMING_PROBE_MS = 250;
+export const WARMING_FIRST_PROBE_MS = 20;
 export const FIRST_COUNT_AFTER_MS = 1000;
 
 export interface HealthTarget {
@@ -41,6 +43,7 @@ export class HealthWatch {
   private passedOnce = false;
   private begunAt = 0;
   private lastCountedAt = -Infinity;
+  private warmingDelay = WARMING_FIRST_PROBE_MS;
 
   /** A new watch (the instance was just started or adopted): probes at once. */
   begin(target: HealthTarget): void {
@@ -50,6 +53,7 @@ export class HealthWatch {
     this.passedOnce = false;
     this.begunAt = Date.now();
     this.lastCountedAt = -Infinity;
+    this.warmingDelay = WARMING_FIRST_PROBE_MS;
     this.probeLater(0);
   }
 
@@ -89,7 +93,8 @@ export class HealthWatch {
       if (generation === this.generation) target.broke(err);
     }
     if (generation !== this.generation) return;
-    const every = this.passedOnce ? target.spec.interval : Math.min(target.spec.interval, WARMING_PROBE_MS);
+    const every = this.passedOnce ? target.spec.interval : Math.min(target.spec.interval, WARMING_PROBE_MS, this.warmingDelay);
+    if (!this.passedOnce) this.warmingDelay *= 2;
     this.probeLater(Math.max(0, probedAt + every - Date.now()));
   }
 

@@ -206,15 +206,15 @@ export class GantryClient {
 
   /** Every instance matching the filter, page after page. */
   async listInstances(filter: { app?: string; node?: string } = {}): Promise<InstanceListResponse> {
-    const all: InstanceListResponse = { instances: [], unplaced: [] };
-    let after: string | undefined;
-    do {
-      const page: InstanceListResponse = await this.json('GET', '/v1/instances', { query: { app: filter.app, node: filter.node, after } });
-      all.instances.push(...page.instances);
-      all.unplaced = page.unplaced;
-      after = page.next;
-    } while (after);
-    return all;
+    const page = (after?: string): Promise<InstanceListResponse> => this.json('GET', '/v1/instances', { query: { app: filter.app, node: filter.node, after } });
+    let last = await page();
+    const instances = [...last.instances];
+    while (last.next) {
+      last = await page(last.next);
+      instances.push(...last.instances);
+    }
+    const { next: _next, ...rest } = last;
+    return { ...rest, instances };
   }
 
   listNodes(): Promise<NodeListResponse> {
