@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import type { TokenInfo } from '../model/api.js';
 import { ConflictError, NotFoundError } from './errors.js';
+import { UNCHANGED, casUpdate } from './cas.js';
 import { STORE, type TokenRecord } from './keys.js';
 
 export { TOKEN_NAME } from '../model/names.js';
@@ -60,7 +61,11 @@ export class TokenAuth {
     const record: TokenRecord = { hash: hash(token), role: spec.role, name: spec.name, createdAt: Date.now() };
     if (spec.role === 'agent') record.node = spec.node;
     if (spec.expiresAt !== undefined) record.expiresAt = spec.expiresAt;
-    await this.store.put(STORE.tokens.key(record.hash.slice(0, 16)), STORE.tokens.encode(record));
+    // Created, never overwritten: a record already at this key (a hash prefix collision) is a conflict.
+    await casUpdate(this.store, STORE.tokens.key(record.hash.slice(0, 16)), STORE.tokens, (current) => {
+      if (current) throw new ConflictError('a token with the same hash prefix exists; create it again');
+      return record;
+    }, { attempts: 1, what: `token ${spec.name}` });
     await this.reload();
     return token;
   }
@@ -84,7 +89,7 @@ export class TokenAuth {
     if (record.role === 'admin' && [...this.byHash.values()].filter((r) => r.role === 'admin').length === 1) {
       throw new ConflictError(`"${name}" is the last admin token: create another admin token before revoking it`);
     }
-    await this.store.delete(record.key);
+    await casUpdate(this.store, record.key, STORE.tokens, (current) => (current ? null : UNCHANGED), { what: `token ${name}` });
     await this.reload();
     return info(record);
   }

@@ -28,8 +28,9 @@ export class NodeService {
   }
 
   async setPool(pool: PoolRecord): Promise<PoolRecord> {
-    const revision = await this.store.put(STORE.pools.key(pool.name), STORE.pools.encode(pool));
-    await this.state.waitFor(revision);
+    // Replaced whole by its owner's PUT; through casUpdate like every other record write.
+    const written = await casUpdate(this.store, STORE.pools.key(pool.name), STORE.pools, () => pool, { what: `pool ${pool.name}` });
+    if (written.revision !== undefined) await this.state.waitFor(written.revision);
     return pool;
   }
 
