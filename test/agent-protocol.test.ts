@@ -21,6 +21,14 @@ function nodeInfo(name: string, extra: Partial<NodeInfo> = {}): NodeInfo {
   };
 }
 
+/** An admin's API call: the parsed answer, or an error naming the status and the body. */
+async function adminCall(url: string, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+  const response = await fetch(`${url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
 /** A hand-driven agent connection: what it sent, what it got, and how it ended. */
 class FakeAgent {
   readonly received: { type: string; [key: string]: unknown }[] = [];
@@ -62,12 +70,7 @@ describe('agent connection: validated messages, node-bound tokens', () => {
   const tokens: Record<string, string> = {};
   const agents: FakeAgent[] = [];
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-    return text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  };
+  const api = (method: string, path: string, body?: unknown) => adminCall(server.url, method, path, body);
   const connect = async (token: string) => {
     const agent = new FakeAgent(server.url, token);
     agents.push(agent);
@@ -234,12 +237,7 @@ describe('assignments: what changed to agents that take it, the whole set to old
   const dir = mkdtempSync(join(tmpdir(), 'gantry-agent-deltas-'));
   let server: RunningServer;
   const agents: FakeAgent[] = [];
-  const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-    return text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  };
+  const api = (method: string, path: string, body?: unknown) => adminCall(server.url, method, path, body);
   type Assigned = { type: string; instances: { id: string; node: string }[]; gone?: string[] };
   const assignmentMessages = (agent: FakeAgent) => agent.received.filter((m) => m.type.startsWith('assignments')) as unknown as Assigned[];
 

@@ -18,7 +18,7 @@ import type { ChangeKind, ClusterState } from '../state.js';
 import { STORE, lastSegment } from '../keys.js';
 import type { EventLog } from '../services/events.js';
 import { reconcile } from '../reconcile/reconcile.js';
-import { isActive, placementOf, samePlacement, schedNodeOf, snapshotOf, updatableInPlace } from '../reconcile/snapshot.js';
+import { countedSnapshotOf, isActive, placementOf, samePlacement, schedNodeOf, updatableInPlace } from '../reconcile/snapshot.js';
 import { writesOf } from '../reconcile/apply.js';
 import type { Note, Plan, Unplaced } from '../reconcile/plan.js';
 import type { ReconcileContext } from '../reconcile/view.js';
@@ -157,14 +157,7 @@ export class ReplicaController {
   }
 
   private currentSnapshot(): Snapshot {
-    if (!this.snapshot) {
-      this.snapshot = snapshotOf(this.state);
-      this.counted = new Map();
-      for (const instance of this.state.instances.values()) {
-        const placement = placementOf(this.state, instance);
-        if (placement) this.counted.set(instance.id, placement);
-      }
-    }
+    if (!this.snapshot) ({ snapshot: this.snapshot, counted: this.counted } = countedSnapshotOf(this.state));
     return this.snapshot;
   }
 

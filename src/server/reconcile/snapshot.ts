@@ -40,16 +40,21 @@ export function updatableInPlace(before: NodeRecord, after: NodeRecord): boolean
 }
 
 export function snapshotOf(view: ReconcileView): Snapshot {
+  return countedSnapshotOf(view).snapshot;
+}
+
+/** The snapshot, and what it counts for each instance (to keep it current instance by instance). */
+export function countedSnapshotOf(view: ReconcileView): { snapshot: Snapshot; counted: Map<string, Placement> } {
   const nodes = [...view.nodes.values()].map(schedNodeOf);
-  const placements: Placement[] = [];
+  const counted = new Map<string, Placement>();
   for (const instance of view.instances.values()) {
     const placement = placementOf(view, instance);
-    if (placement) placements.push(placement);
+    if (placement) counted.set(instance.id, placement);
   }
-  const snapshot = buildSnapshot({ nodes, pools: view.pools.values(), placements: [...placements, ...reservations(view)] });
+  const snapshot = buildSnapshot({ nodes, pools: view.pools.values(), placements: [...counted.values(), ...reservations(view)] });
   // Ports programs outside Gantry hold (the agents found them): nothing new is put there.
   for (const node of view.nodes.values()) if (node.portsTaken?.length) snapshot.blockPorts(node.name, node.portsTaken);
-  return snapshot;
+  return { snapshot, counted };
 }
 
 /** What an instance takes of its node as the scheduler counts it; undefined when the node is unknown. */
