@@ -2,9 +2,11 @@
 # Debian packages Gantry's tests and benchmarks talk to for real: Docker Engine (and
 # busybox-static, from which the test image is made without a registry), nginx for the
 # upstream renderer, Redis for registry publishing, dnsmasq and dnsperf for the DNS benchmark,
-# openssl to make the throwaway CA and certificates of the TLS tests.
+# openssl to make the throwaway CA and certificates of the TLS tests, docker-registry (Docker
+# Distribution 2.8) and apache2-utils (htpasswd, for its bcrypt logins) for a real registry that
+# the image tests push to and agents pull from.
 set -euo pipefail
-declare -A program_of=([docker.io]=dockerd [busybox-static]=busybox [curl]=curl [nginx]=nginx [redis-server]=redis-server [dnsmasq]=dnsmasq [dnsperf]=dnsperf [iproute2]=ip [openssl]=openssl)
+declare -A program_of=([docker.io]=dockerd [busybox-static]=busybox [curl]=curl [nginx]=nginx [redis-server]=redis-server [dnsmasq]=dnsmasq [dnsperf]=dnsperf [iproute2]=ip [openssl]=openssl [docker-registry]=docker-registry [apache2-utils]=htpasswd)
 need=()
 for pkg in "${!program_of[@]}"; do
   command -v "${program_of[$pkg]}" >/dev/null || [ -x "/usr/sbin/${program_of[$pkg]}" ] || need+=("$pkg")
