@@ -66,6 +66,7 @@ function recorder(overrides: Partial<SupervisorHooks> = {}) {
     withdraw: async () => false,
     sharedCpuset: () => [],
     portsTaken: (ports) => taken.push(ports),
+    ensureImage: async () => ({ pulled: false }),
     ...overrides,
   };
   return { hooks, events, taken, statuses, types: () => events.map((e) => e.type) };

@@ -21,6 +21,8 @@ import { registerDaemonCommands } from '../src/cli/daemon.js';
 import { registerNodeCommands } from '../src/cli/node-commands.js';
 import { registerReleaseCommands } from '../src/cli/release-commands.js';
 import { registerSimCommands } from '../src/cli/sim-commands.js';
+import { registerImageCommands } from '../src/cli/image-commands.js';
+import { registerBuildCommands } from '../src/cli/build-commands.js';
 import { GANTRY } from './helpers/cluster.js';
 import type { AppDetailResponse, InstanceView, NodeView } from '../src/model/api.js';
 import type { GantryEvent, InstanceState } from '../src/model/types.js';
@@ -144,6 +146,11 @@ test('nodes table shows allocated/total and runtime notes', () => {
   assert.equal(lines[0], 'NAME   STATE   ADDRESS    CPU     MEMORY       INSTANCES   RUNTIMES   LAST SEEN');
   assert.equal(lines[1], 'n1     ready   10.0.0.5   1.5/8   512Mi/16Gi   3           process    2s ago');
   assert.match(lines.at(-1)!, /n1: docker: connect ENOENT/);
+  // An IMAGES column only once some node reports its images; a node that does not shows "-".
+  const withImages = nodesTable([{ ...node, images: { count: 12, bytes: 340 * 1024 ** 2 } }, { ...node, name: 'n2' }], NOW).split('\n');
+  assert.match(withImages[0]!, /RUNTIMES +IMAGES +LAST SEEN$/);
+  assert.match(withImages[1]!, /process +12 \(340 MiB\) +2s ago$/);
+  assert.match(withImages[2]!, /^n2 .* process +- +2s ago$/);
 });
 
 // ---- convergence ----
@@ -404,7 +411,7 @@ function gantry(args: string[], nodeFlags: string[] = []): Promise<{ code: numbe
 
 test('gantry --help lists the commands of every module, though a command loads only its own; an unknown command gets the whole list', async () => {
   const all = new Command('gantry');
-  for (const register of [registerDaemonCommands, registerClientCommands, registerReleaseCommands, registerNodeCommands, registerSimCommands]) register(all);
+  for (const register of [registerDaemonCommands, registerClientCommands, registerReleaseCommands, registerNodeCommands, registerImageCommands, registerBuildCommands, registerSimCommands]) register(all);
   const expected = [...all.commands.map((c) => c.name()), 'help'].sort();
 
   const [help, up, tokenCreate, unknown] = await Promise.all([gantry(['--help']), gantry(['up', '--help']), gantry(['token', 'create', '--help']), gantry(['pss'])]);

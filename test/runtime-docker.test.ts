@@ -344,7 +344,7 @@ test('a missing image gives a readable error and leaves nothing behind', { skip 
   const id = newId('noimage');
   await assert.rejects(
     rt.start(spec({ instanceId: id, image: 'gantry/does-not-exist:1' })),
-    { message: 'image "gantry/does-not-exist:1" not found on this node (no registry pull is attempted)' },
+    { message: 'image "gantry/does-not-exist:1" is not on this node (the entry says pull: never, or it was removed since its pull)' },
   );
   assert.equal(await rt.inspect(id), undefined);
 });
@@ -594,7 +594,7 @@ test('runInit: a failing step gives its exit code and output; timeout is 124 and
   assert.match(missing.output, /no-such-program-gantry/);
   await assert.rejects(
     rt.runInit(s, { image: 'gantry/does-not-exist:1', command: ['true'], timeoutMs: 5000 }),
-    { message: 'image "gantry/does-not-exist:1" not found on this node (no registry pull is attempted)' },
+    { message: 'image "gantry/does-not-exist:1" is not on this node (the entry says pull: never, or it was removed since its pull)' },
   );
   assert.equal((await docker.listContainers({ all: true, filters: { name: [`${prefix}${id}-init`] } })).length, 0);
   // The step's image may differ from the instance's; the volumes are the instance's.

@@ -579,6 +579,7 @@ function harness(entry: Record<string, unknown> = {}, options: { previous?: Inst
     },
     sharedCpuset: () => [],
     portsTaken: () => assert.fail('no ports in these tests'),
+    ensureImage: async () => ({ pulled: false }),
   };
   sup = new Supervisor(inst, rt, '127.0.0.1', hooks, options.previous);
   const s = sup;

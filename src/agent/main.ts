@@ -7,7 +7,8 @@
 // state machine), removals.ts (explicit removals, strays), ownership.ts (what may be removed, and
 // for which cluster), reporter.ts (statuses and events), heartbeat.ts, log-relay.ts, tick.ts,
 // recovery.ts (after a reboot), local-node.ts (the node's description), registration.ts (the
-// service registry), connection.ts (the WebSocket), cache.ts (what survives an agent restart).
+// service registry), connection.ts (the WebSocket), cache.ts (what survives an agent restart),
+// image-gc.ts (old images Gantry used go).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_ACCEPTS, type AgentToServer, type ServerToAgent } from '../model/agent-protocol.js';
@@ -20,6 +21,8 @@ import { AgentCache } from './cache.js';
 import { ServerConnection } from './connection.js';
 import { AgentCredentials, SAVED_TOKEN_FILE } from './credentials.js';
 import { Heartbeat } from './heartbeat.js';
+import { ImageCollector, type ImageGcSettings } from './image-gc.js';
+import { ImagePuller, prepull } from './images.js';
 import { LocalNode } from './local-node.js';
 import { LogRelay } from './log-relay.js';
 import type { NodeIdentity } from './node-info.js';
@@ -45,6 +48,8 @@ export interface AgentOptions extends NodeIdentity {
   bootId?: string;
   /** Use these runtimes instead of the default docker + process ones (tests). */
   runtimes?: Runtime[];
+  /** Removal of images older than each app's newest releases here (image-gc.ts); default: keep 3, every 10 min. */
+  imageGc?: ImageGcSettings;
   log?: (line: string) => void;
 }
 
@@ -65,7 +70,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const log = options.log ?? (() => {});
 
   // The host: its capacity, and which runtimes answer.
-  const runtimes = options.runtimes ?? [new DockerRuntime({ socketPath: options.dockerSocket, network: options.dockerNetwork }), new ProcessRuntime({ stateDir: join(options.dataDir, 'process') })];
+  const runtimes: Runtime[] = options.runtimes ?? [new DockerRuntime({ socketPath: options.dockerSocket, network: options.dockerNetwork }), new ProcessRuntime({ stateDir: join(options.dataDir, 'process') })];
   const node = await LocalNode.describe(options, runtimes);
   for (const note of node.info.runtimeNotes) log(`runtime unavailable: ${note}`);
 
@@ -74,6 +79,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const ownership = new NodeOwnership(cache, log);
   const credentials = new AgentCredentials(options.dataDir, options.token);
   if (credentials.source === 'saved') log(`connecting with the agent token this node was given when it joined (${SAVED_TOKEN_FILE} in its data directory)`);
+
+  // Images come from their registries as instances need them, with the server's credentials.
+  const images = new ImagePuller(runtimes.find((runtime) => runtime.images)?.images);
 
   // Everything the agent says goes through the connection, made below once there is something to say.
   const send = (message: AgentToServer): boolean => connection.send(message);
@@ -91,10 +99,17 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       register: (instance) => registration.register(instance),
       withdraw: (instance) => registration.withdraw(instance),
       portsTaken: (ports) => node.notePortsTaken(ports),
+      ensureImage: (image, policy, watcher, use) => images.ensure(image, policy, watcher).then((outcome) => {
+        if (use) imageCollector.noteUse(image, use); // the record image clean-up works from
+        return outcome;
+      }),
     },
   });
   const removals = new Removals({ assignments, ownership, withdraw: (instance) => registration.withdraw(instance), event: (event) => reporter.event(event), send, nodeName: () => node.name });
   const logs = new LogRelay(send, (id) => assignments.runtimeOf(id), () => node.name);
+  // Images Gantry used that no instance needs and no recent release uses go, now and then.
+  const imageCollector: ImageCollector = new ImageCollector({ store: runtimes.find((runtime) => runtime.images)?.images, dataDir: options.dataDir, settings: options.imageGc, assignments, pulls: images, event: (event) => reporter.event(event), removed: () => node.imagesChanged(), log });
+  imageCollector.start();
 
   // Until the server speaks, the cached assignments. After a reboot the instances this node ran
   // come back before it takes new ones.
@@ -119,6 +134,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     switch (message.type) {
       case 'assignments':
       case 'assignments.changed':
+        images.learnAuth(message.registryAuth);
         if (message.type === 'assignments') assignments.set(message.instances);
         else assignments.change(message.instances, message.gone);
         removals.instruct(message.remove ?? []);
@@ -136,6 +152,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           log(saved ? `joined: this node's own agent token is saved in its data directory (${SAVED_TOKEN_FILE})` : "joined, but the node's own agent token could not be saved: it is lost when the agent stops");
         }
         return;
+      case 'prepull':
+        images.learnAuth(message.registryAuth);
+        return void prepull(images, message.images, (event) => reporter.event({ ...event, node: node.name })).then((results) => send({ type: 'prepulled', requestId: message.requestId, results }));
       case 'cluster':
         return ownership.join(message.id);
       case 'ack':
@@ -182,6 +201,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     name: node.name,
     async close() {
       ticker.stop();
+      imageCollector.stop();
       heartbeat.stop();
       assignments.disposeAll();
       logs.close();

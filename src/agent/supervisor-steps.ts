@@ -2,7 +2,8 @@
 // removing one instance asks of its runtime, in order, with the events that tell the server about
 // it. A step resolves when its work is done and throws when it failed; the supervisor turns that
 // into the step's outcome event and keeps the books (restart counts, backoff) through StepHost.
-import type { GantryEvent, Instance, InstanceStatus } from '../model/types.js';
+import type { GantryEvent, Instance, InstanceStatus, PullProgress } from '../model/types.js';
+import type { EnsureOutcome, PullPolicy, PullWatcher } from './images.js';
 import type { Runtime, RuntimeInstance, RunSpec } from '../runtime/runtime.js';
 import { cpuFor } from './cpu.js';
 import { PortsTakenError, takenPorts, type TakenPort } from './ports.js';
@@ -22,7 +23,15 @@ export interface SupervisorHooks {
   sharedCpuset(): number[];
   /** Host ports another program was found holding. */
   portsTaken(ports: TakenPort[]): void;
+  /**
+   * The image is on the node when this resolves (pulled if the policy says so); throws with the
+   * cause. `use`: the app and release that run from it (recorded for image clean-up).
+   */
+  ensureImage(image: string, policy: PullPolicy, watcher: PullWatcher, use?: { app: string; release: number }): Promise<EnsureOutcome>;
 }
+
+/** A pull that failed: its event is out already, the start fails with it. */
+export class PullError extends Error {}
 
 /** What the steps need of the supervisor they work for. */
 export interface StepHost {
@@ -44,6 +53,8 @@ export interface StepHost {
   takeRequest(kind: 'rebuild' | 'restart'): () => void;
   /** What the stop under way is for ("removing", "unhealthy", ...): its message and event. */
   stopReason(): string;
+  /** While an image is pulled for it: reported as `pulling`, with the pull's progress; null when done. */
+  pulling(progress: PullProgress | null): void;
 }
 
 export class SupervisorSteps {
@@ -56,6 +67,7 @@ export class SupervisorSteps {
     if (own) return host.adopt(own);
     host.update({ message: null, release: host.instance.release });
     await this.checkPorts();
+    await this.pullImages();
     await this.runInit();
     const { instance: started, warnings } = await host.runtime.start(this.spec());
     for (const warning of warnings) host.event('warning', 'instance.limits', warning);
@@ -145,6 +157,37 @@ export class SupervisorSteps {
     if (afterStart) this.runHook('afterStart', afterStart, HOOK_TIMEOUT_MS).catch(() => undefined);
   }
 
+  /**
+   * The images its init step and container run from, pulled as the entry's policy says (the
+   * docker runtime only). While a pull runs the instance is reported `pulling`, with progress.
+   */
+  private async pullImages(): Promise<void> {
+    const { host } = this;
+    const { spec } = host.instance;
+    if (host.runtime.name !== 'docker') return;
+    const policy = spec.pull ?? 'ifMissing';
+    for (const image of new Set([spec.init?.image, spec.image])) {
+      if (image === undefined) continue;
+      const where = `${image} on ${host.instance.node}`;
+      try {
+        const outcome = await host.hooks.ensureImage(image, policy, {
+          started: () => {
+            host.pulling({ image, doneBytes: 0, totalBytes: 0 });
+            host.event('info', 'instance.pulling', `pulling ${where} for ${host.instance.id}`, { image });
+          },
+          progress: (progress) => host.pulling(progress),
+        }, { app: host.instance.app, release: host.instance.release });
+        if (outcome.pulled) host.event('info', 'instance.pulled', `pulled ${where} in ${(outcome.ms / 1000).toFixed(1)}s (${mib(outcome.bytes)})`, { image, ms: outcome.ms, bytes: outcome.bytes });
+      } catch (err) {
+        const cause = err instanceof Error ? err.message : String(err);
+        host.event('error', 'instance.pull_failed', `cannot pull ${where}: ${cause}`, { image });
+        throw new PullError(`cannot pull ${where}: ${cause}`);
+      } finally {
+        host.pulling(null);
+      }
+    }
+  }
+
   /** The init step, if any; throws (after an init_failed event) when it fails. */
   private async runInit(): Promise<void> {
     const { host } = this;
@@ -169,6 +212,7 @@ export class SupervisorSteps {
     try {
       return await this.host.runtime.restart(this.host.instance.id);
     } catch {
+      await this.pullImages();
       return (await this.host.runtime.start(this.spec())).instance;
     }
   }
@@ -208,6 +252,10 @@ export class SupervisorSteps {
   private spec(): RunSpec {
     return runSpec(this.host.instance, this.host.hooks.sharedCpuset(), this.host.status.ip);
   }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
 
 /** `ip`: the address the instance had, to keep it (a managed Docker network). */

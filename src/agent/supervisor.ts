@@ -23,7 +23,7 @@ import {
   CHOICES, IGNORED, IN_FLIGHT_PHASES, REPORTED, STABLE_AFTER_MS, STEP_OUTCOMES, UP_PHASES, afterDownVerdict, afterStartVerdict, afterUnhealthyVerdict,
   backoffDelay, isChoice, reaction, type Choice, type Effect, type MachineEvent, type Phase, type Step, type Transition,
 } from './supervisor-machine.js';
-import { SupervisorSteps, type StepHost, type SupervisorHooks } from './supervisor-steps.js';
+import { PullError, SupervisorSteps, type StepHost, type SupervisorHooks } from './supervisor-steps.js';
 
 export { NODE_LABEL, runSpec, type SupervisorHooks } from './supervisor-steps.js';
 
@@ -260,7 +260,8 @@ export class Supervisor {
       const delay = backoffDelay(this.instance.spec.restart.backoff, this.attempt);
       this.attempt++;
       this.restartAt = Date.now() + delay;
-      this.event('error', 'instance.start_failed', `${this.instance.id} could not start: ${message}`);
+      // A failed pull has said so in its own event.
+      if (!(o.error instanceof PullError)) this.event('error', 'instance.start_failed', `${this.instance.id} could not start: ${message}`);
       this.update({ message: `could not start: ${message}`, portsTaken: o.error instanceof PortsTakenError ? o.error.ports : undefined });
     },
     noteFailure: (o) => this.reportError(`${this.instance.id}: ${describe(o.error)}`, describe(o.error)),
@@ -332,6 +333,10 @@ export class Supervisor {
         const wish = this.wish();
         return wish === 'want.removed' ? 'removing' : wish === 'want.rebuild' ? 'rebuilding in place' : wish === 'want.restart' ? 'restarting' : 'stopped';
       },
+      pulling: (progress) => {
+        if (progress) this.set({ state: 'pulling', pull: progress, message: `pulling ${progress.image}${progress.totalBytes > 0 ? `: ${mib(progress.doneBytes)}/${mib(progress.totalBytes)}` : ''}` });
+        else if (this.status.state === 'pulling') this.set({ ...REPORTED[this.current], message: null });
+      },
     };
   }
 
@@ -362,6 +367,7 @@ export class Supervisor {
     const was = this.status.state;
     const now = Date.now();
     this.status = { ...this.status, ...change, updatedAt: now };
+    if (this.status.state !== 'pulling') delete this.status.pull;
     if (this.status.state !== 'running') this.status.healthySince = null;
     else if (was !== 'running') this.status.healthySince = now;
     this.hooks.report(this.status);
@@ -373,6 +379,10 @@ export class Supervisor {
   private event(level: GantryEvent['level'], type: string, message: string, data?: Record<string, unknown>): void {
     this.hooks.event({ level, type, app: this.instance.app, entry: this.instance.entry, instance: this.instance.id, message, ...(data ? { data } : {}) });
   }
+}
+
+function mib(bytes: number): string {
+  return `${Math.round(bytes / 1048576)} MiB`;
 }
 
 function describe(err: unknown): string {

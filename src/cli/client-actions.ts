@@ -51,15 +51,18 @@ export async function wait(client: GantryClient, app: string, timeoutMs: number,
 }
 
 export async function apply(_opts: unknown, cmd: Command): Promise<void> {
-  const opts = options<{ file: string; wait: boolean; timeout: number }>(cmd);
+  const opts = options<{ file: string; wait: boolean; timeout: number; build?: boolean }>(cmd);
   const source = opts.file === '-' ? '<stdin>' : opts.file;
   const text = await readSpecFile(opts.file);
   const name = await validateSpecText(text, source);
   const client = clientFor(cmd);
-  const res = await client.apply(text, 'text/yaml');
+  // --build: the spec as applied names the images just built and pushed, by digest (build-actions.ts).
+  const applied = opts.build ? await (await import('./build-actions.js')).buildForApply(text, opts.file, cmd) : { body: text, contentType: 'text/yaml' };
+  const res = await client.apply(applied.body, applied.contentType);
   const app = res.app.name || name;
   const verb = res.created ? 'created' : res.changed ? 'configured' : 'unchanged';
   print(`app ${app} ${verb} (release ${res.app.release})`);
+  for (const { path, image, reason } of res.unpinned ?? []) printError(`warning: ${path}: ${image} is not pinned to a digest (${reason}); each node runs what the tag names when it pulls`);
   // Unchanged is no reason to stop waiting: the last apply may still be rolling out.
   if (opts.wait) await wait(client, app, opts.timeout, { quietIfConverged: !res.changed });
 }

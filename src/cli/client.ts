@@ -15,7 +15,7 @@ import type {
   InstanceView,
 } from '../model/api.js';
 import type { Endpoint } from '../model/registry.js';
-import type { AdoptionResult } from '../model/api.js';
+import type { AdoptionResult, RegistryLoginInfo } from '../model/api.js';
 import type { ReleaseRecord, RolloutRecord } from '../model/types.js';
 import type { TokenInfo } from '../model/api.js';
 
@@ -382,6 +382,22 @@ export class GantryClient {
 
   revokeToken(name: string): Promise<{ revoked: TokenInfo; closedConnections: number }> {
     return this.json('DELETE', `/v1/tokens/${enc(name)}`);
+  }
+
+  registries(): Promise<{ registries: RegistryLoginInfo[] }> {
+    return this.json('GET', '/v1/registries');
+  }
+
+  registryLogin(host: string, username: string, password: string): Promise<{ registry: RegistryLoginInfo }> {
+    return this.json('PUT', `/v1/registries/${enc(host)}`, { body: JSON.stringify({ username, password }), contentType: 'application/json' });
+  }
+
+  prepull(app: string, timeout: string): Promise<{ nodes: Array<{ node: string; results?: Array<{ image: string; ms: number; error?: string }>; error?: string }> }> {
+    return this.json('POST', `/v1/apps/${enc(app)}/prepull`, { body: JSON.stringify({ timeout }), contentType: 'application/json' });
+  }
+
+  registryLogout(host: string): Promise<{ removed: string }> {
+    return this.json('DELETE', `/v1/registries/${enc(host)}`);
   }
 
   capacity(app: string, entry: string): Promise<{ total: number; nodes: { node: string; count: number }[]; blocked?: string }> {

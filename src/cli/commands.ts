@@ -26,6 +26,10 @@ export async function validateSpecText(...args: Parameters<ClientActions['valida
 export function registerClientCommands(program: Command): void {
   clientCommand(program, 'apply', 'create or update an app from its spec (gantry.yaml), then wait until it runs')
     .requiredOption('-f, --file <file>', 'the app spec, YAML or JSON ("-" for stdin)')
+    .option('--build', 'first build and push the images of the entrypoints with a build section (on your Docker Engine), then apply the spec with them pinned to the digests pushed')
+    .option('--docker-host <url>', '--build: the Docker Engine that builds, unix:///path/docker.sock or tcp://host:port (default: $DOCKER_HOST, else the local socket)')
+    .option('--registry-user <user>', '--build: log in to the registries as this user for the pushes (with --registry-password-stdin; default: the Docker config\'s logins)')
+    .option('--registry-password-stdin', '--build: read the registry password from stdin')
     .option('--no-wait', 'do not wait for the app to converge')
     .addOption(timeoutOption())
     .action(run('apply'));

@@ -7,6 +7,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { Command } from 'commander';
 import { startServer, type RunningServer, type ServerOptions } from '../server/main.js';
 import { startAgent } from '../agent/main.js';
+import { DEFAULT_KEEP_RELEASES, type ImageGcSettings } from '../agent/image-gc.js';
 import { readTokenFile, SAVED_TOKEN_FILE } from '../agent/credentials.js';
 import { advertisedAddress } from '../agent/node-info.js';
 import { existsSync } from 'node:fs';
@@ -88,6 +89,9 @@ interface DaemonFlags {
   dataDir: string;
   init?: boolean;
   allowHostPort: string[];
+  secretKeyFile?: string;
+  registryCertsDir: string;
+  registryTimeout: string;
   host: string;
   port: string;
   store?: string;
@@ -110,6 +114,8 @@ interface DaemonFlags {
   reserveCores: string;
   reserveMemory: string;
   shareBase: string;
+  /** `up` and `agent`: image clean-up keeps the images of each app's newest N releases; 0: off. */
+  imageKeepReleases: string;
   verbose?: boolean;
   tlsCert?: string;
   tlsKey?: string;
@@ -157,7 +163,14 @@ function nodeIdentity(flags: DaemonFlags) {
   if (dockerNetwork) parseSubnet(dockerNetwork.subnet);
   const name = flags.nodeName ?? hostname();
   if (!NODE_NAME.test(name)) throw new Error(`${flags.nodeName ? '--node-name' : `the host name "${name}" is not a valid node name; give one with --node-name`}: ${NODE_NAME_RULE}`);
-  return { name, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, dockerNetwork, portRange: parsePortRange(flags.portRange), pool: flags.pool, reserved: { cores, memoryBytes: memory }, shareBase, bootId: process.env.GANTRY_BOOT_ID };
+  return { name, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, dockerNetwork, portRange: parsePortRange(flags.portRange), pool: flags.pool, reserved: { cores, memoryBytes: memory }, shareBase, bootId: process.env.GANTRY_BOOT_ID, imageGc: imageGcSettings(flags) };
+}
+
+/** --image-keep-releases: a whole number; 0 turns image clean-up off. */
+function imageGcSettings(flags: DaemonFlags): ImageGcSettings {
+  const keepReleases = Number(flags.imageKeepReleases);
+  if (!Number.isInteger(keepReleases) || keepReleases < 0) throw new Error(`--image-keep-releases ${flags.imageKeepReleases}: expected a whole number (0 turns image clean-up off)`);
+  return { keepReleases, enabled: keepReleases > 0 };
 }
 
 function nodeOptions(command: Command): Command {
@@ -171,7 +184,8 @@ function nodeOptions(command: Command): Command {
     .option('--pool <name>', 'the node pool this node belongs to', 'default')
     .option('--reserve-cores <n>', 'whole cores kept for the host\'s own daemons (the lowest-numbered)', '0')
     .option('--reserve-memory <size>', 'memory kept for the host\'s own daemons', '0')
-    .option('--share-base <n>', 'pieces each core is divided into: 100 → 0.01 CPU, 1000 → 0.001 CPU', '100');
+    .option('--share-base <n>', 'pieces each core is divided into: 100 → 0.01 CPU, 1000 → 0.001 CPU', '100')
+    .option('--image-keep-releases <n>', 'remove images Gantry used here for an app that are older than its newest <n> releases and that nothing uses (0: never remove images)', String(DEFAULT_KEEP_RELEASES));
 }
 
 function parsePortRange(value: string): [number, number] {
@@ -269,9 +283,18 @@ function serverOptions(command: Command): Command {
     .option('--dns-domain <domain>', 'the DNS zone: names are <entry>.<app>.<env>.<domain>', 'gantry.local')
     .option('--dns-workers <n>', 'extra processes answering DNS over UDP (each holds a copy of the registry)', '0')
     .option('--allow-host-port <port>', 'let specs fix this privileged host port (below 1024), e.g. 80 (repeatable)', collect, [])
+    .option('--secret-key-file <file>', 'the key that seals stored secrets such as registry passwords (default <data-dir>/secret.key, made on first start; GANTRY_SECRET_KEY wins); every server of a cluster needs the same')
+    .option('--registry-timeout <seconds>', 'how long the server waits for an image registry when it pins a tag to a digest (one it could not reach is not asked again for 30 s)', '10')
+    .option('--registry-certs-dir <dir>', 'CA certificates of private image registries, as Docker keeps them: <dir>/<host:port>/ca.crt', '/etc/docker/certs.d')
     .option('--tls-cert <file>', 'serve HTTPS (and WSS to agents) with this PEM certificate (and its chain); needs --tls-key')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert (unencrypted; keep it readable only by the server\'s user)')
     .option('-v, --verbose', 'log every request');
+}
+
+function positiveSeconds(flag: string, value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) throw new Error(`${flag} ${value}: expected seconds, more than 0 and at most 3600`);
+  return seconds;
 }
 
 function serverSettings(flags: DaemonFlags, tls: ServerTls | undefined): ServerOptions {
@@ -293,6 +316,9 @@ function serverSettings(flags: DaemonFlags, tls: ServerTls | undefined): ServerO
       if (!Number.isInteger(port) || port < 1 || port > 1023) throw new Error(`--allow-host-port ${value}: expected a privileged port, 1-1023 (ports from 1024 up need no permission)`);
       return port;
     }),
+    secretKeyFile: flags.secretKeyFile,
+    registryCertsDir: flags.registryCertsDir,
+    registryTimeoutMs: positiveSeconds('--registry-timeout', flags.registryTimeout) * 1000,
     log: flags.verbose,
   };
 }

@@ -12,6 +12,8 @@ import { GANTRY_VERSION } from '../version.js';
 import { registerClientCommands, handleCliError } from './commands.js';
 import { registerReleaseCommands } from './release-commands.js';
 import { registerNodeCommands } from './node-commands.js';
+import { registerBuildCommands } from './build-commands.js';
+import { registerImageCommands } from './image-commands.js';
 
 interface CommandModule {
   register: (program: Command) => void | Promise<void>;
@@ -26,6 +28,8 @@ const MODULES: CommandModule[] = [
   { register: registerClientCommands },
   { register: registerReleaseCommands },
   { register: registerNodeCommands },
+  { register: registerBuildCommands },
+  { register: registerImageCommands },
   { only: ['sim'], register: async (p) => (await import('./sim-commands.js')).registerSimCommands(p) },
 ];
 

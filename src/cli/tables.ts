@@ -64,21 +64,35 @@ export function instancesTable(instances: readonly InstanceView[], now = Date.no
   return renderTable(head, rows);
 }
 
+/** The table of `nodes`; an IMAGES column ("12 (340 MiB)") is added when some node reports its images. */
 export function nodesTable(nodes: readonly NodeView[], now = Date.now()): string {
-  const rows = nodes.map((n) => [
-    n.name,
-    n.state,
-    n.address,
-    `${formatCpu(n.allocated.cpu)}/${formatCpu(n.cores)}`,
-    `${formatSize(n.allocated.memoryBytes)}/${formatSize(n.memoryBytes)}`,
-    n.allocated.instances,
-    n.runtimes.join(',') || '-',
-    n.lastHeartbeat ? `${timeAgo(n.lastHeartbeat, now)} ago` : '-',
-  ]);
-  let out = renderTable(['NAME', 'STATE', 'ADDRESS', 'CPU', 'MEMORY', 'INSTANCES', 'RUNTIMES', 'LAST SEEN'], rows);
+  const withImages = nodes.some((n) => n.images);
+  const head = ['NAME', 'STATE', 'ADDRESS', 'CPU', 'MEMORY', 'INSTANCES', 'RUNTIMES', 'LAST SEEN'];
+  if (withImages) head.splice(7, 0, 'IMAGES');
+  const rows = nodes.map((n) => {
+    const row: CellValue[] = [
+      n.name,
+      n.state,
+      n.address,
+      `${formatCpu(n.allocated.cpu)}/${formatCpu(n.cores)}`,
+      `${formatSize(n.allocated.memoryBytes)}/${formatSize(n.memoryBytes)}`,
+      n.allocated.instances,
+      n.runtimes.join(',') || '-',
+      n.lastHeartbeat ? `${timeAgo(n.lastHeartbeat, now)} ago` : '-',
+    ];
+    if (withImages) row.splice(7, 0, n.images ? `${n.images.count} (${imageBytes(n.images.bytes)})` : '-');
+    return row;
+  });
+  let out = renderTable(head, rows);
   const notes = nodes.flatMap((n) => n.runtimeNotes.map((note) => `  ${n.name}: ${oneLine(note)}`));
   if (notes.length > 0) out += `\n\nRuntime notes:\n${notes.join('\n')}`;
   return out;
+}
+
+/** Image disk use as `nodes` shows it: MiB up to 10 GiB, GiB with one decimal above. */
+function imageBytes(bytes: number): string {
+  const mib = bytes / 1024 ** 2;
+  return mib < 10 * 1024 ? `${Math.round(mib)} MiB` : `${(mib / 1024).toFixed(1)} GiB`;
 }
 
 /** The object an event is about, most specific first: instance/…, app/…, node/…. */

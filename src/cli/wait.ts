@@ -81,6 +81,28 @@ export function progressLines(state: Convergence): string[] {
   });
 }
 
+/**
+ * "pulling 3/5 nodes, 120 MiB/300 MiB": of the nodes that get instances of the app's release and
+ * do not run them yet, those pulling an image now, and the bytes of their pulls (one per node
+ * and image, however many instances wait for it). Undefined when nothing is pulled.
+ */
+export function pullLine(detail: AppDetailResponse): string | undefined {
+  const waiting = detail.instances.filter((i) => i.desired === 'running' && i.release === detail.app.release && i.status?.state !== 'running');
+  const pulls = new Map<string, { doneBytes: number; totalBytes: number }>();
+  for (const i of waiting) if (i.status?.state === 'pulling' && i.status.pull) pulls.set(`${i.node}\0${i.status.pull.image}`, i.status.pull);
+  if (pulls.size === 0) return undefined;
+  const pulling = new Set([...pulls.keys()].map((key) => key.split('\0')[0]));
+  let done = 0;
+  let total = 0;
+  for (const pull of pulls.values()) {
+    done += pull.doneBytes;
+    total += pull.totalBytes;
+  }
+  const nodes = new Set(waiting.map((i) => i.node));
+  const mib = (bytes: number) => `${Math.round(bytes / 1048576)} MiB`;
+  return `pulling ${pulling.size}/${nodes.size} node${nodes.size === 1 ? '' : 's'}${total > 0 ? `, ${mib(done)}/${mib(total)}` : ''}`;
+}
+
 export interface Notice {
   key: string;
   text: string;
@@ -249,7 +271,8 @@ export async function waitForConvergence(client: GantryClient, app: string, opti
     changes.watchInstances(detail.instances.map((i) => i.id));
     const state = convergence(detail);
     alreadyConverged = ++reads === 1 && state.converged;
-    if (!(alreadyConverged && options.quietIfConverged)) display.update(progressLines(state), noticesOf(detail));
+    const pulling = pullLine(detail);
+    if (!(alreadyConverged && options.quietIfConverged)) display.update([...progressLines(state), ...(pulling ? [pulling] : [])], noticesOf(detail));
     if (state.converged) return true;
     if (Date.now() - started >= options.timeoutMs) {
       throw new CliError(EXIT.timeout, `timed out after ${formatDuration(options.timeoutMs)} waiting for app ${app} to converge: ${state.pending.join('; ')}`);

@@ -13,6 +13,12 @@ import { hostAddress, instanceId, LABEL_KEY, name, nodeName, port } from './name
 
 export type EndpointRef = Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>;
 
+/**
+ * Pull credentials by registry host, for the registries the instances in the same message pull
+ * from: the agent keeps them in memory only, for its pulls.
+ */
+export type RegistryAuthMap = Record<string, { username: string; password: string }>;
+
 export type ServerToAgent =
   /**
    * Sent on hello: how often the agent must heartbeat to keep its registry lease alive; and,
@@ -24,17 +30,22 @@ export type ServerToAgent =
    * the node's confirmation (it was down): the only way an agent is told to remove an instance
    * that is not in `instances` — one missing from the list is never removed for that alone.
    */
-  | { type: 'assignments'; instances: Instance[]; remove?: string[] }
+  | { type: 'assignments'; instances: Instance[]; remove?: string[]; registryAuth?: RegistryAuthMap }
   /**
    * What changed since the last assignments on this connection (the full set is sent on hello):
    * `instances` are assigned as given (new, or changed), `gone` are no longer assigned (the same
    * as missing from a full set: never a reason to remove one), `remove` as in `assignments`.
    */
-  | { type: 'assignments.changed'; instances: Instance[]; gone: string[]; remove?: string[] }
+  | { type: 'assignments.changed'; instances: Instance[]; gone: string[]; remove?: string[]; registryAuth?: RegistryAuthMap }
   /** An operator adopted or forgot what this node ran for another cluster: remember this one. */
   | { type: 'cluster'; id: string }
   | { type: 'logs'; requestId: string; instanceId: string; tail?: number; follow: boolean }
   | { type: 'logs.cancel'; requestId: string }
+  /**
+   * Pull these images now (ahead of a rollout, or `gantry image prepull`); answered with one
+   * `prepulled` carrying the same requestId. Only to agents that accept it.
+   */
+  | { type: 'prepull'; requestId: string; images: string[]; registryAuth?: RegistryAuthMap }
   /** The server stored (or failed to store) the registry change with this requestId. */
   | { type: 'ack'; requestId: string; error?: string };
 
@@ -42,7 +53,7 @@ export type ServerToAgent =
  * Server messages an agent may say it understands in its hello; a server sends them only to
  * agents that said so (an agent older than the server gets what it knows: upgrades go server first).
  */
-export const AGENT_ACCEPTS = ['assignments.changed'] as const;
+export const AGENT_ACCEPTS = ['assignments.changed', 'prepull'] as const;
 export type AgentAccepts = (typeof AGENT_ACCEPTS)[number];
 
 /** Most instances one node reports on; far above what fits on a host. */
@@ -71,11 +82,12 @@ export const NodeInfoSchema = z.object({
   shareBase: z.union([z.literal(10), z.literal(100), z.literal(1000)]),
   recovering: z.boolean().optional(),
   portsTaken: z.array(hostPort).max(1024).optional(),
+  images: z.object({ count: z.number().int().min(0).max(1_000_000), bytes: count }).optional(),
 });
 
 export const InstanceStatusSchema = z.object({
   id: instanceId(),
-  state: z.enum(['pending', 'starting', 'running', 'unhealthy', 'backoff', 'stopping', 'exited', 'failed', 'lost', 'removed']),
+  state: z.enum(['pending', 'pulling', 'starting', 'running', 'unhealthy', 'backoff', 'stopping', 'exited', 'failed', 'lost', 'removed']),
   healthy: z.boolean().nullable(),
   restarts: count,
   exitCode: z.number().int().min(-(2 ** 31)).max(2 ** 32).nullable(),
@@ -85,6 +97,7 @@ export const InstanceStatusSchema = z.object({
   release: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
   ip: z.ipv4().or(z.ipv6()).nullable().optional(),
   portsTaken: z.array(hostPort).max(64).optional(),
+  pull: z.object({ image: text(1024), doneBytes: count, totalBytes: count }).optional(),
   message: text(4096).nullable(),
   updatedAt: time,
 });
@@ -187,6 +200,11 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('events'), events: z.array(AgentEventSchema).max(2000) }),
   z.object({ type: z.literal('log.lines'), requestId, lines: z.array(text(MAX_LOG_LINE + 16)).max(1000) }),
   z.object({ type: z.literal('log.end'), requestId, error: text(4096).optional() }),
+  z.object({
+    type: z.literal('prepulled'),
+    requestId,
+    results: z.array(z.object({ image: text(1024), ms: count, error: text(4096).optional() })).max(16),
+  }),
 ]);
 
 /** What an agent sends (the schemas above say what the server accepts of it). */
@@ -200,7 +218,15 @@ export type AgentToServer =
   | { type: 'status'; statuses: InstanceStatus[] }
   | { type: 'events'; events: GantryEvent[] }
   | { type: 'log.lines'; requestId: string; lines: string[] }
-  | { type: 'log.end'; requestId: string; error?: string };
+  | { type: 'log.end'; requestId: string; error?: string }
+  /** The outcome of a `prepull`, per image: how long it took, or why it failed. */
+  | { type: 'prepulled'; requestId: string; results: PrepullResult[] };
+
+export interface PrepullResult {
+  image: string;
+  ms: number;
+  error?: string;
+}
 
 /** A message that passed the schemas: what the server works with. */
 export type ValidAgentMessage = z.output<typeof AgentToServerSchema>;

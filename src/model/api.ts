@@ -17,6 +17,8 @@ export interface ApplyResponse {
   created: boolean;
   /** False when the spec is the same as the stored one (nothing to do). */
   changed: boolean;
+  /** Images left as written because their registry could not be reached from the server. */
+  unpinned?: Array<{ path: string; image: string; reason: string }>;
 }
 
 /** An instance as the API shows it: the assignment plus what the agent last reported. */
@@ -115,3 +117,6 @@ export interface EventListResponse {
 export type LogsQuery = { tail?: number; follow?: boolean };
 
 export type { AppSpec, AppRecord, GantryEvent, Instance, InstanceStatus, NodeRecord };
+
+/** GET /v1/registries: stored pull credentials, without their passwords. */
+export type RegistryLoginInfo = Omit<import('./types.js').RegistryLoginRecord, 'password'>;

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { parseSelector } from './selector.js';
 import { NAME } from './names.js';
 import { decodeSpecText, valueProblems } from './spec-text.js';
+import { ImageRefError, parseImageRef } from './image-ref.js';
 import { LIMITS, FIRST_UNPRIVILEGED_PORT, name, text, imageName, MINUTE, HOUR, DAY, duration, size, SIGNALS, arg, commandLine, portRef, labels } from './spec-fields.js';
 
 export { LIMITS, FIRST_UNPRIVILEGED_PORT } from './spec-fields.js';
@@ -139,6 +140,23 @@ const UPDATE_DEFAULTS = { strategy: 'rolling', maxSurge: 1, maxUnavailable: 0, m
 export const EntrySpec = z
   .strictObject({
     image: imageName.optional(),
+    /**
+     * When the node pulls the image from its registry: ifMissing (the default: when the node
+     * lacks it), always (before every new container), never (it must be on the node already).
+     */
+    pull: z.enum(['ifMissing', 'always', 'never']).optional(),
+    /**
+     * How `gantry apply --build` makes the image: a Docker build of `context` (relative to the
+     * spec file) with its `dockerfile`, tagged as `image` and pushed before the apply. The server
+     * keeps it only as part of the spec.
+     */
+    build: z
+      .strictObject({
+        context: text(LIMITS.pathLength).default('.'),
+        dockerfile: text(LIMITS.pathLength).optional(),
+        args: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,255}$/, 'build argument names are letters, digits and "_"'), text(LIMITS.envValueLength)).refine((a) => Object.keys(a).length <= LIMITS.envVars, `at most ${LIMITS.envVars} build arguments`).optional(),
+      })
+      .optional(),
     command: commandLine.optional(),
     args: z.array(arg).max(LIMITS.args, `at most ${LIMITS.args} arguments`).default([]),
     env: z
@@ -182,11 +200,28 @@ export const EntrySpec = z
     if (!entry.image && !entry.command) {
       ctx.addIssue({ code: 'custom', message: 'either image (docker runtime) or command (process runtime) is required', path: ['image'] });
     }
+    for (const [path, image] of [[['image'], entry.image], [['init', 'image'], entry.init?.image]] as const) {
+      const problem = image === undefined ? undefined : imageRefProblem(image);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem, path: [...path] });
+    }
+    if (entry.pull && !entry.image) ctx.addIssue({ code: 'custom', message: 'pull applies to an image (docker runtime); this entry has none', path: ['pull'] });
+    if (entry.build && !entry.image) ctx.addIssue({ code: 'custom', message: 'build needs image: the name the built image is tagged and pushed as', path: ['build'] });
     checkPorts(entry, ctx);
     if (entry.health) checkHealthPorts(entry.health, entry.ports, ctx);
   });
 
 type Ctx = z.RefinementCtx;
+
+/** What is wrong with an image reference, once its characters passed imageName (which said so already). */
+function imageRefProblem(image: string): string | undefined {
+  if (!/^[\x21-\x7e]+$/.test(image)) return undefined;
+  try {
+    parseImageRef(image);
+    return undefined;
+  } catch (err) {
+    return err instanceof ImageRefError ? err.message.replace(/^image "[^"]*" is not a valid reference: /, 'not a valid image reference: ') : String(err);
+  }
+}
 type ParsedPort = z.output<typeof PortSpec>;
 
 function checkPorts(entry: { image?: string; ports: ParsedPort[] }, ctx: Ctx): void {

@@ -31,6 +31,14 @@ export interface NodeInfo {
    * an instance given one was about to start): nothing is placed on them for a while.
    */
   portsTaken?: HostPort[];
+  /** The container images the node's engine holds: how many, and their size (rounded to MiB). */
+  images?: NodeImages;
+}
+
+/** Images on a node, as its agent last counted them (at most once a minute). */
+export interface NodeImages {
+  count: number;
+  bytes: number;
 }
 
 /** A host port without its name: e.g. one a program outside Gantry holds. */
@@ -85,6 +93,7 @@ export interface Instance {
 
 export type InstanceState =
   | 'pending' // assigned, not started yet
+  | 'pulling' // its image is being pulled onto the node
   | 'starting' // started, health not yet passed
   | 'running' // started and healthy (or no health check)
   | 'unhealthy'
@@ -112,6 +121,8 @@ export interface InstanceStatus {
   ip?: string | null;
   /** Its host ports that another program held when it was to start (the server moves it to others). */
   portsTaken?: HostPort[];
+  /** While its image is pulled: which, and how far (bytes of the layers the engine reported so far). */
+  pull?: PullProgress;
   message: string | null;
   updatedAt: number;
 }
@@ -173,6 +184,37 @@ export interface RemovalRecord {
 }
 
 /** A node pool; one with a team takes only that team's apps. */
+/** A value sealed with the server's secret key (AES-256-GCM): what the store holds of a secret. */
+export interface Sealed {
+  /** Which key sealed it: the start of the key's SHA-256, never the key. */
+  key: string;
+  iv: string;
+  tag: string;
+  data: string;
+}
+
+export interface PullProgress {
+  image: string;
+  doneBytes: number;
+  totalBytes: number;
+}
+
+/**
+ * Credentials for pulling from one registry, under /image-registries/{host}. The password is
+ * sealed (server/secret-box.ts) and leaves the server only to agents that pull from the host.
+ * `team`: null for the whole cluster; a team's own credentials come with teams.
+ */
+export interface RegistryLoginRecord {
+  host: string;
+  username: string;
+  password: Sealed;
+  team: string | null;
+  createdAt: number;
+  createdBy: string;
+  updatedAt: number;
+  updatedBy: string;
+}
+
 export interface PoolRecord {
   name: string;
   team?: string;
@@ -194,11 +236,25 @@ export interface RolloutRecord {
   /** The counts at lastProgressAt, to tell progress from standing still. */
   progressMark: string;
   /** Per entrypoint: moments a strategy needs to remember, and the capacity held for it. */
-  entries: Record<string, { switchedAt?: number; promotedAt?: number; canaryHealthyAt?: number; reserved?: ReservedSlot[] }>;
+  entries: Record<string, { switchedAt?: number; promotedAt?: number; canaryHealthyAt?: number; reserved?: ReservedSlot[]; prepull?: PrepullState }>;
   /** Why it rolled back or stopped. */
   reason?: string;
   /** What happened, oldest first (the last 50 steps). */
   steps: { time: number; message: string }[];
+}
+
+/**
+ * An entry's pre-pull: before its rollout moves, the nodes that will run the new release pull its
+ * images, all at once, so the waves start containers, not downloads. Nodes answer through the
+ * server (services/prepull.ts); the rollout waits until each answered or `until` passed.
+ */
+export interface PrepullState {
+  images: string[];
+  nodes: Record<string, { state: 'pending' | 'done' | 'failed'; reason?: string; ms?: number }>;
+  startedAt: number;
+  until: number;
+  /** When the rollout went on (every node answered, or the wait was over). */
+  concludedAt?: number;
 }
 
 /**
@@ -211,4 +267,38 @@ export interface ReservedSlot {
   cpu: import('./cpu.js').CpuPlan;
   memoryBytes: number;
   ports: AssignedPort[];
+}
+
+/**
+ * One image build (`gantry build`, `gantry apply --build`), as the CLI that ran it reported it,
+ * under /builds/{id}: the builds run on the users' own Docker Engines, so this record is where
+ * the cluster learns who built what, from which commit, how long it took and what it made.
+ * Only the newest 1000 are kept.
+ */
+export interface BuildRecord {
+  /** Time-sortable: the time in ms, zero-padded, and a random suffix. */
+  id: string;
+  /** The reference the image was tagged as, e.g. "registry.example.com/shop/web:v3". */
+  image: string;
+  /** The manifest digest the registry took on push ("sha256:…"); absent when not pushed. */
+  digest?: string;
+  /** The context directory's name, or the git URL (without credentials) it was cloned from. */
+  source: string;
+  /** The git ref asked for (--ref). */
+  ref?: string;
+  /** The git commit built, when the context is in a git work tree or was cloned. */
+  commit?: string;
+  /** The work tree had changes not committed under the context. */
+  dirty?: boolean;
+  dockerfile?: string;
+  /** The app it was built for (`gantry apply --build`). */
+  app?: string;
+  durationMs: number;
+  result: 'succeeded' | 'failed';
+  error?: string;
+  /** The last lines of the build's log (at most 200, each at most 1000 characters). */
+  logTail: string[];
+  /** The name of the token the build was reported with. */
+  by: string;
+  at: number;
 }

@@ -2,6 +2,7 @@
 // call itself (which keeps the engine's warnings), and creating-and-starting with its fallbacks.
 import type Dockerode from 'dockerode';
 import type { AssignedPort } from '../model/types.js';
+import { engineReference } from '../model/image-ref.js';
 import { engineMessage, statusOf } from './docker-common.js';
 import { forceRemove } from './docker-container.js';
 import { volumeMounts } from './docker-volumes.js';
@@ -74,7 +75,7 @@ export function createBody(
   if (spec.volumes && spec.volumes.length > 0) hostConfig.Mounts = volumeMounts(spec);
   if (options.network) hostConfig.NetworkMode = options.network.name;
   const body: Dockerode.ContainerCreateOptions = {
-    Image: spec.image,
+    Image: spec.image === undefined ? undefined : engineReference(spec.image),
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     Labels: gantryLabels(spec),
     ExposedPorts: exposed,
@@ -112,7 +113,7 @@ export function createContainer(
       (err, data) => {
         if (err) {
           if (statusOf(err) === 404) {
-            reject(new Error(`image "${body.Image}" not found on this node (no registry pull is attempted)`));
+            reject(new Error(`image "${body.Image}" is not on this node`));
           } else {
             reject(new Error(`cannot create container ${name}: ${engineMessage(err)}`));
           }
@@ -126,12 +127,12 @@ export function createContainer(
   });
 }
 
-/** No registry pull: the image must already be on this node. */
+/** The image must be on this node by now: the agent pulled it before the start, as the entry's pull policy says. */
 export async function ensureImage(docker: Dockerode, image: string): Promise<void> {
   try {
-    await docker.getImage(image).inspect();
+    await docker.getImage(engineReference(image)).inspect();
   } catch (err) {
-    if (statusOf(err) === 404) throw new Error(`image "${image}" not found on this node (no registry pull is attempted)`);
+    if (statusOf(err) === 404) throw new Error(`image "${image}" is not on this node (the entry says pull: never, or it was removed since its pull)`);
     throw new Error(`cannot inspect image "${image}": ${engineMessage(err)}`);
   }
 }

@@ -8,6 +8,7 @@ import { engineMessage, isRunning, parseDockerTime, statusOf } from './docker-co
 import { forceRemove, kill, waitNotRunning } from './docker-container.js';
 import { createAndStart, createBody, cpusetCpus, ensureImage } from './docker-create.js';
 import { execInContainer } from './docker-exec.js';
+import { DockerImages } from './docker-images.js';
 import { INIT_LABEL, runInitContainer } from './docker-init.js';
 import { openLogStream } from './docker-logs.js';
 import { checkVolumes, ensureVolumes, removeVolumes } from './docker-volumes.js';
@@ -71,6 +72,7 @@ async function within<T>(work: Promise<T>, ms: number): Promise<T> {
 
 export class DockerRuntime implements Runtime {
   readonly name = 'docker' as const;
+  readonly images: DockerImages;
   private readonly docker: Dockerode;
   private readonly prefix: string;
   private readonly logMaxSize: string;
@@ -85,6 +87,7 @@ export class DockerRuntime implements Runtime {
 
   constructor(options: DockerRuntimeOptions = {}) {
     this.docker = options.docker ?? (options.socketPath ? new Dockerode({ socketPath: options.socketPath }) : new Dockerode());
+    this.images = new DockerImages(this.docker);
     this.prefix = options.namePrefix ?? 'gantry-';
     this.logMaxSize = options.logMaxSize ?? '10m';
     this.init = options.init ?? true;

@@ -100,8 +100,47 @@ export interface StartResult {
   warnings: string[];
 }
 
+/** Credentials for one registry, as the server hands them to the agent for a pull. */
+export interface RegistryAuth {
+  username: string;
+  password: string;
+}
+
+/** An image the engine holds, for clean-up and disk use. */
+export interface LocalImage {
+  id: string;
+  /** repo:tag names and repo@digest names it is known by. */
+  names: string[];
+  sizeBytes: number;
+  createdAt: number;
+}
+
+/** Bytes of the layers an engine has fetched so far of a pull, and of all it has to fetch (as far as it knows yet). */
+export interface PullBytes {
+  doneBytes: number;
+  totalBytes: number;
+}
+
+/** Runtimes that run images (docker) keep them here; the process runtime has none. */
+export interface ImageStore {
+  /** Whether the engine holds the image `reference` names (a pinned one: exactly that digest). */
+  has(reference: string): Promise<boolean>;
+  /**
+   * Pulls `reference` from its registry, calling `progress` as layers arrive. Throws an Error
+   * whose message is the engine's or registry's cause (never the credentials).
+   */
+  pull(reference: string, auth: RegistryAuth | undefined, progress: (bytes: PullBytes) => void, signal?: AbortSignal): Promise<void>;
+  list(): Promise<LocalImage[]>;
+  /** Image ids that containers (running or not) of this engine are made from. */
+  inUse(): Promise<Set<string>>;
+  /** Removes an image no container uses; resolves false when the engine refused (in use, say). */
+  remove(id: string): Promise<boolean>;
+}
+
 export interface Runtime {
   readonly name: RuntimeName;
+  /** Images, for runtimes that run them. */
+  readonly images?: ImageStore;
   /** Whether this runtime can run workloads here, and if not, why. */
   probe(): Promise<{ ok: boolean; reason?: string }>;
   /**

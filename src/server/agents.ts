@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
-import { AgentToServerSchema, type ServerToAgent, type UnassignedReport, type ValidAgentMessage } from '../model/agent-protocol.js';
+import { AgentToServerSchema, type PrepullResult, type RegistryAuthMap, type ServerToAgent, type UnassignedReport, type ValidAgentMessage } from '../model/agent-protocol.js';
 import type { Instance, InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
 import { WriteBatch } from './write-batch.js';
 import type { Endpoint } from '../model/registry.js';
@@ -26,6 +26,11 @@ import { Refusal, admitNode, ownEndpoints, ownEvent, ownStatuses } from './agent
 import type { EventLog } from './services/events.js';
 import type { RegistryService } from './services/registry.js';
 import type { AgentContact } from './controllers/nodes.js';
+
+interface PrepullRequest {
+  node: string;
+  resolve: (results: PrepullResult[]) => void;
+}
 
 interface LogRequest {
   node: string;
@@ -45,6 +50,8 @@ interface Session {
   unresponsive?: boolean;
   /** Its hello said it takes assignments.changed (else it gets the whole set each time). */
   takesChanges?: boolean;
+  /** Its hello said it pre-pulls images on request. */
+  prepulls?: boolean;
   /** What it last said of its node, and the record that was stored then: a heartbeat that says the same again is not compared field by field. */
   registered?: { info: string; record: NodeRecord | undefined };
 }
@@ -65,6 +72,7 @@ export class AgentHub {
   private readonly open = new Set<Session>();
   private readonly pushTimers = new Map<string, NodeJS.Timeout>();
   private readonly logRequests = new Map<string, LogRequest>();
+  private readonly prepullRequests = new Map<string, PrepullRequest>();
   /** Per node, what its agent last reported running without an assignment. */
   private readonly unassignedOf = new Map<string, UnassignedReport[]>();
   /** Statuses from every node, written together. */
@@ -91,6 +99,8 @@ export class AgentHub {
     private readonly auth: TokenAuth,
     private readonly cluster: ClusterIdentity,
     private readonly heartbeatMs: number,
+    /** Pull credentials for the registries of these images (sent with the instances that need them). */
+    private readonly registryAuth: (images: Iterable<string>) => RegistryAuthMap = () => ({}),
   ) {
     this.statusWrites = new WriteBatch(store);
     this.unsubscribe = state.onChange((kind, key, before) => {
@@ -104,6 +114,8 @@ export class AgentHub {
       } else if (kind === 'removal') {
         const node = state.removals.get(id)?.node ?? (before as { node?: string } | undefined)?.node;
         if (node !== undefined) this.schedulePush(node);
+      } else if (kind === 'registry-login' && state.registryLogins.has(id)) {
+        this.resendRegistryAuth(id);
       }
     });
     this.pingEveryMs = Math.max(250, heartbeatMs);
@@ -183,6 +195,29 @@ export class AgentHub {
     return () => {
       if (this.logRequests.delete(requestId)) this.send(node, { type: 'logs.cancel', requestId });
     };
+  }
+
+  /**
+   * Asks the node's agent to pull `images` now; resolves with its answer per image. Rejects when
+   * the agent is not connected, cannot pre-pull (an older version), or does not answer in time.
+   */
+  prepull(node: string, images: string[], timeoutMs: number): Promise<PrepullResult[]> {
+    const session = this.sessions.get(node);
+    if (!session) return Promise.reject(new Error(`the agent of node ${node} is not connected`));
+    if (!session.prepulls) return Promise.reject(new Error(`the agent of node ${node} does not pre-pull (an older version)`));
+    const requestId = randomUUID();
+    return new Promise<PrepullResult[]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.prepullRequests.delete(requestId);
+        reject(new Error(`no answer from node ${node} within ${Math.round(timeoutMs / 1000)}s`));
+      }, timeoutMs);
+      this.prepullRequests.set(requestId, { node, resolve: (results) => (clearTimeout(timer), resolve(results)) });
+      if (!this.send(node, { type: 'prepull', requestId, images, ...this.authForImages(images) })) {
+        clearTimeout(timer);
+        this.prepullRequests.delete(requestId);
+        reject(new Error(`the agent of node ${node} is not connected`));
+      }
+    });
   }
 
   close(): void {
@@ -280,6 +315,13 @@ export class AgentHub {
       case 'log.lines':
         this.logRequestOf(node, message.requestId)?.onLines(message.lines);
         return;
+      case 'prepulled': {
+        const request = this.prepullRequests.get(message.requestId);
+        if (!request || request.node !== node) return;
+        this.prepullRequests.delete(message.requestId);
+        request.resolve(message.results);
+        return;
+      }
       case 'log.end': {
         const request = this.logRequestOf(node, message.requestId);
         if (!request) return;
@@ -301,6 +343,7 @@ export class AgentHub {
     session.node = name;
     session.info = message.node;
     session.takesChanges = message.accepts.includes('assignments.changed');
+    session.prepulls = message.accepts.includes('prepull');
     const previous = this.sessions.get(name);
     if (previous && previous !== session) previous.socket.close(4000, 'replaced by a newer connection');
     this.sessions.set(name, session);
@@ -421,7 +464,8 @@ export class AgentHub {
   private pushAssignments(node: string): void {
     this.pendingChanges.delete(node);
     const remove = this.state.removalsOnNode(node);
-    this.send(node, { type: 'assignments', instances: this.state.instancesOnNode(node), ...(remove.length > 0 ? { remove } : {}) });
+    const instances = this.state.instancesOnNode(node);
+    this.send(node, { type: 'assignments', instances, ...(remove.length > 0 ? { remove } : {}), ...this.authFor(instances) });
   }
 
   /** What changed of the node's assignments since the last message: the records changed, the ids gone. */
@@ -436,7 +480,33 @@ export class AgentHub {
     }
     const gone = [...(pending?.gone ?? [])].filter((id) => this.state.instances.get(id)?.node !== node);
     const remove = this.state.removalsOnNode(node);
-    this.send(node, { type: 'assignments.changed', instances, gone, ...(remove.length > 0 ? { remove } : {}) });
+    this.send(node, { type: 'assignments.changed', instances, gone, ...(remove.length > 0 ? { remove } : {}), ...this.authFor(instances) });
+  }
+
+  /** New credentials for `host`: the nodes whose instances pull from it get them now, not at their next change. */
+  private resendRegistryAuth(host: string): void {
+    for (const [node, session] of this.sessions) {
+      if (!session.takesChanges) continue; // an older agent gets them with its next whole set
+      const { registryAuth } = this.authFor(this.state.instancesOnNode(node));
+      const credentials = registryAuth?.[host];
+      if (credentials) this.send(node, { type: 'assignments.changed', instances: [], gone: [], registryAuth: { [host]: credentials } });
+    }
+  }
+
+  /** The registry credentials these instances' images need, if any are stored. */
+  private authFor(instances: Instance[]): { registryAuth?: RegistryAuthMap } {
+    const images = new Set<string>();
+    for (const instance of instances) {
+      if (instance.desired !== 'running') continue;
+      if (instance.spec.image) images.add(instance.spec.image);
+      if (instance.spec.init?.image) images.add(instance.spec.init.image);
+    }
+    return this.authForImages(images);
+  }
+
+  private authForImages(images: Iterable<string>): { registryAuth?: RegistryAuthMap } {
+    const registryAuth = this.registryAuth(images);
+    return Object.keys(registryAuth).length > 0 ? { registryAuth } : {};
   }
 
   /** What the node runs that this server does not know, for `gantry node adopt|forget`; an event when it changes. */

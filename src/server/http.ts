@@ -17,6 +17,8 @@ import { clusterRoutes } from './api/cluster.js';
 import { discoveryRoutes } from './api/discovery.js';
 import { releaseRoutes, rolloutRoutes } from './api/releases.js';
 import { nodeRoutes } from './api/nodes.js';
+import { imageRoutes } from './api/images.js';
+import { buildRoutes } from './api/builds.js';
 import { tokenRoutes } from './api/tokens.js';
 import { openApiDocument } from './api/openapi.js';
 
@@ -72,6 +74,8 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   rolloutRoutes(server, ctx);
   nodeRoutes(server, ctx);
   tokenRoutes(server, ctx);
+  imageRoutes(server, ctx);
+  buildRoutes(server, ctx);
   return { server, routes };
 }
 

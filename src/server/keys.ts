@@ -4,9 +4,10 @@
 //
 // Values are the JSON of records the server wrote itself; `decode` trusts that shape (the
 // store is not an input from clients). What comes from outside is validated before it gets here.
-import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, ReleaseRecord, RemovalRecord, RolloutRecord, GantryEvent } from '../model/types.js';
+import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, ReleaseRecord, RegistryLoginRecord, RemovalRecord, RolloutRecord, GantryEvent } from '../model/types.js';
 import type { Endpoint } from '../model/registry.js';
 import { REGISTRY_PREFIX, registryKey } from '../model/registry.js';
+import type { BuildRecord } from '../model/types.js';
 
 /** A family of keys under one prefix, all holding values of one type. */
 export interface Collection<T, Parts extends unknown[] = [string]> {
@@ -81,6 +82,10 @@ export const STORE = {
   tokens: collection<TokenRecord>('/auth/tokens/'),
   /** `Endpoint`s of the service registry, held by leases (see model/registry.ts). */
   registry: collection<Endpoint, [Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>]>(REGISTRY_PREFIX, (ref) => registryKey(ref).slice(REGISTRY_PREFIX.length)),
+  /** `RegistryLoginRecord`: pull credentials for one image registry host (password sealed). */
+  registryLogins: collection<RegistryLoginRecord>('/image-registries/'),
+  /** `BuildRecord`s by time-sortable id: who built which image from what, and how it went (the newest 1000). */
+  builds: collection<BuildRecord>('/builds/'),
   /** The cluster's identity, made at the first start. */
   cluster: single<ClusterIdentity>('/cluster/identity'),
 } as const;

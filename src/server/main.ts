@@ -27,6 +27,12 @@ import { DnsServer, type DnsOptions } from '../discovery/dns.js';
 import { ReplicaController } from './controllers/replicas.js';
 import { NodeController } from './controllers/nodes.js';
 import type { ApiContext } from './api/context.js';
+import { BuildService } from './services/builds.js';
+import { SecretBox } from './secret-box.js';
+import { RegistryLoginService } from './services/registry-logins.js';
+import { RegistryClient } from './images/registry-client.js';
+import { ImagePinner } from './images/pinning.js';
+import { PrepullService } from './services/prepull.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -55,6 +61,12 @@ export interface ServerOptions {
   allowedPrivilegedPorts?: number[];
   /** Most client sockets open at once (default: from the process's file limit). */
   maxConnections?: number;
+  /** The key that seals stored secrets (default <dataDir>/secret.key, made on first start; GANTRY_SECRET_KEY wins). */
+  secretKeyFile?: string;
+  /** Docker's per-registry trust folder, <dir>/<host:port>/ca.crt (default /etc/docker/certs.d). */
+  registryCertsDir?: string;
+  /** How long the server waits for a registry when pinning a tag (default 10 s). */
+  registryTimeoutMs?: number;
   log?: boolean;
 }
 
@@ -111,15 +123,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const registry = new RegistryService(store, catalog, registryTtlMs, (node, silentMs) => {
     events.note({ level: 'warning', type: 'registry.lease_lapsed', node, message: `node ${node} was silent for ${silentMs} ms (registry TTL ${registryTtlMs} ms): its endpoints left the registry and are registered again` });
   });
-  const agents = new AgentHub(store, state, events, registry, auth, cluster, timing.heartbeatMs);
-  const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []));
+  const secrets = SecretBox.load(options.secretKeyFile ?? join(options.dataDir, 'secret.key'));
+  const registryLogins = new RegistryLoginService(store, state, secrets, events);
+  const registryClient = new RegistryClient({ certsDir: options.registryCertsDir ?? '/etc/docker/certs.d', timeoutMs: options.registryTimeoutMs ?? 10_000 });
+  const pinner = new ImagePinner(registryClient, (host) => registryLogins.credentialsFor(host));
+  const agents = new AgentHub(store, state, events, registry, auth, cluster, timing.heartbeatMs, (images) => registryLogins.credentialsForImages(images));
+  const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner);
   const replicas = new ReplicaController(store, state, events);
   const ctx: ApiContext = {
-    state, events, agents, catalog, registry, store, apps, replicas, auth, streams: new StreamCounter(),
+    state, events, agents, catalog, registry, store, apps, replicas, auth, registryLogins, streams: new StreamCounter(),
+    prepulls: new PrepullService(store, state, agents, events, () => void ctx.replicas.reconcile().catch(() => {})),
     releases: new ReleaseService(store, apps),
     nodes: new NodeService(store, state, events),
     adoption: new AdoptionService(store, state, events, agents),
     rollouts: new RolloutService(store, state, apps, replicas, events),
+    builds: new BuildService(store, events),
   };
   const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs, (node) => catalog.onNode(node).map(registryKey));
 
@@ -189,6 +207,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await server.close();
       await ctx.replicas.reconcile().catch(() => {});
       ctx.replicas.close();
+      ctx.prepulls.close();
+      await registryClient.close();
       state.close();
       catalog.close();
       await store.close();

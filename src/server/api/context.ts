@@ -14,6 +14,9 @@ import type { Store } from '../../store/store.js';
 import type { TokenAuth } from '../auth.js';
 import type { AdoptionService } from '../services/adoption.js';
 import type { StreamCounter } from './streams.js';
+import type { BuildService } from '../services/builds.js';
+import type { RegistryLoginService } from '../services/registry-logins.js';
+import type { PrepullService } from '../services/prepull.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -30,6 +33,9 @@ export interface ApiContext {
   store: Store;
   auth: TokenAuth;
   adoption: AdoptionService;
+  registryLogins: RegistryLoginService;
+  prepulls: PrepullService;
+  builds: BuildService;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;
 }

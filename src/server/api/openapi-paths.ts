@@ -171,6 +171,33 @@ export function clusterPaths(): Record<string, object> {
         responses: { '200': ok('Revoked', object({ revoked: ref('Token'), closedConnections: { type: 'integer' } })), ...conflict('The last admin token') },
       }),
     },
+    '/v1/registries': {
+      get: op({
+        summary: 'Image registries with stored pull credentials: host, user name, who changed them when (never the password)',
+        responses: { '200': ok('Registries', object({ registries: list(object({ host: { type: 'string' }, username: { type: 'string' }, team: { type: ['string', 'null'] }, createdAt: { type: 'integer' }, createdBy: { type: 'string' }, updatedAt: { type: 'integer' }, updatedBy: { type: 'string' } })) })) },
+      }),
+    },
+    '/v1/registries/{host}': {
+      put: op({
+        summary: 'Store the credentials Gantry pulls from a registry with: sealed (AES-256-GCM) in the store, sent only to agents that pull from the host, never answered',
+        parameters: [pathParam('host', { type: 'string', maxLength: 255 }, 'Registry host[:port]')],
+        requestBody: body({ username: { type: 'string', maxLength: 256 }, password: { type: 'string', maxLength: 4096 } }, ['username', 'password']),
+        responses: { '200': ok('Stored', object({ registry: object({ host: { type: 'string' }, username: { type: 'string' } }) })) },
+      }),
+      delete: op({
+        summary: 'Remove the stored credentials of a registry',
+        parameters: [pathParam('host', { type: 'string', maxLength: 255 }, 'Registry host[:port]')],
+        responses: { '200': ok('Removed', object({ removed: { type: 'string' } })) },
+      }),
+    },
+    '/v1/apps/{app}/prepull': {
+      post: op({
+        summary: "Pull the app's images now on every ready node its entries may run on (ahead of a big day); answers each node's outcome",
+        parameters: [pathParam('app', matching(NAME), 'App name')],
+        requestBody: body({ timeout: { type: 'string', pattern: DURATION_PATTERN.source, description: 'how long to wait for the nodes (default 10m, at most 1h)' } }, [], false),
+        responses: { '200': ok('Per node', object({ nodes: list(object({ node: { type: 'string' }, results: list(object({ image: { type: 'string' }, ms: { type: 'integer' }, error: { type: 'string' } })), error: { type: 'string' } })) })) },
+      }),
+    },
     '/v1/agent/connect': {
       get: {
         summary: 'The node agent connection: a WebSocket (assignments down; status, events and registrations up)',

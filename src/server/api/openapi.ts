@@ -5,6 +5,7 @@
 import { appSpecJsonSchema } from '../../model/spec.js';
 import { INSTANCE_ID, NAME, NODE_NAME } from '../../model/names.js';
 import { clusterPaths } from './openapi-paths.js';
+import { buildPaths } from './builds.js';
 import { body, conflict, error, flag, list, matching, object, ok, op, pathParam, queryParam, ref, type Operation } from './openapi-helpers.js';
 
 const appParam = pathParam('app', matching(NAME), 'App name');
@@ -58,6 +59,8 @@ function appPaths(): Record<string, object> {
       get: op({ summary: 'List apps with per-entry desired / running / healthy counts', responses: { '200': ok('Apps') } }),
       post: op({
         summary: 'Create or update an app from its spec (a new release when it changed)',
+        description:
+          "Every image tag is resolved to the digest it names now and stored pinned (`image:tag@sha256:…`). An image its registry says does not exist, or refuses, is a 400 naming the field. A registry the server cannot reach leaves the tag unpinned: the answer's `unpinned` lists them (field, image, cause).",
         requestBody: { required: true, content: { 'text/yaml': { schema: { type: 'string' } }, 'application/yaml': { schema: { type: 'string' } }, 'application/json': { schema: ref('AppSpec') } } },
         responses: { '200': ok('Updated or unchanged'), '201': ok('Created'), '400': error('Invalid app spec; `problems` names each bad field'), ...conflict('Changed concurrently') },
       }),
@@ -161,6 +164,7 @@ export function openApiDocument(version: string): object {
       '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': ok('OpenAPI 3.1') } } },
       ...appPaths(),
       ...clusterPaths(),
+      ...buildPaths(),
     },
   };
 }

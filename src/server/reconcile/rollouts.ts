@@ -3,16 +3,19 @@
 // held room), and rolls back to A when B fails. One RolloutPass lives for one reconcile call:
 // what it decides goes into that pass's plan, so a server killed mid-rollout resumes from the
 // store where it was.
-import type { AppRecord, Instance, ReservedSlot, RolloutRecord } from '../../model/types.js';
+import type { AppRecord, Instance, PrepullState, ReservedSlot, RolloutRecord } from '../../model/types.js';
 import type { EntrySpec } from '../../model/spec.js';
 import { formatDuration } from '../../model/units.js';
 import { stepEntry, type RolloutDecision } from './rollout-step.js';
 import { isActive } from './snapshot.js';
+import { prepullSummary, prepullWaiting, startPrepull } from './prepull.js';
 import type { PlanBuilder } from './plan.js';
 import type { ReconcileContext, ReconcileView } from './view.js';
 
 export class RolloutPass {
   private readonly decisions = new Map<string, Map<string, RolloutDecision>>();
+  /** Per app/entry: the pre-pull this pass started or concluded (the record gets it). */
+  private readonly prepulls = new Map<string, PrepullState>();
   /** Per app/entry: new instances still to come that no held room covers yet. */
   private readonly roomWanted = new Map<string, number>();
 
@@ -34,7 +37,11 @@ export class RolloutPass {
     const decision =
       lock && 'failure' in lock
         ? lockFailure(rollout, entry, lock.failure)
-        : stepEntry({ replicas: spec.replicas, update: spec.update, old, fresh, status: (id) => this.view.statuses.get(id), state: rollout.entries[entry] ?? {}, now: this.ctx.now });
+        : this.prepullStep(rollout, entry, spec, old, fresh, lock) ??
+          stepEntry({ replicas: spec.replicas, update: spec.update, old, fresh, status: (id) => this.view.statuses.get(id), state: rollout.entries[entry] ?? {}, now: this.ctx.now });
+    // The pre-pull (over or not) stays in the record: it is started once per rollout.
+    const prepull = this.prepulls.get(`${app.name}/${entry}`) ?? rollout.entries[entry]?.prepull;
+    if (prepull) decision.state = { ...decision.state, prepull };
     if (lock && 'reserved' in lock) {
       decision.state.reserved = lock.reserved;
       if (lock.reserved.length > 0) decision.note = `${decision.note ? `${decision.note}; ` : ''}holding room for ${lock.reserved.length} new instance(s) on ${[...new Set(lock.reserved.map((r) => r.node))].join(', ')} until the rollout ends`;
@@ -42,6 +49,31 @@ export class RolloutPass {
     if (!this.decisions.has(app.name)) this.decisions.set(app.name, new Map());
     this.decisions.get(app.name)!.set(entry, decision);
     return decision;
+  }
+
+  /**
+   * While the entry's new images are pre-pulled: a step that holds everything where it is. When
+   * the pre-pull is over, undefined (the strategy steps), with a note of how it went, once.
+   */
+  private prepullStep(rollout: RolloutRecord, entry: string, spec: EntrySpec, old: Instance[], fresh: Instance[], lock: { reserved: ReservedSlot[] } | undefined): RolloutDecision | undefined {
+    const now = this.ctx.now;
+    const before = rollout.entries[entry] ?? {};
+    const reserved = lock?.reserved ?? before.reserved ?? [];
+    const prepull = before.prepull ?? (fresh.length === 0 ? startPrepull(spec, old, reserved, now) : undefined);
+    if (!prepull || prepull.concludedAt !== undefined) return undefined;
+    const { mark, failed } = prepullSummary(prepull);
+    if (prepullWaiting(prepull, now)) {
+      const note = before.prepull ? undefined : `pre-pulling ${prepull.images.join(', ')} on ${Object.keys(prepull.nodes).join(', ')} before the first wave`;
+      this.prepulls.set(`${rollout.app}/${entry}`, prepull);
+      return { create: 0, serving: true, remove: [], rebuild: [], serve: [], unserve: [], awaitingPromotion: false, done: false, state: { ...before }, mark, ...(note ? { note } : {}) };
+    }
+    // Over: the strategy steps from this pass on; the record says how the pre-pull went.
+    const late = Object.entries(prepull.nodes).filter(([, n]) => n.state === 'pending').map(([name]) => name);
+    const concluded = { ...prepull, concludedAt: now };
+    const summary = [`${mark} node(s)`, ...(failed.length > 0 ? [`failed on ${failed.join('; ')}`] : []), ...(late.length > 0 ? [`no answer from ${late.join(', ')} (they pull when their instances start)`] : [])].join('; ');
+    this.prepulls.set(`${rollout.app}/${entry}`, concluded);
+    this.plan.note({ level: failed.length > 0 || late.length > 0 ? 'warning' : 'info', type: 'rollout.prepulled', app: rollout.app, entry, message: `release ${rollout.to}: ${entry}: pre-pull over after ${formatDuration(now - prepull.startedAt)}: ${summary}` });
+    return undefined;
   }
 
   /** After the step's new instances were created: how many more will start that no held room covers (in-place: none). */

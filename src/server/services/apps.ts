@@ -11,6 +11,7 @@ import { STORE } from '../keys.js';
 import type { EventLog } from './events.js';
 import { NotFoundError } from '../errors.js';
 import { UNCHANGED, casUpdate } from '../cas.js';
+import type { ImagePinner, Unpinned } from '../images/pinning.js';
 
 export class AppService {
   constructor(
@@ -19,16 +20,22 @@ export class AppService {
     private readonly events: EventLog,
     /** Fixed host ports below 1024 an admin allowed (`--allow-host-port`); others are refused. */
     private readonly allowedPrivilegedPorts: ReadonlySet<number> = new Set(),
+    /** Resolves image tags to digests (none: images stay as written). */
+    private readonly pinner?: ImagePinner,
   ) {}
 
   /** Validates (SpecError on a bad spec, nothing stored) and stores a new release when it changed. */
-  async apply(input: string | object, user: string, note?: string): Promise<{ app: AppRecord; created: boolean; changed: boolean }> {
+  async apply(input: string | object, user: string, note?: string): Promise<{ app: AppRecord; created: boolean; changed: boolean; unpinned?: Unpinned[] }> {
     // What the store will give back, so that comparing it with the stored spec finds only real changes.
-    const spec = canonicalSpec(typeof input === 'string' ? parseAppSpecText(input) : parseAppSpec(input));
-    const refused = privilegedHostPorts(spec).filter(({ port }) => !this.allowedPrivilegedPorts.has(port));
+    const parsed = canonicalSpec(typeof input === 'string' ? parseAppSpecText(input) : parseAppSpec(input));
+    const refused = privilegedHostPorts(parsed).filter(({ port }) => !this.allowedPrivilegedPorts.has(port));
     if (refused.length > 0) {
       throw new SpecError(refused.map(({ path, port }) => ({ path, message: `host port ${port} is privileged (below 1024): a Gantry admin must allow it (gantry server --allow-host-port ${port})` })));
     }
+    // Tags become the digests they name now: the release runs the same bits everywhere, and a
+    // tag that moves makes a new release only when the spec is applied again.
+    const { spec, unpinned } = this.pinner ? await this.pinner.pin(parsed) : { spec: parsed, unpinned: [] };
+    const pinnedOutcome = unpinned.length > 0 ? { unpinned } : {};
     // Each attempt builds the new record and its release from what is stored at that moment.
     let outcome: { previous?: AppRecord; release?: ReleaseRecord } = {};
     const written = await casUpdate(this.store, STORE.apps.key(spec.app), STORE.apps, (previous) => {
@@ -50,7 +57,7 @@ export class AppService {
     }, { also: (record, previous) => releaseWrites(record!, outcome.release, previous?.release), what: `app ${spec.app}` });
     const { previous } = outcome;
     const record = written.value!;
-    if (written.revision === undefined) return { app: record, created: false, changed: false };
+    if (written.revision === undefined) return { app: record, created: false, changed: false, ...pinnedOutcome };
     await this.state.waitFor(written.revision);
     this.events.note({
       level: 'info',
@@ -59,7 +66,10 @@ export class AppService {
       message: `${previous ? 'updated' : 'created'} by ${user}, release ${record.release}${note ? ` (${note})` : ''}`,
       data: { release: record.release },
     });
-    return { app: record, created: !previous, changed: true };
+    for (const { path, image, reason } of unpinned) {
+      this.events.note({ level: 'warning', type: 'app.image_unpinned', app: spec.app, message: `${path}: ${image} is not pinned to a digest in release ${record.release} (${reason}); each node runs what the tag names when it pulls` });
+    }
+    return { app: record, created: !previous, changed: true, ...pinnedOutcome };
   }
 
   async scale(app: string, entry: string, replicas: number, user: string): Promise<AppRecord> {

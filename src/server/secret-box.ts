@@ -1,0 +1,67 @@
+// Values the server must keep but never show (registry passwords; team secrets later) are
+// sealed with AES-256-GCM before they reach the store: a copy of the store, a backup or a
+// store admin sees only ciphertext. The key lives outside the store: in GANTRY_SECRET_KEY
+// (base64 of 32 bytes) or a 0600 file (default <data dir>/secret.key, made on first start).
+// Every server of one cluster needs the same key. A sealed value names the key it was sealed
+// with (an id derived from the key, not the key), so a server with another key says so instead
+// of failing obscurely; and it is bound to where it is stored (the additional data), so a
+// ciphertext copied into another record does not open there.
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { makePrivate, writePrivateFileAtomic } from '../host/private-files.js';
+import type { Sealed } from '../model/types.js';
+
+export type { Sealed };
+
+const KEY_BYTES = 32;
+
+export class SecretBox {
+  readonly keyId: string;
+
+  constructor(private readonly key: Buffer) {
+    if (key.length !== KEY_BYTES) throw new Error(`the secret key must be ${KEY_BYTES} bytes (it has ${key.length})`);
+    this.keyId = createHash('sha256').update(key).digest('hex').slice(0, 16);
+  }
+
+  /**
+   * The key from GANTRY_SECRET_KEY when set, else from `file`, which is made (32 random bytes,
+   * base64, 0600) when it does not exist yet.
+   */
+  static load(file: string, env: NodeJS.ProcessEnv = process.env): SecretBox {
+    const fromEnv = env.GANTRY_SECRET_KEY;
+    if (fromEnv !== undefined && fromEnv !== '') return new SecretBox(decodeKey(fromEnv, 'GANTRY_SECRET_KEY'));
+    if (!existsSync(file)) writePrivateFileAtomic(file, `${randomBytes(KEY_BYTES).toString('base64')}\n`);
+    makePrivate(file);
+    return new SecretBox(decodeKey(readFileSync(file, 'utf8'), file));
+  }
+
+  /** `context`: where the value is stored (e.g. its store key); opening needs the same. */
+  seal(plaintext: string, context: string): Sealed {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
+    cipher.setAAD(Buffer.from(context));
+    const data = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    return { key: this.keyId, iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') };
+  }
+
+  /** Throws when it was sealed with another key, for another place, or was changed. */
+  open(sealed: Sealed, context: string): string {
+    if (sealed.key !== this.keyId) {
+      throw new Error(`sealed with key ${sealed.key}, but this server has key ${this.keyId}: every server of a cluster needs the same secret key (docs/operations.md)`);
+    }
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(sealed.iv, 'base64'));
+      decipher.setAAD(Buffer.from(context));
+      decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
+      return Buffer.concat([decipher.update(Buffer.from(sealed.data, 'base64')), decipher.final()]).toString('utf8');
+    } catch {
+      throw new Error(`a sealed value stored at ${context} does not open: it was changed or belongs elsewhere`);
+    }
+  }
+}
+
+function decodeKey(text: string, where: string): Buffer {
+  const key = Buffer.from(text.trim(), 'base64');
+  if (key.length !== KEY_BYTES) throw new Error(`${where}: expected the base64 of ${KEY_BYTES} random bytes (e.g. openssl rand -base64 32)`);
+  return key;
+}
