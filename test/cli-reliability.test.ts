@@ -389,7 +389,8 @@ describe('apply, waits and first start against real processes', () => {
     const result = await apply.done;
     assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}\n${cluster.output.slice(-40).join('\n')}`);
     assert.match(result.stdout, new RegExp(`^app ${app} created \\(release 1\\)$`, 'm'));
-    assert.match(result.stdout, new RegExp(`^lost the Gantry server at ${cluster.url} \\(ECONNREFUSED\\); retrying until the timeout`, 'm'));
+    // Refused if the CLI asked after the kill; reset if a request (its watch stream, a read) was open at that moment.
+    assert.match(result.stdout, new RegExp(`^lost the Gantry server at ${cluster.url} \\((ECONNREFUSED|ECONNRESET)\\); retrying until the timeout`, 'm'));
     assert.match(result.stdout, new RegExp(`^the Gantry server at ${cluster.url} is back \\(away for `, 'm'));
     assert.match(result.stdout, /web {2}1\/1 running {2}1\/1 healthy\napp \S+ converged in /);
     assert.equal(result.stdout.split('lost the Gantry server').length - 1, 1, result.stdout);

@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { TestCluster, dockerContainers, until } from './helpers/cluster.js';
 import { skipWithoutDocker, skipWithoutProgram } from './helpers/env.js';
@@ -118,6 +119,8 @@ describe('images from a plain registry', { skip }, () => {
     assert.deepEqual(prepull.images, [`${v2.ref}@${v2.digest}`]);
     assert.equal(prepull.nodes[node]?.state, 'done');
     assert.ok(prepull.concludedAt);
+    const status = await cluster.cli(['rollout', 'status', app]);
+    assert.match(status.stdout, new RegExp(`pre-pull of web \\(.*\\): pulled; 1/1 node\\(s\\) done`));
     const recent = (await events()).filter((e) => e.time >= since);
     const nodeEvents = ((await cluster.api('GET', `/v1/events?node=${node}&limit=500`)) as EventListResponse).events;
     assert.ok(nodeEvents.some((e) => e.type === 'node.image_pulled' && e.time >= since && e.message.includes(v2.digest)), 'the node says it pre-pulled');
@@ -161,20 +164,25 @@ describe('images from a plain registry', { skip }, () => {
   test('a registry the nodes cannot reach: ps and events name image, node and cause; the old release keeps serving', async () => {
     const before = await detail();
     const unreachable = 'gantry-no-such-registry.invalid:5000/shop/web:v2';
-    const result = await cluster.cli(['apply', '-f', '-', '--no-wait'], { input: specOf(app, unreachable, '    update: { progressDeadline: 20s }\n') });
+    // autoRollback off: the failing instance stays, so ps can show why (with it on, the rollout
+    // rolls back at once and takes the failing instance with it).
+    const result = await cluster.cli(['apply', '-f', '-', '--no-wait'], { input: specOf(app, unreachable, '    update: { progressDeadline: 20s, autoRollback: false }\n') });
     assert.equal(result.code, 0, result.stderr);
-    const failed = await until('a pull failure to be reported', async () => {
-      const found = (await events()).find((e) => e.type === 'instance.pull_failed');
-      return found;
-    }, 60_000);
+    assert.match(result.stderr, /entrypoints\.web\.image: .* is not pinned to a digest/);
+    const failed = await until('a pull failure to be reported', async () => (await events()).find((e) => e.type === 'instance.pull_failed'), 60_000);
     assert.match(failed.message, /gantry-no-such-registry\.invalid:5000\/shop\/web:v2/);
     assert.match(failed.message, new RegExp(`on ${node}`));
     assert.match(failed.message, /cannot reach the registry|no such host|lookup/);
-    const ps = await cluster.cli(['ps', app]);
-    assert.match(ps.stdout, /cannot pull/);
+    const ps = await until('ps to say why', async () => {
+      const out = await cluster.cli(['ps', app]);
+      return /cannot pull gantry-no-such-registry\.invalid:5000\/shop\/web:v2 on node-/.test(out.stdout) ? out.stdout : undefined;
+    }, 30_000);
+    assert.match(ps, /cannot reach the registry|no such host|lookup/);
     const serving = (await detail()).instances.filter((i) => i.release === before.app.release && i.status?.state === 'running');
     assert.equal(serving.length, 2, 'the previous release keeps serving');
-    await until('the rollout to roll back', async () => ((await detail()).app.spec.entrypoints.web!.image === before.app.spec.entrypoints.web!.image ? true : undefined), 90_000);
+    const back = await cluster.cli(['rollback', app, '--timeout', '60s']);
+    assert.equal(back.code, 0, `${back.stdout}\n${back.stderr}`);
+    assert.equal((await detail()).app.spec.entrypoints.web!.image, before.app.spec.entrypoints.web!.image);
   });
 });
 
@@ -242,5 +250,42 @@ describe('images from a private registry (htpasswd auth, TLS trusted through cer
     // grep exits 1 when nothing matches: the wanted outcome.
     const found = await run('grep', ['-rlF', '--', password, cluster.dir]).then(({ stdout }) => stdout, (err: { code?: number; stdout?: string }) => (err.code === 1 ? '' : `grep failed: ${String(err.code)}`));
     assert.equal(found.trim(), '', `files under the cluster's directories (store, agent cache) hold the password: ${found}`);
+  });
+});
+
+describe('a registry the server cannot reach but its nodes can', { skip }, () => {
+  const cluster = new TestCluster();
+  const app = `vianode-${cluster.id}`;
+  const node = `node-${cluster.id}`;
+  const source = `gantry-test/vianode-src-${cluster.id}`;
+  let registry: TestRegistry;
+  let pushed: { ref: string; digest: string };
+
+  before(async () => {
+    registry = await startRegistry({ tls: true, address: hostAddress() });
+    await makeImage(`${source}:a`, { marker: `vianode-${cluster.id}` });
+    pushed = await pushImage(registry, `${source}:a`, `far/app-${cluster.id}:v1`);
+    await removeLocalImage(`${source}:a`);
+    // The server trusts no registry CA (an empty certs folder): the node's engine does (/etc/docker/certs.d).
+    await cluster.startServer({ extra: ['--registry-certs-dir', join(cluster.dir, 'no-certs')] });
+    await cluster.startAgent({ name: node, portRange: '31300-31399' });
+  });
+
+  after(async () => {
+    await cluster.cli(['rm', app, '--timeout', '60s']);
+    await cluster.close();
+    for (const c of await dockerContainers(app)) await docker(['rm', '-f', c.id]).catch(() => undefined);
+    await registry?.stop();
+    for (const ref of [pushed?.ref, `${source}:a`]) if (ref) await removeLocalImage(ref);
+  });
+
+  test("the tag is pinned through a node's engine, and the event says so", async () => {
+    const result = await cluster.cli(['apply', '-f', '-', '--timeout', '60s'], { input: specOf(app, pushed.ref).replace('replicas: 2', 'replicas: 1') });
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    const { app: record } = (await cluster.api('GET', `/v1/apps/${app}`)) as AppDetailResponse;
+    assert.equal(record.spec.entrypoints.web!.image, `${pushed.ref}@${pushed.digest}`);
+    const { events } = (await cluster.api('GET', '/v1/events?limit=200')) as EventListResponse;
+    const resolved = events.find((e) => e.type === 'app.image_resolved');
+    assert.match(resolved?.message ?? '', new RegExp(`through node ${node}'s engine`));
   });
 });

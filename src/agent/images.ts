@@ -3,7 +3,7 @@
 // share one pull. Registry credentials come from the server with the assignments and are kept
 // in memory only: never in the agent's cache, never in a message back.
 import type { GantryEvent, PullProgress } from '../model/types.js';
-import type { PrepullResult } from '../model/agent-protocol.js';
+import { MAX_PREPULL_IMAGES, type PrepullResult } from '../model/agent-protocol.js';
 import type { ImageStore, PullBytes, RegistryAuth } from '../runtime/runtime.js';
 import { registryOf } from '../model/image-ref.js';
 
@@ -33,6 +33,13 @@ export class ImagePuller {
   /** The server's credentials for registries this node pulls from (what it sent replaces what it sent before, per host). */
   learnAuth(auth: Record<string, RegistryAuth> | undefined): void {
     for (const [host, credentials] of Object.entries(auth ?? {})) this.auth.set(host, credentials);
+  }
+
+  /** The digest `image` names now, through this node's engine (with the server's credentials for its registry). */
+  async resolve(image: string): Promise<string> {
+    if (!this.store) throw new Error('this node runs no image runtime');
+    const host = registryOf(image);
+    return this.store.resolve(image, host === undefined ? undefined : this.auth.get(host));
   }
 
   /** Images being pulled now, with their progress (for the node's report). */
@@ -87,7 +94,8 @@ const PREPULL_PARALLEL = 2;
  */
 export async function prepull(puller: ImagePuller, images: string[], event: (event: Omit<GantryEvent, 'time'>) => void): Promise<PrepullResult[]> {
   const results: PrepullResult[] = [];
-  const queue = [...new Set(images)];
+  // A server asks for at most MAX_PREPULL_IMAGES at once; more would make an answer it refuses.
+  const queue = [...new Set(images)].slice(0, MAX_PREPULL_IMAGES);
   const worker = async () => {
     for (let image = queue.shift(); image !== undefined; image = queue.shift()) {
       const started = Date.now();

@@ -155,6 +155,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       case 'prepull':
         images.learnAuth(message.registryAuth);
         return void prepull(images, message.images, (event) => reporter.event({ ...event, node: node.name })).then((results) => send({ type: 'prepulled', requestId: message.requestId, results }));
+      case 'image.resolve':
+        images.learnAuth(message.registryAuth);
+        return void images.resolve(message.image).then(
+          (digest) => send({ type: 'image.resolved', requestId: message.requestId, digest }),
+          (err: Error) => send({ type: 'image.resolved', requestId: message.requestId, error: err.message.slice(0, 4000) }),
+        );
       case 'cluster':
         return ownership.join(message.id);
       case 'ack':

@@ -25,6 +25,14 @@ export function rolloutText(status: RolloutStatus, now = Date.now()): string {
   const lines = [`release ${rollout.from} → ${rollout.to}: ${rollout.phase} (started ${timeAgo(rollout.startedAt, now)} ago by ${rollout.by})`];
   if (rollout.reason) lines.push(`reason: ${rollout.reason}`);
   lines.push(renderTable(['entry', 'strategy', 'replicas', 'updated', 'healthy', 'old'], entries.map((e) => [e.entry, e.strategy, e.replicas, e.updated, e.healthy, e.old])));
+  for (const [entry, { prepull }] of Object.entries(rollout.entries)) {
+    if (!prepull) continue;
+    const nodes = Object.entries(prepull.nodes);
+    const by = (state: string) => nodes.filter(([, n]) => n.state === state).map(([name, n]) => (n.reason ? `${name} (${n.reason})` : name));
+    const [done, failed, pending] = [by('done'), by('failed'), by('pending')];
+    const how = prepull.concludedAt === undefined ? 'pulling' : 'pulled';
+    lines.push(`pre-pull of ${entry} (${prepull.images.join(', ')}): ${how}; ${done.length}/${nodes.length} node(s) done${failed.length > 0 ? `; failed: ${failed.join(', ')}` : ''}${pending.length > 0 ? `; ${prepull.concludedAt === undefined ? 'waiting for' : 'no answer from'}: ${pending.join(', ')}` : ''}`);
+  }
   lines.push('steps:', ...rollout.steps.slice(-10).map((s) => `  ${formatTime(s.time, now)}  ${s.message}`));
   return lines.join('\n');
 }

@@ -46,6 +46,8 @@ export type ServerToAgent =
    * `prepulled` carrying the same requestId. Only to agents that accept it.
    */
   | { type: 'prepull'; requestId: string; images: string[]; registryAuth?: RegistryAuthMap }
+  /** Which digest does `image` name now? Asked when the server cannot reach its registry; answered with `image.resolved`. */
+  | { type: 'image.resolve'; requestId: string; image: string; registryAuth?: RegistryAuthMap }
   /** The server stored (or failed to store) the registry change with this requestId. */
   | { type: 'ack'; requestId: string; error?: string };
 
@@ -53,11 +55,13 @@ export type ServerToAgent =
  * Server messages an agent may say it understands in its hello; a server sends them only to
  * agents that said so (an agent older than the server gets what it knows: upgrades go server first).
  */
-export const AGENT_ACCEPTS = ['assignments.changed', 'prepull'] as const;
+export const AGENT_ACCEPTS = ['assignments.changed', 'prepull', 'image.resolve'] as const;
 export type AgentAccepts = (typeof AGENT_ACCEPTS)[number];
 
 /** Most instances one node reports on; far above what fits on a host. */
 export const MAX_NODE_INSTANCES = 10_000;
+/** Most images one prepull message names (and its answer reports on). */
+export const MAX_PREPULL_IMAGES = 16;
 /** Longest log line relayed; the agent cuts longer ones. */
 export const MAX_LOG_LINE = 16 * 1024;
 
@@ -203,8 +207,9 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('prepulled'),
     requestId,
-    results: z.array(z.object({ image: text(1024), ms: count, error: text(4096).optional() })).max(16),
+    results: z.array(z.object({ image: text(1024), ms: count, error: text(4096).optional() })).max(MAX_PREPULL_IMAGES),
   }),
+  z.object({ type: z.literal('image.resolved'), requestId, digest: z.string().regex(/^sha256:[a-f0-9]{64}$/).optional(), error: text(4096).optional() }),
 ]);
 
 /** What an agent sends (the schemas above say what the server accepts of it). */
@@ -220,7 +225,8 @@ export type AgentToServer =
   | { type: 'log.lines'; requestId: string; lines: string[] }
   | { type: 'log.end'; requestId: string; error?: string }
   /** The outcome of a `prepull`, per image: how long it took, or why it failed. */
-  | { type: 'prepulled'; requestId: string; results: PrepullResult[] };
+  | { type: 'prepulled'; requestId: string; results: PrepullResult[] }
+  | { type: 'image.resolved'; requestId: string; digest?: string; error?: string };
 
 export interface PrepullResult {
   image: string;

@@ -103,6 +103,19 @@ export class DockerImages implements ImageStore {
     if (!(await this.has(reference))) throw new Error('the engine finished the pull but does not hold the image');
   }
 
+  async resolve(reference: string, auth: RegistryAuth | undefined): Promise<string> {
+    const name = engineReference(reference);
+    const host = name.split('/', 1)[0]!;
+    try {
+      const answer = (await this.docker.getImage(name).distribution(auth ? { authconfig: { username: auth.username, password: auth.password, serveraddress: host } } : {})) as { Descriptor?: { digest?: string } };
+      const digest = answer.Descriptor?.digest;
+      if (!digest || !/^sha256:[a-f0-9]{64}$/.test(digest)) throw new Error('the engine answered no digest');
+      return digest;
+    } catch (err) {
+      throw new Error(engineMessage(err));
+    }
+  }
+
   async list(): Promise<LocalImage[]> {
     const images = await this.docker.listImages({ all: false });
     return images.map((image) => ({

@@ -130,6 +130,11 @@ export interface ImageStore {
    * whose message is the engine's or registry's cause (never the credentials).
    */
   pull(reference: string, auth: RegistryAuth | undefined, progress: (bytes: PullBytes) => void, signal?: AbortSignal): Promise<void>;
+  /**
+   * The digest the registry names for `reference` now, asked through the engine (its trust and
+   * mirrors apply): for a server that cannot reach the registry itself.
+   */
+  resolve(reference: string, auth: RegistryAuth | undefined): Promise<string>;
   list(): Promise<LocalImage[]>;
   /** Image ids that containers (running or not) of this engine are made from. */
   inUse(): Promise<Set<string>>;

@@ -27,6 +27,9 @@ import type { EventLog } from './services/events.js';
 import type { RegistryService } from './services/registry.js';
 import type { AgentContact } from './controllers/nodes.js';
 
+/** No node could be asked (none connected, ready, with Docker): not a verdict on the image. */
+export class NoNodeToAsk extends Error {}
+
 interface PrepullRequest {
   node: string;
   resolve: (results: PrepullResult[]) => void;
@@ -52,6 +55,8 @@ interface Session {
   takesChanges?: boolean;
   /** Its hello said it pre-pulls images on request. */
   prepulls?: boolean;
+  /** Its hello said it resolves image tags through its engine on request. */
+  resolves?: boolean;
   /** What it last said of its node, and the record that was stored then: a heartbeat that says the same again is not compared field by field. */
   registered?: { info: string; record: NodeRecord | undefined };
 }
@@ -73,6 +78,7 @@ export class AgentHub {
   private readonly pushTimers = new Map<string, NodeJS.Timeout>();
   private readonly logRequests = new Map<string, LogRequest>();
   private readonly prepullRequests = new Map<string, PrepullRequest>();
+  private readonly resolveRequests = new Map<string, { node: string; settle: (digest?: string, error?: string) => void }>();
   /** Per node, what its agent last reported running without an assignment. */
   private readonly unassignedOf = new Map<string, UnassignedReport[]>();
   /** Statuses from every node, written together. */
@@ -220,6 +226,35 @@ export class AgentHub {
     });
   }
 
+  /**
+   * The digest `image` names now, asked of a ready node's engine (for a registry the server
+   * cannot reach). Rejects with the engine's words, or when no node can be asked.
+   */
+  resolveImage(image: string, timeoutMs: number): Promise<{ digest: string; node: string }> {
+    const node = [...this.sessions].find(([name, session]) => session.resolves && this.state.nodes.get(name)?.state === 'ready' && session.info?.runtimes.includes('docker'))?.[0];
+    if (!node) return Promise.reject(new NoNodeToAsk('no ready node with a Docker Engine is connected to ask'));
+    const requestId = randomUUID();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.resolveRequests.delete(requestId);
+        reject(new Error(`node ${node} did not answer within ${Math.round(timeoutMs / 1000)}s`));
+      }, timeoutMs);
+      this.resolveRequests.set(requestId, {
+        node,
+        settle: (digest, error) => {
+          clearTimeout(timer);
+          if (digest) resolve({ digest, node });
+          else reject(new Error(`node ${node}'s engine: ${error ?? 'no digest'}`));
+        },
+      });
+      if (!this.send(node, { type: 'image.resolve', requestId, image, ...this.authForImages([image]) })) {
+        clearTimeout(timer);
+        this.resolveRequests.delete(requestId);
+        reject(new NoNodeToAsk(`the agent of node ${node} is not connected`));
+      }
+    });
+  }
+
   close(): void {
     this.unsubscribe();
     clearInterval(this.pinger);
@@ -315,6 +350,13 @@ export class AgentHub {
       case 'log.lines':
         this.logRequestOf(node, message.requestId)?.onLines(message.lines);
         return;
+      case 'image.resolved': {
+        const request = this.resolveRequests.get(message.requestId);
+        if (!request || request.node !== node) return;
+        this.resolveRequests.delete(message.requestId);
+        request.settle(message.digest, message.error);
+        return;
+      }
       case 'prepulled': {
         const request = this.prepullRequests.get(message.requestId);
         if (!request || request.node !== node) return;
@@ -344,6 +386,7 @@ export class AgentHub {
     session.info = message.node;
     session.takesChanges = message.accepts.includes('assignments.changed');
     session.prepulls = message.accepts.includes('prepull');
+    session.resolves = message.accepts.includes('image.resolve');
     const previous = this.sessions.get(name);
     if (previous && previous !== session) previous.socket.close(4000, 'replaced by a newer connection');
     this.sessions.set(name, session);

@@ -126,8 +126,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const secrets = SecretBox.load(options.secretKeyFile ?? join(options.dataDir, 'secret.key'));
   const registryLogins = new RegistryLoginService(store, state, secrets, events);
   const registryClient = new RegistryClient({ certsDir: options.registryCertsDir ?? '/etc/docker/certs.d', timeoutMs: options.registryTimeoutMs ?? 10_000 });
-  const pinner = new ImagePinner(registryClient, (host) => registryLogins.credentialsFor(host));
   const agents = new AgentHub(store, state, events, registry, auth, cluster, timing.heartbeatMs, (images) => registryLogins.credentialsForImages(images));
+  const pinner = new ImagePinner(registryClient, (host) => registryLogins.credentialsFor(host), async (image) => {
+    const { digest, node } = await agents.resolveImage(image, options.registryTimeoutMs ?? 10_000);
+    events.note({ level: 'info', type: 'app.image_resolved', message: `${image} resolved to ${digest} through node ${node}'s engine (the server cannot reach its registry)` });
+    return digest;
+  });
   const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner);
   const replicas = new ReplicaController(store, state, events);
   const ctx: ApiContext = {

@@ -5,7 +5,7 @@
 // whole fleet hit the registry in the same second.
 import type { NodeRecord, PrepullState, RolloutRecord } from '../../model/types.js';
 import type { EntrySpec } from '../../model/spec.js';
-import type { PrepullResult } from '../../model/agent-protocol.js';
+import { MAX_PREPULL_IMAGES, type PrepullResult } from '../../model/agent-protocol.js';
 import type { ClusterState } from '../state.js';
 import type { Store } from '../../store/store.js';
 import type { AgentHub } from '../agents.js';
@@ -71,8 +71,15 @@ export class PrepullService {
     const answers: NodePrepull[] = [];
     const worker = async () => {
       for (let next = queue.shift(); next; next = queue.shift()) {
-        const [node, images] = next;
-        answers.push(await this.agents.prepull(node, [...images], timeoutMs).then((results) => ({ node, results }), (err: Error) => ({ node, error: err.message })));
+        const [node, wanted] = next;
+        const images = [...wanted];
+        const results: PrepullResult[] = [];
+        let error: string | undefined;
+        // A prepull message names at most MAX_PREPULL_IMAGES images (what an answer may carry).
+        for (let at = 0; at < images.length && error === undefined; at += MAX_PREPULL_IMAGES) {
+          await this.agents.prepull(node, images.slice(at, at + MAX_PREPULL_IMAGES), timeoutMs).then((some) => void results.push(...some), (err: Error) => void (error = err.message));
+        }
+        answers.push(error === undefined ? { node, results } : { node, error });
       }
     };
     await Promise.all(Array.from({ length: Math.min(PARALLEL_NODES, queue.length) }, worker));
