@@ -186,46 +186,50 @@ describe('images from a plain registry', { skip }, () => {
   });
 });
 
-describe('images from a private registry (htpasswd auth, TLS trusted through certs.d)', { skip }, () => {
+/**
+ * A registry holding one image pushed as `target` (and gone from the local engine), a server and
+ * an agent: what the registry suites below share. Set up in `before`, all removed in `after`.
+ */
+function registrySuite(name: string, options: { registry: Parameters<typeof startRegistry>[0]; target: string; portRange: string; serverExtra?: (cluster: TestCluster) => string[] }) {
   const cluster = new TestCluster();
-  const app = `priv-${cluster.id}`;
-  const node = `node-${cluster.id}`;
-  const source = `gantry-test/priv-src-${cluster.id}`;
-  const password = `Pw-${cluster.id}-${Math.random().toString(36).slice(2)}`;
-  let registry: TestRegistry;
-  let pushed: { ref: string; digest: string };
-
-  const detail = () => cluster.api('GET', `/v1/apps/${app}`) as Promise<AppDetailResponse>;
-  const login = (secret: string) => cluster.cli(['registry', 'login', registry.host, '-u', 'deployer', '--password-stdin'], { input: `${secret}\n` });
-
+  const suite = { cluster, app: `${name}-${cluster.id}`, node: `node-${cluster.id}`, registry: undefined as unknown as TestRegistry, pushed: { ref: '', digest: '' } };
+  const source = `gantry-test/${name}-src-${cluster.id}`;
   before(async () => {
-    // Not on 127.0.0.1: there the engine skips certificate checks, and this test is about them.
-    registry = await startRegistry({ auth: { username: 'deployer', password }, tls: true, address: hostAddress() });
-    await makeImage(`${source}:a`, { marker: `priv-${cluster.id}` });
-    pushed = await pushImage(registry, `${source}:a`, `team/app-${cluster.id}:v1`);
+    suite.registry = await startRegistry(options.registry);
+    await makeImage(`${source}:a`, { marker: `${name}-${cluster.id}` });
+    suite.pushed = await pushImage(suite.registry, `${source}:a`, options.target.replace('{id}', cluster.id));
     await removeLocalImage(`${source}:a`);
-    await cluster.startServer();
-    await cluster.startAgent({ name: node, portRange: '31200-31299' });
+    await cluster.startServer(options.serverExtra ? { extra: options.serverExtra(cluster) } : undefined);
+    await cluster.startAgent({ name: suite.node, portRange: options.portRange });
   });
-
   after(async () => {
-    await cluster.cli(['rm', app, '--timeout', '60s']);
+    await cluster.cli(['rm', suite.app, '--timeout', '60s']);
     await cluster.close();
-    for (const c of await dockerContainers(app)) await docker(['rm', '-f', c.id]).catch(() => undefined);
-    await registry?.stop();
-    for (const ref of [pushed?.ref, `${source}:a`]) if (ref) await removeLocalImage(ref);
+    for (const c of await dockerContainers(suite.app)) await docker(['rm', '-f', c.id]).catch(() => undefined);
+    await suite.registry?.stop();
+    for (const ref of [suite.pushed.ref, `${source}:a`]) if (ref) await removeLocalImage(ref);
   });
+  return suite;
+}
+
+describe('images from a private registry (htpasswd auth, TLS trusted through certs.d)', { skip }, () => {
+  const password = `Pw-${Math.random().toString(36).slice(2)}-${Date.now()}`;
+  // Not on 127.0.0.1: there the engine skips certificate checks, and this test is about them.
+  const suite = registrySuite('priv', { registry: { auth: { username: 'deployer', password }, tls: true, address: hostAddress() }, target: 'team/app-{id}:v1', portRange: '31200-31299' });
+  const { cluster, app } = suite;
+  const detail = () => cluster.api('GET', `/v1/apps/${app}`) as Promise<AppDetailResponse>;
+  const login = (secret: string) => cluster.cli(['registry', 'login', suite.registry.host, '-u', 'deployer', '--password-stdin'], { input: `${secret}\n` });
 
   test('without credentials the apply is refused, naming the field and what to do', async () => {
-    const result = await cluster.cli(['apply', '-f', '-', '--timeout', '30s'], { input: specOf(app, pushed.ref) });
+    const result = await cluster.cli(['apply', '-f', '-', '--timeout', '30s'], { input: specOf(app, suite.pushed.ref) });
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /entrypoints\.web\.image/);
-    assert.match(result.stderr, new RegExp(`gantry registry login ${registry.host.replace(/\./g, '\\.')}`));
+    assert.match(result.stderr, new RegExp(`gantry registry login ${suite.registry.host.replace(/\./g, '\\.')}`));
   });
 
   test('a wrong password is refused as such', async () => {
     assert.equal((await login('not-the-password')).code, 0);
-    const result = await cluster.cli(['apply', '-f', '-', '--timeout', '30s'], { input: specOf(app, pushed.ref) });
+    const result = await cluster.cli(['apply', '-f', '-', '--timeout', '30s'], { input: specOf(app, suite.pushed.ref) });
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /refused the stored credentials/);
   });
@@ -233,11 +237,11 @@ describe('images from a private registry (htpasswd auth, TLS trusted through cer
   test('with the credentials stored, the server pins and the agent pulls over verified TLS', async () => {
     assert.equal((await login(password)).code, 0);
     const ls = await cluster.cli(['registry', 'ls']);
-    assert.match(ls.stdout, new RegExp(`${registry.host.replace(/\./g, '\\.')}\\s+deployer`));
-    const result = await cluster.cli(['apply', '-f', '-', '--timeout', '90s'], { input: specOf(app, pushed.ref) });
+    assert.match(ls.stdout, new RegExp(`${suite.registry.host.replace(/\./g, '\\.')}\\s+deployer`));
+    const result = await cluster.cli(['apply', '-f', '-', '--timeout', '90s'], { input: specOf(app, suite.pushed.ref) });
     assert.equal(result.code, 0, `apply failed: ${result.stdout}\n${result.stderr}`);
     const { app: record, instances } = await detail();
-    assert.equal(record.spec.entrypoints.web!.image, `${pushed.ref}@${pushed.digest}`);
+    assert.equal(record.spec.entrypoints.web!.image, `${suite.pushed.ref}@${suite.pushed.digest}`);
     assert.equal(instances.filter((i) => i.status?.state === 'running').length, 2);
   });
 
@@ -254,36 +258,15 @@ describe('images from a private registry (htpasswd auth, TLS trusted through cer
 });
 
 describe('a registry the server cannot reach but its nodes can', { skip }, () => {
-  const cluster = new TestCluster();
-  const app = `vianode-${cluster.id}`;
-  const node = `node-${cluster.id}`;
-  const source = `gantry-test/vianode-src-${cluster.id}`;
-  let registry: TestRegistry;
-  let pushed: { ref: string; digest: string };
-
-  before(async () => {
-    registry = await startRegistry({ tls: true, address: hostAddress() });
-    await makeImage(`${source}:a`, { marker: `vianode-${cluster.id}` });
-    pushed = await pushImage(registry, `${source}:a`, `far/app-${cluster.id}:v1`);
-    await removeLocalImage(`${source}:a`);
-    // The server trusts no registry CA (an empty certs folder): the node's engine does (/etc/docker/certs.d).
-    await cluster.startServer({ extra: ['--registry-certs-dir', join(cluster.dir, 'no-certs')] });
-    await cluster.startAgent({ name: node, portRange: '31300-31399' });
-  });
-
-  after(async () => {
-    await cluster.cli(['rm', app, '--timeout', '60s']);
-    await cluster.close();
-    for (const c of await dockerContainers(app)) await docker(['rm', '-f', c.id]).catch(() => undefined);
-    await registry?.stop();
-    for (const ref of [pushed?.ref, `${source}:a`]) if (ref) await removeLocalImage(ref);
-  });
+  // The server trusts no registry CA (an empty certs folder): the node's engine does (/etc/docker/certs.d).
+  const suite = registrySuite('vianode', { registry: { tls: true, address: hostAddress() }, target: 'far/app-{id}:v1', portRange: '31300-31399', serverExtra: (cluster) => ['--registry-certs-dir', join(cluster.dir, 'no-certs')] });
+  const { cluster, app, node } = suite;
 
   test("the tag is pinned through a node's engine, and the event says so", async () => {
-    const result = await cluster.cli(['apply', '-f', '-', '--timeout', '60s'], { input: specOf(app, pushed.ref).replace('replicas: 2', 'replicas: 1') });
+    const result = await cluster.cli(['apply', '-f', '-', '--timeout', '60s'], { input: specOf(app, suite.pushed.ref).replace('replicas: 2', 'replicas: 1') });
     assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
     const { app: record } = (await cluster.api('GET', `/v1/apps/${app}`)) as AppDetailResponse;
-    assert.equal(record.spec.entrypoints.web!.image, `${pushed.ref}@${pushed.digest}`);
+    assert.equal(record.spec.entrypoints.web!.image, `${suite.pushed.ref}@${suite.pushed.digest}`);
     const { events } = (await cluster.api('GET', '/v1/events?limit=200')) as EventListResponse;
     const resolved = events.find((e) => e.type === 'app.image_resolved');
     assert.match(resolved?.message ?? '', new RegExp(`through node ${node}'s engine`));
