@@ -81,10 +81,11 @@ describe('access: deny by default on the matched route', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the router holds the routes we expect, and only /healthz and /openapi.json are public', () => {
+  test('the router holds the routes we expect, and only /healthz, /openapi.json and signing in are public', () => {
     assert.ok(routes.length > 30, `only ${routes.length} routes`);
     const open = routes.filter((r) => r.access === 'public').map((r) => `${r.method} ${r.url}`).sort();
-    assert.deepEqual(open, ['GET /healthz', 'GET /openapi.json', 'HEAD /healthz', 'HEAD /openapi.json']);
+    assert.deepEqual(open, ['GET /healthz', 'GET /openapi.json', 'HEAD /healthz', 'HEAD /openapi.json', 'POST /v1/login']);
+    assert.deepEqual(routes.filter((r) => r.access === 'person').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/whoami', 'HEAD /v1/whoami', 'POST /v1/logout']);
     assert.deepEqual(routes.filter((r) => r.access === 'agent').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/agent/connect', 'HEAD /v1/agent/connect']);
   });
 

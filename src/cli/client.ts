@@ -15,7 +15,7 @@ import type {
   InstanceView,
 } from '../model/api.js';
 import type { Endpoint } from '../model/registry.js';
-import type { AdoptionResult, RegistryLoginInfo } from '../model/api.js';
+import type { AdoptionResult, LoginResponse, RegistryLoginInfo, UserInfo } from '../model/api.js';
 import type { ReleaseRecord, RolloutRecord } from '../model/types.js';
 import type { TokenInfo } from '../model/api.js';
 
@@ -382,6 +382,34 @@ export class GantryClient {
 
   revokeToken(name: string): Promise<{ revoked: TokenInfo; closedConnections: number }> {
     return this.json('DELETE', `/v1/tokens/${enc(name)}`);
+  }
+
+  login(user: string, password: string, ttl?: string): Promise<LoginResponse> {
+    return this.json('POST', '/v1/login', { body: JSON.stringify({ user, password, ...(ttl ? { ttl } : {}) }), contentType: 'application/json' });
+  }
+
+  logout(): Promise<{ ended: boolean }> {
+    return this.json('POST', '/v1/logout');
+  }
+
+  whoami(): Promise<{ name: string; role: string; user?: string }> {
+    return this.json('GET', '/v1/whoami');
+  }
+
+  users(): Promise<{ users: UserInfo[] }> {
+    return this.json('GET', '/v1/users');
+  }
+
+  createUser(name: string, password: string, role: 'admin' | 'member'): Promise<{ user: UserInfo }> {
+    return this.json('POST', '/v1/users', { body: JSON.stringify({ name, password, role }), contentType: 'application/json' });
+  }
+
+  updateUser(name: string, change: { password?: string; role?: 'admin' | 'member' }): Promise<{ user: UserInfo }> {
+    return this.json('PATCH', `/v1/users/${enc(name)}`, { body: JSON.stringify(change), contentType: 'application/json' });
+  }
+
+  removeUser(name: string): Promise<{ removed: string }> {
+    return this.json('DELETE', `/v1/users/${enc(name)}`);
   }
 
   registries(): Promise<{ registries: RegistryLoginInfo[] }> {

@@ -4,10 +4,11 @@ import { options } from './cli-options.js';
 import { clientFor } from './connect.js';
 import { EXIT, fail } from './errors.js';
 import { formatTime, print, renderJson, renderTable } from './output.js';
+import { readSecret } from './secret-input.js';
 
 export async function registryLogin(host: string, _opts: unknown, cmd: Command): Promise<void> {
   const { username, passwordStdin } = options<{ username: string; passwordStdin?: boolean }>(cmd);
-  const password = passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : await askHidden(`password for ${username}@${host}: `);
+  const password = await readSecret(passwordStdin ? 'stdin' : `password for ${username}@${host}: `);
   if (password === '') fail(EXIT.usage, 'no password given');
   const { registry } = await clientFor(cmd).registryLogin(host, username, password);
   print(`credentials for ${registry.host} stored (user ${registry.username}); the server keeps the password encrypted and never shows it`);
@@ -26,18 +27,6 @@ export async function listRegistries(_opts: unknown, cmd: Command): Promise<void
   print(renderTable(['HOST', 'USER', 'UPDATED', 'BY'], registries.map((r) => [r.host, r.username, formatTime(r.updatedAt, now), r.updatedBy])));
 }
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of process.stdin) {
-    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-    size += bytes.length;
-    if (size > 8192) fail(EXIT.usage, 'the password on stdin is longer than 8 KiB');
-    chunks.push(bytes);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 export async function prepullImages(app: string, _opts: unknown, cmd: Command): Promise<void> {
   const { timeout, output } = options<{ timeout: string; output?: string }>(cmd);
   const { nodes } = await clientFor(cmd).prepull(app, timeout);
@@ -46,29 +35,4 @@ export async function prepullImages(app: string, _opts: unknown, cmd: Command): 
   const failed = nodes.filter((n) => n.error || n.results?.some((r) => r.error));
   print(renderTable(['NODE', 'OUTCOME'], nodes.map((n) => [n.node, n.error ?? n.results!.map((r) => (r.error ? `${r.image}: ${r.error}` : `${r.image}: ready (${(r.ms / 1000).toFixed(1)}s)`)).join('; ')])));
   if (failed.length > 0) fail(EXIT.api, `${failed.length} of ${nodes.length} node(s) could not pull`);
-}
-
-/** A password from the terminal, not echoed. */
-async function askHidden(prompt: string): Promise<string> {
-  const input = process.stdin;
-  if (!input.isTTY) fail(EXIT.usage, 'stdin is not a terminal: give the password with --password-stdin');
-  process.stderr.write(prompt);
-  input.setRawMode(true);
-  input.resume();
-  let typed = '';
-  try {
-    for await (const chunk of input) {
-      for (const char of String(chunk)) {
-        if (char === '\r' || char === '\n') return typed;
-        if (char === '\u0003') fail(EXIT.usage, 'cancelled');
-        if (char === '\u007f') typed = typed.slice(0, -1);
-        else typed += char;
-      }
-    }
-    return typed;
-  } finally {
-    input.setRawMode(false);
-    input.pause();
-    process.stderr.write('\n');
-  }
 }

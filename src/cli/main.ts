@@ -14,6 +14,7 @@ import { registerReleaseCommands } from './release-commands.js';
 import { registerNodeCommands } from './node-commands.js';
 import { registerBuildCommands } from './build-commands.js';
 import { registerImageCommands } from './image-commands.js';
+import { registerUserCommands } from './user-commands.js';
 
 interface CommandModule {
   register: (program: Command) => void | Promise<void>;
@@ -30,6 +31,7 @@ const MODULES: CommandModule[] = [
   { register: registerNodeCommands },
   { register: registerBuildCommands },
   { register: registerImageCommands },
+  { register: registerUserCommands },
   { only: ['sim'], register: async (p) => (await import('./sim-commands.js')).registerSimCommands(p) },
 ];
 

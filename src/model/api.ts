@@ -80,8 +80,12 @@ export interface NodeView extends NodeRecord {
 /** GET /v1/tokens lists these; POST /v1/tokens answers one with `token`, the only time it is shown. */
 export interface TokenInfo {
   name: string;
-  /** admin: everything. agent: connects the node agent of `node` only. join: connects a new node once, which gets its own agent token. */
-  role: 'admin' | 'agent' | 'join';
+  /**
+   * admin: everything. agent: connects the node agent of `node` only. join: connects a new node
+   * once, which gets its own agent token. member: a signed-in user who is no admin (their own
+   * session only, until teams give them more).
+   */
+  role: 'admin' | 'agent' | 'join' | 'member';
   /** The node an agent token speaks for. */
   node?: string;
   createdAt: number;
@@ -120,3 +124,14 @@ export type { AppSpec, AppRecord, GantryEvent, Instance, InstanceStatus, NodeRec
 
 /** GET /v1/registries: stored pull credentials, without their passwords. */
 export type RegistryLoginInfo = Omit<import('./types.js').RegistryLoginRecord, 'password'>;
+
+/** GET /v1/users: people who sign in, without their password hashes. */
+export type UserInfo = Omit<import('./types.js').UserRecord, 'passwordHash'>;
+
+/** POST /v1/login: a session token for the CLI or a script, and when it stops working. */
+export interface LoginResponse {
+  user: string;
+  role: 'admin' | 'member';
+  token: string;
+  expiresAt: number;
+}

@@ -302,3 +302,17 @@ export interface BuildRecord {
   by: string;
   at: number;
 }
+
+/**
+ * A person who signs in (`gantry login`), under /users/{name}. Only a scrypt hash of the
+ * password is kept. `role`: admin (everything) or member (what their teams allow; until teams,
+ * nothing but their own session).
+ */
+export interface UserRecord {
+  name: string;
+  passwordHash: string;
+  role: 'admin' | 'member';
+  createdAt: number;
+  createdBy: string;
+  updatedAt: number;
+}

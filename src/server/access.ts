@@ -8,10 +8,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { bearer, type Caller, type TokenAuth } from './auth.js';
 
 /**
- * public: no token (health, the API document). agent: the node agent connection (an agent
- * token bound to a node, a join token, or an admin token). admin: everything else.
+ * public: no token (health, the API document, signing in). agent: the node agent connection (an
+ * agent token bound to a node, a join token, or an admin token). person: a signed-in user's own
+ * session (who am I, sign out), admin or not. admin: everything else.
  */
-export type Access = 'public' | 'agent' | 'admin';
+export type Access = 'public' | 'agent' | 'person' | 'admin';
 
 /** Route options for routes that are not admin-only: `server.get(url, { config: access('public') }, ...)`. */
 export const access = (level: Access) => ({ access: level });
@@ -28,6 +29,7 @@ declare module 'fastify' {
 
 const ROLES_FOR: Record<Exclude<Access, 'public'>, readonly Caller['role'][]> = {
   agent: ['agent', 'join', 'admin'],
+  person: ['admin', 'member'],
   admin: ['admin'],
 };
 

@@ -16,10 +16,12 @@ export type Role = TokenInfo['role'];
 /** Who presented a token. */
 export interface Caller {
   role: Role;
-  /** The token's name (for "by <name>" in events, and to close its connections when revoked). */
+  /** The token's name, or the user's of a session (for "by <name>" in events, and to close its connections when revoked). */
   name: string;
   /** For agent tokens: the one node it may speak for. */
   node?: string;
+  /** For sessions: the signed-in user. */
+  user?: string;
 }
 
 const PREFIX = STORE.tokens.prefix;
@@ -46,7 +48,7 @@ export class TokenAuth {
    */
   async init(bootstrapToken?: string): Promise<string | undefined> {
     await this.reload();
-    if (this.byHash.size > 0) return undefined;
+    if ([...this.byHash.values()].some((r) => r.user === undefined)) return undefined;
     const token = bootstrapToken ?? newToken();
     await this.create({ role: 'admin', name: 'admin' }, token);
     return token;
@@ -55,7 +57,7 @@ export class TokenAuth {
   /** Stores a new named token and returns it (the only time it is seen). Names are unique. */
   async create(spec: { role: Role; name: string; node?: string; expiresAt?: number }, token = newToken()): Promise<string> {
     await this.reload();
-    const records = [...this.byHash.values()];
+    const records = [...this.byHash.values()].filter((r) => r.user === undefined);
     if (records.some((r) => r.name === spec.name)) throw new ConflictError(`a token named "${spec.name}" exists already; revoke it first or pick another name`);
     if (spec.role === 'agent' && spec.node === undefined) throw new Error('an agent token needs the node it speaks for');
     const record: TokenRecord = { hash: hash(token), role: spec.role, name: spec.name, createdAt: Date.now() };
@@ -76,17 +78,57 @@ export class TokenAuth {
     return [...this.byHash.values()].some((r) => r.role === 'agent' && boundNode(r) === node);
   }
 
+  /** API tokens (sessions are the users', not listed here). */
   async list(): Promise<TokenInfo[]> {
     await this.reload();
-    return [...this.byHash.values()].map(info).sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.byHash.values()].filter((r) => r.user === undefined).map(info).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * A new sign-in session of `user`, valid for `ttlMs`: a random token stored, like every
+   * token, only as its hash. Sessions that have expired are deleted on the way.
+   */
+  async createSession(user: string, role: 'admin' | 'member', ttlMs: number): Promise<{ token: string; expiresAt: number }> {
+    await this.reload();
+    const now = Date.now();
+    const expired = [...this.byHash.values()].filter((r) => r.user !== undefined && r.expiresAt !== undefined && r.expiresAt <= now);
+    if (expired.length > 0) await this.store.txn({ compare: [], success: expired.map((r) => ({ type: 'delete' as const, key: r.key })) });
+    const token = newToken();
+    const record: TokenRecord = { hash: hash(token), role, name: user, user, createdAt: now, expiresAt: now + ttlMs };
+    await casUpdate(this.store, STORE.tokens.key(record.hash.slice(0, 16)), STORE.tokens, (current) => {
+      if (current) throw new ConflictError('a token with the same hash prefix exists; sign in again');
+      return record;
+    }, { attempts: 1, what: `session of ${user}` });
+    await this.reload();
+    return { token, expiresAt: record.expiresAt! };
+  }
+
+  /** Ends the session `token` is (logout); false when it is not a session. */
+  async endSession(token: string): Promise<boolean> {
+    await this.reload();
+    const record = this.byHash.get(hash(token));
+    if (!record || record.user === undefined) return false;
+    await casUpdate(this.store, record.key, STORE.tokens, (current) => (current ? null : UNCHANGED), { what: 'session' });
+    await this.reload();
+    return true;
+  }
+
+  /** Ends every session of `user` (removed, or their password changed); how many there were. */
+  async endSessionsOf(user: string): Promise<number> {
+    await this.reload();
+    const sessions = [...this.byHash.values()].filter((r) => r.user === user);
+    if (sessions.length > 0) await this.store.txn({ compare: [], success: sessions.map((r) => ({ type: 'delete' as const, key: r.key })) });
+    await this.reload();
+    return sessions.length;
   }
 
   /** Deletes the named token: it stops working at once (an agent using it is refused when it reconnects). */
   async revoke(name: string): Promise<TokenInfo> {
     await this.reload();
-    const record = [...this.byHash.values()].find((r) => r.name === name);
+    const tokens = [...this.byHash.values()].filter((r) => r.user === undefined);
+    const record = tokens.find((r) => r.name === name);
     if (!record) throw new NotFoundError(`no token named "${name}"`);
-    if (record.role === 'admin' && [...this.byHash.values()].filter((r) => r.role === 'admin').length === 1) {
+    if (record.role === 'admin' && tokens.filter((r) => r.role === 'admin').length === 1) {
       throw new ConflictError(`"${name}" is the last admin token: create another admin token before revoking it`);
     }
     await casUpdate(this.store, record.key, STORE.tokens, (current) => (current ? null : UNCHANGED), { what: `token ${name}` });
@@ -109,6 +151,7 @@ export class TokenAuth {
     if (!record || (record.expiresAt !== undefined && record.expiresAt <= Date.now())) return undefined;
     const caller: Caller = { role: record.role, name: record.name };
     if (record.role === 'agent') caller.node = boundNode(record);
+    if (record.user !== undefined) caller.user = record.user;
     return caller;
   }
 

@@ -18,6 +18,7 @@ import { discoveryRoutes } from './api/discovery.js';
 import { releaseRoutes, rolloutRoutes } from './api/releases.js';
 import { nodeRoutes } from './api/nodes.js';
 import { imageRoutes } from './api/images.js';
+import { userRoutes } from './api/users.js';
 import { buildRoutes } from './api/builds.js';
 import { tokenRoutes } from './api/tokens.js';
 import { openApiDocument } from './api/openapi.js';
@@ -75,6 +76,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   nodeRoutes(server, ctx);
   tokenRoutes(server, ctx);
   imageRoutes(server, ctx);
+  userRoutes(server, ctx);
   buildRoutes(server, ctx);
   return { server, routes };
 }

@@ -4,7 +4,7 @@
 //
 // Values are the JSON of records the server wrote itself; `decode` trusts that shape (the
 // store is not an input from clients). What comes from outside is validated before it gets here.
-import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, ReleaseRecord, RegistryLoginRecord, RemovalRecord, RolloutRecord, GantryEvent } from '../model/types.js';
+import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, ReleaseRecord, RegistryLoginRecord, RemovalRecord, UserRecord, RolloutRecord, GantryEvent } from '../model/types.js';
 import type { Endpoint } from '../model/registry.js';
 import { REGISTRY_PREFIX, registryKey } from '../model/registry.js';
 import type { BuildRecord } from '../model/types.js';
@@ -50,11 +50,13 @@ export interface ClusterIdentity {
 /** What a stored token is: its hash (never the token), role, and for agent tokens the node. */
 export interface TokenRecord {
   hash: string;
-  role: 'admin' | 'agent' | 'join';
+  role: 'admin' | 'agent' | 'join' | 'member';
   name: string;
   node?: string;
   createdAt: number;
   expiresAt?: number;
+  /** A sign-in session of this user (`gantry login`): not listed with API tokens, gone with the user. */
+  user?: string;
 }
 
 export const STORE = {
@@ -80,6 +82,8 @@ export const STORE = {
   events: collection<GantryEvent>('/events/'),
   /** Token records by a prefix of their hash. */
   tokens: collection<TokenRecord>('/auth/tokens/'),
+  /** `UserRecord`s: people who sign in, with scrypt hashes of their passwords. */
+  users: collection<UserRecord>('/users/'),
   /** `Endpoint`s of the service registry, held by leases (see model/registry.ts). */
   registry: collection<Endpoint, [Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>]>(REGISTRY_PREFIX, (ref) => registryKey(ref).slice(REGISTRY_PREFIX.length)),
   /** `RegistryLoginRecord`: pull credentials for one image registry host (password sealed). */

@@ -33,6 +33,7 @@ import { RegistryLoginService } from './services/registry-logins.js';
 import { RegistryClient } from './images/registry-client.js';
 import { ImagePinner } from './images/pinning.js';
 import { PrepullService } from './services/prepull.js';
+import { UserService } from './services/users.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -136,6 +137,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const replicas = new ReplicaController(store, state, events);
   const ctx: ApiContext = {
     state, events, agents, catalog, registry, store, apps, replicas, auth, registryLogins, streams: new StreamCounter(),
+    users: new UserService(store, auth, events),
     prepulls: new PrepullService(store, state, agents, events, () => void ctx.replicas.reconcile().catch(() => {})),
     releases: new ReleaseService(store, apps),
     nodes: new NodeService(store, state, events),

@@ -17,6 +17,7 @@ import type { StreamCounter } from './streams.js';
 import type { BuildService } from '../services/builds.js';
 import type { RegistryLoginService } from '../services/registry-logins.js';
 import type { PrepullService } from '../services/prepull.js';
+import type { UserService } from '../services/users.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -35,6 +36,7 @@ export interface ApiContext {
   adoption: AdoptionService;
   registryLogins: RegistryLoginService;
   prepulls: PrepullService;
+  users: UserService;
   builds: BuildService;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;

@@ -198,6 +198,43 @@ export function clusterPaths(): Record<string, object> {
         responses: { '200': ok('Per node', object({ nodes: list(object({ node: { type: 'string' }, results: list(object({ image: { type: 'string' }, ms: { type: 'integer' }, error: { type: 'string' } })), error: { type: 'string' } })) })) },
       }),
     },
+    '/v1/login': {
+      post: {
+        summary: 'Sign in as a user: a session token that expires (no token needed)',
+        description: 'The same 401 for an unknown user and a wrong password. After 5 failures within 5 minutes for one user name (20 from one address), its sign-ins are refused with 429 for a while.',
+        security: [],
+        requestBody: body({ user: matching(NAME), password: { type: 'string', maxLength: 1024 }, ttl: { type: 'string', pattern: DURATION_PATTERN.source, description: 'session length, 1m to 30 days (default 12h)' } }, ['user', 'password']),
+        responses: {
+          '200': ok('Signed in', object({ user: { type: 'string' }, role: { type: 'string', enum: ['admin', 'member'] }, token: { type: 'string' }, expiresAt: { type: 'integer' } }, ['user', 'role', 'token', 'expiresAt'])),
+          '400': errors['400'],
+          '401': error('Wrong user name or password'),
+          '429': error('Too many failed sign-ins for this user or from this address lately'),
+        },
+      },
+    },
+    '/v1/logout': {
+      post: op({ summary: "End the caller's session (its token stops working)", responses: { '200': ok('Ended', object({ ended: { type: 'boolean' } })) } }),
+    },
+    '/v1/whoami': {
+      get: op({ summary: 'Who the token belongs to: its name and role, and the user of a session', responses: { '200': ok('The caller', object({ name: { type: 'string' }, role: { type: 'string' }, user: { type: 'string' } })) } }),
+    },
+    '/v1/users': {
+      get: op({ summary: 'Users who sign in (never their passwords or hashes)', responses: { '200': ok('Users', object({ users: list(object({ name: { type: 'string' }, role: { type: 'string' }, createdAt: { type: 'integer' }, createdBy: { type: 'string' }, updatedAt: { type: 'integer' } })) })) } }),
+      post: op({
+        summary: 'Create a user (the password is kept only as a scrypt hash)',
+        requestBody: body({ name: matching(NAME), password: { type: 'string', minLength: 10, maxLength: 1024 }, role: { type: 'string', enum: ['admin', 'member'], default: 'member' } }, ['name', 'password']),
+        responses: { '201': ok('Created', object({ user: { type: 'object' } })), ...conflict('A user with this name exists') },
+      }),
+    },
+    '/v1/users/{name}': {
+      patch: op({
+        summary: "Change a user's password or role; every session of the user ends",
+        parameters: [pathParam('name', matching(NAME), 'User name')],
+        requestBody: body({ password: { type: 'string', minLength: 10, maxLength: 1024 }, role: { type: 'string', enum: ['admin', 'member'] } }),
+        responses: { '200': ok('Changed', object({ user: { type: 'object' } })) },
+      }),
+      delete: op({ summary: 'Remove a user; their sessions end at once', parameters: [pathParam('name', matching(NAME), 'User name')], responses: { '200': ok('Removed', object({ removed: { type: 'string' } })) } }),
+    },
     '/v1/agent/connect': {
       get: {
         summary: 'The node agent connection: a WebSocket (assignments down; status, events and registrations up)',

@@ -1,0 +1,61 @@
+// What the commands of user-commands.ts do. Loaded when one of them runs.
+import type { Command } from 'commander';
+import { options } from './cli-options.js';
+import { configPath, loadClientConfig, readConfigFile, saveClientConfig } from './config.js';
+import { clientFor } from './connect.js';
+import { EXIT, fail } from './errors.js';
+import { formatTime, print, renderJson, renderTable } from './output.js';
+import { readSecret } from './secret-input.js';
+
+export async function login(_opts: unknown, cmd: Command): Promise<void> {
+  const { user, passwordStdin, ttl, server, ca } = options<{ user: string; passwordStdin?: boolean; ttl?: string; server?: string; ca?: string }>(cmd);
+  const password = await readSecret(passwordStdin ? 'stdin' : `password for ${user}: `);
+  if (password === '') fail(EXIT.usage, 'no password given');
+  const session = await clientFor(cmd).login(user, password, ttl);
+  const config = loadClientConfig({ server, ca });
+  const path = saveClientConfig({ server: config.server, token: session.token, ca: config.ca });
+  print(`signed in to ${config.server} as ${session.user} (${session.role}) until ${new Date(session.expiresAt).toISOString()}; the session token is saved in ${path}`);
+}
+
+export async function logout(_opts: unknown, cmd: Command): Promise<void> {
+  const client = clientFor(cmd);
+  await client.logout();
+  // The saved token is now worthless: keep the server, drop the token.
+  const path = configPath();
+  const saved = readConfigFile(path);
+  const used = loadClientConfig(options(cmd));
+  if (saved.token !== undefined && saved.token === used.token) saveClientConfig({ server: saved.server ?? used.server, ca: saved.ca });
+  print(`signed out of ${client.server}`);
+}
+
+export async function whoami(_opts: unknown, cmd: Command): Promise<void> {
+  const me = await clientFor(cmd).whoami();
+  print(me.user ? `${me.user} (${me.role}, signed in)` : `token "${me.name}" (${me.role})`);
+}
+
+export async function createUser(name: string, _opts: unknown, cmd: Command): Promise<void> {
+  const { role, passwordStdin } = options<{ role: 'admin' | 'member'; passwordStdin?: boolean }>(cmd);
+  const password = await readSecret(passwordStdin ? 'stdin' : `password for new user ${name}: `);
+  const { user } = await clientFor(cmd).createUser(name, password, role);
+  print(`user ${user.name} (${user.role}) created; they sign in with gantry login -u ${user.name}`);
+}
+
+export async function setPassword(name: string, _opts: unknown, cmd: Command): Promise<void> {
+  const { passwordStdin } = options<{ passwordStdin?: boolean }>(cmd);
+  const password = await readSecret(passwordStdin ? 'stdin' : `new password for ${name}: `);
+  await clientFor(cmd).updateUser(name, { password });
+  print(`password of ${name} changed; their sessions have ended`);
+}
+
+export async function listUsers(_opts: unknown, cmd: Command): Promise<void> {
+  const { users } = await clientFor(cmd).users();
+  if (options(cmd).output === 'json') return print(renderJson(users));
+  if (users.length === 0) return print('no users yet (gantry user create <name>)');
+  const now = Date.now();
+  print(renderTable(['NAME', 'ROLE', 'CREATED', 'BY'], users.map((u) => [u.name, u.role, formatTime(u.createdAt, now), u.createdBy])));
+}
+
+export async function removeUser(name: string, _opts: unknown, cmd: Command): Promise<void> {
+  const { removed } = await clientFor(cmd).removeUser(name);
+  print(`user ${removed} removed; their sessions have ended`);
+}

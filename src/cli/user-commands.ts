@@ -1,0 +1,37 @@
+// People: signing in and out, and the users an admin manages. Declarations only; user-actions.ts
+// does the work.
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { clientCommand, lazy, outputOption } from './cli-options.js';
+
+type Actions = typeof import('./user-actions.js');
+const run = <K extends keyof Actions>(name: K) => lazy(() => import('./user-actions.js'), name);
+
+export function registerUserCommands(program: Command): void {
+  clientCommand(program, 'login', 'sign in as a user: the session token is saved in the CLI config (it expires, see --ttl)')
+    .requiredOption('-u, --user <name>', 'user name')
+    .option('--password-stdin', 'read the password from stdin (else it is asked for on the terminal)')
+    .option('--ttl <duration>', 'how long the session lasts, e.g. 8h (default 12h, at most 30 days)')
+    .action(run('login'));
+  clientCommand(program, 'logout', 'end the session the CLI config holds, and forget its token')
+    .action(run('logout'));
+  clientCommand(program, 'whoami', 'who the token the CLI uses belongs to')
+    .action(run('whoami'));
+
+  const user = program.command('user').description('users who sign in (admins only)');
+  clientCommand(user, 'create', 'create a user; the password is read from stdin or asked for')
+    .argument('<name>', 'user name')
+    .addOption(new Option('--role <role>', 'admin (everything) or member (their teams\' apps, once teams exist)').choices(['admin', 'member']).default('member'))
+    .option('--password-stdin', 'read the password from stdin')
+    .action(run('createUser'));
+  clientCommand(user, 'passwd', "set a user's password (every session of the user ends)")
+    .argument('<name>', 'user name')
+    .option('--password-stdin', 'read the password from stdin')
+    .action(run('setPassword'));
+  clientCommand(user, 'ls', 'list users (never their passwords)')
+    .addOption(outputOption())
+    .action(run('listUsers'));
+  clientCommand(user, 'rm', 'remove a user: their sessions end at once')
+    .argument('<name>', 'user name')
+    .action(run('removeUser'));
+}

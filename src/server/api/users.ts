@@ -1,0 +1,61 @@
+// People: signing in and out (/v1/login is public: it is how a person gets a token), who am I,
+// and the users an admin manages. Passwords go in, never out; only their scrypt hashes are kept.
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { name } from '../../model/names.js';
+import { DURATION_PATTERN, parseDuration } from '../../model/units.js';
+import type { LoginResponse } from '../../model/api.js';
+import { access } from '../access.js';
+import { bearer } from '../auth.js';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../passwords.js';
+import { requester, type ApiContext } from './context.js';
+
+const MAX_SESSION_MS = 30 * 24 * 3_600_000;
+const password = z.string().min(MIN_PASSWORD_LENGTH, `password: at least ${MIN_PASSWORD_LENGTH} characters`).max(MAX_PASSWORD_LENGTH, `password: at most ${MAX_PASSWORD_LENGTH} characters`);
+const UserParams = z.object({ name: name('user') });
+const Login = z.strictObject({
+  user: name('user'),
+  // Not the creation rules: a wrong password of any length is just wrong.
+  password: z.string().min(1).max(MAX_PASSWORD_LENGTH),
+  ttl: z.string().regex(DURATION_PATTERN, 'ttl: a duration such as "12h"').refine((t) => { const ms = parseDuration(t) ?? 0; return ms >= 60_000 && ms <= MAX_SESSION_MS; }, 'ttl: between 1m and 30 days').optional(),
+});
+const CreateUser = z.strictObject({ name: name('user'), password, role: z.enum(['admin', 'member']).default('member') });
+const UpdateUser = z.strictObject({ password: password.optional(), role: z.enum(['admin', 'member']).optional() }).refine((b) => b.password !== undefined || b.role !== undefined, 'give a password, a role or both');
+
+export function userRoutes(server: FastifyInstance, ctx: ApiContext): void {
+  // Small bodies only: anyone may call this, and a password is short.
+  server.post('/v1/login', { config: access('public'), bodyLimit: 16 * 1024 }, async (request): Promise<LoginResponse> => {
+    const { user, password: given, ttl } = Login.parse(request.body ?? {});
+    return ctx.users.signIn(user, given, request.ip, ttl === undefined ? undefined : parseDuration(ttl)!);
+  });
+
+  server.post('/v1/logout', { config: access('person') }, async (request, reply) => {
+    const ended = await ctx.auth.endSession(bearer(request.headers.authorization) ?? '');
+    if (!ended) return reply.code(400).send({ error: 'this token is an API token, not a session: revoke it with gantry token rm' });
+    ctx.events.note({ level: 'info', type: 'auth.logout', message: `${requester(request)} signed out` });
+    return { ended: true };
+  });
+
+  server.get('/v1/whoami', { config: access('person') }, async (request) => {
+    const caller = request.caller!;
+    return { name: caller.name, role: caller.role, ...(caller.user ? { user: caller.user } : {}) };
+  });
+
+  server.get('/v1/users', async () => ({ users: await ctx.users.list() }));
+
+  server.post('/v1/users', async (request, reply) => {
+    const body = CreateUser.parse(request.body ?? {});
+    return reply.code(201).send({ user: await ctx.users.create(body.name, body.password, body.role, requester(request)) });
+  });
+
+  server.patch('/v1/users/:name', async (request) => {
+    const { name: user } = UserParams.parse(request.params);
+    return { user: await ctx.users.update(user, UpdateUser.parse(request.body ?? {}), requester(request)) };
+  });
+
+  server.delete('/v1/users/:name', async (request) => {
+    const { name: user } = UserParams.parse(request.params);
+    await ctx.users.remove(user, requester(request));
+    return { removed: user };
+  });
+}

@@ -1,0 +1,126 @@
+// People who sign in: created by an admin (invitations come with teams), each with a password
+// kept only as a scrypt hash, signing in for a session token that expires. A failed sign-in
+// says nothing of whether the user exists, takes as long as a successful one, and is counted:
+// too many for one user name (or from one address) in a short while and sign-ins are refused
+// for a while, so a password cannot be guessed at the speed of the network.
+import type { Store } from '../../store/store.js';
+import type { UserRecord } from '../../model/types.js';
+import type { UserInfo } from '../../model/api.js';
+import type { TokenAuth } from '../auth.js';
+import type { EventLog } from './events.js';
+import { STORE } from '../keys.js';
+import { casUpdate } from '../cas.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { DECOY_HASH, hashPassword, verifyPassword } from '../passwords.js';
+
+export const DEFAULT_SESSION_MS = 12 * 3_600_000;
+/**
+ * Failed sign-ins a user name, or an address, may have within the window before it must wait.
+ * An address gets more: many people may share one (a NAT, a proxy).
+ */
+const FAILURES_PER_USER = 5;
+const FAILURES_PER_ADDRESS = 20;
+const FAILURE_WINDOW_MS = 5 * 60_000;
+/** Most names and addresses whose failures are remembered: an attacker cycling names must not grow the server's memory. */
+const MAX_TRACKED = 10_000;
+
+/** Refused before the password was even checked: too many failures lately. */
+export class TooManyAttempts extends Error {
+  readonly statusCode = 429;
+}
+
+/** Wrong user name or password (the same answer for both). */
+export class SignInRefused extends Error {
+  readonly statusCode = 401;
+}
+
+export class UserService {
+  private readonly failures = new Map<string, number[]>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly auth: TokenAuth,
+    private readonly events: EventLog,
+  ) {}
+
+  async list(): Promise<UserInfo[]> {
+    const { kvs } = await this.store.range(STORE.users.prefix);
+    return kvs.map((kv) => view(STORE.users.decode(kv.value))).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async create(name: string, password: string, role: UserRecord['role'], by: string): Promise<UserInfo> {
+    const passwordHash = await hashPassword(password);
+    const now = Date.now();
+    const written = await casUpdate(this.store, STORE.users.key(name), STORE.users, (current) => {
+      if (current) throw new ConflictError(`a user named "${name}" exists already`);
+      return { name, passwordHash, role, createdAt: now, createdBy: by, updatedAt: now };
+    }, { attempts: 1, what: `user ${name}` });
+    this.events.note({ level: 'info', type: 'user.created', message: `user ${name} (${role}) created by ${by}` });
+    return view(written.value!);
+  }
+
+  /** A new password (and role, if given); every session of the user ends. */
+  async update(name: string, change: { password?: string; role?: UserRecord['role'] }, by: string): Promise<UserInfo> {
+    const passwordHash = change.password === undefined ? undefined : await hashPassword(change.password);
+    const written = await casUpdate(this.store, STORE.users.key(name), STORE.users, (current) => {
+      if (!current) throw new NotFoundError(`no user named "${name}"`);
+      return { ...current, ...(passwordHash ? { passwordHash } : {}), ...(change.role ? { role: change.role } : {}), updatedAt: Date.now() };
+    }, { what: `user ${name}` });
+    const ended = await this.auth.endSessionsOf(name);
+    this.events.note({ level: 'info', type: 'user.updated', message: `user ${name}: ${[change.password !== undefined ? 'password' : '', change.role ? `role ${change.role}` : ''].filter(Boolean).join(', ')} changed by ${by}${ended ? `; ${ended} session(s) ended` : ''}` });
+    return view(written.value!);
+  }
+
+  async remove(name: string, by: string): Promise<void> {
+    await casUpdate(this.store, STORE.users.key(name), STORE.users, (current) => {
+      if (!current) throw new NotFoundError(`no user named "${name}"`);
+      return null;
+    }, { what: `user ${name}` });
+    const ended = await this.auth.endSessionsOf(name);
+    this.events.note({ level: 'warning', type: 'user.removed', message: `user ${name} removed by ${by}${ended ? `; ${ended} session(s) ended` : ''}` });
+  }
+
+  /** Checks the password and opens a session; TooManyAttempts or SignInRefused otherwise. */
+  async signIn(name: string, password: string, from: string, ttlMs = DEFAULT_SESSION_MS): Promise<{ user: string; role: UserRecord['role']; token: string; expiresAt: number }> {
+    const keys = [`user:${name}`, `address:${from}`];
+    if (this.recentFailures(keys[0]!) >= FAILURES_PER_USER || this.recentFailures(keys[1]!) >= FAILURES_PER_ADDRESS) {
+      this.events.note({ level: 'warning', type: 'auth.login_refused', message: `sign-in as ${name} from ${from} refused: too many failed attempts in ${FAILURE_WINDOW_MS / 60_000} minutes` });
+      throw new TooManyAttempts(`too many failed sign-ins for this user or from this address: try again in a few minutes`);
+    }
+    const kv = await this.store.get(STORE.users.key(name));
+    const record = kv ? STORE.users.decode(kv.value) : undefined;
+    // An unknown user costs a hash too: the answer's timing must not tell who exists.
+    const matches = await verifyPassword(password, record?.passwordHash ?? (await DECOY_HASH));
+    if (!record || !matches) {
+      for (const key of keys) this.fail(key);
+      this.events.note({ level: 'warning', type: 'auth.login_failed', message: `failed sign-in as ${name} from ${from}` });
+      throw new SignInRefused('wrong user name or password');
+    }
+    for (const key of keys) this.failures.delete(key);
+    const session = await this.auth.createSession(record.name, record.role, ttlMs);
+    this.events.note({ level: 'info', type: 'auth.login', message: `${record.name} signed in from ${from}` });
+    return { user: record.name, role: record.role, ...session };
+  }
+
+  private recentFailures(key: string): number {
+    const since = Date.now() - FAILURE_WINDOW_MS;
+    const times = (this.failures.get(key) ?? []).filter((t) => t > since);
+    if (times.length === 0) this.failures.delete(key);
+    else this.failures.set(key, times);
+    return times.length;
+  }
+
+  private fail(key: string): void {
+    if (!this.failures.has(key) && this.failures.size >= MAX_TRACKED) {
+      // Forget the oldest name first (a Map iterates in insertion order).
+      const oldest = this.failures.keys().next().value;
+      if (oldest !== undefined) this.failures.delete(oldest);
+    }
+    this.failures.set(key, [...(this.failures.get(key) ?? []), Date.now()].slice(-FAILURES_PER_ADDRESS));
+  }
+}
+
+function view(record: UserRecord): UserInfo {
+  const { passwordHash: _hash, ...rest } = record;
+  return rest;
+}
