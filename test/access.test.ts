@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { startServer, type RunningServer } from '../src/server/main.js';
 import type { RouteEntry } from '../src/server/access.js';
+import { POLICY } from '../src/server/policy.js';
 
 const ADMIN = 'gty_access_test_admin_token';
 /** A valid value for each path parameter, so a request matches its route. */
@@ -85,8 +86,14 @@ describe('access: deny by default on the matched route', () => {
     assert.ok(routes.length > 30, `only ${routes.length} routes`);
     const open = routes.filter((r) => r.access === 'public').map((r) => `${r.method} ${r.url}`).sort();
     assert.deepEqual(open, ['GET /healthz', 'GET /openapi.json', 'HEAD /healthz', 'HEAD /openapi.json', 'POST /v1/login']);
-    assert.deepEqual(routes.filter((r) => r.access === 'person').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/whoami', 'HEAD /v1/whoami', 'POST /v1/logout']);
+    assert.deepEqual(routes.filter((r) => r.access === 'person').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/auth/can-i', 'GET /v1/whoami', 'HEAD /v1/auth/can-i', 'HEAD /v1/whoami', 'POST /v1/logout']);
     assert.deepEqual(routes.filter((r) => r.access === 'agent').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/agent/connect', 'HEAD /v1/agent/connect']);
+  });
+
+  test('every route is in the policy table, and the table names no route the router lacks', () => {
+    const held = new Set(routes.filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`));
+    assert.deepEqual([...held].filter((route) => !Object.hasOwn(POLICY, route)), [], 'routes the policy table does not name (they would be admin-only by default)');
+    assert.deepEqual(Object.keys(POLICY).filter((route) => !held.has(route)), [], 'table rows for routes that do not exist');
   });
 
   test('every route refuses no token, a wrong token, an agent token and a join token', async () => {

@@ -35,7 +35,7 @@ describe('tokens', () => {
 
     const apps = await fetch(`${cluster.url}/v1/apps`, { headers: { authorization: `Bearer ${agentToken}` } });
     assert.equal(apps.status, 403);
-    assert.match(((await apps.json()) as { error: string }).error, /an agent token cannot use GET \/v1\/apps/);
+    assert.match(((await apps.json()) as { error: string }).error, /an agent token may not read apps \(GET \/v1\/apps\)/);
     await cluster.startAgent({ name: node, portRange: '31450-31459', dockerSocket: join(cluster.dir, 'none.sock'), token: agentToken });
   });
 

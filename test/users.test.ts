@@ -77,6 +77,25 @@ describe('users and sessions', () => {
     assert.ok(!tokens.includes('alice') && !tokens.includes('bob'), tokens);
   });
 
+  test('an operator runs nodes and reads what runs, never app specs, tokens or users; can-i answers from the same table', async () => {
+    assert.equal((await call('POST', '/v1/users', ADMIN, { name: 'olga', password: PASSWORD, role: 'operator' })).status, 201);
+    const operator = (await login('olga', PASSWORD)).body.token as string;
+    for (const path of ['/v1/nodes', '/v1/instances', '/v1/events', '/v1/pools']) assert.equal((await call('GET', path, operator)).status, 200, path);
+    assert.equal((await call('POST', '/v1/nodes/n1/cordon', operator)).status, 404, 'past the policy: no such node');
+    for (const [method, path] of [['GET', '/v1/apps/shop'], ['GET', '/v1/tokens'], ['GET', '/v1/users'], ['POST', '/v1/apps'], ['GET', '/v1/registries']] as const) {
+      const refused = await call(method, path, operator, method === 'POST' ? {} : undefined);
+      assert.equal(refused.status, 403, `${method} ${path}`);
+      assert.match(String(refused.body.error), /olga \(operator\) may not/);
+    }
+    const ask = async (token: string, verb: string, resource: string, as?: string) => (await call('GET', `/v1/auth/can-i?verb=${verb}&resource=${encodeURIComponent(resource)}${as ? `&as=${as}` : ''}`, token)).body;
+    assert.equal((await ask(operator, 'cordon', 'node/n1')).allowed, true);
+    assert.equal((await ask(operator, 'apply', 'app/shop')).allowed, false);
+    assert.equal((await ask(ADMIN, 'apply', 'app/shop', 'olga')).allowed, false);
+    assert.equal((await ask(ADMIN, 'apply', 'app/shop', 'alice')).allowed, true);
+    assert.equal((await call('GET', '/v1/auth/can-i?verb=apply&resource=app/shop&as=alice', operator)).status, 403, 'only admins ask about others');
+    assert.equal((await call('GET', '/v1/auth/can-i?verb=fly&resource=app/shop', operator)).status, 400);
+  });
+
   test('logout ends the session; removing a user or changing the password ends all of theirs', async () => {
     const first = (await login('bob', PASSWORD)).body.token as string;
     const second = (await login('bob', PASSWORD)).body.token as string;
@@ -135,6 +154,10 @@ describe('users and sessions', () => {
     assert.match(me.stdout, /^erin \(admin, signed in\)/);
     const ls = await cli(['user', 'ls']);
     assert.match(ls.stdout, /erin\s+admin/);
+    const no = await cli(['auth', 'can-i', 'apply', 'app/shop', '--as', 'olga']);
+    assert.equal(no.code, 1);
+    assert.match(no.stdout, /^no: olga \(operator\) may not write app shop/);
+    assert.equal((await cli(['auth', 'can-i', 'drain', 'node/n1', '--as', 'olga'])).stdout.trim(), 'yes');
     const out = await cli(['logout']);
     assert.equal(out.code, 0, out.stderr);
     assert.ok(!('token' in JSON.parse(readFileSync(join(dir, 'cli.json'), 'utf8'))), 'the saved token is dropped');

@@ -396,15 +396,19 @@ export class GantryClient {
     return this.json('GET', '/v1/whoami');
   }
 
+  canI(verb: string, resource: string, as?: string): Promise<{ as: string; role: string; allowed: boolean; why?: string }> {
+    return this.json('GET', '/v1/auth/can-i', { query: { verb, resource, ...(as ? { as } : {}) } });
+  }
+
   users(): Promise<{ users: UserInfo[] }> {
     return this.json('GET', '/v1/users');
   }
 
-  createUser(name: string, password: string, role: 'admin' | 'member'): Promise<{ user: UserInfo }> {
+  createUser(name: string, password: string, role: 'admin' | 'operator' | 'member'): Promise<{ user: UserInfo }> {
     return this.json('POST', '/v1/users', { body: JSON.stringify({ name, password, role }), contentType: 'application/json' });
   }
 
-  updateUser(name: string, change: { password?: string; role?: 'admin' | 'member' }): Promise<{ user: UserInfo }> {
+  updateUser(name: string, change: { password?: string; role?: 'admin' | 'operator' | 'member' }): Promise<{ user: UserInfo }> {
     return this.json('PATCH', `/v1/users/${enc(name)}`, { body: JSON.stringify(change), contentType: 'application/json' });
   }
 

@@ -34,7 +34,7 @@ export async function whoami(_opts: unknown, cmd: Command): Promise<void> {
 }
 
 export async function createUser(name: string, _opts: unknown, cmd: Command): Promise<void> {
-  const { role, passwordStdin } = options<{ role: 'admin' | 'member'; passwordStdin?: boolean }>(cmd);
+  const { role, passwordStdin } = options<{ role: 'admin' | 'operator' | 'member'; passwordStdin?: boolean }>(cmd);
   const password = await readSecret(passwordStdin ? 'stdin' : `password for new user ${name}: `);
   const { user } = await clientFor(cmd).createUser(name, password, role);
   print(`user ${user.name} (${user.role}) created; they sign in with gantry login -u ${user.name}`);
@@ -58,4 +58,11 @@ export async function listUsers(_opts: unknown, cmd: Command): Promise<void> {
 export async function removeUser(name: string, _opts: unknown, cmd: Command): Promise<void> {
   const { removed } = await clientFor(cmd).removeUser(name);
   print(`user ${removed} removed; their sessions have ended`);
+}
+
+export async function canI(verb: string, resource: string, _opts: unknown, cmd: Command): Promise<void> {
+  const { as } = options<{ as?: string }>(cmd);
+  const answer = await clientFor(cmd).canI(verb, resource, as);
+  print(answer.allowed ? 'yes' : `no: ${answer.why ?? 'not allowed'}`);
+  if (!answer.allowed) process.exitCode = EXIT.api;
 }

@@ -18,10 +18,17 @@ export function registerUserCommands(program: Command): void {
   clientCommand(program, 'whoami', 'who the token the CLI uses belongs to')
     .action(run('whoami'));
 
+  const auth = program.command('auth').description('what a token or user may do');
+  clientCommand(auth, 'can-i', 'whether you (or --as another user) may do something, answered from the server\'s own policy table; exit 0 yes, 1 no')
+    .argument('<verb>', 'read, write, delete, or a word for one: apply, scale, logs, rm, cordon, …')
+    .argument('<resource>', '<kind>[/<name>], e.g. app/shop, nodes, node/n1')
+    .option('--as <user>', 'ask about another user (admins only)')
+    .action(run('canI'));
+
   const user = program.command('user').description('users who sign in (admins only)');
   clientCommand(user, 'create', 'create a user; the password is read from stdin or asked for')
     .argument('<name>', 'user name')
-    .addOption(new Option('--role <role>', 'admin (everything) or member (their teams\' apps, once teams exist)').choices(['admin', 'member']).default('member'))
+    .addOption(new Option('--role <role>', 'admin (everything), operator (nodes and pools; reads what runs) or member (their teams\' apps, once teams exist)').choices(['admin', 'operator', 'member']).default('member'))
     .option('--password-stdin', 'read the password from stdin')
     .action(run('createUser'));
   clientCommand(user, 'passwd', "set a user's password (every session of the user ends)")

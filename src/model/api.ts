@@ -82,10 +82,10 @@ export interface TokenInfo {
   name: string;
   /**
    * admin: everything. agent: connects the node agent of `node` only. join: connects a new node
-   * once, which gets its own agent token. member: a signed-in user who is no admin (their own
-   * session only, until teams give them more).
+   * once, which gets its own agent token. operator, member: signed-in users who are no admins
+   * (what policy.ts allows them).
    */
-  role: 'admin' | 'agent' | 'join' | 'member';
+  role: 'admin' | 'agent' | 'join' | 'operator' | 'member';
   /** The node an agent token speaks for. */
   node?: string;
   createdAt: number;
@@ -131,7 +131,7 @@ export type UserInfo = Omit<import('./types.js').UserRecord, 'passwordHash'>;
 /** POST /v1/login: a session token for the CLI or a script, and when it stops working. */
 export interface LoginResponse {
   user: string;
-  role: 'admin' | 'member';
+  role: 'admin' | 'operator' | 'member';
   token: string;
   expiresAt: number;
 }

@@ -305,13 +305,13 @@ export interface BuildRecord {
 
 /**
  * A person who signs in (`gantry login`), under /users/{name}. Only a scrypt hash of the
- * password is kept. `role`: admin (everything) or member (what their teams allow; until teams,
- * nothing but their own session).
+ * password is kept. `role`: admin (everything), operator (nodes and pools; reads what runs) or
+ * member (what their teams allow; until teams, nothing but their own session). See policy.ts.
  */
 export interface UserRecord {
   name: string;
   passwordHash: string;
-  role: 'admin' | 'member';
+  role: 'admin' | 'operator' | 'member';
   createdAt: number;
   createdBy: string;
   updatedAt: number;

@@ -88,7 +88,7 @@ export class TokenAuth {
    * A new sign-in session of `user`, valid for `ttlMs`: a random token stored, like every
    * token, only as its hash. Sessions that have expired are deleted on the way.
    */
-  async createSession(user: string, role: 'admin' | 'member', ttlMs: number): Promise<{ token: string; expiresAt: number }> {
+  async createSession(user: string, role: 'admin' | 'operator' | 'member', ttlMs: number): Promise<{ token: string; expiresAt: number }> {
     await this.reload();
     const now = Date.now();
     const expired = [...this.byHash.values()].filter((r) => r.user !== undefined && r.expiresAt !== undefined && r.expiresAt <= now);

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { ZodError } from 'zod';
 import { SpecError, problemsFromZod } from '../model/spec.js';
 import { GANTRY_VERSION } from '../version.js';
-import { access, installAccessCheck, type RouteEntry } from './access.js';
+import { installAccessCheck, type RouteEntry } from './access.js';
 import type { TokenAuth } from './auth.js';
 import type { ApiContext } from './api/context.js';
 import { appRoutes } from './api/apps.js';
@@ -64,9 +64,9 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   const routes = installAccessCheck(server, auth);
   installErrors(server);
 
-  server.get('/healthz', { config: access('public') }, async () => ({ ok: true, version: GANTRY_VERSION }));
-  server.get('/openapi.json', { config: access('public') }, async () => openApiDocument(GANTRY_VERSION));
-  server.get('/v1/agent/connect', { websocket: true, config: access('agent') }, (socket, request) => ctx.agents.accept(socket, request.caller!));
+  server.get('/healthz', async () => ({ ok: true, version: GANTRY_VERSION }));
+  server.get('/openapi.json', async () => openApiDocument(GANTRY_VERSION));
+  server.get('/v1/agent/connect', { websocket: true }, (socket, request) => ctx.agents.accept(socket, request.caller!));
   appRoutes(server, ctx);
   instanceRoutes(server, ctx);
   clusterRoutes(server, ctx);

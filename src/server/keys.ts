@@ -50,7 +50,7 @@ export interface ClusterIdentity {
 /** What a stored token is: its hash (never the token), role, and for agent tokens the node. */
 export interface TokenRecord {
   hash: string;
-  role: 'admin' | 'agent' | 'join' | 'member';
+  role: 'admin' | 'agent' | 'join' | 'operator' | 'member';
   name: string;
   node?: string;
   createdAt: number;

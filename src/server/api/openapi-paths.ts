@@ -205,7 +205,7 @@ export function clusterPaths(): Record<string, object> {
         security: [],
         requestBody: body({ user: matching(NAME), password: { type: 'string', maxLength: 1024 }, ttl: { type: 'string', pattern: DURATION_PATTERN.source, description: 'session length, 1m to 30 days (default 12h)' } }, ['user', 'password']),
         responses: {
-          '200': ok('Signed in', object({ user: { type: 'string' }, role: { type: 'string', enum: ['admin', 'member'] }, token: { type: 'string' }, expiresAt: { type: 'integer' } }, ['user', 'role', 'token', 'expiresAt'])),
+          '200': ok('Signed in', object({ user: { type: 'string' }, role: { type: 'string', enum: ['admin', 'operator', 'member'] }, token: { type: 'string' }, expiresAt: { type: 'integer' } }, ['user', 'role', 'token', 'expiresAt'])),
           '400': errors['400'],
           '401': error('Wrong user name or password'),
           '429': error('Too many failed sign-ins for this user or from this address lately'),
@@ -218,11 +218,18 @@ export function clusterPaths(): Record<string, object> {
     '/v1/whoami': {
       get: op({ summary: 'Who the token belongs to: its name and role, and the user of a session', responses: { '200': ok('The caller', object({ name: { type: 'string' }, role: { type: 'string' }, user: { type: 'string' } })) } }),
     },
+    '/v1/auth/can-i': {
+      get: op({
+        summary: 'Whether the caller (or, for admins, another user: `as`) may do something, answered from the same policy table the server checks every request against',
+        parameters: [queryParam('verb', { type: 'string', maxLength: 32 }, 'read, write, delete, or a word for one: apply, scale, logs, rm, …', true), queryParam('resource', { type: 'string', maxLength: 300 }, '<kind>[/<name>], e.g. app/shop, nodes', true), queryParam('as', matching(NAME), 'a user (admins only)')],
+        responses: { '200': ok('The answer', object({ as: { type: 'string' }, role: { type: 'string' }, allowed: { type: 'boolean' }, why: { type: 'string' } })) },
+      }),
+    },
     '/v1/users': {
       get: op({ summary: 'Users who sign in (never their passwords or hashes)', responses: { '200': ok('Users', object({ users: list(object({ name: { type: 'string' }, role: { type: 'string' }, createdAt: { type: 'integer' }, createdBy: { type: 'string' }, updatedAt: { type: 'integer' } })) })) } }),
       post: op({
         summary: 'Create a user (the password is kept only as a scrypt hash)',
-        requestBody: body({ name: matching(NAME), password: { type: 'string', minLength: 10, maxLength: 1024 }, role: { type: 'string', enum: ['admin', 'member'], default: 'member' } }, ['name', 'password']),
+        requestBody: body({ name: matching(NAME), password: { type: 'string', minLength: 10, maxLength: 1024 }, role: { type: 'string', enum: ['admin', 'operator', 'member'], default: 'member' } }, ['name', 'password']),
         responses: { '201': ok('Created', object({ user: { type: 'object' } })), ...conflict('A user with this name exists') },
       }),
     },
@@ -230,7 +237,7 @@ export function clusterPaths(): Record<string, object> {
       patch: op({
         summary: "Change a user's password or role; every session of the user ends",
         parameters: [pathParam('name', matching(NAME), 'User name')],
-        requestBody: body({ password: { type: 'string', minLength: 10, maxLength: 1024 }, role: { type: 'string', enum: ['admin', 'member'] } }),
+        requestBody: body({ password: { type: 'string', minLength: 10, maxLength: 1024 }, role: { type: 'string', enum: ['admin', 'operator', 'member'] } }),
         responses: { '200': ok('Changed', object({ user: { type: 'object' } })) },
       }),
       delete: op({ summary: 'Remove a user; their sessions end at once', parameters: [pathParam('name', matching(NAME), 'User name')], responses: { '200': ok('Removed', object({ removed: { type: 'string' } })) } }),

@@ -5,8 +5,8 @@ import { z } from 'zod';
 import { name } from '../../model/names.js';
 import { DURATION_PATTERN, parseDuration } from '../../model/units.js';
 import type { LoginResponse } from '../../model/api.js';
-import { access } from '../access.js';
-import { bearer } from '../auth.js';
+import { bearer, type Caller } from '../auth.js';
+import { decide, ruleOfWords } from '../policy.js';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../passwords.js';
 import { requester, type ApiContext } from './context.js';
 
@@ -19,26 +19,42 @@ const Login = z.strictObject({
   password: z.string().min(1).max(MAX_PASSWORD_LENGTH),
   ttl: z.string().regex(DURATION_PATTERN, 'ttl: a duration such as "12h"').refine((t) => { const ms = parseDuration(t) ?? 0; return ms >= 60_000 && ms <= MAX_SESSION_MS; }, 'ttl: between 1m and 30 days').optional(),
 });
-const CreateUser = z.strictObject({ name: name('user'), password, role: z.enum(['admin', 'member']).default('member') });
-const UpdateUser = z.strictObject({ password: password.optional(), role: z.enum(['admin', 'member']).optional() }).refine((b) => b.password !== undefined || b.role !== undefined, 'give a password, a role or both');
+const CanI = z.object({ verb: z.string().max(32), resource: z.string().max(300), as: name('user').optional() });
+const CreateUser = z.strictObject({ name: name('user'), password, role: z.enum(['admin', 'operator', 'member']).default('member') });
+const UpdateUser = z.strictObject({ password: password.optional(), role: z.enum(['admin', 'operator', 'member']).optional() }).refine((b) => b.password !== undefined || b.role !== undefined, 'give a password, a role or both');
 
 export function userRoutes(server: FastifyInstance, ctx: ApiContext): void {
   // Small bodies only: anyone may call this, and a password is short.
-  server.post('/v1/login', { config: access('public'), bodyLimit: 16 * 1024 }, async (request): Promise<LoginResponse> => {
+  server.post('/v1/login', { bodyLimit: 16 * 1024 }, async (request): Promise<LoginResponse> => {
     const { user, password: given, ttl } = Login.parse(request.body ?? {});
     return ctx.users.signIn(user, given, request.ip, ttl === undefined ? undefined : parseDuration(ttl)!);
   });
 
-  server.post('/v1/logout', { config: access('person') }, async (request, reply) => {
+  server.post('/v1/logout', async (request, reply) => {
     const ended = await ctx.auth.endSession(bearer(request.headers.authorization) ?? '');
     if (!ended) return reply.code(400).send({ error: 'this token is an API token, not a session: revoke it with gantry token rm' });
     ctx.events.note({ level: 'info', type: 'auth.logout', message: `${requester(request)} signed out` });
     return { ended: true };
   });
 
-  server.get('/v1/whoami', { config: access('person') }, async (request) => {
+  server.get('/v1/whoami', async (request) => {
     const caller = request.caller!;
     return { name: caller.name, role: caller.role, ...(caller.user ? { user: caller.user } : {}) };
+  });
+
+  server.get('/v1/auth/can-i', async (request, reply) => {
+    const { verb, resource, as } = CanI.parse(request.query);
+    const asked = ruleOfWords(verb, resource);
+    if ('problem' in asked) return reply.code(400).send({ error: asked.problem });
+    const caller = request.caller!;
+    let subject: Pick<Caller, 'role' | 'name'> = caller;
+    if (as !== undefined && as !== caller.user) {
+      if (caller.role !== 'admin') return reply.code(403).send({ error: 'only admins may ask about someone else (--as)' });
+      const user = (await ctx.users.list()).find((u) => u.name === as);
+      if (!user) return reply.code(404).send({ error: `no user named "${as}"` });
+      subject = { name: user.name, role: user.role };
+    }
+    return { as: subject.name, role: subject.role, ...decide(subject, asked.rule, asked.resource) };
   });
 
   server.get('/v1/users', async () => ({ users: await ctx.users.list() }));
