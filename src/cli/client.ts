@@ -16,7 +16,7 @@ import type {
 } from '../model/api.js';
 import type { Endpoint } from '../model/registry.js';
 import type { AdoptionResult, LoginResponse, RegistryLoginInfo, UserInfo } from '../model/api.js';
-import type { ReleaseRecord, RolloutRecord } from '../model/types.js';
+import type { ReleaseRecord, RolloutRecord, TeamRecord, TeamRole } from '../model/types.js';
 import type { TokenInfo } from '../model/api.js';
 
 export interface RolloutStatus {
@@ -398,6 +398,30 @@ export class GantryClient {
 
   canI(verb: string, resource: string, as?: string): Promise<{ as: string; role: string; allowed: boolean; why?: string }> {
     return this.json('GET', '/v1/auth/can-i', { query: { verb, resource, ...(as ? { as } : {}) } });
+  }
+
+  teams(): Promise<{ teams: TeamRecord[] }> {
+    return this.json('GET', '/v1/teams');
+  }
+
+  team(name: string): Promise<{ team: TeamRecord }> {
+    return this.json('GET', `/v1/teams/${enc(name)}`);
+  }
+
+  createTeam(name: string, owner?: string): Promise<{ team: TeamRecord }> {
+    return this.json('POST', '/v1/teams', { body: JSON.stringify({ name, ...(owner ? { owner } : {}) }), contentType: 'application/json' });
+  }
+
+  setMember(team: string, user: string, role: TeamRole): Promise<{ team: TeamRecord }> {
+    return this.json('PUT', `/v1/teams/${enc(team)}/members/${enc(user)}`, { body: JSON.stringify({ role }), contentType: 'application/json' });
+  }
+
+  removeMember(team: string, user: string): Promise<{ team: TeamRecord }> {
+    return this.json('DELETE', `/v1/teams/${enc(team)}/members/${enc(user)}`);
+  }
+
+  removeTeam(name: string): Promise<{ removed: string }> {
+    return this.json('DELETE', `/v1/teams/${enc(name)}`);
   }
 
   users(): Promise<{ users: UserInfo[] }> {

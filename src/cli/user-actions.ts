@@ -66,3 +66,39 @@ export async function canI(verb: string, resource: string, _opts: unknown, cmd: 
   print(answer.allowed ? 'yes' : `no: ${answer.why ?? 'not allowed'}`);
   if (!answer.allowed) process.exitCode = EXIT.api;
 }
+
+export async function createTeam(name: string, _opts: unknown, cmd: Command): Promise<void> {
+  const { owner } = options<{ owner?: string }>(cmd);
+  const { team } = await clientFor(cmd).createTeam(name, owner);
+  print(`team ${team.name} created${owner ? ` with owner ${owner}` : ''}; apps join it with team: ${team.name} in their spec`);
+}
+
+export async function listTeams(_opts: unknown, cmd: Command): Promise<void> {
+  const { teams } = await clientFor(cmd).teams();
+  if (options(cmd).output === 'json') return print(renderJson(teams));
+  if (teams.length === 0) return print('no teams (gantry team create <name>)');
+  print(renderTable(['NAME', 'MEMBERS', 'OWNERS'], teams.map((t) => [t.name, Object.keys(t.members).length, Object.entries(t.members).filter(([, role]) => role === 'owner').map(([user]) => user).join(', ') || '-'])));
+}
+
+export async function showTeam(name: string, _opts: unknown, cmd: Command): Promise<void> {
+  const { team } = await clientFor(cmd).team(name);
+  if (options(cmd).output === 'json') return print(renderJson(team));
+  print(`team ${team.name}`);
+  print(renderTable(['USER', 'ROLE'], Object.entries(team.members).sort(([a], [b]) => a.localeCompare(b))));
+}
+
+export async function addMember(name: string, user: string, _opts: unknown, cmd: Command): Promise<void> {
+  const { role } = options<{ role: 'owner' | 'developer' | 'viewer' }>(cmd);
+  await clientFor(cmd).setMember(name, user, role);
+  print(`${user} is ${role} of team ${name}`);
+}
+
+export async function removeMember(name: string, user: string, _opts: unknown, cmd: Command): Promise<void> {
+  await clientFor(cmd).removeMember(name, user);
+  print(`${user} is no longer in team ${name}`);
+}
+
+export async function removeTeam(name: string, _opts: unknown, cmd: Command): Promise<void> {
+  await clientFor(cmd).removeTeam(name);
+  print(`team ${name} removed`);
+}

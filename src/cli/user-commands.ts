@@ -1,5 +1,5 @@
-// People: signing in and out, and the users an admin manages. Declarations only; user-actions.ts
-// does the work.
+// People: signing in and out, what they may do (auth can-i), their teams, and the users an admin
+// manages. Declarations only; user-actions.ts does the work.
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { clientCommand, lazy, outputOption } from './cli-options.js';
@@ -24,6 +24,31 @@ export function registerUserCommands(program: Command): void {
     .argument('<resource>', '<kind>[/<name>], e.g. app/shop, nodes, node/n1')
     .option('--as <user>', 'ask about another user (admins only)')
     .action(run('canI'));
+
+  const team = program.command('team').description('teams: who may do what to the apps whose spec names the team');
+  clientCommand(team, 'create', 'create a team (admins)')
+    .argument('<name>', 'team name')
+    .option('--owner <user>', 'its first owner (who then manages its members)')
+    .action(run('createTeam'));
+  clientCommand(team, 'ls', 'list teams (yours; all of them for admins and operators)')
+    .addOption(outputOption())
+    .action(run('listTeams'));
+  clientCommand(team, 'show', 'a team and its members')
+    .argument('<name>', 'team name')
+    .addOption(outputOption())
+    .action(run('showTeam'));
+  clientCommand(team, 'add', "add a member to a team, or change their role (the team's owners)")
+    .argument('<name>', 'team name')
+    .argument('<user>', 'user name')
+    .addOption(new Option('--role <role>', 'owner (members and everything below), developer (apply, scale, rollouts, restart, logs), viewer (read)').choices(['owner', 'developer', 'viewer']).default('developer'))
+    .action(run('addMember'));
+  clientCommand(team, 'kick', "remove a member from a team (the team's owners)")
+    .argument('<name>', 'team name')
+    .argument('<user>', 'user name')
+    .action(run('removeMember'));
+  clientCommand(team, 'rm', 'remove a team that owns no apps (admins)')
+    .argument('<name>', 'team name')
+    .action(run('removeTeam'));
 
   const user = program.command('user').description('users who sign in (admins only)');
   clientCommand(user, 'create', 'create a user; the password is read from stdin or asked for')

@@ -316,3 +316,18 @@ export interface UserRecord {
   createdBy: string;
   updatedAt: number;
 }
+
+export type TeamRole = 'owner' | 'developer' | 'viewer';
+
+/**
+ * A team, under /teams/{name}: its members and their roles. Apps belong to the team their spec
+ * names (`team:`). owner: members and everything below; developer: apply, scale, roll out and
+ * back, restart, logs of the team's apps; viewer: read them.
+ */
+export interface TeamRecord {
+  name: string;
+  members: Record<string, TeamRole>;
+  createdAt: number;
+  createdBy: string;
+  updatedAt: number;
+}

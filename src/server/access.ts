@@ -6,7 +6,7 @@
 // an anonymous caller what exists.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { bearer, type Caller, type TokenAuth } from './auth.js';
-import { decide, ruleFor, type Rule } from './policy.js';
+import { decide, ruleFor, type Rule, type TeamScope } from './policy.js';
 
 /** How a route is reached, for listings and tests: the policy table's action, summed up. */
 export type Access = 'public' | 'agent' | 'person' | 'policy';
@@ -29,7 +29,7 @@ export interface RouteEntry {
  * Installs the check on every route (and on the not-found handler), and returns the live list
  * of registered routes: register this before any route.
  */
-export function installAccessCheck(server: FastifyInstance, auth: TokenAuth): RouteEntry[] {
+export function installAccessCheck(server: FastifyInstance, auth: TokenAuth, teams: TeamScope): RouteEntry[] {
   const routes: RouteEntry[] = [];
   server.addHook('onRoute', (route) => {
     const url = route.url ?? route.path;
@@ -42,7 +42,7 @@ export function installAccessCheck(server: FastifyInstance, auth: TokenAuth): Ro
     if (!caller) return refuse(reply, 401, 'missing or unknown token: send Authorization: Bearer <token> (gantry up prints the admin token on first start; people sign in with gantry login)');
     if (request.is404) return refuse(reply, 404, `no route ${request.method} ${pathOf(request)}`);
     const resource = rule.action === 'do' && rule.param ? (request.params as Record<string, string> | undefined)?.[rule.param] : undefined;
-    const decision = decide(caller, rule, typeof resource === 'string' ? resource.slice(0, 256) : undefined);
+    const decision = decide(caller, rule, typeof resource === 'string' ? resource.slice(0, 256) : undefined, teams);
     if (!decision.allowed) return refuse(reply, 403, `${decision.why} (${request.method} ${request.routeOptions.url})`);
     request.caller = caller;
   });

@@ -9,6 +9,7 @@ import { ZodError } from 'zod';
 import { SpecError, problemsFromZod } from '../model/spec.js';
 import { GANTRY_VERSION } from '../version.js';
 import { installAccessCheck, type RouteEntry } from './access.js';
+import { teamScope } from './services/teams.js';
 import type { TokenAuth } from './auth.js';
 import type { ApiContext } from './api/context.js';
 import { appRoutes } from './api/apps.js';
@@ -19,6 +20,7 @@ import { releaseRoutes, rolloutRoutes } from './api/releases.js';
 import { nodeRoutes } from './api/nodes.js';
 import { imageRoutes } from './api/images.js';
 import { userRoutes } from './api/users.js';
+import { teamRoutes } from './api/teams.js';
 import { buildRoutes } from './api/builds.js';
 import { tokenRoutes } from './api/tokens.js';
 import { openApiDocument } from './api/openapi.js';
@@ -61,7 +63,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   // The WebSocket plugin's own request hook must run before the access check: it marks upgrade
   // requests, and only a marked one has its socket closed after a refusal.
   await server.register(websocket, { options: { maxPayload: AGENT_MESSAGE_LIMIT } });
-  const routes = installAccessCheck(server, auth);
+  const routes = installAccessCheck(server, auth, teamScope(ctx.state));
   installErrors(server);
 
   server.get('/healthz', async () => ({ ok: true, version: GANTRY_VERSION }));
@@ -77,6 +79,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   tokenRoutes(server, ctx);
   imageRoutes(server, ctx);
   userRoutes(server, ctx);
+  teamRoutes(server, ctx);
   buildRoutes(server, ctx);
   return { server, routes };
 }

@@ -4,7 +4,7 @@
 //
 // Values are the JSON of records the server wrote itself; `decode` trusts that shape (the
 // store is not an input from clients). What comes from outside is validated before it gets here.
-import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, ReleaseRecord, RegistryLoginRecord, RemovalRecord, UserRecord, RolloutRecord, GantryEvent } from '../model/types.js';
+import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, ReleaseRecord, RegistryLoginRecord, RemovalRecord, TeamRecord, UserRecord, RolloutRecord, GantryEvent } from '../model/types.js';
 import type { Endpoint } from '../model/registry.js';
 import { REGISTRY_PREFIX, registryKey } from '../model/registry.js';
 import type { BuildRecord } from '../model/types.js';
@@ -82,6 +82,8 @@ export const STORE = {
   events: collection<GantryEvent>('/events/'),
   /** Token records by a prefix of their hash. */
   tokens: collection<TokenRecord>('/auth/tokens/'),
+  /** `TeamRecord`s: teams and their members' roles. */
+  teams: collection<TeamRecord>('/teams/'),
   /** `UserRecord`s: people who sign in, with scrypt hashes of their passwords. */
   users: collection<UserRecord>('/users/'),
   /** `Endpoint`s of the service registry, held by leases (see model/registry.ts). */

@@ -34,6 +34,8 @@ import { RegistryClient } from './images/registry-client.js';
 import { ImagePinner } from './images/pinning.js';
 import { PrepullService } from './services/prepull.js';
 import { UserService } from './services/users.js';
+import { TeamService } from './services/teams.js';
+import { STORE } from './keys.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -138,6 +140,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const ctx: ApiContext = {
     state, events, agents, catalog, registry, store, apps, replicas, auth, registryLogins, streams: new StreamCounter(),
     users: new UserService(store, auth, events),
+    teams: new TeamService(store, state, events, async (user) => (await store.get(STORE.users.key(user))) !== undefined),
     prepulls: new PrepullService(store, state, agents, events, () => void ctx.replicas.reconcile().catch(() => {})),
     releases: new ReleaseService(store, apps),
     nodes: new NodeService(store, state, events),

@@ -4,9 +4,10 @@
 // `gantry auth can-i`) asks the same function, so what the CLI answers is what the server does.
 // A route missing from the table is for admins only; a test holds every route to the table.
 import type { Caller } from './auth.js';
+import type { TeamRole } from '../model/types.js';
 
 /** Resource kinds, as `gantry auth can-i <verb> <kind>/<name>` names them. */
-export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'registry', 'build', 'discovery', 'cluster'] as const;
+export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster'] as const;
 export type Kind = (typeof KINDS)[number];
 export const VERBS = ['read', 'write', 'delete'] as const;
 export type Verb = (typeof VERBS)[number];
@@ -82,6 +83,12 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/tokens': read('token'),
   'POST /v1/tokens': write('token'),
   'DELETE /v1/tokens/:name': remove('token', 'name'),
+  'GET /v1/teams': { action: 'self' },
+  'POST /v1/teams': write('team'),
+  'GET /v1/teams/:team': read('team', 'team'),
+  'DELETE /v1/teams/:team': remove('team', 'team'),
+  'PUT /v1/teams/:team/members/:user': write('team', 'team'),
+  'DELETE /v1/teams/:team/members/:user': write('team', 'team'),
   'GET /v1/users': read('user'),
   'POST /v1/users': write('user'),
   'PATCH /v1/users/:name': write('user', 'name'),
@@ -113,17 +120,47 @@ export interface Decision {
   why?: string;
 }
 
+/** What decide() needs to know of teams: which team a named resource belongs to, and a user's role in a team. */
+export interface TeamScope {
+  teamOf(kind: Kind, resource: string): string | undefined;
+  roleIn(team: string, user: string): TeamRole | undefined;
+}
+
+/** Resources that belong to a team: an app (its spec's `team`), its releases, instances and logs, and the team itself. */
+const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'team']);
+
+/** What each team role may do to the team's resources (a team itself: members read it, owners manage its members). */
+const TEAM_ROLE: Record<TeamRole, ReadonlySet<Verb>> = {
+  owner: new Set(['read', 'write', 'delete']),
+  developer: new Set(['read', 'write']),
+  viewer: new Set(['read']),
+};
+
+const NO_TEAMS: TeamScope = { teamOf: () => undefined, roleIn: () => undefined };
+
 /** Whether `caller` may do what `rule` says (to `resource`, when the route names one). */
-export function decide(caller: Pick<Caller, 'role' | 'name'>, rule: Rule, resource?: string): Decision {
+export function decide(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Rule, resource?: string, teams: TeamScope = NO_TEAMS): Decision {
   if (rule.action === 'public') return { allowed: true };
   if (rule.action === 'agent') return caller.role === 'agent' || caller.role === 'join' || caller.role === 'admin' ? { allowed: true } : { allowed: false, why: 'only node agents connect here' };
   if (rule.action === 'self') return caller.role === 'agent' || caller.role === 'join' ? { allowed: false, why: `a${caller.role === 'agent' ? 'n' : ''} ${caller.role} token speaks for a node, not a person` } : { allowed: true };
   if (caller.role === 'admin') return { allowed: true };
   const action = `${rule.kind}.${rule.verb}`;
   if (caller.role === 'operator' && OPERATOR.has(action)) return { allowed: true };
+  const team = resource !== undefined && caller.user !== undefined && TEAM_SCOPED.has(rule.kind) ? teams.teamOf(rule.kind, resource) : undefined;
+  const role = team !== undefined ? teams.roleIn(team, caller.user!) : undefined;
+  // A team is not deleted by its owner: that takes its apps' owner away (admins do it).
+  if (role && TEAM_ROLE[role].has(rule.verb) && !(rule.kind === 'team' && rule.verb === 'delete')) return { allowed: true };
   const what = `${rule.verb} ${rule.kind}${resource ? ` ${resource}` : 's'}`;
   const who = caller.role === 'agent' || caller.role === 'join' ? `a${caller.role === 'agent' ? 'n' : ''} ${caller.role} token` : `${caller.name} (${caller.role})`;
-  const hint = caller.role === 'member' ? ': members get apps through their teams, which are not there yet' : caller.role === 'operator' ? ': operators run nodes and pools, and read what runs; app specs, tokens, users and credentials are for admins' : '';
+  const hint = role
+    ? `: a ${role} of team ${team} may ${[...TEAM_ROLE[role]].join(' and ')}`
+    : caller.role === 'member'
+      ? resource !== undefined && TEAM_SCOPED.has(rule.kind)
+        ? team === undefined ? `: it belongs to no team of yours` : `: it belongs to team ${team}, which you are not in`
+        : ': members act on their teams\' apps by name; lists and everything else are for admins (and operators)'
+      : caller.role === 'operator'
+        ? ': operators run nodes and pools, and read what runs; app specs, tokens, users and credentials are for admins'
+        : '';
   return { allowed: false, why: `${who} may not ${what}${hint}` };
 }
 

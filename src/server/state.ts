@@ -4,11 +4,11 @@
 // record's modRevision is kept, so a write of a record read from here can be guarded with it.
 import { isDeepStrictEqual } from 'node:util';
 import type { Store, WatchEvent } from '../store/store.js';
-import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, RegistryLoginRecord, RemovalRecord, RolloutRecord } from '../model/types.js';
+import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, RegistryLoginRecord, RemovalRecord, RolloutRecord, TeamRecord } from '../model/types.js';
 import type { EntrySpec } from '../model/spec.js';
 import { STORE, lastSegment } from './keys.js';
 
-export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool' | 'rollout' | 'removal' | 'registry-login';
+export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool' | 'rollout' | 'removal' | 'registry-login' | 'team';
 /** `before`: the value the cache held for the key until this change (undefined when new). */
 type Listener = (kind: ChangeKind, key: string, before: unknown) => void;
 
@@ -22,6 +22,7 @@ const PREFIXES: [string, ChangeKind][] = [
   [STORE.rollouts.prefix, 'rollout'],
   [STORE.removals.prefix, 'removal'],
   [STORE.registryLogins.prefix, 'registry-login'],
+  [STORE.teams.prefix, 'team'],
 ];
 
 /** A map of maps: one key's records by their id. */
@@ -85,6 +86,8 @@ export class ClusterState {
   readonly rollouts = new Map<string, RolloutRecord>();
   /** Pull credentials by registry host (passwords sealed). */
   readonly registryLogins = new Map<string, RegistryLoginRecord>();
+  /** Teams by name, with their members' roles (the access check reads them on every request). */
+  readonly teams = new Map<string, TeamRecord>();
   /** By instance id: instances removed while their node was away, until the node confirms. */
   readonly removals = new Map<string, RemovalRecord>();
   /** Per node, the modRevision of its /alloc/ key as this cache last saw it (0: none yet). */
@@ -216,8 +219,8 @@ export class ClusterState {
         return before;
       }
       default: {
-        const map: Map<string, unknown> = { app: this.apps, status: this.statuses, node: this.nodes, pool: this.pools, rollout: this.rollouts, 'registry-login': this.registryLogins }[kind];
-        const codec = { app: STORE.apps, status: STORE.statuses, node: STORE.nodes, pool: STORE.pools, rollout: STORE.rollouts, 'registry-login': STORE.registryLogins }[kind];
+        const map: Map<string, unknown> = { app: this.apps, status: this.statuses, node: this.nodes, pool: this.pools, rollout: this.rollouts, 'registry-login': this.registryLogins, team: this.teams }[kind];
+        const codec = { app: STORE.apps, status: STORE.statuses, node: STORE.nodes, pool: STORE.pools, rollout: STORE.rollouts, 'registry-login': STORE.registryLogins, team: STORE.teams }[kind];
         const before = map.get(id);
         if (value === undefined) map.delete(id);
         else map.set(id, codec.decode(value));

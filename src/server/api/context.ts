@@ -18,6 +18,7 @@ import type { BuildService } from '../services/builds.js';
 import type { RegistryLoginService } from '../services/registry-logins.js';
 import type { PrepullService } from '../services/prepull.js';
 import type { UserService } from '../services/users.js';
+import type { TeamService } from '../services/teams.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -37,6 +38,7 @@ export interface ApiContext {
   registryLogins: RegistryLoginService;
   prepulls: PrepullService;
   users: UserService;
+  teams: TeamService;
   builds: BuildService;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;

@@ -225,6 +225,31 @@ export function clusterPaths(): Record<string, object> {
         responses: { '200': ok('The answer', object({ as: { type: 'string' }, role: { type: 'string' }, allowed: { type: 'boolean' }, why: { type: 'string' } })) },
       }),
     },
+    '/v1/teams': {
+      get: op({ summary: 'Teams: all of them for admins and operators, the ones the caller is in for others', responses: { '200': ok('Teams', object({ teams: list(ref('Team')) })) } }),
+      post: op({
+        summary: 'Create a team (admins), with its first owner',
+        requestBody: body({ name: matching(NAME), owner: matching(NAME) }, ['name']),
+        responses: { '201': ok('Created', object({ team: ref('Team') })), ...conflict('A team with this name exists') },
+      }),
+    },
+    '/v1/teams/{team}': {
+      get: op({ summary: 'A team and its members (its members and admins)', parameters: [pathParam('team', matching(NAME), 'Team name')], responses: { '200': ok('The team', object({ team: ref('Team') })) } }),
+      delete: op({ summary: 'Remove a team that owns no apps (admins)', parameters: [pathParam('team', matching(NAME), 'Team name')], responses: { '200': ok('Removed', object({ removed: { type: 'string' } })), ...conflict('The team still owns apps') } }),
+    },
+    '/v1/teams/{team}/members/{user}': {
+      put: op({
+        summary: "Add a member or change their role (the team's owners, admins)",
+        parameters: [pathParam('team', matching(NAME), 'Team name'), pathParam('user', matching(NAME), 'User name')],
+        requestBody: body({ role: { type: 'string', enum: ['owner', 'developer', 'viewer'] } }, ['role']),
+        responses: { '200': ok('The team', object({ team: ref('Team') })), ...conflict('The last owner cannot stop being one') },
+      }),
+      delete: op({
+        summary: "Remove a member (the team's owners, admins); the last owner stays",
+        parameters: [pathParam('team', matching(NAME), 'Team name'), pathParam('user', matching(NAME), 'User name')],
+        responses: { '200': ok('The team', object({ team: ref('Team') })), ...conflict('The last owner cannot leave') },
+      }),
+    },
     '/v1/users': {
       get: op({ summary: 'Users who sign in (never their passwords or hashes)', responses: { '200': ok('Users', object({ users: list(object({ name: { type: 'string' }, role: { type: 'string' }, createdAt: { type: 'integer' }, createdBy: { type: 'string' }, updatedAt: { type: 'integer' } })) })) } }),
       post: op({

@@ -32,6 +32,16 @@ const schemas = {
   }),
   Node: { ...object({ name: { type: 'string' }, state: { type: 'string', enum: ['ready', 'down', 'cordoned', 'draining'] }, dedicatedTo: { type: 'string' }, allocated: object({ cpu: { type: 'number' }, memoryBytes: { type: 'integer' }, instances: { type: 'integer' } }) }), description: 'What the agent reports of its node, its state and what is allocated on it' },
   Pool: object({ name: { type: 'string' }, team: { type: 'string', description: 'Only this team\'s apps are placed in the pool' } }, ['name']),
+  Team: object(
+    {
+      name: { type: 'string' },
+      members: { type: 'object', additionalProperties: { type: 'string', enum: ['owner', 'developer', 'viewer'] }, description: 'user → role: owner (members, and everything below), developer (apply, scale, roll out and back, restart, logs of the team\'s apps), viewer (read them)' },
+      createdAt: { type: 'integer' },
+      createdBy: { type: 'string' },
+      updatedAt: { type: 'integer' },
+    },
+    ['name', 'members'],
+  ),
   Token: object(
     {
       name: { type: 'string' },

@@ -7,6 +7,7 @@ import { DURATION_PATTERN, parseDuration } from '../../model/units.js';
 import type { LoginResponse } from '../../model/api.js';
 import { bearer, type Caller } from '../auth.js';
 import { decide, ruleOfWords } from '../policy.js';
+import { teamScope } from '../services/teams.js';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../passwords.js';
 import { requester, type ApiContext } from './context.js';
 
@@ -47,14 +48,14 @@ export function userRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const asked = ruleOfWords(verb, resource);
     if ('problem' in asked) return reply.code(400).send({ error: asked.problem });
     const caller = request.caller!;
-    let subject: Pick<Caller, 'role' | 'name'> = caller;
+    let subject: Pick<Caller, 'role' | 'name' | 'user'> = caller;
     if (as !== undefined && as !== caller.user) {
       if (caller.role !== 'admin') return reply.code(403).send({ error: 'only admins may ask about someone else (--as)' });
       const user = (await ctx.users.list()).find((u) => u.name === as);
       if (!user) return reply.code(404).send({ error: `no user named "${as}"` });
-      subject = { name: user.name, role: user.role };
+      subject = { name: user.name, role: user.role, user: user.name };
     }
-    return { as: subject.name, role: subject.role, ...decide(subject, asked.rule, asked.resource) };
+    return { as: subject.name, role: subject.role, ...decide(subject, asked.rule, asked.resource, teamScope(ctx.state)) };
   });
 
   server.get('/v1/users', async () => ({ users: await ctx.users.list() }));

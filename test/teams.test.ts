@@ -1,0 +1,140 @@
+// Teams own apps: a member acts on the apps of their teams by name, as their role there allows,
+// and on nothing of another team's; owners manage their team's members. What `can-i` answers
+// is what the server does: both come from the one policy table. A real server over real HTTP.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { startServer, type RunningServer } from '../src/server/main.js';
+import { GANTRY } from './helpers/cluster.js';
+
+const ADMIN = 'gty_teams_test_admin_token';
+const PASSWORD = 'team player password';
+
+describe('teams: who may do what to whose apps', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gantry-teams-'));
+  let server: RunningServer;
+  const tokens: Record<string, string> = {};
+
+  const call = async (method: string, path: string, token: string, body?: unknown) => {
+    const response = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+  const app = (name: string, team?: string) => ({ app: name, ...(team ? { team } : {}), entrypoints: { web: { command: ['sleep', '3600'], replicas: 1 } } });
+
+  before(async () => {
+    server = await startServer({ dataDir: join(dir, 'server'), port: 0, bootstrapToken: ADMIN });
+    for (const user of ['alice', 'vera', 'bob', 'mallory']) {
+      assert.equal((await call('POST', '/v1/users', ADMIN, { name: user, password: PASSWORD })).status, 201);
+      const login = await fetch(`${server.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password: PASSWORD }) });
+      tokens[user] = ((await login.json()) as { token: string }).token;
+    }
+    assert.equal((await call('POST', '/v1/teams', ADMIN, { name: 'a', owner: 'alice' })).status, 201);
+    assert.equal((await call('POST', '/v1/teams', ADMIN, { name: 'b', owner: 'bob' })).status, 201);
+    for (const spec of [app('app-a', 'a'), app('app-b', 'b'), app('app-none')]) assert.equal((await call('POST', '/v1/apps', ADMIN, spec)).status, 201);
+  });
+  after(async () => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("owners manage their own team's members, never another team's; the last owner stays", async () => {
+    assert.equal((await call('PUT', '/v1/teams/a/members/vera', tokens.alice!, { role: 'viewer' })).status, 200);
+    assert.equal((await call('PUT', '/v1/teams/a/members/mallory', tokens.bob!, { role: 'owner' })).status, 403, "bob is no owner of a");
+    assert.equal((await call('PUT', '/v1/teams/a/members/alice', tokens.alice!, { role: 'developer' })).status, 409, 'the last owner');
+    assert.equal((await call('PUT', '/v1/teams/a/members/vera', tokens.vera!, { role: 'owner' })).status, 403, 'a viewer cannot promote herself');
+    assert.equal((await call('PUT', '/v1/teams/a/members/nobody', tokens.alice!, { role: 'viewer' })).status, 404);
+    assert.equal((await call('DELETE', '/v1/teams/a', tokens.alice!)).status, 403, 'owners do not delete teams');
+    const listed = (await call('GET', '/v1/teams', tokens.vera!)).body.teams as { name: string }[];
+    assert.deepEqual(listed.map((t) => t.name), ['a']);
+    assert.equal((await call('GET', '/v1/teams/b', tokens.vera!)).status, 403);
+    assert.equal((await call('GET', '/v1/teams/a', tokens.vera!)).status, 200);
+  });
+
+  // [who, method, path, body, expected status]
+  const MATRIX: Array<[string, string, string, unknown, number]> = [
+    ['alice', 'GET', '/v1/apps/app-a', undefined, 200],
+    ['alice', 'GET', '/v1/apps/app-a/releases', undefined, 200],
+    ['alice', 'GET', '/v1/apps/app-a/rollout', undefined, 200],
+    ['alice', 'POST', '/v1/apps/app-a/entries/web/scale', { replicas: 2 }, 200],
+    ['alice', 'GET', '/v1/apps/app-b', undefined, 403],
+    ['alice', 'GET', '/v1/apps/app-b/releases', undefined, 403],
+    ['alice', 'POST', '/v1/apps/app-b/entries/web/scale', { replicas: 0 }, 403],
+    ['alice', 'POST', '/v1/apps/app-b/stop', undefined, 403],
+    ['alice', 'GET', '/v1/apps/app-none', undefined, 403],
+    ['alice', 'GET', '/v1/apps', undefined, 403],
+    ['alice', 'GET', '/v1/instances', undefined, 403],
+    ['alice', 'GET', '/v1/events', undefined, 403],
+    ['alice', 'GET', '/v1/watch', undefined, 403],
+    ['alice', 'GET', '/v1/discovery/prometheus', undefined, 403],
+    ['alice', 'GET', '/v1/registry', undefined, 403],
+    ['alice', 'GET', '/v1/pools', undefined, 403],
+    ['alice', 'GET', '/v1/nodes', undefined, 403],
+    ['alice', 'GET', '/v1/tokens', undefined, 403],
+    ['alice', 'POST', '/v1/apps', app('app-b', 'b'), 403],
+    ['alice', 'GET', '/v1/instances/app-b-web-0a1b2c3d/logs', undefined, 403],
+    ['vera', 'GET', '/v1/apps/app-a', undefined, 200],
+    ['vera', 'POST', '/v1/apps/app-a/entries/web/scale', { replicas: 3 }, 403],
+    ['vera', 'POST', '/v1/apps/app-a/rollback', {}, 403],
+    ['vera', 'DELETE', '/v1/apps/app-a', undefined, 403],
+    ['mallory', 'GET', '/v1/apps/app-a', undefined, 403],
+    ['mallory', 'GET', '/v1/apps/app-b', undefined, 403],
+    ['bob', 'GET', '/v1/apps/app-a', undefined, 403],
+    ['bob', 'POST', '/v1/apps/app-b/stop', undefined, 200],
+  ];
+
+  test('each member reaches their teams\' apps as their role allows, and nothing of another team\'s', async () => {
+    for (const [who, method, path, body, expected] of MATRIX) {
+      const answer = await call(method, path, tokens[who]!, body);
+      assert.equal(answer.status, expected, `${who} ${method} ${path}: ${JSON.stringify(answer.body)}`);
+      if (expected === 403) assert.match(String(answer.body.error), new RegExp(`^${who} \\(member\\) may not`), `${who} ${method} ${path}`);
+    }
+  });
+
+  test('can-i answers what the server does', async () => {
+    const ask = async (as: string, verb: string, resource: string) => (await call('GET', `/v1/auth/can-i?verb=${verb}&resource=${resource}&as=${as}`, ADMIN)).body.allowed;
+    assert.equal(await ask('alice', 'scale', 'app/app-a'), true);
+    assert.equal(await ask('alice', 'scale', 'app/app-b'), false);
+    assert.equal(await ask('vera', 'read', 'app/app-a'), true);
+    assert.equal(await ask('vera', 'apply', 'app/app-a'), false);
+    assert.equal(await ask('bob', 'delete', 'app/app-b'), true);
+    assert.equal(await ask('alice', 'delete', 'team/a'), false);
+    assert.equal(await ask('mallory', 'read', 'app/app-a'), false);
+    const own = (await call('GET', '/v1/auth/can-i?verb=logs&resource=app/app-a', tokens.vera!)).body;
+    assert.equal(own.allowed, true);
+  });
+
+  test('an owner removes their team\'s app; a team that owns apps is not removed', async () => {
+    assert.equal((await call('DELETE', '/v1/apps/app-a', tokens.vera!)).status, 403);
+    assert.equal((await call('DELETE', '/v1/teams/b', ADMIN)).status, 409);
+    const removed = await call('DELETE', '/v1/apps/app-b', tokens.bob!);
+    assert.ok([200, 202].includes(removed.status), JSON.stringify(removed.body));
+    assert.equal((await call('DELETE', '/v1/teams/b', ADMIN)).status, 200);
+  });
+
+  test('the CLI: team create, add, show, kick, ls', async () => {
+    const cli = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [...GANTRY, ...args], { env: { ...process.env, GANTRY_SERVER: server.url, GANTRY_TOKEN: ADMIN, GANTRY_CONFIG: join(dir, 'cli.json') } });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+      });
+    assert.equal((await cli(['team', 'create', 'c', '--owner', 'mallory'])).code, 0);
+    assert.equal((await cli(['team', 'add', 'c', 'vera', '--role', 'viewer'])).code, 0);
+    assert.match((await cli(['team', 'show', 'c'])).stdout, /mallory\s+owner[\s\S]*vera\s+viewer|vera\s+viewer[\s\S]*mallory\s+owner/);
+    assert.equal((await cli(['team', 'kick', 'c', 'vera'])).code, 0);
+    const kickLast = await cli(['team', 'kick', 'c', 'mallory']);
+    assert.equal(kickLast.code, 1);
+    assert.match(kickLast.stderr, /last owner/);
+    assert.match((await cli(['team', 'ls'])).stdout, /^c\s+1\s+mallory$/m);
+  });
+});
