@@ -136,5 +136,36 @@ describe('teams: who may do what to whose apps', () => {
     assert.equal(kickLast.code, 1);
     assert.match(kickLast.stderr, /last owner/);
     assert.match((await cli(['team', 'ls'])).stdout, /^c\s+1\s+mallory$/m);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // audit entries are appended after each answer
+    const exported = await cli(['audit', '--since', '1h', '-o', 'jsonl']);
+    assert.equal(exported.code, 0, exported.stderr);
+    const lines = exported.stdout.trim().split('\n').map((line) => JSON.parse(line) as { route: string; target: Record<string, string> });
+    assert.ok(lines.some((e) => e.route === '/v1/teams/:team/members/:user' && e.target.user === 'vera'), exported.stdout.slice(0, 500));
+    assert.match((await cli(['audit', '--team', 'c'])).stdout, /PUT \/v1\/teams\/:team\/members\/:user\s+team=c user=vera\s+ok 200/);
+  });
+
+  test('the audit log: who asked what of which target, refused or not, sign-ins too; no bodies; read-only; kept across a restart', async () => {
+    await fetch(`${server.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice', password: 'not her password' }) });
+    const entries = async (query: string) => (await call('GET', `/v1/audit?${query}`, ADMIN)).body.entries as Array<{ who: string; team?: string; method: string; route: string; target: Record<string, string>; status: number; outcome: string }>;
+    await new Promise((resolve) => setTimeout(resolve, 200)); // appended after each answer
+    const alice = await entries('user=alice');
+    const refused = alice.find((e) => e.route === '/v1/apps/:app/entries/:entry/scale' && e.target.app === 'app-b');
+    assert.deepEqual(refused && [refused.method, refused.status, refused.outcome, refused.team], ['POST', 403, 'refused', 'b']);
+    const scaled = alice.find((e) => e.route === '/v1/apps/:app/entries/:entry/scale' && e.target.app === 'app-a');
+    assert.deepEqual(scaled && [scaled.status, scaled.outcome, scaled.team], [200, 'ok', 'a']);
+    assert.ok(alice.some((e) => e.route === '/v1/login' && e.outcome === 'refused'), 'a failed sign-in');
+    assert.ok(alice.some((e) => e.route === '/v1/login' && e.outcome === 'ok'), 'a sign-in');
+    assert.ok(!alice.some((e) => e.method === 'GET' && e.route !== '/v1/login'), 'reads are not audited');
+    const teamA = await entries('team=a');
+    assert.ok(teamA.length > 0 && teamA.every((e) => e.team === 'a'));
+    const all = JSON.stringify(await entries('limit=100000'));
+    assert.ok(!all.includes(PASSWORD) && !all.includes('not her password'), 'no passwords');
+    assert.equal((await call('GET', '/v1/audit', tokens.alice!)).status, 403, 'members do not read the log');
+    for (const method of ['POST', 'PUT', 'DELETE']) assert.equal((await fetch(`${server.url}/v1/audit`, { method, headers: { authorization: `Bearer ${ADMIN}` } })).status, 404, `${method} /v1/audit`);
+
+    const before = (await entries('limit=100000')).length;
+    await server.close();
+    server = await startServer({ dataDir: join(dir, 'server'), port: 0, bootstrapToken: ADMIN });
+    assert.ok((await entries('limit=100000')).length >= before, 'kept across a restart');
   });
 });

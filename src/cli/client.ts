@@ -16,7 +16,7 @@ import type {
 } from '../model/api.js';
 import type { Endpoint } from '../model/registry.js';
 import type { AdoptionResult, LoginResponse, RegistryLoginInfo, UserInfo } from '../model/api.js';
-import type { ReleaseRecord, RolloutRecord, TeamRecord, TeamRole } from '../model/types.js';
+import type { AuditRecord, ReleaseRecord, RolloutRecord, TeamRecord, TeamRole } from '../model/types.js';
 import type { TokenInfo } from '../model/api.js';
 
 export interface RolloutStatus {
@@ -398,6 +398,12 @@ export class GantryClient {
 
   canI(verb: string, resource: string, as?: string): Promise<{ as: string; role: string; allowed: boolean; why?: string }> {
     return this.json('GET', '/v1/auth/can-i', { query: { verb, resource, ...(as ? { as } : {}) } });
+  }
+
+  audit(filter: { user?: string; team?: string; since?: string; limit?: string }): Promise<{ entries: AuditRecord[] }> {
+    const query: Record<string, string> = {};
+    for (const [key, value] of Object.entries(filter)) if (value !== undefined) query[key] = value;
+    return this.json('GET', '/v1/audit', { query });
   }
 
   teams(): Promise<{ teams: TeamRecord[] }> {

@@ -102,3 +102,17 @@ export async function removeTeam(name: string, _opts: unknown, cmd: Command): Pr
   await clientFor(cmd).removeTeam(name);
   print(`team ${name} removed`);
 }
+
+export async function audit(_opts: unknown, cmd: Command): Promise<void> {
+  const { user, team, since, limit } = options<{ user?: string; team?: string; since?: string; limit: string }>(cmd);
+  // jsonl is this command's own format, beyond the common table and json.
+  const format = String(cmd.opts().output);
+  const { entries } = await clientFor(cmd).audit({ user, team, since, limit });
+  if (format === 'json') return print(renderJson(entries));
+  if (format === 'jsonl') return print(entries.map((e) => JSON.stringify(e)).join('\n'));
+  if (entries.length === 0) return print('no audit entries match');
+  const now = Date.now();
+  print(renderTable(['TIME', 'WHO', 'TEAM', 'REQUEST', 'TARGET', 'OUTCOME', 'FROM'], entries.map((e) => [
+    formatTime(e.time, now), e.who, e.team ?? '-', `${e.method} ${e.route}`, Object.entries(e.target).map(([k, v]) => `${k}=${v}`).join(' ') || '-', `${e.outcome} ${e.status}`, e.from,
+  ])));
+}

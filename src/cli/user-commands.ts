@@ -25,6 +25,14 @@ export function registerUserCommands(program: Command): void {
     .option('--as <user>', 'ask about another user (admins only)')
     .action(run('canI'));
 
+  clientCommand(program, 'audit', 'the audit log: who changed what, when, from where, and what came of it (admins); -o jsonl exports it')
+    .option('--user <name>', 'only this user or token')
+    .option('--team <name>', "only requests about this team's apps")
+    .option('--since <duration>', 'only the last such time, e.g. 24h')
+    .option('--limit <n>', 'the newest this many (at most 100000)', '1000')
+    .addOption(new Option('-o, --output <format>', 'table, json, or jsonl (one JSON object per line)').choices(['table', 'json', 'jsonl']).default('table'))
+    .action(run('audit'));
+
   const team = program.command('team').description('teams: who may do what to the apps whose spec names the team');
   clientCommand(team, 'create', 'create a team (admins)')
     .argument('<name>', 'team name')

@@ -331,3 +331,29 @@ export interface TeamRecord {
   createdBy: string;
   updatedAt: number;
 }
+
+/**
+ * One entry of the audit log, under /audit/{time}-{n}: a request that changed something (or
+ * tried to), a sign-in or a failed one. Written by the server after it answered; never changed
+ * through the API. Holds no request body (no secret values), only what was asked of what.
+ */
+export interface AuditRecord {
+  time: number;
+  /** The token's name or the signed-in user; "anonymous" for a sign-in attempt. */
+  who: string;
+  role?: string;
+  /** The user of a session. */
+  user?: string;
+  /** The team of the app the request was about, when it was about one. */
+  team?: string;
+  method: string;
+  /** The route as the router knows it, e.g. /v1/apps/:app/rollback. */
+  route: string;
+  /** Its parameters: which app, instance, node, user, … */
+  target: Record<string, string>;
+  status: number;
+  outcome: 'ok' | 'refused' | 'failed';
+  /** The client's address. */
+  from: string;
+  ms: number;
+}

@@ -13,7 +13,7 @@ export type Access = 'public' | 'agent' | 'person' | 'policy';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The verified caller; set by the access check on every non-public route. */
+    /** The verified caller, set by the access check on every non-public route (also when it then refuses: the audit trail names who was refused). */
     caller?: Caller;
   }
 }
@@ -41,10 +41,11 @@ export function installAccessCheck(server: FastifyInstance, auth: TokenAuth, tea
     const caller = auth.verify(bearer(request.headers.authorization));
     if (!caller) return refuse(reply, 401, 'missing or unknown token: send Authorization: Bearer <token> (gantry up prints the admin token on first start; people sign in with gantry login)');
     if (request.is404) return refuse(reply, 404, `no route ${request.method} ${pathOf(request)}`);
+    // Known from here on, refused or not: the audit trail names who was refused.
+    request.caller = caller;
     const resource = rule.action === 'do' && rule.param ? (request.params as Record<string, string> | undefined)?.[rule.param] : undefined;
     const decision = decide(caller, rule, typeof resource === 'string' ? resource.slice(0, 256) : undefined, teams);
     if (!decision.allowed) return refuse(reply, 403, `${decision.why} (${request.method} ${request.routeOptions.url})`);
-    request.caller = caller;
   });
   return routes;
 }

@@ -10,6 +10,7 @@ import { SpecError, problemsFromZod } from '../model/spec.js';
 import { GANTRY_VERSION } from '../version.js';
 import { installAccessCheck, type RouteEntry } from './access.js';
 import { teamScope } from './services/teams.js';
+import { installAuditTrail } from './audit-trail.js';
 import type { TokenAuth } from './auth.js';
 import type { ApiContext } from './api/context.js';
 import { appRoutes } from './api/apps.js';
@@ -64,6 +65,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   // requests, and only a marked one has its socket closed after a refusal.
   await server.register(websocket, { options: { maxPayload: AGENT_MESSAGE_LIMIT } });
   const routes = installAccessCheck(server, auth, teamScope(ctx.state));
+  installAuditTrail(server, ctx.audit, ctx.state);
   installErrors(server);
 
   server.get('/healthz', async () => ({ ok: true, version: GANTRY_VERSION }));

@@ -4,7 +4,7 @@
 //
 // Values are the JSON of records the server wrote itself; `decode` trusts that shape (the
 // store is not an input from clients). What comes from outside is validated before it gets here.
-import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, ReleaseRecord, RegistryLoginRecord, RemovalRecord, TeamRecord, UserRecord, RolloutRecord, GantryEvent } from '../model/types.js';
+import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, ReleaseRecord, RegistryLoginRecord, RemovalRecord, TeamRecord, UserRecord, AuditRecord, RolloutRecord, GantryEvent } from '../model/types.js';
 import type { Endpoint } from '../model/registry.js';
 import { REGISTRY_PREFIX, registryKey } from '../model/registry.js';
 import type { BuildRecord } from '../model/types.js';
@@ -80,6 +80,8 @@ export const STORE = {
   removals: collection<RemovalRecord, [string, string] | [string]>('/removals/', (node: string, id?: string) => (id === undefined ? `${node}/` : `${node}/${id}`)),
   /** `GantryEvent`s, keyed by time and a counter so they sort. */
   events: collection<GantryEvent>('/events/'),
+  /** `AuditRecord`s, keyed by time and a counter so they sort. */
+  audit: collection<AuditRecord>('/audit/'),
   /** Token records by a prefix of their hash. */
   tokens: collection<TokenRecord>('/auth/tokens/'),
   /** `TeamRecord`s: teams and their members' roles. */

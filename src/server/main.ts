@@ -35,6 +35,7 @@ import { ImagePinner } from './images/pinning.js';
 import { PrepullService } from './services/prepull.js';
 import { UserService } from './services/users.js';
 import { TeamService } from './services/teams.js';
+import { AuditLog } from './services/audit.js';
 import { STORE } from './keys.js';
 
 export interface ServerOptions {
@@ -140,6 +141,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const ctx: ApiContext = {
     state, events, agents, catalog, registry, store, apps, replicas, auth, registryLogins, streams: new StreamCounter(),
     users: new UserService(store, auth, events),
+    audit: new AuditLog(store),
     teams: new TeamService(store, state, events, async (user) => (await store.get(STORE.users.key(user))) !== undefined),
     prepulls: new PrepullService(store, state, agents, events, () => void ctx.replicas.reconcile().catch(() => {})),
     releases: new ReleaseService(store, apps),

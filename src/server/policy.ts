@@ -7,7 +7,7 @@ import type { Caller } from './auth.js';
 import type { TeamRole } from '../model/types.js';
 
 /** Resource kinds, as `gantry auth can-i <verb> <kind>/<name>` names them. */
-export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster'] as const;
+export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit'] as const;
 export type Kind = (typeof KINDS)[number];
 export const VERBS = ['read', 'write', 'delete'] as const;
 export type Verb = (typeof VERBS)[number];
@@ -96,6 +96,7 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/registries': read('registry'),
   'PUT /v1/registries/:host': write('registry', 'host'),
   'DELETE /v1/registries/:host': remove('registry', 'host'),
+  'GET /v1/audit': read('audit'),
   'GET /v1/builds': read('build'),
   'GET /v1/builds/:id': read('build', 'id'),
   'POST /v1/builds': write('build'),

@@ -19,6 +19,7 @@ import type { RegistryLoginService } from '../services/registry-logins.js';
 import type { PrepullService } from '../services/prepull.js';
 import type { UserService } from '../services/users.js';
 import type { TeamService } from '../services/teams.js';
+import type { AuditLog } from '../services/audit.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -39,6 +40,7 @@ export interface ApiContext {
   prepulls: PrepullService;
   users: UserService;
   teams: TeamService;
+  audit: AuditLog;
   builds: BuildService;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;

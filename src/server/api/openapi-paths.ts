@@ -250,6 +250,13 @@ export function clusterPaths(): Record<string, object> {
         responses: { '200': ok('The team', object({ team: ref('Team') })), ...conflict('The last owner cannot leave') },
       }),
     },
+    '/v1/audit': {
+      get: op({
+        summary: 'The audit log, oldest first: every request that asked for a change (refused or not) and every sign-in attempt; who, role, team, route, target, status, outcome, address, duration. No request bodies. Read-only',
+        parameters: [queryParam('user', { type: 'string', maxLength: 64 }, 'only this user or token'), queryParam('team', matching(NAME), 'only requests about this team\'s apps'), queryParam('since', { type: 'string', pattern: DURATION_PATTERN.source }, 'only the last such time, e.g. 24h'), queryParam('limit', { type: 'integer', minimum: 1, maximum: 100000, default: 1000 }, 'the newest this many')],
+        responses: { '200': ok('Entries', object({ entries: list({ type: 'object' }) })) },
+      }),
+    },
     '/v1/users': {
       get: op({ summary: 'Users who sign in (never their passwords or hashes)', responses: { '200': ok('Users', object({ users: list(object({ name: { type: 'string' }, role: { type: 'string' }, createdAt: { type: 'integer' }, createdBy: { type: 'string' }, updatedAt: { type: 'integer' } })) })) } }),
       post: op({

@@ -21,6 +21,12 @@ const Login = z.strictObject({
   ttl: z.string().regex(DURATION_PATTERN, 'ttl: a duration such as "12h"').refine((t) => { const ms = parseDuration(t) ?? 0; return ms >= 60_000 && ms <= MAX_SESSION_MS; }, 'ttl: between 1m and 30 days').optional(),
 });
 const CanI = z.object({ verb: z.string().max(32), resource: z.string().max(300), as: name('user').optional() });
+const AuditQuery = z.object({
+  user: z.string().max(64).optional(),
+  team: name('team').optional(),
+  since: z.string().regex(DURATION_PATTERN, 'since: a duration such as "30m" or "168h"').optional(),
+  limit: z.coerce.number().int().min(1).max(100_000).default(1000),
+});
 const CreateUser = z.strictObject({ name: name('user'), password, role: z.enum(['admin', 'operator', 'member']).default('member') });
 const UpdateUser = z.strictObject({ password: password.optional(), role: z.enum(['admin', 'operator', 'member']).optional() }).refine((b) => b.password !== undefined || b.role !== undefined, 'give a password, a role or both');
 
@@ -56,6 +62,11 @@ export function userRoutes(server: FastifyInstance, ctx: ApiContext): void {
       subject = { name: user.name, role: user.role, user: user.name };
     }
     return { as: subject.name, role: subject.role, ...decide(subject, asked.rule, asked.resource, teamScope(ctx.state)) };
+  });
+
+  server.get('/v1/audit', async (request) => {
+    const { user, team, since, limit } = AuditQuery.parse(request.query);
+    return { entries: await ctx.audit.list({ user, team, since: since === undefined ? undefined : Date.now() - parseDuration(since)!, limit }) };
   });
 
   server.get('/v1/users', async () => ({ users: await ctx.users.list() }));

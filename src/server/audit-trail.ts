@@ -1,0 +1,60 @@
+// What goes into the audit log (services/audit.ts): every request that asks for a change (any
+// method but GET and HEAD) from a caller the server could identify, refused or not, and every
+// sign-in attempt. Recorded once the answer is sent, so the outcome is in it. Requests without a
+// valid token are not (they name nobody, and an anonymous flood must not flood the log too);
+// failed sign-ins are, under the user name they tried.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AuditRecord } from '../model/types.js';
+import type { ClusterState } from './state.js';
+import type { AuditLog } from './services/audit.js';
+
+const LOGIN = '/v1/login';
+
+export function installAuditTrail(server: FastifyInstance, audit: AuditLog, state: ClusterState): void {
+  server.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url;
+    if (!route || request.is404) return;
+    const login = route === LOGIN;
+    if (!login && (request.method === 'GET' || request.method === 'HEAD')) return;
+    const caller = request.caller;
+    if (!caller && !login) return;
+    const target = targetOf(request);
+    const status = reply.statusCode;
+    const entry: AuditRecord = {
+      time: Date.now(),
+      who: caller?.user ?? caller?.name ?? triedUser(request),
+      ...(caller ? { role: caller.role } : {}),
+      ...(caller?.user ? { user: caller.user } : {}),
+      method: request.method,
+      route,
+      target,
+      status,
+      outcome: status < 400 ? 'ok' : status === 401 || status === 403 || status === 429 ? 'refused' : 'failed',
+      from: request.ip,
+      ms: Math.round(reply.elapsedTime),
+    };
+    const team = teamOf(state, target);
+    if (team !== undefined) entry.team = team;
+    audit.append(entry);
+  });
+}
+
+/** The route's parameters (which app, node, user …), each cut to a sane length. */
+function targetOf(request: FastifyRequest): Record<string, string> {
+  const target: Record<string, string> = {};
+  const params = (request.params ?? {}) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(params).slice(0, 8)) if (typeof value === 'string') target[key.slice(0, 32)] = value.slice(0, 256);
+  return target;
+}
+
+/** The user name a sign-in tried (never the password). */
+function triedUser(request: FastifyRequest): string {
+  const user = (request.body as { user?: unknown } | undefined)?.user;
+  return typeof user === 'string' && user.length > 0 ? user.slice(0, 64) : 'anonymous';
+}
+
+function teamOf(state: ClusterState, target: Record<string, string>): string | undefined {
+  if (target.team !== undefined) return state.teams.has(target.team) ? target.team : undefined;
+  const app = target.app ?? (target.id !== undefined ? state.instances.get(target.id)?.app : undefined);
+  return app === undefined ? undefined : state.apps.get(app)?.spec.team;
+}
