@@ -86,6 +86,20 @@ describe('pre-pull in a rollout', () => {
     assert.match(plan.events.find((e) => e.type === 'rollout.prepulled')?.message ?? '', /no answer from n1, n2, n3/);
   });
 
+  test('a node that is down is not asked, and one that goes down is not waited for', () => {
+    const w = started();
+    w.setNode('n2', { state: 'down' });
+    const first = w.plan();
+    assert.deepEqual(Object.keys(prepullOf(first)!.nodes).sort(), ['n1', 'n3']);
+    applyPlan(w, first);
+    w.setNode('n3', { state: 'down' });
+    const rollout = structuredClone(w.rollouts.get('shop')!);
+    rollout.entries.web!.prepull!.nodes.n1 = { state: 'done', ms: 5 };
+    w.rollouts.set('shop', rollout);
+    const plan = w.tick(1000).plan();
+    assert.ok(prepullOf(plan)?.concludedAt, 'n3 is down: nothing left to wait for');
+  });
+
   test('no pre-pull when the image did not change, or the entry says pull: never', () => {
     for (const next of [{ ...entry('reg/app:v1'), web: { ...entry('reg/app:v1').web, env: { A: '1' } } }, { web: { ...entry('reg/app:v2').web, pull: 'never' } }]) {
       const w = new World().nodesNamed('n1', 'n2', 'n3');

@@ -16,19 +16,25 @@ export function newImages(spec: EntrySpec, old: Instance[]): string[] {
   return [...new Set([spec.init?.image, spec.image])].filter((image): image is string => image !== undefined && !running.has(image));
 }
 
-/** A new pre-pull for the entry, or undefined when its release brings no new image. */
-export function startPrepull(spec: EntrySpec, old: Instance[], reserved: ReservedSlot[], now: number): PrepullState | undefined {
+/**
+ * A new pre-pull for the entry, or undefined when its release brings no new image. Only ready
+ * nodes are asked: one that is down would only hold the rollout until the wait is over.
+ */
+export function startPrepull(spec: EntrySpec, old: Instance[], reserved: ReservedSlot[], now: number, ready: (node: string) => boolean): PrepullState | undefined {
   const images = newImages(spec, old);
   if (images.length === 0) return undefined;
-  const nodes = [...new Set([...old.filter((i) => i.desired === 'running' && i.node).map((i) => i.node), ...reserved.map((slot) => slot.node)])].sort();
+  const nodes = [...new Set([...old.filter((i) => i.desired === 'running' && i.node).map((i) => i.node), ...reserved.map((slot) => slot.node)])].filter(ready).sort();
   if (nodes.length === 0) return undefined;
   return { images, nodes: Object.fromEntries(nodes.map((node) => [node, { state: 'pending' as const }])), startedAt: now, until: now + Math.min(PREPULL_WAIT_MS, spec.update.progressDeadline) };
 }
 
-/** Whether the rollout still waits for this pre-pull: some node has not answered and the wait is not over. */
-export function prepullWaiting(state: PrepullState | undefined, now: number): boolean {
+/**
+ * Whether the rollout still waits for this pre-pull: some node that is still ready has not
+ * answered, and the wait is not over (a node that went down meanwhile is not waited for).
+ */
+export function prepullWaiting(state: PrepullState | undefined, now: number, ready: (node: string) => boolean): boolean {
   if (!state || now >= state.until) return false;
-  return Object.values(state.nodes).some((node) => node.state === 'pending');
+  return Object.entries(state.nodes).some(([name, node]) => node.state === 'pending' && ready(name));
 }
 
 /** "pre-pulled 3/5 nodes" with the failures named: the step's note and progress mark. */

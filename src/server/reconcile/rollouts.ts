@@ -59,10 +59,11 @@ export class RolloutPass {
     const now = this.ctx.now;
     const before = rollout.entries[entry] ?? {};
     const reserved = lock?.reserved ?? before.reserved ?? [];
-    const prepull = before.prepull ?? (fresh.length === 0 ? startPrepull(spec, old, reserved, now) : undefined);
+    const ready = (node: string) => this.view.nodes.get(node)?.state === 'ready';
+    const prepull = before.prepull ?? (fresh.length === 0 ? startPrepull(spec, old, reserved, now, ready) : undefined);
     if (!prepull || prepull.concludedAt !== undefined) return undefined;
     const { mark, failed } = prepullSummary(prepull);
-    if (prepullWaiting(prepull, now)) {
+    if (prepullWaiting(prepull, now, ready)) {
       const note = before.prepull ? undefined : `pre-pulling ${prepull.images.join(', ')} on ${Object.keys(prepull.nodes).join(', ')} before the first wave`;
       this.prepulls.set(`${rollout.app}/${entry}`, prepull);
       return { create: 0, serving: true, remove: [], rebuild: [], serve: [], unserve: [], awaitingPromotion: false, done: false, state: { ...before }, mark, ...(note ? { note } : {}) };
