@@ -49,6 +49,10 @@ describe('teams: who may do what to whose apps', () => {
     assert.equal((await call('PUT', '/v1/teams/a/members/mallory', tokens.bob!, { role: 'owner' })).status, 403, "bob is no owner of a");
     assert.equal((await call('PUT', '/v1/teams/a/members/alice', tokens.alice!, { role: 'developer' })).status, 409, 'the last owner');
     assert.equal((await call('PUT', '/v1/teams/a/members/vera', tokens.vera!, { role: 'owner' })).status, 403, 'a viewer cannot promote herself');
+    assert.equal((await call('PUT', '/v1/teams/b/members/mallory', tokens.bob!, { role: 'developer' })).status, 200);
+    assert.equal((await call('PUT', '/v1/teams/b/members/vera', tokens.mallory!, { role: 'viewer' })).status, 403, 'a developer does not manage members');
+    assert.equal((await call('DELETE', '/v1/teams/b/members/bob', tokens.mallory!)).status, 403, 'nor remove them');
+    assert.equal((await call('DELETE', '/v1/teams/b/members/mallory', tokens.bob!)).status, 200);
     assert.equal((await call('PUT', '/v1/teams/a/members/nobody', tokens.alice!, { role: 'viewer' })).status, 404);
     assert.equal((await call('DELETE', '/v1/teams/a', tokens.alice!)).status, 403, 'owners do not delete teams');
     const listed = (await call('GET', '/v1/teams', tokens.vera!)).body.teams as { name: string }[];

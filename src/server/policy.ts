@@ -137,6 +137,16 @@ const TEAM_ROLE: Record<TeamRole, ReadonlySet<Verb>> = {
   viewer: new Set(['read']),
 };
 
+/**
+ * What each role may do to the team itself: every member reads it, only owners change its
+ * members, and nobody but an admin deletes it (that would take its apps' owner away).
+ */
+const TEAM_ITSELF: Record<TeamRole, ReadonlySet<Verb>> = {
+  owner: new Set(['read', 'write']),
+  developer: new Set(['read']),
+  viewer: new Set(['read']),
+};
+
 const NO_TEAMS: TeamScope = { teamOf: () => undefined, roleIn: () => undefined };
 
 /** Whether `caller` may do what `rule` says (to `resource`, when the route names one). */
@@ -149,12 +159,11 @@ export function decide(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Rul
   if (caller.role === 'operator' && OPERATOR.has(action)) return { allowed: true };
   const team = resource !== undefined && caller.user !== undefined && TEAM_SCOPED.has(rule.kind) ? teams.teamOf(rule.kind, resource) : undefined;
   const role = team !== undefined ? teams.roleIn(team, caller.user!) : undefined;
-  // A team is not deleted by its owner: that takes its apps' owner away (admins do it).
-  if (role && TEAM_ROLE[role].has(rule.verb) && !(rule.kind === 'team' && rule.verb === 'delete')) return { allowed: true };
+  if (role && (rule.kind === 'team' ? TEAM_ITSELF[role].has(rule.verb) : TEAM_ROLE[role].has(rule.verb))) return { allowed: true };
   const what = `${rule.verb} ${rule.kind}${resource ? ` ${resource}` : 's'}`;
   const who = caller.role === 'agent' || caller.role === 'join' ? `a${caller.role === 'agent' ? 'n' : ''} ${caller.role} token` : `${caller.name} (${caller.role})`;
   const hint = role
-    ? `: a ${role} of team ${team} may ${[...TEAM_ROLE[role]].join(' and ')}`
+    ? `: a ${role} of team ${team} may ${[...(rule.kind === 'team' ? TEAM_ITSELF : TEAM_ROLE)[role]].join(' and ')}${rule.kind === 'team' ? ' it' : ' its apps'}`
     : caller.role === 'member'
       ? resource !== undefined && TEAM_SCOPED.has(rule.kind)
         ? team === undefined ? `: it belongs to no team of yours` : `: it belongs to team ${team}, which you are not in`
