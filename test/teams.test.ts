@@ -72,7 +72,6 @@ describe('teams: who may do what to whose apps', () => {
     ['alice', 'POST', '/v1/apps/app-b/entries/web/scale', { replicas: 0 }, 403],
     ['alice', 'POST', '/v1/apps/app-b/stop', undefined, 403],
     ['alice', 'GET', '/v1/apps/app-none', undefined, 403],
-    ['alice', 'GET', '/v1/apps', undefined, 403],
     ['alice', 'GET', '/v1/instances', undefined, 403],
     ['alice', 'GET', '/v1/events', undefined, 403],
     ['alice', 'GET', '/v1/watch', undefined, 403],
@@ -99,6 +98,16 @@ describe('teams: who may do what to whose apps', () => {
       assert.equal(answer.status, expected, `${who} ${method} ${path}: ${JSON.stringify(answer.body)}`);
       if (expected === 403) assert.match(String(answer.body.error), new RegExp(`^${who} \\(member\\) may not`), `${who} ${method} ${path}`);
     }
+  });
+
+  test('the app list holds what each may see: a member their teams\' apps, an admin all', async () => {
+    const names = async (token: string) => ((await call('GET', '/v1/apps', token)).body.apps as { name: string }[]).map((a) => a.name);
+    assert.deepEqual(await names(tokens.alice!), ['app-a']);
+    assert.deepEqual(await names(tokens.vera!), ['app-a']);
+    assert.deepEqual(await names(tokens.bob!), ['app-b']);
+    assert.deepEqual(await names(tokens.mallory!), []);
+    assert.deepEqual(await names(ADMIN), ['app-a', 'app-b', 'app-none']);
+    assert.ok(!JSON.stringify((await call('GET', '/v1/apps', tokens.alice!)).body).includes('entrypoints'), 'summaries, never specs');
   });
 
   test('can-i answers what the server does', async () => {

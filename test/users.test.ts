@@ -69,7 +69,8 @@ describe('users and sessions', () => {
     const member = await login('bob', PASSWORD);
     const memberToken = member.body.token as string;
     assert.equal(member.body.role, 'member');
-    assert.equal((await call('GET', '/v1/apps', memberToken)).status, 403);
+    assert.deepEqual((await call('GET', '/v1/apps', memberToken)).body, { apps: [] }, 'a member in no team sees no app');
+    assert.equal((await call('GET', '/v1/instances', memberToken)).status, 403);
     assert.equal((await call('POST', '/v1/users', memberToken, { name: 'eve', password: PASSWORD, role: 'admin' })).status, 403);
     assert.equal((await call('GET', '/v1/whoami', memberToken)).status, 200);
     // Sessions are not API tokens: not listed, not revocable by name.

@@ -35,7 +35,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/whoami': { action: 'self' },
   'GET /v1/auth/can-i': { action: 'self' },
 
-  'GET /v1/apps': read('app'),
+  // Every person may list apps: the answer holds those mayList() lets them see (summaries, no specs).
+  'GET /v1/apps': { action: 'self' },
   'POST /v1/apps': write('app'),
   'GET /v1/apps/:app': read('app', 'app'),
   'DELETE /v1/apps/:app': remove('app', 'app'),
@@ -172,6 +173,16 @@ export function decide(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Rul
         ? ': operators run nodes and pools, and read what runs; app specs, tokens, users and credentials are for admins'
         : '';
   return { allowed: false, why: `${who} may not ${what}${hint}` };
+}
+
+/**
+ * Of a list of `kind`, which items the caller sees: every one for admins (and for operators,
+ * of apps: the list holds summaries, never specs), else the ones they may read by name (a
+ * member: their teams' apps).
+ */
+export function mayList(caller: Pick<Caller, 'role' | 'name' | 'user'>, kind: Kind, teams: TeamScope): (resource: string) => boolean {
+  if (caller.role === 'admin' || (caller.role === 'operator' && kind === 'app')) return () => true;
+  return (resource) => decide(caller, { action: 'do', kind, verb: 'read' }, resource, teams).allowed;
 }
 
 /** The verbs people say, as the table's: `gantry auth can-i apply app/shop` asks for write. */

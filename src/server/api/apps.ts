@@ -5,6 +5,8 @@ import type { AppDetailResponse, AppListResponse, ApplyResponse } from '../../mo
 import { appSummary, instanceView } from '../services/views.js';
 import { reconcileAfter, requester, type ApiContext } from './context.js';
 import { AppParams, EntryParams } from './params.js';
+import { mayList } from '../policy.js';
+import { teamScope } from '../services/teams.js';
 
 const ScaleBody = z.object({ replicas: z.number().int().min(0).max(10_000) });
 
@@ -18,9 +20,10 @@ export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
     return result;
   });
 
-  server.get('/v1/apps', async (): Promise<AppListResponse> => ({
-    apps: [...ctx.state.apps.values()].sort((a, b) => a.name.localeCompare(b.name)).map((app) => appSummary(ctx.state, app, unplacedCount(ctx))),
-  }));
+  server.get('/v1/apps', async (request): Promise<AppListResponse> => {
+    const visible = mayList(request.caller!, 'app', teamScope(ctx.state));
+    return { apps: [...ctx.state.apps.values()].filter((app) => visible(app.name)).sort((a, b) => a.name.localeCompare(b.name)).map((app) => appSummary(ctx.state, app, unplacedCount(ctx))) };
+  });
 
   server.get('/v1/apps/:app', async (request): Promise<AppDetailResponse> => {
     const { app: name } = AppParams.parse(request.params);
