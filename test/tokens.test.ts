@@ -33,9 +33,13 @@ describe('tokens', () => {
     assert.ok(!listed.stdout.includes(agentToken) && !listed.stdout.includes(cluster.token), 'never a secret');
     assert.ok(tokens.every((t) => Object.keys(t).sort().join() === (t.role === 'agent' ? 'createdAt,name,node,role' : 'createdAt,name,role')));
 
+    const instances = await fetch(`${cluster.url}/v1/instances`, { headers: { authorization: `Bearer ${agentToken}` } });
+    assert.equal(instances.status, 403);
+    assert.match(((await instances.json()) as { error: string }).error, /an agent token may not read instances \(GET \/v1\/instances\)/);
+    // Routes for people: an agent token is none.
     const apps = await fetch(`${cluster.url}/v1/apps`, { headers: { authorization: `Bearer ${agentToken}` } });
     assert.equal(apps.status, 403);
-    assert.match(((await apps.json()) as { error: string }).error, /an agent token may not read apps \(GET \/v1\/apps\)/);
+    assert.match(((await apps.json()) as { error: string }).error, /an agent token speaks for a node, not a person \(GET \/v1\/apps\)/);
     await cluster.startAgent({ name: node, portRange: '31450-31459', dockerSocket: join(cluster.dir, 'none.sock'), token: agentToken });
   });
 
