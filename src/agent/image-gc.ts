@@ -6,6 +6,7 @@
 // one also tagged under a name Gantry never used (removal by id would take that tag with it).
 // Removal is the engine's non-forced one, so an image a container took meanwhile stays.
 import type { GantryEvent } from '../model/types.js';
+import { entryImages } from '../model/spec.js';
 import { normalRegistryHost, parseImageRef, tagOf } from '../model/image-ref.js';
 import type { ImageStore, LocalImage } from '../runtime/runtime.js';
 import { ImageUseRecord, type ImageUse } from './image-record.js';
@@ -165,8 +166,8 @@ export class ImageCollector {
   /** Why an image must stay though nothing ran from it yet: an assignment names it, or it is being pulled. */
   private neededNow(image: LocalImage, index: ImageIndex): string | undefined {
     for (const instance of this.options.assignments.records()) {
-      for (const reference of [instance.spec.image, instance.spec.init?.image]) {
-        if (reference !== undefined && index.find(reference)?.id === image.id) return `assigned (${reference})`;
+      for (const reference of entryImages(instance.spec)) {
+        if (index.find(reference)?.id === image.id) return `assigned (${reference})`;
       }
     }
     for (const { image: reference } of this.options.pulls.inFlight()) {

@@ -3,6 +3,7 @@
 // it. A step resolves when its work is done and throws when it failed; the supervisor turns that
 // into the step's outcome event and keeps the books (restart counts, backoff) through StepHost.
 import type { GantryEvent, Instance, InstanceStatus, PullProgress } from '../model/types.js';
+import { entryImages } from '../model/spec.js';
 import type { EnsureOutcome, PullPolicy, PullWatcher } from './images.js';
 import type { Runtime, RuntimeInstance, RunSpec } from '../runtime/runtime.js';
 import { cpuFor } from './cpu.js';
@@ -166,8 +167,7 @@ export class SupervisorSteps {
     const { spec } = host.instance;
     if (host.runtime.name !== 'docker') return;
     const policy = spec.pull ?? 'ifMissing';
-    for (const image of new Set([spec.init?.image, spec.image])) {
-      if (image === undefined) continue;
+    for (const image of entryImages(spec)) {
       const where = `${image} on ${host.instance.node}`;
       try {
         const outcome = await host.hooks.ensureImage(image, policy, {

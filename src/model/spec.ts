@@ -319,6 +319,11 @@ export function resolveCount(value: number | string, replicas: number, round: 'u
   return round === 'up' ? Math.ceil(exact) : Math.floor(exact);
 }
 
+/** The images an entry runs from: its init step's first (it runs first), then its own; each once. */
+export function entryImages(entry: { image?: string; init?: { image?: string } }): string[] {
+  return [...new Set([entry.init?.image, entry.image])].filter((image): image is string => image !== undefined);
+}
+
 export function entryRuntime(entry: EntrySpec): 'docker' | 'process' {
   return entry.image ? 'docker' : 'process';
 }

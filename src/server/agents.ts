@@ -16,7 +16,7 @@ import { AgentToServerSchema, type PrepullResult, type RegistryAuthMap, type Ser
 import type { Instance, InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
 import { WriteBatch } from './write-batch.js';
 import type { Endpoint } from '../model/registry.js';
-import { problemsFromZod } from '../model/spec.js';
+import { entryImages, problemsFromZod } from '../model/spec.js';
 import type { ClusterState } from './state.js';
 import { STORE, lastSegment } from './keys.js';
 import { UNCHANGED, casUpdate } from './cas.js';
@@ -27,13 +27,11 @@ import type { EventLog } from './services/events.js';
 import type { RegistryService } from './services/registry.js';
 import type { AgentContact } from './controllers/nodes.js';
 
+/** What an agent answers to a question of the server's. */
+type AgentAnswer = Extract<ValidAgentMessage, { type: 'prepulled' | 'image.resolved' }>;
+
 /** No node could be asked (none connected, ready, with Docker): not a verdict on the image. */
 export class NoNodeToAsk extends Error {}
-
-interface PrepullRequest {
-  node: string;
-  resolve: (results: PrepullResult[]) => void;
-}
 
 interface LogRequest {
   node: string;
@@ -77,8 +75,8 @@ export class AgentHub {
   private readonly open = new Set<Session>();
   private readonly pushTimers = new Map<string, NodeJS.Timeout>();
   private readonly logRequests = new Map<string, LogRequest>();
-  private readonly prepullRequests = new Map<string, PrepullRequest>();
-  private readonly resolveRequests = new Map<string, { node: string; settle: (digest?: string, error?: string) => void }>();
+  /** Questions asked of agents (prepull, image.resolve) by requestId, until answered or timed out. */
+  private readonly questions = new Map<string, { node: string; answer: (message: AgentAnswer) => void }>();
   /** Per node, what its agent last reported running without an assignment. */
   private readonly unassignedOf = new Map<string, UnassignedReport[]>();
   /** Statuses from every node, written together. */
@@ -207,50 +205,45 @@ export class AgentHub {
    * Asks the node's agent to pull `images` now; resolves with its answer per image. Rejects when
    * the agent is not connected, cannot pre-pull (an older version), or does not answer in time.
    */
-  prepull(node: string, images: string[], timeoutMs: number): Promise<PrepullResult[]> {
+  async prepull(node: string, images: string[], timeoutMs: number): Promise<PrepullResult[]> {
     const session = this.sessions.get(node);
-    if (!session) return Promise.reject(new Error(`the agent of node ${node} is not connected`));
-    if (!session.prepulls) return Promise.reject(new Error(`the agent of node ${node} does not pre-pull (an older version)`));
-    const requestId = randomUUID();
-    return new Promise<PrepullResult[]>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.prepullRequests.delete(requestId);
-        reject(new Error(`no answer from node ${node} within ${Math.round(timeoutMs / 1000)}s`));
-      }, timeoutMs);
-      this.prepullRequests.set(requestId, { node, resolve: (results) => (clearTimeout(timer), resolve(results)) });
-      if (!this.send(node, { type: 'prepull', requestId, images, ...this.authForImages(images) })) {
-        clearTimeout(timer);
-        this.prepullRequests.delete(requestId);
-        reject(new Error(`the agent of node ${node} is not connected`));
-      }
-    });
+    if (!session) throw new Error(`the agent of node ${node} is not connected`);
+    if (!session.prepulls) throw new Error(`the agent of node ${node} does not pre-pull (an older version)`);
+    const answer = await this.ask(node, timeoutMs, (requestId) => ({ type: 'prepull', requestId, images, ...this.authForImages(images) }), () => new Error(`the agent of node ${node} is not connected`));
+    if (answer.type !== 'prepulled') throw new Error(`node ${node} answered a prepull with ${answer.type}`);
+    return answer.results;
   }
 
   /**
    * The digest `image` names now, asked of a ready node's engine (for a registry the server
    * cannot reach). Rejects with the engine's words, or when no node can be asked.
    */
-  resolveImage(image: string, timeoutMs: number): Promise<{ digest: string; node: string }> {
+  async resolveImage(image: string, timeoutMs: number): Promise<{ digest: string; node: string }> {
     const node = [...this.sessions].find(([name, session]) => session.resolves && this.state.nodes.get(name)?.state === 'ready' && session.info?.runtimes.includes('docker'))?.[0];
-    if (!node) return Promise.reject(new NoNodeToAsk('no ready node with a Docker Engine is connected to ask'));
+    if (!node) throw new NoNodeToAsk('no ready node with a Docker Engine is connected to ask');
+    const answer = await this.ask(node, timeoutMs, (requestId) => ({ type: 'image.resolve', requestId, image, ...this.authForImages([image]) }), () => new NoNodeToAsk(`the agent of node ${node} is not connected`));
+    if (answer.type !== 'image.resolved') throw new Error(`node ${node} answered an image.resolve with ${answer.type}`);
+    if (!answer.digest) throw new Error(`node ${node}'s engine: ${answer.error ?? 'no digest'}`);
+    return { digest: answer.digest, node };
+  }
+
+  /**
+   * Sends the question `build` makes (with a fresh requestId) to the node's agent; resolves with
+   * the answer carrying that requestId, rejects after `timeoutMs`, or with `unsent()` when it
+   * could not be sent.
+   */
+  private ask(node: string, timeoutMs: number, build: (requestId: string) => ServerToAgent, unsent: () => Error): Promise<AgentAnswer> {
     const requestId = randomUUID();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.resolveRequests.delete(requestId);
-        reject(new Error(`node ${node} did not answer within ${Math.round(timeoutMs / 1000)}s`));
+        this.questions.delete(requestId);
+        reject(new Error(`no answer from node ${node} within ${Math.round(timeoutMs / 1000)}s`));
       }, timeoutMs);
-      this.resolveRequests.set(requestId, {
-        node,
-        settle: (digest, error) => {
-          clearTimeout(timer);
-          if (digest) resolve({ digest, node });
-          else reject(new Error(`node ${node}'s engine: ${error ?? 'no digest'}`));
-        },
-      });
-      if (!this.send(node, { type: 'image.resolve', requestId, image, ...this.authForImages([image]) })) {
+      this.questions.set(requestId, { node, answer: (message) => (clearTimeout(timer), resolve(message)) });
+      if (!this.send(node, build(requestId))) {
         clearTimeout(timer);
-        this.resolveRequests.delete(requestId);
-        reject(new NoNodeToAsk(`the agent of node ${node} is not connected`));
+        this.questions.delete(requestId);
+        reject(unsent());
       }
     });
   }
@@ -350,18 +343,13 @@ export class AgentHub {
       case 'log.lines':
         this.logRequestOf(node, message.requestId)?.onLines(message.lines);
         return;
-      case 'image.resolved': {
-        const request = this.resolveRequests.get(message.requestId);
-        if (!request || request.node !== node) return;
-        this.resolveRequests.delete(message.requestId);
-        request.settle(message.digest, message.error);
-        return;
-      }
+      case 'image.resolved':
       case 'prepulled': {
-        const request = this.prepullRequests.get(message.requestId);
-        if (!request || request.node !== node) return;
-        this.prepullRequests.delete(message.requestId);
-        request.resolve(message.results);
+        // An answer to a question this server asked of this node; any other is ignored.
+        const question = this.questions.get(message.requestId);
+        if (!question || question.node !== node) return;
+        this.questions.delete(message.requestId);
+        question.answer(message);
         return;
       }
       case 'log.end': {
@@ -541,8 +529,7 @@ export class AgentHub {
     const images = new Set<string>();
     for (const instance of instances) {
       if (instance.desired !== 'running') continue;
-      if (instance.spec.image) images.add(instance.spec.image);
-      if (instance.spec.init?.image) images.add(instance.spec.init.image);
+      for (const image of entryImages(instance.spec)) images.add(image);
     }
     return this.authForImages(images);
   }

@@ -36,7 +36,6 @@ import { PrepullService } from './services/prepull.js';
 import { UserService } from './services/users.js';
 import { TeamService } from './services/teams.js';
 import { AuditLog } from './services/audit.js';
-import { STORE } from './keys.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -138,11 +137,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner);
   const replicas = new ReplicaController(store, state, events);
+  const users = new UserService(store, auth, events);
   const ctx: ApiContext = {
     state, events, agents, catalog, registry, store, apps, replicas, auth, registryLogins, streams: new StreamCounter(),
-    users: new UserService(store, auth, events),
+    users,
     audit: new AuditLog(store),
-    teams: new TeamService(store, state, events, async (user) => (await store.get(STORE.users.key(user))) !== undefined),
+    teams: new TeamService(store, state, events, async (user) => (await users.find(user)) !== undefined),
     prepulls: new PrepullService(store, state, agents, events, () => void ctx.replicas.reconcile().catch(() => {})),
     releases: new ReleaseService(store, apps),
     nodes: new NodeService(store, state, events),

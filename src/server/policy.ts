@@ -154,7 +154,8 @@ const NO_TEAMS: TeamScope = { teamOf: () => undefined, roleIn: () => undefined }
 export function decide(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Rule, resource?: string, teams: TeamScope = NO_TEAMS): Decision {
   if (rule.action === 'public') return { allowed: true };
   if (rule.action === 'agent') return caller.role === 'agent' || caller.role === 'join' || caller.role === 'admin' ? { allowed: true } : { allowed: false, why: 'only node agents connect here' };
-  if (rule.action === 'self') return caller.role === 'agent' || caller.role === 'join' ? { allowed: false, why: `a${caller.role === 'agent' ? 'n' : ''} ${caller.role} token speaks for a node, not a person` } : { allowed: true };
+  const nodeToken = caller.role === 'agent' || caller.role === 'join' ? `a${caller.role === 'agent' ? 'n' : ''} ${caller.role} token` : undefined;
+  if (rule.action === 'self') return nodeToken ? { allowed: false, why: `${nodeToken} speaks for a node, not a person` } : { allowed: true };
   if (caller.role === 'admin') return { allowed: true };
   const action = `${rule.kind}.${rule.verb}`;
   if (caller.role === 'operator' && OPERATOR.has(action)) return { allowed: true };
@@ -162,7 +163,7 @@ export function decide(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Rul
   const role = team !== undefined ? teams.roleIn(team, caller.user!) : undefined;
   if (role && (rule.kind === 'team' ? TEAM_ITSELF[role].has(rule.verb) : TEAM_ROLE[role].has(rule.verb))) return { allowed: true };
   const what = `${rule.verb} ${rule.kind}${resource ? ` ${resource}` : 's'}`;
-  const who = caller.role === 'agent' || caller.role === 'join' ? `a${caller.role === 'agent' ? 'n' : ''} ${caller.role} token` : `${caller.name} (${caller.role})`;
+  const who = nodeToken ?? `${caller.name} (${caller.role})`;
   const hint = role
     ? `: a ${role} of team ${team} may ${[...(rule.kind === 'team' ? TEAM_ITSELF : TEAM_ROLE)[role]].join(' and ')}${rule.kind === 'team' ? ' it' : ' its apps'}`
     : caller.role === 'member'

@@ -57,7 +57,7 @@ export function userRoutes(server: FastifyInstance, ctx: ApiContext): void {
     let subject: Pick<Caller, 'role' | 'name' | 'user'> = caller;
     if (as !== undefined && as !== caller.user) {
       if (caller.role !== 'admin') return reply.code(403).send({ error: 'only admins may ask about someone else (--as)' });
-      const user = (await ctx.users.list()).find((u) => u.name === as);
+      const user = await ctx.users.find(as);
       if (!user) return reply.code(404).send({ error: `no user named "${as}"` });
       subject = { name: user.name, role: user.role, user: user.name };
     }

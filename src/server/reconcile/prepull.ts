@@ -4,7 +4,7 @@
 // the wait is over. Pure: the pulls themselves are asked for by services/prepull.ts, which
 // writes each node's answer into the rollout record.
 import type { Instance, PrepullState, ReservedSlot } from '../../model/types.js';
-import type { EntrySpec } from '../../model/spec.js';
+import { entryImages, type EntrySpec } from '../../model/spec.js';
 
 /** The longest a rollout waits for pre-pulls (or its progress deadline, if shorter): a slow node then pulls when its instance starts. */
 export const PREPULL_WAIT_MS = 5 * 60_000;
@@ -12,8 +12,8 @@ export const PREPULL_WAIT_MS = 5 * 60_000;
 /** The images `spec` runs that none of `old` runs: what a node must fetch for the new release. */
 export function newImages(spec: EntrySpec, old: Instance[]): string[] {
   if (!spec.image || spec.pull === 'never') return [];
-  const running = new Set(old.flatMap((i) => [i.spec.image, i.spec.init?.image]));
-  return [...new Set([spec.init?.image, spec.image])].filter((image): image is string => image !== undefined && !running.has(image));
+  const running = new Set(old.flatMap((i) => entryImages(i.spec)));
+  return entryImages(spec).filter((image) => !running.has(image));
 }
 
 /**

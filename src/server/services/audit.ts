@@ -7,6 +7,7 @@
 import type { Store } from '../../store/store.js';
 import type { AuditRecord } from '../../model/types.js';
 import { STORE } from '../keys.js';
+import { AppendOnlyLog } from './append-only.js';
 
 export interface AuditFilter {
   user?: string;
@@ -16,30 +17,25 @@ export interface AuditFilter {
 }
 
 export class AuditLog {
-  private counter = 0;
-  private sinceTrim = 0;
-  private stored: number | undefined;
+  private readonly log: AppendOnlyLog;
   /** Entries that could not be written (a full disk): said on stderr as they happen, counted here. */
   lost = 0;
 
-  constructor(private readonly store: Store, private readonly keep = 100_000) {}
+  constructor(private readonly store: Store, keep = 100_000) {
+    this.log = new AppendOnlyLog(store, STORE.audit.prefix, (suffix) => STORE.audit.key(suffix), keep);
+  }
 
   /** Appends without failing the caller: the request was answered already. */
   append(entry: AuditRecord): void {
-    const key = STORE.audit.key(`${String(entry.time).padStart(14, '0')}-${String(this.counter++ % 1e6).padStart(6, '0')}`);
     this.store
-      .txn({ compare: [], success: [{ type: 'put', key, value: STORE.audit.encode(entry) }] })
-      .then(async () => {
-        if (this.stored !== undefined) this.stored++;
-        if (++this.sinceTrim >= 1000) {
-          this.sinceTrim = 0;
-          await this.trim();
-        }
-      })
-      .catch((err: Error) => {
-        this.lost++;
-        console.error(`gantry server: an audit entry was not written (${entry.method} ${entry.route} by ${entry.who}): ${err.message}`);
-      });
+      .txn({ compare: [], success: [{ type: 'put', key: this.log.nextKey(entry.time), value: STORE.audit.encode(entry) }] })
+      .then(
+        () => this.log.appended(1).catch((err: Error) => console.error(`gantry server: trimming the audit log failed (tried again later): ${err.message}`)),
+        (err: Error) => {
+          this.lost++;
+          console.error(`gantry server: an audit entry was not written (${entry.method} ${entry.route} by ${entry.who}): ${err.message}`);
+        },
+      );
   }
 
   /** Oldest first; `limit` keeps the newest that many. */
@@ -49,14 +45,5 @@ export class AuditLog {
       .map((kv) => STORE.audit.decode(kv.value))
       .filter((e) => (filter.since === undefined || e.time >= filter.since) && (filter.user === undefined || e.who === filter.user || e.user === filter.user) && (filter.team === undefined || e.team === filter.team));
     return filter.limit ? entries.slice(-filter.limit) : entries;
-  }
-
-  private async trim(): Promise<void> {
-    this.stored ??= (await this.store.range(STORE.audit.prefix)).kvs.length;
-    const excess = this.stored - this.keep;
-    if (excess <= 0) return;
-    const { kvs } = await this.store.range(STORE.audit.prefix, { limit: excess });
-    await this.store.txn({ compare: [], success: kvs.map((kv) => ({ type: 'delete' as const, key: kv.key })) });
-    this.stored -= kvs.length;
   }
 }

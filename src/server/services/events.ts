@@ -9,6 +9,7 @@
 import type { Store, Watcher } from '../../store/store.js';
 import { STORE } from '../keys.js';
 import type { GantryEvent } from '../../model/types.js';
+import { AppendOnlyLog } from './append-only.js';
 
 const PREFIX = STORE.events.prefix;
 
@@ -23,12 +24,11 @@ function matches(event: GantryEvent, filter: EventFilter): boolean {
 }
 
 export class EventLog {
-  private counter = 0;
-  private sinceTrim = 0;
-  /** How many events the store holds, as far as this log knows (counted once, then followed). */
-  private stored: number | undefined;
+  private readonly log: AppendOnlyLog;
 
-  constructor(private readonly store: Store, private readonly keep = 20_000) {}
+  constructor(private readonly store: Store, keep = 20_000) {
+    this.log = new AppendOnlyLog(store, PREFIX, (suffix) => STORE.events.key(suffix), keep);
+  }
 
   async record(event: Omit<GantryEvent, 'time' | 'seq'> & { time?: number }): Promise<void> {
     return this.recordAll([event]);
@@ -42,17 +42,11 @@ export class EventLog {
       compare: [],
       success: events.map((event) => {
         const time = event.time ?? now;
-        const key = STORE.events.key(`${String(time).padStart(14, '0')}-${String(this.counter++ % 1e6).padStart(6, '0')}`);
-        return { type: 'put' as const, key, value: STORE.events.encode({ ...event, time }) };
+        return { type: 'put' as const, key: this.log.nextKey(time), value: STORE.events.encode({ ...event, time }) };
       }),
     });
-    if (this.stored !== undefined) this.stored += events.length;
-    this.sinceTrim += events.length;
-    if (this.sinceTrim >= 1000) {
-      this.sinceTrim = 0;
-      // The event has landed; trimming is housekeeping that the next thousand events try again.
-      await this.trim().catch((err: Error) => console.error(`gantry server: trimming old events failed (tried again later): ${err.message}`));
-    }
+    // The events have landed; trimming is housekeeping that the next thousand events try again.
+    await this.log.appended(events.length).catch((err: Error) => console.error(`gantry server: trimming old events failed (tried again later): ${err.message}`));
   }
 
   /**
@@ -90,15 +84,5 @@ export class EventLog {
       },
       { fromRevision: filter.since !== undefined ? filter.since + 1 : undefined },
     );
-  }
-
-  /** Deletes the oldest events beyond `keep`; reads only those (the count is kept, not read each time). */
-  private async trim(): Promise<void> {
-    this.stored ??= (await this.store.range(PREFIX)).kvs.length;
-    const excess = this.stored - this.keep;
-    if (excess <= 0) return;
-    const { kvs } = await this.store.range(PREFIX, { limit: excess });
-    await this.store.txn({ compare: [], success: kvs.map((kv) => ({ type: 'delete' as const, key: kv.key })) });
-    this.stored -= kvs.length;
   }
 }

@@ -4,7 +4,7 @@
 // connected to it; how many nodes pull at once is bounded, so a big rollout does not have the
 // whole fleet hit the registry in the same second.
 import type { NodeRecord, PrepullState, RolloutRecord } from '../../model/types.js';
-import type { EntrySpec } from '../../model/spec.js';
+import { entryImages, type EntrySpec } from '../../model/spec.js';
 import { MAX_PREPULL_IMAGES, type PrepullResult } from '../../model/agent-protocol.js';
 import type { ClusterState } from '../state.js';
 import type { Store } from '../../store/store.js';
@@ -59,7 +59,7 @@ export class PrepullService {
     const byNode = new Map<string, Set<string>>();
     for (const entry of Object.values(record.spec.entrypoints)) {
       if (!entry.image || entry.pull === 'never') continue;
-      const images = [entry.init?.image, entry.image].filter((i): i is string => i !== undefined);
+      const images = entryImages(entry);
       for (const node of this.state.nodes.values()) {
         if (node.state !== 'ready' || !node.runtimes.includes('docker') || !nodeAccepts(node, app, entry.placement)) continue;
         const wanted = byNode.get(node.name) ?? new Set<string>();

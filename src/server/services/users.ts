@@ -48,6 +48,12 @@ export class UserService {
     return kvs.map((kv) => view(STORE.users.decode(kv.value))).sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** One user (without the password hash), or undefined when there is none by that name. */
+  async find(name: string): Promise<UserInfo | undefined> {
+    const kv = await this.store.get(STORE.users.key(name));
+    return kv ? view(STORE.users.decode(kv.value)) : undefined;
+  }
+
   async create(name: string, password: string, role: UserRecord['role'], by: string): Promise<UserInfo> {
     const passwordHash = await hashPassword(password);
     const now = Date.now();
