@@ -33,9 +33,9 @@ describe('tokens', () => {
     assert.ok(!listed.stdout.includes(agentToken) && !listed.stdout.includes(cluster.token), 'never a secret');
     assert.ok(tokens.every((t) => Object.keys(t).sort().join() === (t.role === 'agent' ? 'createdAt,name,node,role' : 'createdAt,name,role')));
 
-    const instances = await fetch(`${cluster.url}/v1/instances`, { headers: { authorization: `Bearer ${agentToken}` } });
-    assert.equal(instances.status, 403);
-    assert.match(((await instances.json()) as { error: string }).error, /an agent token may not read instances \(GET \/v1\/instances\)/);
+    const nodes = await fetch(`${cluster.url}/v1/nodes`, { headers: { authorization: `Bearer ${agentToken}` } });
+    assert.equal(nodes.status, 403);
+    assert.match(((await nodes.json()) as { error: string }).error, /an agent token may not read nodes \(GET \/v1\/nodes\)/);
     // Routes for people: an agent token is none.
     const apps = await fetch(`${cluster.url}/v1/apps`, { headers: { authorization: `Bearer ${agentToken}` } });
     assert.equal(apps.status, 403);

@@ -70,7 +70,8 @@ describe('users and sessions', () => {
     const memberToken = member.body.token as string;
     assert.equal(member.body.role, 'member');
     assert.deepEqual((await call('GET', '/v1/apps', memberToken)).body, { apps: [] }, 'a member in no team sees no app');
-    assert.equal((await call('GET', '/v1/instances', memberToken)).status, 403);
+    assert.deepEqual((await call('GET', '/v1/instances', memberToken)).body, { instances: [], unplaced: [] }, 'nor any instance');
+    assert.equal((await call('POST', '/v1/apps', memberToken, { app: 'mine', entrypoints: { web: { command: ['sleep', '1'] } } })).status, 403, 'nor may apply one');
     assert.equal((await call('POST', '/v1/users', memberToken, { name: 'eve', password: PASSWORD, role: 'admin' })).status, 403);
     assert.equal((await call('GET', '/v1/whoami', memberToken)).status, 200);
     // Sessions are not API tokens: not listed, not revocable by name.

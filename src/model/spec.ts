@@ -285,6 +285,17 @@ function checkDependencies(entries: Record<string, { dependsOn: string[] }>, ctx
   for (const entry of Object.keys(entries)) visit(entry, []);
 }
 
+/**
+ * The team of an app whose spec names none. Apps from before teams (and small installations
+ * that never make one) belong to it: their specs stay as they were, so nothing restarts.
+ */
+export const DEFAULT_TEAM = 'default';
+
+/** The team an app belongs to. */
+export function teamOfSpec(spec: { team?: string }): string {
+  return spec.team ?? DEFAULT_TEAM;
+}
+
 export type AppSpecInput = z.input<typeof AppSpec>;
 export type AppSpec = z.output<typeof AppSpec>;
 export type EntrySpec = z.output<typeof EntrySpec>;

@@ -1,5 +1,5 @@
 // Glue for the server: a PlacementRequest from an app spec entry, a Placement from an Instance.
-import type { AppSpec } from '../model/spec.js';
+import { teamOfSpec, type AppSpec } from '../model/spec.js';
 import { parseSelector } from '../model/selector.js';
 import type { Instance } from '../model/types.js';
 import type { CpuPlan, Placement, PlacementRequest, Strategy } from './types.js';
@@ -32,7 +32,7 @@ export function entryRequest(app: AppSpec, entryName: string, options: EntryRequ
     count: options.count ?? entry.replicas,
     pool: options.pool ?? entry.placement.pool,
   };
-  if (app.team !== undefined) request.team = app.team;
+  request.team = teamOfSpec(app);
   if (options.dedicated ?? entry.placement.dedicated) request.dedicated = true;
   return request;
 }

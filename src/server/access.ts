@@ -6,10 +6,10 @@
 // an anonymous caller what exists.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { bearer, type Caller, type TokenAuth } from './auth.js';
-import { decide, ruleFor, type Rule, type TeamScope } from './policy.js';
+import { decide, decideBeforeBody, ruleFor, type Rule, type TeamScope } from './policy.js';
 
 /** How a route is reached, for listings and tests: the policy table's action, summed up. */
-export type Access = 'public' | 'agent' | 'person' | 'policy';
+export type Access = 'public' | 'agent' | 'person' | 'list' | 'policy';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -43,6 +43,11 @@ export function installAccessCheck(server: FastifyInstance, auth: TokenAuth, tea
     if (request.is404) return refuse(reply, 404, `no route ${request.method} ${pathOf(request)}`);
     // Known from here on, refused or not: the audit trail names who was refused.
     request.caller = caller;
+    // What the body names is decided once the route has read it (mayApply); here only whether the caller may write anywhere.
+    if (rule.action === 'do' && rule.inBody) {
+      const decision = decideBeforeBody(caller, rule, teams);
+      return decision.allowed ? undefined : refuse(reply, 403, `${decision.why} (${request.method} ${request.routeOptions.url})`);
+    }
     const resource = rule.action === 'do' && rule.param ? (request.params as Record<string, string> | undefined)?.[rule.param] : undefined;
     const decision = decide(caller, rule, typeof resource === 'string' ? resource.slice(0, 256) : undefined, teams);
     if (!decision.allowed) return refuse(reply, 403, `${decision.why} (${request.method} ${request.routeOptions.url})`);
@@ -51,7 +56,7 @@ export function installAccessCheck(server: FastifyInstance, auth: TokenAuth, tea
 }
 
 function accessOf(rule: Rule): Access {
-  return rule.action === 'public' ? 'public' : rule.action === 'agent' ? 'agent' : rule.action === 'self' ? 'person' : 'policy';
+  return rule.action === 'public' ? 'public' : rule.action === 'agent' ? 'agent' : rule.action === 'self' ? 'person' : rule.action === 'list' ? 'list' : 'policy';
 }
 
 function pathOf(request: FastifyRequest): string {

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AuditRecord } from '../model/types.js';
 import type { ClusterState } from './state.js';
 import type { AuditLog } from './services/audit.js';
+import { teamOfSpec } from '../model/spec.js';
 
 const LOGIN = '/v1/login';
 /** Changes in name only: an outside service renewing its registry lease every few seconds would bury the log. */
@@ -58,5 +59,6 @@ function triedUser(request: FastifyRequest): string {
 function teamOf(state: ClusterState, target: Record<string, string>): string | undefined {
   if (target.team !== undefined) return state.teams.has(target.team) ? target.team : undefined;
   const app = target.app ?? (target.id !== undefined ? state.instances.get(target.id)?.app : undefined);
-  return app === undefined ? undefined : state.apps.get(app)?.spec.team;
+  const record = app === undefined ? undefined : state.apps.get(app);
+  return record && teamOfSpec(record.spec);
 }

@@ -10,3 +10,8 @@ export class NotFoundError extends Error {
 export class ConflictError extends Error {
   readonly statusCode = 409;
 }
+
+/** The caller may not do this to this resource (decided where the resource is known only from the body). */
+export class ForbiddenError extends Error {
+  readonly statusCode = 403;
+}

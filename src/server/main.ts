@@ -150,6 +150,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     rollouts: new RolloutService(store, state, apps, replicas, events),
     builds: new BuildService(store, events),
   };
+  await ctx.teams.ensureDefaultTeam();
   const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs, (node) => catalog.onNode(node).map(registryKey));
 
   const { server, routes } = await buildHttpServer(ctx, auth, { log: options.log, tls: options.tls, maxConnections: options.maxConnections ?? clientSocketBudget(fileLimit()) });

@@ -19,7 +19,14 @@ export type Rule =
   | { action: 'agent' }
   /** A person's own session: who am I, sign out. */
   | { action: 'self' }
-  | { action: 'do'; kind: Kind; verb: Verb; param?: string };
+  /** A list every person may ask for: the answer holds the items mayList() lets the caller see. */
+  | { action: 'list'; kind: Kind }
+  /**
+   * `param`: the route parameter naming the resource. `inBody`: the request body names it (an
+   * applied spec names its app and team): the access check lets people through and the route
+   * decides (mayApply) once it has read the body.
+   */
+  | { action: 'do'; kind: Kind; verb: Verb; param?: string; inBody?: true };
 
 const read = (kind: Kind, param?: string): Rule => ({ action: 'do', kind, verb: 'read', ...(param ? { param } : {}) });
 const write = (kind: Kind, param?: string): Rule => ({ action: 'do', kind, verb: 'write', ...(param ? { param } : {}) });
@@ -35,9 +42,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/whoami': { action: 'self' },
   'GET /v1/auth/can-i': { action: 'self' },
 
-  // Every person may list apps: the answer holds those mayList() lets them see (summaries, no specs).
-  'GET /v1/apps': { action: 'self' },
-  'POST /v1/apps': write('app'),
+  'GET /v1/apps': { action: 'list', kind: 'app' },
+  'POST /v1/apps': { action: 'do', kind: 'app', verb: 'write', inBody: true },
   'GET /v1/apps/:app': read('app', 'app'),
   'DELETE /v1/apps/:app': remove('app', 'app'),
   'POST /v1/apps/:app/start': write('app', 'app'),
@@ -55,13 +61,14 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/apps/:app/diff': read('release', 'app'),
   'GET /v1/capacity': read('cluster'),
 
-  'GET /v1/instances': read('instance'),
+  'GET /v1/instances': { action: 'list', kind: 'instance' },
   'POST /v1/instances/:id/restart': write('instance', 'id'),
   'POST /v1/instances/:id/rebuild': write('instance', 'id'),
   'GET /v1/instances/:id/logs': read('log', 'id'),
 
-  'GET /v1/events': read('event'),
-  'GET /v1/watch': read('event'),
+  'GET /v1/events': { action: 'list', kind: 'event' },
+  // What each key shows is read per key: an app's spec as the app, the rest as its events.
+  'GET /v1/watch': { action: 'list', kind: 'event' },
   'GET /v1/server/reconcile': read('cluster'),
 
   'GET /v1/nodes': read('node'),
@@ -72,19 +79,19 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/nodes/:name/unassigned': read('node', 'name'),
   'POST /v1/nodes/:name/forget': write('node', 'name'),
   'POST /v1/nodes/adopt': write('node'),
-  'GET /v1/pools': read('pool'),
+  'GET /v1/pools': { action: 'list', kind: 'pool' },
   'PUT /v1/pools/:name': write('pool', 'name'),
 
-  'GET /v1/registry': read('discovery'),
+  'GET /v1/registry': { action: 'list', kind: 'discovery' },
   'POST /v1/registry': write('discovery'),
   'DELETE /v1/registry/leases/:lease': write('discovery'),
   'POST /v1/registry/leases/:lease/keepalive': write('discovery'),
-  'GET /v1/discovery/prometheus': read('discovery'),
+  'GET /v1/discovery/prometheus': { action: 'list', kind: 'discovery' },
 
   'GET /v1/tokens': read('token'),
   'POST /v1/tokens': write('token'),
   'DELETE /v1/tokens/:name': remove('token', 'name'),
-  'GET /v1/teams': { action: 'self' },
+  'GET /v1/teams': { action: 'list', kind: 'team' },
   'POST /v1/teams': write('team'),
   'GET /v1/teams/:team': read('team', 'team'),
   'DELETE /v1/teams/:team': remove('team', 'team'),
@@ -126,10 +133,17 @@ export interface Decision {
 export interface TeamScope {
   teamOf(kind: Kind, resource: string): string | undefined;
   roleIn(team: string, user: string): TeamRole | undefined;
+  /** The teams the user is in, with their role in each. */
+  teamsOf(user: string): Array<[team: string, role: TeamRole]>;
 }
 
-/** Resources that belong to a team: an app (its spec's `team`), its releases, instances and logs, and the team itself. */
-const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'team']);
+/**
+ * Resources that belong to a team: an app (its spec's `team`), its releases, instances, logs,
+ * events and discovery entries (named by their app), a pool the team owns, and the team itself.
+ */
+const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'event', 'discovery', 'pool', 'team']);
+/** Of those, what a team's members only read: pools are the operators' to change, the registry is written by agents. */
+const TEAM_READS_ONLY: ReadonlySet<Kind> = new Set(['event', 'discovery', 'pool']);
 
 /** What each team role may do to the team's resources (a team itself: members read it, owners manage its members). */
 const TEAM_ROLE: Record<TeamRole, ReadonlySet<Verb>> = {
@@ -148,24 +162,27 @@ const TEAM_ITSELF: Record<TeamRole, ReadonlySet<Verb>> = {
   viewer: new Set(['read']),
 };
 
-const NO_TEAMS: TeamScope = { teamOf: () => undefined, roleIn: () => undefined };
+const READ_ONLY: ReadonlySet<Verb> = new Set(['read']);
+
+const NO_TEAMS: TeamScope = { teamOf: () => undefined, roleIn: () => undefined, teamsOf: () => [] };
 
 /** Whether `caller` may do what `rule` says (to `resource`, when the route names one). */
 export function decide(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Rule, resource?: string, teams: TeamScope = NO_TEAMS): Decision {
   if (rule.action === 'public') return { allowed: true };
   if (rule.action === 'agent') return caller.role === 'agent' || caller.role === 'join' || caller.role === 'admin' ? { allowed: true } : { allowed: false, why: 'only node agents connect here' };
   const nodeToken = caller.role === 'agent' || caller.role === 'join' ? `a${caller.role === 'agent' ? 'n' : ''} ${caller.role} token` : undefined;
-  if (rule.action === 'self') return nodeToken ? { allowed: false, why: `${nodeToken} speaks for a node, not a person` } : { allowed: true };
+  if (rule.action === 'self' || rule.action === 'list') return nodeToken ? { allowed: false, why: `${nodeToken} speaks for a node, not a person` } : { allowed: true };
   if (caller.role === 'admin') return { allowed: true };
   const action = `${rule.kind}.${rule.verb}`;
   if (caller.role === 'operator' && OPERATOR.has(action)) return { allowed: true };
   const team = resource !== undefined && caller.user !== undefined && TEAM_SCOPED.has(rule.kind) ? teams.teamOf(rule.kind, resource) : undefined;
   const role = team !== undefined ? teams.roleIn(team, caller.user!) : undefined;
-  if (role && (rule.kind === 'team' ? TEAM_ITSELF[role].has(rule.verb) : TEAM_ROLE[role].has(rule.verb))) return { allowed: true };
+  const roleVerbs = role === undefined ? undefined : rule.kind === 'team' ? TEAM_ITSELF[role] : TEAM_READS_ONLY.has(rule.kind) ? READ_ONLY : TEAM_ROLE[role];
+  if (roleVerbs?.has(rule.verb)) return { allowed: true };
   const what = `${rule.verb} ${rule.kind}${resource ? ` ${resource}` : 's'}`;
   const who = nodeToken ?? `${caller.name} (${caller.role})`;
   const hint = role
-    ? `: a ${role} of team ${team} may ${[...(rule.kind === 'team' ? TEAM_ITSELF : TEAM_ROLE)[role]].join(' and ')}${rule.kind === 'team' ? ' it' : ' its apps'}`
+    ? `: a ${role} of team ${team} may ${[...roleVerbs!].join(' and ')}${rule.kind === 'team' ? ' it' : TEAM_READS_ONLY.has(rule.kind) ? ` its ${rule.kind}s` : ' its apps'}`
     : caller.role === 'member'
       ? resource !== undefined && TEAM_SCOPED.has(rule.kind)
         ? team === undefined ? `: it belongs to no team of yours` : `: it belongs to team ${team}, which you are not in`
@@ -179,11 +196,49 @@ export function decide(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Rul
 /**
  * Of a list of `kind`, which items the caller sees: every one for admins (and for operators,
  * of apps: the list holds summaries, never specs), else the ones they may read by name (a
- * member: their teams' apps).
+ * member: their teams' apps and what belongs to them). An item named by no resource (an event
+ * about a node, say) is seen by those who may read the whole kind.
  */
-export function mayList(caller: Pick<Caller, 'role' | 'name' | 'user'>, kind: Kind, teams: TeamScope): (resource: string) => boolean {
-  if (caller.role === 'admin' || (caller.role === 'operator' && kind === 'app')) return () => true;
-  return (resource) => decide(caller, { action: 'do', kind, verb: 'read' }, resource, teams).allowed;
+export function mayList(caller: Pick<Caller, 'role' | 'name' | 'user'>, kind: Kind, teams: TeamScope): (resource: string | undefined) => boolean {
+  if (caller.role === 'operator' && kind === 'app') return () => true;
+  return mayRead(caller, kind, teams);
+}
+
+/** Whether the caller may read each resource of `kind` (by name; undefined: the kind as a whole). */
+export function mayRead(caller: Pick<Caller, 'role' | 'name' | 'user'>, kind: Kind, teams: TeamScope): (resource: string | undefined) => boolean {
+  const rule: Rule = { action: 'do', kind, verb: 'read' };
+  if (decide(caller, rule, undefined, teams).allowed) return () => true;
+  return (resource) => resource !== undefined && decide(caller, rule, resource, teams).allowed;
+}
+
+/**
+ * Before the body of an `inBody` route is read: whether the caller may do its verb in some team
+ * at all (admins: always). Who may not anywhere is refused here, whatever the body says.
+ */
+export function decideBeforeBody(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Extract<Rule, { action: 'do' }>, teams: TeamScope): Decision {
+  const whole = decide(caller, rule, undefined, teams);
+  if (whole.allowed || caller.user === undefined) return whole;
+  const held = teams.teamsOf(caller.user);
+  if (held.some(([, role]) => TEAM_ROLE[role].has(rule.verb))) return { allowed: true };
+  const roles = held.map(([team, role]) => `${role} of team ${team}`);
+  return { allowed: false, why: `${caller.name} (${caller.role}) may not ${rule.verb} ${rule.kind}s: only developers and owners of a team ${rule.verb} its ${rule.kind}s (${caller.user} is ${roles.length > 0 ? roles.slice(0, 5).join(', ') : 'in no team'})` };
+}
+
+/**
+ * Whether the caller may apply a spec of app `app` for team `team`, the app being `current`'s
+ * today (undefined: a new app): write on both, so a member can neither take another team's app
+ * nor give theirs to a team they cannot write to.
+ */
+export function mayApply(caller: Pick<Caller, 'role' | 'name' | 'user'>, app: string, team: string, current: string | undefined, teams: TeamScope): Decision {
+  const rule: Rule = { action: 'do', kind: 'app', verb: 'write' };
+  const asTeam = (owner: string): TeamScope => ({ ...teams, teamOf: () => owner });
+  if (current !== undefined) {
+    const now = decide(caller, rule, app, asTeam(current));
+    if (!now.allowed) return now;
+  }
+  if (current === team) return { allowed: true };
+  const next = decide(caller, rule, app, asTeam(team));
+  return next.allowed || current === undefined ? next : { allowed: false, why: `${next.why} (moving app ${app} from team ${current} to team ${team} needs write in both)` };
 }
 
 /** The verbs people say, as the table's: `gantry auth can-i apply app/shop` asks for write. */

@@ -3,14 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { EventListResponse, NodeListResponse } from '../../model/api.js';
 import { nodeView } from '../services/views.js';
-import type { ApiContext } from './context.js';
+import { visibleTo, type ApiContext } from './context.js';
 import type { PassFigures } from '../controllers/replicas.js';
 import { openEventStream } from './streams.js';
 
 const EventsQuery = z.object({
-  app: z.string().optional(),
-  instance: z.string().optional(),
-  node: z.string().optional(),
+  app: z.string().max(256).optional(),
+  instance: z.string().max(256).optional(),
+  node: z.string().max(256).optional(),
   since: z.coerce.number().int().min(0).optional(),
   limit: z.coerce.number().int().min(1).max(10_000).optional(),
   follow: z.enum(['1', 'true', '0', 'false']).optional().transform((v) => v === '1' || v === 'true'),
@@ -25,7 +25,7 @@ export function clusterRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/server/reconcile', async (): Promise<PassFigures> => ctx.replicas.passFigures());
 
   server.get('/v1/events', async (request, reply): Promise<EventListResponse | void> => {
-    const query = EventsQuery.parse(request.query);
+    const query = { ...EventsQuery.parse(request.query), visible: visibleTo(ctx, request, 'event') };
     const lastEventId = Number(request.headers['last-event-id']);
     const since = Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId : query.since;
     if (!query.follow) return { events: await ctx.events.list({ ...query, since, limit: query.limit ?? (since === undefined ? 100 : undefined) }) };

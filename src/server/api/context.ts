@@ -20,6 +20,8 @@ import type { PrepullService } from '../services/prepull.js';
 import type { UserService } from '../services/users.js';
 import type { TeamService } from '../services/teams.js';
 import type { AuditLog } from '../services/audit.js';
+import { teamScope } from '../services/teams.js';
+import { mayList, type Kind } from '../policy.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -54,6 +56,11 @@ export interface ApiContext {
  */
 export async function reconcileAfter(ctx: ApiContext, request: FastifyRequest): Promise<void> {
   await ctx.replicas.reconcile().catch((err: Error) => request.log.warn(`the reconcile pass after this change failed; the periodic pass tries again: ${err.message}`));
+}
+
+/** Which items of a list of `kind` the caller sees, by the resource naming each (policy.ts mayList). */
+export function visibleTo(ctx: ApiContext, request: FastifyRequest, kind: Kind): (resource: string | undefined) => boolean {
+  return mayList(request.caller!, kind, teamScope(ctx.state));
 }
 
 /** Who made the request, for "by <user>" in events: the name of the token it came with. */

@@ -4,7 +4,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Watcher } from '../../store/store.js';
 import { parseDuration, DURATION_PATTERN } from '../../model/units.js';
-import type { ApiContext } from './context.js';
+import { visibleTo, type ApiContext } from './context.js';
+import { mayRead, type Kind } from '../policy.js';
+import { teamScope } from '../services/teams.js';
 import { openEventStream } from './streams.js';
 import { LeaseParams } from './params.js';
 import { hostAddress, labelMap, name, port } from '../../model/names.js';
@@ -29,6 +31,28 @@ const ExternalEndpoint = z.strictObject({
 
 /** What the watch stream may follow: a name for each store prefix. */
 const WATCHABLE: Record<string, string> = { registry: '/registry/', instances: '/instances/', status: '/status/', apps: '/apps/', nodes: '/nodes/' };
+
+/**
+ * Which keys of a watched prefix the caller sees: an app's record is read as the app (its spec),
+ * a node's as the node; the rest are facts about an app's instances, seen as its events are.
+ * A deletion is seen when the key was: by then the cache may no longer know whose it was.
+ */
+function watchFilter(ctx: ApiContext, request: FastifyRequest, prefix: string): (key: string, deleted?: boolean) => boolean {
+  const [kind, appOf]: [Kind, (rest: string) => string | undefined] =
+    prefix === '/apps/' ? ['app', (rest) => rest]
+    : prefix === '/nodes/' ? ['node', (rest) => rest]
+    : prefix === '/status/' ? ['event', (rest) => ctx.state.instances.get(rest)?.app]
+    : ['event', (rest) => rest.split('/', 1)[0]];
+  const visible = mayRead(request.caller!, kind, teamScope(ctx.state));
+  if (visible(undefined)) return () => true;
+  const shown = new Set<string>();
+  return (key, deleted) => {
+    if (deleted) return shown.delete(key);
+    if (!visible(appOf(key.slice(prefix.length)))) return false;
+    shown.add(key);
+    return true;
+  };
+}
 const WatchQuery = z.object({
   prefix: z.enum(Object.keys(WATCHABLE) as [string, ...string[]]).default('registry'),
   since: z.coerce.number().int().min(0).optional(),
@@ -37,7 +61,8 @@ const WatchQuery = z.object({
 export function discoveryRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/registry', async (request) => {
     const { app, env, entry } = RegistryQuery.parse(request.query);
-    const endpoints = ctx.catalog.list().filter((e) => (!app || e.app === app) && (!env || e.env === env) && (!entry || e.entry === entry));
+    const visible = visibleTo(ctx, request, 'discovery');
+    const endpoints = ctx.catalog.list().filter((e) => (!app || e.app === app) && (!env || e.env === env) && (!entry || e.entry === entry) && visible(e.app));
     return { revision: ctx.catalog.revision, endpoints };
   });
 
@@ -63,8 +88,9 @@ export function discoveryRoutes(server: FastifyInstance, ctx: ApiContext): void 
   server.get('/v1/watch', (request, reply) => watch(ctx, request, reply));
 
   // https://prometheus.io/docs/prometheus/latest/http_sd/ : one target group per endpoint port.
-  server.get('/v1/discovery/prometheus', async () =>
-    ctx.catalog.list().flatMap((e) =>
+  server.get('/v1/discovery/prometheus', async (request) => {
+    const visible = visibleTo(ctx, request, 'discovery');
+    return ctx.catalog.list().filter((e) => visible(e.app)).flatMap((e) =>
       Object.entries(e.ports).map(([port, number]) => ({
         targets: [`${e.address}:${number}`],
         labels: {
@@ -78,8 +104,8 @@ export function discoveryRoutes(server: FastifyInstance, ctx: ApiContext): void 
           ...Object.fromEntries(Object.entries(e.labels).map(([k, v]) => [`__meta_gantry_label_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`, v])),
         },
       })),
-    ),
-  );
+    );
+  });
 }
 
 /**
@@ -93,6 +119,7 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
   const prefix = WATCHABLE[query.prefix]!;
   const lastEventId = Number(request.headers['last-event-id']);
   const since = Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId : query.since;
+  const visible = watchFilter(ctx, request, prefix);
   const stream = openEventStream(ctx.streams, request, reply);
   let watcher: Watcher | undefined;
   let closed = false;
@@ -108,9 +135,11 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
     watcher = ctx.store.watch(
       prefix,
       (events) => {
-        const revision = events[0]!.revision;
+        const seen = events.filter((e) => visible(e.kv.key, e.type === 'delete'));
+        if (seen.length === 0) return;
+        const revision = seen[0]!.revision;
         // Store values are JSON already: spliced in as they are, not parsed and printed again per reader.
-        const changes = events.map((e) => `{"type":"${e.type}","key":${JSON.stringify(e.kv.key)}${e.type === 'put' ? `,"value":${e.kv.value}` : ''}}`);
+        const changes = seen.map((e) => `{"type":"${e.type}","key":${JSON.stringify(e.kv.key)}${e.type === 'put' ? `,"value":${e.kv.value}` : ''}}`);
         stream.sendJson('change', revision, `{"revision":${revision},"changes":[${changes.join(',')}]}`);
       },
       { fromRevision: from, onCompacted: () => void snapshotThenFollow().catch(failed) },
@@ -119,7 +148,7 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
   const snapshotThenFollow = async () => {
     if (closed) return;
     const { kvs, revision } = await ctx.store.range(prefix);
-    stream.sendJson('snapshot', revision, `{"revision":${revision},"items":[${kvs.map((kv) => `{"key":${JSON.stringify(kv.key)},"value":${kv.value}}`).join(',')}]}`);
+    stream.sendJson('snapshot', revision, `{"revision":${revision},"items":[${kvs.filter((kv) => visible(kv.key)).map((kv) => `{"key":${JSON.stringify(kv.key)},"value":${kv.value}}`).join(',')}]}`);
     follow(revision + 1);
   };
 

@@ -7,7 +7,7 @@ import { instanceView } from '../services/views.js';
 import { NotFoundError } from '../errors.js';
 import { STORE } from '../keys.js';
 import { casUpdate } from '../cas.js';
-import { requester, type ApiContext } from './context.js';
+import { requester, visibleTo, type ApiContext } from './context.js';
 import { InstanceParams } from './params.js';
 import { MAX_BUFFERED_BYTES, openStream } from './streams.js';
 import { name, nodeName } from '../../model/names.js';
@@ -50,10 +50,12 @@ export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const { app, node, limit, after } = ListQuery.parse(request.query);
     // From the cache's indexes: an app's or a node's instances cost what they hold, not the fleet.
     const candidates = app ? ctx.state.instancesOf(app) : node ? ctx.state.instancesOnNode(node) : [...ctx.state.instances.values()];
-    const matching = candidates.filter((i) => (!app || i.app === app) && (!node || i.node === node) && (!after || compareKeys(sortKey(i), after) > 0));
+    const visible = visibleTo(ctx, request, 'instance');
+    const matching = candidates.filter((i) => (!app || i.app === app) && (!node || i.node === node) && visible(i.id) && (!after || compareKeys(sortKey(i), after) > 0));
     const page = matching.sort((a, b) => compareKeys(sortKey(a), sortKey(b))).slice(0, limit);
     const more = matching.length > page.length;
-    const unplaced = [...ctx.replicas.unplaced].filter(([name]) => !app || name === app).flatMap(([name, list]) => list.map((u) => ({ app: name, ...u })));
+    const appVisible = visibleTo(ctx, request, 'app');
+    const unplaced = [...ctx.replicas.unplaced].filter(([name]) => (!app || name === app) && appVisible(name)).flatMap(([name, list]) => list.map((u) => ({ app: name, ...u })));
     return {
       instances: page.map((i) => instanceView(ctx.state, i)),
       unplaced,

@@ -5,7 +5,7 @@ import { capacity, entryRequest } from '../../scheduler/index.js';
 import { snapshotOf } from '../reconcile/snapshot.js';
 import { NotFoundError } from '../errors.js';
 import { nodeView } from '../services/views.js';
-import { reconcileAfter, requester, type ApiContext } from './context.js';
+import { reconcileAfter, requester, visibleTo, type ApiContext } from './context.js';
 import { EntryParams, NodeParams as Node, PoolParams } from './params.js';
 import { instanceId, name as nameOf, nodeName } from '../../model/names.js';
 
@@ -46,7 +46,10 @@ export function nodeRoutes(server: FastifyInstance, ctx: ApiContext): void {
     return { node: nodeView(ctx.state, name, ctx.agents.contact(name).heardAt) };
   });
 
-  server.get('/v1/pools', async () => ({ pools: [...ctx.state.pools.values()] }));
+  server.get('/v1/pools', async (request) => {
+    const visible = visibleTo(ctx, request, 'pool');
+    return { pools: [...ctx.state.pools.values()].filter((p) => visible(p.name)) };
+  });
 
   server.put('/v1/pools/:name', async (request) => {
     const { name: pool } = PoolParams.parse(request.params);

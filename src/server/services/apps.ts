@@ -5,7 +5,7 @@
 import type { Store, TxnOp } from '../../store/store.js';
 import type { AppRecord, ReleaseRecord, RolloutRecord } from '../../model/types.js';
 import { diff } from '../../model/diff.js';
-import { canonicalSpec, parseAppSpec, parseAppSpecText, privilegedHostPorts, sameSpec, SpecError, type AppSpec } from '../../model/spec.js';
+import { canonicalSpec, parseAppSpec, parseAppSpecText, privilegedHostPorts, sameSpec, SpecError, teamOfSpec, type AppSpec } from '../../model/spec.js';
 import type { ClusterState } from '../state.js';
 import { STORE } from '../keys.js';
 import type { EventLog } from './events.js';
@@ -24,10 +24,18 @@ export class AppService {
     private readonly pinner?: ImagePinner,
   ) {}
 
-  /** Validates (SpecError on a bad spec, nothing stored) and stores a new release when it changed. */
-  async apply(input: string | object, user: string, note?: string): Promise<{ app: AppRecord; created: boolean; changed: boolean; unpinned?: Unpinned[] }> {
+  /**
+   * Validates (SpecError on a bad spec, nothing stored) and stores a new release when it changed.
+   * `authorize` (app, its team in the spec, its team now or undefined when new) throws when the
+   * caller may not write there: asked before anything else happens, and again on the stored
+   * record, so an app given to another team meanwhile is not overwritten.
+   */
+  async apply(input: string | object, user: string, note?: string, authorize?: (app: string, team: string, current: string | undefined) => void): Promise<{ app: AppRecord; created: boolean; changed: boolean; unpinned?: Unpinned[] }> {
     // What the store will give back, so that comparing it with the stored spec finds only real changes.
     const parsed = canonicalSpec(typeof input === 'string' ? parseAppSpecText(input) : parseAppSpec(input));
+    if (parsed.team !== undefined && !this.state.teams.has(parsed.team)) throw new SpecError([{ path: 'team', message: `no team named "${parsed.team}" (an admin makes it: gantry team create ${parsed.team})` }]);
+    const cached = this.state.apps.get(parsed.app);
+    authorize?.(parsed.app, teamOfSpec(parsed), cached && teamOfSpec(cached.spec));
     const refused = privilegedHostPorts(parsed).filter(({ port }) => !this.allowedPrivilegedPorts.has(port));
     if (refused.length > 0) {
       throw new SpecError(refused.map(({ path, port }) => ({ path, message: `host port ${port} is privileged (below 1024): a Gantry admin must allow it (gantry server --allow-host-port ${port})` })));
@@ -40,6 +48,7 @@ export class AppService {
     let outcome: { previous?: AppRecord; release?: ReleaseRecord } = {};
     const written = await casUpdate(this.store, STORE.apps.key(spec.app), STORE.apps, (previous) => {
       outcome = { previous };
+      authorize?.(spec.app, teamOfSpec(spec), previous && teamOfSpec(previous.spec));
       if (previous && sameSpec(previous.spec, spec)) return UNCHANGED;
       const now = Date.now();
       const record: AppRecord = {

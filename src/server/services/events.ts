@@ -17,10 +17,12 @@ export interface EventFilter {
   app?: string;
   instance?: string;
   node?: string;
+  /** Whether the reader may see an event about this app (undefined: about no app); absent: every event. */
+  visible?: (app: string | undefined) => boolean;
 }
 
 function matches(event: GantryEvent, filter: EventFilter): boolean {
-  return (!filter.app || event.app === filter.app) && (!filter.instance || event.instance === filter.instance) && (!filter.node || event.node === filter.node);
+  return (!filter.app || event.app === filter.app) && (!filter.instance || event.instance === filter.instance) && (!filter.node || event.node === filter.node) && (!filter.visible || filter.visible(event.app));
 }
 
 export class EventLog {

@@ -9,6 +9,7 @@ import type { Kind, TeamScope } from '../policy.js';
 import { STORE } from '../keys.js';
 import { UNCHANGED, casUpdate } from '../cas.js';
 import { ConflictError, NotFoundError } from '../errors.js';
+import { DEFAULT_TEAM, teamOfSpec } from '../../model/spec.js';
 
 /** Most members a team holds: its record is read on every request of theirs. */
 const MAX_MEMBERS = 1000;
@@ -46,6 +47,19 @@ export class TeamService {
     return written.value!;
   }
 
+  /**
+   * The team of apps whose spec names none (DEFAULT_TEAM), made on start when missing: an
+   * installation from before teams keeps its apps, now the default team's, running as they were.
+   */
+  async ensureDefaultTeam(): Promise<void> {
+    const written = await casUpdate(this.store, STORE.teams.key(DEFAULT_TEAM), STORE.teams, (current) => {
+      if (current) return UNCHANGED;
+      const now = Date.now();
+      return { name: DEFAULT_TEAM, members: {}, createdAt: now, createdBy: 'gantry', updatedAt: now };
+    }, { what: `team ${DEFAULT_TEAM}` });
+    if (written.revision !== undefined) await this.state.waitFor(written.revision);
+  }
+
   async setMember(team: string, user: string, role: TeamRole, by: string): Promise<TeamRecord> {
     if (!(await this.userExists(user))) throw new NotFoundError(`no user named "${user}"`);
     const written = await casUpdate(this.store, STORE.teams.key(team), STORE.teams, (current) => {
@@ -76,7 +90,7 @@ export class TeamService {
   }
 
   async remove(team: string, by: string): Promise<void> {
-    const apps = [...this.state.apps.values()].filter((a) => a.spec.team === team).map((a) => a.name);
+    const apps = [...this.state.apps.values()].filter((a) => teamOfSpec(a.spec) === team).map((a) => a.name);
     if (apps.length > 0) throw new ConflictError(`team ${team} still owns apps (${apps.slice(0, 5).join(', ')}${apps.length > 5 ? ', …' : ''}): move or remove them first`);
     const written = await casUpdate(this.store, STORE.teams.key(team), STORE.teams, (current) => {
       if (!current) throw new NotFoundError(`no team named "${team}"`);
@@ -93,13 +107,21 @@ function owners(team: TeamRecord): number {
 
 /** The access check's view of teams, read from the cluster cache (no store read per request). */
 export function teamScope(state: ClusterState): TeamScope {
-  const teamOfApp = (app: string | undefined) => (app === undefined ? undefined : state.apps.get(app)?.spec.team);
+  const teamOfApp = (app: string | undefined) => {
+    const record = app === undefined ? undefined : state.apps.get(app);
+    return record && teamOfSpec(record.spec);
+  };
   return {
     teamOf(kind: Kind, resource: string) {
       if (kind === 'team') return state.teams.has(resource) ? resource : undefined;
-      if (kind === 'app' || kind === 'release') return teamOfApp(resource);
+      // Events and discovery entries are listed by the app they are about.
+      if (kind === 'app' || kind === 'release' || kind === 'event' || kind === 'discovery') return teamOfApp(resource);
       if (kind === 'instance' || kind === 'log') return teamOfApp(state.instances.get(resource)?.app);
+      if (kind === 'pool') return state.pools.get(resource)?.team;
       return undefined;
+    },
+    teamsOf(user: string) {
+      return [...state.teams.values()].filter((t) => Object.hasOwn(t.members, user)).map((t): [string, TeamRole] => [t.name, t.members[user]!]);
     },
     roleIn(team: string, user: string) {
       const record = state.teams.get(team);
