@@ -25,6 +25,8 @@ const filterTemplate = (placeholder: string) =>
     .min(3)
     .max(1024)
     .refine((f) => f.startsWith('(') && f.endsWith(')'), 'an LDAP filter in parentheses')
+    // Literal parentheses inside values are written \28 and \29, so every one here is structure.
+    .refine((f) => f.split('(').length === f.split(')').length, 'unbalanced parentheses')
     .refine((f) => f.includes(placeholder), `must contain ${placeholder}`);
 
 const dn = z.string().min(3).max(1024).refine((v) => v.includes('='), 'a distinguished name such as ou=people,dc=example,dc=org');
