@@ -1,7 +1,8 @@
 // A private OpenLDAP for the company directory tests: Debian's slapd with a slapd.conf made
 // here (back_mdb from Debian's module path, the memberof overlay), listening on a free port of
 // 127.0.0.1, its database in a temp directory, in the foreground (-d 0) so it is our child and
-// is stopped by its pid. Entries go in with ldapadd and change with ldapmodify, as the
+// is stopped by its pid. With a certificate it also serves StartTLS on ldap:// and ldaps:// on a
+// second port. Entries go in with ldapadd and change with ldapmodify, as the
 // directory's own admin (the rootdn) would do it.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -46,28 +47,38 @@ export function groupEntry(cn: string, members: string[]): string {
 export class TestSlapd {
   readonly dir = mkdtempSync(join(tmpdir(), 'gantry-slapd-'));
   port = 0;
+  tlsPort = 0;
   private child: ChildProcess | undefined;
   private output = '';
 
+  /** `tls`: PEM files of the server's certificate (for 127.0.0.1) and key. */
+  constructor(private readonly tls?: { cert: string; key: string }) {}
+
   get url(): string {
     return `ldap://127.0.0.1:${this.port}`;
+  }
+
+  get ldapsUrl(): string {
+    return `ldaps://127.0.0.1:${this.tlsPort}`;
   }
 
   /** Starts slapd (again, on the same port and database, after stop()). */
   async start(): Promise<void> {
     if (this.port === 0) {
       this.port = await freePort();
+      if (this.tls) this.tlsPort = await freePort();
       mkdirSync(join(this.dir, 'db'), { mode: 0o700 });
       writeFileSync(join(this.dir, 'slapd.conf'), this.config());
     }
-    const child = spawn('slapd', ['-d', '0', '-f', join(this.dir, 'slapd.conf'), '-h', `${this.url}/`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const urls = [`${this.url}/`, ...(this.tls ? [`${this.ldapsUrl}/`] : [])].join(' ');
+    const child = spawn('slapd', ['-d', '0', '-f', join(this.dir, 'slapd.conf'), '-h', urls], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const keep = (chunk: Buffer) => (this.output = (this.output + chunk.toString()).slice(-8000));
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
     await until(`slapd on ${this.url} (${this.output.trim().split('\n').slice(-3).join(' | ')})`, async () => {
       if (child.exitCode !== null) throw new Error(`slapd exited with ${child.exitCode}: ${this.output}`);
-      return listening(this.port);
+      return (await listening(this.port)) && (!this.tls || (await listening(this.tlsPort)));
     }, 15_000, 50);
   }
 
@@ -116,6 +127,7 @@ export class TestSlapd {
       'moduleload memberof',
       `pidfile ${join(this.dir, 'slapd.pid')}`,
       `argsfile ${join(this.dir, 'slapd.args')}`,
+      ...(this.tls ? [`TLSCertificateFile ${this.tls.cert}`, `TLSCertificateKeyFile ${this.tls.key}`] : []),
       'database mdb',
       `suffix "${SUFFIX}"`,
       `rootdn "${ROOT_DN}"`,

@@ -58,7 +58,10 @@ export class CompanyDirectory {
   }
 
   private tls() {
-    return { minVersion: 'TLSv1.2' as const, ...(this.config.ca !== undefined ? { ca: this.config.ca } : {}) };
+    // `host` names whom the certificate must name: a StartTLS upgrade has only the socket, and
+    // Node would check the certificate against "localhost".
+    const host = new URL(this.config.url).hostname.replace(/^\[(.*)\]$/, '$1');
+    return { host, minVersion: 'TLSv1.2' as const, ...(this.config.ca !== undefined ? { ca: this.config.ca } : {}) };
   }
 
   private async serviceBind(client: Client): Promise<void> {
