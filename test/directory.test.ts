@@ -48,6 +48,9 @@ mapping:
     role: developer
   - group: ${groupDn('gantry-admins')}
     platformRole: admin
+  - group: gantry-admins
+    team: platform
+    role: owner
 `;
 
 const skip = skipWithoutProgram('slapd', 'slapd') || skipWithoutProgram('ldapadd', 'ldap-utils');
@@ -115,6 +118,9 @@ describe('company directory sign-in (a real slapd)', { skip }, () => {
     const carol = await login('carol', PEOPLE.carol);
     assert.equal(carol.body.role, 'admin');
     assert.equal((await call('GET', '/v1/nodes', carol.body.token as string)).status, 200, 'an admin by her group');
+    // Teams are an admin's to make, not the directory's: a mapping to a missing one waits for it.
+    assert.equal((await call('GET', '/v1/teams/platform', ADMIN)).status, 404);
+    assert.match(JSON.stringify((await call('GET', '/v1/events?limit=1000', ADMIN)).body), /directory\.team_missing[^}]*carol in team platform/);
 
     const users = (await call('GET', '/v1/users', ADMIN)).body.users as Array<Record<string, unknown>>;
     const listed = Object.fromEntries(users.map((u) => [u.name, u]));
