@@ -128,9 +128,11 @@ describe('users and sessions', () => {
   });
 
   test('bad sign-in bodies are 400s naming the field; a huge one is refused unread', async () => {
-    const bad = await call('POST', '/v1/login', undefined, { user: '../etc', password: 'x' });
-    assert.equal(bad.status, 400);
+    const bad = await call('POST', '/v1/login', undefined, { user: 'carol\nsigned in as root', password: 'x' });
+    assert.equal(bad.status, 400, 'a name that would forge an event line');
     assert.match(JSON.stringify(bad.body), /user/);
+    // Any other name is just unknown (the company directory escapes it; the store never sees it).
+    assert.equal((await call('POST', '/v1/login', undefined, { user: '../etc', password: 'x' })).status, 401);
     const huge = await fetch(`${server.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'carol', password: 'x'.repeat(100_000) }) });
     assert.equal(huge.status, 413);
   });

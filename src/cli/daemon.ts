@@ -16,6 +16,7 @@ import { configPath, configSaveConflict, readCertificateFile, readPrivateKeyFile
 import { EXIT, fail } from './errors.js';
 import { parseSize } from '../model/units.js';
 import { loadRendererConfig } from '../discovery/renderer-config.js';
+import { loadDirectoryConfig } from '../server/directory/config.js';
 import { parseSubnet } from '../runtime/docker-network.js';
 import { LABEL_KEY, LABEL_VALUE, NODE_NAME, NODE_NAME_RULE } from '../model/names.js';
 
@@ -90,6 +91,7 @@ interface DaemonFlags {
   init?: boolean;
   allowHostPort: string[];
   secretKeyFile?: string;
+  directory?: string;
   registryCertsDir: string;
   registryTimeout: string;
   host: string;
@@ -284,6 +286,7 @@ function serverOptions(command: Command): Command {
     .option('--dns-workers <n>', 'extra processes answering DNS over UDP (each holds a copy of the registry)', '0')
     .option('--allow-host-port <port>', 'let specs fix this privileged host port (below 1024), e.g. 80 (repeatable)', collect, [])
     .option('--secret-key-file <file>', 'the key that seals stored secrets such as registry passwords (default <data-dir>/secret.key, made on first start; GANTRY_SECRET_KEY wins); every server of a cluster needs the same')
+    .option('--directory <file.yaml>', 'also sign people in against this company directory (LDAP, Active Directory): its groups give team roles and platform roles (docs/teams.md)')
     .option('--registry-timeout <seconds>', 'how long the server waits for an image registry when it pins a tag to a digest (one it could not reach is not asked again for 30 s)', '10')
     .option('--registry-certs-dir <dir>', 'CA certificates of private image registries, as Docker keeps them: <dir>/<host:port>/ca.crt', '/etc/docker/certs.d')
     .option('--tls-cert <file>', 'serve HTTPS (and WSS to agents) with this PEM certificate (and its chain); needs --tls-key')
@@ -317,6 +320,7 @@ function serverSettings(flags: DaemonFlags, tls: ServerTls | undefined): ServerO
       return port;
     }),
     secretKeyFile: flags.secretKeyFile,
+    ...(flags.directory !== undefined ? { directory: loadDirectoryConfig(flags.directory) } : {}),
     registryCertsDir: flags.registryCertsDir,
     registryTimeoutMs: positiveSeconds('--registry-timeout', flags.registryTimeout) * 1000,
     log: flags.verbose,

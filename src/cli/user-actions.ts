@@ -52,7 +52,7 @@ export async function listUsers(_opts: unknown, cmd: Command): Promise<void> {
   if (options(cmd).output === 'json') return print(renderJson(users));
   if (users.length === 0) return print('no users yet (gantry user create <name>)');
   const now = Date.now();
-  print(renderTable(['NAME', 'ROLE', 'CREATED', 'BY'], users.map((u) => [u.name, u.role, formatTime(u.createdAt, now), u.createdBy])));
+  print(renderTable(['NAME', 'ROLE', 'SOURCE', 'CREATED', 'BY'], users.map((u) => [u.name, u.role, u.source ?? 'local', formatTime(u.createdAt, now), u.createdBy])));
 }
 
 export async function removeUser(name: string, _opts: unknown, cmd: Command): Promise<void> {

@@ -310,11 +310,18 @@ export interface BuildRecord {
  */
 export interface UserRecord {
   name: string;
-  passwordHash: string;
+  /** Local users only: directory users' passwords live in the directory. */
+  passwordHash?: string;
   role: 'admin' | 'operator' | 'member';
   createdAt: number;
   createdBy: string;
   updatedAt: number;
+  /** Where the user signs in: absent or 'local' (the password hash above), 'directory' (the company directory). */
+  source?: 'local' | 'directory';
+  /** A directory user's entry. */
+  dn?: string;
+  /** The team memberships the directory gave at a directory user's last sign-in (never the hand-given ones). */
+  directoryTeams?: Record<string, TeamRole>;
 }
 
 export type TeamRole = 'owner' | 'developer' | 'viewer';

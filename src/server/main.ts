@@ -36,6 +36,9 @@ import { PrepullService } from './services/prepull.js';
 import { UserService } from './services/users.js';
 import { TeamService } from './services/teams.js';
 import { AuditLog } from './services/audit.js';
+import { DirectoryUsers } from './services/directory-users.js';
+import { CompanyDirectory } from './directory/client.js';
+import type { DirectoryConfig } from './directory/config.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -71,6 +74,8 @@ export interface ServerOptions {
   /** How long the server waits for a registry when pinning a tag (default 10 s). */
   registryTimeoutMs?: number;
   log?: boolean;
+  /** Sign people in against this company directory (LDAP) too (directory/config.ts reads its file). */
+  directory?: DirectoryConfig;
 }
 
 export interface RunningServer {
@@ -151,6 +156,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     builds: new BuildService(store, events),
   };
   await ctx.teams.ensureDefaultTeam();
+  if (options.directory) users.useDirectory(new DirectoryUsers(store, new CompanyDirectory(options.directory), options.directory, ctx.teams, auth, events));
   const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs, (node) => catalog.onNode(node).map(registryKey));
 
   const { server, routes } = await buildHttpServer(ctx, auth, { log: options.log, tls: options.tls, maxConnections: options.maxConnections ?? clientSocketBudget(fileLimit()) });

@@ -201,14 +201,15 @@ export function clusterPaths(): Record<string, object> {
     '/v1/login': {
       post: {
         summary: 'Sign in as a user: a session token that expires (no token needed)',
-        description: 'The same 401 for an unknown user and a wrong password. After 5 failures within 5 minutes for one user name (20 from one address), its sign-ins are refused with 429 for a while.',
+        description: 'The same 401 for an unknown user and a wrong password (an empty one too). After 5 failures within 5 minutes for one user name (20 from one address), its sign-ins are refused with 429 for a while. With a company directory configured (--directory), a name that is no local user with a password is signed in through the directory; 503 when it does not answer.',
         security: [],
-        requestBody: body({ user: matching(NAME), password: { type: 'string', maxLength: 1024 }, ttl: { type: 'string', pattern: DURATION_PATTERN.source, description: 'session length, 1m to 30 days (default 12h)' } }, ['user', 'password']),
+        requestBody: body({ user: { type: 'string', minLength: 1, maxLength: 256 }, password: { type: 'string', maxLength: 1024 }, ttl: { type: 'string', pattern: DURATION_PATTERN.source, description: 'session length, 1m to 30 days (default 12h)' } }, ['user', 'password']),
         responses: {
           '200': ok('Signed in', object({ user: { type: 'string' }, role: { type: 'string', enum: ['admin', 'operator', 'member'] }, token: { type: 'string' }, expiresAt: { type: 'integer' } }, ['user', 'role', 'token', 'expiresAt'])),
           '400': errors['400'],
           '401': error('Wrong user name or password'),
           '429': error('Too many failed sign-ins for this user or from this address lately'),
+          '503': error('The company directory did not answer (directory users only; local users sign in as always)'),
         },
       },
     },
@@ -268,6 +269,7 @@ export function clusterPaths(): Record<string, object> {
     '/v1/users/{name}': {
       patch: op({
         summary: "Change a user's password or role; every session of the user ends",
+        description: 'A directory user\'s password is refused with 409 (it is set in the company directory), and their role is set again from the directory mapping at their next sign-in.',
         parameters: [pathParam('name', matching(NAME), 'User name')],
         requestBody: body({ password: { type: 'string', minLength: 10, maxLength: 1024 }, role: { type: 'string', enum: ['admin', 'operator', 'member'] } }),
         responses: { '200': ok('Changed', object({ user: { type: 'object' } })) },

@@ -15,9 +15,12 @@ const MAX_SESSION_MS = 30 * 24 * 3_600_000;
 const password = z.string().min(MIN_PASSWORD_LENGTH, `password: at least ${MIN_PASSWORD_LENGTH} characters`).max(MAX_PASSWORD_LENGTH, `password: at most ${MAX_PASSWORD_LENGTH} characters`);
 const UserParams = z.object({ name: name('user') });
 const Login = z.strictObject({
-  user: name('user'),
-  // Not the creation rules: a wrong password of any length is just wrong.
-  password: z.string().min(1).max(MAX_PASSWORD_LENGTH),
+  // Any name may be tried (an unknown one is a 401 like a wrong password; for the company
+  // directory it is escaped), but not a huge one or one that could forge event log lines.
+  user: z.string().min(1, 'user: a user name').max(256, 'user: at most 256 characters').regex(/^[^\p{Cc}]*$/u, 'user: no control characters'),
+  // Not the creation rules: a wrong password of any length is just wrong, an empty one too
+  // (it is never sent to the directory: an LDAP bind with no password "succeeds").
+  password: z.string().max(MAX_PASSWORD_LENGTH),
   ttl: z.string().regex(DURATION_PATTERN, 'ttl: a duration such as "12h"').refine((t) => { const ms = parseDuration(t) ?? 0; return ms >= 60_000 && ms <= MAX_SESSION_MS; }, 'ttl: between 1m and 30 days').optional(),
 });
 const CanI = z.object({ verb: z.string().max(32), resource: z.string().max(300), as: name('user').optional() });

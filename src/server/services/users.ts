@@ -2,7 +2,9 @@
 // kept only as a scrypt hash, signing in for a session token that expires. A failed sign-in
 // says nothing of whether the user exists, takes as long as a successful one, and is counted:
 // too many for one user name (or from one address) in a short while and sign-ins are refused
-// for a while, so a password cannot be guessed at the speed of the network.
+// for a while, so a password cannot be guessed at the speed of the network. With a company
+// directory configured (directory-users.ts), a name that is no local user's is asked there; a
+// local user with a password always signs in here, so break-glass admins work with it down.
 import type { Store } from '../../store/store.js';
 import type { UserRecord } from '../../model/types.js';
 import type { UserInfo } from '../../model/api.js';
@@ -12,6 +14,9 @@ import { STORE } from '../keys.js';
 import { casUpdate } from '../cas.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { DECOY_HASH, hashPassword, verifyPassword } from '../passwords.js';
+import { NAME } from '../../model/names.js';
+import { DirectoryUnavailable } from '../directory/client.js';
+import type { DirectoryUsers } from './directory-users.js';
 
 export const DEFAULT_SESSION_MS = 12 * 3_600_000;
 /**
@@ -36,12 +41,18 @@ export class SignInRefused extends Error {
 
 export class UserService {
   private readonly failures = new Map<string, number[]>();
+  private directory: DirectoryUsers | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly auth: TokenAuth,
     private readonly events: EventLog,
   ) {}
+
+  /** Signs in the people of the company directory too (set once at start, when one is configured). */
+  useDirectory(directory: DirectoryUsers): void {
+    this.directory = directory;
+  }
 
   async list(): Promise<UserInfo[]> {
     const { kvs } = await this.store.range(STORE.users.prefix);
@@ -70,6 +81,7 @@ export class UserService {
     const passwordHash = change.password === undefined ? undefined : await hashPassword(change.password);
     const written = await casUpdate(this.store, STORE.users.key(name), STORE.users, (current) => {
       if (!current) throw new NotFoundError(`no user named "${name}"`);
+      if (passwordHash && current.source === 'directory') throw new ConflictError(`${name} signs in through the company directory: their password is set there, not in Gantry`);
       return { ...current, ...(passwordHash ? { passwordHash } : {}), ...(change.role ? { role: change.role } : {}), updatedAt: Date.now() };
     }, { what: `user ${name}` });
     const ended = await this.auth.endSessionsOf(name);
@@ -93,19 +105,35 @@ export class UserService {
       this.events.note({ level: 'warning', type: 'auth.login_refused', message: `sign-in as ${name} from ${from} refused: too many failed attempts in ${FAILURE_WINDOW_MS / 60_000} minutes` });
       throw new TooManyAttempts(`too many failed sign-ins for this user or from this address: try again in a few minutes`);
     }
-    const kv = await this.store.get(STORE.users.key(name));
+    // Any text may be tried as a name (it is escaped for the directory), but only a valid one is a store key.
+    const kv = NAME.test(name) ? await this.store.get(STORE.users.key(name)) : undefined;
     const record = kv ? STORE.users.decode(kv.value) : undefined;
-    // An unknown user costs a hash too: the answer's timing must not tell who exists.
-    const matches = await verifyPassword(password, record?.passwordHash ?? (await DECOY_HASH));
-    if (!record || !matches) {
+    let signedIn: Pick<UserRecord, 'name' | 'role'> | undefined;
+    let refusal = '';
+    if (this.directory && record?.passwordHash === undefined) {
+      try {
+        const answer = await this.directory.signIn(name, password);
+        if ('user' in answer) signedIn = answer.user;
+        else refusal = ` (company directory: ${answer.refused})`;
+      } catch (err) {
+        if (!(err instanceof DirectoryUnavailable)) throw err;
+        this.events.note({ level: 'error', type: 'auth.directory_unavailable', message: `sign-in as ${name} from ${from} not decided: ${err.message}` });
+        throw new DirectoryUnavailable(`the company directory at ${this.directory.url} did not answer: sign-in is not possible for directory users now (local users are not affected)`);
+      }
+    } else {
+      // An unknown user costs a hash too: the answer's timing must not tell who exists.
+      const matches = await verifyPassword(password, record?.passwordHash ?? (await DECOY_HASH));
+      if (record?.passwordHash !== undefined && matches) signedIn = record;
+    }
+    if (!signedIn) {
       for (const key of keys) this.fail(key);
-      this.events.note({ level: 'warning', type: 'auth.login_failed', message: `failed sign-in as ${name} from ${from}` });
+      this.events.note({ level: 'warning', type: 'auth.login_failed', message: `failed sign-in as ${name} from ${from}${refusal}` });
       throw new SignInRefused('wrong user name or password');
     }
     for (const key of keys) this.failures.delete(key);
-    const session = await this.auth.createSession(record.name, record.role, ttlMs);
-    this.events.note({ level: 'info', type: 'auth.login', message: `${record.name} signed in from ${from}` });
-    return { user: record.name, role: record.role, ...session };
+    const session = await this.auth.createSession(signedIn.name, signedIn.role, ttlMs);
+    this.events.note({ level: 'info', type: 'auth.login', message: `${signedIn.name} signed in from ${from}${record?.passwordHash === undefined && this.directory ? ' through the company directory' : ''}` });
+    return { user: signedIn.name, role: signedIn.role, ...session };
   }
 
   private recentFailures(key: string): number {
@@ -128,5 +156,5 @@ export class UserService {
 
 function view(record: UserRecord): UserInfo {
   const { passwordHash: _hash, ...rest } = record;
-  return rest;
+  return { ...rest, source: record.source ?? 'local' };
 }
