@@ -109,7 +109,10 @@ describe('users and sessions', () => {
     assert.equal((await call('GET', '/v1/whoami', second)).status, 401);
     assert.equal((await login('bob', PASSWORD)).status, 401, 'the old password');
     const third = (await login('bob', `${PASSWORD}!`)).body.token as string;
+    assert.equal((await call('POST', '/v1/teams', ADMIN, { name: 'bobs', owner: 'bob' })).status, 201);
     assert.equal((await call('DELETE', '/v1/users/bob', ADMIN)).status, 200);
+    const team = (await call('GET', '/v1/teams/bobs', ADMIN)).body.team as { members: object };
+    assert.deepEqual(team.members, {}, 'a removed user leaves their teams (a new bob does not inherit them)');
     assert.equal((await call('GET', '/v1/whoami', third)).status, 401);
     assert.equal((await login('bob', `${PASSWORD}!`)).status, 401);
   });

@@ -87,6 +87,7 @@ export function userRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.delete('/v1/users/:name', async (request) => {
     const { name: user } = UserParams.parse(request.params);
     await ctx.users.remove(user, requester(request));
+    await ctx.teams.forgetUser(user, requester(request));
     return { removed: user };
   });
 }

@@ -89,6 +89,23 @@ export class TeamService {
     return written.value!;
   }
 
+  /**
+   * Takes a removed user out of every team, as the last owner too (admins manage an ownerless
+   * team): a user made again later under the same name must not inherit the old memberships.
+   */
+  async forgetUser(user: string, by: string): Promise<void> {
+    for (const team of this.list(user)) {
+      const written = await casUpdate(this.store, STORE.teams.key(team.name), STORE.teams, (current) => {
+        if (!current || !Object.hasOwn(current.members, user)) return UNCHANGED;
+        const { [user]: _gone, ...members } = current.members;
+        return { ...current, members, updatedAt: Date.now() };
+      }, { what: `team ${team.name}` });
+      if (written.revision === undefined) continue;
+      await this.state.waitFor(written.revision);
+      this.events.note({ level: 'info', type: 'team.member_removed', message: `${user} left team ${team.name}: the user was removed (by ${by})` });
+    }
+  }
+
   async remove(team: string, by: string): Promise<void> {
     const apps = [...this.state.apps.values()].filter((a) => teamOfSpec(a.spec) === team).map((a) => a.name);
     if (apps.length > 0) throw new ConflictError(`team ${team} still owns apps (${apps.slice(0, 5).join(', ')}${apps.length > 5 ? ', …' : ''}): move or remove them first`);
