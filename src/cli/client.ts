@@ -17,7 +17,7 @@ import type {
 import type { Endpoint } from '../model/registry.js';
 import type { AdoptionResult, LoginResponse, RegistryLoginInfo, UserInfo } from '../model/api.js';
 import type { AuditRecord, ReleaseRecord, RolloutRecord, TeamRecord, TeamRole } from '../model/types.js';
-import type { TokenInfo } from '../model/api.js';
+import type { ScopedTokenInfo, TokenInfo } from '../model/api.js';
 
 export interface RolloutStatus {
   rollout: RolloutRecord | null;
@@ -380,6 +380,19 @@ export class GantryClient {
     return this.json('POST', '/v1/tokens', { body: JSON.stringify({ name, role, ...options }), contentType: 'application/json' });
   }
 
+  /** Personal tokens (no team) or a team's robot tokens. */
+  scopedTokens(team?: string): Promise<{ tokens: ScopedTokenInfo[] }> {
+    return this.json('GET', scopedTokensPath(team));
+  }
+
+  createScopedToken(team: string | undefined, body: { name: string; scope?: string[]; expiresIn?: string; role?: string }): Promise<ScopedTokenInfo & { token: string }> {
+    return this.json('POST', scopedTokensPath(team), { body: JSON.stringify(body), contentType: 'application/json' });
+  }
+
+  revokeScopedToken(team: string | undefined, name: string): Promise<{ revoked: ScopedTokenInfo }> {
+    return this.json('DELETE', `${scopedTokensPath(team)}/${enc(name)}`);
+  }
+
   revokeToken(name: string): Promise<{ revoked: TokenInfo; closedConnections: number }> {
     return this.json('DELETE', `/v1/tokens/${enc(name)}`);
   }
@@ -518,3 +531,7 @@ export class GantryClient {
 }
 
 const enc = encodeURIComponent;
+
+function scopedTokensPath(team: string | undefined): string {
+  return team === undefined ? '/v1/me/tokens' : `/v1/teams/${enc(team)}/tokens`;
+}

@@ -7,6 +7,7 @@ import { options } from './cli-options.js';
 import { clientFor } from './connect.js';
 import { EXIT, fail } from './errors.js';
 import { formatTime, print, renderJson, renderTable } from './output.js';
+import { createScopedToken, listScopedTokens, revokeScopedToken, scopedOwner } from './token-actions.js';
 
 export async function nodeAction(action: 'cordon' | 'uncordon' | 'drain', name: string, cmd: Command): Promise<void> {
   const { node: view } = await clientFor(cmd).nodeAction(name, action);
@@ -46,6 +47,8 @@ export async function setPool(name: string, _opts: unknown, cmd: Command): Promi
 }
 
 export async function createToken(name: string, _opts: unknown, cmd: Command): Promise<void> {
+  const owner = scopedOwner(cmd);
+  if (owner) return createScopedToken(name, owner, cmd);
   const { role, node, ttl, output } = options<{ role: string; node?: string; ttl?: string; output?: string }>(cmd);
   if (role !== 'agent' && role !== 'admin' && role !== 'join') fail(EXIT.usage, `--role ${role}: expected agent, join or admin`);
   if (node !== undefined && role !== 'agent') fail(EXIT.usage, '--node: only an agent token is bound to a node');
@@ -68,6 +71,8 @@ export async function createToken(name: string, _opts: unknown, cmd: Command): P
 }
 
 export async function listTokens(_opts: unknown, cmd: Command): Promise<void> {
+  const owner = scopedOwner(cmd);
+  if (owner) return listScopedTokens(owner, cmd);
   const { tokens } = await clientFor(cmd).tokens();
   if (options(cmd).output === 'json') return print(renderJson(tokens));
   const now = Date.now();
@@ -76,6 +81,8 @@ export async function listTokens(_opts: unknown, cmd: Command): Promise<void> {
 }
 
 export async function revokeToken(name: string, _opts: unknown, cmd: Command): Promise<void> {
+  const owner = scopedOwner(cmd);
+  if (owner) return revokeScopedToken(name, owner, cmd);
   const { revoked, closedConnections } = await clientFor(cmd).revokeToken(name);
   print(`${revoked.role} token "${name}" revoked${closedConnections ? `; ${closedConnections} agent connection(s) closed` : ''}`);
 }

@@ -1,7 +1,7 @@
 // gantry node cordon|uncordon|drain|dedicate|unassigned|adopt|forget, gantry pool set, gantry
 // token create|ls|rm, gantry capacity, as commander sees them: names, arguments, options and help
 // only (cheap to define at every start); node-actions.ts does the work, imported when one runs.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { clientCommand, lazy, outputOption } from './cli-options.js';
 
 type NodeActions = typeof import('./node-actions.js');
@@ -43,18 +43,25 @@ export function registerNodeCommands(program: Command): void {
     .option('--team <team>', 'the owning team')
     .action(run('setPool'));
 
-  const token = program.command('token').description('API tokens: agent tokens for nodes, admin tokens for people and scripts');
-  clientCommand(token, 'create', 'create a token and print it (shown only this once)')
+  const token = program.command('token').description('API tokens: agent tokens for nodes, admin tokens; your personal tokens (--mine) and teams\' robot tokens for CI (--team)');
+  const whose = (command: Command) =>
+    command
+      .option('--mine', 'your personal token: acts as you, narrowed by --scope (made from a gantry login session)')
+      .option('--team <team>', "a team's robot token, for its CI: acts in that team only (its owners make them)");
+  whose(clientCommand(token, 'create', 'create a token and print it (shown only this once)'))
     .argument('<name>', 'a name to know it by (e.g. the node it is for)')
     .option('--role <role>', 'agent (connects the agent of one node, and nothing else), join (lets a new node join once, within --ttl) or admin', 'agent')
     .option('--node <node>', 'agent: the node the token speaks for (default: the token\'s name)')
     .option('--ttl <duration>', 'join: how long the token may be used, e.g. 24h (default 24h, at most 30 days)')
+    .option('--scope <items>', '--mine/--team: what it may do at most, comma-separated: read, write, all, or <kind>:<verb> such as app:write,log:read (default read)')
+    .option('--expires <duration>', '--mine/--team: how long it works, e.g. 2160h for 90 days (default: until revoked)')
+    .addOption(new Option('--team-role <role>', '--team: its role in the team').choices(['developer', 'viewer']))
     .addOption(outputOption())
     .action(run('createToken'));
-  clientCommand(token, 'ls', 'list tokens (names and roles; never the tokens)')
+  whose(clientCommand(token, 'ls', 'list tokens (names and roles; never the tokens)'))
     .addOption(outputOption())
     .action(run('listTokens'));
-  clientCommand(token, 'rm', 'revoke a token: it stops working at once and agents using it are disconnected')
+  whose(clientCommand(token, 'rm', 'revoke a token: it stops working at once and agents using it are disconnected'))
     .argument('<name>', 'token name')
     .action(run('revokeToken'));
 

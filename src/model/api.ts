@@ -135,3 +135,14 @@ export interface LoginResponse {
   token: string;
   expiresAt: number;
 }
+
+/** A personal or robot token as listed: its own name (not its owner's prefix), scope, expiry; never the token. */
+export interface ScopedTokenInfo {
+  name: string;
+  /** `<kind>:<verb>` items (either may be `*`): the most the token may do. */
+  scope: string[];
+  createdAt: number;
+  expiresAt?: number;
+  /** Robot tokens: their role in the team. */
+  teamRole?: 'developer' | 'viewer';
+}

@@ -4,7 +4,7 @@
 // node is given an agent token of its own.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Store } from '../store/store.js';
-import type { TokenInfo } from '../model/api.js';
+import type { ScopedTokenInfo, TokenInfo } from '../model/api.js';
 import { ConflictError, NotFoundError } from './errors.js';
 import { UNCHANGED, casUpdate } from './cas.js';
 import { STORE, type TokenRecord } from './keys.js';
@@ -20,9 +20,15 @@ export interface Caller {
   name: string;
   /** For agent tokens: the one node it may speak for. */
   node?: string;
-  /** For sessions: the signed-in user. */
+  /** For sessions and personal tokens: the signed-in user. */
   user?: string;
+  /** A personal or robot token's scope (policy.ts SCOPE_ITEM): what it may do at most. Absent: all its holder may. */
+  scope?: readonly string[];
+  /** A team's robot token (for CI): acts in that team only, with that role. */
+  robot?: { team: string; role: RobotRole };
 }
+
+export type RobotRole = 'developer' | 'viewer';
 
 const PREFIX = STORE.tokens.prefix;
 
@@ -107,7 +113,7 @@ export class TokenAuth {
   async endSession(token: string): Promise<boolean> {
     await this.reload();
     const record = this.byHash.get(hash(token));
-    if (!record || record.user === undefined) return false;
+    if (!record || record.user === undefined || record.purpose !== undefined) return false;
     await casUpdate(this.store, record.key, STORE.tokens, (current) => (current ? null : UNCHANGED), { what: 'session' });
     await this.reload();
     return true;
@@ -120,6 +126,58 @@ export class TokenAuth {
     if (sessions.length > 0) await this.store.txn({ compare: [], success: sessions.map((r) => ({ type: 'delete' as const, key: r.key })) });
     await this.reload();
     return sessions.length;
+  }
+
+  /**
+   * A personal token of a user (acting as them, with the role they have now) or a team's robot
+   * token (acting in that team only): named, scoped, maybe expiring. Shown this once, kept as
+   * its hash like every token. Names are unique per user and per team.
+   */
+  async createScoped(owner: ScopedOwner, label: string, scope: string[], expiresAt?: number): Promise<{ token: string; info: ScopedTokenInfo }> {
+    await this.reload();
+    if (this.scopedOf(owner).some((r) => labelOf(r) === label)) throw new ConflictError(`${describe(owner)} has a token named "${label}" already; revoke it first or pick another name`);
+    if (this.scopedOf(owner).length >= MAX_SCOPED_TOKENS) throw new ConflictError(`${describe(owner)} has ${MAX_SCOPED_TOKENS} tokens, the most one may have; revoke some first`);
+    const token = newToken();
+    const record: TokenRecord =
+      owner.purpose === 'personal'
+        ? { hash: hash(token), role: owner.role, name: `${owner.user}/${label}`, user: owner.user, purpose: 'personal', scope, createdAt: Date.now() }
+        : { hash: hash(token), role: 'member', name: `@${owner.team}/${label}`, purpose: 'robot', team: owner.team, teamRole: owner.teamRole, scope, createdAt: Date.now() };
+    if (expiresAt !== undefined) record.expiresAt = expiresAt;
+    await casUpdate(this.store, STORE.tokens.key(record.hash.slice(0, 16)), STORE.tokens, (current) => {
+      if (current) throw new ConflictError('a token with the same hash prefix exists; create it again');
+      return record;
+    }, { attempts: 1, what: `token ${record.name}` });
+    await this.reload();
+    return { token, info: scopedInfo(record) };
+  }
+
+  /** A user's personal tokens, or a team's robot tokens (never the tokens themselves). */
+  async listScoped(owner: Pick<ScopedOwner, 'purpose'> & { user?: string; team?: string }): Promise<ScopedTokenInfo[]> {
+    await this.reload();
+    return this.scopedOf(owner).map(scopedInfo).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Revokes a personal or robot token by its name; it stops working at once. */
+  async revokeScoped(owner: Pick<ScopedOwner, 'purpose'> & { user?: string; team?: string }, label: string): Promise<ScopedTokenInfo> {
+    await this.reload();
+    const record = this.scopedOf(owner).find((r) => labelOf(r) === label);
+    if (!record) throw new NotFoundError(`${describe(owner)} has no token named "${label}"`);
+    await casUpdate(this.store, record.key, STORE.tokens, (current) => (current ? null : UNCHANGED), { what: `token ${record.name}` });
+    await this.reload();
+    return scopedInfo(record);
+  }
+
+  /** Revokes every robot token of a team (the team is being removed); how many there were. */
+  async revokeTeamTokens(team: string): Promise<number> {
+    await this.reload();
+    const robots = this.scopedOf({ purpose: 'robot', team });
+    if (robots.length > 0) await this.store.txn({ compare: [], success: robots.map((r) => ({ type: 'delete' as const, key: r.key })) });
+    await this.reload();
+    return robots.length;
+  }
+
+  private scopedOf(owner: Pick<ScopedOwner, 'purpose'> & { user?: string; team?: string }): (TokenRecord & { key: string })[] {
+    return [...this.byHash.values()].filter((r) => r.purpose === owner.purpose && (owner.purpose === 'personal' ? r.user === owner.user : r.team === owner.team));
   }
 
   /** Deletes the named token: it stops working at once (an agent using it is refused when it reconnects). */
@@ -152,6 +210,8 @@ export class TokenAuth {
     const caller: Caller = { role: record.role, name: record.name };
     if (record.role === 'agent') caller.node = boundNode(record);
     if (record.user !== undefined) caller.user = record.user;
+    if (record.scope) caller.scope = record.scope;
+    if (record.purpose === 'robot') caller.robot = { team: record.team!, role: record.teamRole! };
     return caller;
   }
 
@@ -172,6 +232,28 @@ export class TokenAuth {
  */
 function boundNode(record: TokenRecord): string {
   return record.node ?? record.name;
+}
+
+/** Whose a scoped token is: a user's own (with the role they have), or a team's robot. */
+export type ScopedOwner = { purpose: 'personal'; user: string; role: Role } | { purpose: 'robot'; team: string; teamRole: RobotRole };
+
+/** Personal or robot tokens one user or team may hold. */
+const MAX_SCOPED_TOKENS = 50;
+
+
+function labelOf(record: TokenRecord): string {
+  return record.name.slice(record.name.indexOf('/') + 1);
+}
+
+function describe(owner: Pick<ScopedOwner, 'purpose'> & { user?: string; team?: string }): string {
+  return owner.purpose === 'personal' ? `user ${owner.user}` : `team ${owner.team}`;
+}
+
+function scopedInfo(record: TokenRecord): ScopedTokenInfo {
+  const out: ScopedTokenInfo = { name: labelOf(record), scope: record.scope ?? [], createdAt: record.createdAt };
+  if (record.expiresAt !== undefined) out.expiresAt = record.expiresAt;
+  if (record.teamRole !== undefined) out.teamRole = record.teamRole;
+  return out;
 }
 
 function info(record: TokenRecord): TokenInfo {

@@ -24,6 +24,7 @@ import { userRoutes } from './api/users.js';
 import { teamRoutes } from './api/teams.js';
 import { buildRoutes } from './api/builds.js';
 import { tokenRoutes } from './api/tokens.js';
+import { scopedTokenRoutes } from './api/scoped-tokens.js';
 import { openApiDocument } from './api/openapi.js';
 
 /** Request bodies are specs and small commands; anything bigger is refused before it is read. */
@@ -79,6 +80,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   rolloutRoutes(server, ctx);
   nodeRoutes(server, ctx);
   tokenRoutes(server, ctx);
+  scopedTokenRoutes(server, ctx);
   imageRoutes(server, ctx);
   userRoutes(server, ctx);
   teamRoutes(server, ctx);

@@ -55,8 +55,15 @@ export interface TokenRecord {
   node?: string;
   createdAt: number;
   expiresAt?: number;
-  /** A sign-in session of this user (`gantry login`): not listed with API tokens, gone with the user. */
+  /** A sign-in session of this user (`gantry login`), or their personal token: not listed with API tokens, gone with the user. */
   user?: string;
+  /** Absent: a session (with `user`) or an API token. personal: a user's own token; robot: a team's token for CI. */
+  purpose?: 'personal' | 'robot';
+  /** What a personal or robot token may do at most (policy.ts SCOPE_ITEM). */
+  scope?: string[];
+  /** A robot token's team and its role there. */
+  team?: string;
+  teamRole?: 'developer' | 'viewer';
 }
 
 export const STORE = {

@@ -6,6 +6,9 @@
 import type { Caller } from './auth.js';
 import type { TeamRole } from '../model/types.js';
 
+/** Who asks: a token's role and name, the user it speaks for, and what a scoped or robot token narrows it to. */
+export type Who = Pick<Caller, 'role' | 'name' | 'user' | 'scope' | 'robot'>;
+
 /** Resource kinds, as `gantry auth can-i <verb> <kind>/<name>` names them. */
 export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit'] as const;
 export type Kind = (typeof KINDS)[number];
@@ -88,6 +91,13 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'POST /v1/registry/leases/:lease/keepalive': write('discovery'),
   'GET /v1/discovery/prometheus': { action: 'list', kind: 'discovery' },
 
+  // Personal tokens: a person's own (made from a session; the route checks). Robot tokens: a team's, made by its owners.
+  'GET /v1/me/tokens': { action: 'self' },
+  'POST /v1/me/tokens': { action: 'self' },
+  'DELETE /v1/me/tokens/:name': { action: 'self' },
+  'GET /v1/teams/:team/tokens': read('team', 'team'),
+  'POST /v1/teams/:team/tokens': write('team', 'team'),
+  'DELETE /v1/teams/:team/tokens/:name': write('team', 'team'),
   'GET /v1/tokens': read('token'),
   'POST /v1/tokens': write('token'),
   'DELETE /v1/tokens/:name': remove('token', 'name'),
@@ -167,16 +177,19 @@ const READ_ONLY: ReadonlySet<Verb> = new Set(['read']);
 const NO_TEAMS: TeamScope = { teamOf: () => undefined, roleIn: () => undefined, teamsOf: () => [] };
 
 /** Whether `caller` may do what `rule` says (to `resource`, when the route names one). */
-export function decide(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Rule, resource?: string, teams: TeamScope = NO_TEAMS): Decision {
+export function decide(caller: Who, rule: Rule, resource?: string, teams: TeamScope = NO_TEAMS): Decision {
   if (rule.action === 'public') return { allowed: true };
   if (rule.action === 'agent') return caller.role === 'agent' || caller.role === 'join' || caller.role === 'admin' ? { allowed: true } : { allowed: false, why: 'only node agents connect here' };
   const nodeToken = caller.role === 'agent' || caller.role === 'join' ? `a${caller.role === 'agent' ? 'n' : ''} ${caller.role} token` : undefined;
-  if (rule.action === 'self' || rule.action === 'list') return nodeToken ? { allowed: false, why: `${nodeToken} speaks for a node, not a person` } : { allowed: true };
+  if (rule.action === 'self') return nodeToken ? { allowed: false, why: `${nodeToken} speaks for a node, not a person` } : { allowed: true };
+  if (caller.scope && rule.action === 'list' && !scopeAllows(caller.scope, rule.kind, 'read')) return { allowed: false, why: `${caller.name}'s token may not read ${rule.kind}s: its scope is ${caller.scope.join(', ')}` };
+  if (rule.action === 'list') return nodeToken ? { allowed: false, why: `${nodeToken} speaks for a node, not a person` } : { allowed: true };
+  if (caller.scope && !scopeAllows(caller.scope, rule.kind, rule.verb)) return { allowed: false, why: `${caller.name}'s token may not ${rule.verb} ${rule.kind}${resource ? ` ${resource}` : 's'}: its scope is ${caller.scope.join(', ')}` };
   if (caller.role === 'admin') return { allowed: true };
   const action = `${rule.kind}.${rule.verb}`;
   if (caller.role === 'operator' && OPERATOR.has(action)) return { allowed: true };
-  const team = resource !== undefined && caller.user !== undefined && TEAM_SCOPED.has(rule.kind) ? teams.teamOf(rule.kind, resource) : undefined;
-  const role = team !== undefined ? teams.roleIn(team, caller.user!) : undefined;
+  const team = resource !== undefined && (caller.user !== undefined || caller.robot) && TEAM_SCOPED.has(rule.kind) ? teams.teamOf(rule.kind, resource) : undefined;
+  const role = team !== undefined ? roleIn(caller, team, teams) : undefined;
   const roleVerbs = role === undefined ? undefined : rule.kind === 'team' ? TEAM_ITSELF[role] : TEAM_READS_ONLY.has(rule.kind) ? READ_ONLY : TEAM_ROLE[role];
   if (roleVerbs?.has(rule.verb)) return { allowed: true };
   const what = `${rule.verb} ${rule.kind}${resource ? ` ${resource}` : 's'}`;
@@ -199,13 +212,13 @@ export function decide(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Rul
  * member: their teams' apps and what belongs to them). An item named by no resource (an event
  * about a node, say) is seen by those who may read the whole kind.
  */
-export function mayList(caller: Pick<Caller, 'role' | 'name' | 'user'>, kind: Kind, teams: TeamScope): (resource: string | undefined) => boolean {
+export function mayList(caller: Who, kind: Kind, teams: TeamScope): (resource: string | undefined) => boolean {
   if (caller.role === 'operator' && kind === 'app') return () => true;
   return mayRead(caller, kind, teams);
 }
 
 /** Whether the caller may read each resource of `kind` (by name; undefined: the kind as a whole). */
-export function mayRead(caller: Pick<Caller, 'role' | 'name' | 'user'>, kind: Kind, teams: TeamScope): (resource: string | undefined) => boolean {
+export function mayRead(caller: Who, kind: Kind, teams: TeamScope): (resource: string | undefined) => boolean {
   const rule: Rule = { action: 'do', kind, verb: 'read' };
   if (decide(caller, rule, undefined, teams).allowed) return () => true;
   return (resource) => resource !== undefined && decide(caller, rule, resource, teams).allowed;
@@ -215,13 +228,14 @@ export function mayRead(caller: Pick<Caller, 'role' | 'name' | 'user'>, kind: Ki
  * Before the body of an `inBody` route is read: whether the caller may do its verb in some team
  * at all (admins: always). Who may not anywhere is refused here, whatever the body says.
  */
-export function decideBeforeBody(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Extract<Rule, { action: 'do' }>, teams: TeamScope): Decision {
+export function decideBeforeBody(caller: Who, rule: Extract<Rule, { action: 'do' }>, teams: TeamScope): Decision {
   const whole = decide(caller, rule, undefined, teams);
-  if (whole.allowed || caller.user === undefined) return whole;
-  const held = teams.teamsOf(caller.user);
+  if (whole.allowed || (caller.user === undefined && !caller.robot)) return whole;
+  if (caller.scope && !scopeAllows(caller.scope, rule.kind, rule.verb)) return whole;
+  const held = caller.robot ? [[caller.robot.team, caller.robot.role] as [string, TeamRole]] : teams.teamsOf(caller.user!);
   if (held.some(([, role]) => TEAM_ROLE[role].has(rule.verb))) return { allowed: true };
   const roles = held.map(([team, role]) => `${role} of team ${team}`);
-  return { allowed: false, why: `${caller.name} (${caller.role}) may not ${rule.verb} ${rule.kind}s: only developers and owners of a team ${rule.verb} its ${rule.kind}s (${caller.user} is ${roles.length > 0 ? roles.slice(0, 5).join(', ') : 'in no team'})` };
+  return { allowed: false, why: `${caller.name} (${caller.role}) may not ${rule.verb} ${rule.kind}s: only developers and owners of a team ${rule.verb} its ${rule.kind}s (${caller.user ?? caller.name} is ${roles.length > 0 ? roles.slice(0, 5).join(', ') : 'in no team'})` };
 }
 
 /**
@@ -229,7 +243,7 @@ export function decideBeforeBody(caller: Pick<Caller, 'role' | 'name' | 'user'>,
  * today (undefined: a new app): write on both, so a member can neither take another team's app
  * nor give theirs to a team they cannot write to.
  */
-export function mayApply(caller: Pick<Caller, 'role' | 'name' | 'user'>, app: string, team: string, current: string | undefined, teams: TeamScope): Decision {
+export function mayApply(caller: Who, app: string, team: string, current: string | undefined, teams: TeamScope): Decision {
   const rule: Rule = { action: 'do', kind: 'app', verb: 'write' };
   const asTeam = (owner: string): TeamScope => ({ ...teams, teamOf: () => owner });
   if (current !== undefined) {
@@ -260,4 +274,26 @@ export function ruleOfWords(verbWord: string, resourceWord: string): { rule: Rul
   const kind = (KINDS as readonly string[]).includes(singular) ? (singular as Kind) : undefined;
   if (!kind) return { problem: `resource "${resourceWord}": <kind>[/<name>], kind one of ${KINDS.join(', ')}` };
   return { rule: { action: 'do', kind, verb }, ...(name ? { resource: name } : {}) };
+}
+
+/** A caller's role in `team`: a robot token's is fixed to its own team; a person's is their membership. */
+function roleIn(caller: Who, team: string, teams: TeamScope): TeamRole | undefined {
+  if (caller.robot) return caller.robot.team === team ? caller.robot.role : undefined;
+  return caller.user === undefined ? undefined : teams.roleIn(team, caller.user);
+}
+
+/**
+ * What a token's scope names: `<kind>:<verb>` items, `*` for any kind or verb ("*:read" reads
+ * everything its holder may read). A scope narrows what the holder may do, never widens it.
+ */
+export const SCOPE_ITEM = new RegExp(`^(\\*|${KINDS.join('|')}):(\\*|${VERBS.join('|')})$`);
+
+/** The words `--scope` takes for whole sets: read, write (and read), all. */
+export const SCOPE_WORDS: Readonly<Record<string, readonly string[]>> = { read: ['*:read'], write: ['*:read', '*:write'], all: ['*:*'] };
+
+export function scopeAllows(scope: readonly string[], kind: Kind, verb: Verb): boolean {
+  return scope.some((item) => {
+    const [k, v] = item.split(':');
+    return (k === '*' || k === kind) && (v === '*' || v === verb);
+  });
 }

@@ -2,6 +2,7 @@
 // describes, with the app spec's schema generated from the same zod schema that validates it.
 // Here: the shared schemas and the app, release, rollout and instance paths; the cluster,
 // discovery and token paths are in openapi-paths.ts, the building blocks in openapi-helpers.ts.
+import { scopedTokenPaths } from './openapi-tokens.js';
 import { appSpecJsonSchema } from '../../model/spec.js';
 import { INSTANCE_ID, NAME, NODE_NAME } from '../../model/names.js';
 import { clusterPaths } from './openapi-paths.js';
@@ -175,6 +176,7 @@ export function openApiDocument(version: string): object {
       ...appPaths(),
       ...clusterPaths(),
       ...buildPaths(),
+      ...scopedTokenPaths(),
     },
   };
 }

@@ -14,3 +14,4 @@ export const PoolParams = z.object({ name: name('pool') });
 export const TokenParams = z.object({ name: z.string().regex(TOKEN_NAME, `token name: ${TOKEN_NAME_RULE}`) });
 /** Registry leases are ids the store hands out: hex. */
 export const LeaseParams = z.object({ lease: z.string().regex(/^[0-9a-f]{1,32}$/, 'lease: the hex id returned by POST /v1/registry') });
+export const TeamParams = z.object({ team: name('team') });

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { name } from '../../model/names.js';
 import { requester, type ApiContext } from './context.js';
 
-const TeamParams = z.object({ team: name('team') });
+import { TeamParams } from './params.js';
 const MemberParams = z.object({ team: name('team'), user: name('user') });
 const CreateTeam = z.strictObject({ name: name('team'), owner: name('user').optional() });
 const SetMember = z.strictObject({ role: z.enum(['owner', 'developer', 'viewer']) });
@@ -27,6 +27,7 @@ export function teamRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.delete('/v1/teams/:team', async (request) => {
     const { team } = TeamParams.parse(request.params);
     await ctx.teams.remove(team, requester(request));
+    await ctx.auth.revokeTeamTokens(team);
     return { removed: team };
   });
 
