@@ -36,6 +36,7 @@ import { PrepullService } from './services/prepull.js';
 import { UserService } from './services/users.js';
 import { TeamService } from './services/teams.js';
 import { AuditLog } from './services/audit.js';
+import { QuotaService } from './services/quotas.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -135,7 +136,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     events.note({ level: 'info', type: 'app.image_resolved', message: `${image} resolved to ${digest} through node ${node}'s engine (the server cannot reach its registry)` });
     return digest;
   });
-  const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner);
+  const quotas = new QuotaService(store, state, events);
+  const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner, quotas);
   const replicas = new ReplicaController(store, state, events);
   const users = new UserService(store, auth, events);
   const ctx: ApiContext = {
@@ -149,6 +151,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     adoption: new AdoptionService(store, state, events, agents),
     rollouts: new RolloutService(store, state, apps, replicas, events),
     builds: new BuildService(store, events),
+    quotas,
   };
   const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs, (node) => catalog.onNode(node).map(registryKey));
 

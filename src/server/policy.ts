@@ -7,7 +7,7 @@ import type { Caller } from './auth.js';
 import type { TeamRole } from '../model/types.js';
 
 /** Resource kinds, as `gantry auth can-i <verb> <kind>/<name>` names them. */
-export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit'] as const;
+export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit', 'quota'] as const;
 export type Kind = (typeof KINDS)[number];
 export const VERBS = ['read', 'write', 'delete'] as const;
 export type Verb = (typeof VERBS)[number];
@@ -101,6 +101,12 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/builds': read('build'),
   'GET /v1/builds/:id': read('build', 'id'),
   'POST /v1/builds': write('build'),
+
+  // Quotas: admins set them; the team's members, operators and admins read them.
+  'GET /v1/quotas': read('quota'),
+  'GET /v1/teams/:team/quota': read('quota', 'team'),
+  'PUT /v1/teams/:team/quota': write('quota', 'team'),
+  'DELETE /v1/teams/:team/quota': remove('quota', 'team'),
 };
 
 /** What a route not in the table gets: admins only. */
@@ -114,7 +120,7 @@ export function ruleFor(method: string, url: string): Rule {
  * Operators run the fleet: nodes and pools in full; what runs where, its events and logs, to
  * read; never an app's spec (its env holds secrets), tokens, users or registry credentials.
  */
-const OPERATOR: ReadonlySet<string> = new Set(['node.read', 'node.write', 'node.delete', 'pool.read', 'pool.write', 'instance.read', 'log.read', 'event.read', 'cluster.read', 'discovery.read', 'build.read']);
+const OPERATOR: ReadonlySet<string> = new Set(['node.read', 'node.write', 'node.delete', 'pool.read', 'pool.write', 'instance.read', 'log.read', 'event.read', 'cluster.read', 'discovery.read', 'build.read', 'quota.read']);
 
 export interface Decision {
   allowed: boolean;
@@ -129,7 +135,7 @@ export interface TeamScope {
 }
 
 /** Resources that belong to a team: an app (its spec's `team`), its releases, instances and logs, and the team itself. */
-const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'team']);
+const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'team', 'quota']);
 
 /** What each team role may do to the team's resources (a team itself: members read it, owners manage its members). */
 const TEAM_ROLE: Record<TeamRole, ReadonlySet<Verb>> = {
@@ -148,6 +154,14 @@ const TEAM_ITSELF: Record<TeamRole, ReadonlySet<Verb>> = {
   viewer: new Set(['read']),
 };
 
+/** A team's quota: every member reads it; only admins set it (owners would raise their own). */
+const TEAM_QUOTA: Record<TeamRole, ReadonlySet<Verb>> = { owner: new Set(['read']), developer: new Set(['read']), viewer: new Set(['read']) };
+
+/** What a team role may do to a resource of `kind` of its team. */
+function teamVerbs(kind: Kind, role: TeamRole): ReadonlySet<Verb> {
+  return (kind === 'team' ? TEAM_ITSELF : kind === 'quota' ? TEAM_QUOTA : TEAM_ROLE)[role];
+}
+
 const NO_TEAMS: TeamScope = { teamOf: () => undefined, roleIn: () => undefined };
 
 /** Whether `caller` may do what `rule` says (to `resource`, when the route names one). */
@@ -161,12 +175,14 @@ export function decide(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Rul
   if (caller.role === 'operator' && OPERATOR.has(action)) return { allowed: true };
   const team = resource !== undefined && caller.user !== undefined && TEAM_SCOPED.has(rule.kind) ? teams.teamOf(rule.kind, resource) : undefined;
   const role = team !== undefined ? teams.roleIn(team, caller.user!) : undefined;
-  if (role && (rule.kind === 'team' ? TEAM_ITSELF[role].has(rule.verb) : TEAM_ROLE[role].has(rule.verb))) return { allowed: true };
+  if (role && teamVerbs(rule.kind, role).has(rule.verb)) return { allowed: true };
   const what = `${rule.verb} ${rule.kind}${resource ? ` ${resource}` : 's'}`;
   const who = nodeToken ?? `${caller.name} (${caller.role})`;
   const hint = role
-    ? `: a ${role} of team ${team} may ${[...(rule.kind === 'team' ? TEAM_ITSELF : TEAM_ROLE)[role]].join(' and ')}${rule.kind === 'team' ? ' it' : ' its apps'}`
-    : caller.role === 'member'
+    ? `: a ${role} of team ${team} may ${[...teamVerbs(rule.kind, role)].join(' and ')}${rule.kind === 'team' ? ' it' : rule.kind === 'quota' ? ' its quota; admins set quotas' : ' its apps'}`
+    : rule.kind === 'quota' && rule.verb !== 'read'
+      ? ': quotas are set by admins'
+      : caller.role === 'member'
       ? resource !== undefined && TEAM_SCOPED.has(rule.kind)
         ? team === undefined ? `: it belongs to no team of yours` : `: it belongs to team ${team}, which you are not in`
         : ': members act on their teams\' apps by name; lists and everything else are for admins (and operators)'
