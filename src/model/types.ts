@@ -379,3 +379,17 @@ export interface QuotaRecord {
   updatedAt: number;
   updatedBy: string;
 }
+
+/** What a team's apps ask for in one scope: CPUs, bytes, instances. */
+export interface QuotaUse {
+  cpu: number;
+  memory: number;
+  instances: number;
+}
+
+/** A team's quota (none: unlimited) with its use now, per env and over all envs: what GET /v1/teams/{team}/quota answers. */
+export interface QuotaView {
+  team: string;
+  quota?: QuotaRecord;
+  use: { envs: Record<string, QuotaUse>; total: QuotaUse };
+}

@@ -10,7 +10,7 @@
 // lock runs the admissions one after the other, each after the cache has seen the last one, so
 // a single server never refuses for that race at all.
 import type { Compare, Store, TxnOp } from '../../store/store.js';
-import type { AppRecord, QuotaLimits, QuotaRecord } from '../../model/types.js';
+import type { AppRecord, QuotaLimits, QuotaRecord, QuotaView, QuotaUse } from '../../model/types.js';
 import type { ClusterState } from '../state.js';
 import type { EventLog } from './events.js';
 import { STORE } from '../keys.js';
@@ -35,19 +35,6 @@ export interface QuotaGate {
 
 /** Where a quota is set: one env, or the team's total over all its envs. */
 export type QuotaScope = { env: string } | { total: true };
-
-/** A team's quota with its use now, as GET answers it. */
-export interface QuotaView {
-  team: string;
-  quota?: QuotaRecord;
-  use: { envs: Record<string, UseView>; total: UseView };
-}
-
-export interface UseView {
-  cpu: number;
-  memory: number;
-  instances: number;
-}
 
 export class QuotaService {
   private readonly locks = new Map<string, Promise<void>>();
@@ -172,7 +159,7 @@ export class QuotaService {
   }
 }
 
-function useView(use: TeamUse['total']): UseView {
+function useView(use: TeamUse['total']): QuotaUse {
   return { cpu: use.milliCpu / 1000, memory: use.memory, instances: use.instances };
 }
 
