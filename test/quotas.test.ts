@@ -158,6 +158,8 @@ describe('quotas over HTTP: set by admins, read by members, checked on every cha
     assert.equal((await call('PUT', '/v1/teams/nosuchteam/quota', ADMIN, { cpu: 1 })).status, 404);
     assert.equal((await call('DELETE', '/v1/teams/shop/quota?env=prod&total=true', ADMIN)).status, 400);
     assert.deepEqual((await call('GET', '/v1/teams/shop/quota', ADMIN)).body.quota, set.quota, 'refused changes stored nothing');
+    const events = (await call('GET', '/v1/events?limit=1000', ADMIN)).body.events as Array<{ type: string; message: string }>;
+    assert.ok(events.some((e) => e.type === 'quota.set' && e.message === 'quota of team shop, env prod: cpu 2, memory 1Gi, instances 6 (by admin)'), JSON.stringify(events.map((e) => e.message)));
   });
 
   test('apply: refused with the numbers and nothing stored, for a new app and for a bigger spec', async () => {
@@ -259,6 +261,12 @@ describe('quotas over HTTP: set by admins, read by members, checked on every cha
     assert.equal((await call('DELETE', '/v1/teams/other/quota', ADMIN)).status, 200);
     assert.equal((await apply(spec('race-10', { team: 'other', env: 'race' }))).status, 201);
     assert.equal((await call('GET', '/v1/teams/other/quota', ADMIN)).body.quota, undefined);
+
+    assert.equal((await call('POST', '/v1/teams', ADMIN, { name: 'brief' })).status, 201);
+    await setQuota('brief', { cpu: 1 });
+    assert.equal((await call('DELETE', '/v1/teams/brief', ADMIN)).status, 200);
+    assert.equal((await call('POST', '/v1/teams', ADMIN, { name: 'brief' })).status, 201);
+    assert.equal((await call('GET', '/v1/teams/brief/quota', ADMIN)).body.quota, undefined, 'a removed team takes its quota along');
   });
 
   test('gantry quota: a table of use against limits, JSON, set and rm as a user runs them', async () => {

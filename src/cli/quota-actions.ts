@@ -9,6 +9,7 @@ import { print, renderJson, renderTable, type CellValue } from './output.js';
 
 /** The label of the team-wide scope in the table. */
 const ALL_ENVS = '(all)';
+const HEAD = ['TEAM', 'ENV', 'RESOURCE', 'USED', 'LIMIT', '%'];
 
 export async function showQuota(team: string | undefined, _opts: unknown, cmd: Command): Promise<void> {
   const client = clientFor(cmd);
@@ -16,7 +17,7 @@ export async function showQuota(team: string | undefined, _opts: unknown, cmd: C
   if (options(cmd).output === 'json') return print(renderJson(views));
   const rows = views.flatMap(rowsOf);
   if (rows.length === 0) return print(team !== undefined ? `team ${team} has no quota and no apps` : 'no quotas and no apps in teams yet (gantry quota set <team> --cpu N)');
-  print(renderTable(['TEAM', 'ENV', 'RESOURCE', 'USED', 'LIMIT', '%'], rows));
+  print(renderTable(HEAD, rows));
 }
 
 /** Every team's (admins, operators), else those of the caller's teams. */
@@ -52,7 +53,7 @@ export async function setQuota(team: string, _opts: unknown, cmd: Command): Prom
   if (cpu === undefined && memory === undefined && instances === undefined) fail(EXIT.usage, 'give at least one limit: --cpu, --memory or --instances');
   const view = await clientFor(cmd).setQuota(team, { ...(env !== undefined ? { env } : {}), ...(cpu !== undefined ? { cpu } : {}), ...(memory !== undefined ? { memory } : {}), ...(instances !== undefined ? { instances } : {}) });
   print(`quota of team ${team}, ${env !== undefined ? `env ${env}` : 'all envs'}, set`);
-  print(renderTable(['TEAM', 'ENV', 'RESOURCE', 'USED', 'LIMIT', '%'], rowsOf(view)));
+  print(renderTable(HEAD, rowsOf(view)));
 }
 
 export async function removeQuota(team: string, _opts: unknown, cmd: Command): Promise<void> {

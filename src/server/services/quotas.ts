@@ -16,7 +16,7 @@ import type { EventLog } from './events.js';
 import { STORE } from '../keys.js';
 import { casUpdate, type CasOptions } from '../cas.js';
 import { ConflictError, NotFoundError } from '../errors.js';
-import { describeExcess, excessOf, teamOf, teamUse, type Excess, type TeamUse } from './quota-use.js';
+import { RESOURCES, describeExcess, excessOf, formatAmount, teamOf, teamUse, type Excess, type TeamUse } from './quota-use.js';
 
 /** Refused: the change would take the team past a limit. The message holds the numbers. */
 export class QuotaExceededError extends ConflictError {
@@ -168,5 +168,5 @@ function scopeWords(scope: QuotaScope): string {
 }
 
 function limitWords(limits: QuotaLimits): string {
-  return Object.entries(limits).map(([resource, limit]) => `${resource} ${limit}`).join(', ') || 'unlimited';
+  return RESOURCES.filter((r) => limits[r] !== undefined).map((r) => `${r} ${formatAmount(r, limits[r]!)}`).join(', ') || 'unlimited';
 }
