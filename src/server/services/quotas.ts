@@ -36,6 +36,9 @@ export interface QuotaGate {
 /** Where a quota is set: one env, or the team's total over all its envs. */
 export type QuotaScope = { env: string } | { total: true };
 
+/** Most envs one quota names: the record is read on every change of the team's apps. */
+const MAX_ENVS = 256;
+
 export class QuotaService {
   private readonly locks = new Map<string, Promise<void>>();
 
@@ -64,6 +67,7 @@ export class QuotaService {
     if (!this.state.teams.has(team)) throw new NotFoundError(`no team named "${team}"`);
     const written = await casUpdate(this.store, STORE.quotas.key(team), STORE.quotas, (current) => {
       const record: QuotaRecord = current ? structuredClone(current) : { team, envs: {}, updatedAt: 0, updatedBy: by };
+      if ('env' in scope && !Object.hasOwn(record.envs, scope.env) && Object.keys(record.envs).length >= MAX_ENVS) throw new ConflictError(`the quota of team ${team} has limits for ${MAX_ENVS} envs already`);
       if ('env' in scope) record.envs[scope.env] = limits;
       else record.total = limits;
       return { ...record, updatedAt: Date.now(), updatedBy: by };
