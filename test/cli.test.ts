@@ -23,6 +23,7 @@ import { registerReleaseCommands } from '../src/cli/release-commands.js';
 import { registerSimCommands } from '../src/cli/sim-commands.js';
 import { registerImageCommands } from '../src/cli/image-commands.js';
 import { registerUserCommands } from '../src/cli/user-commands.js';
+import { registerQuotaCommands } from '../src/cli/quota-commands.js';
 import { registerBuildCommands } from '../src/cli/build-commands.js';
 import { GANTRY } from './helpers/cluster.js';
 import type { AppDetailResponse, InstanceView, NodeView } from '../src/model/api.js';
@@ -412,7 +413,7 @@ function gantry(args: string[], nodeFlags: string[] = []): Promise<{ code: numbe
 
 test('gantry --help lists the commands of every module, though a command loads only its own; an unknown command gets the whole list', async () => {
   const all = new Command('gantry');
-  for (const register of [registerDaemonCommands, registerClientCommands, registerReleaseCommands, registerNodeCommands, registerImageCommands, registerUserCommands, registerBuildCommands, registerSimCommands]) register(all);
+  for (const register of [registerDaemonCommands, registerClientCommands, registerReleaseCommands, registerNodeCommands, registerImageCommands, registerUserCommands, registerBuildCommands, registerSimCommands, registerQuotaCommands]) register(all);
   const expected = [...all.commands.map((c) => c.name()), 'help'].sort();
 
   const [help, up, tokenCreate, unknown] = await Promise.all([gantry(['--help']), gantry(['up', '--help']), gantry(['token', 'create', '--help']), gantry(['pss'])]);

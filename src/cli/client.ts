@@ -18,6 +18,7 @@ import type { Endpoint } from '../model/registry.js';
 import type { AdoptionResult, LoginResponse, RegistryLoginInfo, UserInfo } from '../model/api.js';
 import type { AuditRecord, ReleaseRecord, RolloutRecord, TeamRecord, TeamRole } from '../model/types.js';
 import type { ScopedTokenInfo, TokenInfo } from '../model/api.js';
+import type { QuotaView } from '../model/types.js';
 
 export interface RolloutStatus {
   rollout: RolloutRecord | null;
@@ -441,6 +442,22 @@ export class GantryClient {
 
   removeTeam(name: string): Promise<{ removed: string }> {
     return this.json('DELETE', `/v1/teams/${enc(name)}`);
+  }
+
+  quotas(): Promise<{ quotas: QuotaView[] }> {
+    return this.json('GET', '/v1/quotas');
+  }
+
+  quota(team: string): Promise<QuotaView> {
+    return this.json('GET', `/v1/teams/${enc(team)}/quota`);
+  }
+
+  setQuota(team: string, limits: { env?: string; cpu?: number; memory?: string; instances?: number }): Promise<QuotaView> {
+    return this.json('PUT', `/v1/teams/${enc(team)}/quota`, { body: JSON.stringify(limits), contentType: 'application/json' });
+  }
+
+  removeQuota(team: string, scope: { env?: string; total?: 'true' }): Promise<QuotaView> {
+    return this.json('DELETE', `/v1/teams/${enc(team)}/quota`, { query: scope });
   }
 
   users(): Promise<{ users: UserInfo[] }> {

@@ -32,6 +32,7 @@ const MODULES: CommandModule[] = [
   { register: registerBuildCommands },
   { register: registerImageCommands },
   { register: registerUserCommands },
+  { only: ['quota'], register: async (p) => (await import('./quota-commands.js')).registerQuotaCommands(p) },
   { only: ['sim'], register: async (p) => (await import('./sim-commands.js')).registerSimCommands(p) },
 ];
 

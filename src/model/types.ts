@@ -364,3 +364,39 @@ export interface AuditRecord {
   from: string;
   ms: number;
 }
+
+/** A team's limits in one scope (an env, or all envs together); an absent resource is unlimited. */
+export interface QuotaLimits {
+  /** CPUs, as entries ask for them (replicas × resources.cpu). */
+  cpu?: number;
+  /** Bytes (replicas × resources.memory). */
+  memory?: number;
+  /** Instances (replicas). */
+  instances?: number;
+}
+
+/**
+ * A team's quota, under /quotas/{team}: limits per env (an app's `env:`) and optionally for all
+ * its envs together. Set and cleared by admins; an absent scope is unlimited.
+ */
+export interface QuotaRecord {
+  team: string;
+  envs: Record<string, QuotaLimits>;
+  total?: QuotaLimits;
+  updatedAt: number;
+  updatedBy: string;
+}
+
+/** What a team's apps ask for in one scope: CPUs, bytes, instances. */
+export interface QuotaUse {
+  cpu: number;
+  memory: number;
+  instances: number;
+}
+
+/** A team's quota (none: unlimited) with its use now, per env and over all envs: what GET /v1/teams/{team}/quota answers. */
+export interface QuotaView {
+  team: string;
+  quota?: QuotaRecord;
+  use: { envs: Record<string, QuotaUse>; total: QuotaUse };
+}

@@ -22,6 +22,7 @@ import { nodeRoutes } from './api/nodes.js';
 import { imageRoutes } from './api/images.js';
 import { userRoutes } from './api/users.js';
 import { teamRoutes } from './api/teams.js';
+import { quotaRoutes } from './api/quotas.js';
 import { buildRoutes } from './api/builds.js';
 import { tokenRoutes } from './api/tokens.js';
 import { scopedTokenRoutes } from './api/scoped-tokens.js';
@@ -85,6 +86,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   userRoutes(server, ctx);
   teamRoutes(server, ctx);
   buildRoutes(server, ctx);
+  quotaRoutes(server, ctx);
   return { server, routes };
 }
 

@@ -8,6 +8,7 @@ import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, Relea
 import type { Endpoint } from '../model/registry.js';
 import { REGISTRY_PREFIX, registryKey } from '../model/registry.js';
 import type { BuildRecord } from '../model/types.js';
+import type { QuotaRecord } from '../model/types.js';
 
 /** A family of keys under one prefix, all holding values of one type. */
 export interface Collection<T, Parts extends unknown[] = [string]> {
@@ -101,6 +102,10 @@ export const STORE = {
   registryLogins: collection<RegistryLoginRecord>('/image-registries/'),
   /** `BuildRecord`s by time-sortable id: who built which image from what, and how it went (the newest 1000). */
   builds: collection<BuildRecord>('/builds/'),
+  /** `QuotaRecord`: a team's limits per env and in total. */
+  quotas: collection<QuotaRecord>('/quotas/'),
+  /** Bumped with every change a team's quota admitted: the compare-and-swap guard of its use (see services/quotas.ts). */
+  quotaGuards: collection<AllocMark>('/quota-guards/'),
   /** The cluster's identity, made at the first start. */
   cluster: single<ClusterIdentity>('/cluster/identity'),
 } as const;

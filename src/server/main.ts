@@ -39,6 +39,7 @@ import { AuditLog } from './services/audit.js';
 import { DirectoryUsers } from './services/directory-users.js';
 import { CompanyDirectory } from './directory/client.js';
 import type { DirectoryConfig } from './directory/config.js';
+import { QuotaService } from './services/quotas.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -140,7 +141,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     events.note({ level: 'info', type: 'app.image_resolved', message: `${image} resolved to ${digest} through node ${node}'s engine (the server cannot reach its registry)` });
     return digest;
   });
-  const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner);
+  const quotas = new QuotaService(store, state, events);
+  const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner, quotas);
   const replicas = new ReplicaController(store, state, events);
   const users = new UserService(store, auth, events);
   const ctx: ApiContext = {
@@ -154,6 +156,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     adoption: new AdoptionService(store, state, events, agents),
     rollouts: new RolloutService(store, state, apps, replicas, events),
     builds: new BuildService(store, events),
+    quotas,
   };
   await ctx.teams.ensureDefaultTeam();
   if (options.directory) users.useDirectory(new DirectoryUsers(store, new CompanyDirectory(options.directory), options.directory, ctx.teams, auth, events));

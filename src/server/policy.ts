@@ -10,7 +10,7 @@ import type { TeamRole } from '../model/types.js';
 export type Who = Pick<Caller, 'role' | 'name' | 'user' | 'scope' | 'robot'>;
 
 /** Resource kinds, as `gantry auth can-i <verb> <kind>/<name>` names them. */
-export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit'] as const;
+export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit', 'quota'] as const;
 export type Kind = (typeof KINDS)[number];
 export const VERBS = ['read', 'write', 'delete'] as const;
 export type Verb = (typeof VERBS)[number];
@@ -118,6 +118,12 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/builds': read('build'),
   'GET /v1/builds/:id': read('build', 'id'),
   'POST /v1/builds': write('build'),
+
+  // Quotas: admins set them; the team's members, operators and admins read them.
+  'GET /v1/quotas': read('quota'),
+  'GET /v1/teams/:team/quota': read('quota', 'team'),
+  'PUT /v1/teams/:team/quota': write('quota', 'team'),
+  'DELETE /v1/teams/:team/quota': remove('quota', 'team'),
 };
 
 /** What a route not in the table gets: admins only. */
@@ -131,7 +137,7 @@ export function ruleFor(method: string, url: string): Rule {
  * Operators run the fleet: nodes and pools in full; what runs where, its events and logs, to
  * read; never an app's spec (its env holds secrets), tokens, users or registry credentials.
  */
-const OPERATOR: ReadonlySet<string> = new Set(['node.read', 'node.write', 'node.delete', 'pool.read', 'pool.write', 'instance.read', 'log.read', 'event.read', 'cluster.read', 'discovery.read', 'build.read']);
+const OPERATOR: ReadonlySet<string> = new Set(['node.read', 'node.write', 'node.delete', 'pool.read', 'pool.write', 'instance.read', 'log.read', 'event.read', 'cluster.read', 'discovery.read', 'build.read', 'quota.read']);
 
 export interface Decision {
   allowed: boolean;
@@ -149,11 +155,14 @@ export interface TeamScope {
 
 /**
  * Resources that belong to a team: an app (its spec's `team`), its releases, instances, logs,
- * events and discovery entries (named by their app), a pool the team owns, and the team itself.
+ * events and discovery entries (named by their app), a pool the team owns, its quota, and the team itself.
  */
-const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'event', 'discovery', 'pool', 'team']);
-/** Of those, what a team's members only read: pools are the operators' to change, the registry is written by agents. */
-const TEAM_READS_ONLY: ReadonlySet<Kind> = new Set(['event', 'discovery', 'pool']);
+const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'event', 'discovery', 'pool', 'team', 'quota']);
+/**
+ * Of those, what a team's members only read: pools are the operators' to change, the registry is
+ * written by agents, quotas are set by admins (owners would raise their own).
+ */
+const TEAM_READS_ONLY: ReadonlySet<Kind> = new Set(['event', 'discovery', 'pool', 'quota']);
 
 /** What each team role may do to the team's resources (a team itself: members read it, owners manage its members). */
 const TEAM_ROLE: Record<TeamRole, ReadonlySet<Verb>> = {
@@ -195,14 +204,16 @@ export function decide(caller: Who, rule: Rule, resource?: string, teams: TeamSc
   const what = `${rule.verb} ${rule.kind}${resource ? ` ${resource}` : 's'}`;
   const who = nodeToken ?? `${caller.name} (${caller.role})`;
   const hint = role
-    ? `: a ${role} of team ${team} may ${[...roleVerbs!].join(' and ')}${rule.kind === 'team' ? ' it' : TEAM_READS_ONLY.has(rule.kind) ? ` its ${rule.kind}s` : ' its apps'}`
-    : caller.role === 'member'
-      ? resource !== undefined && TEAM_SCOPED.has(rule.kind)
-        ? team === undefined ? `: it belongs to no team of yours` : `: it belongs to team ${team}, which you are not in`
-        : ': members act on their teams\' apps by name; lists and everything else are for admins (and operators)'
-      : caller.role === 'operator'
-        ? ': operators run nodes and pools, and read what runs; app specs, tokens, users and credentials are for admins'
-        : '';
+    ? `: a ${role} of team ${team} may ${[...roleVerbs!].join(' and ')}${rule.kind === 'team' ? ' it' : rule.kind === 'quota' ? ' its quota; admins set quotas' : TEAM_READS_ONLY.has(rule.kind) ? ` its ${rule.kind}s` : ' its apps'}`
+    : rule.kind === 'quota' && rule.verb !== 'read'
+      ? ': quotas are set by admins'
+      : caller.role === 'member'
+        ? resource !== undefined && TEAM_SCOPED.has(rule.kind)
+          ? team === undefined ? `: it belongs to no team of yours` : `: it belongs to team ${team}, which you are not in`
+          : ': members act on their teams\' apps by name; lists and everything else are for admins (and operators)'
+        : caller.role === 'operator'
+          ? ': operators run nodes and pools, and read what runs; app specs, tokens, users and credentials are for admins'
+          : '';
   return { allowed: false, why: `${who} may not ${what}${hint}` };
 }
 

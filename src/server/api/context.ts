@@ -22,6 +22,7 @@ import type { TeamService } from '../services/teams.js';
 import type { AuditLog } from '../services/audit.js';
 import { teamScope } from '../services/teams.js';
 import { mayList, type Kind } from '../policy.js';
+import type { QuotaService } from '../services/quotas.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -44,6 +45,7 @@ export interface ApiContext {
   teams: TeamService;
   audit: AuditLog;
   builds: BuildService;
+  quotas: QuotaService;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;
 }

@@ -7,6 +7,7 @@ import { appSpecJsonSchema } from '../../model/spec.js';
 import { INSTANCE_ID, NAME, NODE_NAME } from '../../model/names.js';
 import { clusterPaths } from './openapi-paths.js';
 import { buildPaths } from './builds.js';
+import { quotaPaths } from './quotas.js';
 import { body, conflict, error, flag, list, matching, object, ok, op, pathParam, queryParam, ref, type Operation } from './openapi-helpers.js';
 
 const appParam = pathParam('app', matching(NAME), 'App name');
@@ -73,7 +74,7 @@ function appPaths(): Record<string, object> {
         description:
           "Every image tag is resolved to the digest it names now and stored pinned (`image:tag@sha256:…`). An image its registry says does not exist, or refuses, is a 400 naming the field. A registry the server cannot reach leaves the tag unpinned: the answer's `unpinned` lists them (field, image, cause).",
         requestBody: { required: true, content: { 'text/yaml': { schema: { type: 'string' } }, 'application/yaml': { schema: { type: 'string' } }, 'application/json': { schema: ref('AppSpec') } } },
-        responses: { '200': ok('Updated or unchanged'), '201': ok('Created'), '400': error('Invalid app spec; `problems` names each bad field'), ...conflict('Changed concurrently') },
+        responses: { '200': ok('Updated or unchanged'), '201': ok('Created'), '400': error('Invalid app spec; `problems` names each bad field'), ...conflict("Changed concurrently, or over the team's quota (the message names the limit, its use and what the change needs; nothing was stored)") },
       }),
     },
     '/v1/apps/{app}': {
@@ -81,13 +82,13 @@ function appPaths(): Record<string, object> {
       delete: appOp('Remove an app and all its instances', { '202': ok('Removal under way', object({ removed: { type: 'string' } })) }),
     },
     '/v1/apps/{app}/stop': { post: appOp('Stop every instance, keeping them', { '200': ok('Stopping', object({ app: ref('App') })) }) },
-    '/v1/apps/{app}/start': { post: appOp('Start a stopped app again', { '200': ok('Starting', object({ app: ref('App') })) }) },
+    '/v1/apps/{app}/start': { post: appOp('Start a stopped app again', { '200': ok('Starting', object({ app: ref('App') })), ...conflict("Over the team's quota: the message names the limit, its use and what the change needs; nothing was stored") }) },
     '/v1/apps/{app}/entries/{entry}/scale': {
       post: op({
         summary: 'Set the replica count of one entrypoint',
         parameters: [appParam, entryParam],
         requestBody: body({ replicas: { type: 'integer', minimum: 0, maximum: 10_000 } }, ['replicas']),
-        responses: { '200': ok('Scaled', object({ app: ref('App') })) },
+        responses: { '200': ok('Scaled', object({ app: ref('App') })), ...conflict("Over the team's quota: the message names the limit, its use and what the change needs; nothing was stored") },
       }),
     },
     '/v1/apps/{app}/releases': { get: appOp('Release history, oldest first', { '200': ok('Releases', object({ releases: list(ref('Release')) })) }) },
@@ -177,6 +178,7 @@ export function openApiDocument(version: string): object {
       ...clusterPaths(),
       ...buildPaths(),
       ...scopedTokenPaths(),
+      ...quotaPaths(),
     },
   };
 }

@@ -12,6 +12,8 @@ import type { EventLog } from './events.js';
 import { NotFoundError } from '../errors.js';
 import { UNCHANGED, casUpdate } from '../cas.js';
 import type { ImagePinner, Unpinned } from '../images/pinning.js';
+import type { QuotaGate, QuotaService } from './quotas.js';
+import { teamOf } from './quota-use.js';
 
 export class AppService {
   constructor(
@@ -22,6 +24,8 @@ export class AppService {
     private readonly allowedPrivilegedPorts: ReadonlySet<number> = new Set(),
     /** Resolves image tags to digests (none: images stay as written). */
     private readonly pinner?: ImagePinner,
+    /** Team quotas: every write of an app record is checked against its team's (none: unlimited). */
+    private readonly quotas?: QuotaService,
   ) {}
 
   /**
@@ -46,7 +50,7 @@ export class AppService {
     const pinnedOutcome = unpinned.length > 0 ? { unpinned } : {};
     // Each attempt builds the new record and its release from what is stored at that moment.
     let outcome: { previous?: AppRecord; release?: ReleaseRecord } = {};
-    const written = await casUpdate(this.store, STORE.apps.key(spec.app), STORE.apps, (previous) => {
+    const written = await this.admit(teamOf({ spec }), (gate) => casUpdate(this.store, STORE.apps.key(spec.app), STORE.apps, (previous) => {
       outcome = { previous };
       authorize?.(spec.app, teamOfSpec(spec), previous && teamOfSpec(previous.spec));
       if (previous && sameSpec(previous.spec, spec)) return UNCHANGED;
@@ -62,8 +66,8 @@ export class AppService {
         updatedBy: user,
       };
       if (record.release !== previous?.release) outcome.release = { app: spec.app, release: record.release, spec, createdAt: now, createdBy: user, note, changes: diff(previous?.spec ?? {}, spec) };
-      return record;
-    }, { also: (record, previous) => releaseWrites(record!, outcome.release, previous?.release), what: `app ${spec.app}` });
+      return gate.checked(previous, record);
+    }, gate.guard({ also: (record, previous) => releaseWrites(record!, outcome.release, previous?.release), what: `app ${spec.app}` })));
     const { previous } = outcome;
     const record = written.value!;
     if (written.revision === undefined) return { app: record, created: false, changed: false, ...pinnedOutcome };
@@ -114,19 +118,27 @@ export class AppService {
     return record;
   }
 
+  private admit<T>(team: string, write: (gate: QuotaGate) => Promise<T>): Promise<T> {
+    return this.quotas ? this.quotas.admit(team, write) : write(OPEN_GATE);
+  }
+
   private async update(app: string, user: string, change: (record: AppRecord) => string, eventType: string): Promise<AppRecord> {
     let message = '';
-    const written = await casUpdate(this.store, STORE.apps.key(app), STORE.apps, (current) => {
+    const known = this.state.apps.get(app);
+    const written = await this.admit(known ? teamOf(known) : 'default', (gate) => casUpdate(this.store, STORE.apps.key(app), STORE.apps, (current) => {
       if (!current) throw new NotFoundError(`no app named "${app}"`);
       const record = structuredClone(current);
       message = change(record);
-      return { ...record, updatedAt: Date.now(), updatedBy: user };
-    }, { what: `app ${app}` });
+      return gate.checked(current, { ...record, updatedAt: Date.now(), updatedBy: user });
+    }, gate.guard({ what: `app ${app}` })));
     await this.state.waitFor(written.revision!);
     this.events.note({ level: 'info', type: eventType, app, message });
     return written.value!;
   }
 }
+
+/** What a server without quotas (a test's AppService) writes through: every record passes. */
+const OPEN_GATE: QuotaGate = { checked: (_previous, next) => next, guard: (options) => options };
 
 /** A new release's record, and the rollout from the one before (moving between releases is a rollout, driven by the replica controller). */
 function releaseWrites(record: AppRecord, release: ReleaseRecord | undefined, previousRelease: number | undefined): TxnOp[] {

@@ -112,7 +112,7 @@ export class TeamService {
     const written = await casUpdate(this.store, STORE.teams.key(team), STORE.teams, (current) => {
       if (!current) throw new NotFoundError(`no team named "${team}"`);
       return null;
-    }, { what: `team ${team}` });
+    }, { what: `team ${team}`, also: () => [{ type: 'delete', key: STORE.quotas.key(team) }, { type: 'delete', key: STORE.quotaGuards.key(team) }] });
     await this.state.waitFor(written.revision!);
     this.events.note({ level: 'warning', type: 'team.removed', message: `team ${team} removed by ${by}` });
   }
@@ -130,7 +130,7 @@ export function teamScope(state: ClusterState): TeamScope {
   };
   return {
     teamOf(kind: Kind, resource: string) {
-      if (kind === 'team') return state.teams.has(resource) ? resource : undefined;
+      if (kind === 'team' || kind === 'quota') return state.teams.has(resource) ? resource : undefined;
       // Events and discovery entries are listed by the app they are about.
       if (kind === 'app' || kind === 'release' || kind === 'event' || kind === 'discovery') return teamOfApp(resource);
       if (kind === 'instance' || kind === 'log') return teamOfApp(state.instances.get(resource)?.app);
