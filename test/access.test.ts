@@ -86,7 +86,10 @@ describe('access: deny by default on the matched route', () => {
     assert.ok(routes.length > 30, `only ${routes.length} routes`);
     const open = routes.filter((r) => r.access === 'public').map((r) => `${r.method} ${r.url}`).sort();
     assert.deepEqual(open, ['GET /healthz', 'GET /openapi.json', 'HEAD /healthz', 'HEAD /openapi.json', 'POST /v1/login']);
-    assert.deepEqual(routes.filter((r) => r.access === 'person').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/apps', 'GET /v1/auth/can-i', 'GET /v1/teams', 'GET /v1/whoami', 'HEAD /v1/apps', 'HEAD /v1/auth/can-i', 'HEAD /v1/teams', 'HEAD /v1/whoami', 'POST /v1/logout']);
+    assert.deepEqual(routes.filter((r) => r.access === 'person').map((r) => `${r.method} ${r.url}`).sort(), [
+      'GET /v1/approvals', 'GET /v1/apps', 'GET /v1/auth/can-i', 'GET /v1/teams', 'GET /v1/whoami', 'HEAD /v1/approvals', 'HEAD /v1/apps', 'HEAD /v1/auth/can-i', 'HEAD /v1/teams', 'HEAD /v1/whoami',
+      'POST /v1/approvals/:app/approve', 'POST /v1/approvals/:app/reject', 'POST /v1/logout',
+    ]);
     assert.deepEqual(routes.filter((r) => r.access === 'agent').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/agent/connect', 'HEAD /v1/agent/connect']);
   });
 

@@ -18,6 +18,8 @@ import type { Endpoint } from '../model/registry.js';
 import type { AdoptionResult, LoginResponse, RegistryLoginInfo, UserInfo } from '../model/api.js';
 import type { AuditRecord, ReleaseRecord, RolloutRecord, TeamRecord, TeamRole } from '../model/types.js';
 import type { TokenInfo } from '../model/api.js';
+import type { ApprovalPendingResponse } from '../model/api.js';
+import type { ApprovalRequest } from '../model/types.js';
 
 export interface RolloutStatus {
   rollout: RolloutRecord | null;
@@ -173,7 +175,7 @@ export class GantryClient {
   }
 
   /** POST /v1/apps with the spec text as written (YAML or JSON). */
-  apply(specText: string, contentType = 'text/yaml'): Promise<ApplyResponse> {
+  apply(specText: string, contentType = 'text/yaml'): Promise<ApplyResponse | ApprovalPendingResponse> {
     return this.json('POST', '/v1/apps', { body: specText, contentType });
   }
 
@@ -342,7 +344,7 @@ export class GantryClient {
     return this.json('GET', `/v1/apps/${enc(app)}/diff`, { query: { from, to } });
   }
 
-  rollback(app: string, release?: number): Promise<{ from: number; to: number; release: number }> {
+  rollback(app: string, release?: number): Promise<{ from: number; to: number; release: number } | ApprovalPendingResponse> {
     return this.json('POST', `/v1/apps/${enc(app)}/rollback`, { body: JSON.stringify(release === undefined ? {} : { release }), contentType: 'application/json' });
   }
 
@@ -480,6 +482,22 @@ export class GantryClient {
 
   listEndpoints(filter: { app?: string; env?: string; entry?: string } = {}): Promise<{ revision: number; endpoints: Endpoint[] }> {
     return this.json('GET', '/v1/registry', { query: { ...filter } });
+  }
+
+  approvals(team?: string): Promise<{ approvals: Omit<ApprovalRequest, 'spec'>[] }> {
+    return this.json('GET', '/v1/approvals', { query: { team } });
+  }
+
+  approve(app: string): Promise<{ app: { release: number }; approval: Omit<ApprovalRequest, 'spec'> }> {
+    return this.json('POST', `/v1/approvals/${enc(app)}/approve`);
+  }
+
+  reject(app: string, reason?: string): Promise<{ rejected: Omit<ApprovalRequest, 'spec'> }> {
+    return this.json('POST', `/v1/approvals/${enc(app)}/reject`, { body: JSON.stringify(reason === undefined ? {} : { reason }), contentType: 'application/json' });
+  }
+
+  requireApproval(team: string, envs: string[]): Promise<{ team: string; requireApproval: string[] }> {
+    return this.json('PUT', `/v1/teams/${enc(team)}/require-approval`, { body: JSON.stringify({ envs }), contentType: 'application/json' });
   }
 
   private async json<T>(method: string, path: string, options: SendOptions = {}): Promise<T> {

@@ -15,6 +15,7 @@ import { registerNodeCommands } from './node-commands.js';
 import { registerBuildCommands } from './build-commands.js';
 import { registerImageCommands } from './image-commands.js';
 import { registerUserCommands } from './user-commands.js';
+import { registerApprovalCommands } from './approval-commands.js';
 
 interface CommandModule {
   register: (program: Command) => void | Promise<void>;
@@ -32,6 +33,7 @@ const MODULES: CommandModule[] = [
   { register: registerBuildCommands },
   { register: registerImageCommands },
   { register: registerUserCommands },
+  { register: registerApprovalCommands },
   { only: ['sim'], register: async (p) => (await import('./sim-commands.js')).registerSimCommands(p) },
 ];
 

@@ -69,6 +69,7 @@ export async function rollback(app: string, release: number | undefined, _opts: 
   const opts = options<{ wait: boolean; timeout: number }>(cmd);
   const client = clientFor(cmd);
   const result = await client.rollback(app, release);
+  if ('approval' in result) return print(result.message);
   print(`app ${app}: release ${result.release} rolls release ${result.from} back to release ${result.to}`);
   if (opts.wait) await wait(client, app, opts.timeout);
 }

@@ -57,6 +57,10 @@ export function registerUserCommands(program: Command): void {
   clientCommand(team, 'rm', 'remove a team that owns no apps (admins)')
     .argument('<name>', 'team name')
     .action(run('removeTeam'));
+  clientCommand(team, 'set', "change a team's settings (the team's owners)")
+    .argument('<name>', 'team name')
+    .option('--require-approval <envs>', 'envs whose new releases wait for an owner\'s approval (gantry approve), comma-separated, e.g. prod,staging; "" for none')
+    .action(lazy(() => import('./approval-actions.js'), 'setTeam'));
 
   const user = program.command('user').description('users who sign in (admins only)');
   clientCommand(user, 'create', 'create a user; the password is read from stdin or asked for')

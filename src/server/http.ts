@@ -25,6 +25,8 @@ import { teamRoutes } from './api/teams.js';
 import { buildRoutes } from './api/builds.js';
 import { tokenRoutes } from './api/tokens.js';
 import { openApiDocument } from './api/openapi.js';
+import { approvalRoutes } from './api/approvals.js';
+import { ApprovalPending } from './services/approvals.js';
 
 /** Request bodies are specs and small commands; anything bigger is refused before it is read. */
 export const BODY_LIMIT = 1024 * 1024;
@@ -83,6 +85,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   userRoutes(server, ctx);
   teamRoutes(server, ctx);
   buildRoutes(server, ctx);
+  approvalRoutes(server, ctx);
   return { server, routes };
 }
 
@@ -106,6 +109,7 @@ function capConnectionsPerAddress(http: Server, cap: number): void {
 
 function installErrors(server: FastifyInstance): void {
   server.setErrorHandler((error: FastifyError | Error, request, reply) => {
+    if (error instanceof ApprovalPending) return reply.code(202).send(error.body());
     if (error instanceof SpecError) return reply.code(400).send({ error: 'invalid app spec', problems: error.problems });
     if (error instanceof ZodError) return reply.code(400).send({ error: 'invalid request', problems: problemsFromZod(error) });
     const status = (error as { statusCode?: number }).statusCode ?? 500;

@@ -35,6 +35,7 @@ import { ImagePinner } from './images/pinning.js';
 import { PrepullService } from './services/prepull.js';
 import { UserService } from './services/users.js';
 import { TeamService } from './services/teams.js';
+import { ApprovalService } from './services/approvals.js';
 import { AuditLog } from './services/audit.js';
 
 export interface ServerOptions {
@@ -149,7 +150,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     adoption: new AdoptionService(store, state, events, agents),
     rollouts: new RolloutService(store, state, apps, replicas, events),
     builds: new BuildService(store, events),
+    approvals: new ApprovalService(store, state, events, apps),
   };
+  apps.approvals = ctx.approvals;
   const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs, (node) => catalog.onNode(node).map(registryKey));
 
   const { server, routes } = await buildHttpServer(ctx, auth, { log: options.log, tls: options.tls, maxConnections: options.maxConnections ?? clientSocketBudget(fileLimit()) });

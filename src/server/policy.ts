@@ -101,6 +101,14 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/builds': read('build'),
   'GET /v1/builds/:id': read('build', 'id'),
   'POST /v1/builds': write('build'),
+
+  // Approvals: anyone signed in lists the requests of their teams; who may approve or reject is
+  // decided on the stored request (approvals.ts: owners, four eyes, admins), since a proposal
+  // may create an app not in the store yet.
+  'GET /v1/approvals': { action: 'self' },
+  'POST /v1/approvals/:app/approve': { action: 'self' },
+  'POST /v1/approvals/:app/reject': { action: 'self' },
+  'PUT /v1/teams/:team/require-approval': write('team', 'team'),
 };
 
 /** What a route not in the table gets: admins only. */

@@ -20,6 +20,7 @@ import type { PrepullService } from '../services/prepull.js';
 import type { UserService } from '../services/users.js';
 import type { TeamService } from '../services/teams.js';
 import type { AuditLog } from '../services/audit.js';
+import type { ApprovalService } from '../services/approvals.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -42,6 +43,7 @@ export interface ApiContext {
   teams: TeamService;
   audit: AuditLog;
   builds: BuildService;
+  approvals: ApprovalService;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;
 }

@@ -12,8 +12,12 @@ import type { EventLog } from './events.js';
 import { NotFoundError } from '../errors.js';
 import { UNCHANGED, casUpdate } from '../cas.js';
 import type { ImagePinner, Unpinned } from '../images/pinning.js';
+import { checkApprovalBase, type Approval, type ApprovalService } from './approvals.js';
 
 export class AppService {
+  /** Holds changes in envs a team gates until an owner approves them (set by the server's main). */
+  approvals?: ApprovalService;
+
   constructor(
     private readonly store: Store,
     private readonly state: ClusterState,
@@ -25,7 +29,7 @@ export class AppService {
   ) {}
 
   /** Validates (SpecError on a bad spec, nothing stored) and stores a new release when it changed. */
-  async apply(input: string | object, user: string, note?: string): Promise<{ app: AppRecord; created: boolean; changed: boolean; unpinned?: Unpinned[] }> {
+  async apply(input: string | object, user: string, note?: string, approval?: Approval): Promise<{ app: AppRecord; created: boolean; changed: boolean; unpinned?: Unpinned[] }> {
     // What the store will give back, so that comparing it with the stored spec finds only real changes.
     const parsed = canonicalSpec(typeof input === 'string' ? parseAppSpecText(input) : parseAppSpec(input));
     const refused = privilegedHostPorts(parsed).filter(({ port }) => !this.allowedPrivilegedPorts.has(port));
@@ -36,10 +40,12 @@ export class AppService {
     // tag that moves makes a new release only when the spec is applied again.
     const { spec, unpinned } = this.pinner ? await this.pinner.pin(parsed) : { spec: parsed, unpinned: [] };
     const pinnedOutcome = unpinned.length > 0 ? { unpinned } : {};
+    await this.approvals?.holdIfRequired(spec, user, note, approval);
     // Each attempt builds the new record and its release from what is stored at that moment.
     let outcome: { previous?: AppRecord; release?: ReleaseRecord } = {};
     const written = await casUpdate(this.store, STORE.apps.key(spec.app), STORE.apps, (previous) => {
       outcome = { previous };
+      checkApprovalBase(previous, approval);
       if (previous && sameSpec(previous.spec, spec)) return UNCHANGED;
       const now = Date.now();
       const record: AppRecord = {
@@ -52,7 +58,7 @@ export class AppService {
         updatedAt: now,
         updatedBy: user,
       };
-      if (record.release !== previous?.release) outcome.release = { app: spec.app, release: record.release, spec, createdAt: now, createdBy: user, note, changes: diff(previous?.spec ?? {}, spec) };
+      if (record.release !== previous?.release) outcome.release = { app: spec.app, release: record.release, spec, createdAt: now, createdBy: user, note, changes: diff(previous?.spec ?? {}, spec), ...(approval ? { approvedBy: approval.by } : {}) };
       return record;
     }, { also: (record, previous) => releaseWrites(record!, outcome.release, previous?.release), what: `app ${spec.app}` });
     const { previous } = outcome;
