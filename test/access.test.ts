@@ -82,13 +82,14 @@ describe('access: deny by default on the matched route', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the router holds the routes we expect, and only /healthz, /openapi.json and signing in are public', () => {
+  test('the router holds the routes we expect, and only /healthz, /openapi.json, signing in and accepting an invitation are public', () => {
     assert.ok(routes.length > 30, `only ${routes.length} routes`);
     const open = routes.filter((r) => r.access === 'public').map((r) => `${r.method} ${r.url}`).sort();
-    assert.deepEqual(open, ['GET /healthz', 'GET /openapi.json', 'HEAD /healthz', 'HEAD /openapi.json', 'POST /v1/login']);
+    assert.deepEqual(open, ['GET /healthz', 'GET /openapi.json', 'HEAD /healthz', 'HEAD /openapi.json', 'POST /v1/invitations/accept', 'POST /v1/login']);
     assert.deepEqual(routes.filter((r) => r.access === 'person').map((r) => `${r.method} ${r.url}`).sort(), [
-      'GET /v1/approvals', 'GET /v1/apps', 'GET /v1/auth/can-i', 'GET /v1/teams', 'GET /v1/whoami', 'HEAD /v1/approvals', 'HEAD /v1/apps', 'HEAD /v1/auth/can-i', 'HEAD /v1/teams', 'HEAD /v1/whoami',
-      'POST /v1/approvals/:app/approve', 'POST /v1/approvals/:app/reject', 'POST /v1/logout',
+      'DELETE /v1/invitations/:id',
+      'GET /v1/approvals', 'GET /v1/apps', 'GET /v1/auth/can-i', 'GET /v1/invitations', 'GET /v1/teams', 'GET /v1/whoami', 'HEAD /v1/approvals', 'HEAD /v1/apps', 'HEAD /v1/auth/can-i', 'HEAD /v1/invitations', 'HEAD /v1/teams', 'HEAD /v1/whoami',
+      'POST /v1/approvals/:app/approve', 'POST /v1/approvals/:app/reject', 'POST /v1/invitations', 'POST /v1/logout',
     ]);
     assert.deepEqual(routes.filter((r) => r.access === 'agent').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/agent/connect', 'HEAD /v1/agent/connect']);
   });

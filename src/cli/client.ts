@@ -20,6 +20,7 @@ import type { AuditRecord, ReleaseRecord, RolloutRecord, TeamRecord, TeamRole } 
 import type { TokenInfo } from '../model/api.js';
 import type { ApprovalPendingResponse } from '../model/api.js';
 import type { ApprovalRequest } from '../model/types.js';
+import type { InvitationView } from '../model/api.js';
 
 export interface RolloutStatus {
   rollout: RolloutRecord | null;
@@ -498,6 +499,23 @@ export class GantryClient {
 
   requireApproval(team: string, envs: string[]): Promise<{ team: string; requireApproval: string[] }> {
     return this.json('PUT', `/v1/teams/${enc(team)}/require-approval`, { body: JSON.stringify({ envs }), contentType: 'application/json' });
+  }
+
+  createInvitation(request: { team?: string; role?: TeamRole; platformRole?: 'admin' | 'operator' | 'member'; expiresIn?: string }): Promise<{ invitation: InvitationView; code: string }> {
+    const body = Object.fromEntries(Object.entries(request).filter(([, value]) => value !== undefined));
+    return this.json('POST', '/v1/invitations', { body: JSON.stringify(body), contentType: 'application/json' });
+  }
+
+  invitations(): Promise<{ invitations: InvitationView[] }> {
+    return this.json('GET', '/v1/invitations');
+  }
+
+  revokeInvitation(id: string): Promise<{ revoked: InvitationView }> {
+    return this.json('DELETE', `/v1/invitations/${enc(id)}`);
+  }
+
+  acceptInvitation(code: string, name: string, password: string): Promise<LoginResponse> {
+    return this.json('POST', '/v1/invitations/accept', { body: JSON.stringify({ code, name, password }), contentType: 'application/json' });
   }
 
   private async json<T>(method: string, path: string, options: SendOptions = {}): Promise<T> {

@@ -27,6 +27,9 @@ export interface ApprovalPendingResponse {
   message: string;
 }
 
+/** An invitation as the API shows it: never its code, nor the code's hash. */
+export type InvitationView = Omit<import('./types.js').InvitationRecord, 'codeHash'>;
+
 /** An instance as the API shows it: the assignment plus what the agent last reported. */
 export interface InstanceView extends Omit<Instance, 'spec'> {
   status: InstanceStatus | null;

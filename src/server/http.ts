@@ -26,6 +26,7 @@ import { buildRoutes } from './api/builds.js';
 import { tokenRoutes } from './api/tokens.js';
 import { openApiDocument } from './api/openapi.js';
 import { approvalRoutes } from './api/approvals.js';
+import { invitationRoutes } from './api/invitations.js';
 import { ApprovalPending } from './services/approvals.js';
 
 /** Request bodies are specs and small commands; anything bigger is refused before it is read. */
@@ -86,6 +87,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   teamRoutes(server, ctx);
   buildRoutes(server, ctx);
   approvalRoutes(server, ctx);
+  invitationRoutes(server, ctx);
   return { server, routes };
 }
 

@@ -36,6 +36,7 @@ import { PrepullService } from './services/prepull.js';
 import { UserService } from './services/users.js';
 import { TeamService } from './services/teams.js';
 import { ApprovalService } from './services/approvals.js';
+import { InvitationService } from './services/invitations.js';
 import { AuditLog } from './services/audit.js';
 
 export interface ServerOptions {
@@ -151,6 +152,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     rollouts: new RolloutService(store, state, apps, replicas, events),
     builds: new BuildService(store, events),
     approvals: new ApprovalService(store, state, events, apps),
+    invitations: new InvitationService(store, state, auth, users, events),
   };
   apps.approvals = ctx.approvals;
   const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs, (node) => catalog.onNode(node).map(registryKey));

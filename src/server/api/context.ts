@@ -21,6 +21,7 @@ import type { UserService } from '../services/users.js';
 import type { TeamService } from '../services/teams.js';
 import type { AuditLog } from '../services/audit.js';
 import type { ApprovalService } from '../services/approvals.js';
+import type { InvitationService } from '../services/invitations.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -44,6 +45,7 @@ export interface ApiContext {
   audit: AuditLog;
   builds: BuildService;
   approvals: ApprovalService;
+  invitations: InvitationService;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;
 }
