@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { startServer, type RunningServer } from '../src/server/main.js';
-import { GANTRY } from './helpers/cluster.js';
+import { jsonCaller, runCli, signedInUsers } from './helpers/api.js';
 
 const ADMIN = 'gty_approvals_test_admin_token';
 const PASSWORD = 'four eyes see more';
@@ -17,16 +16,9 @@ const PASSWORD = 'four eyes see more';
 describe('approvals before a release to a gated env', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gantry-approvals-'));
   let server: RunningServer;
-  const tokens: Record<string, string> = {};
+  let tokens: Record<string, string> = {};
 
-  const call = async (method: string, path: string, token: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, any> };
-  };
+  const call = jsonCaller(() => server.url);
   const spec = (app: string, env: string, team: string | undefined, command: string[], replicas = 1) => ({ app, env, ...(team ? { team } : {}), entrypoints: { web: { command, replicas } } });
   const release = async (app: string) => (await call('GET', `/v1/apps/${app}`, ADMIN)).body.app.release as number;
   const command = async (app: string) => (await call('GET', `/v1/apps/${app}`, ADMIN)).body.app.spec.entrypoints.web.command as string[];
@@ -41,11 +33,7 @@ describe('approvals before a release to a gated env', () => {
 
   before(async () => {
     server = await startServer({ dataDir: join(dir, 'server'), port: 0, bootstrapToken: ADMIN });
-    for (const user of ['olive', 'oscar', 'dan', 'eve']) {
-      assert.equal((await call('POST', '/v1/users', ADMIN, { name: user, password: PASSWORD })).status, 201);
-      const login = await fetch(`${server.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password: PASSWORD }) });
-      tokens[user] = ((await login.json()) as { token: string }).token;
-    }
+    tokens = await signedInUsers(call, ADMIN, ['olive', 'oscar', 'dan', 'eve'], PASSWORD);
     assert.equal((await call('POST', '/v1/teams', ADMIN, { name: 'shop', owner: 'olive' })).status, 201);
     assert.equal((await call('PUT', '/v1/teams/shop/members/oscar', tokens.olive!, { role: 'owner' })).status, 200);
     assert.equal((await call('PUT', '/v1/teams/shop/members/dan', tokens.olive!, { role: 'developer' })).status, 200);
@@ -173,15 +161,7 @@ describe('approvals before a release to a gated env', () => {
   });
 
   test('the CLI: team set, apply waits, approvals lists the diff, approve, reject', async () => {
-    const cli = (args: string[], token = ADMIN) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [...GANTRY, ...args], { env: { ...process.env, GANTRY_SERVER: server.url, GANTRY_TOKEN: token, GANTRY_CONFIG: join(dir, 'cli.json') } });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      });
+    const cli = (args: string[], token = ADMIN) => runCli(args, { GANTRY_SERVER: server.url, GANTRY_TOKEN: token, GANTRY_CONFIG: join(dir, 'cli.json') });
     const set = await cli(['team', 'set', 'shop', '--require-approval', 'prod,staging'], tokens.olive!);
     assert.equal(set.code, 0, set.stderr);
     assert.match((await cli(['team', 'show', 'shop'])).stdout, /approval required for: prod, staging/);
@@ -208,6 +188,7 @@ describe('approvals before a release to a gated env', () => {
     assert.equal(approved.code, 0, approved.stderr);
     assert.match(approved.stdout, /shop-web: release \d+ approved/);
     assert.deepEqual(await command('shop-web'), ['sleep', '5']);
+    assert.match((await cli(['history', 'shop-web'])).stdout, /admin, approved by olive\s+entrypoints\.web\.command\s*$/);
 
     writeFileSync(file, JSON.stringify(spec('shop-web', 'prod', 'shop', ['sleep', '6'])));
     assert.equal((await cli(['apply', '-f', file])).code, 0);

@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { startServer, type RunningServer } from '../src/server/main.js';
 import { STORE } from '../src/server/keys.js';
-import { GANTRY } from './helpers/cluster.js';
+import { jsonCaller, runCli, signedInUsers } from './helpers/api.js';
 
 const ADMIN = 'gty_invitations_test_admin_token';
 const PASSWORD = 'a long enough password';
@@ -18,17 +17,10 @@ const INVALID = /^this invitation code is not valid: it is unknown, used up or e
 describe('invitations', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gantry-invitations-'));
   let server: RunningServer;
-  const tokens: Record<string, string> = {};
+  let tokens: Record<string, string> = {};
   const codes: string[] = [];
 
-  const call = async (method: string, path: string, token: string | undefined, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, any> };
-  };
+  const call = jsonCaller(() => server.url);
   const invite = async (token: string, body: object) => {
     const made = await call('POST', '/v1/invitations', token, body);
     if (made.status === 201) codes.push(made.body.code);
@@ -38,10 +30,7 @@ describe('invitations', () => {
 
   before(async () => {
     server = await startServer({ dataDir: join(dir, 'server'), port: 0, bootstrapToken: ADMIN });
-    for (const user of ['olive', 'dan', 'eve']) {
-      assert.equal((await call('POST', '/v1/users', ADMIN, { name: user, password: PASSWORD })).status, 201);
-      tokens[user] = (await call('POST', '/v1/login', undefined, { user, password: PASSWORD })).body.token;
-    }
+    tokens = await signedInUsers(call, ADMIN, ['olive', 'dan', 'eve'], PASSWORD);
     assert.equal((await call('POST', '/v1/teams', ADMIN, { name: 'shop', owner: 'olive' })).status, 201);
     assert.equal((await call('PUT', '/v1/teams/shop/members/dan', tokens.olive!, { role: 'developer' })).status, 200);
     assert.equal((await call('POST', '/v1/teams', ADMIN, { name: 'other', owner: 'eve' })).status, 201);
@@ -135,16 +124,7 @@ describe('invitations', () => {
   });
 
   test('the CLI: user invite prints the code and how to accept; accept-invite signs in', async () => {
-    const cli = (args: string[], env: Record<string, string>, input?: string) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [...GANTRY, ...args], { env: { ...process.env, GANTRY_SERVER: server.url, ...env } });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-        child.stdin.end(input ?? '');
-      });
+    const cli = (args: string[], env: Record<string, string>, input?: string) => runCli(args, { GANTRY_SERVER: server.url, ...env }, input);
     const asAdmin = { GANTRY_TOKEN: ADMIN, GANTRY_CONFIG: join(dir, 'admin.json') };
     const made = await cli(['user', 'invite', '--team', 'shop', '--role', 'developer', '--expires', '48h'], asAdmin);
     assert.equal(made.code, 0, made.stderr);
@@ -157,16 +137,7 @@ describe('invitations', () => {
     assert.notEqual(bad.code, 0);
 
     const config = join(dir, 'carol.json');
-    const { GANTRY_TOKEN: _unused, ...env } = process.env;
-    const accepted = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [...GANTRY, 'accept-invite', code, '--name', 'carol', '--password-stdin'], { env: { ...env, GANTRY_SERVER: server.url, GANTRY_CONFIG: config } });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('close', (exit) => resolve({ code: exit ?? -1, stdout, stderr }));
-      child.stdin.end(`${PASSWORD}\n`);
-    });
+    const accepted = await cli(['accept-invite', code, '--name', 'carol', '--password-stdin'], { GANTRY_CONFIG: config }, `${PASSWORD}\n`);
     assert.equal(accepted.code, 0, accepted.stderr);
     assert.match(accepted.stdout, /welcome, carol \(member\)/);
     const saved = JSON.parse(readFileSync(config, 'utf8')) as { token: string };
