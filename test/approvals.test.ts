@@ -146,6 +146,9 @@ describe('approvals before a release to a gated env', () => {
     assert.equal((await call('GET', '/v1/apps/shop-api', ADMIN)).status, 404);
     assert.equal((await call('POST', '/v1/approvals/shop-api/approve', tokens.oscar!)).status, 200);
     assert.equal(await release('shop-api'), 1);
+    assert.equal((await call('POST', '/v1/apps', ADMIN, spec('shop-api', 'prod', 'shop', ['sleep', '1']))).status, 202);
+    assert.ok([200, 202].includes((await call('DELETE', '/v1/apps/shop-api', tokens.olive!)).status));
+    assert.deepEqual((await call('GET', '/v1/approvals', ADMIN)).body.approvals, [], "a removed app's request goes with it");
 
     const dev = await call('POST', '/v1/apps', ADMIN, spec('shop-dev', 'dev', 'shop', ['sleep', '3601']));
     assert.deepEqual([dev.status, dev.body.app.release], [200, 2]);

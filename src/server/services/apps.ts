@@ -98,7 +98,7 @@ export class AppService {
   async remove(app: string, user: string): Promise<void> {
     const result = await this.store.txn({
       compare: [{ key: STORE.apps.key(app), target: 'version', op: '>', value: 0 }],
-      success: [{ type: 'delete', key: STORE.apps.key(app) }, { type: 'deletePrefix', prefix: STORE.releases.key(app) }, { type: 'delete', key: STORE.rollouts.key(app) }],
+      success: [{ type: 'delete', key: STORE.apps.key(app) }, { type: 'deletePrefix', prefix: STORE.releases.key(app) }, { type: 'delete', key: STORE.rollouts.key(app) }, { type: 'delete', key: STORE.approvals.key(app) }],
     });
     if (!result.succeeded) throw new NotFoundError(`no app named "${app}"`);
     await this.state.waitFor(result.revision);
