@@ -83,7 +83,7 @@ export class ApprovalService {
       app: spec.app,
       env: spec.env,
       teams,
-      kind: !current ? 'create' : note?.startsWith('rollback') ? 'rollback' : 'update',
+      kind: kindOf(current, note),
       spec,
       base: { release: current?.release ?? 0, digest: specDigest(current?.spec) },
       changes: diff(current?.spec ?? {}, spec),
@@ -181,6 +181,12 @@ export class ApprovalService {
   private async drop(request: ApprovalRequest): Promise<void> {
     await casUpdate(this.store, STORE.approvals.key(request.app), STORE.approvals, (pending) => (pending && pending.requestedAt === request.requestedAt && pending.requestedBy === request.requestedBy ? null : UNCHANGED), { what: `the approval request of ${request.app}` });
   }
+}
+
+/** What kind of change a proposal is: rollbacks are the applies that come with a note (releases.ts: "rollback to release n"). */
+function kindOf(current: AppRecord | undefined, note: string | undefined): ApprovalRequest['kind'] {
+  if (!current) return 'create';
+  return note?.startsWith('rollback') ? 'rollback' : 'update';
 }
 
 function summary(request: ApprovalRequest): Omit<ApprovalRequest, 'spec'> {
