@@ -59,6 +59,8 @@ export async function apply(_opts: unknown, cmd: Command): Promise<void> {
   // --build: the spec as applied names the images just built and pushed, by digest (build-actions.ts).
   const applied = opts.build ? await (await import('./build-actions.js')).buildForApply(text, opts.file, cmd) : { body: text, contentType: 'text/yaml' };
   const res = await client.apply(applied.body, applied.contentType);
+  // A change its team must approve first: said, and nothing to wait for (a person decides, maybe days later).
+  if ('approval' in res) return print(res.message);
   const app = res.app.name || name;
   const verb = res.created ? 'created' : res.changed ? 'configured' : 'unchanged';
   print(`app ${app} ${verb} (release ${res.app.release})`);

@@ -19,6 +19,8 @@ import type { AdoptionResult, LoginResponse, RegistryLoginInfo, UserInfo } from 
 import type { AuditRecord, ReleaseRecord, RolloutRecord, TeamRecord, TeamRole } from '../model/types.js';
 import type { ScopedTokenInfo, TokenInfo } from '../model/api.js';
 import type { QuotaView } from '../model/types.js';
+import type { ApprovalPendingResponse, InvitationView } from '../model/api.js';
+import type { ApprovalRequest } from '../model/types.js';
 
 export interface RolloutStatus {
   rollout: RolloutRecord | null;
@@ -174,7 +176,7 @@ export class GantryClient {
   }
 
   /** POST /v1/apps with the spec text as written (YAML or JSON). */
-  apply(specText: string, contentType = 'text/yaml'): Promise<ApplyResponse> {
+  apply(specText: string, contentType = 'text/yaml'): Promise<ApplyResponse | ApprovalPendingResponse> {
     return this.json('POST', '/v1/apps', { body: specText, contentType });
   }
 
@@ -343,7 +345,7 @@ export class GantryClient {
     return this.json('GET', `/v1/apps/${enc(app)}/diff`, { query: { from, to } });
   }
 
-  rollback(app: string, release?: number): Promise<{ from: number; to: number; release: number }> {
+  rollback(app: string, release?: number): Promise<{ from: number; to: number; release: number } | ApprovalPendingResponse> {
     return this.json('POST', `/v1/apps/${enc(app)}/rollback`, { body: JSON.stringify(release === undefined ? {} : { release }), contentType: 'application/json' });
   }
 
@@ -510,6 +512,39 @@ export class GantryClient {
 
   listEndpoints(filter: { app?: string; env?: string; entry?: string } = {}): Promise<{ revision: number; endpoints: Endpoint[] }> {
     return this.json('GET', '/v1/registry', { query: { ...filter } });
+  }
+
+  approvals(team?: string): Promise<{ approvals: Omit<ApprovalRequest, 'spec'>[] }> {
+    return this.json('GET', '/v1/approvals', { query: { team } });
+  }
+
+  approve(app: string): Promise<{ app: { release: number }; approval: Omit<ApprovalRequest, 'spec'> }> {
+    return this.json('POST', `/v1/approvals/${enc(app)}/approve`);
+  }
+
+  reject(app: string, reason?: string): Promise<{ rejected: Omit<ApprovalRequest, 'spec'> }> {
+    return this.json('POST', `/v1/approvals/${enc(app)}/reject`, { body: JSON.stringify(reason === undefined ? {} : { reason }), contentType: 'application/json' });
+  }
+
+  requireApproval(team: string, envs: string[]): Promise<{ team: string; requireApproval: string[] }> {
+    return this.json('PUT', `/v1/teams/${enc(team)}/require-approval`, { body: JSON.stringify({ envs }), contentType: 'application/json' });
+  }
+
+  createInvitation(request: { team?: string; role?: TeamRole; platformRole?: 'admin' | 'operator' | 'member'; expiresIn?: string }): Promise<{ invitation: InvitationView; code: string }> {
+    const body = Object.fromEntries(Object.entries(request).filter(([, value]) => value !== undefined));
+    return this.json('POST', '/v1/invitations', { body: JSON.stringify(body), contentType: 'application/json' });
+  }
+
+  invitations(): Promise<{ invitations: InvitationView[] }> {
+    return this.json('GET', '/v1/invitations');
+  }
+
+  revokeInvitation(id: string): Promise<{ revoked: InvitationView }> {
+    return this.json('DELETE', `/v1/invitations/${enc(id)}`);
+  }
+
+  acceptInvitation(code: string, name: string, password: string): Promise<LoginResponse> {
+    return this.json('POST', '/v1/invitations/accept', { body: JSON.stringify({ code, name, password }), contentType: 'application/json' });
   }
 
   private async json<T>(method: string, path: string, options: SendOptions = {}): Promise<T> {

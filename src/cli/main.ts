@@ -15,6 +15,7 @@ import { registerNodeCommands } from './node-commands.js';
 import { registerBuildCommands } from './build-commands.js';
 import { registerImageCommands } from './image-commands.js';
 import { registerUserCommands } from './user-commands.js';
+import { registerApprovalCommands } from './approval-commands.js';
 
 interface CommandModule {
   register: (program: Command) => void | Promise<void>;
@@ -33,6 +34,7 @@ const MODULES: CommandModule[] = [
   { register: registerImageCommands },
   { register: registerUserCommands },
   { only: ['quota'], register: async (p) => (await import('./quota-commands.js')).registerQuotaCommands(p) },
+  { register: registerApprovalCommands },
   { only: ['sim'], register: async (p) => (await import('./sim-commands.js')).registerSimCommands(p) },
 ];
 

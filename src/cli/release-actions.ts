@@ -56,7 +56,7 @@ export async function history(app: string, _opts: unknown, cmd: Command): Promis
   const { releases } = await clientFor(cmd).releases(app);
   if (options(cmd).output === 'json') return print(renderJson(releases));
   print(renderTable(['release', 'age', 'by', 'note', 'changes'], releases.map((r) => [
-    r.release, timeAgo(r.createdAt), r.createdBy, r.note ?? '', r.release === 1 ? 'created' : r.changes.map((c) => c.path).join(', ').slice(0, 80),
+    r.release, timeAgo(r.createdAt), r.approvedBy ? `${r.createdBy}, approved by ${r.approvedBy}` : r.createdBy, r.note ?? '', r.release === 1 ? 'created' : r.changes.map((c) => c.path).join(', ').slice(0, 80),
   ])));
 }
 
@@ -69,6 +69,7 @@ export async function rollback(app: string, release: number | undefined, _opts: 
   const opts = options<{ wait: boolean; timeout: number }>(cmd);
   const client = clientFor(cmd);
   const result = await client.rollback(app, release);
+  if ('approval' in result) return print(result.message);
   print(`app ${app}: release ${result.release} rolls release ${result.from} back to release ${result.to}`);
   if (opts.wait) await wait(client, app, opts.timeout);
 }

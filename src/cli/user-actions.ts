@@ -84,6 +84,7 @@ export async function showTeam(name: string, _opts: unknown, cmd: Command): Prom
   const { team } = await clientFor(cmd).team(name);
   if (options(cmd).output === 'json') return print(renderJson(team));
   print(`team ${team.name}`);
+  if (team.requireApproval?.length) print(`approval required for: ${team.requireApproval.join(', ')} (gantry approvals ${team.name})`);
   print(renderTable(['USER', 'ROLE'], Object.entries(team.members).sort(([a], [b]) => a.localeCompare(b))));
 }
 

@@ -57,6 +57,10 @@ export function registerUserCommands(program: Command): void {
   clientCommand(team, 'rm', 'remove a team that owns no apps (admins)')
     .argument('<name>', 'team name')
     .action(run('removeTeam'));
+  clientCommand(team, 'set', "change a team's settings (the team's owners)")
+    .argument('<name>', 'team name')
+    .option('--require-approval <envs>', 'envs whose new releases wait for an owner\'s approval (gantry approve), comma-separated, e.g. prod,staging; "" for none')
+    .action(lazy(() => import('./approval-actions.js'), 'setTeam'));
 
   const user = program.command('user').description('users who sign in (admins only)');
   clientCommand(user, 'create', 'create a user; the password is read from stdin or asked for')
@@ -74,4 +78,23 @@ export function registerUserCommands(program: Command): void {
   clientCommand(user, 'rm', 'remove a user: their sessions end at once')
     .argument('<name>', 'user name')
     .action(run('removeUser'));
+
+  const invites = (name: keyof typeof import('./invite-actions.js')) => lazy(() => import('./invite-actions.js'), name);
+  clientCommand(user, 'invite', 'make a one-time invitation code: whoever holds it becomes a user (admins: any role and team; team owners: members of their team)')
+    .option('--team <team>', 'they join this team')
+    .addOption(new Option('--role <role>', 'their role in --team (default developer)').choices(['owner', 'developer', 'viewer']))
+    .addOption(new Option('--platform-role <role>', 'admin, operator or member (default; owners invite members only)').choices(['admin', 'operator', 'member']))
+    .option('--expires <duration>', 'how long the code works, e.g. 48h (default 168h, at most 720h)')
+    .action(invites('invite'));
+  clientCommand(user, 'invitations', 'open invitations (never their codes): all for admins, their teams\' for owners')
+    .addOption(outputOption())
+    .action(invites('listInvitations'));
+  clientCommand(user, 'revoke-invite', 'revoke an open invitation: its code stops working')
+    .argument('<id>', 'invitation id (gantry user invitations)')
+    .action(invites('revokeInvitation'));
+  clientCommand(program, 'accept-invite', 'become a user with an invitation code, and sign in (the session is saved like gantry login\'s)')
+    .argument('<code>', 'the invitation code (works once)')
+    .requiredOption('--name <name>', 'your user name')
+    .option('--password-stdin', 'read the password from stdin (else it is asked for on the terminal)')
+    .action(invites('acceptInvite'));
 }

@@ -21,6 +21,15 @@ export interface ApplyResponse {
   unpinned?: Array<{ path: string; image: string; reason: string }>;
 }
 
+/** 202 from apply or rollback: the change waits for an owner's approval (nothing was applied). */
+export interface ApprovalPendingResponse {
+  approval: Omit<import('./types.js').ApprovalRequest, 'spec'>;
+  message: string;
+}
+
+/** An invitation as the API shows it: never its code, nor the code's hash. */
+export type InvitationView = Omit<import('./types.js').InvitationRecord, 'codeHash'>;
+
 /** An instance as the API shows it: the assignment plus what the agent last reported. */
 export interface InstanceView extends Omit<Instance, 'spec'> {
   status: InstanceStatus | null;

@@ -166,6 +166,8 @@ export interface ReleaseRecord {
   note?: string;
   /** What changed against the release before it. */
   changes: import('./diff.js').Change[];
+  /** Who approved it, when its team's env needs an owner's approval (createdBy asked for it). */
+  approvedBy?: string;
 }
 
 /**
@@ -334,6 +336,8 @@ export type TeamRole = 'owner' | 'developer' | 'viewer';
 export interface TeamRecord {
   name: string;
   members: Record<string, TeamRole>;
+  /** Envs whose new releases wait for an owner's approval (`gantry approve`). */
+  requireApproval?: string[];
   createdAt: number;
   createdBy: string;
   updatedAt: number;
@@ -399,4 +403,40 @@ export interface QuotaView {
   team: string;
   quota?: QuotaRecord;
   use: { envs: Record<string, QuotaUse>; total: QuotaUse };
+}
+
+/**
+ * A change waiting for an owner's approval, under /approvals/{app}: the proposed spec (images
+ * already pinned), what it changes against the release it was proposed on, who asked and when.
+ * One per app: a newer proposal replaces it.
+ */
+export interface ApprovalRequest {
+  app: string;
+  env: string;
+  /** The teams whose rules asked for approval (the app's, and the proposal's when it moves it). */
+  teams: string[];
+  kind: 'create' | 'update' | 'rollback';
+  spec: import('./spec.js').AppSpec;
+  /** The release it was proposed on (0: the app did not exist) and a digest of its spec then. */
+  base: { release: number; digest: string };
+  changes: import('./diff.js').Change[];
+  requestedBy: string;
+  requestedAt: number;
+  /** Why the change exists when not a plain apply, e.g. "rollback to release 3". */
+  note?: string;
+}
+
+/**
+ * A one-time invitation to become a user, under /invitations/{id}: only the SHA-256 hash of its
+ * code is kept; `id` is a prefix of that hash (it names the invitation, and opens nothing).
+ */
+export interface InvitationRecord {
+  id: string;
+  codeHash: string;
+  platformRole: 'admin' | 'operator' | 'member';
+  team?: string;
+  teamRole?: TeamRole;
+  createdBy: string;
+  createdAt: number;
+  expiresAt: number;
 }

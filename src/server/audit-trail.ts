@@ -10,6 +10,8 @@ import type { AuditLog } from './services/audit.js';
 import { teamOfSpec } from '../model/spec.js';
 
 const LOGIN = '/v1/login';
+/** Made a user and signed them in: audited like a sign-in, under the name asked for (never the code). */
+const ACCEPT_INVITATION = '/v1/invitations/accept';
 /** Changes in name only: an outside service renewing its registry lease every few seconds would bury the log. */
 const NOT_AUDITED: ReadonlySet<string> = new Set(['POST /v1/registry/leases/:lease/keepalive']);
 
@@ -17,7 +19,7 @@ export function installAuditTrail(server: FastifyInstance, audit: AuditLog, stat
   server.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url;
     if (!route || request.is404) return;
-    const login = route === LOGIN;
+    const login = route === LOGIN || route === ACCEPT_INVITATION;
     if (!login && (request.method === 'GET' || request.method === 'HEAD' || NOT_AUDITED.has(`${request.method} ${route}`))) return;
     const caller = request.caller;
     if (!caller && !login) return;
@@ -52,7 +54,8 @@ function targetOf(request: FastifyRequest): Record<string, string> {
 
 /** The user name a sign-in tried (never the password). */
 function triedUser(request: FastifyRequest): string {
-  const user = (request.body as { user?: unknown } | undefined)?.user;
+  const asked = request.body as { user?: unknown; name?: unknown } | undefined;
+  const user = asked?.user ?? asked?.name;
   return typeof user === 'string' && user.length > 0 ? user.slice(0, 64) : 'anonymous';
 }
 

@@ -27,6 +27,9 @@ import { buildRoutes } from './api/builds.js';
 import { tokenRoutes } from './api/tokens.js';
 import { scopedTokenRoutes } from './api/scoped-tokens.js';
 import { openApiDocument } from './api/openapi.js';
+import { approvalRoutes } from './api/approvals.js';
+import { invitationRoutes } from './api/invitations.js';
+import { ApprovalPending } from './services/approvals.js';
 
 /** Request bodies are specs and small commands; anything bigger is refused before it is read. */
 export const BODY_LIMIT = 1024 * 1024;
@@ -87,6 +90,8 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   teamRoutes(server, ctx);
   buildRoutes(server, ctx);
   quotaRoutes(server, ctx);
+  approvalRoutes(server, ctx);
+  invitationRoutes(server, ctx);
   return { server, routes };
 }
 
@@ -110,6 +115,7 @@ function capConnectionsPerAddress(http: Server, cap: number): void {
 
 function installErrors(server: FastifyInstance): void {
   server.setErrorHandler((error: FastifyError | Error, request, reply) => {
+    if (error instanceof ApprovalPending) return reply.code(202).send(error.body());
     if (error instanceof SpecError) return reply.code(400).send({ error: 'invalid app spec', problems: error.problems });
     if (error instanceof ZodError) return reply.code(400).send({ error: 'invalid request', problems: problemsFromZod(error) });
     const status = (error as { statusCode?: number }).statusCode ?? 500;

@@ -8,7 +8,7 @@ import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, Relea
 import type { Endpoint } from '../model/registry.js';
 import { REGISTRY_PREFIX, registryKey } from '../model/registry.js';
 import type { BuildRecord } from '../model/types.js';
-import type { QuotaRecord } from '../model/types.js';
+import type { ApprovalRequest, InvitationRecord, QuotaRecord } from '../model/types.js';
 
 /** A family of keys under one prefix, all holding values of one type. */
 export interface Collection<T, Parts extends unknown[] = [string]> {
@@ -106,6 +106,10 @@ export const STORE = {
   quotas: collection<QuotaRecord>('/quotas/'),
   /** Bumped with every change a team's quota admitted: the compare-and-swap guard of its use (see services/quotas.ts). */
   quotaGuards: collection<AllocMark>('/quota-guards/'),
+  /** `ApprovalRequest`: an app's change waiting for an owner's approval (one per app). */
+  approvals: collection<ApprovalRequest>('/approvals/'),
+  /** `InvitationRecord`s by id: one-time codes (kept as hashes) that make a user. */
+  invitations: collection<InvitationRecord>('/invitations/'),
   /** The cluster's identity, made at the first start. */
   cluster: single<ClusterIdentity>('/cluster/identity'),
 } as const;

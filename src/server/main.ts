@@ -35,6 +35,8 @@ import { ImagePinner } from './images/pinning.js';
 import { PrepullService } from './services/prepull.js';
 import { UserService } from './services/users.js';
 import { TeamService } from './services/teams.js';
+import { ApprovalService } from './services/approvals.js';
+import { InvitationService } from './services/invitations.js';
 import { AuditLog } from './services/audit.js';
 import { DirectoryUsers } from './services/directory-users.js';
 import { CompanyDirectory } from './directory/client.js';
@@ -157,7 +159,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     rollouts: new RolloutService(store, state, apps, replicas, events),
     builds: new BuildService(store, events),
     quotas,
+    approvals: new ApprovalService(store, state, events, apps),
+    invitations: new InvitationService(store, state, auth, users, events),
   };
+  apps.approvals = ctx.approvals;
   await ctx.teams.ensureDefaultTeam();
   if (options.directory) users.useDirectory(new DirectoryUsers(store, new CompanyDirectory(options.directory), options.directory, ctx.teams, auth, events));
   const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs, (node) => catalog.onNode(node).map(registryKey));

@@ -124,6 +124,22 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/teams/:team/quota': read('quota', 'team'),
   'PUT /v1/teams/:team/quota': write('quota', 'team'),
   'DELETE /v1/teams/:team/quota': remove('quota', 'team'),
+
+  // Approvals: anyone signed in lists the requests of their teams; who may approve or reject is
+  // decided on the stored request (approvals.ts: owners, four eyes, admins), since a proposal
+  // may create an app not in the store yet.
+  'GET /v1/approvals': { action: 'self' },
+  'POST /v1/approvals/:app/approve': { action: 'self' },
+  'POST /v1/approvals/:app/reject': { action: 'self' },
+  'PUT /v1/teams/:team/require-approval': write('team', 'team'),
+
+  // Invitations: who may invite whom depends on the body (admins: anyone; team owners: members
+  // of their own team), decided by invitations.ts; accepting one is how an invited person gets
+  // a token, so it is public (and counted like sign-ins).
+  'POST /v1/invitations': { action: 'self' },
+  'GET /v1/invitations': { action: 'self' },
+  'DELETE /v1/invitations/:id': { action: 'self' },
+  'POST /v1/invitations/accept': { action: 'public' },
 };
 
 /** What a route not in the table gets: admins only. */

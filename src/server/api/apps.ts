@@ -20,7 +20,7 @@ export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
       const decision = mayApply(request.caller!, app, team, current, teamScope(ctx.state));
       if (!decision.allowed) throw new ForbiddenError(`${decision.why} (POST /v1/apps)`);
     };
-    const result = await ctx.apps.apply(request.body as string | object, requester(request), undefined, authorize);
+    const result = await ctx.apps.apply(request.body as string | object, requester(request), { authorize });
     if (result.changed) await reconcileAfter(ctx, request);
     reply.code(result.created ? 201 : 200);
     return result;

@@ -23,6 +23,8 @@ import type { AuditLog } from '../services/audit.js';
 import { teamScope } from '../services/teams.js';
 import { mayList, type Kind } from '../policy.js';
 import type { QuotaService } from '../services/quotas.js';
+import type { ApprovalService } from '../services/approvals.js';
+import type { InvitationService } from '../services/invitations.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -46,6 +48,8 @@ export interface ApiContext {
   audit: AuditLog;
   builds: BuildService;
   quotas: QuotaService;
+  approvals: ApprovalService;
+  invitations: InvitationService;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;
 }

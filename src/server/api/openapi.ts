@@ -6,6 +6,7 @@ import { scopedTokenPaths } from './openapi-tokens.js';
 import { appSpecJsonSchema } from '../../model/spec.js';
 import { INSTANCE_ID, NAME, NODE_NAME } from '../../model/names.js';
 import { clusterPaths } from './openapi-paths.js';
+import { pendingApproval, teamPaths } from './openapi-teams.js';
 import { buildPaths } from './builds.js';
 import { quotaPaths } from './quotas.js';
 import { body, conflict, error, flag, list, matching, object, ok, op, pathParam, queryParam, ref, type Operation } from './openapi-helpers.js';
@@ -38,6 +39,7 @@ const schemas = {
     {
       name: { type: 'string' },
       members: { type: 'object', additionalProperties: { type: 'string', enum: ['owner', 'developer', 'viewer'] }, description: 'user → role: owner (members, and everything below), developer (apply, scale, roll out and back, restart, logs of the team\'s apps), viewer (read them)' },
+      requireApproval: { type: 'array', items: { type: 'string' }, description: "Envs whose new releases wait for an owner's approval (PUT /v1/teams/{team}/require-approval)" },
       createdAt: { type: 'integer' },
       createdBy: { type: 'string' },
       updatedAt: { type: 'integer' },
@@ -74,7 +76,7 @@ function appPaths(): Record<string, object> {
         description:
           "Every image tag is resolved to the digest it names now and stored pinned (`image:tag@sha256:…`). An image its registry says does not exist, or refuses, is a 400 naming the field. A registry the server cannot reach leaves the tag unpinned: the answer's `unpinned` lists them (field, image, cause).",
         requestBody: { required: true, content: { 'text/yaml': { schema: { type: 'string' } }, 'application/yaml': { schema: { type: 'string' } }, 'application/json': { schema: ref('AppSpec') } } },
-        responses: { '200': ok('Updated or unchanged'), '201': ok('Created'), '400': error('Invalid app spec; `problems` names each bad field'), ...conflict("Changed concurrently, or over the team's quota (the message names the limit, its use and what the change needs; nothing was stored)") },
+        responses: { '200': ok('Updated or unchanged'), '201': ok('Created'), ...pendingApproval, '400': error('Invalid app spec; `problems` names each bad field'), ...conflict("Changed concurrently, or over the team's quota (the message names the limit, its use and what the change needs; nothing was stored)") },
       }),
     },
     '/v1/apps/{app}': {
@@ -107,6 +109,7 @@ function appPaths(): Record<string, object> {
           '200': ok('Rolled back', object({ from: releaseNumber, to: releaseNumber, release: { ...releaseNumber, description: 'The new release' } })),
           '404': error('No such app, release, or no release before the current one'),
           ...conflict('The app runs that release already'),
+          ...pendingApproval,
         },
         { requestBody: body({ release: { ...releaseNumber, description: 'Default: the release before the current one' } }, [], false) },
       ),
@@ -179,6 +182,7 @@ export function openApiDocument(version: string): object {
       ...buildPaths(),
       ...scopedTokenPaths(),
       ...quotaPaths(),
+      ...teamPaths(),
     },
   };
 }

@@ -12,7 +12,7 @@ import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../passwords.js';
 import { requester, type ApiContext } from './context.js';
 
 const MAX_SESSION_MS = 30 * 24 * 3_600_000;
-const password = z.string().min(MIN_PASSWORD_LENGTH, `password: at least ${MIN_PASSWORD_LENGTH} characters`).max(MAX_PASSWORD_LENGTH, `password: at most ${MAX_PASSWORD_LENGTH} characters`);
+export const password = z.string().min(MIN_PASSWORD_LENGTH, `password: at least ${MIN_PASSWORD_LENGTH} characters`).max(MAX_PASSWORD_LENGTH, `password: at most ${MAX_PASSWORD_LENGTH} characters`);
 const UserParams = z.object({ name: name('user') });
 const Login = z.strictObject({
   // Any name may be tried (an unknown one is a 401 like a wrong password; for the company

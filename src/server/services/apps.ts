@@ -14,8 +14,12 @@ import { UNCHANGED, casUpdate } from '../cas.js';
 import type { ImagePinner, Unpinned } from '../images/pinning.js';
 import type { QuotaGate, QuotaService } from './quotas.js';
 import { teamOf } from './quota-use.js';
+import { checkApprovalBase, type Approval, type ApprovalService } from './approvals.js';
 
 export class AppService {
+  /** Holds changes in envs a team gates until an owner approves them (set by the server's main). */
+  approvals?: ApprovalService;
+
   constructor(
     private readonly store: Store,
     private readonly state: ClusterState,
@@ -32,9 +36,11 @@ export class AppService {
    * Validates (SpecError on a bad spec, nothing stored) and stores a new release when it changed.
    * `authorize` (app, its team in the spec, its team now or undefined when new) throws when the
    * caller may not write there: asked before anything else happens, and again on the stored
-   * record, so an app given to another team meanwhile is not overwritten.
+   * record, so an app given to another team meanwhile is not overwritten. `approval`: this
+   * applies a request an owner approved (services/approvals.ts), on the release it was made on.
    */
-  async apply(input: string | object, user: string, note?: string, authorize?: (app: string, team: string, current: string | undefined) => void): Promise<{ app: AppRecord; created: boolean; changed: boolean; unpinned?: Unpinned[] }> {
+  async apply(input: string | object, user: string, options: { note?: string; approval?: Approval; authorize?: (app: string, team: string, current: string | undefined) => void } = {}): Promise<{ app: AppRecord; created: boolean; changed: boolean; unpinned?: Unpinned[] }> {
+    const { note, approval, authorize } = options;
     // What the store will give back, so that comparing it with the stored spec finds only real changes.
     const parsed = canonicalSpec(typeof input === 'string' ? parseAppSpecText(input) : parseAppSpec(input));
     if (parsed.team !== undefined && !this.state.teams.has(parsed.team)) throw new SpecError([{ path: 'team', message: `no team named "${parsed.team}" (an admin makes it: gantry team create ${parsed.team})` }]);
@@ -48,11 +54,13 @@ export class AppService {
     // tag that moves makes a new release only when the spec is applied again.
     const { spec, unpinned } = this.pinner ? await this.pinner.pin(parsed) : { spec: parsed, unpinned: [] };
     const pinnedOutcome = unpinned.length > 0 ? { unpinned } : {};
+    await this.approvals?.holdIfRequired(spec, user, note, approval);
     // Each attempt builds the new record and its release from what is stored at that moment.
     let outcome: { previous?: AppRecord; release?: ReleaseRecord } = {};
     const written = await this.admit(teamOf({ spec }), (gate) => casUpdate(this.store, STORE.apps.key(spec.app), STORE.apps, (previous) => {
       outcome = { previous };
       authorize?.(spec.app, teamOfSpec(spec), previous && teamOfSpec(previous.spec));
+      checkApprovalBase(previous, approval);
       if (previous && sameSpec(previous.spec, spec)) return UNCHANGED;
       const now = Date.now();
       const record: AppRecord = {
@@ -65,7 +73,7 @@ export class AppService {
         updatedAt: now,
         updatedBy: user,
       };
-      if (record.release !== previous?.release) outcome.release = { app: spec.app, release: record.release, spec, createdAt: now, createdBy: user, note, changes: diff(previous?.spec ?? {}, spec) };
+      if (record.release !== previous?.release) outcome.release = { app: spec.app, release: record.release, spec, createdAt: now, createdBy: user, note, changes: diff(previous?.spec ?? {}, spec), ...(approval ? { approvedBy: approval.by } : {}) };
       return gate.checked(previous, record);
     }, gate.guard({ also: (record, previous) => releaseWrites(record!, outcome.release, previous?.release), what: `app ${spec.app}` })));
     const { previous } = outcome;
@@ -105,7 +113,7 @@ export class AppService {
   async remove(app: string, user: string): Promise<void> {
     const result = await this.store.txn({
       compare: [{ key: STORE.apps.key(app), target: 'version', op: '>', value: 0 }],
-      success: [{ type: 'delete', key: STORE.apps.key(app) }, { type: 'deletePrefix', prefix: STORE.releases.key(app) }, { type: 'delete', key: STORE.rollouts.key(app) }],
+      success: [{ type: 'delete', key: STORE.apps.key(app) }, { type: 'deletePrefix', prefix: STORE.releases.key(app) }, { type: 'delete', key: STORE.rollouts.key(app) }, { type: 'delete', key: STORE.approvals.key(app) }],
     });
     if (!result.succeeded) throw new NotFoundError(`no app named "${app}"`);
     await this.state.waitFor(result.revision);

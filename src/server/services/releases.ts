@@ -48,7 +48,7 @@ export class ReleaseService {
       const now = current.spec.entrypoints[name];
       if (now) entry.replicas = now.replicas;
     }
-    const result = await this.apps.apply(spec, user, `rollback to release ${wanted}`);
+    const result = await this.apps.apply(spec, user, { note: `rollback to release ${wanted}` });
     if (!result.changed) throw new ConflictError(`release ${wanted} is what app ${app} runs already`);
     return { from: current.release, to: wanted, release: result.app.release };
   }

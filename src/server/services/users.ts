@@ -136,6 +136,18 @@ export class UserService {
     return { user: signedIn.name, role: signedIn.role, ...session };
   }
 
+  /**
+   * For other ways in than a password (an invitation's code): refuses, with TooManyAttempts,
+   * an address that failed too often lately, counting the failures sign-ins count.
+   */
+  refuseIfFailingFrom(from: string): void {
+    if (this.recentFailures(`address:${from}`) >= FAILURES_PER_ADDRESS) throw new TooManyAttempts('too many failed attempts from this address: try again in a few minutes');
+  }
+
+  failedFrom(from: string): void {
+    this.fail(`address:${from}`);
+  }
+
   private recentFailures(key: string): number {
     const since = Date.now() - FAILURE_WINDOW_MS;
     const times = (this.failures.get(key) ?? []).filter((t) => t > since);
