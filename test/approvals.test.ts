@@ -93,6 +93,17 @@ describe('approvals before a release to a gated env', () => {
     await eventually(async () => (await events('shop-web')).some((e) => e.type === 'approval.approved' && /asked by dan approved by olive: release 3/.test(e.message)), 'the approval event');
   });
 
+  test("a developer's apply to a prod app waits too; one to another team's app is refused before any request is made", async () => {
+    const before = await release('shop-web');
+    const asked = await call('POST', '/v1/apps', tokens.dan!, spec('shop-web', 'prod', 'shop', ['sleep', '42']));
+    assert.equal(asked.status, 202, JSON.stringify(asked.body));
+    assert.equal(asked.body.approval.requestedBy, 'dan');
+    assert.equal(await release('shop-web'), before, 'nothing changed');
+    assert.equal((await call('POST', '/v1/apps', tokens.eve!, spec('shop-web', 'prod', 'shop', ['sleep', '43']))).status, 403, "eve is not in team shop");
+    assert.equal((await call('GET', '/v1/approvals', ADMIN)).body.approvals[0].requestedBy, 'dan', "eve's refused apply replaced nothing");
+    assert.equal((await call('POST', '/v1/approvals/shop-web/reject', tokens.olive!, { reason: 'not now' })).status, 200);
+  });
+
   test('four eyes: an owner who asked needs another owner; an admin may approve their own', async () => {
     assert.equal((await call('POST', '/v1/apps/shop-web/rollback', tokens.olive!, {})).status, 202);
     const own = await call('POST', '/v1/approvals/shop-web/approve', tokens.olive!);
