@@ -91,6 +91,13 @@ describe('isolation between teams', () => {
     const names = ((await call('admin', 'GET', '/v1/apps')).body.apps as { name: string; team?: string }[]).map((a) => a.name);
     assert.deepEqual(names, ['a-new', 'app-a', 'app-b'], 'nothing refused was stored');
     assert.equal(((await call('admin', 'GET', '/v1/apps/app-a')).body as unknown as AppDetailResponse).app.spec.team, 'a', 'app-a stays team a\'s');
+    // A rollback to a release of another team's would move the app there: write in both is needed.
+    assert.equal((await call('admin', 'POST', '/v1/apps', spec('moved', 'b'))).status, 201);
+    assert.equal((await call('admin', 'POST', '/v1/apps', spec('moved', 'a'))).status, 200);
+    const back = await call('dave', 'POST', '/v1/apps/moved/rollback', {});
+    assert.equal(back.status, 403, back.text);
+    assert.match(String(back.body.error), /moving app moved from team a to team b needs write in both/);
+    assert.equal((await call('admin', 'DELETE', '/v1/apps/moved')).status, 202);
     const unknownTeam = await call('admin', 'POST', '/v1/apps', spec('lost', 'nobody'));
     assert.equal(unknownTeam.status, 400);
     assert.match(unknownTeam.text, /team.*no team named \\"nobody\\"/);

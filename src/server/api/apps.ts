@@ -3,11 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AppDetailResponse, AppListResponse, ApplyResponse } from '../../model/api.js';
 import { appSummary, instanceView } from '../services/views.js';
-import { reconcileAfter, requester, visibleTo, type ApiContext } from './context.js';
+import { applyAuthorizer, reconcileAfter, requester, visibleTo, type ApiContext } from './context.js';
 import { AppParams, EntryParams } from './params.js';
-import { mayApply } from '../policy.js';
-import { teamScope } from '../services/teams.js';
-import { ForbiddenError } from '../errors.js';
 
 const ScaleBody = z.object({ replicas: z.number().int().min(0).max(10_000) });
 
@@ -15,12 +12,7 @@ const unplacedCount = (ctx: ApiContext) => (app: string, entry: string) => ctx.r
 
 export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.post('/v1/apps', async (request, reply): Promise<ApplyResponse> => {
-    // The body names the app and its team: whether this caller may write there is known only now.
-    const authorize = (app: string, team: string, current: string | undefined) => {
-      const decision = mayApply(request.caller!, app, team, current, teamScope(ctx.state));
-      if (!decision.allowed) throw new ForbiddenError(`${decision.why} (POST /v1/apps)`);
-    };
-    const result = await ctx.apps.apply(request.body as string | object, requester(request), { authorize });
+    const result = await ctx.apps.apply(request.body as string | object, requester(request), { authorize: applyAuthorizer(ctx, request) });
     if (result.changed) await reconcileAfter(ctx, request);
     reply.code(result.created ? 201 : 200);
     return result;

@@ -21,7 +21,8 @@ import type { UserService } from '../services/users.js';
 import type { TeamService } from '../services/teams.js';
 import type { AuditLog } from '../services/audit.js';
 import { teamScope } from '../services/teams.js';
-import { mayList, type Kind } from '../policy.js';
+import { mayApply, mayList, type Kind } from '../policy.js';
+import { ForbiddenError } from '../errors.js';
 import type { QuotaService } from '../services/quotas.js';
 import type { ApprovalService } from '../services/approvals.js';
 import type { InvitationService } from '../services/invitations.js';
@@ -62,6 +63,17 @@ export interface ApiContext {
  */
 export async function reconcileAfter(ctx: ApiContext, request: FastifyRequest): Promise<void> {
   await ctx.replicas.reconcile().catch((err: Error) => request.log.warn(`the reconcile pass after this change failed; the periodic pass tries again: ${err.message}`));
+}
+
+/**
+ * For a spec the request brings (an apply, a rollback to an old release): throws when the caller
+ * may not write the app in the team the spec names and in the team it belongs to now.
+ */
+export function applyAuthorizer(ctx: ApiContext, request: FastifyRequest): (app: string, team: string, current: string | undefined) => void {
+  return (app, team, current) => {
+    const decision = mayApply(request.caller!, app, team, current, teamScope(ctx.state));
+    if (!decision.allowed) throw new ForbiddenError(`${decision.why} (${request.method} ${request.routeOptions.url})`);
+  };
 }
 
 /** Which items of a list of `kind` the caller sees, by the resource naming each (policy.ts mayList). */

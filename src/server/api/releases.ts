@@ -1,7 +1,7 @@
 // /v1/apps/:app/releases, /diff and /rollback.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { reconcileAfter, requester, type ApiContext } from './context.js';
+import { applyAuthorizer, reconcileAfter, requester, type ApiContext } from './context.js';
 import { AppParams as App, ReleaseParams as Release } from './params.js';
 
 const releaseNumber = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
@@ -28,7 +28,8 @@ export function releaseRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.post('/v1/apps/:app/rollback', async (request) => {
     const { app } = App.parse(request.params);
     const { release } = RollbackBody.parse(request.body ?? {});
-    const result = await ctx.releases.rollback(app, release, requester(request));
+    // An old release may name another team: rolling back to it moves the app, which needs write in both.
+    const result = await ctx.releases.rollback(app, release, requester(request), applyAuthorizer(ctx, request));
     await reconcileAfter(ctx, request);
     return result;
   });

@@ -34,7 +34,7 @@ export class ReleaseService {
   }
 
   /** Deploys release `target` (default: the newest earlier one that differs from the current) again, as a new release. */
-  async rollback(app: string, target: number | undefined, user: string): Promise<{ from: number; to: number; release: number }> {
+  async rollback(app: string, target: number | undefined, user: string, authorize?: (app: string, team: string, current: string | undefined) => void): Promise<{ from: number; to: number; release: number }> {
     const current = this.apps.get(app);
     const history = await this.history(app);
     const earlier = history.filter((r) => r.release < current.release);
@@ -48,7 +48,7 @@ export class ReleaseService {
       const now = current.spec.entrypoints[name];
       if (now) entry.replicas = now.replicas;
     }
-    const result = await this.apps.apply(spec, user, { note: `rollback to release ${wanted}` });
+    const result = await this.apps.apply(spec, user, { note: `rollback to release ${wanted}`, authorize });
     if (!result.changed) throw new ConflictError(`release ${wanted} is what app ${app} runs already`);
     return { from: current.release, to: wanted, release: result.app.release };
   }
