@@ -24,6 +24,7 @@ import { userRoutes } from './api/users.js';
 import { teamRoutes } from './api/teams.js';
 import { buildRoutes } from './api/builds.js';
 import { tokenRoutes } from './api/tokens.js';
+import { secretRoutes } from './api/secrets.js';
 import { openApiDocument } from './api/openapi.js';
 
 /** Request bodies are specs and small commands; anything bigger is refused before it is read. */
@@ -83,6 +84,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   userRoutes(server, ctx);
   teamRoutes(server, ctx);
   buildRoutes(server, ctx);
+  secretRoutes(server, ctx);
   return { server, routes };
 }
 

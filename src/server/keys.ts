@@ -8,6 +8,7 @@ import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, Relea
 import type { Endpoint } from '../model/registry.js';
 import { REGISTRY_PREFIX, registryKey } from '../model/registry.js';
 import type { BuildRecord } from '../model/types.js';
+import type { SecretRecord } from '../model/types.js';
 
 /** A family of keys under one prefix, all holding values of one type. */
 export interface Collection<T, Parts extends unknown[] = [string]> {
@@ -94,6 +95,8 @@ export const STORE = {
   registryLogins: collection<RegistryLoginRecord>('/image-registries/'),
   /** `BuildRecord`s by time-sortable id: who built which image from what, and how it went (the newest 1000). */
   builds: collection<BuildRecord>('/builds/'),
+  /** `SecretRecord`s by team and name (values sealed). */
+  secrets: collection<SecretRecord, [string, string] | [string]>('/secrets/', (team: string, name?: string) => (name === undefined ? `${team}/` : `${team}/${name}`)),
   /** The cluster's identity, made at the first start. */
   cluster: single<ClusterIdentity>('/cluster/identity'),
 } as const;

@@ -36,6 +36,7 @@ import { PrepullService } from './services/prepull.js';
 import { UserService } from './services/users.js';
 import { TeamService } from './services/teams.js';
 import { AuditLog } from './services/audit.js';
+import { SecretService } from './services/secrets.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -129,13 +130,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const secrets = SecretBox.load(options.secretKeyFile ?? join(options.dataDir, 'secret.key'));
   const registryLogins = new RegistryLoginService(store, state, secrets, events);
   const registryClient = new RegistryClient({ certsDir: options.registryCertsDir ?? '/etc/docker/certs.d', timeoutMs: options.registryTimeoutMs ?? 10_000 });
-  const agents = new AgentHub(store, state, events, registry, auth, cluster, timing.heartbeatMs, (images) => registryLogins.credentialsForImages(images));
+  // Rolling an app for a new secret value is an apply of its spec, with a note saying why.
+  const teamSecrets: SecretService = new SecretService(store, state, secrets, events, (spec, user, note) => apps.apply(spec, user, note));
+  const agents = new AgentHub(store, state, events, registry, auth, cluster, timing.heartbeatMs, (images) => registryLogins.credentialsForImages(images), (refs) => teamSecrets.valuesFor(refs));
   const pinner = new ImagePinner(registryClient, (host) => registryLogins.credentialsFor(host), async (image) => {
     const { digest, node } = await agents.resolveImage(image, options.registryTimeoutMs ?? 10_000);
     events.note({ level: 'info', type: 'app.image_resolved', message: `${image} resolved to ${digest} through node ${node}'s engine (the server cannot reach its registry)` });
     return digest;
   });
-  const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner);
+  const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner, (spec) => teamSecrets.pin(spec));
   const replicas = new ReplicaController(store, state, events);
   const users = new UserService(store, auth, events);
   const ctx: ApiContext = {
@@ -149,6 +152,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     adoption: new AdoptionService(store, state, events, agents),
     rollouts: new RolloutService(store, state, apps, replicas, events),
     builds: new BuildService(store, events),
+    secrets: teamSecrets,
+    secretKeyId: secrets.keyId,
   };
   const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs, (node) => catalog.onNode(node).map(registryKey));
 

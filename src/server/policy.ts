@@ -7,7 +7,7 @@ import type { Caller } from './auth.js';
 import type { TeamRole } from '../model/types.js';
 
 /** Resource kinds, as `gantry auth can-i <verb> <kind>/<name>` names them. */
-export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit'] as const;
+export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit', 'secret'] as const;
 export type Kind = (typeof KINDS)[number];
 export const VERBS = ['read', 'write', 'delete'] as const;
 export type Verb = (typeof VERBS)[number];
@@ -101,6 +101,14 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/builds': read('build'),
   'GET /v1/builds/:id': read('build', 'id'),
   'POST /v1/builds': write('build'),
+
+  // Team secrets: the team's members list names and versions (reading the team), owners read
+  // values, owners and developers set and remove them; rotating the key is for admins.
+  'GET /v1/teams/:team/secrets': read('team', 'team'),
+  'GET /v1/teams/:team/secrets/:name': read('secret', 'team'),
+  'PUT /v1/teams/:team/secrets/:name': write('secret', 'team'),
+  'DELETE /v1/teams/:team/secrets/:name': remove('secret', 'team'),
+  'POST /v1/secrets/rotate-key': write('cluster'),
 };
 
 /** What a route not in the table gets: admins only. */
@@ -129,7 +137,7 @@ export interface TeamScope {
 }
 
 /** Resources that belong to a team: an app (its spec's `team`), its releases, instances and logs, and the team itself. */
-const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'team']);
+const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'team', 'secret']);
 
 /** What each team role may do to the team's resources (a team itself: members read it, owners manage its members). */
 const TEAM_ROLE: Record<TeamRole, ReadonlySet<Verb>> = {
@@ -148,6 +156,18 @@ const TEAM_ITSELF: Record<TeamRole, ReadonlySet<Verb>> = {
   viewer: new Set(['read']),
 };
 
+/** What each team role may do to the team's secrets: owners read values; developers only set and remove them. */
+const TEAM_SECRETS: Record<TeamRole, ReadonlySet<Verb>> = {
+  owner: new Set(['read', 'write', 'delete']),
+  developer: new Set(['write', 'delete']),
+  viewer: new Set(),
+};
+
+/** The verbs a team role allows on a kind of the team's resources. */
+function roleVerbs(kind: Kind, role: TeamRole): ReadonlySet<Verb> {
+  return (kind === 'team' ? TEAM_ITSELF : kind === 'secret' ? TEAM_SECRETS : TEAM_ROLE)[role];
+}
+
 const NO_TEAMS: TeamScope = { teamOf: () => undefined, roleIn: () => undefined };
 
 /** Whether `caller` may do what `rule` says (to `resource`, when the route names one). */
@@ -161,11 +181,11 @@ export function decide(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Rul
   if (caller.role === 'operator' && OPERATOR.has(action)) return { allowed: true };
   const team = resource !== undefined && caller.user !== undefined && TEAM_SCOPED.has(rule.kind) ? teams.teamOf(rule.kind, resource) : undefined;
   const role = team !== undefined ? teams.roleIn(team, caller.user!) : undefined;
-  if (role && (rule.kind === 'team' ? TEAM_ITSELF[role].has(rule.verb) : TEAM_ROLE[role].has(rule.verb))) return { allowed: true };
+  if (role && roleVerbs(rule.kind, role).has(rule.verb)) return { allowed: true };
   const what = `${rule.verb} ${rule.kind}${resource ? ` ${resource}` : 's'}`;
   const who = nodeToken ?? `${caller.name} (${caller.role})`;
   const hint = role
-    ? `: a ${role} of team ${team} may ${[...(rule.kind === 'team' ? TEAM_ITSELF : TEAM_ROLE)[role]].join(' and ')}${rule.kind === 'team' ? ' it' : ' its apps'}`
+    ? `: a ${role} of team ${team} may ${[...roleVerbs(rule.kind, role)].join(' and ') || 'not touch'}${rule.kind === 'team' ? ' it' : rule.kind === 'secret' ? ' its secrets' : ' its apps'}`
     : caller.role === 'member'
       ? resource !== undefined && TEAM_SCOPED.has(rule.kind)
         ? team === undefined ? `: it belongs to no team of yours` : `: it belongs to team ${team}, which you are not in`

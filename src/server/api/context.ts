@@ -20,6 +20,7 @@ import type { PrepullService } from '../services/prepull.js';
 import type { UserService } from '../services/users.js';
 import type { TeamService } from '../services/teams.js';
 import type { AuditLog } from '../services/audit.js';
+import type { SecretService } from '../services/secrets.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -42,6 +43,10 @@ export interface ApiContext {
   teams: TeamService;
   audit: AuditLog;
   builds: BuildService;
+  /** Team secrets (values sealed; opened for owners, admins and the nodes that use them). */
+  secrets: SecretService;
+  /** The id of the key values are sealed with now (never the key). */
+  secretKeyId: string;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;
 }

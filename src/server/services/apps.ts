@@ -22,6 +22,8 @@ export class AppService {
     private readonly allowedPrivilegedPorts: ReadonlySet<number> = new Set(),
     /** Resolves image tags to digests (none: images stay as written). */
     private readonly pinner?: ImagePinner,
+    /** Checks the secrets the spec uses (its team's, existing) and pins their versions; throws SpecError. */
+    private readonly pinSecrets: (spec: AppSpec) => AppSpec = (spec) => spec,
   ) {}
 
   /** Validates (SpecError on a bad spec, nothing stored) and stores a new release when it changed. */
@@ -34,7 +36,8 @@ export class AppService {
     }
     // Tags become the digests they name now: the release runs the same bits everywhere, and a
     // tag that moves makes a new release only when the spec is applied again.
-    const { spec, unpinned } = this.pinner ? await this.pinner.pin(parsed) : { spec: parsed, unpinned: [] };
+    const withSecrets = this.pinSecrets(parsed);
+    const { spec, unpinned } = this.pinner ? await this.pinner.pin(withSecrets) : { spec: withSecrets, unpinned: [] };
     const pinnedOutcome = unpinned.length > 0 ? { unpinned } : {};
     // Each attempt builds the new record and its release from what is stored at that moment.
     let outcome: { previous?: AppRecord; release?: ReleaseRecord } = {};
