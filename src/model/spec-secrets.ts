@@ -25,9 +25,9 @@ export const SecretUse = z.strictObject({
 export type SecretUse = z.output<typeof SecretUse>;
 
 /** An env value: text (numbers and booleans as text), or a secret's value. */
-export const EnvValue = z.union([z.union([text(LIMITS.envValueLength), z.number(), z.boolean()]).transform(String), SecretUse], {
-  error: 'expected a string, a number, a boolean, or { secret: team/name }',
-});
+export const EnvValue = z.union([text(LIMITS.envValueLength), z.number(), z.boolean(), SecretUse], {
+  error: (issue) => (issue.code === 'invalid_union' && issue.errors.every((e) => e.length === 1 && e[0]?.code === 'invalid_type') ? 'expected a string, a number, a boolean, or { secret: team/name }' : undefined),
+}).transform((v) => (typeof v === 'object' ? v : String(v)));
 
 const FILE_MODE = /^0?[0-7]{3}$/;
 
