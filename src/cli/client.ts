@@ -18,6 +18,7 @@ import type { Endpoint } from '../model/registry.js';
 import type { AdoptionResult, LoginResponse, RegistryLoginInfo, UserInfo } from '../model/api.js';
 import type { AuditRecord, ReleaseRecord, RolloutRecord, TeamRecord, TeamRole } from '../model/types.js';
 import type { TokenInfo } from '../model/api.js';
+import type { SecretInfo } from '../model/api.js';
 
 export interface RolloutStatus {
   rollout: RolloutRecord | null;
@@ -428,6 +429,26 @@ export class GantryClient {
 
   removeTeam(name: string): Promise<{ removed: string }> {
     return this.json('DELETE', `/v1/teams/${enc(name)}`);
+  }
+
+  secrets(team: string): Promise<{ secrets: SecretInfo[] }> {
+    return this.json('GET', `/v1/teams/${enc(team)}/secrets`);
+  }
+
+  secret(team: string, name: string): Promise<{ secret: SecretInfo; value: string }> {
+    return this.json('GET', `/v1/teams/${enc(team)}/secrets/${enc(name)}`);
+  }
+
+  setSecret(team: string, name: string, value: string, roll: boolean): Promise<{ secret: SecretInfo; rolled?: { app: string; release: number }[] }> {
+    return this.json('PUT', `/v1/teams/${enc(team)}/secrets/${enc(name)}`, { body: JSON.stringify({ value, roll }), contentType: 'application/json' });
+  }
+
+  removeSecret(team: string, name: string): Promise<{ removed: string }> {
+    return this.json('DELETE', `/v1/teams/${enc(team)}/secrets/${enc(name)}`);
+  }
+
+  rotateSecretKey(): Promise<{ key: string; secrets: number; registryLogins: number }> {
+    return this.json('POST', '/v1/secrets/rotate-key', { body: '{}', contentType: 'application/json' });
   }
 
   users(): Promise<{ users: UserInfo[] }> {

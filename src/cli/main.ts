@@ -14,6 +14,7 @@ import { registerReleaseCommands } from './release-commands.js';
 import { registerNodeCommands } from './node-commands.js';
 import { registerBuildCommands } from './build-commands.js';
 import { registerImageCommands } from './image-commands.js';
+import { registerSecretCommands } from './secret-commands.js';
 import { registerUserCommands } from './user-commands.js';
 
 interface CommandModule {
@@ -31,6 +32,7 @@ const MODULES: CommandModule[] = [
   { register: registerNodeCommands },
   { register: registerBuildCommands },
   { register: registerImageCommands },
+  { register: registerSecretCommands },
   { register: registerUserCommands },
   { only: ['sim'], register: async (p) => (await import('./sim-commands.js')).registerSimCommands(p) },
 ];

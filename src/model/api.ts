@@ -135,3 +135,16 @@ export interface LoginResponse {
   token: string;
   expiresAt: number;
 }
+
+/** A team secret as its team's members see it (GET /v1/teams/{team}/secrets): never the value. */
+export interface SecretInfo {
+  team: string;
+  name: string;
+  version: number;
+  createdAt: number;
+  createdBy: string;
+  updatedAt: number;
+  updatedBy: string;
+  /** Apps whose current spec uses it. */
+  usedBy: string[];
+}

@@ -7,6 +7,7 @@
 import type { Store } from '../../store/store.js';
 import type { AppRecord, SecretRecord } from '../../model/types.js';
 import type { SecretValueMap } from '../../model/agent-protocol.js';
+import type { SecretInfo } from '../../model/api.js';
 import { SpecError, formatPath, type AppSpec, type SpecProblem } from '../../model/spec.js';
 import { secretPlaces, secretRefOf } from '../../model/spec-secrets.js';
 import type { ClusterState } from '../state.js';
@@ -21,19 +22,6 @@ import { ConflictError, NotFoundError } from '../errors.js';
 export const MAX_SECRETS_PER_TEAM = 500;
 /** Longest value, in bytes of UTF-8: a certificate chain or a small key file fits. */
 export const MAX_SECRET_BYTES = 64 * 1024;
-
-/** What a team member sees of a secret: never the value. */
-export interface SecretInfo {
-  team: string;
-  name: string;
-  version: number;
-  createdAt: number;
-  createdBy: string;
-  updatedAt: number;
-  updatedBy: string;
-  /** Apps whose current spec uses it. */
-  usedBy: string[];
-}
 
 export interface SetOutcome {
   secret: SecretInfo;
