@@ -272,7 +272,7 @@ export function runSpec(instance: Instance, sharedCpuset: number[], ip?: string 
   };
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(instance.spec.env)) env[name] = typeof value === 'string' ? value : valueOf(value.secret);
-  const files = (instance.spec.files ?? []).map((file) => ({ path: file.path, content: valueOf(file.secret), mode: file.mode }));
+  const files = (instance.spec.files ?? []).map((file) => ({ path: file.path, content: valueOf(file.secret), mode: parseInt(file.mode, 8) }));
   return {
     instanceId: instance.id,
     app: instance.app,

@@ -41,7 +41,8 @@ export const FileSpec = z.strictObject({
     .refine((p) => !p.split('/').includes('..') && !p.endsWith('/'), 'expected a file path without ".." segments or a trailing "/"'),
   secret: secretRef,
   version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
-  mode: z.string().regex(FILE_MODE, 'expected an octal mode as a string, e.g. "0400" or "0444"').transform((m) => parseInt(m, 8)).default(0o400),
+  /** A string, never a number: YAML reads 0400 as four hundred. Kept as written ("0440"), read as octal by the agent. */
+  mode: z.string().regex(FILE_MODE, 'expected an octal mode as a string, e.g. "0400" or "0444"').transform((m) => m.padStart(4, '0')).default('0400'),
 });
 export type FileSpec = z.output<typeof FileSpec>;
 
