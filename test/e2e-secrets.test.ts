@@ -109,6 +109,49 @@ entrypoints:
     assert.match(history.stdout, /secret shop\/db-password changed \(version 3\)/);
   });
 
+  test('with the server down, an instance whose container went is started again with its secrets from the agent', async () => {
+    const [victim] = await running();
+    await cluster.stopServer();
+    try {
+      await run('docker', ['rm', '-f', `gantry-${victim!.id}`]);
+      await until('the agent to start the instance again', async () => {
+        const { stdout } = await run('docker', ['ps', '--filter', `name=^gantry-${victim!.id}$`, '--format', '{{.State}}']);
+        return stdout.trim() === 'running';
+      }, 60_000);
+      assert.deepEqual(await seenInside(victim!.id), [NEWER, NEWER, '400']);
+    } finally {
+      await cluster.startServer();
+    }
+  });
+
+  test('a process instance gets the value in env and as a file in its own directory (GANTRY_FILES)', async () => {
+    const proc = `${app}-proc`;
+    const applied = await cluster.cli(['apply', '-f', '-', '--timeout', '60s'], {
+      input: `
+app: ${proc}
+team: shop
+entrypoints:
+  worker:
+    command:
+      - /bin/sh
+      - -c
+      - |
+        printf '%s|' "$DB_PASSWORD" > seen; cat "$GANTRY_FILES/etc/app/db" >> seen; stat -c %a "$GANTRY_FILES/etc/app/db" >> seen; exec sleep 3600
+    env: { DB_PASSWORD: { secret: shop/db-password } }
+    files: [{ path: /etc/app/db, secret: shop/db-password, mode: "0440" }]
+`,
+    });
+    try {
+      assert.equal(applied.code, 0, `${applied.stdout}\n${applied.stderr}`);
+      const [instance] = ((await api(`/v1/apps/${proc}`)) as AppDetailResponse).instances;
+      const seen = join(cluster.dir, 'agents', node, 'process', instance!.id, 'seen');
+      const text = await until('the process to say what it sees', () => (existsSync(seen) && readFileSync(seen, 'utf8').includes('\n') ? readFileSync(seen, 'utf8') : undefined));
+      assert.equal(text.trim(), `${NEWER}|${NEWER}440`);
+    } finally {
+      await cluster.cli(['rm', proc, '--timeout', '30s']);
+    }
+  });
+
   test('the value is in no answer about the app, its releases or events, no process output, and not in the store file', async () => {
     await api(`/v1/apps/${app}/releases`);
     await api(`/v1/apps/${app}/releases/2`);
