@@ -139,7 +139,7 @@ test('env: bounded count and value length', () => {
   // As YAML too, well inside the token limit.
   const yaml = withEntry(`    env:\n${Object.keys(vars(LIMITS.envVars)).map((name) => `      ${name}: "some value"\n`).join('')}`);
   assert.equal(Object.keys(parseAppSpecText(yaml).entrypoints.w!.env).length, LIMITS.envVars);
-  assert.equal(parseAppSpec(entryObject({ env: { A: 'x'.repeat(LIMITS.envValueLength) } })).entrypoints.w!.env.A!.length, LIMITS.envValueLength);
+  assert.equal((parseAppSpec(entryObject({ env: { A: 'x'.repeat(LIMITS.envValueLength) } })).entrypoints.w!.env.A as string).length, LIMITS.envValueLength);
   assert.deepEqual(fromObject(entryObject({ env: { A: 'x'.repeat(LIMITS.envValueLength + 1) } })), ['entrypoints.w.env.A: at most 65536 characters']);
 });
 

@@ -10,9 +10,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Instance, InstanceStatus } from '../model/types.js';
+import type { SecretValueMap } from '../model/agent-protocol.js';
 import { ensurePrivateDir, makePrivate, writePrivateFileAtomic } from '../host/private-files.js';
 
-const FILES = ['assignments.json', 'statuses.json', 'boot.json', 'cluster.json'] as const;
+const FILES = ['assignments.json', 'statuses.json', 'boot.json', 'cluster.json', 'secrets.json'] as const;
 type CacheFile = (typeof FILES)[number];
 
 export interface AgentCacheOptions {
@@ -54,6 +55,16 @@ export class AgentCache {
   /** False when the file could not be written (reported through `log`). */
   saveStatuses(statuses: InstanceStatus[]): boolean {
     return this.write('statuses.json', statuses);
+  }
+
+  /** The secret values this node's instances use, by `team/name`, as the server last sent them. */
+  loadSecrets(): SecretValueMap {
+    return this.read<SecretValueMap>('secrets.json') ?? {};
+  }
+
+  /** False when the file could not be written (reported through `log`). */
+  saveSecrets(values: SecretValueMap): boolean {
+    return this.write('secrets.json', values);
   }
 
   /** The id of the cluster this node last took instances from (undefined before its first server). */

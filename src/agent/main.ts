@@ -31,6 +31,7 @@ import { RebootRecovery } from './recovery.js';
 import { Registration } from './registration.js';
 import { Removals } from './removals.js';
 import { Reporter } from './reporter.js';
+import { SecretValues } from './secret-values.js';
 import { Ticker, observeRuntimes } from './tick.js';
 
 export interface AgentOptions extends NodeIdentity {
@@ -70,13 +71,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const log = options.log ?? (() => {});
 
   // The host: its capacity, and which runtimes answer.
-  const runtimes: Runtime[] = options.runtimes ?? [new DockerRuntime({ socketPath: options.dockerSocket, network: options.dockerNetwork }), new ProcessRuntime({ stateDir: join(options.dataDir, 'process') })];
+  const runtimes: Runtime[] = options.runtimes ?? [new DockerRuntime({ socketPath: options.dockerSocket, network: options.dockerNetwork, filesDir: join(options.dataDir, 'files') }), new ProcessRuntime({ stateDir: join(options.dataDir, 'process') })];
   const node = await LocalNode.describe(options, runtimes);
   for (const note of node.info.runtimeNotes) log(`runtime unavailable: ${note}`);
 
   // What this node remembers: its cluster, its token, what it ran and had seen.
   const cache = new AgentCache(options.dataDir, { log });
   const ownership = new NodeOwnership(cache, log);
+  const secrets = new SecretValues(cache);
   const credentials = new AgentCredentials(options.dataDir, options.token);
   if (credentials.source === 'saved') log(`connecting with the agent token this node was given when it joined (${SAVED_TOKEN_FILE} in its data directory)`);
 
@@ -99,6 +101,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       register: (instance) => registration.register(instance),
       withdraw: (instance) => registration.withdraw(instance),
       portsTaken: (ports) => node.notePortsTaken(ports),
+      secret: (ref) => secrets.get(ref),
       ensureImage: (image, policy, watcher, use) => images.ensure(image, policy, watcher).then((outcome) => {
         if (use) imageCollector.noteUse(image, use); // the record image clean-up works from
         return outcome;
@@ -137,6 +140,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         images.learnAuth(message.registryAuth);
         if (message.type === 'assignments') assignments.set(message.instances);
         else assignments.change(message.instances, message.gone);
+        secrets.update(message.secrets, assignments.records());
         removals.instruct(message.remove ?? []);
         assignments.save();
         return ticker.now();

@@ -29,6 +29,8 @@ export interface SupervisorHooks {
    * cause. `use`: the app and release that run from it (recorded for image clean-up).
    */
   ensureImage(image: string, policy: PullPolicy, watcher: PullWatcher, use?: { app: string; release: number }): Promise<EnsureOutcome>;
+  /** The value of secret `team/name` as the server last sent it (undefined: not received). */
+  secret?(ref: string): string | undefined;
 }
 
 /** A pull that failed: its event is out already, the start fails with it. */
@@ -250,7 +252,7 @@ export class SupervisorSteps {
   }
 
   private spec(): RunSpec {
-    return runSpec(this.host.instance, this.host.hooks.sharedCpuset(), this.host.status.ip);
+    return runSpec(this.host.instance, this.host.hooks.sharedCpuset(), this.host.status.ip, (ref) => this.host.hooks.secret?.(ref));
   }
 }
 
@@ -258,8 +260,19 @@ function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
 
-/** `ip`: the address the instance had, to keep it (a managed Docker network). */
-export function runSpec(instance: Instance, sharedCpuset: number[], ip?: string | null): RunSpec {
+/**
+ * `ip`: the address the instance had, to keep it (a managed Docker network). `secret`: the
+ * values of the secrets its env and files name; throws when one has not been received.
+ */
+export function runSpec(instance: Instance, sharedCpuset: number[], ip?: string | null, secret: (ref: string) => string | undefined = () => undefined): RunSpec {
+  const valueOf = (ref: string): string => {
+    const value = secret(ref);
+    if (value === undefined) throw new Error(`the value of secret ${ref} has not reached this node yet (the server sends it with the instance's assignment)`);
+    return value;
+  };
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(instance.spec.env)) env[name] = typeof value === 'string' ? value : valueOf(value.secret);
+  const files = (instance.spec.files ?? []).map((file) => ({ path: file.path, content: valueOf(file.secret), mode: parseInt(file.mode, 8) }));
   return {
     instanceId: instance.id,
     app: instance.app,
@@ -269,13 +282,14 @@ export function runSpec(instance: Instance, sharedCpuset: number[], ip?: string 
     image: instance.spec.image,
     command: instance.spec.command,
     args: instance.spec.args,
-    env: { ...instance.spec.env, GANTRY_APP: instance.app, GANTRY_ENV: instance.env, GANTRY_ENTRY: instance.entry, GANTRY_INSTANCE: instance.id, GANTRY_RELEASE: String(instance.release) },
+    env: { ...env, GANTRY_APP: instance.app, GANTRY_ENV: instance.env, GANTRY_ENTRY: instance.entry, GANTRY_INSTANCE: instance.id, GANTRY_RELEASE: String(instance.release) },
     workdir: instance.spec.workdir,
     cpu: instance.spec.resources.cpu,
     ...cpuFor(instance, sharedCpuset),
     memoryBytes: instance.spec.resources.memory,
     ports: instance.ports,
     volumes: instance.spec.volumes,
+    ...(files.length > 0 ? { files } : {}),
     labels: { ...instance.spec.labels, [NODE_LABEL]: instance.node },
     ...(ip ? { ip } : {}),
   };

@@ -21,6 +21,7 @@ import type { ScopedTokenInfo, TokenInfo } from '../model/api.js';
 import type { QuotaView } from '../model/types.js';
 import type { ApprovalPendingResponse, InvitationView } from '../model/api.js';
 import type { ApprovalRequest } from '../model/types.js';
+import type { SecretInfo } from '../model/api.js';
 
 export interface RolloutStatus {
   rollout: RolloutRecord | null;
@@ -460,6 +461,26 @@ export class GantryClient {
 
   removeQuota(team: string, scope: { env?: string; total?: 'true' }): Promise<QuotaView> {
     return this.json('DELETE', `/v1/teams/${enc(team)}/quota`, { query: scope });
+  }
+
+  secrets(team: string): Promise<{ secrets: SecretInfo[] }> {
+    return this.json('GET', `/v1/teams/${enc(team)}/secrets`);
+  }
+
+  secret(team: string, name: string): Promise<{ secret: SecretInfo; value: string }> {
+    return this.json('GET', `/v1/teams/${enc(team)}/secrets/${enc(name)}`);
+  }
+
+  setSecret(team: string, name: string, value: string, roll: boolean): Promise<{ secret: SecretInfo; rolled?: { app: string; release: number }[] }> {
+    return this.json('PUT', `/v1/teams/${enc(team)}/secrets/${enc(name)}`, { body: JSON.stringify({ value, roll }), contentType: 'application/json' });
+  }
+
+  removeSecret(team: string, name: string): Promise<{ removed: string }> {
+    return this.json('DELETE', `/v1/teams/${enc(team)}/secrets/${enc(name)}`);
+  }
+
+  rotateSecretKey(): Promise<{ key: string; secrets: number; registryLogins: number }> {
+    return this.json('POST', '/v1/secrets/rotate-key', { body: '{}', contentType: 'application/json' });
   }
 
   users(): Promise<{ users: UserInfo[] }> {

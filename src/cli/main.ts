@@ -14,6 +14,7 @@ import { registerReleaseCommands } from './release-commands.js';
 import { registerNodeCommands } from './node-commands.js';
 import { registerBuildCommands } from './build-commands.js';
 import { registerImageCommands } from './image-commands.js';
+import { registerSecretCommands } from './secret-commands.js';
 import { registerUserCommands } from './user-commands.js';
 import { registerApprovalCommands } from './approval-commands.js';
 
@@ -32,6 +33,7 @@ const MODULES: CommandModule[] = [
   { register: registerNodeCommands },
   { register: registerBuildCommands },
   { register: registerImageCommands },
+  { register: registerSecretCommands },
   { register: registerUserCommands },
   { only: ['quota'], register: async (p) => (await import('./quota-commands.js')).registerQuotaCommands(p) },
   { register: registerApprovalCommands },

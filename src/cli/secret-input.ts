@@ -2,18 +2,21 @@
 // without echo. Never from a command-line argument, which every user of the host sees in ps.
 import { EXIT, fail } from './errors.js';
 
-/** The secret from stdin (`'stdin'`, one trailing newline dropped) or asked with this prompt on the terminal. */
-export async function readSecret(from: 'stdin' | string): Promise<string> {
-  return from === 'stdin' ? (await readStdin()).replace(/\r?\n$/, '') : askHidden(from);
+/**
+ * The secret from stdin (`'stdin'`, one trailing newline dropped) or asked with this prompt on
+ * the terminal. `maxBytes`: the most stdin may hold (passwords: 8 KiB).
+ */
+export async function readSecret(from: 'stdin' | string, maxBytes = 8192): Promise<string> {
+  return from === 'stdin' ? (await readStdin(maxBytes)).replace(/\r?\n$/, '') : askHidden(from);
 }
 
-async function readStdin(): Promise<string> {
+async function readStdin(maxBytes: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of process.stdin) {
     const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
     size += bytes.length;
-    if (size > 8192) fail(EXIT.usage, 'the password on stdin is longer than 8 KiB');
+    if (size > maxBytes) fail(EXIT.usage, `the ${maxBytes > 8192 ? 'value' : 'password'} on stdin is longer than ${maxBytes / 1024} KiB`);
     chunks.push(bytes);
   }
   return Buffer.concat(chunks).toString('utf8');

@@ -19,6 +19,12 @@ export type EndpointRef = Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>;
  */
 export type RegistryAuthMap = Record<string, { username: string; password: string }>;
 
+/**
+ * Secret values by `team/name`, for the instances in the same message that use them (or, in an
+ * otherwise empty change, a new value of one they use): sent only to the node that runs them.
+ */
+export type SecretValueMap = Record<string, { version: number; value: string }>;
+
 export type ServerToAgent =
   /**
    * Sent on hello: how often the agent must heartbeat to keep its registry lease alive; and,
@@ -30,13 +36,13 @@ export type ServerToAgent =
    * the node's confirmation (it was down): the only way an agent is told to remove an instance
    * that is not in `instances` — one missing from the list is never removed for that alone.
    */
-  | { type: 'assignments'; instances: Instance[]; remove?: string[]; registryAuth?: RegistryAuthMap }
+  | { type: 'assignments'; instances: Instance[]; remove?: string[]; registryAuth?: RegistryAuthMap; secrets?: SecretValueMap }
   /**
    * What changed since the last assignments on this connection (the full set is sent on hello):
    * `instances` are assigned as given (new, or changed), `gone` are no longer assigned (the same
    * as missing from a full set: never a reason to remove one), `remove` as in `assignments`.
    */
-  | { type: 'assignments.changed'; instances: Instance[]; gone: string[]; remove?: string[]; registryAuth?: RegistryAuthMap }
+  | { type: 'assignments.changed'; instances: Instance[]; gone: string[]; remove?: string[]; registryAuth?: RegistryAuthMap; secrets?: SecretValueMap }
   /** An operator adopted or forgot what this node ran for another cluster: remember this one. */
   | { type: 'cluster'; id: string }
   | { type: 'logs'; requestId: string; instanceId: string; tail?: number; follow: boolean }

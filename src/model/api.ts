@@ -155,3 +155,16 @@ export interface ScopedTokenInfo {
   /** Robot tokens: their role in the team. */
   teamRole?: 'developer' | 'viewer';
 }
+
+/** A team secret as its team's members see it (GET /v1/teams/{team}/secrets): never the value. */
+export interface SecretInfo {
+  team: string;
+  name: string;
+  version: number;
+  createdAt: number;
+  createdBy: string;
+  updatedAt: number;
+  updatedBy: string;
+  /** Apps whose current spec uses it. */
+  usedBy: string[];
+}

@@ -12,6 +12,7 @@ import { NAME } from './names.js';
 import { decodeSpecText, valueProblems } from './spec-text.js';
 import { ImageRefError, parseImageRef } from './image-ref.js';
 import { LIMITS, FIRST_UNPRIVILEGED_PORT, name, text, imageName, MINUTE, HOUR, DAY, duration, size, SIGNALS, arg, commandLine, portRef, labels } from './spec-fields.js';
+import { EnvValue, entryFiles } from './spec-secrets.js';
 
 export { LIMITS, FIRST_UNPRIVILEGED_PORT } from './spec-fields.js';
 export { MAX_SPEC_BYTES, MAX_SPEC_DEPTH, MAX_SPEC_TOKENS, MAX_SPEC_NODES, MAX_SPEC_ALIASES, RESERVED_KEYS } from './spec-text.js';
@@ -162,10 +163,12 @@ export const EntrySpec = z
     env: z
       .record(
         z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,255}$/, 'environment variable names are letters, digits and "_", not starting with a digit (at most 256)'),
-        z.union([text(LIMITS.envValueLength), z.number(), z.boolean()]).transform(String),
+        EnvValue,
       )
       .refine((env) => Object.keys(env).length <= LIMITS.envVars, `at most ${LIMITS.envVars} environment variables`)
       .default({}),
+    /** Files put into each instance, read-only: a secret's value (spec-secrets.ts). */
+    files: entryFiles.optional(),
     workdir: text(LIMITS.pathLength).optional(),
     replicas: z.number().int().min(0).max(LIMITS.replicas, `at most ${LIMITS.replicas}`).default(1),
     resources: ResourceSpec.default({ cpu: 0.1, memory: 64 * 1024 * 1024, cpuBind: false }),

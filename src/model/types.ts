@@ -217,6 +217,22 @@ export interface RegistryLoginRecord {
   updatedBy: string;
 }
 
+/**
+ * A team's secret (`/secrets/{team}/{name}`): its value sealed with the secret key (bound to
+ * its store key), a version counted up by every change, who changed it last. The value is
+ * opened only for its team's owners (and admins), and for the nodes whose instances use it.
+ */
+export interface SecretRecord {
+  team: string;
+  name: string;
+  value: Sealed;
+  version: number;
+  createdAt: number;
+  createdBy: string;
+  updatedAt: number;
+  updatedBy: string;
+}
+
 export interface PoolRecord {
   name: string;
   team?: string;

@@ -18,6 +18,8 @@ export interface CreateOptions {
   init: boolean;
   /** Attach to this managed network (instead of the default bridge), at `address` when given. */
   network?: { name: string; address?: string };
+  /** Host files bind-mounted read-only at their targets (instance-files.ts). */
+  files?: { source: string; target: string }[];
 }
 
 /**
@@ -73,6 +75,7 @@ export function createBody(
   if (spec.cpuShares !== undefined && spec.cpuShares > 0) hostConfig.CpuShares = Math.round(spec.cpuShares);
   // The instance's named volumes (see docker-volumes.ts); created before the container is.
   if (spec.volumes && spec.volumes.length > 0) hostConfig.Mounts = volumeMounts(spec);
+  if (options.files && options.files.length > 0) hostConfig.Mounts = [...(hostConfig.Mounts ?? []), ...options.files.map((f) => ({ Type: 'bind' as const, Source: f.source, Target: f.target, ReadOnly: true }))];
   if (options.network) hostConfig.NetworkMode = options.network.name;
   const body: Dockerode.ContainerCreateOptions = {
     Image: spec.image === undefined ? undefined : engineReference(spec.image),

@@ -3,10 +3,12 @@
 // the gantry.* labels; the name prefix is the namespace, so several agents (or test runs) can
 // share one engine without seeing each other's containers.
 import type { Readable } from 'node:stream';
+import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { engineMessage, isRunning, parseDockerTime, statusOf } from './docker-common.js';
 import { forceRemove, kill, waitNotRunning } from './docker-container.js';
 import { createAndStart, createBody, cpusetCpus, ensureImage } from './docker-create.js';
+import { removeInstanceFiles, writeInstanceFiles, type WrittenFile } from './instance-files.js';
 import { execInContainer } from './docker-exec.js';
 import { DockerImages } from './docker-images.js';
 import { INIT_LABEL, runInitContainer } from './docker-init.js';
@@ -49,6 +51,8 @@ export interface DockerRuntimeOptions {
    * default bridge; each instance keeps its address there across restarts and rebuilds.
    */
   network?: ManagedNetwork;
+  /** Where instances' files (secret values) are kept on the host, one 0700 directory each; without it an entry with files does not start. */
+  filesDir?: string;
 }
 
 /** How long stop() waits after SIGKILL before giving up. */
@@ -82,6 +86,7 @@ export class DockerRuntime implements Runtime {
    *  does not change until it exits, so list() only inspects a running container once. */
   private readonly runningCache = new Map<string, RuntimeInstance>();
   private readonly openLogs = new Set<Readable>();
+  private readonly filesDir: string | undefined;
   private readonly network: ManagedNetwork | undefined;
   private readonly addresses: AddressPicker | undefined;
 
@@ -92,6 +97,7 @@ export class DockerRuntime implements Runtime {
     this.logMaxSize = options.logMaxSize ?? '10m';
     this.init = options.init ?? true;
     this.network = options.network;
+    this.filesDir = options.filesDir;
     this.addresses = options.network ? new AddressPicker(this.docker, options.network) : undefined;
     const modem = this.docker.modem as { socketPath?: unknown; host?: string; port?: number };
     this.where =
@@ -198,11 +204,12 @@ export class DockerRuntime implements Runtime {
 
     await ensureImage(this.docker, spec.image);
     await ensureVolumes(this.docker, spec);
+    const files = await this.writeFiles(spec);
     const address = await this.addresses?.pick(spec.ip, warnings);
     let id: string;
     try {
       const network = this.network ? { name: this.network.name, address } : undefined;
-      const { body, hostConfig } = createBody(spec, { logMaxSize: this.logMaxSize, init: this.init, network });
+      const { body, hostConfig } = createBody(spec, { logMaxSize: this.logMaxSize, init: this.init, network, files });
       id = await createAndStart(this.docker, name, body, hostConfig, warnings);
     } finally {
       if (address) this.addresses?.created(address);
@@ -282,6 +289,19 @@ export class DockerRuntime implements Runtime {
     await forceRemove(this.container(instanceId));
     await forceRemove(this.docker.getContainer(this.initContainerName(instanceId)));
     if (!options.keepVolumes) await removeVolumes(this.docker, instanceId);
+    if (this.filesDir) await removeInstanceFiles(this.filesOf(instanceId));
+  }
+
+  private filesOf(instanceId: string): string {
+    if (!this.filesDir || !/^[a-z0-9][a-z0-9-]*$/.test(instanceId)) throw new Error(`instance ${instanceId}: no place for its files`);
+    return join(this.filesDir, instanceId);
+  }
+
+  /** The instance's files on the host, for bind mounts. */
+  private async writeFiles(spec: RunSpec): Promise<WrittenFile[]> {
+    if (!spec.files || spec.files.length === 0) return [];
+    if (!this.filesDir) throw new Error(`instance ${spec.instanceId} has files, but this docker runtime has no directory to keep them in`);
+    return writeInstanceFiles(this.filesOf(spec.instanceId), spec.files, false);
   }
 
   async list(): Promise<RuntimeInstance[]> {

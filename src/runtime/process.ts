@@ -16,6 +16,7 @@
 // Records hold the instances' env values (secrets): the state dir and instance dirs are 0700, the
 // runtime's files 0600, and what an older version left readable is fixed on probe() / first start.
 // The instances themselves run as before (their umask and working directory are untouched).
+import { writeInstanceFiles } from './instance-files.js';
 import { readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -121,13 +122,21 @@ export class ProcessRuntime implements Runtime {
     const cwd = spec.workdir ? resolve(dir, spec.workdir) : dir;
     try {
       if (!(await stat(cwd).catch(() => undefined))?.isDirectory()) throw new Error(`working directory ${cwd} does not exist`);
-      const env = { ...buildEnv(spec), ...(await this.prepareVolumes(spec)) };
+      const env = { ...buildEnv(spec), ...(await this.prepareVolumes(spec)), ...(await this.writeFiles(spec, dir)) };
       const rec = await this.launch(spec, command, env, cwd);
       return { instance: await this.toInstance(rec), warnings: rec.warnings };
     } catch (err) {
       await this.remove(id, { keepVolumes: true }).catch(() => undefined);
       throw new Error(`instance ${id}: ${(err as Error).message}`);
     }
+  }
+
+  /** The instance's files, 0700 directory and their own modes (0400 by default), in its directory (gone with it): GANTRY_FILES names where. */
+  private async writeFiles(spec: RunSpec, dir: string): Promise<Record<string, string>> {
+    if (!spec.files || spec.files.length === 0) return {};
+    const root = join(dir, 'files');
+    await writeInstanceFiles(root, spec.files, true);
+    return { GANTRY_FILES: root };
   }
 
   private volumesOf(id: string): string {

@@ -1,6 +1,7 @@
 // One interface for every way Gantry runs a workload. The agent only ever talks to this.
 import type { Readable } from 'node:stream';
 import type { AssignedPort, RuntimeName } from '../model/types.js';
+import type { RunFile } from './instance-files.js';
 
 /** Everything a runtime needs to start one instance; built by the agent from an Instance. */
 export interface RunSpec {
@@ -37,6 +38,11 @@ export interface RunSpec {
    * process: a directory per (instance, name), its path in GANTRY_VOLUME_<NAME>.
    */
   volumes?: VolumeSpec[];
+  /**
+   * Files given to the instance, read-only (secret values): docker bind-mounts each at its path;
+   * process writes them under the instance's directory, whose path is in GANTRY_FILES.
+   */
+  files?: RunFile[];
   /**
    * docker with a managed network: the address this instance had before (kept across restarts
    * and rebuilds in place). Unset: the runtime picks one. Ignored by runtimes without one.

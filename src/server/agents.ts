@@ -12,11 +12,12 @@ import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
-import { AgentToServerSchema, type PrepullResult, type RegistryAuthMap, type ServerToAgent, type UnassignedReport, type ValidAgentMessage } from '../model/agent-protocol.js';
+import { AgentToServerSchema, type PrepullResult, type RegistryAuthMap, type SecretValueMap, type ServerToAgent, type UnassignedReport, type ValidAgentMessage } from '../model/agent-protocol.js';
 import type { Instance, InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
 import { WriteBatch } from './write-batch.js';
 import type { Endpoint } from '../model/registry.js';
 import { entryImages, problemsFromZod } from '../model/spec.js';
+import { entrySecrets } from '../model/spec-secrets.js';
 import type { ClusterState } from './state.js';
 import { STORE, lastSegment } from './keys.js';
 import { UNCHANGED, casUpdate } from './cas.js';
@@ -105,6 +106,8 @@ export class AgentHub {
     private readonly heartbeatMs: number,
     /** Pull credentials for the registries of these images (sent with the instances that need them). */
     private readonly registryAuth: (images: Iterable<string>) => RegistryAuthMap = () => ({}),
+    /** The values of these secrets (sent only to the node whose instances use them). */
+    private readonly secretValues: (refs: Iterable<string>) => SecretValueMap = () => ({}),
   ) {
     this.statusWrites = new WriteBatch(store);
     this.unsubscribe = state.onChange((kind, key, before) => {
@@ -120,6 +123,8 @@ export class AgentHub {
         if (node !== undefined) this.schedulePush(node);
       } else if (kind === 'registry-login' && state.registryLogins.has(id)) {
         this.resendRegistryAuth(id);
+      } else if (kind === 'secret') {
+        this.resendSecret(key.slice(STORE.secrets.prefix.length));
       }
     });
     this.pingEveryMs = Math.max(250, heartbeatMs);
@@ -524,14 +529,31 @@ export class AgentHub {
     }
   }
 
-  /** The registry credentials these instances' images need, if any are stored. */
-  private authFor(instances: Instance[]): { registryAuth?: RegistryAuthMap } {
+  /**
+   * A new value of secret `ref`: the nodes whose instances use it keep it for their next starts
+   * (running instances keep the value they started with until a rollout replaces them).
+   */
+  private resendSecret(ref: string): void {
+    if (!this.state.secrets.has(ref)) return;
+    for (const [node, session] of this.sessions) {
+      if (!session.takesChanges) continue; // an older agent gets it with its next whole set
+      if (!this.state.instancesOnNode(node).some((i) => i.desired === 'running' && entrySecrets(i.spec).includes(ref))) continue;
+      const secrets = this.secretValues([ref]);
+      if (Object.keys(secrets).length > 0) this.send(node, { type: 'assignments.changed', instances: [], gone: [], secrets });
+    }
+  }
+
+  /** The registry credentials these instances' images need, if any are stored, and the values of the secrets they use. */
+  private authFor(instances: Instance[]): { registryAuth?: RegistryAuthMap; secrets?: SecretValueMap } {
     const images = new Set<string>();
+    const refs = new Set<string>();
     for (const instance of instances) {
       if (instance.desired !== 'running') continue;
       for (const image of entryImages(instance.spec)) images.add(image);
+      for (const ref of entrySecrets(instance.spec)) refs.add(ref);
     }
-    return this.authForImages(images);
+    const secrets = refs.size > 0 ? this.secretValues(refs) : {};
+    return { ...this.authForImages(images), ...(Object.keys(secrets).length > 0 ? { secrets } : {}) };
   }
 
   private authForImages(images: Iterable<string>): { registryAuth?: RegistryAuthMap } {

@@ -14,13 +14,16 @@ const LOGIN = '/v1/login';
 const ACCEPT_INVITATION = '/v1/invitations/accept';
 /** Changes in name only: an outside service renewing its registry lease every few seconds would bury the log. */
 const NOT_AUDITED: ReadonlySet<string> = new Set(['POST /v1/registry/leases/:lease/keepalive']);
+/** Reads recorded like changes: who read which secret's value (or was refused it). */
+const READS_AUDITED: ReadonlySet<string> = new Set(['GET /v1/teams/:team/secrets/:name']);
 
 export function installAuditTrail(server: FastifyInstance, audit: AuditLog, state: ClusterState): void {
   server.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url;
     if (!route || request.is404) return;
     const login = route === LOGIN || route === ACCEPT_INVITATION;
-    if (!login && (request.method === 'GET' || request.method === 'HEAD' || NOT_AUDITED.has(`${request.method} ${route}`))) return;
+    const auditedRead = (request.method === 'GET' || request.method === 'HEAD') && READS_AUDITED.has(`GET ${route}`);
+    if (!login && !auditedRead && (request.method === 'GET' || request.method === 'HEAD' || NOT_AUDITED.has(`${request.method} ${route}`))) return;
     const caller = request.caller;
     if (!caller && !login) return;
     const target = targetOf(request);

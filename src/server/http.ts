@@ -26,6 +26,7 @@ import { quotaRoutes } from './api/quotas.js';
 import { buildRoutes } from './api/builds.js';
 import { tokenRoutes } from './api/tokens.js';
 import { scopedTokenRoutes } from './api/scoped-tokens.js';
+import { secretRoutes } from './api/secrets.js';
 import { openApiDocument } from './api/openapi.js';
 import { approvalRoutes } from './api/approvals.js';
 import { invitationRoutes } from './api/invitations.js';
@@ -92,6 +93,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   quotaRoutes(server, ctx);
   approvalRoutes(server, ctx);
   invitationRoutes(server, ctx);
+  secretRoutes(server, ctx);
   return { server, routes };
 }
 

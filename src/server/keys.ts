@@ -8,7 +8,7 @@ import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, Relea
 import type { Endpoint } from '../model/registry.js';
 import { REGISTRY_PREFIX, registryKey } from '../model/registry.js';
 import type { BuildRecord } from '../model/types.js';
-import type { ApprovalRequest, InvitationRecord, QuotaRecord } from '../model/types.js';
+import type { ApprovalRequest, InvitationRecord, QuotaRecord, SecretRecord } from '../model/types.js';
 
 /** A family of keys under one prefix, all holding values of one type. */
 export interface Collection<T, Parts extends unknown[] = [string]> {
@@ -110,6 +110,8 @@ export const STORE = {
   approvals: collection<ApprovalRequest>('/approvals/'),
   /** `InvitationRecord`s by id: one-time codes (kept as hashes) that make a user. */
   invitations: collection<InvitationRecord>('/invitations/'),
+  /** `SecretRecord`s by team and name (values sealed). */
+  secrets: collection<SecretRecord, [string, string] | [string]>('/secrets/', (team: string, name?: string) => (name === undefined ? `${team}/` : `${team}/${name}`)),
   /** The cluster's identity, made at the first start. */
   cluster: single<ClusterIdentity>('/cluster/identity'),
 } as const;

@@ -10,7 +10,7 @@ import type { TeamRole } from '../model/types.js';
 export type Who = Pick<Caller, 'role' | 'name' | 'user' | 'scope' | 'robot'>;
 
 /** Resource kinds, as `gantry auth can-i <verb> <kind>/<name>` names them. */
-export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit', 'quota'] as const;
+export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit', 'quota', 'secret'] as const;
 export type Kind = (typeof KINDS)[number];
 export const VERBS = ['read', 'write', 'delete'] as const;
 export type Verb = (typeof VERBS)[number];
@@ -140,6 +140,14 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/invitations': { action: 'self' },
   'DELETE /v1/invitations/:id': { action: 'self' },
   'POST /v1/invitations/accept': { action: 'public' },
+
+  // Team secrets: the team's members list names and versions (reading the team), owners read
+  // values, owners and developers set and remove them; rotating the key is for admins.
+  'GET /v1/teams/:team/secrets': read('team', 'team'),
+  'GET /v1/teams/:team/secrets/:name': read('secret', 'team'),
+  'PUT /v1/teams/:team/secrets/:name': write('secret', 'team'),
+  'DELETE /v1/teams/:team/secrets/:name': remove('secret', 'team'),
+  'POST /v1/secrets/rotate-key': write('cluster'),
 };
 
 /** What a route not in the table gets: admins only. */
@@ -171,9 +179,10 @@ export interface TeamScope {
 
 /**
  * Resources that belong to a team: an app (its spec's `team`), its releases, instances, logs,
- * events and discovery entries (named by their app), a pool the team owns, its quota, and the team itself.
+ * events and discovery entries (named by their app), a pool the team owns, its quota and
+ * secrets, and the team itself.
  */
-const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'event', 'discovery', 'pool', 'team', 'quota']);
+const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'event', 'discovery', 'pool', 'team', 'quota', 'secret']);
 /**
  * Of those, what a team's members only read: pools are the operators' to change, the registry is
  * written by agents, quotas are set by admins (owners would raise their own).
@@ -199,6 +208,20 @@ const TEAM_ITSELF: Record<TeamRole, ReadonlySet<Verb>> = {
 
 const READ_ONLY: ReadonlySet<Verb> = new Set(['read']);
 
+/** What each team role may do to the team's secrets: owners read values; developers only set and remove them. */
+const TEAM_SECRETS: Record<TeamRole, ReadonlySet<Verb>> = {
+  owner: new Set(['read', 'write', 'delete']),
+  developer: new Set(['write', 'delete']),
+  viewer: new Set(),
+};
+
+/** The verbs a team role allows on a kind of the team's resources. */
+function verbsOf(kind: Kind, role: TeamRole): ReadonlySet<Verb> {
+  if (kind === 'team') return TEAM_ITSELF[role];
+  if (kind === 'secret') return TEAM_SECRETS[role];
+  return TEAM_READS_ONLY.has(kind) ? READ_ONLY : TEAM_ROLE[role];
+}
+
 const NO_TEAMS: TeamScope = { teamOf: () => undefined, roleIn: () => undefined, teamsOf: () => [] };
 
 /** Whether `caller` may do what `rule` says (to `resource`, when the route names one). */
@@ -215,12 +238,12 @@ export function decide(caller: Who, rule: Rule, resource?: string, teams: TeamSc
   if (caller.role === 'operator' && OPERATOR.has(action)) return { allowed: true };
   const team = resource !== undefined && (caller.user !== undefined || caller.robot) && TEAM_SCOPED.has(rule.kind) ? teams.teamOf(rule.kind, resource) : undefined;
   const role = team !== undefined ? roleIn(caller, team, teams) : undefined;
-  const roleVerbs = role === undefined ? undefined : rule.kind === 'team' ? TEAM_ITSELF[role] : TEAM_READS_ONLY.has(rule.kind) ? READ_ONLY : TEAM_ROLE[role];
+  const roleVerbs = role === undefined ? undefined : verbsOf(rule.kind, role);
   if (roleVerbs?.has(rule.verb)) return { allowed: true };
   const what = `${rule.verb} ${rule.kind}${resource ? ` ${resource}` : 's'}`;
   const who = nodeToken ?? `${caller.name} (${caller.role})`;
   const hint = role
-    ? `: a ${role} of team ${team} may ${[...roleVerbs!].join(' and ')}${rule.kind === 'team' ? ' it' : rule.kind === 'quota' ? ' its quota; admins set quotas' : TEAM_READS_ONLY.has(rule.kind) ? ` its ${rule.kind}s` : ' its apps'}`
+    ? `: a ${role} of team ${team} may ${[...roleVerbs!].join(' and ') || 'not touch'}${rule.kind === 'team' ? ' it' : rule.kind === 'quota' ? ' its quota; admins set quotas' : rule.kind === 'secret' ? ' its secrets' : TEAM_READS_ONLY.has(rule.kind) ? ` its ${rule.kind}s` : ' its apps'}`
     : rule.kind === 'quota' && rule.verb !== 'read'
       ? ': quotas are set by admins'
       : caller.role === 'member'

@@ -6,6 +6,11 @@
 // with (an id derived from the key, not the key), so a server with another key says so instead
 // of failing obscurely; and it is bound to where it is stored (the additional data), so a
 // ciphertext copied into another record does not open there.
+//
+// Key rotation: the previous keys (GANTRY_SECRET_KEY_PREVIOUS, or the file beside the key named
+// `<key file>.previous`, one base64 key per line) still open what they sealed; new values are
+// always sealed with the current key, and `gantry secret rotate-key` re-seals the old ones, after
+// which the previous keys can go.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { makePrivate, writePrivateFileAtomic } from '../host/private-files.js';
@@ -17,10 +22,26 @@ const KEY_BYTES = 32;
 
 export class SecretBox {
   readonly keyId: string;
+  /** Keys that only open, by id. */
+  private readonly previous = new Map<string, Buffer>();
 
-  constructor(private readonly key: Buffer) {
+  constructor(private readonly key: Buffer, previous: Buffer[] = []) {
     if (key.length !== KEY_BYTES) throw new Error(`the secret key must be ${KEY_BYTES} bytes (it has ${key.length})`);
-    this.keyId = createHash('sha256').update(key).digest('hex').slice(0, 16);
+    this.keyId = keyIdOf(key);
+    for (const old of previous) {
+      if (old.length !== KEY_BYTES) throw new Error(`a previous secret key must be ${KEY_BYTES} bytes (one has ${old.length})`);
+      if (keyIdOf(old) !== this.keyId) this.previous.set(keyIdOf(old), old);
+    }
+  }
+
+  /** Whether `sealed` was sealed with the current key (else rotate-key re-seals it). */
+  isCurrent(sealed: Sealed): boolean {
+    return sealed.key === this.keyId;
+  }
+
+  /** The ids of the keys this box opens with besides the current one. */
+  previousKeyIds(): string[] {
+    return [...this.previous.keys()];
   }
 
   /**
@@ -28,11 +49,12 @@ export class SecretBox {
    * base64, 0600) when it does not exist yet.
    */
   static load(file: string, env: NodeJS.ProcessEnv = process.env): SecretBox {
+    const previous = previousKeys(`${file}.previous`, env);
     const fromEnv = env.GANTRY_SECRET_KEY;
-    if (fromEnv !== undefined && fromEnv !== '') return new SecretBox(decodeKey(fromEnv, 'GANTRY_SECRET_KEY'));
+    if (fromEnv !== undefined && fromEnv !== '') return new SecretBox(decodeKey(fromEnv, 'GANTRY_SECRET_KEY'), previous);
     if (!existsSync(file)) writePrivateFileAtomic(file, `${randomBytes(KEY_BYTES).toString('base64')}\n`);
     makePrivate(file);
-    return new SecretBox(decodeKey(readFileSync(file, 'utf8'), file));
+    return new SecretBox(decodeKey(readFileSync(file, 'utf8'), file), previous);
   }
 
   /** `context`: where the value is stored (e.g. its store key); opening needs the same. */
@@ -46,11 +68,12 @@ export class SecretBox {
 
   /** Throws when it was sealed with another key, for another place, or was changed. */
   open(sealed: Sealed, context: string): string {
-    if (sealed.key !== this.keyId) {
-      throw new Error(`sealed with key ${sealed.key}, but this server has key ${this.keyId}: every server of a cluster needs the same secret key (docs/operations.md)`);
+    const key = sealed.key === this.keyId ? this.key : this.previous.get(sealed.key);
+    if (!key) {
+      throw new Error(`sealed with key ${sealed.key}, but this server has key ${this.keyId}${this.previous.size > 0 ? ` (and previous keys ${this.previousKeyIds().join(', ')})` : ''}: every server of a cluster needs the same secret key (docs/operations.md)`);
     }
     try {
-      const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(sealed.iv, 'base64'));
+      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64'));
       decipher.setAAD(Buffer.from(context));
       decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
       return Buffer.concat([decipher.update(Buffer.from(sealed.data, 'base64')), decipher.final()]).toString('utf8');
@@ -58,6 +81,22 @@ export class SecretBox {
       throw new Error(`a sealed value stored at ${context} does not open: it was changed or belongs elsewhere`);
     }
   }
+}
+
+function keyIdOf(key: Buffer): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+}
+
+/** From GANTRY_SECRET_KEY_PREVIOUS (keys separated by commas or spaces) and the `.previous` file (0600, one key per line). */
+function previousKeys(file: string, env: NodeJS.ProcessEnv): Buffer[] {
+  const keys: Buffer[] = [];
+  const fromEnv = env.GANTRY_SECRET_KEY_PREVIOUS;
+  if (fromEnv) for (const text of fromEnv.split(/[\s,]+/).filter(Boolean)) keys.push(decodeKey(text, 'GANTRY_SECRET_KEY_PREVIOUS'));
+  if (existsSync(file)) {
+    makePrivate(file);
+    for (const line of readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))) keys.push(decodeKey(line, file));
+  }
+  return keys;
 }
 
 function decodeKey(text: string, where: string): Buffer {

@@ -5,10 +5,11 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Store, WatchEvent } from '../store/store.js';
 import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, RegistryLoginRecord, RemovalRecord, RolloutRecord, TeamRecord } from '../model/types.js';
+import type { SecretRecord } from '../model/types.js';
 import type { EntrySpec } from '../model/spec.js';
 import { STORE, lastSegment } from './keys.js';
 
-export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool' | 'rollout' | 'removal' | 'registry-login' | 'team';
+export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool' | 'rollout' | 'removal' | 'registry-login' | 'team' | 'secret';
 /** `before`: the value the cache held for the key until this change (undefined when new). */
 type Listener = (kind: ChangeKind, key: string, before: unknown) => void;
 
@@ -23,6 +24,7 @@ const PREFIXES: [string, ChangeKind][] = [
   [STORE.removals.prefix, 'removal'],
   [STORE.registryLogins.prefix, 'registry-login'],
   [STORE.teams.prefix, 'team'],
+  [STORE.secrets.prefix, 'secret'],
 ];
 
 /** A map of maps: one key's records by their id. */
@@ -88,6 +90,8 @@ export class ClusterState {
   readonly registryLogins = new Map<string, RegistryLoginRecord>();
   /** Teams by name, with their members' roles (the access check reads them on every request). */
   readonly teams = new Map<string, TeamRecord>();
+  /** Team secrets by `team/name` (values sealed): who uses which is asked of the apps' specs. */
+  readonly secrets = new Map<string, SecretRecord>();
   /** By instance id: instances removed while their node was away, until the node confirms. */
   readonly removals = new Map<string, RemovalRecord>();
   /** Per node, the modRevision of its /alloc/ key as this cache last saw it (0: none yet). */
@@ -205,6 +209,13 @@ export class ClusterState {
           this.byApp.add(instance.app, id, instance);
           this.byNode.add(instance.node, id, instance);
         }
+        return before;
+      }
+      case 'secret': {
+        const ref = key.slice(STORE.secrets.prefix.length);
+        const before = this.secrets.get(ref);
+        if (value === undefined) this.secrets.delete(ref);
+        else this.secrets.set(ref, STORE.secrets.decode(value));
         return before;
       }
       case 'removal': {

@@ -26,6 +26,7 @@ import { ForbiddenError } from '../errors.js';
 import type { QuotaService } from '../services/quotas.js';
 import type { ApprovalService } from '../services/approvals.js';
 import type { InvitationService } from '../services/invitations.js';
+import type { SecretService } from '../services/secrets.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -51,6 +52,10 @@ export interface ApiContext {
   quotas: QuotaService;
   approvals: ApprovalService;
   invitations: InvitationService;
+  /** Team secrets (values sealed; opened for owners, admins and the nodes that use them). */
+  secrets: SecretService;
+  /** The id of the key values are sealed with now (never the key). */
+  secretKeyId: string;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;
 }

@@ -7,6 +7,7 @@ import { appSpecJsonSchema } from '../../model/spec.js';
 import { INSTANCE_ID, NAME, NODE_NAME } from '../../model/names.js';
 import { clusterPaths } from './openapi-paths.js';
 import { pendingApproval, teamPaths } from './openapi-teams.js';
+import { secretPaths } from './openapi-secrets.js';
 import { buildPaths } from './builds.js';
 import { quotaPaths } from './quotas.js';
 import { body, conflict, error, flag, list, matching, object, ok, op, pathParam, queryParam, ref, type Operation } from './openapi-helpers.js';
@@ -179,6 +180,7 @@ export function openApiDocument(version: string): object {
       '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': ok('OpenAPI 3.1') } } },
       ...appPaths(),
       ...clusterPaths(),
+      ...secretPaths(),
       ...buildPaths(),
       ...scopedTokenPaths(),
       ...quotaPaths(),

@@ -30,6 +30,8 @@ export class AppService {
     private readonly pinner?: ImagePinner,
     /** Team quotas: every write of an app record is checked against its team's (none: unlimited). */
     private readonly quotas?: QuotaService,
+    /** Checks the secrets the spec uses (its team's, existing) and pins their versions; throws SpecError. */
+    private readonly pinSecrets: (spec: AppSpec) => AppSpec = (spec) => spec,
   ) {}
 
   /**
@@ -50,9 +52,10 @@ export class AppService {
     if (refused.length > 0) {
       throw new SpecError(refused.map(({ path, port }) => ({ path, message: `host port ${port} is privileged (below 1024): a Gantry admin must allow it (gantry server --allow-host-port ${port})` })));
     }
+    const withSecrets = this.pinSecrets(parsed);
     // Tags become the digests they name now: the release runs the same bits everywhere, and a
     // tag that moves makes a new release only when the spec is applied again.
-    const { spec, unpinned } = this.pinner ? await this.pinner.pin(parsed) : { spec: parsed, unpinned: [] };
+    const { spec, unpinned } = this.pinner ? await this.pinner.pin(withSecrets) : { spec: withSecrets, unpinned: [] };
     const pinnedOutcome = unpinned.length > 0 ? { unpinned } : {};
     await this.approvals?.holdIfRequired(spec, user, note, approval);
     // Each attempt builds the new record and its release from what is stored at that moment.

@@ -12,6 +12,7 @@ import type { EventLog } from './events.js';
 import type { RegistryCredentials } from '../images/registry-client.js';
 import { STORE } from '../keys.js';
 import { casUpdate } from '../cas.js';
+import { resealAll } from '../reseal.js';
 import { NotFoundError } from '../errors.js';
 
 type RegistryLoginView = RegistryLoginInfo;
@@ -57,6 +58,12 @@ export class RegistryLoginService {
     }, { what: `registry login ${host}` });
     await this.state.waitFor(written.revision!);
     this.events.note({ level: 'info', type: 'registry.logout', message: `credentials for registry ${host} removed by ${user}` });
+  }
+
+  /** Seals again with the current key every password sealed with a previous one (key rotation); how many. */
+  reseal(): Promise<number> {
+    const stale = [...this.state.registryLogins.values()].filter((r) => !this.box.isCurrent(r.password)).map((r) => STORE.registryLogins.key(r.host));
+    return resealAll(this.store, this.box, stale, STORE.registryLogins, { get: (r) => r.password, set: (r, password) => ({ ...r, password }) });
   }
 
   /** The opened credentials for `host`, if any are stored. Throws when they do not open (another key). */

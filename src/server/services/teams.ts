@@ -135,6 +135,11 @@ export function teamScope(state: ClusterState): TeamScope {
       if (kind === 'app' || kind === 'release' || kind === 'event' || kind === 'discovery') return teamOfApp(resource);
       if (kind === 'instance' || kind === 'log') return teamOfApp(state.instances.get(resource)?.app);
       if (kind === 'pool') return state.pools.get(resource)?.team;
+      // A secret route names its team (`team`, or `team/name` as can-i says it).
+      if (kind === 'secret') {
+        const team = resource.split('/', 1)[0] ?? '';
+        return state.teams.has(team) ? team : undefined;
+      }
       return undefined;
     },
     teamsOf(user: string) {
