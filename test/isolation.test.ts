@@ -195,6 +195,31 @@ describe('isolation between teams', () => {
     assert.doesNotMatch(text, /app-b/);
   });
 
+  test("secrets: a team's members list their names, developers set them, owners read values; nobody else touches them or uses them", async () => {
+    const SECRET = 'isolation-secret-value-7f3a';
+    assert.equal((await call('bob', 'PUT', '/v1/teams/b/secrets/db', { value: SECRET })).status, 200);
+    const matrix: Array<[string, string, string, number]> = [
+      ['alice', 'GET', '/v1/teams/b/secrets', 403],
+      ['alice', 'GET', '/v1/teams/b/secrets/db', 403],
+      ['alice', 'PUT', '/v1/teams/b/secrets/db', 403],
+      ['alice', 'DELETE', '/v1/teams/b/secrets/db', 403],
+      ['dave', 'PUT', '/v1/teams/a/secrets/token', 200],
+      ['dave', 'GET', '/v1/teams/a/secrets/token', 403],
+      ['vera', 'PUT', '/v1/teams/a/secrets/token', 403],
+      ['vera', 'GET', '/v1/teams/a/secrets/token', 403],
+      ['vera', 'GET', '/v1/teams/a/secrets', 200],
+      ['alice', 'GET', '/v1/teams/a/secrets/token', 200],
+    ];
+    for (const [who, method, path, expected] of matrix) {
+      const answer = await call(who, method, path, method === 'PUT' ? { value: `${who}-value` } : undefined);
+      assert.equal(answer.status, expected, `${who} ${method} ${path}: ${answer.text.slice(0, 200)}`);
+      assert.ok(!answer.text.includes(SECRET), `${who} ${method} ${path} answered team b's value`);
+    }
+    const stolen = await call('dave', 'POST', '/v1/apps', { ...spec('a-new', 'a'), entrypoints: { web: { ...spec('a-new', 'a').entrypoints.web, env: { DB: { secret: 'b/db' } } } } });
+    assert.equal(stolen.status, 400, stolen.text);
+    assert.match(stolen.text, /secret b\/db belongs to team b, not to this app's team a/);
+  });
+
   test('pools, nodes, tokens, users, registry credentials, audit: a member sees their team\'s pool and nothing else', async () => {
     assert.deepEqual(((await call('alice', 'GET', '/v1/pools')).body.pools as { name: string }[]).map((p) => p.name), ['pa']);
     assert.deepEqual(((await call('bob', 'GET', '/v1/pools')).body.pools as { name: string }[]).map((p) => p.name), ['pb']);
