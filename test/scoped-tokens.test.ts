@@ -56,6 +56,10 @@ describe('personal and robot tokens', () => {
     assert.match(String(scale.body.error), /alice\/laptop's token may not write app cart: its scope is \*:read/);
     assert.equal((await call(reader, 'POST', '/v1/apps', app('cart', 'shop', 3))).status, 403, 'nor apply');
     assert.equal((await call(reader, 'POST', '/v1/me/tokens', { name: 'stronger', scope: ['all'] })).status, 403, 'a token does not mint tokens');
+    const invite = await call(reader, 'POST', '/v1/invitations', { team: 'shop', role: 'developer' });
+    assert.equal(invite.status, 403, 'nor invites people, which alice herself may');
+    assert.match(String(invite.body.error), /may not write users: its scope is \*:read/);
+    assert.equal((await call(sessions.alice!, 'POST', '/v1/invitations', { team: 'shop', role: 'developer' })).status, 201, 'her session may');
     assert.deepEqual((await call(reader, 'GET', '/v1/whoami')).body.user, 'alice');
 
     const deployer = (await call(sessions.alice!, 'POST', '/v1/me/tokens', { name: 'deploy', scope: ['app:write', 'app:read'], expiresIn: '1h' })).body;

@@ -20,8 +20,12 @@ export type Rule =
   | { action: 'public' }
   /** The node agent's connection (agent and join tokens; admins too). */
   | { action: 'agent' }
-  /** A person's own session: who am I, sign out. */
-  | { action: 'self' }
+  /**
+   * A person's own session (who am I, sign out), or an action whose route decides who may (its
+   * resource may not exist yet): any person passes here; a scoped token only when its scope
+   * holds `as` (what the action amounts to).
+   */
+  | { action: 'self'; as?: { kind: Kind; verb: Verb } }
   /** A list every person may ask for: the answer holds the items mayList() lets the caller see. */
   | { action: 'list'; kind: Kind }
   /**
@@ -92,7 +96,7 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/discovery/prometheus': { action: 'list', kind: 'discovery' },
 
   // Personal tokens: a person's own (made from a session; the route checks). Robot tokens: a team's, made by its owners.
-  'GET /v1/me/tokens': { action: 'self' },
+  'GET /v1/me/tokens': { action: 'self', as: { kind: 'token', verb: 'read' } },
   'POST /v1/me/tokens': { action: 'self' },
   'DELETE /v1/me/tokens/:name': { action: 'self' },
   'GET /v1/teams/:team/tokens': read('team', 'team'),
@@ -128,17 +132,17 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   // Approvals: anyone signed in lists the requests of their teams; who may approve or reject is
   // decided on the stored request (approvals.ts: owners, four eyes, admins), since a proposal
   // may create an app not in the store yet.
-  'GET /v1/approvals': { action: 'self' },
-  'POST /v1/approvals/:app/approve': { action: 'self' },
-  'POST /v1/approvals/:app/reject': { action: 'self' },
+  'GET /v1/approvals': { action: 'self', as: { kind: 'app', verb: 'read' } },
+  'POST /v1/approvals/:app/approve': { action: 'self', as: { kind: 'app', verb: 'write' } },
+  'POST /v1/approvals/:app/reject': { action: 'self', as: { kind: 'app', verb: 'write' } },
   'PUT /v1/teams/:team/require-approval': write('team', 'team'),
 
   // Invitations: who may invite whom depends on the body (admins: anyone; team owners: members
   // of their own team), decided by invitations.ts; accepting one is how an invited person gets
   // a token, so it is public (and counted like sign-ins).
-  'POST /v1/invitations': { action: 'self' },
-  'GET /v1/invitations': { action: 'self' },
-  'DELETE /v1/invitations/:id': { action: 'self' },
+  'POST /v1/invitations': { action: 'self', as: { kind: 'user', verb: 'write' } },
+  'GET /v1/invitations': { action: 'self', as: { kind: 'user', verb: 'read' } },
+  'DELETE /v1/invitations/:id': { action: 'self', as: { kind: 'user', verb: 'delete' } },
   'POST /v1/invitations/accept': { action: 'public' },
 
   // Team secrets: the team's members list names and versions (reading the team), owners read
@@ -229,6 +233,7 @@ export function decide(caller: Who, rule: Rule, resource?: string, teams: TeamSc
   if (rule.action === 'public') return { allowed: true };
   if (rule.action === 'agent') return caller.role === 'agent' || caller.role === 'join' || caller.role === 'admin' ? { allowed: true } : { allowed: false, why: 'only node agents connect here' };
   const nodeToken = caller.role === 'agent' || caller.role === 'join' ? `a${caller.role === 'agent' ? 'n' : ''} ${caller.role} token` : undefined;
+  if (rule.action === 'self' && rule.as && caller.scope && !scopeAllows(caller.scope, rule.as.kind, rule.as.verb)) return { allowed: false, why: `${caller.name}'s token may not ${rule.as.verb} ${rule.as.kind}s: its scope is ${caller.scope.join(', ')}` };
   if (rule.action === 'self') return nodeToken ? { allowed: false, why: `${nodeToken} speaks for a node, not a person` } : { allowed: true };
   if (caller.scope && rule.action === 'list' && !scopeAllows(caller.scope, rule.kind, 'read')) return { allowed: false, why: `${caller.name}'s token may not read ${rule.kind}s: its scope is ${caller.scope.join(', ')}` };
   if (rule.action === 'list') return nodeToken ? { allowed: false, why: `${nodeToken} speaks for a node, not a person` } : { allowed: true };
