@@ -107,6 +107,11 @@ describe('teams: who may do what to whose apps', () => {
     assert.deepEqual(await names(tokens.bob!), ['app-b']);
     assert.deepEqual(await names(tokens.mallory!), []);
     assert.deepEqual(await names(ADMIN), ['app-a', 'app-b', 'app-none']);
+    // Upgrade path: an app whose spec names no team is the default team's (made on start), and its spec is as it was.
+    const defaultTeam = (await call('GET', '/v1/teams/default', ADMIN)).body.team as { name: string; members: object };
+    assert.deepEqual([defaultTeam.name, defaultTeam.members], ['default', {}]);
+    assert.equal(((await call('GET', '/v1/apps/app-none', ADMIN)).body.app as { spec: { team?: string } }).spec.team, undefined);
+    assert.equal((await call('GET', '/v1/auth/can-i?verb=read&resource=app/app-none&as=alice', ADMIN)).body.allowed, false);
     assert.ok(!JSON.stringify((await call('GET', '/v1/apps', tokens.alice!)).body).includes('entrypoints'), 'summaries, never specs');
   });
 
