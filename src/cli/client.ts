@@ -18,7 +18,8 @@ import type { Endpoint } from '../model/registry.js';
 import type { AdoptionResult, LoginResponse, RegistryLoginInfo, UserInfo } from '../model/api.js';
 import type { AuditRecord, ReleaseRecord, RolloutRecord, TeamRecord, TeamRole } from '../model/types.js';
 import type { TokenInfo } from '../model/api.js';
-import type { SecretInfo } from '../model/api.js';
+import type { ConfigInfo, SecretInfo } from '../model/api.js';
+import type { ConfigRecord } from '../model/types.js';
 
 export interface RolloutStatus {
   rollout: RolloutRecord | null;
@@ -449,6 +450,34 @@ export class GantryClient {
 
   rotateSecretKey(): Promise<{ key: string; secrets: number; registryLogins: number }> {
     return this.json('POST', '/v1/secrets/rotate-key', { body: '{}', contentType: 'application/json' });
+  }
+
+  configs(team: string): Promise<{ configs: ConfigInfo[] }> {
+    return this.json('GET', `/v1/teams/${enc(team)}/configs`);
+  }
+
+  config(team: string, name: string, version?: number): Promise<{ config: ConfigRecord }> {
+    return this.json('GET', `/v1/teams/${enc(team)}/configs/${enc(name)}`, version === undefined ? {} : { query: { version: String(version) } });
+  }
+
+  configHistory(team: string, name: string): Promise<{ versions: ConfigRecord[] }> {
+    return this.json('GET', `/v1/teams/${enc(team)}/configs/${enc(name)}/history`);
+  }
+
+  configDiff(team: string, name: string, from: number, to?: number): Promise<{ from: number; to: number; changes: Change[] }> {
+    return this.json('GET', `/v1/teams/${enc(team)}/configs/${enc(name)}/diff`, { query: { from: String(from), ...(to === undefined ? {} : { to: String(to) }) } });
+  }
+
+  setConfig(team: string, name: string, content: { text: string } | { values: Record<string, string> }, note?: string): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[] }> {
+    return this.json('PUT', `/v1/teams/${enc(team)}/configs/${enc(name)}`, { body: JSON.stringify({ ...content, ...(note ? { note } : {}) }), contentType: 'application/json' });
+  }
+
+  rollbackConfig(team: string, name: string, version: number): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[] }> {
+    return this.json('POST', `/v1/teams/${enc(team)}/configs/${enc(name)}/rollback`, { body: JSON.stringify({ version }), contentType: 'application/json' });
+  }
+
+  removeConfig(team: string, name: string): Promise<{ removed: string }> {
+    return this.json('DELETE', `/v1/teams/${enc(team)}/configs/${enc(name)}`);
   }
 
   users(): Promise<{ users: UserInfo[] }> {

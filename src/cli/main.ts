@@ -15,6 +15,7 @@ import { registerNodeCommands } from './node-commands.js';
 import { registerBuildCommands } from './build-commands.js';
 import { registerImageCommands } from './image-commands.js';
 import { registerSecretCommands } from './secret-commands.js';
+import { registerConfigCommands } from './config-commands.js';
 import { registerUserCommands } from './user-commands.js';
 
 interface CommandModule {
@@ -33,6 +34,7 @@ const MODULES: CommandModule[] = [
   { register: registerBuildCommands },
   { register: registerImageCommands },
   { register: registerSecretCommands },
+  { register: registerConfigCommands },
   { register: registerUserCommands },
   { only: ['sim'], register: async (p) => (await import('./sim-commands.js')).registerSimCommands(p) },
 ];

@@ -25,6 +25,7 @@ import { teamRoutes } from './api/teams.js';
 import { buildRoutes } from './api/builds.js';
 import { tokenRoutes } from './api/tokens.js';
 import { secretRoutes } from './api/secrets.js';
+import { configRoutes } from './api/configs.js';
 import { openApiDocument } from './api/openapi.js';
 
 /** Request bodies are specs and small commands; anything bigger is refused before it is read. */
@@ -85,6 +86,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   teamRoutes(server, ctx);
   buildRoutes(server, ctx);
   secretRoutes(server, ctx);
+  configRoutes(server, ctx);
   return { server, routes };
 }
 

@@ -7,7 +7,7 @@ import type { Caller } from './auth.js';
 import type { TeamRole } from '../model/types.js';
 
 /** Resource kinds, as `gantry auth can-i <verb> <kind>/<name>` names them. */
-export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit', 'secret'] as const;
+export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit', 'secret', 'config'] as const;
 export type Kind = (typeof KINDS)[number];
 export const VERBS = ['read', 'write', 'delete'] as const;
 export type Verb = (typeof VERBS)[number];
@@ -109,6 +109,16 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'PUT /v1/teams/:team/secrets/:name': write('secret', 'team'),
   'DELETE /v1/teams/:team/secrets/:name': remove('secret', 'team'),
   'POST /v1/secrets/rotate-key': write('cluster'),
+
+  // Team configs: the team's members read them and their history, owners and developers set
+  // and roll them back, owners remove them (as for the team's apps).
+  'GET /v1/teams/:team/configs': read('config', 'team'),
+  'GET /v1/teams/:team/configs/:name': read('config', 'team'),
+  'GET /v1/teams/:team/configs/:name/history': read('config', 'team'),
+  'GET /v1/teams/:team/configs/:name/diff': read('config', 'team'),
+  'PUT /v1/teams/:team/configs/:name': write('config', 'team'),
+  'POST /v1/teams/:team/configs/:name/rollback': write('config', 'team'),
+  'DELETE /v1/teams/:team/configs/:name': remove('config', 'team'),
 };
 
 /** What a route not in the table gets: admins only. */
@@ -137,7 +147,7 @@ export interface TeamScope {
 }
 
 /** Resources that belong to a team: an app (its spec's `team`), its releases, instances and logs, and the team itself. */
-const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'team', 'secret']);
+const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'team', 'secret', 'config']);
 
 /** What each team role may do to the team's resources (a team itself: members read it, owners manage its members). */
 const TEAM_ROLE: Record<TeamRole, ReadonlySet<Verb>> = {
@@ -185,7 +195,7 @@ export function decide(caller: Pick<Caller, 'role' | 'name' | 'user'>, rule: Rul
   const what = `${rule.verb} ${rule.kind}${resource ? ` ${resource}` : 's'}`;
   const who = nodeToken ?? `${caller.name} (${caller.role})`;
   const hint = role
-    ? `: a ${role} of team ${team} may ${[...roleVerbs(rule.kind, role)].join(' and ') || 'not touch'}${rule.kind === 'team' ? ' it' : rule.kind === 'secret' ? ' its secrets' : ' its apps'}`
+    ? `: a ${role} of team ${team} may ${[...roleVerbs(rule.kind, role)].join(' and ') || 'not touch'}${rule.kind === 'team' ? ' it' : rule.kind === 'secret' ? ' its secrets' : rule.kind === 'config' ? ' its configs' : ' its apps'}`
     : caller.role === 'member'
       ? resource !== undefined && TEAM_SCOPED.has(rule.kind)
         ? team === undefined ? `: it belongs to no team of yours` : `: it belongs to team ${team}, which you are not in`

@@ -21,6 +21,7 @@ import type { UserService } from '../services/users.js';
 import type { TeamService } from '../services/teams.js';
 import type { AuditLog } from '../services/audit.js';
 import type { SecretService } from '../services/secrets.js';
+import type { ConfigService } from '../services/configs.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -47,6 +48,8 @@ export interface ApiContext {
   secrets: SecretService;
   /** The id of the key values are sealed with now (never the key). */
   secretKeyId: string;
+  /** Team configs: versioned documents apps mount as files or env. */
+  configs: ConfigService;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;
 }

@@ -99,8 +99,8 @@ export function teamScope(state: ClusterState): TeamScope {
       if (kind === 'team') return state.teams.has(resource) ? resource : undefined;
       if (kind === 'app' || kind === 'release') return teamOfApp(resource);
       if (kind === 'instance' || kind === 'log') return teamOfApp(state.instances.get(resource)?.app);
-      // A secret route names its team (`team`, or `team/name` as can-i says it).
-      if (kind === 'secret') {
+      // A secret or config route names its team (`team`, or `team/name` as can-i says it).
+      if (kind === 'secret' || kind === 'config') {
         const team = resource.split('/', 1)[0] ?? '';
         return state.teams.has(team) ? team : undefined;
       }
