@@ -6,7 +6,7 @@ import { options } from './cli-options.js';
 import { clientFor } from './connect.js';
 import { EXIT, fail } from './errors.js';
 import { formatTime, print, renderJson, renderTable } from './output.js';
-import { readSecret } from './secret-input.js';
+import { readStdin } from './secret-input.js';
 
 const MAX_BYTES = 256 * 1024;
 
@@ -38,7 +38,7 @@ async function contentOf(opts: { fromFile?: string; set?: string[]; envFile?: st
     return { values: { ...fromFile, ...Object.assign({}, ...(opts.set ?? []).map((pair) => keyValues([pair], `--set ${pair.slice(0, 100)}`))) } };
   }
   if (process.stdin.isTTY) fail(EXIT.usage, 'give the content: --from-file, --set K=V, --env-file, or pipe it to stdin');
-  return { text: await readSecret('stdin', MAX_BYTES) };
+  return { text: await readStdin(MAX_BYTES) };
 }
 
 export async function setConfig(ref: string, _opts: unknown, cmd: Command): Promise<void> {
@@ -52,7 +52,7 @@ export async function setConfig(ref: string, _opts: unknown, cmd: Command): Prom
 }
 
 export async function getConfig(ref: string, _opts: unknown, cmd: Command): Promise<void> {
-  const { version, output } = options<{ version?: number }>(cmd);
+  const { at: version, output } = options<{ at?: number }>(cmd);
   const { team, name } = parseRef(ref);
   const { config } = await clientFor(cmd).config(team, name, version);
   if (output === 'json') return print(renderJson(config));

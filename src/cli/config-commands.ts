@@ -18,7 +18,7 @@ export function registerConfigCommands(program: Command): void {
     .action(run('setConfig'));
   clientCommand(config, 'get', 'print a config: its text, or KEY=VALUE lines')
     .argument('<team/name>', 'e.g. shop/nginx-conf')
-    .option('--version <n>', 'an earlier version', wholeNumber('--version', 1))
+    .option('--at <version>', 'an earlier version (--version is the CLI\'s own)', wholeNumber('--at', 1))
     .addOption(outputOption())
     .action(run('getConfig'));
   clientCommand(config, 'ls', "a team's configs: kind, version, which apps use them")
