@@ -117,6 +117,24 @@ entrypoints:
     assert.match(history.stdout, /config shop\/app-env changed \(version 2\)/);
   });
 
+  test('while the server is down, an instance started afresh gets the last config version the agent received', async () => {
+    const [victim] = await running(envApp);
+    await cluster.stopServer();
+    try {
+      await run('docker', ['rm', '-f', `gantry-${victim!.id}`]);
+      const mode = await until('a new container of the instance to run', async () => {
+        try {
+          return await inside(victim!.id, 'echo "$MODE"');
+        } catch {
+          return undefined; // not there yet
+        }
+      }, 60_000);
+      assert.equal(mode, 'green\n');
+    } finally {
+      await cluster.startServer();
+    }
+  });
+
   test('bad input: a config of another kind, a missing one, or a foreign team is refused naming the field', async () => {
     const wrongKind = await cluster.cli(['apply', '-f', '-'], { input: `app: ${envApp}-x\nteam: shop\nentrypoints:\n  web:\n    image: ${TEST_IMAGE}\n    envFrom: [{ config: shop/app-conf }]\n` });
     assert.equal(wrongKind.code, 1);
