@@ -89,6 +89,31 @@ entrypoints:
     assert.equal((await cluster.cli(['config', 'get', 'shop/app-conf', '--at', '2'])).stdout, 'level=debug\n');
   });
 
+  test('a process instance: the file under GANTRY_FILES is rewritten and the process gets SIGHUP', async () => {
+    const proc = `${hup}-proc`;
+    assert.equal((await cluster.cli(['config', 'set', 'shop/proc-conf'], { input: 'one\n' })).code, 0);
+    await apply(`
+app: ${proc}
+team: shop
+entrypoints:
+  worker:
+    command: ["/bin/sh", "-c", "trap 'cat \\"$GANTRY_FILES/etc/worker.conf\\" > reloaded' HUP; while true; do sleep 1 & wait $!; done"]
+    stop: { grace: 2s, drain: 0s }
+    files: [{ path: /etc/worker.conf, config: shop/proc-conf }]
+    onConfigChange: { signal: SIGHUP }
+`);
+    try {
+      const [instance] = await running(proc);
+      assert.equal((await cluster.cli(['config', 'set', 'shop/proc-conf'], { input: 'two\n' })).code, 0);
+      const reloaded = join(cluster.dir, 'agents', node, 'process', instance!.id, 'reloaded');
+      await until('the trap to read the new file', () => existsSync(reloaded) && readFileSync(reloaded, 'utf8') === 'two\n', 30_000);
+      const [after] = await running(proc);
+      assert.deepEqual([after!.id, after!.status?.restarts], [instance!.id, 0], 'the same process, not restarted');
+    } finally {
+      await cluster.cli(['rm', proc, '--timeout', '30s']);
+    }
+  });
+
   test('a key-value config used as env: a new version rolls the instances onto it', async () => {
     assert.equal((await cluster.cli(['config', 'set', 'shop/app-env', '--set', 'MODE=blue', '--set', 'LIMIT=10'])).code, 0);
     await apply(`
