@@ -114,6 +114,33 @@ entrypoints:
     }
   });
 
+  test('onConfigChange hook: the file is rewritten, then the hook is POSTed on the instance\'s port', async () => {
+    const hooked = `${hup}-hook`;
+    assert.equal((await cluster.cli(['config', 'set', 'shop/hook-conf'], { input: 'a\n' })).code, 0);
+    // busybox httpd runs /cgi-bin/reload for the hook: it copies the file it sees.
+    const cgi = ['#!/bin/sh', 'cat /etc/hook.conf > /tmp/hooked', 'echo Content-Type: text/plain', 'echo', 'echo ok'];
+    const script = `mkdir -p /tmp/w/cgi-bin && printf '%s\\n' ${cgi.map((line) => `'${line}'`).join(' ')} > /tmp/w/cgi-bin/reload && chmod +x /tmp/w/cgi-bin/reload && exec httpd -f -p 8080 -h /tmp/w`;
+    await apply(`
+app: ${hooked}
+team: shop
+entrypoints:
+  web:
+    image: ${TEST_IMAGE}
+    command: ["sh", "-c", ${JSON.stringify(script)}]
+    ports: [{ name: http, container: 8080 }]
+    stop: { grace: 2s, drain: 0s }
+    files: [{ path: /etc/hook.conf, config: shop/hook-conf, mode: "0444" }]
+    onConfigChange: { hook: { port: http, path: /cgi-bin/reload } }
+`);
+    try {
+      const [instance] = await running(hooked);
+      assert.equal((await cluster.cli(['config', 'set', 'shop/hook-conf'], { input: 'b\n' })).code, 0);
+      await until('the hook to copy the new file', async () => (await inside(instance!.id, 'cat /tmp/hooked 2>/dev/null || true')) === 'b\n', 30_000);
+    } finally {
+      await cluster.cli(['rm', hooked, '--timeout', '30s']);
+    }
+  });
+
   test('a key-value config used as env: a new version rolls the instances onto it', async () => {
     assert.equal((await cluster.cli(['config', 'set', 'shop/app-env', '--set', 'MODE=blue', '--set', 'LIMIT=10'])).code, 0);
     await apply(`
