@@ -440,7 +440,7 @@ export class GantryClient {
     return this.json('GET', `/v1/teams/${enc(team)}/secrets/${enc(name)}`);
   }
 
-  setSecret(team: string, name: string, value: string, roll: boolean): Promise<{ secret: SecretInfo; rolled?: { app: string; release: number }[] }> {
+  setSecret(team: string, name: string, value: string, roll: boolean): Promise<{ secret: SecretInfo; rolled?: { app: string; release: number }[]; failed?: { app: string; error: string }[] }> {
     return this.json('PUT', `/v1/teams/${enc(team)}/secrets/${enc(name)}`, { body: JSON.stringify({ value, roll }), contentType: 'application/json' });
   }
 
@@ -468,11 +468,11 @@ export class GantryClient {
     return this.json('GET', `/v1/teams/${enc(team)}/configs/${enc(name)}/diff`, { query: { from: String(from), ...(to === undefined ? {} : { to: String(to) }) } });
   }
 
-  setConfig(team: string, name: string, content: { text: string } | { values: Record<string, string> }, note?: string): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[] }> {
+  setConfig(team: string, name: string, content: { text: string } | { values: Record<string, string> }, note?: string): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[]; failed: { app: string; error: string }[] }> {
     return this.json('PUT', `/v1/teams/${enc(team)}/configs/${enc(name)}`, { body: JSON.stringify({ ...content, ...(note ? { note } : {}) }), contentType: 'application/json' });
   }
 
-  rollbackConfig(team: string, name: string, version: number): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[] }> {
+  rollbackConfig(team: string, name: string, version: number): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[]; failed: { app: string; error: string }[] }> {
     return this.json('POST', `/v1/teams/${enc(team)}/configs/${enc(name)}/rollback`, { body: JSON.stringify({ version }), contentType: 'application/json' });
   }
 

@@ -7,6 +7,7 @@ import { clientFor } from './connect.js';
 import { EXIT, fail } from './errors.js';
 import { formatTime, print, renderJson, renderTable } from './output.js';
 import { readStdin } from './secret-input.js';
+import { reportRolls } from './secret-actions.js';
 
 const MAX_BYTES = 256 * 1024;
 
@@ -44,10 +45,10 @@ async function contentOf(opts: { fromFile?: string; set?: string[]; envFile?: st
 export async function setConfig(ref: string, _opts: unknown, cmd: Command): Promise<void> {
   const opts = options<{ fromFile?: string; set?: string[]; envFile?: string; note?: string }>(cmd);
   const { team, name } = parseRef(ref);
-  const { config, rolled } = await clientFor(cmd).setConfig(team, name, await contentOf(opts), opts.note);
+  const { config, rolled, failed } = await clientFor(cmd).setConfig(team, name, await contentOf(opts), opts.note);
   print(`config ${ref} version ${config.version} stored`);
-  if (rolled.length > 0) print(`rolling: ${rolled.map((r) => `${r.app} (release ${r.release})`).join(', ')}`);
-  const inPlace = config.usedBy.filter((app) => !rolled.some((r) => r.app === app));
+  reportRolls(rolled, failed);
+  const inPlace = config.usedBy.filter((app) => !rolled.some((r) => r.app === app) && !failed.some((f) => f.app === app));
   if (inPlace.length > 0) print(`reloaded in place or at next start: ${inPlace.join(', ')}`);
 }
 
@@ -87,9 +88,9 @@ export async function diffConfig(ref: string, _opts: unknown, cmd: Command): Pro
 
 export async function rollbackConfig(ref: string, version: number, _opts: unknown, cmd: Command): Promise<void> {
   const { team, name } = parseRef(ref);
-  const { config, rolled } = await clientFor(cmd).rollbackConfig(team, name, version);
+  const { config, rolled, failed } = await clientFor(cmd).rollbackConfig(team, name, version);
   print(`config ${ref} is back to version ${version}'s content as version ${config.version}`);
-  if (rolled.length > 0) print(`rolling: ${rolled.map((r) => `${r.app} (release ${r.release})`).join(', ')}`);
+  reportRolls(rolled, failed);
 }
 
 export async function removeConfig(ref: string, _opts: unknown, cmd: Command): Promise<void> {

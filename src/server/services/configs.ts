@@ -16,6 +16,7 @@ import { secretRefOf } from '../../model/spec-secrets.js';
 import type { ClusterState } from '../state.js';
 import type { EventLog } from './events.js';
 import { appTeam, type ApplySpec } from './secrets.js';
+import { rollApps, type RollOutcome } from './rolls.js';
 import { STORE } from '../keys.js';
 import { casUpdate } from '../cas.js';
 import { ConflictError, NotFoundError } from '../errors.js';
@@ -62,7 +63,7 @@ export class ConfigService {
   }
 
   /** Stores a new version; the apps using it follow (see the file's head). */
-  async set(team: string, name: string, content: ConfigContent, by: string, note?: string): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[] }> {
+  async set(team: string, name: string, content: ConfigContent, by: string, note?: string): Promise<{ config: ConfigInfo } & RollOutcome> {
     this.requireTeam(team);
     const ref = secretRefOf(team, name);
     const count = [...this.state.configs.values()].filter((c) => c.team === team).length;
@@ -96,10 +97,10 @@ export class ConfigService {
     await this.state.waitFor(written.revision!);
     const record = stored!;
     this.events.note({ level: 'info', type: 'config.set', message: `config ${ref} version ${record.version} by ${by}${note ? ` (${note})` : ''}` });
-    return { config: this.info(record), rolled: await this.roll(ref, record.version, by) };
+    return { config: this.info(record), ...(await this.roll(ref, record.version, by)) };
   }
 
-  async rollback(team: string, name: string, version: number, by: string): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[] }> {
+  async rollback(team: string, name: string, version: number, by: string): Promise<{ config: ConfigInfo } & RollOutcome> {
     const old = await this.get(team, name, version);
     if (old.version === this.record(team, name).version) throw new ConflictError(`version ${version} is the current version of config ${team}/${name}`);
     return this.set(team, name, old.text !== undefined ? { text: old.text } : { values: old.values ?? {} }, by, `rollback to version ${version}`);
@@ -158,19 +159,13 @@ export class ConfigService {
   }
 
   /** A release for every app with an entry that restarts on a change of `ref`, whose only change is that use's version. */
-  private async roll(ref: string, version: number, by: string): Promise<{ app: string; release: number }[]> {
-    const rolled: { app: string; release: number }[] = [];
-    for (const app of this.usedBy(ref)) {
-      const record = this.state.apps.get(app);
-      if (!record) continue;
-      const spec = structuredClone(record.spec);
+  private roll(ref: string, version: number, by: string): Promise<RollOutcome> {
+    const pin = (spec: AppSpec) => {
       const restarting = configPlaces(spec).filter((p) => p.use.config === ref && p.restarts);
-      if (restarting.length === 0) continue;
       for (const { use } of restarting) use.version = version;
-      const result = await this.applySpec(spec, by, `config ${ref} changed (version ${version})`);
-      if (result.changed) rolled.push({ app, release: result.app.release });
-    }
-    return rolled;
+      return restarting.length > 0;
+    };
+    return rollApps(this.state, this.events, this.usedBy(ref), pin, this.applySpec, by, `config ${ref} changed (version ${version})`);
   }
 
   private record(team: string, name: string): ConfigRecord {
