@@ -76,6 +76,10 @@ entrypoints:
     const write = await run('docker', ['exec', `gantry-${instances[0]!.id}`, 'sh', '-c', 'echo x > /run/secrets/db-password && echo written || echo refused']);
     assert.equal(write.stdout.trim(), 'refused', 'the file is mounted read-only');
 
+    const listed = await cluster.cli(['secret', 'ls', 'shop']);
+    assert.match(listed.stdout, new RegExp(`shop/db-password\\s+1\\s.*${app}`));
+    assert.ok(!listed.stdout.includes(VALUE));
+
     const agentDir = join(cluster.dir, 'agents', node);
     assert.equal(statSync(join(agentDir, 'secrets.json')).mode & 0o777, 0o600);
     assert.equal(statSync(join(agentDir, 'files')).mode & 0o777, 0o700);

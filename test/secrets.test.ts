@@ -168,6 +168,12 @@ describe('team secrets: who may do what, where values never appear, rolls and ke
     assert.equal((await call('GET', '/v1/teams/blog/secrets/token', tokens.bea!)).body.value, 'blog-token-value');
   });
 
+  test('a team that keeps secrets is not removed', async () => {
+    const refused = await call('DELETE', '/v1/teams/blog', ADMIN);
+    assert.equal(refused.status, 409);
+    assert.match(String(refused.body.error), /team blog still has secret token/);
+  });
+
   test('no value is in the store file', async () => {
     await server.close();
     for (const file of ['gantry.db', 'gantry.db-wal']) {

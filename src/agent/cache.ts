@@ -10,10 +10,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Instance, InstanceStatus } from '../model/types.js';
-import type { SecretValueMap } from '../model/agent-protocol.js';
+import type { ConfigValueMap, SecretValueMap } from '../model/agent-protocol.js';
 import { ensurePrivateDir, makePrivate, writePrivateFileAtomic } from '../host/private-files.js';
 
-const FILES = ['assignments.json', 'statuses.json', 'boot.json', 'cluster.json', 'secrets.json'] as const;
+const FILES = ['assignments.json', 'statuses.json', 'boot.json', 'cluster.json', 'secrets.json', 'configs.json'] as const;
 type CacheFile = (typeof FILES)[number];
 
 export interface AgentCacheOptions {
@@ -65,6 +65,15 @@ export class AgentCache {
   /** False when the file could not be written (reported through `log`). */
   saveSecrets(values: SecretValueMap): boolean {
     return this.write('secrets.json', values);
+  }
+
+  /** The config versions this node's instances use, by `team/name`. */
+  loadConfigs(): ConfigValueMap {
+    return this.read<ConfigValueMap>('configs.json') ?? {};
+  }
+
+  saveConfigs(values: ConfigValueMap): boolean {
+    return this.write('configs.json', values);
   }
 
   /** The id of the cluster this node last took instances from (undefined before its first server). */

@@ -31,7 +31,11 @@ import { RebootRecovery } from './recovery.js';
 import { Registration } from './registration.js';
 import { Removals } from './removals.js';
 import { Reporter } from './reporter.js';
-import { SecretValues } from './secret-values.js';
+import { NodeValues } from './node-values.js';
+import { reloadConfigs } from './config-reload.js';
+import { entrySecrets } from '../model/spec-secrets.js';
+import { entryConfigs } from '../model/spec-configs.js';
+import type { ConfigValueMap, SecretValueMap } from '../model/agent-protocol.js';
 import { Ticker, observeRuntimes } from './tick.js';
 
 export interface AgentOptions extends NodeIdentity {
@@ -78,7 +82,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   // What this node remembers: its cluster, its token, what it ran and had seen.
   const cache = new AgentCache(options.dataDir, { log });
   const ownership = new NodeOwnership(cache, log);
-  const secrets = new SecretValues(cache);
+  const secrets = new NodeValues<SecretValueMap[string]>(() => cache.loadSecrets(), (v) => cache.saveSecrets(v), (i) => entrySecrets(i.spec));
+  const configs = new NodeValues<ConfigValueMap[string]>(() => cache.loadConfigs(), (v) => cache.saveConfigs(v), (i) => entryConfigs(i.spec));
+  const lookup = { secret: (ref: string) => secrets.get(ref)?.value, config: (ref: string) => configs.get(ref) };
   const credentials = new AgentCredentials(options.dataDir, options.token);
   if (credentials.source === 'saved') log(`connecting with the agent token this node was given when it joined (${SAVED_TOKEN_FILE} in its data directory)`);
 
@@ -101,7 +107,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       register: (instance) => registration.register(instance),
       withdraw: (instance) => registration.withdraw(instance),
       portsTaken: (ports) => node.notePortsTaken(ports),
-      secret: (ref) => secrets.get(ref),
+      secret: lookup.secret,
+      config: lookup.config,
       ensureImage: (image, policy, watcher, use) => images.ensure(image, policy, watcher).then((outcome) => {
         if (use) imageCollector.noteUse(image, use); // the record image clean-up works from
         return outcome;
@@ -141,6 +148,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         if (message.type === 'assignments') assignments.set(message.instances);
         else assignments.change(message.instances, message.gone);
         secrets.update(message.secrets, assignments.records());
+        void reloadConfigs(configs.update(message.configs, assignments.records()), { supervisors: assignments.all(), runtimeOf: (id) => assignments.runtimeOf(id), lookup, event: (event) => reporter.event(event) });
         removals.instruct(message.remove ?? []);
         assignments.save();
         return ticker.now();

@@ -8,6 +8,7 @@ import type { EnsureOutcome, PullPolicy, PullWatcher } from './images.js';
 import type { Runtime, RuntimeInstance, RunSpec } from '../runtime/runtime.js';
 import { cpuFor } from './cpu.js';
 import { PortsTakenError, takenPorts, type TakenPort } from './ports.js';
+import { resolveValues, type NodeValueLookup } from './instance-values.js';
 
 /** Marks what this node's agent started, so agents sharing one engine leave each other's alone. */
 export const NODE_LABEL = 'gantry.node';
@@ -31,6 +32,8 @@ export interface SupervisorHooks {
   ensureImage(image: string, policy: PullPolicy, watcher: PullWatcher, use?: { app: string; release: number }): Promise<EnsureOutcome>;
   /** The value of secret `team/name` as the server last sent it (undefined: not received). */
   secret?(ref: string): string | undefined;
+  /** The current version of config `team/name` as the server last sent it. */
+  config?(ref: string): { text?: string; values?: Record<string, string> } | undefined;
 }
 
 /** A pull that failed: its event is out already, the start fails with it. */
@@ -252,7 +255,7 @@ export class SupervisorSteps {
   }
 
   private spec(): RunSpec {
-    return runSpec(this.host.instance, this.host.hooks.sharedCpuset(), this.host.status.ip, (ref) => this.host.hooks.secret?.(ref));
+    return runSpec(this.host.instance, this.host.hooks.sharedCpuset(), this.host.status.ip, { secret: (ref) => this.host.hooks.secret?.(ref), config: (ref) => this.host.hooks.config?.(ref) });
   }
 }
 
@@ -264,15 +267,8 @@ function mib(bytes: number): string {
  * `ip`: the address the instance had, to keep it (a managed Docker network). `secret`: the
  * values of the secrets its env and files name; throws when one has not been received.
  */
-export function runSpec(instance: Instance, sharedCpuset: number[], ip?: string | null, secret: (ref: string) => string | undefined = () => undefined): RunSpec {
-  const valueOf = (ref: string): string => {
-    const value = secret(ref);
-    if (value === undefined) throw new Error(`the value of secret ${ref} has not reached this node yet (the server sends it with the instance's assignment)`);
-    return value;
-  };
-  const env: Record<string, string> = {};
-  for (const [name, value] of Object.entries(instance.spec.env)) env[name] = typeof value === 'string' ? value : valueOf(value.secret);
-  const files = (instance.spec.files ?? []).map((file) => ({ path: file.path, content: valueOf(file.secret), mode: parseInt(file.mode, 8) }));
+export function runSpec(instance: Instance, sharedCpuset: number[], ip?: string | null, values: NodeValueLookup = {}): RunSpec {
+  const { env, files } = resolveValues(instance, values);
   return {
     instanceId: instance.id,
     app: instance.app,

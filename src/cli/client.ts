@@ -21,7 +21,8 @@ import type { ScopedTokenInfo, TokenInfo } from '../model/api.js';
 import type { QuotaView } from '../model/types.js';
 import type { ApprovalPendingResponse, InvitationView } from '../model/api.js';
 import type { ApprovalRequest } from '../model/types.js';
-import type { SecretInfo } from '../model/api.js';
+import type { ConfigInfo, SecretInfo } from '../model/api.js';
+import type { ConfigRecord } from '../model/types.js';
 
 export interface RolloutStatus {
   rollout: RolloutRecord | null;
@@ -471,7 +472,7 @@ export class GantryClient {
     return this.json('GET', `/v1/teams/${enc(team)}/secrets/${enc(name)}`);
   }
 
-  setSecret(team: string, name: string, value: string, roll: boolean): Promise<{ secret: SecretInfo; rolled?: { app: string; release: number }[] }> {
+  setSecret(team: string, name: string, value: string, roll: boolean): Promise<{ secret: SecretInfo; rolled?: { app: string; release: number }[]; failed?: { app: string; error: string }[] }> {
     return this.json('PUT', `/v1/teams/${enc(team)}/secrets/${enc(name)}`, { body: JSON.stringify({ value, roll }), contentType: 'application/json' });
   }
 
@@ -481,6 +482,34 @@ export class GantryClient {
 
   rotateSecretKey(): Promise<{ key: string; secrets: number; registryLogins: number }> {
     return this.json('POST', '/v1/secrets/rotate-key', { body: '{}', contentType: 'application/json' });
+  }
+
+  configs(team: string): Promise<{ configs: ConfigInfo[] }> {
+    return this.json('GET', `/v1/teams/${enc(team)}/configs`);
+  }
+
+  config(team: string, name: string, version?: number): Promise<{ config: ConfigRecord }> {
+    return this.json('GET', `/v1/teams/${enc(team)}/configs/${enc(name)}`, version === undefined ? {} : { query: { version: String(version) } });
+  }
+
+  configHistory(team: string, name: string): Promise<{ versions: ConfigRecord[] }> {
+    return this.json('GET', `/v1/teams/${enc(team)}/configs/${enc(name)}/history`);
+  }
+
+  configDiff(team: string, name: string, from: number, to?: number): Promise<{ from: number; to: number; changes: Change[] }> {
+    return this.json('GET', `/v1/teams/${enc(team)}/configs/${enc(name)}/diff`, { query: { from: String(from), ...(to === undefined ? {} : { to: String(to) }) } });
+  }
+
+  setConfig(team: string, name: string, content: { text: string } | { values: Record<string, string> }, note?: string): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[]; failed: { app: string; error: string }[] }> {
+    return this.json('PUT', `/v1/teams/${enc(team)}/configs/${enc(name)}`, { body: JSON.stringify({ ...content, ...(note ? { note } : {}) }), contentType: 'application/json' });
+  }
+
+  rollbackConfig(team: string, name: string, version: number): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[]; failed: { app: string; error: string }[] }> {
+    return this.json('POST', `/v1/teams/${enc(team)}/configs/${enc(name)}/rollback`, { body: JSON.stringify({ version }), contentType: 'application/json' });
+  }
+
+  removeConfig(team: string, name: string): Promise<{ removed: string }> {
+    return this.json('DELETE', `/v1/teams/${enc(team)}/configs/${enc(name)}`);
   }
 
   users(): Promise<{ users: UserInfo[] }> {

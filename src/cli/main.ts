@@ -15,6 +15,7 @@ import { registerNodeCommands } from './node-commands.js';
 import { registerBuildCommands } from './build-commands.js';
 import { registerImageCommands } from './image-commands.js';
 import { registerSecretCommands } from './secret-commands.js';
+import { registerConfigCommands } from './config-commands.js';
 import { registerUserCommands } from './user-commands.js';
 import { registerApprovalCommands } from './approval-commands.js';
 
@@ -34,6 +35,7 @@ const MODULES: CommandModule[] = [
   { register: registerBuildCommands },
   { register: registerImageCommands },
   { register: registerSecretCommands },
+  { register: registerConfigCommands },
   { register: registerUserCommands },
   { only: ['quota'], register: async (p) => (await import('./quota-commands.js')).registerQuotaCommands(p) },
   { register: registerApprovalCommands },

@@ -5,7 +5,7 @@ import { SECRET_REF, SECRET_REF_RULE } from '../model/spec-secrets.js';
 import { options } from './cli-options.js';
 import { clientFor } from './connect.js';
 import { EXIT, fail } from './errors.js';
-import { formatTime, print, renderJson, renderTable } from './output.js';
+import { formatTime, print, printError, renderJson, renderTable } from './output.js';
 import { readSecret } from './secret-input.js';
 
 const MAX_VALUE_BYTES = 64 * 1024;
@@ -30,12 +30,12 @@ export async function setSecret(ref: string, _opts: unknown, cmd: Command): Prom
   const { team, name } = parseRef(ref);
   const value = await readValue(fromFile, ref);
   if (value === '') fail(EXIT.usage, 'no value given (an empty secret is refused)');
-  const { secret, rolled } = await clientFor(cmd).setSecret(team, name, value, roll === true);
+  const { secret, rolled, failed } = await clientFor(cmd).setSecret(team, name, value, roll === true);
   print(`secret ${ref} set (version ${secret.version})`);
   if (secret.usedBy.length === 0) return;
   if (rolled) {
-    print(rolled.length > 0 ? `rolling: ${rolled.map((r) => `${r.app} (release ${r.release})`).join(', ')}` : `used by ${secret.usedBy.join(', ')}: nothing to roll`);
-    return;
+    if (rolled.length === 0 && (failed ?? []).length === 0) print(`used by ${secret.usedBy.join(', ')}: nothing to roll`);
+    return reportRolls(rolled, failed);
   }
   print(`used by ${secret.usedBy.join(', ')}: running instances keep the value they started with; gantry secret set ${ref} --roll restarts them with the new one`);
 }
@@ -63,4 +63,11 @@ export async function removeSecret(ref: string, _opts: unknown, cmd: Command): P
 export async function rotateKey(_opts: unknown, cmd: Command): Promise<void> {
   const { key, secrets, registryLogins } = await clientFor(cmd).rotateSecretKey();
   print(`${secrets} secret(s) and ${registryLogins} registry password(s) sealed again with key ${key}; once every server runs with this key, the previous keys can go`);
+}
+
+/** What a roll did: the apps now rolling, and those that could not be (the command then exits 1). */
+export function reportRolls(rolled: { app: string; release: number }[], failed: { app: string; error: string }[] = []): void {
+  if (rolled.length > 0) print(`rolling: ${rolled.map((r) => `${r.app} (release ${r.release})`).join(', ')}`);
+  for (const { app, error } of failed) printError(`not rolled: ${app}: ${error}`);
+  if (failed.length > 0) process.exitCode = EXIT.api;
 }

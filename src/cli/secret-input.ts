@@ -10,7 +10,8 @@ export async function readSecret(from: 'stdin' | string, maxBytes = 8192): Promi
   return from === 'stdin' ? (await readStdin(maxBytes)).replace(/\r?\n$/, '') : askHidden(from);
 }
 
-async function readStdin(maxBytes: number): Promise<string> {
+/** Everything on stdin, as it is (at most `maxBytes`). */
+export async function readStdin(maxBytes: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of process.stdin) {

@@ -25,6 +25,9 @@ export type RegistryAuthMap = Record<string, { username: string; password: strin
  */
 export type SecretValueMap = Record<string, { version: number; value: string }>;
 
+/** Team configs by `team/name` (a file's text or key-values), sent like secret values. */
+export type ConfigValueMap = Record<string, { version: number; text?: string; values?: Record<string, string> }>;
+
 export type ServerToAgent =
   /**
    * Sent on hello: how often the agent must heartbeat to keep its registry lease alive; and,
@@ -36,13 +39,13 @@ export type ServerToAgent =
    * the node's confirmation (it was down): the only way an agent is told to remove an instance
    * that is not in `instances` — one missing from the list is never removed for that alone.
    */
-  | { type: 'assignments'; instances: Instance[]; remove?: string[]; registryAuth?: RegistryAuthMap; secrets?: SecretValueMap }
+  | { type: 'assignments'; instances: Instance[]; remove?: string[]; registryAuth?: RegistryAuthMap; secrets?: SecretValueMap; configs?: ConfigValueMap }
   /**
    * What changed since the last assignments on this connection (the full set is sent on hello):
    * `instances` are assigned as given (new, or changed), `gone` are no longer assigned (the same
    * as missing from a full set: never a reason to remove one), `remove` as in `assignments`.
    */
-  | { type: 'assignments.changed'; instances: Instance[]; gone: string[]; remove?: string[]; registryAuth?: RegistryAuthMap; secrets?: SecretValueMap }
+  | { type: 'assignments.changed'; instances: Instance[]; gone: string[]; remove?: string[]; registryAuth?: RegistryAuthMap; secrets?: SecretValueMap; configs?: ConfigValueMap }
   /** An operator adopted or forgot what this node ran for another cluster: remember this one. */
   | { type: 'cluster'; id: string }
   | { type: 'logs'; requestId: string; instanceId: string; tail?: number; follow: boolean }

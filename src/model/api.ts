@@ -168,3 +168,17 @@ export interface SecretInfo {
   /** Apps whose current spec uses it. */
   usedBy: string[];
 }
+
+/** A team config as listed (GET /v1/teams/{team}/configs): its metadata, not its content. */
+export interface ConfigInfo {
+  team: string;
+  name: string;
+  version: number;
+  kind: 'file' | 'env';
+  createdAt: number;
+  createdBy: string;
+  updatedAt: number;
+  updatedBy: string;
+  note?: string;
+  usedBy: string[];
+}

@@ -34,12 +34,14 @@ const FILE_MODE = /^0?[0-7]{3}$/;
 /**
  * A file put into each instance: at `path` in the container (docker), or under the instance's
  * `GANTRY_FILES` directory (process). Read-only, `mode` as an octal string (default "0400").
+ * Its content is a team secret's value (`secret`) or a team config's text (`config`).
  */
 export const FileSpec = z.strictObject({
   path: text(LIMITS.pathLength)
     .startsWith('/', 'expected an absolute path')
     .refine((p) => !p.split('/').includes('..') && !p.endsWith('/'), 'expected a file path without ".." segments or a trailing "/"'),
-  secret: secretRef,
+  secret: secretRef.optional(),
+  config: secretRef.optional(),
   version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
   /** A string, never a number: YAML reads 0400 as four hundred. Kept as written ("0440"), read as octal by the agent. */
   mode: z.string().regex(FILE_MODE, 'expected an octal mode as a string, e.g. "0400" or "0444"').transform((m) => m.padStart(4, '0')).default('0400'),
@@ -52,6 +54,7 @@ export const entryFiles = z
   .superRefine((files, ctx) => {
     const seen = new Map<string, number>();
     files.forEach((file, i) => {
+      if ((file.secret === undefined) === (file.config === undefined)) ctx.addIssue({ code: 'custom', message: 'exactly one of secret or config (team/name) is required', path: [i] });
       const first = seen.get(file.path);
       if (first !== undefined) ctx.addIssue({ code: 'custom', message: `duplicate file path (also files[${first}])`, path: [i, 'path'] });
       else seen.set(file.path, i);
@@ -76,7 +79,9 @@ export function secretPlaces(spec: { entrypoints: Record<string, EntryWithSecret
     for (const [variable, value] of Object.entries(entrySpec.env)) {
       if (typeof value !== 'string') places.push({ path: ['entrypoints', entry, 'env', variable], use: value });
     }
-    (entrySpec.files ?? []).forEach((file, i) => places.push({ path: ['entrypoints', entry, 'files', i, 'secret'], use: file }));
+    (entrySpec.files ?? []).forEach((file, i) => {
+      if (file.secret !== undefined) places.push({ path: ['entrypoints', entry, 'files', i, 'secret'], use: file as { secret: string; version?: number } });
+    });
   }
   return places;
 }
@@ -85,7 +90,7 @@ export function secretPlaces(spec: { entrypoints: Record<string, EntryWithSecret
 export function entrySecrets(entry: EntryWithSecrets): string[] {
   const refs = new Set<string>();
   for (const value of Object.values(entry.env)) if (typeof value !== 'string') refs.add(value.secret);
-  for (const file of entry.files ?? []) refs.add(file.secret);
+  for (const file of entry.files ?? []) if (file.secret !== undefined) refs.add(file.secret);
   return [...refs];
 }
 

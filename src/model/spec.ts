@@ -13,6 +13,7 @@ import { decodeSpecText, valueProblems } from './spec-text.js';
 import { ImageRefError, parseImageRef } from './image-ref.js';
 import { LIMITS, FIRST_UNPRIVILEGED_PORT, name, text, imageName, MINUTE, HOUR, DAY, duration, size, SIGNALS, arg, commandLine, portRef, labels } from './spec-fields.js';
 import { EnvValue, entryFiles } from './spec-secrets.js';
+import { EnvFrom, OnConfigChange } from './spec-configs.js';
 
 export { LIMITS, FIRST_UNPRIVILEGED_PORT } from './spec-fields.js';
 export { MAX_SPEC_BYTES, MAX_SPEC_DEPTH, MAX_SPEC_TOKENS, MAX_SPEC_NODES, MAX_SPEC_ALIASES, RESERVED_KEYS } from './spec-text.js';
@@ -169,6 +170,10 @@ export const EntrySpec = z
       .default({}),
     /** Files put into each instance, read-only: a secret's value (spec-secrets.ts). */
     files: entryFiles.optional(),
+    /** Env variables from team configs' key-values (spec-configs.ts); the entry's own env wins. */
+    envFrom: EnvFrom.optional(),
+    /** What a new version of a config file does: restart (a rollout), a signal, or an HTTP hook. */
+    onConfigChange: OnConfigChange.optional(),
     workdir: text(LIMITS.pathLength).optional(),
     replicas: z.number().int().min(0).max(LIMITS.replicas, `at most ${LIMITS.replicas}`).default(1),
     resources: ResourceSpec.default({ cpu: 0.1, memory: 64 * 1024 * 1024, cpuBind: false }),
@@ -210,6 +215,8 @@ export const EntrySpec = z
     if (entry.pull && !entry.image) ctx.addIssue({ code: 'custom', message: 'pull applies to an image (docker runtime); this entry has none', path: ['pull'] });
     if (entry.build && !entry.image) ctx.addIssue({ code: 'custom', message: 'build needs image: the name the built image is tagged and pushed as', path: ['build'] });
     checkPorts(entry, ctx);
+    const hookPort = entry.onConfigChange !== undefined && typeof entry.onConfigChange === 'object' && 'hook' in entry.onConfigChange ? entry.onConfigChange.hook.port : undefined;
+    if (typeof hookPort === 'string' && !entry.ports.some((p) => p.name === hookPort)) ctx.addIssue({ code: 'custom', message: `no port named "${hookPort}" in ports`, path: ['onConfigChange', 'hook', 'port'] });
     if (entry.health) checkHealthPorts(entry.health, entry.ports, ctx);
   });
 

@@ -233,6 +233,25 @@ export interface SecretRecord {
   updatedBy: string;
 }
 
+/**
+ * A team's config (`/configs/{team}/{name}`, its current version): a file's text or key-values.
+ * Every version is also kept under `/config-history/{team}/{name}/{version}` (the newest 50).
+ */
+export interface ConfigRecord {
+  team: string;
+  name: string;
+  version: number;
+  /** A file's content, or key-values (env variables). */
+  text?: string;
+  values?: Record<string, string>;
+  createdAt: number;
+  createdBy: string;
+  updatedAt: number;
+  updatedBy: string;
+  /** Why this version, e.g. "rollback to version 3". */
+  note?: string;
+}
+
 export interface PoolRecord {
   name: string;
   team?: string;

@@ -8,7 +8,7 @@ import Dockerode from 'dockerode';
 import { engineMessage, isRunning, parseDockerTime, statusOf } from './docker-common.js';
 import { forceRemove, kill, waitNotRunning } from './docker-container.js';
 import { createAndStart, createBody, cpusetCpus, ensureImage } from './docker-create.js';
-import { removeInstanceFiles, writeInstanceFiles, type WrittenFile } from './instance-files.js';
+import { removeInstanceFiles, rewriteInstanceFiles, writeInstanceFiles, type RunFile, type WrittenFile } from './instance-files.js';
 import { execInContainer } from './docker-exec.js';
 import { DockerImages } from './docker-images.js';
 import { INIT_LABEL, runInitContainer } from './docker-init.js';
@@ -290,6 +290,14 @@ export class DockerRuntime implements Runtime {
     await forceRemove(this.docker.getContainer(this.initContainerName(instanceId)));
     if (!options.keepVolumes) await removeVolumes(this.docker, instanceId);
     if (this.filesDir) await removeInstanceFiles(this.filesOf(instanceId));
+  }
+
+  async signal(instanceId: string, signal: string): Promise<void> {
+    if (!(await kill(this.container(instanceId), signal))) throw new Error(`instance ${instanceId} is not running`);
+  }
+
+  async rewriteFiles(instanceId: string, files: RunFile[]): Promise<void> {
+    if (files.length > 0) await rewriteInstanceFiles(this.filesOf(instanceId), files, false);
   }
 
   private filesOf(instanceId: string): string {

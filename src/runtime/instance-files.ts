@@ -4,7 +4,7 @@
 // runtime keeps them in the instance's own directory, under GANTRY_FILES. They live as long as
 // the instance does, so a restart (the same container or process record) finds them again
 // without the server.
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ensurePrivateDirAsync, PRIVATE_DIR_MODE, writePrivateFileAtomicAsync } from '../host/private-files.js';
 
@@ -41,4 +41,17 @@ export async function writeInstanceFiles(dir: string, files: readonly RunFile[],
 
 export async function removeInstanceFiles(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * Writes new contents into files written before, in place (same inode: a bind-mounted file
+ * sees the change; a rename would leave the container with the old one). A reader may see a
+ * short file for a moment: the instance is told (signal, hook) only once the write is done.
+ */
+export async function rewriteInstanceFiles(dir: string, files: readonly RunFile[], nested: boolean): Promise<void> {
+  for (const [i, file] of files.entries()) {
+    const source = nested ? join(dir, file.path) : join(dir, String(i));
+    await writeFile(source, file.content);
+    await chmod(source, file.mode);
+  }
 }

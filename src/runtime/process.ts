@@ -16,7 +16,7 @@
 // Records hold the instances' env values (secrets): the state dir and instance dirs are 0700, the
 // runtime's files 0600, and what an older version left readable is fixed on probe() / first start.
 // The instances themselves run as before (their umask and working directory are untouched).
-import { writeInstanceFiles } from './instance-files.js';
+import { rewriteInstanceFiles, writeInstanceFiles, type RunFile } from './instance-files.js';
 import { readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -179,6 +179,20 @@ export class ProcessRuntime implements Runtime {
       if (Date.now() >= deadline) return false;
       await sleep(Math.min(25, Math.max(1, deadline - Date.now())));
     }
+  }
+
+  async signal(instanceId: string, signal: string): Promise<void> {
+    const rec = await this.readRecord(instanceId);
+    if (!rec || !(await isAlive(rec.pid, rec.startTime))) throw new Error(`instance ${instanceId} is not running`);
+    const sig = signalName(signal);
+    const short = sig.slice(3);
+    // As for a stop: the wrapper must not forward what the whole group got already.
+    if ((FORWARDED_SIGNALS as readonly string[]).includes(short)) await writeFile(join(this.dirOf(instanceId), `sent.${short}`), '', { mode: PRIVATE_FILE_MODE });
+    killGroup(rec.pgid, sig);
+  }
+
+  async rewriteFiles(instanceId: string, files: RunFile[]): Promise<void> {
+    if (files.length > 0) await rewriteInstanceFiles(join(this.dirOf(instanceId), 'files'), files, true);
   }
 
   async stop(instanceId: string, signal: string, graceMs: number): Promise<void> {

@@ -163,6 +163,10 @@ export interface Runtime {
   restart(instanceId: string): Promise<RuntimeInstance>;
   /** Sends `signal`, waits up to `graceMs`, then kills. Resolves once it is not running. */
   stop(instanceId: string, signal: string, graceMs: number): Promise<void>;
+  /** Sends `signal` to a running instance without stopping it (a config reload). */
+  signal?(instanceId: string, signal: string): Promise<void>;
+  /** Writes an instance's files (as given at its start, in that order) anew, in place: a config changed. */
+  rewriteFiles?(instanceId: string, files: RunFile[]): Promise<void>;
   /** Moves a running instance to other cores (the shared pool changed); no restart. */
   updateCpuset(instanceId: string, cpuset: number[]): Promise<void>;
   /**

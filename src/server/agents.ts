@@ -12,12 +12,13 @@ import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
-import { AgentToServerSchema, type PrepullResult, type RegistryAuthMap, type SecretValueMap, type ServerToAgent, type UnassignedReport, type ValidAgentMessage } from '../model/agent-protocol.js';
+import { AgentToServerSchema, type PrepullResult, type ConfigValueMap, type RegistryAuthMap, type SecretValueMap, type ServerToAgent, type UnassignedReport, type ValidAgentMessage } from '../model/agent-protocol.js';
 import type { Instance, InstanceStatus, NodeInfo, NodeRecord } from '../model/types.js';
 import { WriteBatch } from './write-batch.js';
 import type { Endpoint } from '../model/registry.js';
 import { entryImages, problemsFromZod } from '../model/spec.js';
 import { entrySecrets } from '../model/spec-secrets.js';
+import { entryConfigs } from '../model/spec-configs.js';
 import type { ClusterState } from './state.js';
 import { STORE, lastSegment } from './keys.js';
 import { UNCHANGED, casUpdate } from './cas.js';
@@ -108,6 +109,8 @@ export class AgentHub {
     private readonly registryAuth: (images: Iterable<string>) => RegistryAuthMap = () => ({}),
     /** The values of these secrets (sent only to the node whose instances use them). */
     private readonly secretValues: (refs: Iterable<string>) => SecretValueMap = () => ({}),
+    /** The current versions of these configs (sent like secret values). */
+    private readonly configValues: (refs: Iterable<string>) => ConfigValueMap = () => ({}),
   ) {
     this.statusWrites = new WriteBatch(store);
     this.unsubscribe = state.onChange((kind, key, before) => {
@@ -124,7 +127,9 @@ export class AgentHub {
       } else if (kind === 'registry-login' && state.registryLogins.has(id)) {
         this.resendRegistryAuth(id);
       } else if (kind === 'secret') {
-        this.resendSecret(key.slice(STORE.secrets.prefix.length));
+        this.resendValue('secrets', key.slice(STORE.secrets.prefix.length));
+      } else if (kind === 'config') {
+        this.resendValue('configs', key.slice(STORE.configs.prefix.length));
       }
     });
     this.pingEveryMs = Math.max(250, heartbeatMs);
@@ -530,30 +535,35 @@ export class AgentHub {
   }
 
   /**
-   * A new value of secret `ref`: the nodes whose instances use it keep it for their next starts
-   * (running instances keep the value they started with until a rollout replaces them).
+   * A new value of secret or config `ref`: the nodes whose instances use it keep it for their
+   * next starts (and rewrite config files in place where an entry asked for that); running
+   * instances otherwise keep what they started with until a rollout replaces them.
    */
-  private resendSecret(ref: string): void {
-    if (!this.state.secrets.has(ref)) return;
+  private resendValue(kind: 'secrets' | 'configs', ref: string): void {
+    if (!(kind === 'secrets' ? this.state.secrets : this.state.configs).has(ref)) return;
+    const uses = kind === 'secrets' ? entrySecrets : entryConfigs;
     for (const [node, session] of this.sessions) {
       if (!session.takesChanges) continue; // an older agent gets it with its next whole set
-      if (!this.state.instancesOnNode(node).some((i) => i.desired === 'running' && entrySecrets(i.spec).includes(ref))) continue;
-      const secrets = this.secretValues([ref]);
-      if (Object.keys(secrets).length > 0) this.send(node, { type: 'assignments.changed', instances: [], gone: [], secrets });
+      if (!this.state.instancesOnNode(node).some((i) => i.desired === 'running' && uses(i.spec).includes(ref))) continue;
+      const values = kind === 'secrets' ? this.secretValues([ref]) : this.configValues([ref]);
+      if (Object.keys(values).length > 0) this.send(node, { type: 'assignments.changed', instances: [], gone: [], [kind]: values });
     }
   }
 
   /** The registry credentials these instances' images need, if any are stored, and the values of the secrets they use. */
-  private authFor(instances: Instance[]): { registryAuth?: RegistryAuthMap; secrets?: SecretValueMap } {
+  private authFor(instances: Instance[]): { registryAuth?: RegistryAuthMap; secrets?: SecretValueMap; configs?: ConfigValueMap } {
     const images = new Set<string>();
-    const refs = new Set<string>();
+    const secretRefs = new Set<string>();
+    const configRefs = new Set<string>();
     for (const instance of instances) {
       if (instance.desired !== 'running') continue;
       for (const image of entryImages(instance.spec)) images.add(image);
-      for (const ref of entrySecrets(instance.spec)) refs.add(ref);
+      for (const ref of entrySecrets(instance.spec)) secretRefs.add(ref);
+      for (const ref of entryConfigs(instance.spec)) configRefs.add(ref);
     }
-    const secrets = refs.size > 0 ? this.secretValues(refs) : {};
-    return { ...this.authForImages(images), ...(Object.keys(secrets).length > 0 ? { secrets } : {}) };
+    const secrets = secretRefs.size > 0 ? this.secretValues(secretRefs) : {};
+    const configs = configRefs.size > 0 ? this.configValues(configRefs) : {};
+    return { ...this.authForImages(images), ...(Object.keys(secrets).length > 0 ? { secrets } : {}), ...(Object.keys(configs).length > 0 ? { configs } : {}) };
   }
 
   private authForImages(images: Iterable<string>): { registryAuth?: RegistryAuthMap } {

@@ -27,6 +27,7 @@ import { buildRoutes } from './api/builds.js';
 import { tokenRoutes } from './api/tokens.js';
 import { scopedTokenRoutes } from './api/scoped-tokens.js';
 import { secretRoutes } from './api/secrets.js';
+import { configRoutes } from './api/configs.js';
 import { openApiDocument } from './api/openapi.js';
 import { approvalRoutes } from './api/approvals.js';
 import { invitationRoutes } from './api/invitations.js';
@@ -94,6 +95,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   approvalRoutes(server, ctx);
   invitationRoutes(server, ctx);
   secretRoutes(server, ctx);
+  configRoutes(server, ctx);
   return { server, routes };
 }
 

@@ -8,7 +8,7 @@ import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, Relea
 import type { Endpoint } from '../model/registry.js';
 import { REGISTRY_PREFIX, registryKey } from '../model/registry.js';
 import type { BuildRecord } from '../model/types.js';
-import type { ApprovalRequest, InvitationRecord, QuotaRecord, SecretRecord } from '../model/types.js';
+import type { ApprovalRequest, ConfigRecord, InvitationRecord, QuotaRecord, SecretRecord } from '../model/types.js';
 
 /** A family of keys under one prefix, all holding values of one type. */
 export interface Collection<T, Parts extends unknown[] = [string]> {
@@ -112,6 +112,10 @@ export const STORE = {
   invitations: collection<InvitationRecord>('/invitations/'),
   /** `SecretRecord`s by team and name (values sealed). */
   secrets: collection<SecretRecord, [string, string] | [string]>('/secrets/', (team: string, name?: string) => (name === undefined ? `${team}/` : `${team}/${name}`)),
+  /** `ConfigRecord`s by team and name: the current version of each config. */
+  configs: collection<ConfigRecord, [string, string] | [string]>('/configs/', (team: string, name?: string) => (name === undefined ? `${team}/` : `${team}/${name}`)),
+  /** Every kept version of a config (immutable), numbers padded so keys sort by version. */
+  configHistory: collection<ConfigRecord, [string, string, number] | [string, string]>('/config-history/', (team: string, name: string, version?: number) => (version === undefined ? `${team}/${name}/` : `${team}/${name}/${String(version).padStart(8, '0')}`)),
   /** The cluster's identity, made at the first start. */
   cluster: single<ClusterIdentity>('/cluster/identity'),
 } as const;

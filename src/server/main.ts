@@ -43,6 +43,7 @@ import { CompanyDirectory } from './directory/client.js';
 import type { DirectoryConfig } from './directory/config.js';
 import { QuotaService } from './services/quotas.js';
 import { SecretService } from './services/secrets.js';
+import { ConfigService } from './services/configs.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -140,14 +141,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const registryClient = new RegistryClient({ certsDir: options.registryCertsDir ?? '/etc/docker/certs.d', timeoutMs: options.registryTimeoutMs ?? 10_000 });
   // Rolling an app for a new secret value is an apply of its spec, with a note saying why.
   const teamSecrets: SecretService = new SecretService(store, state, secrets, events, (spec, user, note) => apps.apply(spec, user, { note }));
-  const agents = new AgentHub(store, state, events, registry, auth, cluster, timing.heartbeatMs, (images) => registryLogins.credentialsForImages(images), (refs) => teamSecrets.valuesFor(refs));
+  const teamConfigs: ConfigService = new ConfigService(store, state, events, (spec, user, note) => apps.apply(spec, user, { note }));
+  const agents = new AgentHub(store, state, events, registry, auth, cluster, timing.heartbeatMs, (images) => registryLogins.credentialsForImages(images), (refs) => teamSecrets.valuesFor(refs), (refs) => teamConfigs.valuesFor(refs));
   const pinner = new ImagePinner(registryClient, (host) => registryLogins.credentialsFor(host), async (image) => {
     const { digest, node } = await agents.resolveImage(image, options.registryTimeoutMs ?? 10_000);
     events.note({ level: 'info', type: 'app.image_resolved', message: `${image} resolved to ${digest} through node ${node}'s engine (the server cannot reach its registry)` });
     return digest;
   });
   const quotas = new QuotaService(store, state, events);
-  const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner, quotas, (spec) => teamSecrets.pin(spec));
+  const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner, quotas, (spec) => teamConfigs.pin(teamSecrets.pin(spec)));
   const replicas = new ReplicaController(store, state, events);
   const users = new UserService(store, auth, events);
   const ctx: ApiContext = {
@@ -166,6 +168,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     invitations: new InvitationService(store, state, auth, users, events),
     secrets: teamSecrets,
     secretKeyId: secrets.keyId,
+    configs: teamConfigs,
   };
   apps.approvals = ctx.approvals;
   await ctx.teams.ensureDefaultTeam();

@@ -10,7 +10,7 @@ import type { TeamRole } from '../model/types.js';
 export type Who = Pick<Caller, 'role' | 'name' | 'user' | 'scope' | 'robot'>;
 
 /** Resource kinds, as `gantry auth can-i <verb> <kind>/<name>` names them. */
-export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit', 'quota', 'secret'] as const;
+export const KINDS = ['app', 'instance', 'log', 'event', 'release', 'node', 'pool', 'token', 'user', 'team', 'registry', 'build', 'discovery', 'cluster', 'audit', 'quota', 'secret', 'config'] as const;
 export type Kind = (typeof KINDS)[number];
 export const VERBS = ['read', 'write', 'delete'] as const;
 export type Verb = (typeof VERBS)[number];
@@ -152,6 +152,16 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'PUT /v1/teams/:team/secrets/:name': write('secret', 'team'),
   'DELETE /v1/teams/:team/secrets/:name': remove('secret', 'team'),
   'POST /v1/secrets/rotate-key': write('cluster'),
+
+  // Team configs: the team's members read them and their history, owners and developers set
+  // and roll them back, owners remove them (as for the team's apps).
+  'GET /v1/teams/:team/configs': read('config', 'team'),
+  'GET /v1/teams/:team/configs/:name': read('config', 'team'),
+  'GET /v1/teams/:team/configs/:name/history': read('config', 'team'),
+  'GET /v1/teams/:team/configs/:name/diff': read('config', 'team'),
+  'PUT /v1/teams/:team/configs/:name': write('config', 'team'),
+  'POST /v1/teams/:team/configs/:name/rollback': write('config', 'team'),
+  'DELETE /v1/teams/:team/configs/:name': remove('config', 'team'),
 };
 
 /** What a route not in the table gets: admins only. */
@@ -183,10 +193,10 @@ export interface TeamScope {
 
 /**
  * Resources that belong to a team: an app (its spec's `team`), its releases, instances, logs,
- * events and discovery entries (named by their app), a pool the team owns, its quota and
- * secrets, and the team itself.
+ * events and discovery entries (named by their app), a pool the team owns, its quota,
+ * secrets and configs, and the team itself.
  */
-const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'event', 'discovery', 'pool', 'team', 'quota', 'secret']);
+const TEAM_SCOPED: ReadonlySet<Kind> = new Set(['app', 'release', 'instance', 'log', 'event', 'discovery', 'pool', 'team', 'quota', 'secret', 'config']);
 /**
  * Of those, what a team's members only read: pools are the operators' to change, the registry is
  * written by agents, quotas are set by admins (owners would raise their own).
@@ -248,7 +258,7 @@ export function decide(caller: Who, rule: Rule, resource?: string, teams: TeamSc
   const what = `${rule.verb} ${rule.kind}${resource ? ` ${resource}` : 's'}`;
   const who = nodeToken ?? `${caller.name} (${caller.role})`;
   const hint = role
-    ? `: a ${role} of team ${team} may ${[...roleVerbs!].join(' and ') || 'not touch'}${rule.kind === 'team' ? ' it' : rule.kind === 'quota' ? ' its quota; admins set quotas' : rule.kind === 'secret' ? ' its secrets' : TEAM_READS_ONLY.has(rule.kind) ? ` its ${rule.kind}s` : ' its apps'}`
+    ? `: a ${role} of team ${team} may ${[...roleVerbs!].join(' and ') || 'not touch'}${rule.kind === 'team' ? ' it' : rule.kind === 'quota' ? ' its quota; admins set quotas' : rule.kind === 'secret' ? ' its secrets' : rule.kind === 'config' ? ' its configs' : TEAM_READS_ONLY.has(rule.kind) ? ` its ${rule.kind}s` : ' its apps'}`
     : rule.kind === 'quota' && rule.verb !== 'read'
       ? ': quotas are set by admins'
       : caller.role === 'member'

@@ -5,11 +5,11 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Store, WatchEvent } from '../store/store.js';
 import type { AppRecord, Instance, InstanceStatus, NodeRecord, PoolRecord, RegistryLoginRecord, RemovalRecord, RolloutRecord, TeamRecord } from '../model/types.js';
-import type { SecretRecord } from '../model/types.js';
+import type { ConfigRecord, SecretRecord } from '../model/types.js';
 import type { EntrySpec } from '../model/spec.js';
 import { STORE, lastSegment } from './keys.js';
 
-export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool' | 'rollout' | 'removal' | 'registry-login' | 'team' | 'secret';
+export type ChangeKind = 'app' | 'instance' | 'status' | 'node' | 'alloc' | 'pool' | 'rollout' | 'removal' | 'registry-login' | 'team' | 'secret' | 'config';
 /** `before`: the value the cache held for the key until this change (undefined when new). */
 type Listener = (kind: ChangeKind, key: string, before: unknown) => void;
 
@@ -25,6 +25,7 @@ const PREFIXES: [string, ChangeKind][] = [
   [STORE.registryLogins.prefix, 'registry-login'],
   [STORE.teams.prefix, 'team'],
   [STORE.secrets.prefix, 'secret'],
+  [STORE.configs.prefix, 'config'],
 ];
 
 /** A map of maps: one key's records by their id. */
@@ -92,6 +93,8 @@ export class ClusterState {
   readonly teams = new Map<string, TeamRecord>();
   /** Team secrets by `team/name` (values sealed): who uses which is asked of the apps' specs. */
   readonly secrets = new Map<string, SecretRecord>();
+  /** Team configs' current versions by `team/name`. */
+  readonly configs = new Map<string, ConfigRecord>();
   /** By instance id: instances removed while their node was away, until the node confirms. */
   readonly removals = new Map<string, RemovalRecord>();
   /** Per node, the modRevision of its /alloc/ key as this cache last saw it (0: none yet). */
@@ -211,11 +214,14 @@ export class ClusterState {
         }
         return before;
       }
-      case 'secret': {
-        const ref = key.slice(STORE.secrets.prefix.length);
-        const before = this.secrets.get(ref);
-        if (value === undefined) this.secrets.delete(ref);
-        else this.secrets.set(ref, STORE.secrets.decode(value));
+      case 'secret':
+      case 'config': {
+        // Keyed by team/name: a name alone is not unique across teams.
+        const [map, codec] = kind === 'secret' ? [this.secrets as Map<string, unknown>, STORE.secrets] : [this.configs as Map<string, unknown>, STORE.configs];
+        const ref = key.slice(codec.prefix.length);
+        const before = map.get(ref);
+        if (value === undefined) map.delete(ref);
+        else map.set(ref, codec.decode(value));
         return before;
       }
       case 'removal': {

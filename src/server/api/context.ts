@@ -27,6 +27,7 @@ import type { QuotaService } from '../services/quotas.js';
 import type { ApprovalService } from '../services/approvals.js';
 import type { InvitationService } from '../services/invitations.js';
 import type { SecretService } from '../services/secrets.js';
+import type { ConfigService } from '../services/configs.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -56,6 +57,8 @@ export interface ApiContext {
   secrets: SecretService;
   /** The id of the key values are sealed with now (never the key). */
   secretKeyId: string;
+  /** Team configs: versioned documents apps mount as files or env. */
+  configs: ConfigService;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;
 }

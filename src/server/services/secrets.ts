@@ -16,6 +16,7 @@ import type { EventLog } from './events.js';
 import { STORE } from '../keys.js';
 import { casUpdate } from '../cas.js';
 import { resealAll } from '../reseal.js';
+import { rollApps, type RollOutcome } from './rolls.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 
 /** Most secrets one team keeps: every apply and every node's assignments look through them. */
@@ -23,10 +24,9 @@ export const MAX_SECRETS_PER_TEAM = 500;
 /** Longest value, in bytes of UTF-8: a certificate chain or a small key file fits. */
 export const MAX_SECRET_BYTES = 64 * 1024;
 
-export interface SetOutcome {
+export interface SetOutcome extends Partial<RollOutcome> {
+  /** With roll: `rolled`, the apps given a new release (and so a rollout) for the new value; `failed`, those that could not be. */
   secret: SecretInfo;
-  /** With roll: the apps given a new release (and so a rollout) for the new value. */
-  rolled?: { app: string; release: number }[];
 }
 
 /** Applies a spec as a user would (AppService.apply), with a note saying why. */
@@ -90,7 +90,7 @@ export class SecretService {
     const usedBy = this.usedBy(ref);
     this.events.note({ level: 'info', type: 'secret.set', message: `secret ${ref} set to version ${record.version} by ${by}${usedBy.length > 0 ? ` (used by ${usedBy.join(', ')}${roll ? ': rolling them' : ': running instances keep the value they started with until rolled'})` : ''}` });
     if (!roll) return { secret: this.info(record) };
-    return { secret: this.info(record), rolled: await this.roll(ref, record.version, by) };
+    return { secret: this.info(record), ...(await this.roll(ref, record.version, by)) };
   }
 
   async remove(team: string, name: string, by: string): Promise<void> {
@@ -162,17 +162,12 @@ export class SecretService {
   }
 
   /** A release for every app using `ref`, whose only change is the secret's version: a rollout as the entries' update strategies say. */
-  private async roll(ref: string, version: number, by: string): Promise<{ app: string; release: number }[]> {
-    const rolled: { app: string; release: number }[] = [];
-    for (const app of this.usedBy(ref)) {
-      const record = this.state.apps.get(app);
-      if (!record) continue;
-      const spec = structuredClone(record.spec);
+  private roll(ref: string, version: number, by: string): Promise<RollOutcome> {
+    const pin = (spec: AppSpec) => {
       for (const { use } of secretPlaces(spec)) if (use.secret === ref) use.version = version;
-      const result = await this.applySpec(spec, by, `secret ${ref} changed (version ${version})`);
-      if (result.changed) rolled.push({ app, release: result.app.release });
-    }
-    return rolled;
+      return true;
+    };
+    return rollApps(this.state, this.events, this.usedBy(ref), pin, this.applySpec, by, `secret ${ref} changed (version ${version})`);
   }
 
   private record(team: string, name: string): SecretRecord {

@@ -109,6 +109,9 @@ export class TeamService {
   async remove(team: string, by: string): Promise<void> {
     const apps = [...this.state.apps.values()].filter((a) => teamOfSpec(a.spec) === team).map((a) => a.name);
     if (apps.length > 0) throw new ConflictError(`team ${team} still owns apps (${apps.slice(0, 5).join(', ')}${apps.length > 5 ? ', …' : ''}): move or remove them first`);
+    // A team made again under the same name must not find the old one's secrets and configs.
+    const kept = [...[...this.state.secrets.values()].filter((s) => s.team === team).map((s) => `secret ${s.name}`), ...[...this.state.configs.values()].filter((c) => c.team === team).map((c) => `config ${c.name}`)];
+    if (kept.length > 0) throw new ConflictError(`team ${team} still has ${kept.slice(0, 5).join(', ')}${kept.length > 5 ? ', …' : ''}: remove them first (gantry secret rm, gantry config rm)`);
     const written = await casUpdate(this.store, STORE.teams.key(team), STORE.teams, (current) => {
       if (!current) throw new NotFoundError(`no team named "${team}"`);
       return null;
@@ -135,8 +138,8 @@ export function teamScope(state: ClusterState): TeamScope {
       if (kind === 'app' || kind === 'release' || kind === 'event' || kind === 'discovery') return teamOfApp(resource);
       if (kind === 'instance' || kind === 'log') return teamOfApp(state.instances.get(resource)?.app);
       if (kind === 'pool') return state.pools.get(resource)?.team;
-      // A secret route names its team (`team`, or `team/name` as can-i says it).
-      if (kind === 'secret') {
+      // A secret or config route names its team (`team`, or `team/name` as can-i says it).
+      if (kind === 'secret' || kind === 'config') {
         const team = resource.split('/', 1)[0] ?? '';
         return state.teams.has(team) ? team : undefined;
       }
