@@ -17,14 +17,7 @@ import { convergence, ProgressDisplay, progressLines, noticesOf } from '../src/c
 import { ApiRequestError, GantryClient, ServerUnreachableError } from '../src/cli/client.js';
 import { CliError, describeCliError } from '../src/cli/errors.js';
 import { registerClientCommands } from '../src/cli/commands.js';
-import { registerDaemonCommands } from '../src/cli/daemon.js';
-import { registerNodeCommands } from '../src/cli/node-commands.js';
-import { registerReleaseCommands } from '../src/cli/release-commands.js';
-import { registerSimCommands } from '../src/cli/sim-commands.js';
-import { registerImageCommands } from '../src/cli/image-commands.js';
-import { registerUserCommands } from '../src/cli/user-commands.js';
-import { registerQuotaCommands } from '../src/cli/quota-commands.js';
-import { registerBuildCommands } from '../src/cli/build-commands.js';
+import { MODULES } from '../src/cli/modules.js';
 import { GANTRY } from './helpers/cluster.js';
 import type { AppDetailResponse, InstanceView, NodeView } from '../src/model/api.js';
 import type { GantryEvent, InstanceState } from '../src/model/types.js';
@@ -413,7 +406,7 @@ function gantry(args: string[], nodeFlags: string[] = []): Promise<{ code: numbe
 
 test('gantry --help lists the commands of every module, though a command loads only its own; an unknown command gets the whole list', async () => {
   const all = new Command('gantry');
-  for (const register of [registerDaemonCommands, registerClientCommands, registerReleaseCommands, registerNodeCommands, registerImageCommands, registerUserCommands, registerBuildCommands, registerSimCommands, registerQuotaCommands]) register(all);
+  for (const module of MODULES) await module.register(all);
   const expected = [...all.commands.map((c) => c.name()), 'help'].sort();
 
   const [help, up, tokenCreate, unknown] = await Promise.all([gantry(['--help']), gantry(['up', '--help']), gantry(['token', 'create', '--help']), gantry(['pss'])]);

@@ -220,6 +220,32 @@ describe('isolation between teams', () => {
     assert.match(stolen.text, /secret b\/db belongs to team b, not to this app's team a/);
   });
 
+  test("configs: a team's members read them, developers set and roll them back, owners remove; another team's are out of reach", async () => {
+    assert.equal((await call('bob', 'PUT', '/v1/teams/b/configs/web', { text: 'workers 4\n' })).status, 200);
+    assert.equal((await call('dave', 'PUT', '/v1/teams/a/configs/web', { values: { MODE: 'blue' } })).status, 200);
+    assert.equal((await call('dave', 'PUT', '/v1/teams/a/configs/web', { values: { MODE: 'green' } })).status, 200);
+    const matrix: Array<[string, string, string, number, unknown?]> = [
+      ['alice', 'GET', '/v1/teams/b/configs', 403],
+      ['alice', 'GET', '/v1/teams/b/configs/web', 403],
+      ['alice', 'GET', '/v1/teams/b/configs/web/history', 403],
+      ['alice', 'PUT', '/v1/teams/b/configs/web', 403, { text: 'x' }],
+      ['alice', 'POST', '/v1/teams/b/configs/web/rollback', 403, { version: 1 }],
+      ['alice', 'DELETE', '/v1/teams/b/configs/web', 403],
+      ['vera', 'GET', '/v1/teams/a/configs/web', 200],
+      ['vera', 'GET', '/v1/teams/a/configs/web/diff?from=1', 200],
+      ['vera', 'PUT', '/v1/teams/a/configs/web', 403, { text: 'x' }],
+      ['vera', 'POST', '/v1/teams/a/configs/web/rollback', 403, { version: 1 }],
+      ['dave', 'POST', '/v1/teams/a/configs/web/rollback', 200, { version: 1 }],
+      ['dave', 'DELETE', '/v1/teams/a/configs/web', 403],
+      ['alice', 'DELETE', '/v1/teams/a/configs/web', 200],
+    ];
+    for (const [who, method, path, expected, body] of matrix) {
+      const answer = await call(who, method, path, body);
+      assert.equal(answer.status, expected, `${who} ${method} ${path}: ${answer.text.slice(0, 200)}`);
+      assert.ok(!answer.text.includes('workers 4'), `${who} ${method} ${path} answered team b's config`);
+    }
+  });
+
   test('pools, nodes, tokens, users, registry credentials, audit: a member sees their team\'s pool and nothing else', async () => {
     assert.deepEqual(((await call('alice', 'GET', '/v1/pools')).body.pools as { name: string }[]).map((p) => p.name), ['pa']);
     assert.deepEqual(((await call('bob', 'GET', '/v1/pools')).body.pools as { name: string }[]).map((p) => p.name), ['pb']);

@@ -9,38 +9,8 @@
 // commander's complete help and suggestions).
 import { Command } from 'commander';
 import { GANTRY_VERSION } from '../version.js';
-import { registerClientCommands, handleCliError } from './commands.js';
-import { registerReleaseCommands } from './release-commands.js';
-import { registerNodeCommands } from './node-commands.js';
-import { registerBuildCommands } from './build-commands.js';
-import { registerImageCommands } from './image-commands.js';
-import { registerSecretCommands } from './secret-commands.js';
-import { registerConfigCommands } from './config-commands.js';
-import { registerUserCommands } from './user-commands.js';
-import { registerApprovalCommands } from './approval-commands.js';
-
-interface CommandModule {
-  register: (program: Command) => void | Promise<void>;
-  /** The top-level commands of a module loaded only for them; absent: always registered. */
-  only?: string[];
-}
-
-// One line per module, in the order `gantry --help` lists their commands. A heavy one:
-//   { only: ['name'], register: async (p) => (await import('./x-commands.js')).registerXCommands(p) },
-const MODULES: CommandModule[] = [
-  { only: ['up', 'server', 'agent'], register: async (p) => (await import('./daemon.js')).registerDaemonCommands(p) },
-  { register: registerClientCommands },
-  { register: registerReleaseCommands },
-  { register: registerNodeCommands },
-  { register: registerBuildCommands },
-  { register: registerImageCommands },
-  { register: registerSecretCommands },
-  { register: registerConfigCommands },
-  { register: registerUserCommands },
-  { only: ['quota'], register: async (p) => (await import('./quota-commands.js')).registerQuotaCommands(p) },
-  { register: registerApprovalCommands },
-  { only: ['sim'], register: async (p) => (await import('./sim-commands.js')).registerSimCommands(p) },
-];
+import { handleCliError } from './commands.js';
+import { MODULES, type CommandModule } from './modules.js';
 
 async function buildProgram(wanted: (module: CommandModule) => boolean): Promise<Command> {
   const program = new Command()
