@@ -167,6 +167,7 @@ export function openApiDocument(version: string): object {
         'Deploy, scale and observe apps on a Gantry cluster.',
         'Every route needs `Authorization: Bearer <token>` but GET /healthz and GET /openapi.json. A path that matches no route answers 401 without a token and 404 with one; a token whose role may not use a route gets 403.',
         'Roles: an admin token may do everything; an agent token is bound to one node and may only open that node\'s agent connection; a join token may open an agent connection for a new node once, which is then given its own agent token in the welcome message.',
+        'People sign in (POST /v1/login) for a session token; what they may do follows their platform role (admin, operator, member) and their role in each team (owner, developer, viewer) on the team\'s apps, secrets and configs, by one policy table (GET /v1/auth/can-i asks it). Lists and streams answer only what the caller may see. Personal and robot tokens act as their user or team, narrowed by a scope.',
         'Path parameters are checked against the patterns in their schemas (a mismatch is a 400 naming the parameter); request bodies are limited to 1 MiB (413, and the connection is closed).',
       ].join('\n\n'),
     },
