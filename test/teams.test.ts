@@ -164,13 +164,16 @@ describe('teams: who may do what to whose apps', () => {
 
   test('the audit log: who asked what of which target, refused or not, sign-ins too; no bodies; read-only; kept across a restart', async () => {
     await fetch(`${server.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice', password: 'not her password' }) });
-    const entries = async (query: string) => (await call('GET', `/v1/audit?${query}`, ADMIN)).body.entries as Array<{ who: string; team?: string; method: string; route: string; target: Record<string, string>; status: number; outcome: string }>;
+    const entries = async (query: string) => (await call('GET', `/v1/audit?${query}`, ADMIN)).body.entries as Array<{ who: string; team?: string; method: string; route: string; target: Record<string, string>; status: number; outcome: string; summary?: string }>;
     await new Promise((resolve) => setTimeout(resolve, 200)); // appended after each answer
     const alice = await entries('user=alice');
     const refused = alice.find((e) => e.route === '/v1/apps/:app/entries/:entry/scale' && e.target.app === 'app-b');
     assert.deepEqual(refused && [refused.method, refused.status, refused.outcome, refused.team], ['POST', 403, 'refused', 'b']);
     const scaled = alice.find((e) => e.route === '/v1/apps/:app/entries/:entry/scale' && e.target.app === 'app-a');
-    assert.deepEqual(scaled && [scaled.status, scaled.outcome, scaled.team], [200, 'ok', 'a']);
+    assert.deepEqual(scaled && [scaled.status, scaled.outcome, scaled.team, scaled.summary], [200, 'ok', 'a', 'web: 2 replicas']);
+    // An apply names its app (from the body) and sums the change up, without values.
+    const created = (await entries('team=a')).find((e) => e.route === '/v1/apps' && e.target.app === 'app-a');
+    assert.deepEqual(created && [created.method, created.summary], ['POST', 'release 1: created']);
     assert.ok(alice.some((e) => e.route === '/v1/login' && e.outcome === 'refused'), 'a failed sign-in');
     assert.ok(alice.some((e) => e.route === '/v1/login' && e.outcome === 'ok'), 'a sign-in');
     assert.ok(!alice.some((e) => e.method === 'GET' && e.route !== '/v1/login'), 'reads are not audited');

@@ -113,7 +113,7 @@ export async function audit(_opts: unknown, cmd: Command): Promise<void> {
   if (format === 'jsonl') return print(entries.map((e) => JSON.stringify(e)).join('\n'));
   if (entries.length === 0) return print('no audit entries match');
   const now = Date.now();
-  print(renderTable(['TIME', 'WHO', 'TEAM', 'REQUEST', 'TARGET', 'OUTCOME', 'FROM'], entries.map((e) => [
-    formatTime(e.time, now), e.who, e.team ?? '-', `${e.method} ${e.route}`, Object.entries(e.target).map(([k, v]) => `${k}=${v}`).join(' ') || '-', `${e.outcome} ${e.status}`, e.from,
+  print(renderTable(['TIME', 'WHO', 'TEAM', 'REQUEST', 'TARGET', 'OUTCOME', 'FROM', 'WHAT'], entries.map((e) => [
+    formatTime(e.time, now), e.who, e.team ?? '-', `${e.method} ${e.route}`, Object.entries(e.target).map(([k, v]) => `${k}=${v}`).join(' ') || '-', `${e.outcome} ${e.status}`, e.from, e.summary ?? '',
   ])));
 }

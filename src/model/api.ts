@@ -19,6 +19,8 @@ export interface ApplyResponse {
   changed: boolean;
   /** Images left as written because their registry could not be reached from the server. */
   unpinned?: Array<{ path: string; image: string; reason: string }>;
+  /** The fields the new release changed (absent: no new release, e.g. only replica counts). */
+  changes?: string[];
 }
 
 /** 202 from apply or rollback: the change waits for an owner's approval (nothing was applied). */

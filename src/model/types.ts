@@ -397,6 +397,8 @@ export interface AuditRecord {
   route: string;
   /** Its parameters: which app, instance, node, user, … */
   target: Record<string, string>;
+  /** What the change was, in a line: which release and which fields changed, which version of a secret; never a value. */
+  summary?: string;
   status: number;
   outcome: 'ok' | 'refused' | 'failed';
   /** The client's address. */

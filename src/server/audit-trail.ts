@@ -9,6 +9,13 @@ import type { ClusterState } from './state.js';
 import type { AuditLog } from './services/audit.js';
 import { teamOfSpec } from '../model/spec.js';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** What a route adds to its audit entry once it knows: the target a body named, a summary of the change (never a value). */
+    auditDetail?: { target?: Record<string, string>; summary?: string };
+  }
+}
+
 const LOGIN = '/v1/login';
 /** Made a user and signed them in: audited like a sign-in, under the name asked for (never the code). */
 const ACCEPT_INVITATION = '/v1/invitations/accept';
@@ -26,7 +33,7 @@ export function installAuditTrail(server: FastifyInstance, audit: AuditLog, stat
     if (!login && !auditedRead && (request.method === 'GET' || request.method === 'HEAD' || NOT_AUDITED.has(`${request.method} ${route}`))) return;
     const caller = request.caller;
     if (!caller && !login) return;
-    const target = targetOf(request);
+    const target = { ...targetOf(request), ...request.auditDetail?.target };
     const status = reply.statusCode;
     const entry: AuditRecord = {
       time: Date.now(),
@@ -36,6 +43,7 @@ export function installAuditTrail(server: FastifyInstance, audit: AuditLog, stat
       method: request.method,
       route,
       target,
+      ...(request.auditDetail?.summary ? { summary: request.auditDetail.summary.slice(0, 512) } : {}),
       status,
       outcome: status < 400 ? 'ok' : status === 401 || status === 403 || status === 429 ? 'refused' : 'failed',
       from: request.ip,

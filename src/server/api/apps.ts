@@ -13,6 +13,7 @@ const unplacedCount = (ctx: ApiContext) => (app: string, entry: string) => ctx.r
 export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.post('/v1/apps', async (request, reply): Promise<ApplyResponse> => {
     const result = await ctx.apps.apply(request.body as string | object, requester(request), { authorize: applyAuthorizer(ctx, request) });
+    request.auditDetail = { target: { app: result.app.name }, summary: releaseSummary(result) };
     if (result.changed) await reconcileAfter(ctx, request);
     reply.code(result.created ? 201 : 200);
     return result;
@@ -38,6 +39,7 @@ export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const { app, entry } = EntryParams.parse(request.params);
     const { replicas } = ScaleBody.parse(request.body);
     const record = await ctx.apps.scale(app, entry, replicas, requester(request));
+    request.auditDetail = { summary: `${entry}: ${replicas} replicas` };
     await reconcileAfter(ctx, request);
     return { app: record };
   });
@@ -58,4 +60,11 @@ export function appRoutes(server: FastifyInstance, ctx: ApiContext): void {
     reply.code(202);
     return { removed: app };
   });
+}
+
+/** An apply in a line for the audit log: which release, and which fields it changed (never their values). */
+function releaseSummary(result: ApplyResponse): string {
+  if (!result.changed) return 'unchanged';
+  const what = result.created ? 'created' : result.changes ? `changed ${result.changes.slice(0, 12).join(', ')}${result.changes.length > 12 ? ', …' : ''}` : 'replicas';
+  return `release ${result.app.release}: ${what}`;
 }

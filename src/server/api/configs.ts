@@ -54,6 +54,7 @@ export function configRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const body = SetConfig.parse(request.body ?? {});
     const content = body.text !== undefined ? { text: body.text } : { values: body.values! };
     const outcome = await ctx.configs.set(team, config, content, requester(request), body.note);
+    request.auditDetail = { summary: `version ${outcome.config.version}${outcome.rolled.length ? `; rolled ${outcome.rolled.map((r) => r.app).join(', ')}` : ''}` };
     if (outcome.rolled.length > 0) await reconcileAfter(ctx, request);
     return outcome;
   });

@@ -30,6 +30,7 @@ export function releaseRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const { release } = RollbackBody.parse(request.body ?? {});
     // An old release may name another team: rolling back to it moves the app, which needs write in both.
     const result = await ctx.releases.rollback(app, release, requester(request), applyAuthorizer(ctx, request));
+    request.auditDetail = { summary: `release ${result.from} → release ${result.to} again, as release ${result.release}` };
     await reconcileAfter(ctx, request);
     return result;
   });

@@ -32,6 +32,7 @@ export function secretRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const { team, name: secret } = SecretParams.parse(request.params);
     const { value, roll } = SetSecret.parse(request.body ?? {});
     const outcome = await ctx.secrets.set(team, secret, value, requester(request), roll);
+    request.auditDetail = { summary: `version ${outcome.secret.version}${outcome.rolled?.length ? `; rolled ${outcome.rolled.map((r) => r.app).join(', ')}` : ''}` };
     if (outcome.rolled && outcome.rolled.length > 0) await reconcileAfter(ctx, request);
     return outcome;
   });

@@ -41,7 +41,7 @@ export class AppService {
    * record, so an app given to another team meanwhile is not overwritten. `approval`: this
    * applies a request an owner approved (services/approvals.ts), on the release it was made on.
    */
-  async apply(input: string | object, user: string, options: { note?: string; approval?: Approval; authorize?: (app: string, team: string, current: string | undefined) => void } = {}): Promise<{ app: AppRecord; created: boolean; changed: boolean; unpinned?: Unpinned[] }> {
+  async apply(input: string | object, user: string, options: { note?: string; approval?: Approval; authorize?: (app: string, team: string, current: string | undefined) => void } = {}): Promise<{ app: AppRecord; created: boolean; changed: boolean; unpinned?: Unpinned[]; changes?: string[] }> {
     const { note, approval, authorize } = options;
     // What the store will give back, so that comparing it with the stored spec finds only real changes.
     const parsed = canonicalSpec(typeof input === 'string' ? parseAppSpecText(input) : parseAppSpec(input));
@@ -93,7 +93,8 @@ export class AppService {
     for (const { path, image, reason } of unpinned) {
       this.events.note({ level: 'warning', type: 'app.image_unpinned', app: spec.app, message: `${path}: ${image} is not pinned to a digest in release ${record.release} (${reason}); each node runs what the tag names when it pulls` });
     }
-    return { app: record, created: !previous, changed: true, ...pinnedOutcome };
+    const changes = outcome.release?.changes.map((c) => c.path);
+    return { app: record, created: !previous, changed: true, ...pinnedOutcome, ...(changes ? { changes } : {}) };
   }
 
   async scale(app: string, entry: string, replicas: number, user: string): Promise<AppRecord> {
