@@ -119,4 +119,18 @@ describe('team configs: access, versions, and what a change does to the apps usi
     assert.deepEqual(listed.find((c) => c.name === 'web')!.usedBy, ['site']);
     assert.equal((await call('DELETE', '/v1/teams/shop/configs/web', tokens.olive!)).status, 409, 'in use');
   });
+
+  test('a config kept for one app or one env is used by it only; a scope that would leave out an app using it is refused', async () => {
+    assert.equal((await call('PUT', '/v1/teams/shop/configs/prod-db', tokens.dev!, { values: { DB_HOST: 'db.prod' }, env: 'prod' })).status, 200);
+    const inDev = await call('POST', '/v1/apps', ADMIN, { app: 'cart', team: 'shop', env: 'dev', entrypoints: { web: entry({ envFrom: [{ config: 'shop/prod-db' }] }) } });
+    assert.equal(inDev.status, 400);
+    assert.match(JSON.stringify(inDev.body.problems), /config shop\/prod-db is for env prod only \(this is app cart in env dev\)/);
+    assert.equal((await call('POST', '/v1/apps', ADMIN, { app: 'cart', team: 'shop', env: 'prod', entrypoints: { web: entry({ envFrom: [{ config: 'shop/prod-db' }] }) } })).status, 201);
+    const narrowed = await call('PUT', '/v1/teams/shop/configs/prod-db', tokens.dev!, { values: { DB_HOST: 'db.prod' }, app: 'billing' });
+    assert.equal(narrowed.status, 409, 'cart uses it');
+    assert.match(String(narrowed.body.error), /used by cart, which app billing in env prod only would leave out/);
+    const kept = await call('PUT', '/v1/teams/shop/configs/prod-db', tokens.dev!, { values: { DB_HOST: 'db2.prod' } });
+    assert.equal(kept.status, 200);
+    assert.equal((kept.body.config as { env?: string }).env, 'prod', 'a new version keeps its scope unless told');
+  });
 });

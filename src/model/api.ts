@@ -182,5 +182,8 @@ export interface ConfigInfo {
   updatedAt: number;
   updatedBy: string;
   note?: string;
+  /** The only app, and env, of the team that may use it (absent: any). */
+  app?: string;
+  env?: string;
   usedBy: string[];
 }

@@ -250,6 +250,9 @@ export interface ConfigRecord {
   updatedBy: string;
   /** Why this version, e.g. "rollback to version 3". */
   note?: string;
+  /** The only app, and the only env, of the team that may use it (absent: any). */
+  app?: string;
+  env?: string;
 }
 
 export interface PoolRecord {

@@ -24,6 +24,9 @@ const SetConfig = z
       .refine((v) => Object.keys(v).length <= MAX_KEYS, `at most ${MAX_KEYS} keys`)
       .optional(),
     note: z.string().max(256).refine(noNul, 'must not contain NUL characters').optional(),
+    /** The only app / env of the team that may use it; null: any again; absent: as it was. */
+    app: name('app').nullable().optional(),
+    env: name('env').nullable().optional(),
   })
   .refine((b) => (b.text === undefined) !== (b.values === undefined), { message: 'exactly one of text (a file) or values (key-values) is required', path: ['text'] })
   .refine((b) => Buffer.byteLength(JSON.stringify(b.text ?? b.values ?? ''), 'utf8') <= MAX_CONFIG_BYTES, { message: `at most ${MAX_CONFIG_BYTES / 1024} KiB`, path: ['text'] });
@@ -53,7 +56,7 @@ export function configRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const { team, name: config } = ConfigParams.parse(request.params);
     const body = SetConfig.parse(request.body ?? {});
     const content = body.text !== undefined ? { text: body.text } : { values: body.values! };
-    const outcome = await ctx.configs.set(team, config, content, requester(request), body.note);
+    const outcome = await ctx.configs.set(team, config, content, requester(request), body.note, { app: body.app, env: body.env });
     request.auditDetail = { summary: `version ${outcome.config.version}${outcome.rolled.length ? `; rolled ${outcome.rolled.map((r) => r.app).join(', ')}` : ''}` };
     if (outcome.rolled.length > 0) await reconcileAfter(ctx, request);
     return outcome;

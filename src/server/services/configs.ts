@@ -27,6 +27,12 @@ export const MAX_HISTORY = 50;
 
 export type ConfigContent = { text: string; values?: undefined } | { values: Record<string, string>; text?: undefined };
 
+/** Which of the team's apps may use a config: one app, one env, or both (null: any; absent: as it was). */
+export interface ConfigScope {
+  app?: string | null;
+  env?: string | null;
+}
+
 
 export class ConfigService {
   constructor(
@@ -63,7 +69,7 @@ export class ConfigService {
   }
 
   /** Stores a new version; the apps using it follow (see the file's head). */
-  async set(team: string, name: string, content: ConfigContent, by: string, note?: string): Promise<{ config: ConfigInfo } & RollOutcome> {
+  async set(team: string, name: string, content: ConfigContent, by: string, note?: string, scope: ConfigScope = {}): Promise<{ config: ConfigInfo } & RollOutcome> {
     this.requireTeam(team);
     const ref = secretRefOf(team, name);
     const count = [...this.state.configs.values()].filter((c) => c.team === team).length;
@@ -71,6 +77,10 @@ export class ConfigService {
     if (existing && (existing.text === undefined) !== (content.text === undefined)) {
       throw new ConflictError(`config ${ref} holds ${existing.text === undefined ? 'key-values' : 'a file'}; a new version must too (remove it to change its kind)`);
     }
+    const app = scope.app === undefined ? existing?.app : (scope.app ?? undefined);
+    const env = scope.env === undefined ? existing?.env : (scope.env ?? undefined);
+    const excluded = this.usedBy(ref).filter((user) => !inScope({ app, env }, user, this.state.apps.get(user)?.spec.env));
+    if (excluded.length > 0) throw new ConflictError(`config ${ref} is used by ${excluded.join(', ')}, which ${app ? `app ${app}` : ''}${app && env ? ' in ' : ''}${env ? `env ${env}` : ''} only would leave out: change their specs first`);
     let stored: ConfigRecord | undefined;
     const written = await casUpdate(this.store, STORE.configs.key(team, name), STORE.configs, (current) => {
       if (!current && count >= MAX_CONFIGS_PER_TEAM) throw new ConflictError(`team ${team} has ${MAX_CONFIGS_PER_TEAM} configs already: remove some first`);
@@ -85,6 +95,8 @@ export class ConfigService {
         updatedAt: now,
         updatedBy: by,
         ...(note ? { note } : {}),
+        ...(app ? { app } : {}),
+        ...(env ? { env } : {}),
       };
       return stored;
     }, {
@@ -103,6 +115,7 @@ export class ConfigService {
   async rollback(team: string, name: string, version: number, by: string): Promise<{ config: ConfigInfo } & RollOutcome> {
     const old = await this.get(team, name, version);
     if (old.version === this.record(team, name).version) throw new ConflictError(`version ${version} is the current version of config ${team}/${name}`);
+    // The content goes back; who may use it stays as it is now.
     return this.set(team, name, old.text !== undefined ? { text: old.text } : { values: old.values ?? {} }, by, `rollback to version ${version}`);
   }
 
@@ -140,6 +153,7 @@ export class ConfigService {
       const wantsText = path.includes('files');
       if (owner !== team) problems.push({ path: where, message: `config ${use.config} belongs to team ${owner}, not to this app's team ${team}` });
       else if (!record) problems.push({ path: where, message: `team ${team} has no config named "${use.config.slice(owner.length + 1)}" (gantry config set ${use.config})` });
+      else if (!inScope(record, spec.app, spec.env)) problems.push({ path: where, message: `config ${use.config} is for ${[record.app && `app ${record.app}`, record.env && `env ${record.env}`].filter(Boolean).join(' in ')} only (this is app ${spec.app} in env ${spec.env})` });
       else if (wantsText !== (record.text !== undefined)) problems.push({ path: where, message: `config ${use.config} holds ${record.text !== undefined ? 'a file' : 'key-values'}; ${wantsText ? 'files need a file' : 'envFrom needs key-values'}` });
       else if (!restarts) delete use.version;
       else if (use.version !== undefined && use.version > record.version) problems.push({ path: where, message: `config ${use.config} has no version ${use.version} (it is at version ${record.version})` });
@@ -189,4 +203,9 @@ export class ConfigService {
 function comparable(record: ConfigRecord): Record<string, string> {
   if (record.values) return record.values;
   return Object.fromEntries((record.text ?? '').split('\n').map((line, i) => [`line ${i + 1}`, line]));
+}
+
+/** Whether app `app` in env `env` may use a config kept for `scope`. */
+function inScope(scope: { app?: string; env?: string }, app: string, env: string | undefined): boolean {
+  return (scope.app === undefined || scope.app === app) && (scope.env === undefined || scope.env === env);
 }
