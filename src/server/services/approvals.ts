@@ -11,7 +11,7 @@ import type { ClusterState } from '../state.js';
 import type { EventLog } from './events.js';
 import type { AppService } from './apps.js';
 import { diff } from '../../model/diff.js';
-import { canonicalSpec, sameSpec, type AppSpec } from '../../model/spec.js';
+import { canonicalSpec, sameSpec, teamOfSpec, type AppSpec } from '../../model/spec.js';
 import { STORE } from '../keys.js';
 import { UNCHANGED, casUpdate } from '../cas.js';
 import { ConflictError, NotFoundError } from '../errors.js';
@@ -42,8 +42,7 @@ export interface Approval {
   base: ApprovalRequest['base'];
 }
 
-/** Which team an app belongs to (apps without one: the team named "default", if it exists). */
-const teamOf = (spec: AppSpec): string => spec.team ?? 'default';
+const teamOf = teamOfSpec;
 
 /** A digest of what an app is now, to tell later whether it changed since. */
 export function specDigest(spec: AppSpec | undefined): string {

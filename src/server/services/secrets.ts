@@ -8,7 +8,7 @@ import type { Store } from '../../store/store.js';
 import type { AppRecord, SecretRecord } from '../../model/types.js';
 import type { SecretValueMap } from '../../model/agent-protocol.js';
 import type { SecretInfo } from '../../model/api.js';
-import { SpecError, formatPath, type AppSpec, type SpecProblem } from '../../model/spec.js';
+import { SpecError, formatPath, teamOfSpec, type AppSpec, type SpecProblem } from '../../model/spec.js';
 import { secretPlaces, secretRefOf } from '../../model/spec-secrets.js';
 import type { ClusterState } from '../state.js';
 import type { SecretBox } from '../secret-box.js';
@@ -34,7 +34,7 @@ export type ApplySpec = (spec: AppSpec, user: string, note: string) => Promise<{
 
 /** The team an app belongs to; apps that name none belong to team "default". */
 export function appTeam(spec: { team?: string }): string {
-  return spec.team ?? 'default';
+  return teamOfSpec(spec);
 }
 
 export class SecretService {
