@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { startServer, type RunningServer } from '../src/server/main.js';
-import { GANTRY } from './helpers/cluster.js';
+import { jsonCaller, runCli, signedInUsers } from './helpers/api.js';
 
 const ADMIN = 'gty_scoped_tokens_admin';
 const PASSWORD = 'scoped tokens password';
@@ -17,23 +16,13 @@ describe('personal and robot tokens', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gantry-scoped-'));
   let server: RunningServer;
   const sessions: Record<string, string> = {};
-  const call = async (token: string, method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  };
+  const api = jsonCaller(() => server.url);
+  const call = (token: string, method: string, path: string, body?: unknown) => api(method, path, token, body);
   const app = (name: string, team: string, replicas = 1) => ({ app: name, team, entrypoints: { web: { command: ['sleep', '3600'], replicas } } });
 
   before(async () => {
     server = await startServer({ dataDir: join(dir, 'server'), port: 0, bootstrapToken: ADMIN });
-    for (const user of ['alice', 'bob']) {
-      assert.equal((await call(ADMIN, 'POST', '/v1/users', { name: user, password: PASSWORD })).status, 201);
-      const login = await fetch(`${server.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password: PASSWORD }) });
-      sessions[user] = ((await login.json()) as { token: string }).token;
-    }
+    Object.assign(sessions, await signedInUsers(api, ADMIN, ['alice', 'bob'], PASSWORD));
     assert.equal((await call(ADMIN, 'POST', '/v1/teams', { name: 'shop', owner: 'alice' })).status, 201);
     assert.equal((await call(ADMIN, 'POST', '/v1/teams', { name: 'books', owner: 'bob' })).status, 201);
     assert.equal((await call(ADMIN, 'POST', '/v1/apps', app('cart', 'shop'))).status, 201);
@@ -116,15 +105,7 @@ describe('personal and robot tokens', () => {
   });
 
   test('the CLI: token create --mine and --team, ls, rm', async () => {
-    const cli = (args: string[], token: string) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [...GANTRY, ...args], { env: { ...process.env, GANTRY_SERVER: server.url, GANTRY_TOKEN: token, GANTRY_CONFIG: join(dir, 'cli.json') } });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      });
+    const cli = (args: string[], token: string) => runCli(args, { GANTRY_SERVER: server.url, GANTRY_TOKEN: token, GANTRY_CONFIG: join(dir, 'cli.json') });
     const made = await cli(['token', 'create', 'ci2', '--team', 'shop', '--team-role', 'developer', '--scope', 'app:write,app:read', '--expires', '720h'], sessions.alice!);
     assert.equal(made.code, 0, made.stderr);
     assert.match(made.stdout, /robot token of team shop \(developer\) "ci2", scope app:write, app:read, valid until/);

@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { startServer, type RunningServer } from '../src/server/main.js';
-import { GANTRY } from './helpers/cluster.js';
+import { jsonCaller, runCli, signedInUsers } from './helpers/api.js';
 
 const ADMIN = 'gty_teams_test_admin_token';
 const PASSWORD = 'team player password';
@@ -18,23 +17,12 @@ describe('teams: who may do what to whose apps', () => {
   let server: RunningServer;
   const tokens: Record<string, string> = {};
 
-  const call = async (method: string, path: string, token: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  };
+  const call = jsonCaller(() => server.url);
   const app = (name: string, team?: string) => ({ app: name, ...(team ? { team } : {}), entrypoints: { web: { command: ['sleep', '3600'], replicas: 1 } } });
 
   before(async () => {
     server = await startServer({ dataDir: join(dir, 'server'), port: 0, bootstrapToken: ADMIN });
-    for (const user of ['alice', 'vera', 'bob', 'mallory']) {
-      assert.equal((await call('POST', '/v1/users', ADMIN, { name: user, password: PASSWORD })).status, 201);
-      const login = await fetch(`${server.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password: PASSWORD }) });
-      tokens[user] = ((await login.json()) as { token: string }).token;
-    }
+    Object.assign(tokens, await signedInUsers(call, ADMIN, ['alice', 'vera', 'bob', 'mallory'], PASSWORD));
     assert.equal((await call('POST', '/v1/teams', ADMIN, { name: 'a', owner: 'alice' })).status, 201);
     assert.equal((await call('POST', '/v1/teams', ADMIN, { name: 'b', owner: 'bob' })).status, 201);
     for (const spec of [app('app-a', 'a'), app('app-b', 'b'), app('app-none')]) assert.equal((await call('POST', '/v1/apps', ADMIN, spec)).status, 201);
@@ -137,15 +125,7 @@ describe('teams: who may do what to whose apps', () => {
   });
 
   test('the CLI: team create, add, show, kick, ls', async () => {
-    const cli = (args: string[]) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [...GANTRY, ...args], { env: { ...process.env, GANTRY_SERVER: server.url, GANTRY_TOKEN: ADMIN, GANTRY_CONFIG: join(dir, 'cli.json') } });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      });
+    const cli = (args: string[]) => runCli(args, { GANTRY_SERVER: server.url, GANTRY_TOKEN: ADMIN, GANTRY_CONFIG: join(dir, 'cli.json') });
     assert.equal((await cli(['team', 'create', 'c', '--owner', 'mallory'])).code, 0);
     assert.equal((await cli(['team', 'add', 'c', 'vera', '--role', 'viewer'])).code, 0);
     assert.match((await cli(['team', 'show', 'c'])).stdout, /mallory\s+owner[\s\S]*vera\s+viewer|vera\s+viewer[\s\S]*mallory\s+owner/);
