@@ -1,4 +1,4 @@
-// The server's own metrics, in Prometheus' text format at GET /metrics (api/metrics.ts). One
+// The server's own metrics, in Prometheus' text format at GET /metrics (api/cluster.ts). One
 // registry per server, never prom-client's global one, so several servers in one process (the
 // tests) each export their own. Every label value comes from a closed set — the route pattern the
 // router matched, a known method, a status class, a store call, an instance state — so nothing a
@@ -24,8 +24,20 @@ export interface MetricSources {
   passFigures(): PassFigures;
 }
 
+/**
+ * The Node process's metrics (CPU, memory, GC, event loop), made once per process: each
+ * collectDefaultMetrics call starts a GC observer and an event loop monitor that nothing stops,
+ * so servers started and stopped in one process (the tests) would pile them up. Its own
+ * registry, not prom-client's global one; every server's /metrics shows it with its own.
+ */
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (!processRegistry) collectDefaultMetrics({ register: (processRegistry = new Registry()) });
+  return processRegistry;
+}
+
 export class ServerMetrics {
-  readonly registry = new Registry();
+  private readonly registry = new Registry();
   private readonly requests: Histogram<'route' | 'method' | 'status'>;
   private readonly storeCalls: Histogram<'operation'>;
   private readonly passes: Histogram;
@@ -33,11 +45,17 @@ export class ServerMetrics {
 
   constructor() {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
     this.requests = new Histogram({ name: 'gantry_http_request_duration_seconds', help: 'API requests by matched route pattern, method and status class', labelNames: ['route', 'method', 'status'], registers });
     this.storeCalls = new Histogram({ name: 'gantry_store_operation_duration_seconds', help: 'Calls the server made to its store, by operation', labelNames: ['operation'], buckets: STORE_BUCKETS, registers });
     this.passes = new Histogram({ name: 'gantry_reconcile_pass_duration_seconds', help: 'Reconcile passes that looked at something: planning and writing', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
     this.placements = new Counter({ name: 'gantry_placements_total', help: 'Instances placed on a node by reconcile passes (written)', registers });
+  }
+
+  readonly contentType = this.registry.contentType;
+
+  /** The text Prometheus scrapes: this server's metrics and the process's. */
+  async text(): Promise<string> {
+    return Registry.merge([processMetrics(), this.registry]).metrics();
   }
 
   /** Times every request, labelled by the route the router matched (`unmatched` when none did). */

@@ -25,7 +25,7 @@ export function clusterRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/server/reconcile', async (): Promise<PassFigures> => ctx.replicas.passFigures());
 
   // The server's own metrics for Prometheus to scrape (metrics.ts says what and why).
-  server.get('/metrics', async (_request, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()));
+  server.get('/metrics', async (_request, reply) => reply.type(ctx.metrics.contentType).send(await ctx.metrics.text()));
 
   server.get('/v1/events', async (request, reply): Promise<EventListResponse | void> => {
     const query = { ...EventsQuery.parse(request.query), visible: visibleTo(ctx, request, 'event') };
