@@ -5,9 +5,10 @@
 # openssl to make the throwaway CA and certificates of the TLS tests, docker-registry (Docker
 # Distribution 2.8) and apache2-utils (htpasswd, for its bcrypt logins) for a real registry that
 # the image tests push to and agents pull from, slapd and ldap-utils (ldapadd, ldapmodify) for
-# a real OpenLDAP directory that directory sign-in is tested against.
+# a real OpenLDAP directory that directory sign-in is tested against, prometheus (2.42) to
+# scrape the server's /metrics and discover instances through its HTTP SD.
 set -euo pipefail
-declare -A program_of=([docker.io]=dockerd [busybox-static]=busybox [curl]=curl [nginx]=nginx [redis-server]=redis-server [dnsmasq]=dnsmasq [dnsperf]=dnsperf [iproute2]=ip [openssl]=openssl [docker-registry]=docker-registry [apache2-utils]=htpasswd [slapd]=slapd [ldap-utils]=ldapadd)
+declare -A program_of=([docker.io]=dockerd [busybox-static]=busybox [curl]=curl [nginx]=nginx [redis-server]=redis-server [dnsmasq]=dnsmasq [dnsperf]=dnsperf [iproute2]=ip [openssl]=openssl [docker-registry]=docker-registry [apache2-utils]=htpasswd [slapd]=slapd [ldap-utils]=ldapadd [prometheus]=prometheus)
 need=()
 for pkg in "${!program_of[@]}"; do
   command -v "${program_of[$pkg]}" >/dev/null || [ -x "/usr/sbin/${program_of[$pkg]}" ] || need+=("$pkg")

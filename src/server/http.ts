@@ -74,6 +74,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   const routes = installAccessCheck(server, auth, teamScope(ctx.state));
   installAuditTrail(server, ctx.audit, ctx.state);
   installErrors(server);
+  ctx.metrics.instrument(server);
 
   server.get('/healthz', async () => ({ ok: true, version: GANTRY_VERSION }));
   server.get('/openapi.json', async () => openApiDocument(GANTRY_VERSION));

@@ -3,6 +3,8 @@ import { ensurePrivateDir } from '../host/private-files.js';
 import { join } from 'node:path';
 import { checkSqliteFile, openStore, sqlitePathOf } from '../store/index.js';
 import type { Store } from '../store/store.js';
+import { timedStore } from '../store/timed-store.js';
+import { ServerMetrics } from './metrics.js';
 import { ClusterState } from './state.js';
 import { TokenAuth } from './auth.js';
 import { clusterIdentity } from './cluster-identity.js';
@@ -125,7 +127,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const storeUrl = options.storeUrl ?? `sqlite:${join(options.dataDir, 'gantry.db')}`;
   const storePath = sqlitePathOf(storeUrl);
   if (storePath !== ':memory:') checkSqliteFile(storePath, { init: options.init });
-  const store = await openStore(storeUrl);
+  const metrics = new ServerMetrics();
+  // Every store call the server makes is timed, whoever makes it.
+  const store = timedStore(await openStore(storeUrl), metrics.storeCall);
   const auth = new TokenAuth(store);
   const firstAdminToken = await auth.init(options.bootstrapToken);
   const cluster = await clusterIdentity(store);
@@ -151,9 +155,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const quotas = new QuotaService(store, state, events);
   const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner, quotas, (spec) => teamConfigs.pin(teamSecrets.pin(spec)));
   const replicas = new ReplicaController(store, state, events);
+  replicas.onPass = metrics.reconcilePass;
+  metrics.follow({ state, isConnected: (node) => agents.isConnected(node), passFigures: () => replicas.passFigures() });
   const users = new UserService(store, auth, events);
   const ctx: ApiContext = {
-    state, events, agents, catalog, registry, store, apps, replicas, auth, registryLogins, streams: new StreamCounter(),
+    state, events, agents, catalog, registry, store, apps, replicas, auth, registryLogins, streams: new StreamCounter(), metrics,
     users,
     audit: new AuditLog(store),
     teams: new TeamService(store, state, events, async (user) => (await users.find(user)) !== undefined),

@@ -77,6 +77,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   // What each key shows is read per key: an app's spec as the app, the rest as its events.
   'GET /v1/watch': { action: 'list', kind: 'event' },
   'GET /v1/server/reconcile': read('cluster'),
+  // The server's own metrics: operators and admins (a token scoped cluster:read); never public.
+  'GET /metrics': read('cluster'),
 
   'GET /v1/nodes': read('node'),
   'POST /v1/nodes/:name/cordon': write('node', 'name'),

@@ -1,4 +1,4 @@
-// /v1/nodes and /v1/events (a list, or a Server-Sent Events stream with follow).
+// /v1/nodes, /v1/events, the reconcile figures and /metrics (a list, or a Server-Sent Events stream with follow).
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { EventListResponse, NodeListResponse } from '../../model/api.js';
@@ -23,6 +23,9 @@ export function clusterRoutes(server: FastifyInstance, ctx: ApiContext): void {
 
   // What the reconcile passes cost (the leader's own timing): how the control plane keeps up.
   server.get('/v1/server/reconcile', async (): Promise<PassFigures> => ctx.replicas.passFigures());
+
+  // The server's own metrics for Prometheus to scrape (metrics.ts says what and why).
+  server.get('/metrics', async (_request, reply) => reply.type(ctx.metrics.contentType).send(await ctx.metrics.text()));
 
   server.get('/v1/events', async (request, reply): Promise<EventListResponse | void> => {
     const query = { ...EventsQuery.parse(request.query), visible: visibleTo(ctx, request, 'event') };

@@ -28,6 +28,7 @@ import type { ApprovalService } from '../services/approvals.js';
 import type { InvitationService } from '../services/invitations.js';
 import type { SecretService } from '../services/secrets.js';
 import type { ConfigService } from '../services/configs.js';
+import type { ServerMetrics } from '../metrics.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -61,6 +62,8 @@ export interface ApiContext {
   configs: ConfigService;
   /** Long-lived responses open now, capped per token and overall. */
   streams: StreamCounter;
+  /** The server's own metrics (GET /metrics). */
+  metrics: ServerMetrics;
 }
 
 /**

@@ -39,6 +39,12 @@ export function clusterPaths(): Record<string, object> {
         },
       }),
     },
+    '/metrics': {
+      get: op({
+        summary: "The server's own metrics in Prometheus' text format: API latency by route, method and status class; reconcile passes and their time; placements; instances by state; connected agents; store call latency; Node process metrics (docs/observability.md)",
+        responses: { '200': { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } } },
+      }),
+    },
     ...Object.fromEntries(
       Object.entries(nodeActions).map(([action, summary]) => [`/v1/nodes/{name}/${action}`, { post: op({ summary, parameters: [nodeParam], responses: { '200': nodeAnswer } }) }]),
     ),

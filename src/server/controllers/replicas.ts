@@ -64,6 +64,8 @@ export class ReplicaController {
   private readonly unsubscribe: () => void;
   private readonly figures: Omit<PassFigures, 'recentMs'> = { passes: 0, fullPasses: 0, idlePasses: 0 };
   private readonly recentMs: number[] = [];
+  /** Told of each pass that looked at something (its milliseconds, the instances it placed): the server's metrics. */
+  onPass: (ms: number, placed: number) => void = () => {};
 
   constructor(
     private readonly store: Store,
@@ -253,6 +255,7 @@ export class ReplicaController {
     if (this.recentMs.length > RECENT_PASSES) this.recentMs.shift();
     const instances = scope ? [...scope].reduce((n, app) => n + this.state.instancesOf(app).length, 0) : this.state.instances.size;
     this.figures.last = { at: now, ms, apps: scope ? scope.size : 'all', instances, wrote: ops.length };
+    this.onPass(ms, ops.length > 0 ? plan.creates.length : 0);
     await this.events.recordAll(this.fresh(plan.events, looked)).catch(() => {});
     // Releases of apps that are gone need not be kept.
     for (const key of this.releases.keys()) if (!this.state.apps.has(key.slice(0, key.lastIndexOf('/')))) this.releases.delete(key);
