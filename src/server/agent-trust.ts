@@ -1,6 +1,6 @@
-// What an agent may say, and about what (the NodeRestriction rules of agents.ts): which node a
-// token may say hello as, which of its reports concern its own node's instances, and the
-// endpoints it registers, rebuilt from the server's own records so that an agent can neither
+// What an agent may say, and about what (the NodeRestriction rules of agents.ts and agents/):
+// which node a token may say hello as, which of its reports concern its own node's instances, and
+// the endpoints it registers, rebuilt from the server's own records so that an agent can neither
 // point another app's traffic anywhere nor smuggle a value into a config file.
 import { randomBytes } from 'node:crypto';
 import type { ValidAgentMessage } from '../model/agent-protocol.js';
