@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../src/server/main.js';
+import { runCli } from './helpers/api.js';
 
 const ADMIN = 'gty_configs_test_admin_token';
 const PASSWORD = 'config keeper password';
@@ -132,5 +133,11 @@ describe('team configs: access, versions, and what a change does to the apps usi
     const kept = await call('PUT', '/v1/teams/shop/configs/prod-db', tokens.dev!, { values: { DB_HOST: 'db2.prod' } });
     assert.equal(kept.status, 200);
     assert.equal((kept.body.config as { env?: string }).env, 'prod', 'a new version keeps its scope unless told');
+    const cli = (args: string[], input: string) => runCli(args, { GANTRY_SERVER: server.url, GANTRY_TOKEN: ADMIN, GANTRY_CONFIG: join(dir, 'cli.json') }, input);
+    const scoped = await cli(['config', 'set', 'shop/cart-flags', '--app', 'cart', '--env', 'prod'], 'FAST=1\n');
+    assert.equal(scoped.code, 0, scoped.stderr);
+    assert.match(scoped.stdout, /config shop\/cart-flags version 1 stored \(for app cart in env prod only\)/);
+    const lifted = await cli(['config', 'set', 'shop/cart-flags', '--app', ''], 'FAST=2\n');
+    assert.match(lifted.stdout, /version 2 stored \(for env prod only\)/);
   });
 });

@@ -43,10 +43,12 @@ async function contentOf(opts: { fromFile?: string; set?: string[]; envFile?: st
 }
 
 export async function setConfig(ref: string, _opts: unknown, cmd: Command): Promise<void> {
-  const opts = options<{ fromFile?: string; set?: string[]; envFile?: string; note?: string }>(cmd);
+  const opts = options<{ fromFile?: string; set?: string[]; envFile?: string; note?: string; app?: string; env?: string }>(cmd);
   const { team, name } = parseRef(ref);
-  const { config, rolled, failed } = await clientFor(cmd).setConfig(team, name, await contentOf(opts), opts.note);
-  print(`config ${ref} version ${config.version} stored`);
+  const scope = { ...(opts.app !== undefined ? { app: opts.app || null } : {}), ...(opts.env !== undefined ? { env: opts.env || null } : {}) };
+  const { config, rolled, failed } = await clientFor(cmd).setConfig(team, name, await contentOf(opts), opts.note, scope);
+  const only = [config.app && `app ${config.app}`, config.env && `env ${config.env}`].filter(Boolean).join(' in ');
+  print(`config ${ref} version ${config.version} stored${only ? ` (for ${only} only)` : ''}`);
   reportRolls(rolled, failed);
   const inPlace = config.usedBy.filter((app) => !rolled.some((r) => r.app === app) && !failed.some((f) => f.app === app));
   if (inPlace.length > 0) print(`reloaded in place or at next start: ${inPlace.join(', ')}`);

@@ -15,6 +15,8 @@ export function registerConfigCommands(program: Command): void {
     .option('--set <key=value>', 'a key-value (repeatable; a key-value config)', collect)
     .option('--env-file <file>', 'KEY=VALUE lines (a key-value config; # comments and blank lines skipped)')
     .option('--note <text>', 'why, kept with the version')
+    .option('--app <app>', "only this app of the team may use it ('' lifts it; default: as it was)")
+    .option('--env <env>', "only apps in this env may use it ('' lifts it; default: as it was)")
     .action(run('setConfig'));
   clientCommand(config, 'get', 'print a config: its text, or KEY=VALUE lines')
     .argument('<team/name>', 'e.g. shop/nginx-conf')

@@ -43,8 +43,9 @@ export class SecretCalls extends TeamCalls {
     return this.json('GET', `/v1/teams/${enc(team)}/configs/${enc(name)}/diff`, { query: { from: String(from), ...(to === undefined ? {} : { to: String(to) }) } });
   }
 
-  setConfig(team: string, name: string, content: { text: string } | { values: Record<string, string> }, note?: string): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[]; failed: { app: string; error: string }[] }> {
-    return this.json('PUT', `/v1/teams/${enc(team)}/configs/${enc(name)}`, { body: JSON.stringify({ ...content, ...(note ? { note } : {}) }), contentType: 'application/json' });
+  /** scope: the only app / env that may use it (null: any again; absent: as it was). */
+  setConfig(team: string, name: string, content: { text: string } | { values: Record<string, string> }, note?: string, scope: { app?: string | null; env?: string | null } = {}): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[]; failed: { app: string; error: string }[] }> {
+    return this.json('PUT', `/v1/teams/${enc(team)}/configs/${enc(name)}`, { body: JSON.stringify({ ...content, ...(note ? { note } : {}), ...scope }), contentType: 'application/json' });
   }
 
   rollbackConfig(team: string, name: string, version: number): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[]; failed: { app: string; error: string }[] }> {
