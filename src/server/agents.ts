@@ -23,6 +23,8 @@ import { InstanceValues } from './agents/instance-values.js';
 import { AssignmentPusher } from './agents/assignments.js';
 import { AgentQuestions } from './agents/questions.js';
 import { LogRelays, type LogRequest } from './agents/logs.js';
+import type { InspectionService } from './services/inspections.js';
+import type { InspectionRecord } from '../model/inspection.js';
 
 export { unresponsiveAfterMs } from './agents/connections.js';
 export { NoNodeToAsk } from './agents/questions.js';
@@ -33,6 +35,8 @@ export class AgentHub {
   private readonly assignments: AssignmentPusher;
   private readonly questions: AgentQuestions;
   private readonly logs: LogRelays;
+  /** Node inspection: the policy agents are sent, where their results are kept (useInspections). */
+  private inspections: InspectionService | undefined;
 
   constructor(
     store: Store,
@@ -105,6 +109,23 @@ export class AgentHub {
     return this.questions.resolveImage(image, timeoutMs);
   }
 
+  useInspections(inspections: InspectionService): void {
+    this.inspections = inspections;
+  }
+
+  /** Whether the node's agent runs inspection checks; undefined when it is not connected. */
+  inspects(node: string): boolean | undefined {
+    const session = this.connections.byNode.get(node);
+    return session ? session.inspects === true : undefined;
+  }
+
+  /** Has the node's agent run its checks now; resolves with the stored results. */
+  async inspect(node: string, timeoutMs: number): Promise<InspectionRecord> {
+    await this.questions.inspect(node, timeoutMs);
+    // handle() stores the answer before it settles the question.
+    return (await this.inspections?.get(node)) ?? { node, at: Date.now(), checks: {} };
+  }
+
   /** The instances a connected node reports that this server does not know (undefined: not connected). */
   unassigned(node: string): UnassignedReport[] | undefined {
     return this.connections.isConnected(node) ? this.reports.unassigned(node) : undefined;
@@ -157,6 +178,14 @@ export class AgentHub {
       case 'log.end':
         this.logs.end(node, message.requestId, message.error);
         return;
+      case 'inspected':
+        if (message.node !== node) throw new Refusal(`inspection results for node ${message.node} on the connection of node ${node}`);
+        if (this.inspections) await this.inspections.record(node, message.results);
+        this.questions.answered(node, message);
+        return;
+      case 'clock.ask':
+        this.connections.send(node, { type: 'clock', requestId: message.requestId, serverTime: Date.now() });
+        return;
     }
   }
 
@@ -173,6 +202,7 @@ export class AgentHub {
     session.takesChanges = message.accepts.includes('assignments.changed');
     session.prepulls = message.accepts.includes('prepull');
     session.resolves = message.accepts.includes('image.resolve');
+    session.inspects = message.accepts.includes('inspect');
     this.connections.admit(session, name);
     this.connections.send(name, { type: 'welcome', heartbeatMs: this.heartbeatMs, cluster: this.cluster.id, ...(minted ? { token: minted.token } : {}) });
     if (message.cluster !== undefined && message.cluster !== this.cluster.id) {
@@ -183,5 +213,6 @@ export class AgentHub {
     await this.reports.saveStatuses(name, message.statuses);
     await this.registry.sync(name, this.reports.ownEndpoints(session, message.endpoints));
     this.assignments.pushAssignments(name);
+    if (session.inspects && this.inspections) this.connections.send(name, { type: 'inspect.policy', policy: this.inspections.policy });
   }
 }
