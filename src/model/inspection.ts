@@ -50,9 +50,10 @@ const path = z.string().min(1).max(1024).regex(/^\//, 'an absolute path').refine
 
 const usage = z
   .strictObject({ path, warn: percent, fail: percent })
-  .refine((u) => u.warn <= u.fail, { message: 'warn must not be above fail', path: ['warn'] })
+  .refine((u) => !(u.warn > u.fail), { message: 'warn must not be above fail', path: ['warn'] })
   .transform((u) => ({ path: u.path, warnPercent: u.warn, failPercent: u.fail }));
-const usages = z.union([usage.transform((u) => [u]), z.array(usage).max(16)]);
+/** One filesystem (`{ path, warn, fail }`) or a list of them. */
+const usages = z.preprocess((v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? [v] : v), z.array(usage).max(16));
 
 const comparison = z
   .union([z.string(), z.number().transform((n) => `== ${n}`)])
@@ -75,7 +76,8 @@ export const InspectPolicyFile = z
       .optional(),
     clockOffset: z
       .strictObject({ warn: duration, fail: duration })
-      .refine((c) => c.warn <= c.fail, { message: 'warn must not be above fail', path: ['warn'] })
+      // Not a comparison when either failed to parse (zod still runs this refinement then).
+      .refine((c) => !(c.warn > c.fail), { message: 'warn must not be above fail', path: ['warn'] })
       .transform((c) => ({ warnMs: c.warn, failMs: c.fail }))
       .optional(),
     uptime: z.strictObject({ warnBelow: duration }).transform((u) => ({ warnBelowMs: u.warnBelow })).optional(),

@@ -26,6 +26,9 @@ import { LogRelays, type LogRequest } from './agents/logs.js';
 import type { InspectionService } from './services/inspections.js';
 import type { InspectionRecord } from '../model/inspection.js';
 
+/** The most often a node's unasked inspection results are stored (its policy says every 5 min by default, at least 10 s). */
+const UNASKED_INSPECTION_EVERY_MS = 5000;
+
 export { unresponsiveAfterMs } from './agents/connections.js';
 export { NoNodeToAsk } from './agents/questions.js';
 
@@ -178,11 +181,16 @@ export class AgentHub {
       case 'log.end':
         this.logs.end(node, message.requestId, message.error);
         return;
-      case 'inspected':
+      case 'inspected': {
         if (message.node !== node) throw new Refusal(`inspection results for node ${message.node} on the connection of node ${node}`);
+        // Results nobody asked for come every few minutes; more often they are dropped, not written.
+        const asked = this.questions.asked(node, message.requestId);
+        if (!asked && Date.now() - (session.inspectedAt ?? 0) < UNASKED_INSPECTION_EVERY_MS) return;
+        session.inspectedAt = Date.now();
         if (this.inspections) await this.inspections.record(node, message.results);
         this.questions.answered(node, message);
         return;
+      }
       case 'clock.ask':
         this.connections.send(node, { type: 'clock', requestId: message.requestId, serverTime: Date.now() });
         return;

@@ -44,7 +44,8 @@ export function parseInspectPolicy(text: string, source: string): InspectPolicy 
       for (let depth = path.length; depth >= 0 && !node; depth--) node = doc.getIn(path.slice(0, depth) as string[], true);
       const range = (node as { range?: [number, number, number] } | undefined)?.range;
       const where = range ? ` (${lineOf(range[0])})` : '';
-      const message = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
+      // zod says only "Invalid key in record"; the key's own issue says what a key must be.
+      const message = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
       return { path: `${formatPath(path as PropertyKey[]) || '(root)'}${where}`, message };
     }),
     source,

@@ -58,6 +58,11 @@ export class AgentQuestions {
     return answer;
   }
 
+  /** Whether `requestId` is a question this server asked of `node` and still waits for. */
+  asked(node: string, requestId: string | undefined): boolean {
+    return requestId !== undefined && this.questions.get(requestId)?.node === node;
+  }
+
   /** An answer from `node`: to a question this server asked of this node; any other is ignored. */
   answered(node: string, message: AgentAnswer): void {
     const question = message.requestId === undefined ? undefined : this.questions.get(message.requestId);
