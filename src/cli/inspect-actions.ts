@@ -17,7 +17,7 @@ export async function inspectNodes(name: string | undefined, _opts: unknown, cmd
   const answers = await Promise.all(names.map((node) => client.inspectNode(node).then((answer): NodeInspection | { node: string; error: string } => answer, (err: Error) => ({ node, error: err.message }))));
   const failed = answers.filter((a): a is { node: string; error: string } => 'error' in a);
   if (output === 'json') print(renderJson(all ? answers : answers[0]));
-  else print(answers.map((answer) => ('error' in answer ? `node ${answer.node}: ${answer.error}` : inspectionText(answer))).join('\n\n'));
+  else print(answers.map((answer) => ('error' in answer ? answer.error : inspectionText(answer))).join('\n\n'));
   if (failed.length > 0) fail(EXIT.api, `${failed.length} of ${names.length} node(s) could not be inspected: ${failed.map((f) => f.node).join(', ')}`);
 }
 

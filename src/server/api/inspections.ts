@@ -16,7 +16,8 @@ export function inspectionRoutes(server: FastifyInstance, ctx: ApiContext): void
     try {
       inspection = await ctx.agents.inspect(name, INSPECT_ANSWER_MS);
     } catch (err) {
-      throw new ConflictError(`node ${name}: ${(err as Error).message}`);
+      // Not connected, too old to inspect, or no answer in time (each message names the node).
+      throw new ConflictError((err as Error).message);
     }
     return { node: name, inspection, summary: summarize(inspection, false) };
   });
