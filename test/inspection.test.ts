@@ -9,7 +9,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestCluster, until } from './helpers/cluster.js';
 import type { GantryEvent } from '../src/model/types.js';
-import type { InspectionRecord } from '../src/model/inspection.js';
+import { DEFAULT_INSPECT_POLICY_YAML, type InspectionRecord } from '../src/model/inspection.js';
+import { parseInspectPolicy } from '../src/server/inspect-policy.js';
+import { compare, versionAtLeast } from '../src/agent/inspection-checks.js';
 
 const PASSWORD = 'inspection test password';
 
@@ -117,5 +119,29 @@ describe('node inspection', () => {
     assert.notEqual(code, 0);
     assert.match(stderr, /bad-policy\.yaml: sysctls\.vm\.swappiness \(line 3\): expected a comparison such as ">= 1024"/);
     assert.match(stderr, /bad-policy\.yaml: clockOffset\.warn \(line 4\): expected a duration/);
+  });
+});
+
+describe('inspection policy and judgments', () => {
+  test('the default policy parses into numbers; versions compare by number, sysctls by number or text', () => {
+    const policy = parseInspectPolicy(DEFAULT_INSPECT_POLICY_YAML, 'default');
+    assert.equal(policy.intervalMs, 300_000);
+    assert.deepEqual(policy.disk, [{ path: '/var/lib/docker', warnPercent: 80, failPercent: 90 }]);
+    assert.deepEqual(policy.clockOffset, { warnMs: 500, failMs: 2000 });
+    assert.deepEqual(policy.sysctls['net.core.somaxconn'], { op: '>=', value: '1024' });
+    assert.equal(versionAtLeast('6.8.0-45-generic', '4.19'), true);
+    assert.equal(versionAtLeast('4.9.337', '4.19'), false, '9 < 19, though "4.9" > "4.19" as text');
+    assert.equal(versionAtLeast('20.10.24+dfsg1', '20.10'), true);
+    assert.equal(compare('32768 60999', '==', '32768 60999'), true);
+    assert.equal(compare('0', '==', '1'), false);
+    assert.equal(compare('4096', '>=', '1024'), true);
+  });
+
+  test('a sysctl name cannot leave /proc/sys; < and > compare numbers only', () => {
+    for (const name of ['../../etc/passwd', 'kernel..pid_max', 'kernel/pid_max', 'pid_max']) {
+      assert.throws(() => parseInspectPolicy(`sysctls:\n  "${name}": ">= 1"\n`, 'p'), /sysctls\./, name);
+    }
+    assert.throws(() => parseInspectPolicy('sysctls:\n  kernel.pid_max: ">= many"\n', 'p'), /compare numbers/);
+    assert.throws(() => parseInspectPolicy('disk: { path: /var, warn: 95%, fail: 90% }\n', 'p'), /disk\[0\]\.warn \(line 1\): warn must not be above fail/);
   });
 });

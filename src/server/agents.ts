@@ -213,6 +213,8 @@ export class AgentHub {
     session.inspects = message.accepts.includes('inspect');
     this.connections.admit(session, name);
     this.connections.send(name, { type: 'welcome', heartbeatMs: this.heartbeatMs, cluster: this.cluster.id, ...(minted ? { token: minted.token } : {}) });
+    // Right after the welcome, before anything awaited: no inspect request can overtake the policy.
+    if (session.inspects && this.inspections) this.connections.send(name, { type: 'inspect.policy', policy: this.inspections.policy });
     if (message.cluster !== undefined && message.cluster !== this.cluster.id) {
       this.events.note({ level: 'warning', type: 'node.foreign_cluster', node: name, message: `node ${name} ran instances for cluster ${message.cluster}, not this one (${this.cluster.id}): it keeps them running and removes nothing until they are adopted or forgotten (gantry node adopt|forget)` });
     }
@@ -221,6 +223,5 @@ export class AgentHub {
     await this.reports.saveStatuses(name, message.statuses);
     await this.registry.sync(name, this.reports.ownEndpoints(session, message.endpoints));
     this.assignments.pushAssignments(name);
-    if (session.inspects && this.inspections) this.connections.send(name, { type: 'inspect.policy', policy: this.inspections.policy });
   }
 }
