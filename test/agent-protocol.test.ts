@@ -201,6 +201,47 @@ describe('agent connection: validated messages, node-bound tokens', () => {
     assert.ok(!(await events('token.created')).some((e) => e.message === 'admin token "x" created'));
   });
 
+  test('inspection results speak for the own node only, bounded; an agent that does not inspect is listed as too old', async () => {
+    const inspector = async () => {
+      const agent = await connect(tokens.n1!);
+      agent.send({ type: 'hello', node: nodeInfo('n1', { address: '10.9.9.9' }), statuses: [], endpoints: [], accepts: ['inspect'] });
+      await until('the inspection policy to be sent', () => agent.received.some((m) => m.type === 'inspect.policy'));
+      return agent;
+    };
+    // n2's agent said nothing of inspection in its hello: an older agent.
+    assert.equal(((await api('GET', '/v1/nodes/n2/inspection')).summary as { text: string }).text, 'not inspected (agent too old)');
+    const refused = await fetch(`${server.url}/v1/nodes/n2/inspect`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+    assert.equal(refused.status, 409);
+    assert.match(await refused.text(), /not inspected \(agent too old\)/);
+
+    const forged = { check: 'kernel', status: 'fail', value: '2.6', threshold: '>= 4.19', message: 'forged' };
+    const impostor = await inspector();
+    impostor.send({ type: 'inspected', node: 'n2', results: [forged] });
+    assert.match((await impostor.closed).reason, /inspection results for node n2 on the connection of node n1/);
+    assert.equal((await api('GET', '/v1/nodes/n2/inspection')).inspection, null);
+
+    for (const [what, message, reason] of [
+      ['too many results', { type: 'inspected', node: 'n1', results: Array.from({ length: 129 }, () => forged) }, /invalid message: results/],
+      ['an unknown status', { type: 'inspected', node: 'n1', results: [{ ...forged, status: 'meh' }] }, /invalid message: results\[0\]\.status/],
+      ['a huge value', { type: 'inspected', node: 'n1', results: [{ ...forged, value: 'x'.repeat(300) }] }, /invalid message: results\[0\]\.value/],
+    ] as const) {
+      const agent = await inspector();
+      agent.send(message);
+      assert.match((await agent.closed).reason, reason, what);
+    }
+    assert.equal((await api('GET', '/v1/nodes/n1/inspection')).inspection, null, 'nothing of the refused messages was stored');
+
+    // Its own results, asked for: stored, and the answer to the request.
+    const own = await inspector();
+    const asked = api('POST', '/v1/nodes/n1/inspect');
+    const request = await until('the inspect request', () => own.received.find((m) => m.type === 'inspect'));
+    own.send({ type: 'inspected', node: 'n1', requestId: request.requestId, results: [{ ...forged, message: 'kernel 2.6 is older than 4.19' }] });
+    const answer = (await asked) as { inspection: { checks: Record<string, { status: string; since: number }> }; summary: { text: string } };
+    assert.equal(answer.inspection.checks.kernel?.status, 'fail');
+    assert.equal(answer.summary.text, '1 fail');
+    own.close();
+  });
+
   test('a join token adds a new node with a token of its own, and never takes over an existing one', async () => {
     const takeover = await connect(tokens.join!);
     takeover.send({ type: 'hello', node: nodeInfo('n2'), statuses: [], endpoints: [] });

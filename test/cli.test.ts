@@ -146,6 +146,13 @@ test('nodes table shows allocated/total and runtime notes', () => {
   assert.match(withImages[0]!, /RUNTIMES +IMAGES +LAST SEEN$/);
   assert.match(withImages[1]!, /process +12 \(340 MiB\) +2s ago$/);
   assert.match(withImages[2]!, /^n2 .* process +- +2s ago$/);
+  // A CHECKS column when the server sums up inspections (older servers do not).
+  const checks = (text: string) => ({ text, pass: 0, warn: 0, fail: 0, error: 0 });
+  const withChecks = nodesTable([{ ...node, checks: checks('2 fail') }, { ...node, name: 'n2', checks: checks('not inspected (agent too old)') }, { ...node, name: 'n3', checks: checks('not inspected yet') }], NOW).split('\n');
+  assert.match(withChecks[0]!, /RUNTIMES +CHECKS +LAST SEEN$/);
+  assert.match(withChecks[1]!, /process +2 fail +2s ago$/);
+  assert.match(withChecks[2]!, /process +not inspected \(agent too old\) +2s ago$/);
+  assert.match(withChecks[3]!, /process +- +2s ago$/);
 });
 
 // ---- convergence ----

@@ -37,6 +37,7 @@ import { entrySecrets } from '../model/spec-secrets.js';
 import { entryConfigs } from '../model/spec-configs.js';
 import type { ConfigValueMap, SecretValueMap } from '../model/agent-protocol.js';
 import { Ticker, observeRuntimes } from './tick.js';
+import { NodeInspector } from './inspection.js';
 
 export interface AgentOptions extends NodeIdentity {
   server: string;
@@ -117,6 +118,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   });
   const removals = new Removals({ assignments, ownership, withdraw: (instance) => registration.withdraw(instance), event: (event) => reporter.event(event), send, nodeName: () => node.name });
   const logs = new LogRelay(send, (id) => assignments.runtimeOf(id), () => node.name);
+  // The server's inspection policy, checked now and then and on request (inspection.ts).
+  const inspector = new NodeInspector({ send, nodeName: () => node.name, hasDocker: () => node.info.runtimes.includes('docker'), dockerSocket: options.dockerSocket });
   // Images Gantry used that no instance needs and no recent release uses go, now and then.
   const imageCollector: ImageCollector = new ImageCollector({ store: runtimes.find((runtime) => runtime.images)?.images, dataDir: options.dataDir, settings: options.imageGc, assignments, pulls: images, event: (event) => reporter.event(event), removed: () => node.imagesChanged(), log });
   imageCollector.start();
@@ -177,6 +180,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         return ownership.join(message.id);
       case 'ack':
         return registration.acknowledged(message.requestId);
+      case 'inspect.policy':
+        return inspector.follow(message.policy);
+      case 'inspect':
+        return inspector.request(message.requestId);
+      case 'clock':
+        return inspector.clock(message.requestId, message.serverTime);
     }
   }
 
@@ -219,6 +228,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     name: node.name,
     async close() {
       ticker.stop();
+      inspector.stop();
       imageCollector.stop();
       heartbeat.stop();
       assignments.disposeAll();

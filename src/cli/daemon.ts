@@ -16,6 +16,7 @@ import { configPath, configSaveConflict, readCertificateFile, readPrivateKeyFile
 import { EXIT, fail } from './errors.js';
 import { parseSize } from '../model/units.js';
 import { loadRendererConfig } from '../discovery/renderer-config.js';
+import { loadInspectPolicy } from '../server/inspect-policy.js';
 import { loadDirectoryConfig } from '../server/directory/config.js';
 import { parseSubnet } from '../runtime/docker-network.js';
 import { LABEL_KEY, LABEL_VALUE, NODE_NAME, NODE_NAME_RULE } from '../model/names.js';
@@ -104,6 +105,8 @@ interface DaemonFlags {
   registryTtl: string;
   redisUrl?: string;
   renderer: string[];
+  /** `up` and `server`: the node inspection policy (YAML); the built-in default without it. */
+  inspectPolicy?: string;
   dnsPort?: string;
   dnsHost: string;
   dnsDomain: string;
@@ -280,6 +283,7 @@ function serverOptions(command: Command): Command {
     .option('--registry-ttl <seconds>', 'seconds a silent node\'s endpoints stay registered', '15')
     .option('--redis-url <url>', 'publish registry and instance changes to Redis pub/sub (redis://host:port)')
     .option('--renderer <file.yaml>', 'render a file (nginx upstreams, ...) from the registry on every change (repeatable)', collect, [])
+    .option('--inspect-policy <file.yaml>', 'the checks agents run on their nodes and their thresholds (gantry node inspect; docs/observability.md); default: the built-in policy')
     .option('--dns-port <port>', 'serve DNS (UDP and TCP) for registered endpoints on this port')
     .option('--dns-host <address>', 'address the DNS server listens on', '127.0.0.1')
     .option('--dns-domain <domain>', 'the DNS zone: names are <entry>.<app>.<env>.<domain>', 'gantry.local')
@@ -311,6 +315,7 @@ function serverSettings(flags: DaemonFlags, tls: ServerTls | undefined): ServerO
     registryTtlMs: Number(flags.registryTtl) * 1000,
     redisUrl: flags.redisUrl,
     renderers: flags.renderer.map(loadRendererConfig),
+    inspectPolicy: loadInspectPolicy(flags.inspectPolicy),
     dns: flags.dnsPort === undefined ? undefined : { port: Number(flags.dnsPort), host: flags.dnsHost, domain: flags.dnsDomain, workers: Number(flags.dnsWorkers) },
     bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN,
     init: flags.init,

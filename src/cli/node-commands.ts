@@ -1,4 +1,4 @@
-// gantry node cordon|uncordon|drain|dedicate|unassigned|adopt|forget, gantry pool set, gantry
+// gantry node cordon|uncordon|drain|dedicate|unassigned|adopt|forget|inspect, gantry pool set, gantry
 // token create|ls|rm, gantry capacity, as commander sees them: names, arguments, options and help
 // only (cheap to define at every start); node-actions.ts does the work, imported when one runs.
 import { Option, type Command } from 'commander';
@@ -36,6 +36,12 @@ export function registerNodeCommands(program: Command): void {
     .argument('<name>', 'node name')
     .option('--instance <id>', 'only this instance (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
     .action(run('forget'));
+
+  clientCommand(node, 'inspect', "have a node's agent check the host now (kernel, cgroups, Docker, disk, memory, clock, uptime, limits, sysctls) and print each check against the policy")
+    .argument('[name]', 'node name')
+    .option('--all', 'every ready node')
+    .addOption(outputOption())
+    .action(async (name: string | undefined, opts: unknown, cmd: Command) => (await import('./inspect-actions.js')).inspectNodes(name, opts, cmd));
 
   const pool = program.command('pool').description('node pools');
   clientCommand(pool, 'set', 'create or change a pool; with --team only that team\'s apps may use it')

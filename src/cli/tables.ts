@@ -1,6 +1,7 @@
 // The tables of the list commands: apps, ps, nodes, events.
 import type { AppSummary, InstanceView, NodeView } from '../model/api.js';
 import type { GantryEvent } from '../model/types.js';
+import type { CheckSummary } from '../model/inspection.js';
 import { formatSize } from '../model/units.js';
 import { formatCpu, formatPorts, formatTime, oneLine, renderTable, timeAgo, type CellValue } from './output.js';
 
@@ -64,25 +65,26 @@ export function instancesTable(instances: readonly InstanceView[], now = Date.no
   return renderTable(head, rows);
 }
 
-/** The table of `nodes`; an IMAGES column ("12 (340 MiB)") is added when some node reports its images. */
-export function nodesTable(nodes: readonly NodeView[], now = Date.now()): string {
+/**
+ * The table of `nodes`; an IMAGES column ("12 (340 MiB)") is added when some node reports its
+ * images, a CHECKS column when the server sums up its nodes' inspections ("ok", "2 warn", "1 fail").
+ */
+export function nodesTable(nodes: readonly (NodeView & { checks?: CheckSummary })[], now = Date.now()): string {
   const withImages = nodes.some((n) => n.images);
-  const head = ['NAME', 'STATE', 'ADDRESS', 'CPU', 'MEMORY', 'INSTANCES', 'RUNTIMES', 'LAST SEEN'];
-  if (withImages) head.splice(7, 0, 'IMAGES');
-  const rows = nodes.map((n) => {
-    const row: CellValue[] = [
-      n.name,
-      n.state,
-      n.address,
-      `${formatCpu(n.allocated.cpu)}/${formatCpu(n.cores)}`,
-      `${formatSize(n.allocated.memoryBytes)}/${formatSize(n.memoryBytes)}`,
-      n.allocated.instances,
-      n.runtimes.join(',') || '-',
-      n.lastHeartbeat ? `${timeAgo(n.lastHeartbeat, now)} ago` : '-',
-    ];
-    if (withImages) row.splice(7, 0, n.images ? `${n.images.count} (${imageBytes(n.images.bytes)})` : '-');
-    return row;
-  });
+  const withChecks = nodes.some((n) => n.checks);
+  const head = ['NAME', 'STATE', 'ADDRESS', 'CPU', 'MEMORY', 'INSTANCES', 'RUNTIMES', ...(withImages ? ['IMAGES'] : []), ...(withChecks ? ['CHECKS'] : []), 'LAST SEEN'];
+  const rows = nodes.map((n): CellValue[] => [
+    n.name,
+    n.state,
+    n.address,
+    `${formatCpu(n.allocated.cpu)}/${formatCpu(n.cores)}`,
+    `${formatSize(n.allocated.memoryBytes)}/${formatSize(n.memoryBytes)}`,
+    n.allocated.instances,
+    n.runtimes.join(',') || '-',
+    ...(withImages ? [n.images ? `${n.images.count} (${imageBytes(n.images.bytes)})` : '-'] : []),
+    ...(withChecks ? [!n.checks || n.checks.text === 'not inspected yet' ? '-' : n.checks.text] : []),
+    n.lastHeartbeat ? `${timeAgo(n.lastHeartbeat, now)} ago` : '-',
+  ]);
   let out = renderTable(head, rows);
   const notes = nodes.flatMap((n) => n.runtimeNotes.map((note) => `  ${n.name}: ${oneLine(note)}`));
   if (notes.length > 0) out += `\n\nRuntime notes:\n${notes.join('\n')}`;

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { GantryEvent, Instance, InstanceStatus, NodeInfo } from './types.js';
 import type { Endpoint } from './registry.js';
 import { hostAddress, instanceId, LABEL_KEY, name, nodeName, port } from './names.js';
+import { CheckResultSchema, MAX_CHECK_RESULTS, type CheckResult, type InspectPolicy } from './inspection.js';
 
 export type EndpointRef = Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>;
 
@@ -58,13 +59,19 @@ export type ServerToAgent =
   /** Which digest does `image` name now? Asked when the server cannot reach its registry; answered with `image.resolved`. */
   | { type: 'image.resolve'; requestId: string; image: string; registryAuth?: RegistryAuthMap }
   /** The server stored (or failed to store) the registry change with this requestId. */
-  | { type: 'ack'; requestId: string; error?: string };
+  | { type: 'ack'; requestId: string; error?: string }
+  /** The checks to run and their thresholds (on hello, to agents that accept `inspect`). */
+  | { type: 'inspect.policy'; policy: InspectPolicy }
+  /** Run the checks now; answered with `inspected` carrying the same requestId. */
+  | { type: 'inspect'; requestId: string }
+  /** The answer to `clock.ask`: the server's time when it answered (the agent corrects for the round trip). */
+  | { type: 'clock'; requestId: string; serverTime: number };
 
 /**
  * Server messages an agent may say it understands in its hello; a server sends them only to
  * agents that said so (an agent older than the server gets what it knows: upgrades go server first).
  */
-export const AGENT_ACCEPTS = ['assignments.changed', 'prepull', 'image.resolve'] as const;
+export const AGENT_ACCEPTS = ['assignments.changed', 'prepull', 'image.resolve', 'inspect'] as const;
 export type AgentAccepts = (typeof AGENT_ACCEPTS)[number];
 
 /** Most instances one node reports on; far above what fits on a host. */
@@ -219,6 +226,9 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
     results: z.array(z.object({ image: text(1024), ms: count, error: text(4096).optional() })).max(MAX_PREPULL_IMAGES),
   }),
   z.object({ type: z.literal('image.resolved'), requestId, digest: z.string().regex(/^sha256:[a-f0-9]{64}$/).optional(), error: text(4096).optional() }),
+  /** Node inspection results: `node` must be the connection's own; `requestId` when asked by `inspect`. */
+  z.object({ type: z.literal('inspected'), node: nodeName(), requestId: requestId.optional(), results: z.array(CheckResultSchema).max(MAX_CHECK_RESULTS) }),
+  z.object({ type: z.literal('clock.ask'), requestId }),
 ]);
 
 /** What an agent sends (the schemas above say what the server accepts of it). */
@@ -235,7 +245,10 @@ export type AgentToServer =
   | { type: 'log.end'; requestId: string; error?: string }
   /** The outcome of a `prepull`, per image: how long it took, or why it failed. */
   | { type: 'prepulled'; requestId: string; results: PrepullResult[] }
-  | { type: 'image.resolved'; requestId: string; digest?: string; error?: string };
+  | { type: 'image.resolved'; requestId: string; digest?: string; error?: string }
+  | { type: 'inspected'; node: string; requestId?: string; results: CheckResult[] }
+  /** What time is it on the server? (the clock offset check) */
+  | { type: 'clock.ask'; requestId: string };
 
 export interface PrepullResult {
   image: string;

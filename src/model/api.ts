@@ -1,6 +1,7 @@
 // Shapes of the REST API's requests and responses, shared by the server and its clients (CLI).
 // Every route is under /v1 and needs `Authorization: Bearer <token>`, but GET /healthz and
 // GET /openapi.json.
+import type { CheckSummary } from './inspection.js';
 import type { AppSpec, SpecProblem } from './spec.js';
 import type { AppRecord, GantryEvent, Instance, InstanceStatus, NodeRecord } from './types.js';
 
@@ -113,7 +114,8 @@ export interface AdoptionResult {
 
 /** GET /v1/nodes */
 export interface NodeListResponse {
-  nodes: NodeView[];
+  /** `checks`: the node's latest inspection, summed up (gantry node inspect shows each check). */
+  nodes: (NodeView & { checks?: CheckSummary })[];
 }
 
 /**

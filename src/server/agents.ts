@@ -23,6 +23,11 @@ import { InstanceValues } from './agents/instance-values.js';
 import { AssignmentPusher } from './agents/assignments.js';
 import { AgentQuestions } from './agents/questions.js';
 import { LogRelays, type LogRequest } from './agents/logs.js';
+import type { InspectionService } from './services/inspections.js';
+import type { InspectionRecord } from '../model/inspection.js';
+
+/** The most often a node's unasked inspection results are stored (its policy says every 5 min by default, at least 10 s). */
+const UNASKED_INSPECTION_EVERY_MS = 5000;
 
 export { unresponsiveAfterMs } from './agents/connections.js';
 export { NoNodeToAsk } from './agents/questions.js';
@@ -33,6 +38,8 @@ export class AgentHub {
   private readonly assignments: AssignmentPusher;
   private readonly questions: AgentQuestions;
   private readonly logs: LogRelays;
+  /** Node inspection: the policy agents are sent, where their results are kept (useInspections). */
+  private inspections: InspectionService | undefined;
 
   constructor(
     store: Store,
@@ -105,6 +112,23 @@ export class AgentHub {
     return this.questions.resolveImage(image, timeoutMs);
   }
 
+  useInspections(inspections: InspectionService): void {
+    this.inspections = inspections;
+  }
+
+  /** Whether the node's agent runs inspection checks; undefined when it is not connected. */
+  inspects(node: string): boolean | undefined {
+    const session = this.connections.byNode.get(node);
+    return session ? session.inspects === true : undefined;
+  }
+
+  /** Has the node's agent run its checks now; resolves with the stored results. */
+  async inspect(node: string, timeoutMs: number): Promise<InspectionRecord> {
+    await this.questions.inspect(node, timeoutMs);
+    // handle() stores the answer before it settles the question.
+    return (await this.inspections?.get(node)) ?? { node, at: Date.now(), checks: {} };
+  }
+
   /** The instances a connected node reports that this server does not know (undefined: not connected). */
   unassigned(node: string): UnassignedReport[] | undefined {
     return this.connections.isConnected(node) ? this.reports.unassigned(node) : undefined;
@@ -157,6 +181,19 @@ export class AgentHub {
       case 'log.end':
         this.logs.end(node, message.requestId, message.error);
         return;
+      case 'inspected': {
+        if (message.node !== node) throw new Refusal(`inspection results for node ${message.node} on the connection of node ${node}`);
+        // Results nobody asked for come every few minutes; more often they are dropped, not written.
+        const asked = this.questions.asked(node, message.requestId);
+        if (!asked && Date.now() - (session.inspectedAt ?? 0) < UNASKED_INSPECTION_EVERY_MS) return;
+        session.inspectedAt = Date.now();
+        if (this.inspections) await this.inspections.record(node, message.results);
+        this.questions.answered(node, message);
+        return;
+      }
+      case 'clock.ask':
+        this.connections.send(node, { type: 'clock', requestId: message.requestId, serverTime: Date.now() });
+        return;
     }
   }
 
@@ -173,8 +210,11 @@ export class AgentHub {
     session.takesChanges = message.accepts.includes('assignments.changed');
     session.prepulls = message.accepts.includes('prepull');
     session.resolves = message.accepts.includes('image.resolve');
+    session.inspects = message.accepts.includes('inspect');
     this.connections.admit(session, name);
     this.connections.send(name, { type: 'welcome', heartbeatMs: this.heartbeatMs, cluster: this.cluster.id, ...(minted ? { token: minted.token } : {}) });
+    // Right after the welcome, before anything awaited: no inspect request can overtake the policy.
+    if (session.inspects && this.inspections) this.connections.send(name, { type: 'inspect.policy', policy: this.inspections.policy });
     if (message.cluster !== undefined && message.cluster !== this.cluster.id) {
       this.events.note({ level: 'warning', type: 'node.foreign_cluster', node: name, message: `node ${name} ran instances for cluster ${message.cluster}, not this one (${this.cluster.id}): it keeps them running and removes nothing until they are adopted or forgotten (gantry node adopt|forget)` });
     }

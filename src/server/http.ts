@@ -19,6 +19,7 @@ import { clusterRoutes } from './api/cluster.js';
 import { discoveryRoutes } from './api/discovery.js';
 import { releaseRoutes, rolloutRoutes } from './api/releases.js';
 import { nodeRoutes } from './api/nodes.js';
+import { inspectionRoutes } from './api/inspections.js';
 import { imageRoutes } from './api/images.js';
 import { userRoutes } from './api/users.js';
 import { teamRoutes } from './api/teams.js';
@@ -86,6 +87,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   releaseRoutes(server, ctx);
   rolloutRoutes(server, ctx);
   nodeRoutes(server, ctx);
+  inspectionRoutes(server, ctx);
   tokenRoutes(server, ctx);
   scopedTokenRoutes(server, ctx);
   imageRoutes(server, ctx);

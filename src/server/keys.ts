@@ -9,6 +9,7 @@ import type { Endpoint } from '../model/registry.js';
 import { REGISTRY_PREFIX, registryKey } from '../model/registry.js';
 import type { BuildRecord } from '../model/types.js';
 import type { ApprovalRequest, ConfigRecord, InvitationRecord, QuotaRecord, SecretRecord } from '../model/types.js';
+import type { InspectionRecord } from '../model/inspection.js';
 
 /** A family of keys under one prefix, all holding values of one type. */
 export interface Collection<T, Parts extends unknown[] = [string]> {
@@ -116,6 +117,8 @@ export const STORE = {
   configs: collection<ConfigRecord, [string, string] | [string]>('/configs/', (team: string, name?: string) => (name === undefined ? `${team}/` : `${team}/${name}`)),
   /** Every kept version of a config (immutable), numbers padded so keys sort by version. */
   configHistory: collection<ConfigRecord, [string, string, number] | [string, string]>('/config-history/', (team: string, name: string, version?: number) => (version === undefined ? `${team}/${name}/` : `${team}/${name}/${String(version).padStart(8, '0')}`)),
+  /** `InspectionRecord`: a node's latest inspection results, per check with since when it has its status. */
+  inspections: collection<InspectionRecord>('/inspections/'),
   /** The cluster's identity, made at the first start. */
   cluster: single<ClusterIdentity>('/cluster/identity'),
 } as const;

@@ -46,6 +46,9 @@ import type { DirectoryConfig } from './directory/config.js';
 import { QuotaService } from './services/quotas.js';
 import { SecretService } from './services/secrets.js';
 import { ConfigService } from './services/configs.js';
+import { InspectionService } from './services/inspections.js';
+import type { InspectPolicy } from '../model/inspection.js';
+import { loadInspectPolicy } from './inspect-policy.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -83,6 +86,8 @@ export interface ServerOptions {
   log?: boolean;
   /** Sign people in against this company directory (LDAP) too (directory/config.ts reads its file). */
   directory?: DirectoryConfig;
+  /** The checks agents run on their nodes (inspect-policy.ts reads the file); default: the built-in policy. */
+  inspectPolicy?: InspectPolicy;
 }
 
 export interface RunningServer {
@@ -158,6 +163,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   replicas.onPass = metrics.reconcilePass;
   metrics.follow({ state, isConnected: (node) => agents.isConnected(node), passFigures: () => replicas.passFigures() });
   const users = new UserService(store, auth, events);
+  const inspections = new InspectionService(store, events, options.inspectPolicy ?? loadInspectPolicy());
+  agents.useInspections(inspections);
   const ctx: ApiContext = {
     state, events, agents, catalog, registry, store, apps, replicas, auth, registryLogins, streams: new StreamCounter(), metrics,
     users,
@@ -175,6 +182,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     secrets: teamSecrets,
     secretKeyId: secrets.keyId,
     configs: teamConfigs,
+    inspections,
   };
   apps.approvals = ctx.approvals;
   await ctx.teams.ensureDefaultTeam();

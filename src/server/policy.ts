@@ -88,6 +88,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/nodes/:name/unassigned': read('node', 'name'),
   'POST /v1/nodes/:name/forget': write('node', 'name'),
   'POST /v1/nodes/adopt': write('node'),
+  'POST /v1/nodes/:name/inspect': write('node', 'name'),
+  'GET /v1/nodes/:name/inspection': read('node', 'name'),
   'GET /v1/pools': { action: 'list', kind: 'pool' },
   'PUT /v1/pools/:name': write('pool', 'name'),
 

@@ -1,6 +1,7 @@
 // The CLI client's calls about nodes: their state, pools, what they run that the server does not
 // know, and the tokens nodes and administrators connect with.
 import type { AdoptionResult, NodeListResponse, NodeView, TokenInfo } from '../../model/api.js';
+import type { CheckSummary, InspectionRecord } from '../../model/inspection.js';
 import { AppCalls } from './apps.js';
 import { enc } from './transport.js';
 
@@ -30,6 +31,15 @@ export class NodeCalls extends AppCalls {
     return this.json('POST', `/v1/nodes/${enc(node)}/forget`, { body: JSON.stringify(ids ? { ids } : {}), contentType: 'application/json' });
   }
 
+  /** Has the node's agent run its inspection checks now; the stored results. */
+  inspectNode(node: string): Promise<NodeInspection> {
+    return this.json('POST', `/v1/nodes/${enc(node)}/inspect`);
+  }
+
+  nodeInspection(node: string): Promise<NodeInspection> {
+    return this.json('GET', `/v1/nodes/${enc(node)}/inspection`);
+  }
+
   setPool(name: string, team?: string): Promise<{ pool: { name: string; team?: string } }> {
     return this.json('PUT', `/v1/pools/${enc(name)}`, { body: JSON.stringify(team ? { team } : {}), contentType: 'application/json' });
   }
@@ -46,4 +56,11 @@ export class NodeCalls extends AppCalls {
   revokeToken(name: string): Promise<{ revoked: TokenInfo; closedConnections: number }> {
     return this.json('DELETE', `/v1/tokens/${enc(name)}`);
   }
+}
+
+/** A node's latest inspection, as `POST /v1/nodes/{name}/inspect` and `GET .../inspection` answer. */
+export interface NodeInspection {
+  node: string;
+  inspection: InspectionRecord | null;
+  summary: CheckSummary;
 }

@@ -30,6 +30,10 @@ export interface Session {
   prepulls?: boolean;
   /** Its hello said it resolves image tags through its engine on request. */
   resolves?: boolean;
+  /** Its hello said it runs node inspection checks (it is sent the policy). */
+  inspects?: boolean;
+  /** When its inspection results were last stored. */
+  inspectedAt?: number;
   /** What it last said of its node, and the record that was stored then: a heartbeat that says the same again is not compared field by field. */
   registered?: { info: string; record: NodeRecord | undefined };
 }

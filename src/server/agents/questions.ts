@@ -7,7 +7,7 @@ import type { AgentConnections } from './connections.js';
 import type { InstanceValues } from './instance-values.js';
 
 /** What an agent answers to a question of the server's. */
-export type AgentAnswer = Extract<ValidAgentMessage, { type: 'prepulled' | 'image.resolved' }>;
+export type AgentAnswer = Extract<ValidAgentMessage, { type: 'prepulled' | 'image.resolved' | 'inspected' }>;
 
 /** No node could be asked (none connected, ready, with Docker): not a verdict on the image. */
 export class NoNodeToAsk extends Error {}
@@ -48,11 +48,26 @@ export class AgentQuestions {
     return { digest: answer.digest, node };
   }
 
+  /** Asks the node's agent to run its inspection checks now; resolves with its answer. */
+  async inspect(node: string, timeoutMs: number): Promise<Extract<AgentAnswer, { type: 'inspected' }>> {
+    const session = this.connections.byNode.get(node);
+    if (!session) throw new Error(`the agent of node ${node} is not connected`);
+    if (!session.inspects) throw new Error(`node ${node} is not inspected (agent too old)`);
+    const answer = await this.ask(node, timeoutMs, (requestId) => ({ type: 'inspect', requestId }), () => new Error(`the agent of node ${node} is not connected`));
+    if (answer.type !== 'inspected') throw new Error(`node ${node} answered an inspect with ${answer.type}`);
+    return answer;
+  }
+
+  /** Whether `requestId` is a question this server asked of `node` and still waits for. */
+  asked(node: string, requestId: string | undefined): boolean {
+    return requestId !== undefined && this.questions.get(requestId)?.node === node;
+  }
+
   /** An answer from `node`: to a question this server asked of this node; any other is ignored. */
   answered(node: string, message: AgentAnswer): void {
-    const question = this.questions.get(message.requestId);
+    const question = message.requestId === undefined ? undefined : this.questions.get(message.requestId);
     if (!question || question.node !== node) return;
-    this.questions.delete(message.requestId);
+    this.questions.delete(message.requestId!);
     question.answer(message);
   }
 

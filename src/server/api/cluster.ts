@@ -6,6 +6,7 @@ import { nodeView } from '../services/views.js';
 import { visibleTo, type ApiContext } from './context.js';
 import type { PassFigures } from '../controllers/replicas.js';
 import { openEventStream } from './streams.js';
+import { summarize } from '../../model/inspection.js';
 
 const EventsQuery = z.object({
   app: z.string().max(256).optional(),
@@ -17,9 +18,15 @@ const EventsQuery = z.object({
 });
 
 export function clusterRoutes(server: FastifyInstance, ctx: ApiContext): void {
-  server.get('/v1/nodes', async (): Promise<NodeListResponse> => ({
-    nodes: [...ctx.state.nodes.keys()].sort().map((name) => nodeView(ctx.state, name, ctx.agents.contact(name).heardAt)!),
-  }));
+  server.get('/v1/nodes', async (): Promise<NodeListResponse> => {
+    const inspections = await ctx.inspections.all();
+    return {
+      nodes: [...ctx.state.nodes.keys()].sort().map((name) => ({
+        ...nodeView(ctx.state, name, ctx.agents.contact(name).heardAt)!,
+        checks: summarize(inspections.get(name), ctx.agents.inspects(name) === false),
+      })),
+    };
+  });
 
   // What the reconcile passes cost (the leader's own timing): how the control plane keeps up.
   server.get('/v1/server/reconcile', async (): Promise<PassFigures> => ctx.replicas.passFigures());

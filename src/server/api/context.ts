@@ -29,6 +29,7 @@ import type { InvitationService } from '../services/invitations.js';
 import type { SecretService } from '../services/secrets.js';
 import type { ConfigService } from '../services/configs.js';
 import type { ServerMetrics } from '../metrics.js';
+import type { InspectionService } from '../services/inspections.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -64,6 +65,8 @@ export interface ApiContext {
   streams: StreamCounter;
   /** The server's own metrics (GET /metrics). */
   metrics: ServerMetrics;
+  /** Node inspection: the policy and each node's latest results. */
+  inspections: InspectionService;
 }
 
 /**

@@ -23,6 +23,12 @@ export function clusterPaths(): Record<string, object> {
   const lastEventId = { name: 'Last-Event-ID', in: 'header', description: 'Resume after this id (takes precedence over `since`)', schema: { type: 'integer', minimum: 1 } };
   const names = (...params: string[]) => params.map((name) => queryParam(name, matching(NAME)));
   const nodeAnswer = ok('The node as it is now', object({ node: ref('Node') }));
+  const check = object({ check: { type: 'string' }, status: { type: 'string', enum: ['pass', 'warn', 'fail', 'error'] }, value: { type: 'string' }, threshold: { type: 'string' }, message: { type: 'string' }, since: { type: 'integer', description: 'Since when the check has this status (ms since the epoch)' } });
+  const inspectionAnswer = object({
+    node: { type: 'string' },
+    inspection: { oneOf: [{ type: 'null' }, object({ node: { type: 'string' }, at: { type: 'integer' }, checks: { type: 'object', additionalProperties: check } })] },
+    summary: ref('CheckSummary'),
+  });
   return {
     '/v1/nodes': { get: op({ summary: 'Nodes with capacity, allocation and liveness', responses: { '200': ok('Nodes', object({ nodes: list(ref('Node')) })) } }) },
     '/v1/server/reconcile': {
@@ -82,6 +88,20 @@ export function clusterPaths(): Record<string, object> {
         parameters: [nodeParam],
         requestBody: body({ app: { type: ['string', 'null'], pattern: NAME.source } }, ['app']),
         responses: { '200': nodeAnswer },
+      }),
+    },
+    '/v1/nodes/{name}/inspect': {
+      post: op({
+        summary: "Have the node's agent run its inspection checks now (kernel, cgroups, Docker, disk, inodes, memory, clock offset, uptime, file limit, sysctls); answers the stored results",
+        parameters: [nodeParam],
+        responses: { '200': ok('The results', inspectionAnswer), '404': error('No such node'), ...conflict('The agent is not connected, too old to inspect, or did not answer in time') },
+      }),
+    },
+    '/v1/nodes/{name}/inspection': {
+      get: op({
+        summary: "The node's latest inspection results, per check with since when it has its status (null: not inspected yet)",
+        parameters: [nodeParam],
+        responses: { '200': ok('The results', inspectionAnswer), '404': error('No such node') },
       }),
     },
     '/v1/pools': { get: op({ summary: 'Node pools and the team each belongs to', responses: { '200': ok('Pools', object({ pools: list(ref('Pool')) })) } }) },

@@ -34,7 +34,8 @@ const schemas = {
     updatedAt: { type: 'integer' },
     steps: list(object({ time: { type: 'integer' }, message: { type: 'string' } })),
   }),
-  Node: { ...object({ name: { type: 'string' }, state: { type: 'string', enum: ['ready', 'down', 'cordoned', 'draining'] }, dedicatedTo: { type: 'string' }, allocated: object({ cpu: { type: 'number' }, memoryBytes: { type: 'integer' }, instances: { type: 'integer' } }) }), description: 'What the agent reports of its node, its state and what is allocated on it' },
+  Node: { ...object({ name: { type: 'string' }, state: { type: 'string', enum: ['ready', 'down', 'cordoned', 'draining'] }, dedicatedTo: { type: 'string' }, allocated: object({ cpu: { type: 'number' }, memoryBytes: { type: 'integer' }, instances: { type: 'integer' } }), checks: ref('CheckSummary') }), description: 'What the agent reports of its node, its state and what is allocated on it' },
+  CheckSummary: object({ text: { type: 'string', description: '"ok", "2 warn", "1 fail, 1 warn", "not inspected yet", "not inspected (agent too old)"' }, at: { type: 'integer' }, pass: { type: 'integer' }, warn: { type: 'integer' }, fail: { type: 'integer' }, error: { type: 'integer' } }),
   Pool: object({ name: { type: 'string' }, team: { type: 'string', description: 'Only this team\'s apps are placed in the pool' } }, ['name']),
   Team: object(
     {
