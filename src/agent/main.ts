@@ -153,7 +153,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         assignments.save();
         return ticker.now();
       case 'logs':
-        return void logs.open(message.requestId, message.instanceId, message.tail, message.follow).catch((err: Error) => log(`log stream ${message.requestId} failed: ${err.message}`));
+        return void logs.open(message.requestId, message.instanceId, message.tail, message.follow, { since: message.since, grep: message.grep, timestamps: message.timestamps }).catch((err: Error) => log(`log stream ${message.requestId} failed: ${err.message}`));
       case 'logs.cancel':
         return logs.cancel(message.requestId);
       case 'welcome':

@@ -1,4 +1,4 @@
-// /v1/instances: list, and logs relayed from the instance's agent.
+// /v1/instances: list, and logs relayed from the instance's agent (an app's merged logs: app-logs.ts).
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { InstanceListResponse } from '../../model/api.js';
@@ -11,6 +11,7 @@ import { requester, visibleTo, type ApiContext } from './context.js';
 import { InstanceParams } from './params.js';
 import { MAX_BUFFERED_BYTES, openStream } from './streams.js';
 import { name, nodeName } from '../../model/names.js';
+import { appLogRoutes } from './app-logs.js';
 
 /** A page of the instance list: at most `limit`, after the cursor `after` (the `next` of the page before). */
 export const MAX_INSTANCE_PAGE = 5000;
@@ -98,4 +99,6 @@ export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
     );
     stream.onClose(cancel);
   });
+
+  appLogRoutes(server, ctx);
 }

@@ -1,0 +1,116 @@
+// GET /v1/apps/:app/logs: every instance's lines, from every node that runs one, merged by time
+// (services/log-merge.ts says how exactly) and prefixed with the instance id. Following, instances
+// that start later are joined as the cluster cache sees them, and one that goes away just ends.
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { Instance } from '../../model/types.js';
+import { name } from '../../model/names.js';
+import { grepProblem, MAX_GREP_LENGTH } from '../../model/log-grep.js';
+import { parseDuration } from '../../model/units.js';
+import { NotFoundError } from '../errors.js';
+import { LogMerge } from '../services/log-merge.js';
+import type { ApiContext } from './context.js';
+import { AppParams } from './params.js';
+import { MAX_BUFFERED_BYTES, openStream } from './streams.js';
+
+/** How long a followed line waits for the other instances' lines before it is written anyway. */
+export const LOG_MERGE_WINDOW_MS = 500;
+/** Text waiting in the merge before the oldest lines are written regardless of order. */
+const MAX_MERGE_BYTES = 4 * 1024 * 1024;
+const DAY_MS = 86_400_000;
+
+/** "10m", "2h", "7d", or a time Date.parse reads ("2026-11-30T20:00:00Z"): ms since the epoch. */
+export function parseSince(text: string, now = Date.now()): number | undefined {
+  const days = /^(\d{1,5})d$/.exec(text);
+  const ago = days ? Number(days[1]) * DAY_MS : parseDuration(text);
+  if (ago !== undefined) return Math.max(0, now - ago);
+  if (!/^\d{4}-\d\d-\d\d/.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : at;
+}
+
+const AppLogsQuery = z.object({
+  entry: name('entry').optional(),
+  tail: z.coerce.number().int().min(0).max(100_000).optional(),
+  follow: z.enum(['1', 'true', '0', 'false']).optional().transform((v) => v === '1' || v === 'true'),
+  since: z
+    .string()
+    .max(64)
+    .optional()
+    .transform((text, check) => {
+      if (text === undefined) return undefined;
+      const at = parseSince(text);
+      if (at === undefined) {
+        check.addIssue({ code: 'custom', message: 'a duration back from now (30s, 10m, 2h, 7d) or a time (2026-11-30T20:00:00Z)' });
+        return z.NEVER;
+      }
+      return at;
+    }),
+  grep: z
+    .string()
+    .max(MAX_GREP_LENGTH)
+    .optional()
+    .superRefine((pattern, check) => {
+      const problem = pattern === undefined ? undefined : grepProblem(pattern);
+      if (problem) check.addIssue({ code: 'custom', message: problem });
+    }),
+});
+
+export function appLogRoutes(server: FastifyInstance, ctx: ApiContext): void {
+  server.get('/v1/apps/:app/logs', async (request, reply) => {
+    const { app } = AppParams.parse(request.params);
+    const { entry, tail, follow, since, grep } = AppLogsQuery.parse(request.query);
+    if (!ctx.state.apps.has(app)) throw new NotFoundError(`no app named "${app}"`);
+    const stream = openStream(ctx.streams, request, reply, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }, () => {
+      request.log.warn(`a log stream of app ${app} was dropped: its reader fell more than ${MAX_BUFFERED_BYTES} bytes behind`);
+    });
+    let finished = false;
+    const merge = new LogMerge((line) => void stream.write(`${line.instance} | ${line.text}\n`), { ...(follow ? { windowMs: LOG_MERGE_WINDOW_MS } : {}), maxBytes: MAX_MERGE_BYTES });
+    const cancels = new Map<string, () => void>();
+    const finishIfDone = () => {
+      if (follow || finished || !merge.done) return;
+      finished = true;
+      stream.end();
+    };
+    // Following, an instance is joined once its agent reported it (before, its node may not run it yet).
+    const wanted = (i: Instance) => (entry === undefined || i.entry === entry) && (!follow || ctx.state.statuses.has(i.id));
+    const join = (instance: Instance) => {
+      if (merge.has(instance.id)) return;
+      merge.add(instance.id);
+      let ended = false;
+      const cancel = ctx.agents.requestLogs(
+        instance.node,
+        instance.id,
+        { tail, follow, timestamps: true, ...(since !== undefined ? { since } : {}), ...(grep !== undefined ? { grep } : {}) },
+        (lines, times) => merge.push(instance.id, lines, times),
+        (error) => {
+          ended = true;
+          cancels.delete(instance.id);
+          if (error) merge.push(instance.id, [`gantry: ${error}`], undefined);
+          merge.end(instance.id);
+          finishIfDone();
+        },
+      );
+      if (!ended) cancels.set(instance.id, cancel);
+    };
+    const joinAll = () => {
+      for (const instance of ctx.state.instancesOf(app)) if (wanted(instance)) join(instance);
+    };
+    joinAll();
+    finishIfDone();
+    if (follow) {
+      const stopWatching = ctx.state.onChange((kind) => {
+        if (kind === 'instance' || kind === 'status') joinAll();
+      });
+      const timer = setInterval(() => merge.flush(), 100);
+      stream.onClose(() => {
+        stopWatching();
+        clearInterval(timer);
+      });
+    }
+    stream.onClose(() => {
+      for (const cancel of cancels.values()) cancel();
+      cancels.clear();
+    });
+  });
+}
