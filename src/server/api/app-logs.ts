@@ -3,7 +3,7 @@
 // that start later are joined as the cluster cache sees them, and one that goes away just ends.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { Instance } from '../../model/types.js';
+import type { Instance, InstanceState } from '../../model/types.js';
 import { name } from '../../model/names.js';
 import { grepProblem, MAX_GREP_LENGTH } from '../../model/log-grep.js';
 import { parseDuration } from '../../model/units.js';
@@ -18,6 +18,7 @@ export const LOG_MERGE_WINDOW_MS = 500;
 /** Text waiting in the merge before the oldest lines are written regardless of order. */
 const MAX_MERGE_BYTES = 4 * 1024 * 1024;
 const DAY_MS = 86_400_000;
+const NOT_STARTED: ReadonlySet<InstanceState> = new Set(['pending', 'pulling']);
 
 /** "10m", "2h", "7d", or a time Date.parse reads ("2026-11-30T20:00:00Z"): ms since the epoch. */
 export function parseSince(text: string, now = Date.now()): number | undefined {
@@ -72,8 +73,9 @@ export function appLogRoutes(server: FastifyInstance, ctx: ApiContext): void {
       finished = true;
       stream.end();
     };
-    // Following, an instance is joined once its agent reported it (before, its node may not run it yet).
-    const wanted = (i: Instance) => (entry === undefined || i.entry === entry) && (!follow || ctx.state.statuses.has(i.id));
+    // Following, an instance is joined once its agent reported it started (before, its node has no logs of it).
+    const started = (i: Instance) => !NOT_STARTED.has(ctx.state.statuses.get(i.id)?.state ?? 'pending');
+    const wanted = (i: Instance) => (entry === undefined || i.entry === entry) && (!follow || started(i));
     const join = (instance: Instance) => {
       if (merge.has(instance.id)) return;
       merge.add(instance.id);
