@@ -56,6 +56,8 @@ export interface AgentOptions extends NodeIdentity {
   /** Removal of images older than each app's newest releases here (image-gc.ts); default: keep 3, every 10 min. */
   imageGc?: ImageGcSettings;
   log?: (line: string) => void;
+  /** Log files per instance: size per file, files kept, age (the process runtime only: Docker's json-file driver has none). */
+  logRetention?: { maxBytes: number; maxFiles: number; maxAgeMs?: number };
 }
 
 export interface RunningAgent {
@@ -75,7 +77,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const log = options.log ?? (() => {});
 
   // The host: its capacity, and which runtimes answer.
-  const runtimes: Runtime[] = options.runtimes ?? [new DockerRuntime({ socketPath: options.dockerSocket, network: options.dockerNetwork, filesDir: join(options.dataDir, 'files') }), new ProcessRuntime({ stateDir: join(options.dataDir, 'process') })];
+  const retention = options.logRetention;
+  const runtimes: Runtime[] = options.runtimes ?? [
+    new DockerRuntime({ socketPath: options.dockerSocket, network: options.dockerNetwork, filesDir: join(options.dataDir, 'files'), ...(retention ? { logMaxSize: String(retention.maxBytes), logMaxFiles: retention.maxFiles } : {}) }),
+    new ProcessRuntime({ stateDir: join(options.dataDir, 'process'), ...(retention ? { logMaxBytes: retention.maxBytes, logMaxFiles: retention.maxFiles, ...(retention.maxAgeMs !== undefined ? { logMaxAgeMs: retention.maxAgeMs } : {}) } : {}) }),
+  ];
   const node = await LocalNode.describe(options, runtimes);
   for (const note of node.info.runtimeNotes) log(`runtime unavailable: ${note}`);
 

@@ -19,6 +19,7 @@ import { loadRendererConfig } from '../discovery/renderer-config.js';
 import { loadDirectoryConfig } from '../server/directory/config.js';
 import { parseSubnet } from '../runtime/docker-network.js';
 import { LABEL_KEY, LABEL_VALUE, NODE_NAME, NODE_NAME_RULE } from '../model/names.js';
+import { logRetentionOf, type LogRetentionFlags } from './log-retention.js';
 
 const defaultDataDir = () => process.env.GANTRY_DATA_DIR ?? join(homedir(), '.gantry');
 
@@ -236,7 +237,10 @@ export function registerDaemonCommands(program: Command): void {
     .option('--data-dir <dir>', 'where the agent keeps its state', join(defaultDataDir(), 'agent'))
     .option('--address <address>', 'IP address or host name other hosts reach this node on (default: the local address this host reaches the server from)')
     .option('--ca <file>', 'PEM CA certificate(s) that verify an https:// server (default: the system CAs)')
-    .action(async (flags: DaemonFlags & { server: string; token?: string; tokenFile?: string }) => {
+    .option('--log-max-size <size>', "rotate an instance's log file past this size (10Mi, 500Ki)", '10Mi')
+    .option('--log-max-files <n>', "log files kept per instance and stream, the live one included (Docker: the json-file driver's max-file)", '3')
+    .option('--log-max-age <age>', 'remove rotated log files older than this (7d, 12h); the process runtime only')
+    .action(async (flags: DaemonFlags & { server: string; token?: string; tokenFile?: string } & LogRetentionFlags) => {
       const ca = readCa(flags);
       if (ca && !/^https:/i.test(flags.server)) console.error(`warning: --ca is used only with an https:// server, and --server is ${flags.server}`);
       if (flags.token) console.error('warning: a token given with --token is visible to every user of this host (ps); use --token-file or GANTRY_TOKEN');
@@ -247,7 +251,8 @@ export function registerDaemonCommands(program: Command): void {
       // Every endpoint of this node carries this address: found before the agent starts, so a wrong one stops it here.
       const advertised = await advertisedAddress(flags.server, flags.address).catch((err: Error) => fail(EXIT.usage, err.message));
       if (advertised.found) console.log(`agent: advertising ${advertised.address}, the address this host reaches the server from (--address gives another)`);
-      const agent = await startAgent({ ...identity, address: advertised.address, server: flags.server, token: token ?? '', ca, dataDir: flags.dataDir, log: (line) => console.log(`agent: ${line}`) });
+      const logRetention = logRetentionOf(flags);
+      const agent = await startAgent({ ...identity, address: advertised.address, server: flags.server, token: token ?? '', ca, dataDir: flags.dataDir, logRetention, log: (line) => console.log(`agent: ${line}`) });
       console.log(`agent running as node "${agent.name}"`);
       onSignals(() => agent.close());
     });

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Instance, InstanceState } from '../../model/types.js';
 import { name } from '../../model/names.js';
 import { grepProblem, MAX_GREP_LENGTH } from '../../model/log-grep.js';
-import { parseDuration } from '../../model/units.js';
+import { parseLongDuration } from '../../model/units.js';
 import { NotFoundError } from '../errors.js';
 import { LogMerge } from '../services/log-merge.js';
 import type { ApiContext } from './context.js';
@@ -17,13 +17,11 @@ import { MAX_BUFFERED_BYTES, openStream } from './streams.js';
 export const LOG_MERGE_WINDOW_MS = 500;
 /** Text waiting in the merge before the oldest lines are written regardless of order. */
 const MAX_MERGE_BYTES = 4 * 1024 * 1024;
-const DAY_MS = 86_400_000;
 const NOT_STARTED: ReadonlySet<InstanceState> = new Set(['pending', 'pulling']);
 
 /** "10m", "2h", "7d", or a time Date.parse reads ("2026-11-30T20:00:00Z"): ms since the epoch. */
 export function parseSince(text: string, now = Date.now()): number | undefined {
-  const days = /^(\d{1,5})d$/.exec(text);
-  const ago = days ? Number(days[1]) * DAY_MS : parseDuration(text);
+  const ago = parseLongDuration(text);
   if (ago !== undefined) return Math.max(0, now - ago);
   if (!/^\d{4}-\d\d-\d\d/.test(text)) return undefined;
   const at = Date.parse(text);
