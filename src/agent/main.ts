@@ -24,6 +24,7 @@ import { Heartbeat } from './heartbeat.js';
 import { ImageCollector, type ImageGcSettings } from './image-gc.js';
 import { ImagePuller, prepull } from './images.js';
 import { LocalNode } from './local-node.js';
+import { LogShipping } from './log-shipping.js';
 import { LogRelay } from './log-relay.js';
 import type { NodeIdentity } from './node-info.js';
 import { NodeOwnership } from './ownership.js';
@@ -123,6 +124,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   });
   const removals = new Removals({ assignments, ownership, withdraw: (instance) => registration.withdraw(instance), event: (event) => reporter.event(event), send, nodeName: () => node.name });
   const logs = new LogRelay(send, (id) => assignments.runtimeOf(id), () => node.name);
+  const shipping = new LogShipping((id) => assignments.runtimeOf(id), () => node.name, (event) => reporter.event(event), log);
   // Images Gantry used that no instance needs and no recent release uses go, now and then.
   const imageCollector: ImageCollector = new ImageCollector({ store: runtimes.find((runtime) => runtime.images)?.images, dataDir: options.dataDir, settings: options.imageGc, assignments, pulls: images, event: (event) => reporter.event(event), removed: () => node.imagesChanged(), log });
   imageCollector.start();
@@ -203,6 +205,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         ownership.observe(new Map([...seen.instances].map(([id, { instance }]) => [id, instance])), (id) => assignments.has(id));
         removals.conclude(seen);
       }
+      const started = new Set(assignments.statuses().filter((s) => s.state !== 'pending' && s.state !== 'pulling').map((s) => s.id));
+      shipping.sync(assignments.records(), (id) => started.has(id));
       reporter.flush();
     },
     log,
@@ -229,6 +233,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       heartbeat.stop();
       assignments.disposeAll();
       logs.close();
+      shipping.close();
       reporter.flush();
       connection.close();
       for (const runtime of runtimes) await runtime.close();
