@@ -1,7 +1,7 @@
 // Shipping the lines of this node's instances to their apps' sinks (log-sinks.ts): for each
 // instance with `logShipping` that has started here, a followed log stream from its runtime (new
 // lines only) feeds one sink per spec entry. Each tick syncs the streams with the assignments and
-// reports new drops as a `logs.dropped` event.
+// reports new drops as an `instance.logs_dropped` event (agents speak only of instance.* and node.*).
 import type { Readable } from 'node:stream';
 import type { Instance } from '../model/types.js';
 import type { GantryEvent } from '../model/types.js';
@@ -73,7 +73,7 @@ export class LogShipping {
       shipment.reported[i] = sink.dropped;
       this.event({
         level: 'warning',
-        type: 'logs.dropped',
+        type: 'instance.logs_dropped',
         ...(instance ? { app: instance.app, entry: instance.entry } : {}),
         instance: id,
         node: this.nodeName(),
