@@ -28,10 +28,14 @@ export function parseSince(text: string, now = Date.now()): number | undefined {
   return Number.isNaN(at) ? undefined : at;
 }
 
-const AppLogsQuery = z.object({
-  entry: name('entry').optional(),
+/** One instance's logs (instances.ts) and an app's. */
+export const LogsQuery = z.object({
   tail: z.coerce.number().int().min(0).max(100_000).optional(),
   follow: z.enum(['1', 'true', '0', 'false']).optional().transform((v) => v === '1' || v === 'true'),
+});
+
+const AppLogsQuery = LogsQuery.extend({
+  entry: name('entry').optional(),
   since: z
     .string()
     .max(64)
