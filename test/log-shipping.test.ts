@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { TestCluster, until } from './helpers/cluster.js';
@@ -85,7 +86,10 @@ describe('log shipping to syslog and HTTP receivers', () => {
       });
     });
     await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
-    await cluster.startServer();
+    // The cluster's default sinks, for apps whose spec has no logs:.
+    const sinks = join(cluster.dir, 'log-sinks.yaml');
+    writeFileSync(sinks, `ship:\n  - http: { url: "http://127.0.0.1:${port(httpServer)}/default", headers: { X-Source: gantry-test } }\n`);
+    await cluster.startServer({ extra: ['--log-sinks', sinks] });
     await cluster.startAgent({ name: node, portRange: '32300-32349', dockerSocket: join(cluster.dir, 'no-docker.sock') });
   });
 
@@ -154,6 +158,19 @@ describe('log shipping to syslog and HTTP receivers', () => {
       { node, app, env: 'staging', team: 'default', entry: 'web', instance: id, stream: 'stdout' },
     );
     assert.ok(!Number.isNaN(Date.parse(String(json.time))));
+  });
+
+  test("an app without logs: ships to the cluster's default sinks", async () => {
+    const plain = `plain-${cluster.id}`;
+    const spec = { app: plain, entrypoints: { web: { command: ['sh', '-c', 'while :; do echo plain line; sleep 0.2; done'], resources: { cpu: 0.01, memory: '16Mi' } } } };
+    const applied = await cluster.cli(['apply', '-f', '-', '--timeout', '60s'], { input: JSON.stringify(spec) });
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+    try {
+      await until('lines of the app at the default sink', () => http.some((l) => l.app === plain && l.text === 'plain line'));
+      assert.ok(!tcp.some((m) => m.appName === plain), "not at the other app's sinks");
+    } finally {
+      await cluster.cli(['rm', plain, '--timeout', '30s']);
+    }
   });
 
   test('a sink that never reads costs the instance nothing: its lines are dropped and counted', async () => {

@@ -17,6 +17,7 @@ import { EXIT, fail } from './errors.js';
 import { parseSize } from '../model/units.js';
 import { loadRendererConfig } from '../discovery/renderer-config.js';
 import { loadDirectoryConfig } from '../server/directory/config.js';
+import { loadLogSinks } from '../server/log-sinks-config.js';
 import { parseSubnet } from '../runtime/docker-network.js';
 import { LABEL_KEY, LABEL_VALUE, NODE_NAME, NODE_NAME_RULE } from '../model/names.js';
 import { logRetentionOf, type LogRetentionFlags } from './log-retention.js';
@@ -93,6 +94,7 @@ interface DaemonFlags {
   allowHostPort: string[];
   secretKeyFile?: string;
   directory?: string;
+  logSinks?: string;
   registryCertsDir: string;
   registryTimeout: string;
   host: string;
@@ -291,6 +293,7 @@ function serverOptions(command: Command): Command {
     .option('--dns-workers <n>', 'extra processes answering DNS over UDP (each holds a copy of the registry)', '0')
     .option('--allow-host-port <port>', 'let specs fix this privileged host port (below 1024), e.g. 80 (repeatable)', collect, [])
     .option('--secret-key-file <file>', 'the key that seals stored secrets such as registry passwords (default <data-dir>/secret.key, made on first start; GANTRY_SECRET_KEY wins); every server of a cluster needs the same')
+    .option('--log-sinks <file.yaml>', "ship the lines of apps whose spec has no logs: to these sinks (the file holds what an app's logs: holds; docs/observability.md)")
     .option('--directory <file.yaml>', 'also sign people in against this company directory (LDAP, Active Directory): its groups give team roles and platform roles (docs/teams.md)')
     .option('--registry-timeout <seconds>', 'how long the server waits for an image registry when it pins a tag to a digest (one it could not reach is not asked again for 30 s)', '10')
     .option('--registry-certs-dir <dir>', 'CA certificates of private image registries, as Docker keeps them: <dir>/<host:port>/ca.crt', '/etc/docker/certs.d')
@@ -326,6 +329,7 @@ function serverSettings(flags: DaemonFlags, tls: ServerTls | undefined): ServerO
     }),
     secretKeyFile: flags.secretKeyFile,
     ...(flags.directory !== undefined ? { directory: loadDirectoryConfig(flags.directory) } : {}),
+    ...(flags.logSinks !== undefined ? { logSinks: loadLogSinks(flags.logSinks) } : {}),
     registryCertsDir: flags.registryCertsDir,
     registryTimeoutMs: positiveSeconds('--registry-timeout', flags.registryTimeout) * 1000,
     log: flags.verbose,

@@ -109,6 +109,7 @@ export function planEntry(snapshot: Snapshot, app: AppRecord, entry: string, cou
 /** Instance records for placements of an entry of the app's current release. */
 export function newInstances(ctx: ReconcileContext, app: AppRecord, entry: string, placements: readonly Placement[], serving = true): Instance[] {
   const spec = app.spec.entrypoints[entry]!;
+  const ship = app.spec.logs ? app.spec.logs.ship : (ctx.defaultLogSinks ?? []);
   return placements.map((placement) => ({
     id: ctx.newId(app.name, entry),
     app: app.name,
@@ -121,7 +122,7 @@ export function newInstances(ctx: ReconcileContext, app: AppRecord, entry: strin
     ports: placement.ports,
     cpu: placement.cpu,
     ...(serving ? {} : { serving: false }),
-    ...(app.spec.logs?.ship.length ? { logShipping: { ship: app.spec.logs.ship, team: teamOfSpec(app.spec) } } : {}),
+    ...(ship.length ? { logShipping: { ship: [...ship], team: teamOfSpec(app.spec) } } : {}),
     desired: 'running' as const,
     createdAt: ctx.now,
   }));
