@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Instance, InstanceState } from '../../model/types.js';
 import { name } from '../../model/names.js';
-import { grepProblem, MAX_GREP_LENGTH } from '../../model/log-grep.js';
+import { grepMatcher, grepProblem, MAX_GREP_LENGTH } from '../../model/log-grep.js';
 import { parseLongDuration } from '../../model/units.js';
 import { NotFoundError } from '../errors.js';
 import { LogMerge } from '../services/log-merge.js';
@@ -17,6 +17,9 @@ import { MAX_BUFFERED_BYTES, openStream } from './streams.js';
 export const LOG_MERGE_WINDOW_MS = 500;
 /** Text waiting in the merge before the oldest lines are written regardless of order. */
 const MAX_MERGE_BYTES = 4 * 1024 * 1024;
+/** Following: how often, and how far apart, an instance whose agent could not read its logs yet is asked again. */
+const JOIN_ATTEMPTS = 5;
+const JOIN_RETRY_MS = 1000;
 const NOT_STARTED: ReadonlySet<InstanceState> = new Set(['pending', 'pulling']);
 
 /** "10m", "2h", "7d", or a time Date.parse reads ("2026-11-30T20:00:00Z"): ms since the epoch. */
@@ -70,6 +73,10 @@ export function appLogRoutes(server: FastifyInstance, ctx: ApiContext): void {
     let finished = false;
     const merge = new LogMerge((line) => void stream.write(`${line.instance} | ${line.text}\n`), { ...(follow ? { windowMs: LOG_MERGE_WINDOW_MS } : {}), maxBytes: MAX_MERGE_BYTES });
     const cancels = new Map<string, () => void>();
+    // An agent older than the server ignores grep, since and timestamps (it sends no times): its
+    // lines are grepped here, and dated as they arrive.
+    const matches = grep === undefined ? undefined : grepMatcher(grep);
+    const fromOldAgent = (lines: string[], times: number[] | undefined) => (times !== undefined || !matches ? lines : lines.filter(matches));
     const finishIfDone = () => {
       if (follow || finished || !merge.done) return;
       finished = true;
@@ -78,18 +85,30 @@ export function appLogRoutes(server: FastifyInstance, ctx: ApiContext): void {
     // Following, an instance is joined once its agent reported it started (before, its node has no logs of it).
     const started = (i: Instance) => !NOT_STARTED.has(ctx.state.statuses.get(i.id)?.state ?? 'pending');
     const wanted = (i: Instance) => (entry === undefined || i.entry === entry) && (!follow || started(i));
-    const join = (instance: Instance) => {
-      if (merge.has(instance.id)) return;
+    let closed = false;
+    const retries = new Set<NodeJS.Timeout>();
+    const join = (instance: Instance, attempt = 0) => {
+      if (attempt === 0 && merge.has(instance.id)) return;
       merge.add(instance.id);
       let ended = false;
       const cancel = ctx.agents.requestLogs(
         instance.node,
         instance.id,
         { tail, follow, timestamps: true, ...(since !== undefined ? { since } : {}), ...(grep !== undefined ? { grep } : {}) },
-        (lines, times) => merge.push(instance.id, lines, times),
+        (lines, times) => merge.push(instance.id, fromOldAgent(lines, times), times),
         (error) => {
           ended = true;
           cancels.delete(instance.id);
+          // Reported started a moment before its runtime can read its logs: asked again shortly.
+          if (error && follow && !closed && attempt < JOIN_ATTEMPTS && ctx.state.instances.has(instance.id)) {
+            merge.end(instance.id);
+            const retry = setTimeout(() => {
+              retries.delete(retry);
+              if (!closed) join(instance, attempt + 1);
+            }, JOIN_RETRY_MS);
+            retries.add(retry);
+            return;
+          }
           if (error) merge.push(instance.id, [`gantry: ${error}`], undefined);
           merge.end(instance.id);
           finishIfDone();
@@ -113,6 +132,8 @@ export function appLogRoutes(server: FastifyInstance, ctx: ApiContext): void {
       });
     }
     stream.onClose(() => {
+      closed = true;
+      for (const retry of retries) clearTimeout(retry);
       for (const cancel of cancels.values()) cancel();
       cancels.clear();
     });

@@ -43,8 +43,11 @@ export class LogMerge {
     return this.sources.has(instance);
   }
 
+  /** A new instance, or one that ended being read again (its queue and order kept). */
   add(instance: string): void {
-    if (!this.sources.has(instance)) this.sources.set(instance, { queue: [], head: 0, ended: false });
+    const source = this.sources.get(instance);
+    if (source) source.ended = false;
+    else this.sources.set(instance, { queue: [], head: 0, ended: false });
   }
 
   push(instance: string, lines: readonly string[], times: readonly number[] | undefined): void {
