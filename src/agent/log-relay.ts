@@ -2,7 +2,8 @@
 // followed), the agent reads them from the instance's runtime and sends them back in batches
 // under the request's id, until the stream ends, fails or the server cancels it.
 import type { Readable } from 'node:stream';
-import { MAX_LOG_LINE, type AgentToServer } from '../model/agent-protocol.js';
+import { MAX_LOG_LINE, type AgentToServer, type LogFilter } from '../model/agent-protocol.js';
+import { grepMatcher, grepProblem } from '../model/log-grep.js';
 import type { LogLine, Runtime } from '../runtime/runtime.js';
 
 /** Lines sent in one message at most; a batch otherwise goes out BATCH_WAIT_MS after its first line. */
@@ -19,13 +20,16 @@ export class LogRelay {
     private readonly nodeName: () => string,
   ) {}
 
-  async open(requestId: string, instanceId: string, tail: number | undefined, follow: boolean): Promise<void> {
+  async open(requestId: string, instanceId: string, tail: number | undefined, follow: boolean, filter: LogFilter = {}): Promise<void> {
     const runtime = this.runtimeOf(instanceId);
     if (!runtime) return void this.send({ type: 'log.end', requestId, error: `instance ${instanceId} is not on node ${this.nodeName()}` });
+    // The server checked the pattern; an agent checks again what it is about to run.
+    const problem = filter.grep === undefined ? undefined : grepProblem(filter.grep);
+    if (problem) return void this.send({ type: 'log.end', requestId, error: `grep: ${problem}` });
     try {
       const stream = await runtime.logs(instanceId, { tail, follow });
       this.streams.set(requestId, stream);
-      this.relay(requestId, stream);
+      this.relay(requestId, stream, filter);
     } catch (err) {
       this.send({ type: 'log.end', requestId, error: err instanceof Error ? err.message : String(err) });
     }
@@ -41,17 +45,26 @@ export class LogRelay {
     this.streams.clear();
   }
 
-  private relay(requestId: string, stream: Readable): void {
+  private relay(requestId: string, stream: Readable, filter: LogFilter): void {
     let batch: string[] = [];
+    let times: number[] = [];
     let timer: NodeJS.Timeout | undefined;
+    const matches = filter.grep === undefined ? () => true : grepMatcher(filter.grep);
     const sendBatch = () => {
       timer = undefined;
-      if (batch.length) this.send({ type: 'log.lines', requestId, lines: batch });
+      if (batch.length) this.send({ type: 'log.lines', requestId, lines: batch, ...(filter.timestamps ? { times } : {}) });
       batch = [];
+      times = [];
     };
     stream.on('data', (line: LogLine) => {
+      // The process runtime's files hold no times: its lines are dated when read, which is when
+      // they were written for a followed stream (polled every 200 ms), not for older lines.
+      const time = line.time ?? Date.now();
+      if (filter.since !== undefined && time < filter.since) return;
+      if (!matches(line.text)) return;
       // The server refuses longer lines (and the connection with them).
       batch.push(line.text.length > MAX_LOG_LINE ? `${line.text.slice(0, MAX_LOG_LINE)}… [line cut at ${MAX_LOG_LINE} characters]` : line.text);
+      times.push(Math.max(0, Math.floor(time)));
       if (batch.length >= BATCH_LINES) sendBatch();
       else timer ??= setTimeout(sendBatch, BATCH_WAIT_MS);
     });

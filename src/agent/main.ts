@@ -24,6 +24,7 @@ import { Heartbeat } from './heartbeat.js';
 import { ImageCollector, type ImageGcSettings } from './image-gc.js';
 import { ImagePuller, prepull } from './images.js';
 import { LocalNode } from './local-node.js';
+import { LogShipping } from './log-shipping.js';
 import { LogRelay } from './log-relay.js';
 import type { NodeIdentity } from './node-info.js';
 import { NodeOwnership } from './ownership.js';
@@ -57,6 +58,8 @@ export interface AgentOptions extends NodeIdentity {
   /** Removal of images older than each app's newest releases here (image-gc.ts); default: keep 3, every 10 min. */
   imageGc?: ImageGcSettings;
   log?: (line: string) => void;
+  /** Log files per instance: size per file, files kept, age (the process runtime only: Docker's json-file driver has none). */
+  logRetention?: { maxBytes: number; maxFiles: number; maxAgeMs?: number };
 }
 
 export interface RunningAgent {
@@ -76,7 +79,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const log = options.log ?? (() => {});
 
   // The host: its capacity, and which runtimes answer.
-  const runtimes: Runtime[] = options.runtimes ?? [new DockerRuntime({ socketPath: options.dockerSocket, network: options.dockerNetwork, filesDir: join(options.dataDir, 'files') }), new ProcessRuntime({ stateDir: join(options.dataDir, 'process') })];
+  const retention = options.logRetention;
+  const runtimes: Runtime[] = options.runtimes ?? [
+    new DockerRuntime({ socketPath: options.dockerSocket, network: options.dockerNetwork, filesDir: join(options.dataDir, 'files'), ...(retention ? { logMaxSize: String(retention.maxBytes), logMaxFiles: retention.maxFiles } : {}) }),
+    new ProcessRuntime({ stateDir: join(options.dataDir, 'process'), ...(retention ? { logMaxBytes: retention.maxBytes, logMaxFiles: retention.maxFiles, ...(retention.maxAgeMs !== undefined ? { logMaxAgeMs: retention.maxAgeMs } : {}) } : {}) }),
+  ];
   const node = await LocalNode.describe(options, runtimes);
   for (const note of node.info.runtimeNotes) log(`runtime unavailable: ${note}`);
 
@@ -120,6 +127,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const logs = new LogRelay(send, (id) => assignments.runtimeOf(id), () => node.name);
   // The server's inspection policy, checked now and then and on request (inspection.ts).
   const inspector = new NodeInspector({ send, nodeName: () => node.name, hasDocker: () => node.info.runtimes.includes('docker'), dockerSocket: options.dockerSocket });
+  const shipping = new LogShipping((id) => assignments.runtimeOf(id), () => node.name, (event) => reporter.event(event), log);
   // Images Gantry used that no instance needs and no recent release uses go, now and then.
   const imageCollector: ImageCollector = new ImageCollector({ store: runtimes.find((runtime) => runtime.images)?.images, dataDir: options.dataDir, settings: options.imageGc, assignments, pulls: images, event: (event) => reporter.event(event), removed: () => node.imagesChanged(), log });
   imageCollector.start();
@@ -156,7 +164,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         assignments.save();
         return ticker.now();
       case 'logs':
-        return void logs.open(message.requestId, message.instanceId, message.tail, message.follow).catch((err: Error) => log(`log stream ${message.requestId} failed: ${err.message}`));
+        return void logs.open(message.requestId, message.instanceId, message.tail, message.follow, { since: message.since, grep: message.grep, timestamps: message.timestamps }).catch((err: Error) => log(`log stream ${message.requestId} failed: ${err.message}`));
       case 'logs.cancel':
         return logs.cancel(message.requestId);
       case 'welcome':
@@ -206,6 +214,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         ownership.observe(new Map([...seen.instances].map(([id, { instance }]) => [id, instance])), (id) => assignments.has(id));
         removals.conclude(seen);
       }
+      const started = new Set(assignments.statuses().filter((s) => s.state !== 'pending' && s.state !== 'pulling').map((s) => s.id));
+      shipping.sync(assignments.records(), (id) => started.has(id));
       reporter.flush();
     },
     log,
@@ -233,6 +243,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       heartbeat.stop();
       assignments.disposeAll();
       logs.close();
+      shipping.close();
       reporter.flush();
       connection.close();
       for (const runtime of runtimes) await runtime.close();

@@ -93,10 +93,22 @@ export async function apps(_opts: unknown, cmd: Command): Promise<void> {
   print(appsTable(list));
 }
 
-export async function logs(instance: string, _opts: unknown, cmd: Command): Promise<void> {
-  const opts = options<{ follow?: boolean; tail?: number }>(cmd);
+/** `{app}-{entry}-{8 hex}`: how the replica controller names instances. */
+const INSTANCE_NAMED = /^[a-z0-9-]+-[a-z0-9-]+-[0-9a-f]{8}$/;
+
+/**
+ * `gantry logs <app|instance>`: an instance id (or an app named like one) reads that instance as
+ * before; any other name, or any of --entry/--since/--grep, reads the app's merged logs.
+ */
+export async function logs(target: string, _opts: unknown, cmd: Command): Promise<void> {
+  const opts = options<{ follow?: boolean; tail?: number; entry?: string; since?: string; grep?: string }>(cmd);
   exitOnClosedStdout();
-  for await (const line of clientFor(cmd).logs(instance, { tail: opts.tail, follow: opts.follow })) io.out.write(`${line}\n`);
+  const client = clientFor(cmd);
+  const appOnly = opts.entry !== undefined || opts.since !== undefined || opts.grep !== undefined;
+  const lines = INSTANCE_NAMED.test(target) && !appOnly
+    ? client.logs(target, { tail: opts.tail, follow: opts.follow })
+    : client.appLogs(target, { tail: opts.tail, follow: opts.follow, entry: opts.entry, since: opts.since, grep: opts.grep });
+  for await (const line of lines) io.out.write(`${line}\n`);
 }
 
 async function stopOrStart(action: 'stop' | 'start', app: string, _opts: unknown, cmd: Command): Promise<void> {

@@ -52,10 +52,13 @@ export function registerClientCommands(program: Command): void {
     .addOption(outputOption())
     .action(run('apps'));
 
-  clientCommand(program, 'logs', "print an instance's logs")
-    .argument('<instance>', 'instance id (see gantry ps)')
-    .option('-f, --follow', 'keep printing new lines')
-    .option('--tail <lines>', 'only the last N lines', wholeNumber('--tail'))
+  clientCommand(program, 'logs', "print an app's logs (every instance, merged by time) or one instance's")
+    .argument('<app|instance>', 'app name, or instance id (see gantry ps)')
+    .option('-f, --follow', 'keep printing new lines (an app: joining instances that start meanwhile)')
+    .option('--tail <lines>', 'only the last N lines (of each instance)', wholeNumber('--tail'))
+    .option('--entry <entry>', "an app: only this entrypoint's instances")
+    .option('--since <when>', 'an app: lines written since a duration ago (10m, 2h, 7d) or a time (2026-11-30T20:00:00Z)')
+    .option('--grep <regex>', 'an app: only lines matching this regular expression (applied on the nodes)')
     .action(run('logs'));
 
   for (const [action, description] of [['stop', 'stop all instances of an app, keeping them (then wait until they have stopped)'], ['start', 'start a stopped app again (then wait until it runs)']] as const) {

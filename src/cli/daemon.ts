@@ -18,8 +18,10 @@ import { parseSize } from '../model/units.js';
 import { loadRendererConfig } from '../discovery/renderer-config.js';
 import { loadInspectPolicy } from '../server/inspect-policy.js';
 import { loadDirectoryConfig } from '../server/directory/config.js';
+import { loadLogSinks } from '../server/log-sinks-config.js';
 import { parseSubnet } from '../runtime/docker-network.js';
 import { LABEL_KEY, LABEL_VALUE, NODE_NAME, NODE_NAME_RULE } from '../model/names.js';
+import { logRetentionOf, type LogRetentionFlags } from './log-retention.js';
 
 const defaultDataDir = () => process.env.GANTRY_DATA_DIR ?? join(homedir(), '.gantry');
 
@@ -93,6 +95,7 @@ interface DaemonFlags {
   allowHostPort: string[];
   secretKeyFile?: string;
   directory?: string;
+  logSinks?: string;
   registryCertsDir: string;
   registryTimeout: string;
   host: string;
@@ -239,7 +242,10 @@ export function registerDaemonCommands(program: Command): void {
     .option('--data-dir <dir>', 'where the agent keeps its state', join(defaultDataDir(), 'agent'))
     .option('--address <address>', 'IP address or host name other hosts reach this node on (default: the local address this host reaches the server from)')
     .option('--ca <file>', 'PEM CA certificate(s) that verify an https:// server (default: the system CAs)')
-    .action(async (flags: DaemonFlags & { server: string; token?: string; tokenFile?: string }) => {
+    .option('--log-max-size <size>', "rotate an instance's log file past this size (10Mi, 500Ki)", '10Mi')
+    .option('--log-max-files <n>', "log files kept per instance and stream, the live one included (Docker: the json-file driver's max-file)", '3')
+    .option('--log-max-age <age>', 'remove rotated log files older than this (7d, 12h); the process runtime only')
+    .action(async (flags: DaemonFlags & { server: string; token?: string; tokenFile?: string } & LogRetentionFlags) => {
       const ca = readCa(flags);
       if (ca && !/^https:/i.test(flags.server)) console.error(`warning: --ca is used only with an https:// server, and --server is ${flags.server}`);
       if (flags.token) console.error('warning: a token given with --token is visible to every user of this host (ps); use --token-file or GANTRY_TOKEN');
@@ -250,7 +256,8 @@ export function registerDaemonCommands(program: Command): void {
       // Every endpoint of this node carries this address: found before the agent starts, so a wrong one stops it here.
       const advertised = await advertisedAddress(flags.server, flags.address).catch((err: Error) => fail(EXIT.usage, err.message));
       if (advertised.found) console.log(`agent: advertising ${advertised.address}, the address this host reaches the server from (--address gives another)`);
-      const agent = await startAgent({ ...identity, address: advertised.address, server: flags.server, token: token ?? '', ca, dataDir: flags.dataDir, log: (line) => console.log(`agent: ${line}`) });
+      const logRetention = logRetentionOf(flags);
+      const agent = await startAgent({ ...identity, address: advertised.address, server: flags.server, token: token ?? '', ca, dataDir: flags.dataDir, logRetention, log: (line) => console.log(`agent: ${line}`) });
       console.log(`agent running as node "${agent.name}"`);
       onSignals(() => agent.close());
     });
@@ -290,6 +297,7 @@ function serverOptions(command: Command): Command {
     .option('--dns-workers <n>', 'extra processes answering DNS over UDP (each holds a copy of the registry)', '0')
     .option('--allow-host-port <port>', 'let specs fix this privileged host port (below 1024), e.g. 80 (repeatable)', collect, [])
     .option('--secret-key-file <file>', 'the key that seals stored secrets such as registry passwords (default <data-dir>/secret.key, made on first start; GANTRY_SECRET_KEY wins); every server of a cluster needs the same')
+    .option('--log-sinks <file.yaml>', "ship the lines of apps whose spec has no logs: to these sinks (the file holds what an app's logs: holds; docs/observability.md)")
     .option('--directory <file.yaml>', 'also sign people in against this company directory (LDAP, Active Directory): its groups give team roles and platform roles (docs/teams.md)')
     .option('--registry-timeout <seconds>', 'how long the server waits for an image registry when it pins a tag to a digest (one it could not reach is not asked again for 30 s)', '10')
     .option('--registry-certs-dir <dir>', 'CA certificates of private image registries, as Docker keeps them: <dir>/<host:port>/ca.crt', '/etc/docker/certs.d')
@@ -326,6 +334,7 @@ function serverSettings(flags: DaemonFlags, tls: ServerTls | undefined): ServerO
     }),
     secretKeyFile: flags.secretKeyFile,
     ...(flags.directory !== undefined ? { directory: loadDirectoryConfig(flags.directory) } : {}),
+    ...(flags.logSinks !== undefined ? { logSinks: loadLogSinks(flags.logSinks) } : {}),
     registryCertsDir: flags.registryCertsDir,
     registryTimeoutMs: positiveSeconds('--registry-timeout', flags.registryTimeout) * 1000,
     log: flags.verbose,

@@ -49,7 +49,7 @@ export type ServerToAgent =
   | { type: 'assignments.changed'; instances: Instance[]; gone: string[]; remove?: string[]; registryAuth?: RegistryAuthMap; secrets?: SecretValueMap; configs?: ConfigValueMap }
   /** An operator adopted or forgot what this node ran for another cluster: remember this one. */
   | { type: 'cluster'; id: string }
-  | { type: 'logs'; requestId: string; instanceId: string; tail?: number; follow: boolean }
+  | { type: 'logs'; requestId: string; instanceId: string; tail?: number; follow: boolean } & LogFilter
   | { type: 'logs.cancel'; requestId: string }
   /**
    * Pull these images now (ahead of a rollout, or `gantry image prepull`); answered with one
@@ -80,6 +80,17 @@ export const MAX_NODE_INSTANCES = 10_000;
 export const MAX_PREPULL_IMAGES = 16;
 /** Longest log line relayed; the agent cuts longer ones. */
 export const MAX_LOG_LINE = 16 * 1024;
+
+/**
+ * What a log request may add (an app's merged logs): `since` (ms since the epoch) drops older
+ * lines, `grep` keeps the lines matching that regular expression (checked by the server, see
+ * log-grep.ts), `timestamps` asks for `times` with each batch of lines.
+ */
+export interface LogFilter {
+  since?: number;
+  grep?: string;
+  timestamps?: boolean;
+}
 
 const time = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const count = time;
@@ -218,7 +229,7 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('registry'), requestId, register: z.array(AgentEndpointSchema).max(MAX_NODE_INSTANCES), withdraw: z.array(EndpointRefSchema).max(MAX_NODE_INSTANCES) }),
   z.object({ type: z.literal('status'), statuses: z.array(InstanceStatusSchema).max(MAX_NODE_INSTANCES) }),
   z.object({ type: z.literal('events'), events: z.array(AgentEventSchema).max(2000) }),
-  z.object({ type: z.literal('log.lines'), requestId, lines: z.array(text(MAX_LOG_LINE + 16)).max(1000) }),
+  z.object({ type: z.literal('log.lines'), requestId, lines: z.array(text(MAX_LOG_LINE + 16)).max(1000), times: z.array(time).max(1000).optional() }).refine((m) => m.times === undefined || m.times.length === m.lines.length, { message: 'times: one per line', path: ['times'] }),
   z.object({ type: z.literal('log.end'), requestId, error: text(4096).optional() }),
   z.object({
     type: z.literal('prepulled'),
@@ -241,7 +252,8 @@ export type AgentToServer =
   | { type: 'registry'; requestId: string; register: Endpoint[]; withdraw: EndpointRef[] }
   | { type: 'status'; statuses: InstanceStatus[] }
   | { type: 'events'; events: GantryEvent[] }
-  | { type: 'log.lines'; requestId: string; lines: string[] }
+  /** `times`: when each line was written (ms since the epoch), when the request asked for timestamps. */
+  | { type: 'log.lines'; requestId: string; lines: string[]; times?: number[] }
   | { type: 'log.end'; requestId: string; error?: string }
   /** The outcome of a `prepull`, per image: how long it took, or why it failed. */
   | { type: 'prepulled'; requestId: string; results: PrepullResult[] }

@@ -132,6 +132,8 @@ export interface EventListResponse {
  * while follow is on. With `streams=1` each line starts with "stdout " or "stderr ".
  */
 export type LogsQuery = { tail?: number; follow?: boolean };
+/** `since`: a duration back from now ("10m") or a time; `grep`: a regular expression. */
+export type AppLogsQuery = LogsQuery & { entry?: string; since?: string; grep?: string };
 
 export type { AppSpec, AppRecord, GantryEvent, Instance, InstanceStatus, NodeRecord };
 

@@ -6,6 +6,7 @@
 // length, every number and duration a maximum (the bounded building blocks are in spec-fields.ts).
 // Text is bounded before it is parsed (spec-text.ts).
 import { isDeepStrictEqual } from 'node:util';
+import { AppLogs } from './log-shipping.js';
 import { z } from 'zod';
 import { parseSelector } from './selector.js';
 import { NAME } from './names.js';
@@ -265,6 +266,8 @@ export const AppSpec = z
     app: name('app'),
     env: name('env').default('default'),
     team: text(LIMITS.textLength).optional(),
+    /** Where the agents ship the instances' lines (log-shipping.ts). */
+    logs: AppLogs.optional(),
     entrypoints: z
       .record(name('entrypoint name'), EntrySpec)
       .refine((e) => Object.keys(e).length > 0, 'at least one entrypoint is required')

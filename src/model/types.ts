@@ -87,6 +87,8 @@ export interface Instance {
   rebuild?: number;
   /** Raised to have the agent restart it (the same container). */
   restart?: number;
+  /** The app's log sinks when it was placed (a later change of `logs:` applies to instances placed after it). */
+  logShipping?: import('./log-shipping.js').InstanceLogShipping;
   desired: DesiredState;
   createdAt: number;
 }

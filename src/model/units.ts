@@ -13,6 +13,12 @@ export function parseDuration(value: string | number): number | undefined {
   return safe(Math.round(Number(match[1]) * DURATION_UNITS_MS[match[2]!]!));
 }
 
+/** Like parseDuration, and days too ("7d"): for log ages and `--since`. */
+export function parseLongDuration(value: string): number | undefined {
+  const days = /^(\d{1,6})d$/.exec(value.trim());
+  return days ? safe(Number(days[1]) * 86_400_000) : parseDuration(value);
+}
+
 const SIZE_UNITS: Record<string, number> = {
   '': 1,
   k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12,

@@ -14,6 +14,8 @@ const MIN_CPU_QUOTA = 1_000;
 export interface CreateOptions {
   /** json-file log driver max-size per file (3 files are kept). */
   logMaxSize: string;
+  /** json-file files kept per container (the live one included); default 3. */
+  logMaxFiles?: number;
   /** Run docker-init (tini) as PID 1. */
   init: boolean;
   /** Attach to this managed network (instead of the default bridge), at `address` when given. */
@@ -58,7 +60,7 @@ export function createBody(
     PortBindings: bindings,
     // The Gantry agent restarts instances, not dockerd.
     RestartPolicy: { Name: 'no' },
-    LogConfig: { Type: 'json-file', Config: { 'max-size': options.logMaxSize, 'max-file': '3' } },
+    LogConfig: { Type: 'json-file', Config: { 'max-size': options.logMaxSize, 'max-file': String(options.logMaxFiles ?? 3) } },
     Init: options.init,
   };
   if (spec.memoryBytes > 0) {

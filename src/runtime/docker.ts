@@ -38,8 +38,10 @@ export interface DockerRuntimeOptions {
   docker?: Dockerode;
   /** Container name prefix; default 'gantry-'. */
   namePrefix?: string;
-  /** json-file log driver max-size per file (3 files are kept); default '10m'. */
+  /** json-file log driver max-size per file; default '10m'. */
   logMaxSize?: string;
+  /** json-file log driver max-file: files kept per container; default 3. */
+  logMaxFiles?: number;
   /**
    * Run docker-init (tini) as PID 1: forwards signals to the command and reaps zombies.
    * Default true. If the engine cannot find its init binary the container is started again
@@ -80,6 +82,7 @@ export class DockerRuntime implements Runtime {
   private readonly docker: Dockerode;
   private readonly prefix: string;
   private readonly logMaxSize: string;
+  private readonly logMaxFiles: number;
   private readonly init: boolean;
   private readonly where: string;
   /** inspect() results of running containers by container id: a running container's start time
@@ -95,6 +98,7 @@ export class DockerRuntime implements Runtime {
     this.images = new DockerImages(this.docker);
     this.prefix = options.namePrefix ?? 'gantry-';
     this.logMaxSize = options.logMaxSize ?? '10m';
+    this.logMaxFiles = options.logMaxFiles ?? 3;
     this.init = options.init ?? true;
     this.network = options.network;
     this.filesDir = options.filesDir;
@@ -209,7 +213,7 @@ export class DockerRuntime implements Runtime {
     let id: string;
     try {
       const network = this.network ? { name: this.network.name, address } : undefined;
-      const { body, hostConfig } = createBody(spec, { logMaxSize: this.logMaxSize, init: this.init, network, files });
+      const { body, hostConfig } = createBody(spec, { logMaxSize: this.logMaxSize, logMaxFiles: this.logMaxFiles, init: this.init, network, files });
       id = await createAndStart(this.docker, name, body, hostConfig, warnings);
     } finally {
       if (address) this.addresses?.created(address);
@@ -224,7 +228,7 @@ export class DockerRuntime implements Runtime {
    * a leftover one of the instance (an agent that died during the step) is removed first.
    */
   runInit(spec: RunSpec, step: InitStep): Promise<ExecResult> {
-    return runInitContainer(this.docker, this.initContainerName(spec.instanceId), spec, step, { logMaxSize: this.logMaxSize, init: this.init });
+    return runInitContainer(this.docker, this.initContainerName(spec.instanceId), spec, step, { logMaxSize: this.logMaxSize, logMaxFiles: this.logMaxFiles, init: this.init });
   }
 
   async restart(instanceId: string): Promise<RuntimeInstance> {

@@ -38,6 +38,10 @@ export interface ProcessRuntimeOptions {
   stateDir: string;
   /** Cap per log stream; past it the file is rotated to <file>.1. Default 10 MiB. */
   logMaxBytes?: number;
+  /** Files kept per stream, the live one included (rotated ones are <file>.1 … .N-1). Default 2. */
+  logMaxFiles?: number;
+  /** Rotated files last written longer ago are removed, and a live file is rotated once its oldest lines may be this old. Default: no age limit. */
+  logMaxAgeMs?: number;
   /** How often the log sizes are checked, ms. Default 5000. */
   logCheckMs?: number;
   /** Where cgroup filesystems are mounted. Default /sys/fs/cgroup. */
@@ -52,6 +56,7 @@ export class ProcessRuntime implements Runtime {
   readonly name = 'process' as const;
   private readonly stateDir: string;
   private readonly logMaxBytes: number;
+  private readonly logRetention: { maxFiles: number; maxAgeMs?: number };
   private readonly cgroupRoot: string;
   private readonly cgroupParent: string;
   private readonly capTimer: NodeJS.Timeout;
@@ -64,6 +69,7 @@ export class ProcessRuntime implements Runtime {
   constructor(options: ProcessRuntimeOptions) {
     this.stateDir = resolve(options.stateDir);
     this.logMaxBytes = options.logMaxBytes ?? 10 * 1024 * 1024;
+    this.logRetention = { maxFiles: options.logMaxFiles ?? 2, ...(options.logMaxAgeMs !== undefined ? { maxAgeMs: options.logMaxAgeMs } : {}) };
     this.cgroupRoot = options.cgroupRoot ?? '/sys/fs/cgroup';
     this.cgroupParent = options.cgroupParent ?? 'gantry';
     this.listing = new ProcessListing(this.stateDir);
@@ -316,14 +322,14 @@ export class ProcessRuntime implements Runtime {
     return out;
   }
 
-  /** Rotates every instance log past logMaxBytes (see process-logs.ts); run periodically. */
+  /** Rotates every instance log past logMaxBytes or the age limit (see process-logs.ts); run periodically. */
   async capLogs(): Promise<void> {
     if (this.capping) return;
     this.capping = true;
     try {
       for (const name of await readdir(this.stateDir).catch(() => [] as string[])) {
         for (const file of ['stdout.log', 'stderr.log']) {
-          await capLogFile(join(this.stateDir, name, file), this.logMaxBytes).catch(() => undefined);
+          await capLogFile(join(this.stateDir, name, file), this.logMaxBytes, this.logRetention).catch(() => undefined);
         }
       }
     } finally {

@@ -92,7 +92,7 @@ export class AgentHub {
   }
 
   /** Asks the node's agent for an instance's logs; returns a function that cancels the request. */
-  requestLogs(node: string, instanceId: string, options: { tail?: number; follow: boolean }, onLines: LogRequest['onLines'], onEnd: LogRequest['onEnd']): () => void {
+  requestLogs(node: string, instanceId: string, options: Parameters<LogRelays['request']>[2], onLines: LogRequest['onLines'], onEnd: LogRequest['onEnd']): () => void {
     return this.logs.request(node, instanceId, options, onLines, onEnd);
   }
 
@@ -172,7 +172,7 @@ export class AgentHub {
         this.reports.noteEvents(node, message.events);
         return;
       case 'log.lines':
-        this.logs.lines(node, message.requestId, message.lines);
+        this.logs.lines(node, message.requestId, message.lines, message.times);
         return;
       case 'image.resolved':
       case 'prepulled':

@@ -1,4 +1,5 @@
 // Starts a Gantry server: store, cluster cache, API, agent connections and controllers.
+import type { LogSinkSpec } from '../model/log-shipping.js';
 import { ensurePrivateDir } from '../host/private-files.js';
 import { join } from 'node:path';
 import { checkSqliteFile, openStore, sqlitePathOf } from '../store/index.js';
@@ -88,6 +89,8 @@ export interface ServerOptions {
   directory?: DirectoryConfig;
   /** The checks agents run on their nodes (inspect-policy.ts reads the file); default: the built-in policy. */
   inspectPolicy?: InspectPolicy;
+  /** Log sinks for apps whose spec has no `logs:` (log-sinks-config.ts reads the file). */
+  logSinks?: LogSinkSpec[];
 }
 
 export interface RunningServer {
@@ -161,6 +164,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const apps = new AppService(store, state, events, new Set(options.allowedPrivilegedPorts ?? []), pinner, quotas, (spec) => teamConfigs.pin(teamSecrets.pin(spec)));
   const replicas = new ReplicaController(store, state, events);
   replicas.onPass = metrics.reconcilePass;
+  replicas.defaultLogSinks = options.logSinks ?? [];
   metrics.follow({ state, isConnected: (node) => agents.isConnected(node), passFigures: () => replicas.passFigures() });
   const users = new UserService(store, auth, events);
   const inspections = new InspectionService(store, events, options.inspectPolicy ?? loadInspectPolicy());

@@ -72,6 +72,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'POST /v1/instances/:id/restart': write('instance', 'id'),
   'POST /v1/instances/:id/rebuild': write('instance', 'id'),
   'GET /v1/instances/:id/logs': read('log', 'id'),
+  // An app's logs: `log` named by the app (teams.ts tells an app from an instance id).
+  'GET /v1/apps/:app/logs': read('log', 'app'),
 
   'GET /v1/events': { action: 'list', kind: 'event' },
   // What each key shows is read per key: an app's spec as the app, the rest as its events.

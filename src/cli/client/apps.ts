@@ -10,6 +10,7 @@ import type {
   InstanceListResponse,
   InstanceView,
   LogsQuery,
+  AppLogsQuery,
 } from '../../model/api.js';
 import type { Endpoint } from '../../model/registry.js';
 import type { ReleaseRecord, RolloutRecord } from '../../model/types.js';
@@ -128,6 +129,16 @@ export class AppCalls extends ApiTransport {
   async *logs(id: string, query: LogsQuery & { signal?: AbortSignal } = {}): AsyncGenerator<string> {
     const res = await this.send('GET', `/v1/instances/${enc(id)}/logs`, {
       query: { tail: query.tail, follow: query.follow ? 1 : undefined },
+      accept: 'text/plain',
+      signal: query.signal,
+    });
+    yield* readLines(res.body);
+  }
+
+  /** Every instance's lines of an app, merged by time and prefixed by the server; with follow, new instances join. */
+  async *appLogs(app: string, query: AppLogsQuery & { signal?: AbortSignal } = {}): AsyncGenerator<string> {
+    const res = await this.send('GET', `/v1/apps/${enc(app)}/logs`, {
+      query: { entry: query.entry, tail: query.tail, since: query.since, grep: query.grep, follow: query.follow ? 1 : undefined },
       accept: 'text/plain',
       signal: query.signal,
     });

@@ -2,10 +2,12 @@
 // agent ends the request, the asker cancels it, or the agent disconnects.
 import { randomUUID } from 'node:crypto';
 import type { AgentConnections } from './connections.js';
+import type { LogFilter } from '../../model/agent-protocol.js';
 
 export interface LogRequest {
   node: string;
-  onLines: (lines: string[]) => void;
+  /** `times`: one per line, when the request asked for timestamps (and the agent knows them). */
+  onLines: (lines: string[], times?: number[]) => void;
   onEnd: (error?: string) => void;
 }
 
@@ -15,7 +17,7 @@ export class LogRelays {
   constructor(private readonly connections: AgentConnections) {}
 
   /** Asks the node's agent for an instance's logs; returns a function that cancels the request. */
-  request(node: string, instanceId: string, options: { tail?: number; follow: boolean }, onLines: LogRequest['onLines'], onEnd: LogRequest['onEnd']): () => void {
+  request(node: string, instanceId: string, options: { tail?: number; follow: boolean } & LogFilter, onLines: LogRequest['onLines'], onEnd: LogRequest['onEnd']): () => void {
     const requestId = randomUUID();
     if (!this.connections.send(node, { type: 'logs', requestId, instanceId, ...options })) {
       onEnd(`the agent of node ${node} is not connected`);
@@ -27,8 +29,8 @@ export class LogRelays {
     };
   }
 
-  lines(node: string, requestId: string, lines: string[]): void {
-    this.logRequestOf(node, requestId)?.onLines(lines);
+  lines(node: string, requestId: string, lines: string[], times?: number[]): void {
+    this.logRequestOf(node, requestId)?.onLines(lines, times);
   }
 
   end(node: string, requestId: string, error: string | undefined): void {

@@ -1,4 +1,4 @@
-// /v1/instances: list, and logs relayed from the instance's agent.
+// /v1/instances: list, and logs relayed from the instance's agent (an app's merged logs: app-logs.ts).
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { InstanceListResponse } from '../../model/api.js';
@@ -11,6 +11,7 @@ import { requester, visibleTo, type ApiContext } from './context.js';
 import { InstanceParams } from './params.js';
 import { MAX_BUFFERED_BYTES, openStream } from './streams.js';
 import { name, nodeName } from '../../model/names.js';
+import { appLogRoutes, LogsQuery } from './app-logs.js';
 
 /** A page of the instance list: at most `limit`, after the cursor `after` (the `next` of the page before). */
 export const MAX_INSTANCE_PAGE = 5000;
@@ -40,10 +41,6 @@ const sortKey = (i: Instance): SortKey => [i.app, i.entry, i.createdAt, i.id];
 function compareKeys(a: SortKey, b: SortKey): number {
   return a[0].localeCompare(b[0]) || a[1].localeCompare(b[1]) || a[2] - b[2] || (a[3] < b[3] ? -1 : a[3] > b[3] ? 1 : 0);
 }
-const LogsQuery = z.object({
-  tail: z.coerce.number().int().min(0).max(100_000).optional(),
-  follow: z.enum(['1', 'true', '0', 'false']).optional().transform((v) => v === '1' || v === 'true'),
-});
 
 export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/instances', async (request): Promise<InstanceListResponse> => {
@@ -98,4 +95,6 @@ export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
     );
     stream.onClose(cancel);
   });
+
+  appLogRoutes(server, ctx);
 }

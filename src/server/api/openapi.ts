@@ -154,6 +154,20 @@ function appPaths(): Record<string, object> {
         responses: { '200': { description: 'One log line per line', content: { 'text/plain': { schema: { type: 'string' } } } } },
       }),
     },
+    '/v1/apps/{app}/logs': {
+      get: op({
+        summary: "Every instance's lines from every node, merged by time, each as `<instance id> | <line>`; following, instances that start later are joined",
+        parameters: [
+          appParam,
+          queryParam('entry', matching(NAME), 'Only this entrypoint'),
+          queryParam('tail', { type: 'integer', minimum: 0, maximum: 100_000 }, 'Last N lines of each instance'),
+          queryParam('follow', flag, 'Keep streaming new lines, joining new instances'),
+          queryParam('since', { type: 'string', maxLength: 64 }, 'Lines written after: a duration back from now (30s, 10m, 2h, 7d) or a time (2026-11-30T20:00:00Z)'),
+          queryParam('grep', { type: 'string', maxLength: 256 }, 'A regular expression the agents match each line against (first 4096 characters); no back-references, no repeated group holding a repetition or alternation'),
+        ],
+        responses: { '200': { description: 'One log line per line', content: { 'text/plain': { schema: { type: 'string' } } } }, '404': error('No app with this name') },
+      }),
+    },
   };
 }
 

@@ -10,6 +10,7 @@
 // rebuilt only after a pool or rollout changed, a node's capacity did, or a pass moved things
 // it cannot follow). Once a
 // minute a pass looks at everything, whatever was heard.
+import type { LogSinkSpec } from '../../model/log-shipping.js';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../../store/store.js';
 import type { AppRecord, Instance, NodeRecord, ReleaseRecord } from '../../model/types.js';
@@ -66,6 +67,9 @@ export class ReplicaController {
   private readonly recentMs: number[] = [];
   /** Told of each pass that looked at something (its milliseconds, the instances it placed): the server's metrics. */
   onPass: (ms: number, placed: number) => void = () => {};
+
+  /** The cluster's log sinks for apps whose spec names none (set by the server's main). */
+  defaultLogSinks: LogSinkSpec[] = [];
 
   constructor(
     private readonly store: Store,
@@ -216,6 +220,7 @@ export class ReplicaController {
       now,
       newId: (app, entry) => `${app}-${entry}-${randomBytes(4).toString('hex')}`,
       release: (app, release) => this.releases.get(`${app}/${release}`),
+      defaultLogSinks: this.defaultLogSinks,
     };
     const started = performance.now();
     const snapshot = this.currentSnapshot();

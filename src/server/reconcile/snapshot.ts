@@ -1,6 +1,7 @@
 // Reconciliation's bridge to the scheduler: the scheduler's snapshot of a view (every node's
 // capacity, what each instance and each rollout's held room take of it), plans for more
 // instances of an entry, and the instance records for those plans.
+import { teamOfSpec } from '../../model/spec.js';
 import type { AppRecord, Instance, NodeRecord } from '../../model/types.js';
 import { entryRuntime, resolveCount, type EntrySpec } from '../../model/spec.js';
 import { buildSnapshot, entryRequest, instancePlacement, plan, type Placement, type PlanResult, type SchedNode, type Snapshot } from '../../scheduler/index.js';
@@ -108,6 +109,7 @@ export function planEntry(snapshot: Snapshot, app: AppRecord, entry: string, cou
 /** Instance records for placements of an entry of the app's current release. */
 export function newInstances(ctx: ReconcileContext, app: AppRecord, entry: string, placements: readonly Placement[], serving = true): Instance[] {
   const spec = app.spec.entrypoints[entry]!;
+  const ship = app.spec.logs ? app.spec.logs.ship : (ctx.defaultLogSinks ?? []);
   return placements.map((placement) => ({
     id: ctx.newId(app.name, entry),
     app: app.name,
@@ -120,6 +122,7 @@ export function newInstances(ctx: ReconcileContext, app: AppRecord, entry: strin
     ports: placement.ports,
     cpu: placement.cpu,
     ...(serving ? {} : { serving: false }),
+    ...(ship.length ? { logShipping: { ship: [...ship], team: teamOfSpec(app.spec) } } : {}),
     desired: 'running' as const,
     createdAt: ctx.now,
   }));

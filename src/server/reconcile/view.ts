@@ -24,4 +24,6 @@ export interface ReconcileContext {
    * before the pass (undefined when it is gone from the store).
    */
   release(app: string, release: number): ReleaseRecord | undefined;
+  /** The cluster's log sinks for apps whose spec names none (`gantry server --log-sinks`). */
+  defaultLogSinks?: readonly import('../../model/log-shipping.js').LogSinkSpec[];
 }

@@ -136,7 +136,15 @@ export function teamScope(state: ClusterState): TeamScope {
       if (kind === 'team' || kind === 'quota') return state.teams.has(resource) ? resource : undefined;
       // Events and discovery entries are listed by the app they are about.
       if (kind === 'app' || kind === 'release' || kind === 'event' || kind === 'discovery') return teamOfApp(resource);
-      if (kind === 'instance' || kind === 'log') return teamOfApp(state.instances.get(resource)?.app);
+      if (kind === 'instance') return teamOfApp(state.instances.get(resource)?.app);
+      if (kind === 'log') {
+        // Logs are named by an instance id or, for an app's merged logs, by the app. Should a name
+        // be both (an app named like another app's instance), it must belong to one team.
+        const ofInstance = state.instances.has(resource) ? teamOfApp(state.instances.get(resource)?.app) : undefined;
+        const ofApp = state.apps.has(resource) ? teamOfApp(resource) : undefined;
+        if (state.instances.has(resource) && state.apps.has(resource)) return ofInstance === ofApp ? ofApp : undefined;
+        return ofInstance ?? ofApp;
+      }
       if (kind === 'pool') return state.pools.get(resource)?.team;
       // A secret or config route names its team (`team`, or `team/name` as can-i says it).
       if (kind === 'secret' || kind === 'config') {
