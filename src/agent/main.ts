@@ -37,6 +37,9 @@ import { entrySecrets } from '../model/spec-secrets.js';
 import { entryConfigs } from '../model/spec-configs.js';
 import type { ConfigValueMap, SecretValueMap } from '../model/agent-protocol.js';
 import { Ticker, observeRuntimes } from './tick.js';
+import { UsageSampler } from './usage-sampler.js';
+import { AgentMetrics } from './agent-metrics.js';
+import { DEFAULT_SAMPLE_INTERVAL_MS } from '../model/usage.js';
 
 export interface AgentOptions extends NodeIdentity {
   server: string;
@@ -56,10 +59,16 @@ export interface AgentOptions extends NodeIdentity {
   /** Removal of images older than each app's newest releases here (image-gc.ts); default: keep 3, every 10 min. */
   imageGc?: ImageGcSettings;
   log?: (line: string) => void;
+  /** How often instances' usage is sampled and sent (usage-sampler.ts); default 10 s. */
+  sampleIntervalMs?: number;
+  /** host:port to serve the agent's own metrics on (agent-metrics.ts); off when absent. */
+  metricsAddress?: string;
 }
 
 export interface RunningAgent {
   name: string;
+  /** The port of the agent's metrics listener, when it has one. */
+  metricsPort?: number;
   close(): Promise<void>;
 }
 
@@ -215,9 +224,25 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 
   ticker.now();
 
+  // What the instances use, for the server (gantry top), and the agent's own metrics.
+  const metrics = new AgentMetrics(() => assignments.statuses());
+  const sampler = new UsageSampler({
+    intervalMs: options.sampleIntervalMs ?? DEFAULT_SAMPLE_INTERVAL_MS,
+    runtimes: () => node.usable,
+    instances: () => [...assignments.all()].map((supervisor) => ({ id: supervisor.instance.id, runtime: supervisor.runtimeName })),
+    send,
+    sampled: (seconds, instances) => metrics.sampled(seconds, instances),
+    log,
+  });
+  sampler.start();
+  const metricsPort = options.metricsAddress ? await metrics.listen(options.metricsAddress) : undefined;
+
   return {
     name: node.name,
+    metricsPort,
     async close() {
+      sampler.stop();
+      await metrics.close();
       ticker.stop();
       imageCollector.stop();
       heartbeat.stop();

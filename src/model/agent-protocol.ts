@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { GantryEvent, Instance, InstanceStatus, NodeInfo } from './types.js';
 import type { Endpoint } from './registry.js';
 import { hostAddress, instanceId, LABEL_KEY, name, nodeName, port } from './names.js';
+import { usageMessageFields, type UsageMessage } from './usage.js';
 
 export type EndpointRef = Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>;
 
@@ -219,6 +220,8 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
     results: z.array(z.object({ image: text(1024), ms: count, error: text(4096).optional() })).max(MAX_PREPULL_IMAGES),
   }),
   z.object({ type: z.literal('image.resolved'), requestId, digest: z.string().regex(/^sha256:[a-f0-9]{64}$/).optional(), error: text(4096).optional() }),
+  /** What the node's running instances used over the last sample interval (model/usage.ts). */
+  z.object({ type: z.literal('usage'), ...usageMessageFields(MAX_NODE_INSTANCES) }),
 ]);
 
 /** What an agent sends (the schemas above say what the server accepts of it). */
@@ -235,7 +238,8 @@ export type AgentToServer =
   | { type: 'log.end'; requestId: string; error?: string }
   /** The outcome of a `prepull`, per image: how long it took, or why it failed. */
   | { type: 'prepulled'; requestId: string; results: PrepullResult[] }
-  | { type: 'image.resolved'; requestId: string; digest?: string; error?: string };
+  | { type: 'image.resolved'; requestId: string; digest?: string; error?: string }
+  | UsageMessage;
 
 export interface PrepullResult {
   image: string;
