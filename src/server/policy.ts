@@ -72,6 +72,9 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'POST /v1/instances/:id/restart': write('instance', 'id'),
   'POST /v1/instances/:id/rebuild': write('instance', 'id'),
   'GET /v1/instances/:id/logs': read('log', 'id'),
+  // What instances use: lists, holding only the instances the caller may see.
+  'GET /v1/usage': { action: 'list', kind: 'instance' },
+  'GET /v1/metrics/instances': { action: 'list', kind: 'instance' },
 
   'GET /v1/events': { action: 'list', kind: 'event' },
   // What each key shows is read per key: an app's spec as the app, the rest as its events.

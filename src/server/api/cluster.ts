@@ -18,7 +18,10 @@ const EventsQuery = z.object({
 
 export function clusterRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/nodes', async (): Promise<NodeListResponse> => ({
-    nodes: [...ctx.state.nodes.keys()].sort().map((name) => nodeView(ctx.state, name, ctx.agents.contact(name).heardAt)!),
+    nodes: [...ctx.state.nodes.keys()].sort().map((name) => {
+      const usage = ctx.usage.ofNode(name);
+      return { ...nodeView(ctx.state, name, ctx.agents.contact(name).heardAt)!, ...(usage ? { usage } : {}) };
+    }),
   }));
 
   // What the reconcile passes cost (the leader's own timing): how the control plane keeps up.

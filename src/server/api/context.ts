@@ -29,6 +29,7 @@ import type { InvitationService } from '../services/invitations.js';
 import type { SecretService } from '../services/secrets.js';
 import type { ConfigService } from '../services/configs.js';
 import type { ServerMetrics } from '../metrics.js';
+import type { UsageService } from '../services/usage.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -64,6 +65,8 @@ export interface ApiContext {
   streams: StreamCounter;
   /** The server's own metrics (GET /metrics). */
   metrics: ServerMetrics;
+  /** What instances use, as their agents sample it (GET /v1/usage, /v1/metrics/instances). */
+  usage: UsageService;
 }
 
 /**
