@@ -67,8 +67,11 @@ export function instancesTable(instances: readonly InstanceView[], now = Date.no
 /** The table of `nodes`; an IMAGES column ("12 (340 MiB)") is added when some node reports its images. */
 export function nodesTable(nodes: readonly NodeView[], now = Date.now()): string {
   const withImages = nodes.some((n) => n.images);
+  const withUsage = nodes.some((n) => n.usage);
   const head = ['NAME', 'STATE', 'ADDRESS', 'CPU', 'MEMORY', 'INSTANCES', 'RUNTIMES', 'LAST SEEN'];
   if (withImages) head.splice(7, 0, 'IMAGES');
+  // Real use (the instances' newest samples) beside what is allocated.
+  if (withUsage) head.splice(5, 0, 'CPU USED', 'MEMORY USED');
   const rows = nodes.map((n) => {
     const row: CellValue[] = [
       n.name,
@@ -81,6 +84,7 @@ export function nodesTable(nodes: readonly NodeView[], now = Date.now()): string
       n.lastHeartbeat ? `${timeAgo(n.lastHeartbeat, now)} ago` : '-',
     ];
     if (withImages) row.splice(7, 0, n.images ? `${n.images.count} (${imageBytes(n.images.bytes)})` : '-');
+    if (withUsage) row.splice(5, 0, n.usage ? formatCpu(n.usage.cpuCores) : '-', n.usage ? formatSize(n.usage.memoryBytes) : '-');
     return row;
   });
   let out = renderTable(head, rows);
