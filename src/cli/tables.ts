@@ -2,7 +2,7 @@
 import type { AppSummary, InstanceView, NodeView } from '../model/api.js';
 import type { GantryEvent } from '../model/types.js';
 import { formatSize } from '../model/units.js';
-import { formatCpu, formatPorts, formatTime, oneLine, renderTable, timeAgo, type CellValue } from './output.js';
+import { formatBytes, formatCpu, formatPorts, formatTime, oneLine, renderTable, timeAgo, type CellValue } from './output.js';
 
 export function appsTable(apps: readonly AppSummary[], now = Date.now()): string {
   const rows = apps.map((a) => [
@@ -84,7 +84,7 @@ export function nodesTable(nodes: readonly NodeView[], now = Date.now()): string
       n.lastHeartbeat ? `${timeAgo(n.lastHeartbeat, now)} ago` : '-',
     ];
     if (withImages) row.splice(7, 0, n.images ? `${n.images.count} (${imageBytes(n.images.bytes)})` : '-');
-    if (withUsage) row.splice(5, 0, n.usage ? formatCpu(n.usage.cpuCores) : '-', n.usage ? formatSize(n.usage.memoryBytes) : '-');
+    if (withUsage) row.splice(5, 0, n.usage ? formatCpu(n.usage.cpuCores) : '-', n.usage ? formatBytes(n.usage.memoryBytes) : '-');
     return row;
   });
   let out = renderTable(head, rows);

@@ -5,7 +5,7 @@ import type { AppUsage, InstanceUsage } from '../model/usage.js';
 import { formatSize } from '../model/units.js';
 import { options } from './cli-options.js';
 import { clientFor } from './connect.js';
-import { formatCpu, print, renderJson, renderTable } from './output.js';
+import { formatBytes, formatCpu, print, renderJson, renderTable } from './output.js';
 
 export async function top(app: string | undefined, _opts: unknown, cmd: Command): Promise<void> {
   const { node, output } = options<{ node?: string }>(cmd);
@@ -29,14 +29,14 @@ export function topTable(instances: readonly InstanceUsage[], apps: readonly App
       s ? `${formatCpu(s.cpuCores)}/${formatCpu(i.limits.cpu)}` : '-',
       s ? percent(s.cpuCores, i.limits.cpu) : '-',
       s ? percent(s.throttledPeriods, s.periods) : '-',
-      s ? `${formatSize(s.memoryBytes)}/${formatSize(i.limits.memoryBytes)}` : '-',
+      s ? `${formatBytes(s.memoryBytes)}/${formatSize(i.limits.memoryBytes)}` : '-',
       s ? percent(s.memoryBytes, i.limits.memoryBytes) : '-',
       s?.oomKills ?? '-',
       i.restarts,
-      s && s.netRxBytes !== null && s.netTxBytes !== null ? `${formatSize(s.netRxBytes)}/${formatSize(s.netTxBytes)}` : '-',
+      s && s.netRxBytes !== null && s.netTxBytes !== null ? `${formatBytes(s.netRxBytes)}/${formatBytes(s.netTxBytes)}` : '-',
     ];
   });
   const table = renderTable(['INSTANCE', 'APP/ENTRY', 'NODE', 'STATE', 'CPU/LIMIT', 'CPU%', 'THROTTLED', 'MEMORY/LIMIT', 'MEM%', 'OOM', 'RESTARTS', 'NET RX/TX'], rows);
-  const totals = apps.map((a) => `${a.app}: ${a.instances} instance(s) use ${formatCpu(a.cpuCores)} of ${formatCpu(a.requests.cpu)} CPU requested (${percent(a.cpuCores, a.requests.cpu)}), ${formatSize(a.memoryBytes)} of ${formatSize(a.requests.memoryBytes)} memory (${percent(a.memoryBytes, a.requests.memoryBytes)})`);
+  const totals = apps.map((a) => `${a.app}: ${a.instances} instance(s) use ${formatCpu(a.cpuCores)} of ${formatCpu(a.requests.cpu)} CPU requested (${percent(a.cpuCores, a.requests.cpu)}), ${formatBytes(a.memoryBytes)} of ${formatSize(a.requests.memoryBytes)} memory (${percent(a.memoryBytes, a.requests.memoryBytes)})`);
   return `${table}\n\n${totals.join('\n')}`;
 }
