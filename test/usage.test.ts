@@ -9,6 +9,8 @@ import { jsonCaller, signedInUsers } from './helpers/api.js';
 import { TEST_IMAGE, skipWithoutDocker } from './helpers/env.js';
 import type { InstanceUsage, UsageResponse } from '../src/model/usage.js';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const PASSWORD = 'usage test password';
@@ -109,6 +111,11 @@ entrypoints:
     for (const metric of ['gantry_instance_cpu_cores', 'gantry_instance_cpu_throttled_periods_total', 'gantry_instance_memory_bytes', 'gantry_instance_memory_limit_bytes', 'gantry_instance_oom_kills_total']) {
       assert.match(text, new RegExp(`^${metric}\\{${labels.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\} [0-9.e+]+$`, 'm'), metric);
     }
+    // The example dashboard asks only for series this endpoint exports.
+    const dashboard = readFileSync(join(import.meta.dirname, '..', 'examples', 'grafana-dashboard.json'), 'utf8');
+    const asked = new Set(dashboard.match(/gantry_instance_[a-z_]+/g));
+    assert.ok(asked.size >= 8, `the dashboard uses ${asked.size} series`);
+    for (const metric of asked) assert.match(text, new RegExp(`^${metric}\\{`, 'm'), `the dashboard's ${metric} is exported`);
   });
 
   test("another team's member sees none of it; the team's own owner does", { skip }, async () => {

@@ -59,7 +59,7 @@ export interface AgentOptions extends NodeIdentity {
   /** Removal of images older than each app's newest releases here (image-gc.ts); default: keep 3, every 10 min. */
   imageGc?: ImageGcSettings;
   log?: (line: string) => void;
-  /** How often instances' usage is sampled and sent (usage-sampler.ts); default 10 s. */
+  /** How often instances' usage is sampled and sent (usage-sampler.ts); default 10 s; 0: never (the bench's baseline). */
   sampleIntervalMs?: number;
   /** host:port to serve the agent's own metrics on (agent-metrics.ts); off when absent. */
   metricsAddress?: string;
@@ -234,7 +234,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     sampled: (seconds, instances) => metrics.sampled(seconds, instances),
     log,
   });
-  sampler.start();
+  if (options.sampleIntervalMs !== 0) sampler.start();
   const metricsPort = options.metricsAddress ? await metrics.listen(options.metricsAddress) : undefined;
 
   return {
