@@ -15,7 +15,14 @@
 // as a share of one core at a 10 s interval, and the memory the rings hold (heap and typed arrays;
 // run with node --expose-gc for a settled figure).
 //
-// Environment: INSTANCES (200), INTERVAL_S (10), WINDOW_S (60), NODES (5000), PER_NODE (30), ROUNDS (5).
+// fleet: the same over real sockets, with hollow agents (src/sim/): a `gantry server` child and a
+// hollow fleet child of FLEET_NODES nodes, apps of 300 instances until FLEET_NODES × PER_NODE are
+// running; then the server's CPU over WINDOW_S seconds with the fleet sending no usage, and over
+// WINDOW_S seconds with every node sending its usage every INTERVAL_S seconds. FLEET_NODES=0 skips
+// it (it places every instance first: minutes at thousands of nodes).
+//
+// Environment: INSTANCES (200), INTERVAL_S (10), WINDOW_S (60), NODES (5000), PER_NODE (30),
+// ROUNDS (5), FLEET_NODES (1000); SKIP_AGENT, SKIP_INGEST skip those parts.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
@@ -34,6 +41,9 @@ import { EventLog } from '../src/server/services/events.js';
 import { UsageService } from '../src/server/services/usage.js';
 import { NodeReports } from '../src/server/agents/reports.js';
 import { openStore } from '../src/store/index.js';
+import { FleetProcess } from '../src/sim/fleet-process.js';
+import { GantryClient } from '../src/cli/client.js';
+import { freePort } from '../test/helpers/cluster.js';
 
 const INSTANCES = Number(process.env.INSTANCES ?? 200);
 const INTERVAL_S = Number(process.env.INTERVAL_S ?? 10);
@@ -207,11 +217,59 @@ async function ingestCost(): Promise<Record<string, number>> {
   }
 }
 
+async function fleetCost(nodes: number): Promise<Record<string, number>> {
+  const dir = mkdtempSync(join(tmpdir(), 'gantry-bench-fleet-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const server = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli', 'main.ts'), 'server', '--data-dir', join(dir, 'server'), '--port', String(port)], { env: { ...process.env, GANTRY_BOOTSTRAP_TOKEN: ADMIN }, stdio: ['ignore', 'ignore', 'inherit'] });
+  let fleet: FleetProcess | undefined;
+  try {
+    const client = new GantryClient({ server: url, token: ADMIN });
+    for (let at = Date.now(); !(await fetch(`${url}/healthz`).then((r) => r.ok, () => false)); await sleep(250)) if (Date.now() - at > 60_000) throw new Error('the server did not start');
+    fleet = await FleetProcess.start({ server: url, token: ADMIN, count: nodes, namePrefix: 'usage', cores: 32, memoryBytes: 128 * 1024 ** 3, startDelayMs: 200 });
+    const total = nodes * PER_NODE;
+    for (let placed = 0, n = 0; placed < total; n++) {
+      const replicas = Math.min(300, total - placed);
+      await client.apply(JSON.stringify({ app: `usage-${n}`, entrypoints: { web: { command: ['sleep', '1'], replicas, resources: { cpu: 0.05, memory: '32Mi' } } } }), 'application/json');
+      placed += replicas;
+    }
+    for (let at = Date.now(); (await fleet.stats()).running < total; await sleep(2000)) if (Date.now() - at > 1_800_000) throw new Error('the fleet did not run every instance');
+    progress(`fleet: ${total} instances running on ${nodes} hollow nodes; ${WINDOW_S}s without usage, then ${WINDOW_S}s with`);
+    const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    const serverCpu = async () => {
+      const before = costOf(server.pid!, ticksPerSecond);
+      await sleep(WINDOW_S * 1000);
+      const end = costOf(server.pid!, ticksPerSecond);
+      return { share: (end.cpu - before.cpu) / WINDOW_S, rss: end.rss };
+    };
+    const quiet = await serverCpu();
+    await fleet.reportUsageEvery(INTERVAL_S * 1000);
+    await sleep(INTERVAL_S * 1000); // every node past its first, randomly placed, report
+    const busy = await serverCpu();
+    const stats = await fleet.stats();
+    const usage = (await client.usage({ app: 'usage-0' })).instances.filter((i) => i.latest).length;
+    return {
+      nodes, instances: total, windowSeconds: WINDOW_S, intervalSeconds: INTERVAL_S, usageMessages: stats.usageMessages, usageSamples: stats.usageSamples,
+      sampledInstancesOfOneApp: usage,
+      serverCpuPercentWithout: round(100 * quiet.share), serverCpuPercentWith: round(100 * busy.share), extraServerCpuPercent: round(100 * (busy.share - quiet.share)),
+      serverRssMiBWithout: round(quiet.rss / 1024 ** 2), serverRssMiBWith: round(busy.rss / 1024 ** 2),
+    };
+  } finally {
+    await fleet?.close();
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const agent = process.env.SKIP_AGENT ? null : await agentCost();
   progress(`agent: ${JSON.stringify(agent)}`);
   const ingest = process.env.SKIP_INGEST ? null : await ingestCost();
-  console.log(JSON.stringify({ bench: 'metrics', agent, ingest }));
+  progress(`ingest: ${JSON.stringify(ingest)}`);
+  const fleetNodes = Number(process.env.FLEET_NODES ?? 1000);
+  const fleet = fleetNodes > 0 ? await fleetCost(fleetNodes) : null;
+  console.log(JSON.stringify({ bench: 'metrics', agent, ingest, fleet }));
 }
 
 // Last, once every declaration above is initialised: the same file is the bench and its agents.

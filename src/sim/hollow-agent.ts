@@ -27,6 +27,8 @@ export interface HollowAgentOptions {
   ca?: string | Buffer;
   timing: InstanceTiming;
   counters: FleetCounters;
+  /** Send a usage message for the running instances this often, as the real agent does (absent: never). */
+  usageIntervalMs?: number;
 }
 
 const FIRST_RETRY_MS = 250;
@@ -39,6 +41,7 @@ export class HollowAgent {
   /** The cluster of the last welcome: said in the next hello, as the real agent does. */
   private cluster: string | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private usageTimer: NodeJS.Timeout | undefined;
   private heartbeats = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryMs = FIRST_RETRY_MS;
@@ -47,6 +50,7 @@ export class HollowAgent {
   private welcomed = false;
   private connectedBefore = false;
   private readonly dirty = new Map<string, InstanceStatus>();
+  private readonly bornAt = Date.now();
   private flushScheduled = false;
   private requestSeq = 0;
   /** Settles start(): on the first welcome, or when the first attempt fails. */
@@ -107,6 +111,7 @@ export class HollowAgent {
     this.closed = true;
     if (this.silent) this.options.counters.silent--;
     clearTimeout(this.heartbeatTimer);
+    clearTimeout(this.usageTimer);
     clearTimeout(this.retryTimer);
     this.instances.dispose();
     this.socket?.close(1001, 'hollow node stopping');
@@ -201,6 +206,7 @@ export class HollowAgent {
         this.cluster = message.cluster;
         if (message.token) this.token = message.token;
         this.startHeartbeat(message.heartbeatMs);
+        this.startUsage();
         this.settleStart?.();
         this.settleStart = undefined;
         return;
@@ -234,6 +240,38 @@ export class HollowAgent {
       this.beat();
       this.heartbeatTimer = setInterval(() => this.beat(), intervalMs);
     }, Math.random() * intervalMs);
+  }
+
+  /** From now on, usage messages this often (undefined: none). */
+  reportUsageEvery(everyMs: number | undefined): void {
+    clearTimeout(this.usageTimer);
+    this.usageTimer = undefined;
+    this.options.usageIntervalMs = everyMs;
+    if (this.welcomed) this.startUsage();
+  }
+
+  /** Like the heartbeats, at a random point of the interval first. */
+  private startUsage(): void {
+    const everyMs = this.options.usageIntervalMs;
+    if (!everyMs || this.usageTimer || this.closed) return;
+    this.usageTimer = setTimeout(() => {
+      this.reportUsage();
+      this.usageTimer = setInterval(() => this.reportUsage(), everyMs);
+    }, Math.random() * everyMs);
+  }
+
+  /** Figures a lightly loaded instance could have: nothing runs, but the server's work is the same. */
+  private reportUsage(): void {
+    const ids = this.instances.runningIds();
+    if (ids.length === 0) return;
+    const seconds = (Date.now() - this.bornAt) / 1000;
+    const samples = ids.map((id) => ({
+      id, cpuCores: 0.02, cpuSeconds: seconds * 0.02, periods: Math.round(seconds * 10), throttledPeriods: 0, throttledSeconds: 0,
+      memoryBytes: 24 * 2 ** 20, memoryLimitBytes: 32 * 2 ** 20, oomKills: 0, netRxBytes: null, netTxBytes: null, blockReadBytes: 0, blockWriteBytes: 0,
+    }));
+    if (!this.send({ type: 'usage', at: Date.now(), intervalMs: this.options.usageIntervalMs!, samples })) return;
+    this.options.counters.usageMessages++;
+    this.options.counters.usageSamples += samples.length;
   }
 
   private beat(): void {
