@@ -235,11 +235,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     log,
   });
   if (options.sampleIntervalMs !== 0) sampler.start();
-  const metricsPort = options.metricsAddress ? await metrics.listen(options.metricsAddress) : undefined;
 
-  return {
+  const running: RunningAgent = {
     name: node.name,
-    metricsPort,
     async close() {
       sampler.stop();
       await metrics.close();
@@ -253,4 +251,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       for (const runtime of runtimes) await runtime.close();
     },
   };
+  // A metrics address that cannot be listened on (taken, not this host's) stops the agent whole.
+  if (options.metricsAddress) {
+    try {
+      running.metricsPort = await metrics.listen(options.metricsAddress);
+    } catch (err) {
+      await running.close();
+      throw new Error(`--metrics-address ${options.metricsAddress}: ${(err as Error).message}`);
+    }
+  }
+  return running;
 }

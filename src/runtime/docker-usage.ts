@@ -3,7 +3,8 @@
 // where the cgroup files cost a few reads. A container's cgroups are those of its init process
 // (/proc/<pid>/cgroup, whatever the cgroup driver or version), its network figures those of its
 // network namespace (/proc/<pid>/net/dev). The pid is asked of the Engine once per container
-// start and kept.
+// start and kept. Only an engine on this host's socket can be read so: the pids of a remote
+// engine's containers are another host's, so its instances are not sampled.
 import type Dockerode from 'dockerode';
 import { statusOf } from './docker-common.js';
 import { cgroupFilesOfPid, completeCounters, netDevBytes, readCgroupCounters, type CgroupFiles, type UsageCounters } from './usage-counters.js';
@@ -21,10 +22,12 @@ export class DockerUsage {
     private readonly docker: Dockerode,
     private readonly containerName: (instanceId: string) => string,
     private readonly cgroupRoot: string,
+    private readonly local: boolean,
   ) {}
 
   async usage(instanceIds: readonly string[]): Promise<Map<string, UsageCounters>> {
     const out = new Map<string, UsageCounters>();
+    if (!this.local) return out;
     const names = new Set<string>();
     for (const id of instanceIds) {
       const name = this.containerName(id);

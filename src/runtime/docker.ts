@@ -105,7 +105,6 @@ export class DockerRuntime implements Runtime {
     this.network = options.network;
     this.filesDir = options.filesDir;
     this.addresses = options.network ? new AddressPicker(this.docker, options.network) : undefined;
-    this.usageReader = new DockerUsage(this.docker, (id) => this.containerName(id), options.cgroupRoot ?? '/sys/fs/cgroup');
     const modem = this.docker.modem as { socketPath?: unknown; host?: string; port?: number };
     this.where =
       typeof modem.socketPath === 'string'
@@ -113,6 +112,7 @@ export class DockerRuntime implements Runtime {
         : modem.host
           ? `${modem.host}${modem.port ? `:${modem.port}` : ''}`
           : (options.socketPath ?? '/var/run/docker.sock');
+    this.usageReader = new DockerUsage(this.docker, (id) => this.containerName(id), options.cgroupRoot ?? '/sys/fs/cgroup', !modem.host);
   }
 
   private containerName(instanceId: string): string {

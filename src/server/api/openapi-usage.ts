@@ -43,7 +43,7 @@ export function usagePaths(): Record<string, object> {
     '/v1/usage': {
       get: op({
         summary: 'What each instance uses (its newest sample and the last hour of CPU and memory) against its requests and limits, and per app totals; only the instances the caller may see',
-        parameters: [...filters, queryParam('history', flag, 'false or 0: leave the history out')],
+        parameters: [...filters, queryParam('history', flag, 'false or 0: leave the history out; with it, at most 1000 instances may match (else a 400)')],
         responses: { '200': ok('Usage', object({ instances: list(instance), apps: list(object({ app: { type: 'string' }, instances: counter, cpuCores: { type: 'number' }, memoryBytes: counter, requests: resources })) })) },
       }),
     },

@@ -69,6 +69,12 @@ function appTotals(instances: readonly InstanceUsage[]): AppUsage[] {
 
 const LABELS = ['app', 'env', 'entry', 'instance', 'node', 'team'] as const;
 
+/**
+ * Most instances one answer carries the history of (360 samples each): an hour of a whole fleet
+ * would be hundreds of megabytes of JSON built in one go.
+ */
+export const MAX_HISTORY_INSTANCES = 1000;
+
 /** The instances' series in Prometheus' text format: gauges for rates and sizes, counters for totals. */
 async function exposition(ctx: ApiContext, instances: readonly Instance[]): Promise<{ text: string; contentType: string }> {
   const registry = new Registry();
@@ -115,7 +121,11 @@ async function exposition(ctx: ApiContext, instances: readonly Instance[]): Prom
 export function usageRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/usage', async (request): Promise<UsageResponse> => {
     const { app, node, history } = UsageQuery.parse(request.query);
-    const instances = visibleInstances(ctx, request, app, node).map((i) => instanceUsage(ctx, i, history));
+    const visible = visibleInstances(ctx, request, app, node);
+    if (history && visible.length > MAX_HISTORY_INSTANCES) {
+      throw Object.assign(new Error(`history: ${visible.length} instances match, and the history of at most ${MAX_HISTORY_INSTANCES} is answered at once: narrow with app= or node=, or ask with history=false`), { statusCode: 400 });
+    }
+    const instances = visible.map((i) => instanceUsage(ctx, i, history));
     return { instances, apps: appTotals(instances) };
   });
 
