@@ -14,6 +14,7 @@ import type { InstanceStatus, NodeInfo } from '../model/types.js';
 import type { FleetCounters } from './counters.js';
 import { HollowInstances, type CrashKind, type InstanceTiming } from './hollow-instances.js';
 import { RESEND_EVERY_HEARTBEATS } from '../agent/reporter.js';
+import { HollowUsage } from './hollow-usage.js';
 
 export interface HollowAgentOptions {
   /** The server's URL (http:// or https://). */
@@ -41,7 +42,6 @@ export class HollowAgent {
   /** The cluster of the last welcome: said in the next hello, as the real agent does. */
   private cluster: string | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
-  private usageTimer: NodeJS.Timeout | undefined;
   private heartbeats = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryMs = FIRST_RETRY_MS;
@@ -50,7 +50,7 @@ export class HollowAgent {
   private welcomed = false;
   private connectedBefore = false;
   private readonly dirty = new Map<string, InstanceStatus>();
-  private readonly bornAt = Date.now();
+  private readonly usage: HollowUsage;
   private flushScheduled = false;
   private requestSeq = 0;
   /** Settles start(): on the first welcome, or when the first attempt fails. */
@@ -58,6 +58,7 @@ export class HollowAgent {
 
   constructor(private readonly options: HollowAgentOptions) {
     this.token = options.token;
+    this.usage = new HollowUsage(options.usageIntervalMs, () => this.instances.runningIds(), (message) => this.send(message), options.counters);
     this.instances = new HollowInstances(
       () => ({ node: options.info.name, address: options.info.address }),
       {
@@ -111,7 +112,7 @@ export class HollowAgent {
     this.closed = true;
     if (this.silent) this.options.counters.silent--;
     clearTimeout(this.heartbeatTimer);
-    clearTimeout(this.usageTimer);
+    this.usage.stop();
     clearTimeout(this.retryTimer);
     this.instances.dispose();
     this.socket?.close(1001, 'hollow node stopping');
@@ -206,7 +207,7 @@ export class HollowAgent {
         this.cluster = message.cluster;
         if (message.token) this.token = message.token;
         this.startHeartbeat(message.heartbeatMs);
-        this.startUsage();
+        this.usage.start();
         this.settleStart?.();
         this.settleStart = undefined;
         return;
@@ -244,34 +245,7 @@ export class HollowAgent {
 
   /** From now on, usage messages this often (undefined: none). */
   reportUsageEvery(everyMs: number | undefined): void {
-    clearTimeout(this.usageTimer);
-    this.usageTimer = undefined;
-    this.options.usageIntervalMs = everyMs;
-    if (this.welcomed) this.startUsage();
-  }
-
-  /** Like the heartbeats, at a random point of the interval first. */
-  private startUsage(): void {
-    const everyMs = this.options.usageIntervalMs;
-    if (!everyMs || this.usageTimer || this.closed) return;
-    this.usageTimer = setTimeout(() => {
-      this.reportUsage();
-      this.usageTimer = setInterval(() => this.reportUsage(), everyMs);
-    }, Math.random() * everyMs);
-  }
-
-  /** Figures a lightly loaded instance could have: nothing runs, but the server's work is the same. */
-  private reportUsage(): void {
-    const ids = this.instances.runningIds();
-    if (ids.length === 0) return;
-    const seconds = (Date.now() - this.bornAt) / 1000;
-    const samples = ids.map((id) => ({
-      id, cpuCores: 0.02, cpuSeconds: seconds * 0.02, periods: Math.round(seconds * 10), throttledPeriods: 0, throttledSeconds: 0,
-      memoryBytes: 24 * 2 ** 20, memoryLimitBytes: 32 * 2 ** 20, oomKills: 0, netRxBytes: null, netTxBytes: null, blockReadBytes: 0, blockWriteBytes: 0,
-    }));
-    if (!this.send({ type: 'usage', at: Date.now(), intervalMs: this.options.usageIntervalMs!, samples })) return;
-    this.options.counters.usageMessages++;
-    this.options.counters.usageSamples += samples.length;
+    this.usage.every(everyMs, this.welcomed && !this.closed);
   }
 
   private beat(): void {
