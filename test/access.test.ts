@@ -92,7 +92,7 @@ describe('access: deny by default on the matched route', () => {
       'POST /v1/approvals/:app/approve', 'POST /v1/approvals/:app/reject', 'POST /v1/invitations', 'POST /v1/logout', 'POST /v1/me/tokens',
     ]);
     // Lists every person may ask for, answered with what the policy lets each see.
-    assert.deepEqual(routes.filter((r) => r.access === 'list' && r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/apps', 'GET /v1/discovery/prometheus', 'GET /v1/events', 'GET /v1/instances', 'GET /v1/pools', 'GET /v1/registry', 'GET /v1/teams', 'GET /v1/watch']);
+    assert.deepEqual(routes.filter((r) => r.access === 'list' && r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/apps', 'GET /v1/discovery/prometheus', 'GET /v1/events', 'GET /v1/instances', 'GET /v1/metrics/instances', 'GET /v1/pools', 'GET /v1/registry', 'GET /v1/teams', 'GET /v1/usage', 'GET /v1/watch']);
     assert.deepEqual(routes.filter((r) => r.access === 'agent').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/agent/connect', 'HEAD /v1/agent/connect']);
   });
 

@@ -191,6 +191,37 @@ describe('agent connection: validated messages, node-bound tokens', () => {
     assert.equal(((await api('GET', '/v1/registry?app=victim')).endpoints as unknown[]).length, 1);
   });
 
+  test('an agent reports usage only for its own instances, and an oversized or malformed report costs its socket', async () => {
+    const sample = (id: string, cpuCores: number) => ({
+      id, cpuCores, cpuSeconds: 10, periods: 100, throttledPeriods: 5, throttledSeconds: 0.5, memoryBytes: 1000, memoryLimitBytes: null,
+      oomKills: 0, netRxBytes: null, netTxBytes: null, blockReadBytes: 0, blockWriteBytes: 0,
+    });
+    const latest = async () => ((await api('GET', '/v1/usage?app=victim')).instances as { id: string; latest: { cpuCores: number } | null }[]).find((i) => i.id === victim)?.latest;
+    n1.send({ type: 'usage', at: Date.now(), intervalMs: 10_000, samples: [sample(victim, 3.5)] });
+    n2.send({ type: 'usage', at: Date.now(), intervalMs: 10_000, samples: [sample(victim, 0.25)] });
+    const own = await until("n2's report of its own instance to be kept", latest);
+    assert.equal(own!.cpuCores, 0.25);
+    n1.send({ type: 'usage', at: Date.now(), intervalMs: 10_000, samples: [sample(victim, 3.5)] });
+    // One socket's messages are handled in order: the acknowledgement comes after the usage was.
+    n1.send({ type: 'registry', requestId: 'after-usage', register: [], withdraw: [] });
+    await until('the message after the usage report to be acknowledged', () => n1.received.some((m) => m.type === 'ack' && m.requestId === 'after-usage'));
+    assert.equal((await latest())?.cpuCores, 0.25, "n1's claim about n2's instance was dropped");
+    assert.ok(n1.open, 'a report about another node is ignored, not fatal');
+
+    for (const [what, samples] of [
+      ['negative CPU', [{ ...sample(victim, -1) }]],
+      ['a huge counter', [{ ...sample(victim, 1), memoryBytes: 2 ** 60 }]],
+      ['more samples than a node may hold', Array.from({ length: 10_001 }, () => sample(victim, 0))],
+    ] as const) {
+      const agent = await connect(tokens.n1!);
+      agent.send({ type: 'usage', at: Date.now(), intervalMs: 10_000, samples });
+      const { code, reason } = await agent.closed;
+      assert.equal(code, 1008, `${what}: closed with ${code} ${reason}`);
+      assert.match(reason, /invalid message: samples/, what);
+    }
+    await alive();
+  });
+
   test('an agent cannot write events other than instance.* and node.*, nor relay logs it was not asked for', async () => {
     n1.send({ type: 'log.lines', requestId: 'not-mine', lines: ['x'] });
     n1.send({ type: 'log.end', requestId: 'not-mine' });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { startServer, type RunningServer } from '../src/server/main.js';
 import { Fleet } from '../src/sim/fleet.js';
 import type { InstanceListResponse, NodeListResponse } from '../src/model/api.js';
+import type { UsageResponse } from '../src/model/usage.js';
 import type { Endpoint } from '../src/model/registry.js';
 import { until } from './helpers/cluster.js';
 
@@ -76,6 +77,20 @@ describe('a fleet of hollow nodes against a real server', () => {
     const addressOf = new Map((await nodes()).map((n) => [n.name, n.address]));
     for (const endpoint of endpoints) assert.equal(endpoint.address, addressOf.get(endpoint.node!), `${endpoint.id} is reached at its node's address`);
     assert.equal(fleet.stats().running, 10);
+  });
+
+  test('with usage turned on, every node reports its running instances and the server keeps them', async () => {
+    fleet.reportUsageEvery(1000);
+    const usage = await until('every instance sampled', async () => {
+      const answer = await api<UsageResponse>('GET', `/v1/usage?app=${APP}&history=false`);
+      return answer.instances.length === 10 && answer.instances.every((i) => i.latest !== null) && answer;
+    }, 10_000, 100);
+    assert.ok(usage.instances.every((i) => i.latest!.cpuCores === 0.02 && i.latest!.memoryBytes === 24 * 2 ** 20));
+    assert.ok(fleet.stats().usageSamples >= 10);
+    fleet.reportUsageEvery(undefined);
+    const sent = fleet.stats().usageMessages;
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(fleet.stats().usageMessages, sent, 'turned off, no more usage messages');
   });
 
   test('the instance list comes in pages: limit and next walk all ten once, in order; a forged cursor is a 400', async () => {

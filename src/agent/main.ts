@@ -39,6 +39,9 @@ import { entryConfigs } from '../model/spec-configs.js';
 import type { ConfigValueMap, SecretValueMap } from '../model/agent-protocol.js';
 import { Ticker, observeRuntimes } from './tick.js';
 import { NodeInspector } from './inspection.js';
+import { UsageSampler } from './usage-sampler.js';
+import { AgentMetrics } from './agent-metrics.js';
+import { DEFAULT_SAMPLE_INTERVAL_MS } from '../model/usage.js';
 
 export interface AgentOptions extends NodeIdentity {
   server: string;
@@ -60,10 +63,16 @@ export interface AgentOptions extends NodeIdentity {
   log?: (line: string) => void;
   /** Log files per instance: size per file, files kept, age (the process runtime only: Docker's json-file driver has none). */
   logRetention?: { maxBytes: number; maxFiles: number; maxAgeMs?: number };
+  /** How often instances' usage is sampled and sent (usage-sampler.ts); default 10 s; 0: never (the bench's baseline). */
+  sampleIntervalMs?: number;
+  /** host:port to serve the agent's own metrics on (agent-metrics.ts); off when absent. */
+  metricsAddress?: string;
 }
 
 export interface RunningAgent {
   name: string;
+  /** The port of the agent's metrics listener, when it has one. */
+  metricsPort?: number;
   close(): Promise<void>;
 }
 
@@ -234,9 +243,23 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 
   ticker.now();
 
-  return {
+  // What the instances use, for the server (gantry top), and the agent's own metrics.
+  const metrics = new AgentMetrics(() => assignments.statuses());
+  const sampler = new UsageSampler({
+    intervalMs: options.sampleIntervalMs ?? DEFAULT_SAMPLE_INTERVAL_MS,
+    runtimes: () => node.usable,
+    instances: () => [...assignments.all()].map((supervisor) => ({ id: supervisor.instance.id, runtime: supervisor.runtimeName })),
+    send,
+    sampled: (seconds, instances) => metrics.sampled(seconds, instances),
+    log,
+  });
+  if (options.sampleIntervalMs !== 0) sampler.start();
+
+  const running: RunningAgent = {
     name: node.name,
     async close() {
+      sampler.stop();
+      await metrics.close();
       ticker.stop();
       inspector.stop();
       imageCollector.stop();
@@ -249,4 +272,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       for (const runtime of runtimes) await runtime.close();
     },
   };
+  // A metrics address that cannot be listened on (taken, not this host's) stops the agent whole.
+  if (options.metricsAddress) {
+    try {
+      running.metricsPort = await metrics.listen(options.metricsAddress);
+    } catch (err) {
+      await running.close();
+      throw new Error(`--metrics-address ${options.metricsAddress}: ${(err as Error).message}`);
+    }
+  }
+  return running;
 }

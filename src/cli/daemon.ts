@@ -14,7 +14,8 @@ import { existsSync } from 'node:fs';
 import { raiseFileLimit } from '../host/file-limit.js';
 import { configPath, configSaveConflict, readCertificateFile, readPrivateKeyFile, saveClientConfig, type ClientConfig } from './config.js';
 import { EXIT, fail } from './errors.js';
-import { parseSize } from '../model/units.js';
+import { parseDuration, parseSize } from '../model/units.js';
+import { MAX_SAMPLE_INTERVAL_MS, MIN_SAMPLE_INTERVAL_MS } from '../model/usage.js';
 import { loadRendererConfig } from '../discovery/renderer-config.js';
 import { loadInspectPolicy } from '../server/inspect-policy.js';
 import { loadDirectoryConfig } from '../server/directory/config.js';
@@ -124,6 +125,10 @@ interface DaemonFlags {
   shareBase: string;
   /** `up` and `agent`: image clean-up keeps the images of each app's newest N releases; 0: off. */
   imageKeepReleases: string;
+  /** `up` and `agent`: how often instances' usage is sampled. */
+  sampleInterval: string;
+  /** `up` and `agent`: where the agent serves its own /metrics (off when absent). */
+  metricsAddress?: string;
   verbose?: boolean;
   tlsCert?: string;
   tlsKey?: string;
@@ -171,7 +176,14 @@ function nodeIdentity(flags: DaemonFlags) {
   if (dockerNetwork) parseSubnet(dockerNetwork.subnet);
   const name = flags.nodeName ?? hostname();
   if (!NODE_NAME.test(name)) throw new Error(`${flags.nodeName ? '--node-name' : `the host name "${name}" is not a valid node name; give one with --node-name`}: ${NODE_NAME_RULE}`);
-  return { name, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, dockerNetwork, portRange: parsePortRange(flags.portRange), pool: flags.pool, reserved: { cores, memoryBytes: memory }, shareBase, bootId: process.env.GANTRY_BOOT_ID, imageGc: imageGcSettings(flags) };
+  return { name, address: flags.address, labels: parseLabels(flags.label), dockerSocket: flags.dockerSocket, dockerNetwork, portRange: parsePortRange(flags.portRange), pool: flags.pool, reserved: { cores, memoryBytes: memory }, shareBase, bootId: process.env.GANTRY_BOOT_ID, imageGc: imageGcSettings(flags), ...samplingSettings(flags) };
+}
+
+/** --sample-interval (1s to 10m) and --metrics-address. */
+function samplingSettings(flags: DaemonFlags): { sampleIntervalMs: number; metricsAddress?: string } {
+  const sampleIntervalMs = parseDuration(flags.sampleInterval);
+  if (sampleIntervalMs === undefined || sampleIntervalMs < MIN_SAMPLE_INTERVAL_MS || sampleIntervalMs > MAX_SAMPLE_INTERVAL_MS) throw new Error(`--sample-interval ${flags.sampleInterval}: expected a duration from 1s to 10m`);
+  return { sampleIntervalMs, ...(flags.metricsAddress ? { metricsAddress: flags.metricsAddress } : {}) };
 }
 
 /** --image-keep-releases: a whole number; 0 turns image clean-up off. */
@@ -193,7 +205,9 @@ function nodeOptions(command: Command): Command {
     .option('--reserve-cores <n>', 'whole cores kept for the host\'s own daemons (the lowest-numbered)', '0')
     .option('--reserve-memory <size>', 'memory kept for the host\'s own daemons', '0')
     .option('--share-base <n>', 'pieces each core is divided into: 100 → 0.01 CPU, 1000 → 0.001 CPU', '100')
-    .option('--image-keep-releases <n>', 'remove images Gantry used here for an app that are older than its newest <n> releases and that nothing uses (0: never remove images)', String(DEFAULT_KEEP_RELEASES));
+    .option('--image-keep-releases <n>', 'remove images Gantry used here for an app that are older than its newest <n> releases and that nothing uses (0: never remove images)', String(DEFAULT_KEEP_RELEASES))
+    .option('--sample-interval <duration>', 'how often the agent samples what each instance uses (CPU, memory, network, block I/O) and sends it to the server', '10s')
+    .option('--metrics-address <host:port>', "serve the agent's own Prometheus metrics at http://<host:port>/metrics (no auth: keep it on loopback or a monitoring network); off by default");
 }
 
 function parsePortRange(value: string): [number, number] {

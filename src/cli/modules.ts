@@ -25,6 +25,7 @@ export const MODULES: CommandModule[] = [
   { register: registerClientCommands },
   { register: registerReleaseCommands },
   { register: registerNodeCommands },
+  { only: ['top'], register: async (p) => (await import('./usage-commands.js')).registerUsageCommands(p) },
   { register: registerBuildCommands },
   { register: registerImageCommands },
   { register: registerSecretCommands },

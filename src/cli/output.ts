@@ -87,3 +87,10 @@ export function formatCpu(cpu: number): string {
 export function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }
+
+/** A measured amount of bytes (memory in use, bytes sent): rounded for reading, Ki / Mi / Gi. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024 ** 2) return `${Math.round(bytes / 1024)}Ki`;
+  if (bytes < 10 * 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)}Mi`;
+  return `${(bytes / 1024 ** 3).toFixed(1)}Gi`;
+}

@@ -29,6 +29,7 @@ interface SimAgentsFlags {
   pools: string[];
   labels: [string, string[]][];
   statsEvery: number;
+  usageInterval?: number;
 }
 
 const duration = (value: string) => {
@@ -64,7 +65,7 @@ function statsLine(c: FleetCounters): string {
   const dropped = c.dropped > 0 ? `; ${c.dropped} connection(s) ended (last: ${c.lastDropReason})` : '';
   return `${new Date().toISOString()} hollow fleet: ${c.connected}/${c.nodes} connected, ${c.welcomed} welcomed, ${c.silent} silent; ` +
     `${c.instances} instances, ${c.running} running; sent ${c.heartbeatsSent} heartbeats, ${c.statusesSent} statuses in ${c.statusMessages} messages, ` +
-    `${c.registryMessages} registry changes${dropped}`;
+    `${c.registryMessages} registry changes${c.usageMessages > 0 ? `, ${c.usageSamples} usage samples in ${c.usageMessages} messages` : ''}${dropped}`;
 }
 
 export function registerSimCommands(program: Command): void {
@@ -84,6 +85,7 @@ export function registerSimCommands(program: Command): void {
     .option('--pools <list>', 'pools the nodes are spread over, comma-separated', poolList, ['default'])
     .option('--labels <key=v1|v2>', 'a node label whose values the nodes take in turn (repeatable; default zone=a|b|c)', labelSpread)
     .option('--stats-every <duration>', 'how often to print what the fleet did', duration, 10_000)
+    .option('--usage-interval <duration>', 'each node reports its running instances\' usage this often, as agents do (default: never)', duration)
     .action(async (flags: SimAgentsFlags) => {
       if (!flags.server) fail(EXIT.usage, '--server (or GANTRY_SERVER) is required');
       const token = flags.tokenFile ? readTokenFile(flags.tokenFile) : process.env.GANTRY_TOKEN;
@@ -105,6 +107,7 @@ export function registerSimCommands(program: Command): void {
         pools: flags.pools,
         labels,
         startDelayMs: flags.startDelay,
+        ...(flags.usageInterval ? { usageIntervalMs: flags.usageInterval } : {}),
         ...(flags.ca ? { ca: readCertificateFile(flags.ca, '--ca').pem } : {}),
       });
       print(`starting ${flags.count} hollow nodes (${fleet.names()[0]} …) against ${flags.server}`);

@@ -3,7 +3,7 @@ import type { AppSummary, InstanceView, NodeView } from '../model/api.js';
 import type { GantryEvent } from '../model/types.js';
 import type { CheckSummary } from '../model/inspection.js';
 import { formatSize } from '../model/units.js';
-import { formatCpu, formatPorts, formatTime, oneLine, renderTable, timeAgo, type CellValue } from './output.js';
+import { formatBytes, formatCpu, formatPorts, formatTime, oneLine, renderTable, timeAgo, type CellValue } from './output.js';
 
 export function appsTable(apps: readonly AppSummary[], now = Date.now()): string {
   const rows = apps.map((a) => [
@@ -72,13 +72,20 @@ export function instancesTable(instances: readonly InstanceView[], now = Date.no
 export function nodesTable(nodes: readonly (NodeView & { checks?: CheckSummary })[], now = Date.now()): string {
   const withImages = nodes.some((n) => n.images);
   const withChecks = nodes.some((n) => n.checks);
-  const head = ['NAME', 'STATE', 'ADDRESS', 'CPU', 'MEMORY', 'INSTANCES', 'RUNTIMES', ...(withImages ? ['IMAGES'] : []), ...(withChecks ? ['CHECKS'] : []), 'LAST SEEN'];
+  const withUsage = nodes.some((n) => n.usage);
+  const head = [
+    'NAME', 'STATE', 'ADDRESS', 'CPU', 'MEMORY',
+    // Real use (the instances' newest samples) beside what is allocated.
+    ...(withUsage ? ['CPU USED', 'MEMORY USED'] : []),
+    'INSTANCES', 'RUNTIMES', ...(withImages ? ['IMAGES'] : []), ...(withChecks ? ['CHECKS'] : []), 'LAST SEEN',
+  ];
   const rows = nodes.map((n): CellValue[] => [
     n.name,
     n.state,
     n.address,
     `${formatCpu(n.allocated.cpu)}/${formatCpu(n.cores)}`,
     `${formatSize(n.allocated.memoryBytes)}/${formatSize(n.memoryBytes)}`,
+    ...(withUsage ? [n.usage ? formatCpu(n.usage.cpuCores) : '-', n.usage ? formatBytes(n.usage.memoryBytes) : '-'] : []),
     n.allocated.instances,
     n.runtimes.join(',') || '-',
     ...(withImages ? [n.images ? `${n.images.count} (${imageBytes(n.images.bytes)})` : '-'] : []),

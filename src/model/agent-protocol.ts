@@ -11,6 +11,7 @@ import type { GantryEvent, Instance, InstanceStatus, NodeInfo } from './types.js
 import type { Endpoint } from './registry.js';
 import { hostAddress, instanceId, LABEL_KEY, name, nodeName, port } from './names.js';
 import { CheckResultSchema, MAX_CHECK_RESULTS, type CheckResult, type InspectPolicy } from './inspection.js';
+import { usageMessageFields, type UsageMessage } from './usage.js';
 
 export type EndpointRef = Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>;
 
@@ -240,6 +241,8 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
   /** Node inspection results: `node` must be the connection's own; `requestId` when asked by `inspect`. */
   z.object({ type: z.literal('inspected'), node: nodeName(), requestId: requestId.optional(), results: z.array(CheckResultSchema).max(MAX_CHECK_RESULTS) }),
   z.object({ type: z.literal('clock.ask'), requestId }),
+  /** What the node's running instances used over the last sample interval (model/usage.ts). */
+  z.object({ type: z.literal('usage'), ...usageMessageFields(MAX_NODE_INSTANCES) }),
 ]);
 
 /** What an agent sends (the schemas above say what the server accepts of it). */
@@ -260,7 +263,9 @@ export type AgentToServer =
   | { type: 'image.resolved'; requestId: string; digest?: string; error?: string }
   | { type: 'inspected'; node: string; requestId?: string; results: CheckResult[] }
   /** What time is it on the server? (the clock offset check) */
-  | { type: 'clock.ask'; requestId: string };
+  | { type: 'clock.ask'; requestId: string }
+
+  | UsageMessage;
 
 export interface PrepullResult {
   image: string;

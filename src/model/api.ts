@@ -87,6 +87,8 @@ export interface InstanceListResponse {
 
 export interface NodeView extends NodeRecord {
   allocated: { cpu: number; memoryBytes: number; instances: number };
+  /** What its instances really use: the sum of their newest usage samples (absent before the first). */
+  usage?: import('./usage.js').NodeUsage;
 }
 
 /** GET /v1/tokens lists these; POST /v1/tokens answers one with `token`, the only time it is shown. */

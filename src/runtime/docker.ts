@@ -26,6 +26,9 @@ import {
   type StartResult,
 } from './runtime.js';
 
+import { DockerUsage } from './docker-usage.js';
+import type { UsageCounters } from './usage-counters.js';
+
 export { EXEC_TIMEOUT_EXIT_CODE } from './docker-exec.js';
 export { volumeName } from './docker-volumes.js';
 
@@ -55,6 +58,8 @@ export interface DockerRuntimeOptions {
   network?: ManagedNetwork;
   /** Where instances' files (secret values) are kept on the host, one 0700 directory each; without it an entry with files does not start. */
   filesDir?: string;
+  /** Where the host's cgroup filesystems are mounted, for usage sampling; default /sys/fs/cgroup. */
+  cgroupRoot?: string;
 }
 
 /** How long stop() waits after SIGKILL before giving up. */
@@ -92,6 +97,7 @@ export class DockerRuntime implements Runtime {
   private readonly filesDir: string | undefined;
   private readonly network: ManagedNetwork | undefined;
   private readonly addresses: AddressPicker | undefined;
+  private readonly usageReader: DockerUsage;
 
   constructor(options: DockerRuntimeOptions = {}) {
     this.docker = options.docker ?? (options.socketPath ? new Dockerode({ socketPath: options.socketPath }) : new Dockerode());
@@ -110,6 +116,7 @@ export class DockerRuntime implements Runtime {
         : modem.host
           ? `${modem.host}${modem.port ? `:${modem.port}` : ''}`
           : (options.socketPath ?? '/var/run/docker.sock');
+    this.usageReader = new DockerUsage(this.docker, (id) => this.containerName(id), options.cgroupRoot ?? '/sys/fs/cgroup', !modem.host);
   }
 
   private containerName(instanceId: string): string {
@@ -357,6 +364,11 @@ export class DockerRuntime implements Runtime {
     }
     for (const id of this.runningCache.keys()) if (!seenRunning.has(id)) this.runningCache.delete(id);
     return result;
+  }
+
+  /** From the containers' cgroups and network namespaces on this host (docker-usage.ts). */
+  usage(instanceIds: readonly string[]): Promise<Map<string, UsageCounters>> {
+    return this.usageReader.usage(instanceIds);
   }
 
   async inspect(instanceId: string): Promise<RuntimeInstance | undefined> {

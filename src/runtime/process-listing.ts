@@ -36,6 +36,11 @@ export class ProcessListing {
 
   constructor(private readonly stateDir: string) {}
 
+  /** The records of the instances the last listing found running (usage sampling reads from them). */
+  runningRecords(): ProcessRecord[] {
+    return [...this.known.values()].filter((known) => !known.exited).map((known) => known.record);
+  }
+
   async list(): Promise<RuntimeInstance[]> {
     let names: string[];
     try {

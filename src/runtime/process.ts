@@ -24,6 +24,8 @@ import { PRIVATE_FILE_MODE, ensurePrivateDirAsync } from '../host/private-files.
 import { cpusetList, isAlive, killCgroups, pidsOfGroup, procsOf, removeCgroups, setCpuset } from './cgroups.js';
 import { launchInstance, runInitStep } from './process-launch.js';
 import { ProcessListing } from './process-listing.js';
+import { processUsage } from './process-usage.js';
+import type { UsageCounters } from './usage-counters.js';
 import { capLogFile, followFiles, logFiles, preparePrivateLogFiles, pushExisting } from './process-logs.js';
 import {
   KILLED_EXIT_CODE, buildEnv, checkVolumes, fixPrivateModes, instanceDir, prepareVolumes, readExitFile, readRecord, toInstance,
@@ -282,6 +284,12 @@ export class ProcessRuntime implements Runtime {
    */
   list(): Promise<RuntimeInstance[]> {
     return this.listing.list();
+  }
+
+  /** From the records of the last listing (the agent lists every tick): process-usage.ts. */
+  async usage(instanceIds: readonly string[]): Promise<Map<string, UsageCounters>> {
+    const wanted = new Set(instanceIds);
+    return processUsage(this.listing.runningRecords().filter((record) => wanted.has(record.instanceId)), this.cgroupRoot);
   }
 
   async inspect(instanceId: string): Promise<RuntimeInstance | undefined> {

@@ -2,6 +2,7 @@
 import type { Readable } from 'node:stream';
 import type { AssignedPort, RuntimeName } from '../model/types.js';
 import type { RunFile } from './instance-files.js';
+import type { UsageCounters } from './usage-counters.js';
 
 /** Everything a runtime needs to start one instance; built by the agent from an Instance. */
 export interface RunSpec {
@@ -186,6 +187,11 @@ export interface Runtime {
   exec(instanceId: string, command: string[], timeoutMs: number): Promise<ExecResult>;
   /** Log lines; with follow the stream stays open until destroyed or the instance is removed. */
   logs(instanceId: string, options: LogOptions): Promise<Readable>;
+  /**
+   * What each of these running instances has used so far (cumulative counters, see
+   * usage-counters.ts); instances it does not run, or cannot read, are left out.
+   */
+  usage?(instanceIds: readonly string[]): Promise<Map<string, UsageCounters>>;
   close(): Promise<void>;
 }
 

@@ -98,3 +98,23 @@ function joinedTokenName(node: string): string {
   const name = `${readable}-${randomBytes(4).toString('hex')}`;
   return TOKEN_NAME.test(name) ? name : `node-${randomBytes(8).toString('hex')}`;
 }
+
+/**
+ * The usage samples of instances assigned to `node`, each instance once. Samples of another
+ * node's instances are refused (their ids returned); of instances the cluster no longer holds
+ * (removed since the sample) just dropped.
+ */
+export function ownUsage<T extends { id: string }>(state: ClusterState, node: string, samples: readonly T[]): { own: T[]; refused: string[] } {
+  const own: T[] = [];
+  const refused: string[] = [];
+  const seen = new Set<string>();
+  for (const sample of samples) {
+    const instance = state.instances.get(sample.id);
+    if (instance && instance.node !== node) refused.push(sample.id);
+    else if (instance && !seen.has(sample.id)) {
+      seen.add(sample.id);
+      own.push(sample);
+    }
+  }
+  return { own, refused };
+}

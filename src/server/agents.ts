@@ -16,6 +16,7 @@ import type { ClusterIdentity } from './cluster-identity.js';
 import { Refusal, admitNode } from './agent-trust.js';
 import type { EventLog } from './services/events.js';
 import type { RegistryService } from './services/registry.js';
+import type { UsageService } from './services/usage.js';
 import type { AgentContact } from './controllers/nodes.js';
 import { AgentConnections, type Session } from './agents/connections.js';
 import { NodeReports } from './agents/reports.js';
@@ -55,6 +56,8 @@ export class AgentHub {
     secretValues: (refs: Iterable<string>) => SecretValueMap = () => ({}),
     /** The current versions of these configs (sent like secret values). */
     configValues: (refs: Iterable<string>) => ConfigValueMap = () => ({}),
+    /** Where the instances' usage samples go (without it they are dropped). */
+    private readonly usage?: UsageService,
   ) {
     this.connections = new AgentConnections(events, heartbeatMs, {
       handle: (session, message) => this.handle(session, message),
@@ -193,6 +196,9 @@ export class AgentHub {
       }
       case 'clock.ask':
         this.connections.send(node, { type: 'clock', requestId: message.requestId, serverTime: Date.now() });
+        return;
+      case 'usage':
+        if (this.usage) this.reports.noteUsage(node, message.samples, this.usage);
         return;
     }
   }

@@ -29,6 +29,7 @@ import { tokenRoutes } from './api/tokens.js';
 import { scopedTokenRoutes } from './api/scoped-tokens.js';
 import { secretRoutes } from './api/secrets.js';
 import { configRoutes } from './api/configs.js';
+import { usageRoutes } from './api/usage.js';
 import { openApiDocument } from './api/openapi.js';
 import { approvalRoutes } from './api/approvals.js';
 import { invitationRoutes } from './api/invitations.js';
@@ -99,6 +100,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   invitationRoutes(server, ctx);
   secretRoutes(server, ctx);
   configRoutes(server, ctx);
+  usageRoutes(server, ctx);
   return { server, routes };
 }
 

@@ -50,6 +50,7 @@ import { ConfigService } from './services/configs.js';
 import { InspectionService } from './services/inspections.js';
 import type { InspectPolicy } from '../model/inspection.js';
 import { loadInspectPolicy } from './inspect-policy.js';
+import { UsageService } from './services/usage.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -154,7 +155,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Rolling an app for a new secret value is an apply of its spec, with a note saying why.
   const teamSecrets: SecretService = new SecretService(store, state, secrets, events, (spec, user, note) => apps.apply(spec, user, { note }));
   const teamConfigs: ConfigService = new ConfigService(store, state, events, (spec, user, note) => apps.apply(spec, user, { note }));
-  const agents = new AgentHub(store, state, events, registry, auth, cluster, timing.heartbeatMs, (images) => registryLogins.credentialsForImages(images), (refs) => teamSecrets.valuesFor(refs), (refs) => teamConfigs.valuesFor(refs));
+  const usage = new UsageService(state);
+  const agents = new AgentHub(store, state, events, registry, auth, cluster, timing.heartbeatMs, (images) => registryLogins.credentialsForImages(images), (refs) => teamSecrets.valuesFor(refs), (refs) => teamConfigs.valuesFor(refs), usage);
   const pinner = new ImagePinner(registryClient, (host) => registryLogins.credentialsFor(host), async (image) => {
     const { digest, node } = await agents.resolveImage(image, options.registryTimeoutMs ?? 10_000);
     events.note({ level: 'info', type: 'app.image_resolved', message: `${image} resolved to ${digest} through node ${node}'s engine (the server cannot reach its registry)` });
@@ -187,6 +189,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     secretKeyId: secrets.keyId,
     configs: teamConfigs,
     inspections,
+    usage,
   };
   apps.approvals = ctx.approvals;
   await ctx.teams.ensureDefaultTeam();
@@ -253,6 +256,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       clearTimeout(soon);
       unsubscribe();
       agents.close();
+      usage.close();
       await redis?.stop();
       for (const renderer of renderers) await renderer.stop();
       await dns?.stop();

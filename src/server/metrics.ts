@@ -5,7 +5,8 @@
 // client sends can grow the number of series. What the cluster holds (instances by state,
 // connected agents, passes run) is read from the cache at scrape time, not counted from events,
 // so it cannot drift from what the server knows.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { processMetrics } from '../host/process-metrics.js';
 import type { FastifyInstance } from 'fastify';
 import { InstanceStatusSchema } from '../model/agent-protocol.js';
 import type { StoreOperation } from '../store/timed-store.js';
@@ -22,18 +23,6 @@ export interface MetricSources {
   state: Pick<ClusterState, 'instances' | 'statuses' | 'nodes'>;
   isConnected(node: string): boolean;
   passFigures(): PassFigures;
-}
-
-/**
- * The Node process's metrics (CPU, memory, GC, event loop), made once per process: each
- * collectDefaultMetrics call starts a GC observer and an event loop monitor that nothing stops,
- * so servers started and stopped in one process (the tests) would pile them up. Its own
- * registry, not prom-client's global one; every server's /metrics shows it with its own.
- */
-let processRegistry: Registry | undefined;
-function processMetrics(): Registry {
-  if (!processRegistry) collectDefaultMetrics({ register: (processRegistry = new Registry()) });
-  return processRegistry;
 }
 
 export class ServerMetrics {

@@ -74,6 +74,9 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/instances/:id/logs': read('log', 'id'),
   // An app's logs: `log` named by the app (teams.ts tells an app from an instance id).
   'GET /v1/apps/:app/logs': read('log', 'app'),
+  // What instances use: lists, holding only the instances the caller may see.
+  'GET /v1/usage': { action: 'list', kind: 'instance' },
+  'GET /v1/metrics/instances': { action: 'list', kind: 'instance' },
 
   'GET /v1/events': { action: 'list', kind: 'event' },
   // What each key shows is read per key: an app's spec as the app, the rest as its events.

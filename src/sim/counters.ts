@@ -33,6 +33,9 @@ export interface FleetCounters {
   removedMessages: number;
   pongsSent: number;
   pingsIgnored: number;
+  /** Usage messages sent (one per node per sample interval) and the samples they held. */
+  usageMessages: number;
+  usageSamples: number;
 }
 
 export function newCounters(nodes = 0): FleetCounters {
@@ -57,5 +60,7 @@ export function newCounters(nodes = 0): FleetCounters {
     removedMessages: 0,
     pongsSent: 0,
     pingsIgnored: 0,
+    usageMessages: 0,
+    usageSamples: 0,
   };
 }

@@ -32,6 +32,9 @@ async function handle(request: FleetRequest): Promise<unknown> {
     }
     case 'crash':
       return fleet.crash(request.count, request.kind);
+    case 'usage':
+      fleet.reportUsageEvery(request.everyMs);
+      return true;
     case 'stats': {
       const stats: FleetProcessStats = {
         ...fleet.stats(),

@@ -22,6 +22,7 @@ export type FleetRequest =
   | { type: 'start'; options: FleetOptions }
   | { type: 'silence'; count?: number; names?: string[]; on: boolean }
   | { type: 'crash'; count: number; kind: CrashKind }
+  | { type: 'usage'; everyMs?: number }
   | { type: 'stats' }
   | { type: 'close' };
 
@@ -68,6 +69,11 @@ export class FleetProcess {
 
   crash(count: number, kind: CrashKind): Promise<string[]> {
     return this.call({ type: 'crash', count, kind }) as Promise<string[]>;
+  }
+
+  /** Every node reports usage this often from now on (undefined: stops). */
+  reportUsageEvery(everyMs: number | undefined): Promise<unknown> {
+    return this.call({ type: 'usage', everyMs });
   }
 
   stats(): Promise<FleetProcessStats> {

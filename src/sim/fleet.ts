@@ -34,6 +34,8 @@ export interface FleetOptions {
   /** Connection attempts under way at once while the fleet starts; default 64. */
   connectConcurrency?: number;
   ca?: string | Buffer;
+  /** Each node sends a usage message for its running instances this often (absent: never). */
+  usageIntervalMs?: number;
 }
 
 /** Most nodes that get a loopback address of their own (127.77.0.1 – 127.77.249.250). */
@@ -54,7 +56,7 @@ export class Fleet {
     };
     for (let k = 0; k < options.count; k++) {
       const info = this.nodeInfo(k, first + k);
-      this.agents.push(new HollowAgent({ server: options.server, token: options.token, info, timing, counters: this.counters, ca: options.ca, ...(local ? { localAddress: info.address } : {}) }));
+      this.agents.push(new HollowAgent({ server: options.server, token: options.token, info, timing, counters: this.counters, ca: options.ca, usageIntervalMs: options.usageIntervalMs, ...(local ? { localAddress: info.address } : {}) }));
     }
   }
 
@@ -84,6 +86,11 @@ export class Fleet {
   }
 
   /** Crashes `count` running instances, one per node in turn; returns their ids. */
+  /** Every node sends usage messages this often from now on (undefined: none). */
+  reportUsageEvery(everyMs: number | undefined): void {
+    for (const agent of this.agents) agent.reportUsageEvery(everyMs);
+  }
+
   crash(count: number, kind: CrashKind): string[] {
     const crashed: string[] = [];
     const queues = this.agents.filter((a) => !a.isSilent).map((a) => ({ agent: a, ids: a.instances.runningIds() }));

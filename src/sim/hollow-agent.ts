@@ -14,6 +14,7 @@ import type { InstanceStatus, NodeInfo } from '../model/types.js';
 import type { FleetCounters } from './counters.js';
 import { HollowInstances, type CrashKind, type InstanceTiming } from './hollow-instances.js';
 import { RESEND_EVERY_HEARTBEATS } from '../agent/reporter.js';
+import { HollowUsage } from './hollow-usage.js';
 
 export interface HollowAgentOptions {
   /** The server's URL (http:// or https://). */
@@ -27,6 +28,8 @@ export interface HollowAgentOptions {
   ca?: string | Buffer;
   timing: InstanceTiming;
   counters: FleetCounters;
+  /** Send a usage message for the running instances this often, as the real agent does (absent: never). */
+  usageIntervalMs?: number;
 }
 
 const FIRST_RETRY_MS = 250;
@@ -47,6 +50,7 @@ export class HollowAgent {
   private welcomed = false;
   private connectedBefore = false;
   private readonly dirty = new Map<string, InstanceStatus>();
+  private readonly usage: HollowUsage;
   private flushScheduled = false;
   private requestSeq = 0;
   /** Settles start(): on the first welcome, or when the first attempt fails. */
@@ -54,6 +58,7 @@ export class HollowAgent {
 
   constructor(private readonly options: HollowAgentOptions) {
     this.token = options.token;
+    this.usage = new HollowUsage(options.usageIntervalMs, () => this.instances.runningIds(), (message) => this.send(message), options.counters);
     this.instances = new HollowInstances(
       () => ({ node: options.info.name, address: options.info.address }),
       {
@@ -107,6 +112,7 @@ export class HollowAgent {
     this.closed = true;
     if (this.silent) this.options.counters.silent--;
     clearTimeout(this.heartbeatTimer);
+    this.usage.stop();
     clearTimeout(this.retryTimer);
     this.instances.dispose();
     this.socket?.close(1001, 'hollow node stopping');
@@ -201,6 +207,7 @@ export class HollowAgent {
         this.cluster = message.cluster;
         if (message.token) this.token = message.token;
         this.startHeartbeat(message.heartbeatMs);
+        this.usage.start();
         this.settleStart?.();
         this.settleStart = undefined;
         return;
@@ -234,6 +241,11 @@ export class HollowAgent {
       this.beat();
       this.heartbeatTimer = setInterval(() => this.beat(), intervalMs);
     }, Math.random() * intervalMs);
+  }
+
+  /** From now on, usage messages this often (undefined: none). */
+  reportUsageEvery(everyMs: number | undefined): void {
+    this.usage.every(everyMs, this.welcomed && !this.closed);
   }
 
   private beat(): void {

@@ -2,10 +2,17 @@
 // know, and the tokens nodes and administrators connect with.
 import type { AdoptionResult, NodeListResponse, NodeView, TokenInfo } from '../../model/api.js';
 import type { CheckSummary, InspectionRecord } from '../../model/inspection.js';
+import type { UsageResponse } from '../../model/usage.js';
 import { AppCalls } from './apps.js';
 import { enc } from './transport.js';
 
 export class NodeCalls extends AppCalls {
+  /** What instances use (the caller's teams' only): gantry top. History left out. */
+  usage(filter: { app?: string; node?: string }): Promise<UsageResponse> {
+    const query = new URLSearchParams({ history: 'false', ...(filter.app ? { app: filter.app } : {}), ...(filter.node ? { node: filter.node } : {}) });
+    return this.json('GET', `/v1/usage?${query}`);
+  }
+
   listNodes(): Promise<NodeListResponse> {
     return this.json('GET', '/v1/nodes');
   }

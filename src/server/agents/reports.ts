@@ -11,7 +11,9 @@ import { WriteBatch } from '../write-batch.js';
 import type { ClusterState } from '../state.js';
 import { STORE } from '../keys.js';
 import { UNCHANGED, casUpdate } from '../cas.js';
-import { ownEndpoints, ownEvent, ownStatuses, type AgentEvent } from '../agent-trust.js';
+import { ownEndpoints, ownEvent, ownStatuses, ownUsage, type AgentEvent } from '../agent-trust.js';
+import type { UsageSample } from '../../model/usage.js';
+import type { UsageService } from '../services/usage.js';
 import type { EventLog } from '../services/events.js';
 import type { Session } from './connections.js';
 
@@ -147,6 +149,13 @@ export class NodeReports {
     if (done.length === 0) return;
     const { revision } = await this.store.txn({ compare: [], success: done.map((id) => ({ type: 'delete' as const, key: STORE.removals.key(node, id) })) });
     await this.state.waitFor(revision);
+  }
+
+  /** Keeps the usage samples of the node's own instances. */
+  noteUsage(node: string, samples: readonly UsageSample[], usage: UsageService): void {
+    const { own, refused } = ownUsage(this.state, node, samples);
+    if (refused.length > 0) this.refusedReport(node, `reported the usage of instances of other nodes: ${refused.slice(0, 5).join(', ')}`);
+    usage.record(node, own);
   }
 
   private refusedReport(node: string, what: string): void {

@@ -21,10 +21,14 @@ export function clusterRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/nodes', async (): Promise<NodeListResponse> => {
     const inspections = await ctx.inspections.all();
     return {
-      nodes: [...ctx.state.nodes.keys()].sort().map((name) => ({
-        ...nodeView(ctx.state, name, ctx.agents.contact(name).heardAt)!,
-        checks: summarize(inspections.get(name), ctx.agents.inspects(name) === false),
-      })),
+      nodes: [...ctx.state.nodes.keys()].sort().map((name) => {
+        const usage = ctx.usage.ofNode(name);
+        return {
+          ...nodeView(ctx.state, name, ctx.agents.contact(name).heardAt)!,
+          checks: summarize(inspections.get(name), ctx.agents.inspects(name) === false),
+          ...(usage ? { usage } : {}),
+        };
+      }),
     };
   });
 

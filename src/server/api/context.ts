@@ -30,6 +30,7 @@ import type { SecretService } from '../services/secrets.js';
 import type { ConfigService } from '../services/configs.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { InspectionService } from '../services/inspections.js';
+import type { UsageService } from '../services/usage.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -67,6 +68,8 @@ export interface ApiContext {
   metrics: ServerMetrics;
   /** Node inspection: the policy and each node's latest results. */
   inspections: InspectionService;
+  /** What instances use, as their agents sample it (GET /v1/usage, /v1/metrics/instances). */
+  usage: UsageService;
 }
 
 /**

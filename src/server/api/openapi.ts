@@ -6,6 +6,7 @@ import { scopedTokenPaths } from './openapi-tokens.js';
 import { appSpecJsonSchema } from '../../model/spec.js';
 import { INSTANCE_ID, NAME, NODE_NAME } from '../../model/names.js';
 import { clusterPaths } from './openapi-paths.js';
+import { usagePaths } from './openapi-usage.js';
 import { pendingApproval, teamPaths } from './openapi-teams.js';
 import { secretPaths } from './openapi-secrets.js';
 import { buildPaths } from './builds.js';
@@ -34,7 +35,7 @@ const schemas = {
     updatedAt: { type: 'integer' },
     steps: list(object({ time: { type: 'integer' }, message: { type: 'string' } })),
   }),
-  Node: { ...object({ name: { type: 'string' }, state: { type: 'string', enum: ['ready', 'down', 'cordoned', 'draining'] }, dedicatedTo: { type: 'string' }, allocated: object({ cpu: { type: 'number' }, memoryBytes: { type: 'integer' }, instances: { type: 'integer' } }), checks: ref('CheckSummary') }), description: 'What the agent reports of its node, its state and what is allocated on it' },
+  Node: { ...object({ name: { type: 'string' }, state: { type: 'string', enum: ['ready', 'down', 'cordoned', 'draining'] }, dedicatedTo: { type: 'string' }, allocated: object({ cpu: { type: 'number' }, memoryBytes: { type: 'integer' }, instances: { type: 'integer' } }), usage: object({ at: { type: 'integer' }, instances: { type: 'integer' }, cpuCores: { type: 'number' }, memoryBytes: { type: 'integer' } }), checks: ref('CheckSummary') }), description: 'What the agent reports of its node, its state, what is allocated on it and what its instances really use (their newest usage samples; absent before the first)' },
   CheckSummary: object({ text: { type: 'string', description: '"ok", "2 warn", "1 fail, 1 warn", "not inspected yet", "not inspected (agent too old)"' }, at: { type: 'integer' }, pass: { type: 'integer' }, warn: { type: 'integer' }, fail: { type: 'integer' }, error: { type: 'integer' } }),
   Pool: object({ name: { type: 'string' }, team: { type: 'string', description: 'Only this team\'s apps are placed in the pool' } }, ['name']),
   Team: object(
@@ -201,6 +202,7 @@ export function openApiDocument(version: string): object {
       ...scopedTokenPaths(),
       ...quotaPaths(),
       ...teamPaths(),
+      ...usagePaths(),
     },
   };
 }
