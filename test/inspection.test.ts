@@ -12,6 +12,9 @@ import type { GantryEvent } from '../src/model/types.js';
 import { DEFAULT_INSPECT_POLICY_YAML, type InspectionRecord } from '../src/model/inspection.js';
 import { parseInspectPolicy } from '../src/server/inspect-policy.js';
 import { compare, versionAtLeast } from '../src/agent/inspection-checks.js';
+import { openStore } from '../src/store/index.js';
+import { EventLog } from '../src/server/services/events.js';
+import { InspectionService, REFRESH_UNCHANGED_MS } from '../src/server/services/inspections.js';
 
 const PASSWORD = 'inspection test password';
 
@@ -144,4 +147,21 @@ describe('inspection policy and judgments', () => {
     assert.throws(() => parseInspectPolicy('sysctls:\n  kernel.pid_max: ">= many"\n', 'p'), /compare numbers/);
     assert.throws(() => parseInspectPolicy('disk: { path: /var, warn: 95%, fail: 90% }\n', 'p'), /disk\[0\]\.warn \(line 1\): warn must not be above fail/);
   });
+});
+
+test('a periodic run that changes no status is not written again for a while; a change, or an asked run, is', async () => {
+  const store = await openStore('sqlite::memory:');
+  try {
+    const inspections = new InspectionService(store, new EventLog(store), parseInspectPolicy(DEFAULT_INSPECT_POLICY_YAML, 'default'));
+    const disk = (value: string, status: 'pass' | 'fail') => [{ check: 'disk:/', status, value, threshold: 'warn 80%, fail 90%', message: '' }] as const;
+    const first = await inspections.record('n1', disk('41%', 'pass'), 1_000);
+    assert.equal((await inspections.record('n1', disk('42%', 'pass'), 2_000)).at, first.at, 'nothing new: not written');
+    assert.equal((await inspections.get('n1'))!.checks['disk:/']!.value, '41%');
+    assert.equal((await inspections.record('n1', disk('43%', 'pass'), 3_000, true)).at, 3_000, 'asked for: written');
+    assert.equal((await inspections.record('n1', disk('44%', 'pass'), 3_000 + REFRESH_UNCHANGED_MS)).at, 3_000 + REFRESH_UNCHANGED_MS, 'old enough: written');
+    const failed = await inspections.record('n1', disk('95%', 'fail'), 3_001 + REFRESH_UNCHANGED_MS);
+    assert.deepEqual([failed.at, failed.checks['disk:/']!.status], [3_001 + REFRESH_UNCHANGED_MS, 'fail'], 'a status change: written at once');
+  } finally {
+    await store.close();
+  }
 });

@@ -190,7 +190,7 @@ export class AgentHub {
         const asked = this.questions.asked(node, message.requestId);
         if (!asked && Date.now() - (session.inspectedAt ?? 0) < UNASKED_INSPECTION_EVERY_MS) return;
         session.inspectedAt = Date.now();
-        if (this.inspections) await this.inspections.record(node, message.results);
+        if (this.inspections) await this.inspections.record(node, message.results, Date.now(), asked);
         this.questions.answered(node, message);
         return;
       }

@@ -5,8 +5,15 @@ import type { Store } from '../../store/store.js';
 import type { CheckResult, CheckStatus, InspectionRecord, InspectPolicy, StoredCheck } from '../../model/inspection.js';
 import type { EventLevel } from '../../model/types.js';
 import { STORE } from '../keys.js';
-import { casUpdate } from '../cas.js';
+import { UNCHANGED, casUpdate } from '../cas.js';
 import type { EventLog } from './events.js';
+
+/**
+ * How old stored values may get when no check changed status: a node's periodic run that only
+ * moves a disk figure by a point is not written every time (5,000 nodes every 5 minutes would be
+ * 17 writes a second for nothing new); an inspection someone asked for is always written.
+ */
+export const REFRESH_UNCHANGED_MS = 30 * 60_000;
 
 const EVENT_OF: Record<CheckStatus, { type: string; level: EventLevel; says: string }> = {
   fail: { type: 'node.check_failed', level: 'error', says: 'fails' },
@@ -24,7 +31,8 @@ export class InspectionService {
   ) {}
 
   /** Stores a node's results; records an event for each check whose status changed. */
-  async record(node: string, results: readonly CheckResult[], now = Date.now()): Promise<InspectionRecord> {
+  /** `asked`: someone asked for this run (gantry node inspect): stored even when nothing changed. */
+  async record(node: string, results: readonly CheckResult[], now = Date.now(), asked = false): Promise<InspectionRecord> {
     let changed: { result: CheckResult; before?: CheckStatus }[] = [];
     const { value } = await casUpdate(this.store, STORE.inspections.key(node), STORE.inspections, (current) => {
       changed = [];
@@ -36,6 +44,8 @@ export class InspectionService {
         // A first pass says nothing: only news (a problem, or one gone) is an event.
         if (!same && (previous || result.status !== 'pass')) changed.push({ result, before: previous?.status });
       }
+      const sameChecks = current !== undefined && Object.keys(current.checks).length === results.length && results.every((r) => current.checks[r.check]?.status === r.status);
+      if (sameChecks && !asked && now - current.at < REFRESH_UNCHANGED_MS) return UNCHANGED;
       return { node, at: now, checks };
     }, { what: `the inspection of node ${node}` });
     for (const { result, before } of changed) {
