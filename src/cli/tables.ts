@@ -84,7 +84,7 @@ export function nodesTable(nodes: readonly (NodeView & { checks?: CheckSummary }
     n.state,
     n.address,
     `${formatCpu(n.allocated.cpu)}/${formatCpu(n.cores)}`,
-    `${formatSize(n.allocated.memoryBytes)}/${formatSize(n.memoryBytes)}`,
+    `${formatSize(n.allocated.memoryBytes)}/${hostMemory(n.memoryBytes)}`,
     ...(withUsage ? [n.usage ? formatCpu(n.usage.cpuCores) : '-', n.usage ? formatBytes(n.usage.memoryBytes) : '-'] : []),
     n.allocated.instances,
     n.runtimes.join(',') || '-',
@@ -133,4 +133,9 @@ function formatEventColumns(cells: string[]): string {
     .map((cell, i) => (i < EVENT_WIDTHS.length ? cell.padEnd(EVENT_WIDTHS[i]!) : cell))
     .join('   ')
     .trimEnd();
+}
+
+/** A host's memory is rarely a whole number of MiB (the kernel keeps some): 23.6Gi reads better than 24731708Ki. */
+function hostMemory(bytes: number): string {
+  return bytes % 1024 ** 2 === 0 ? formatSize(bytes) : formatBytes(bytes);
 }
