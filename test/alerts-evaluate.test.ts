@@ -13,6 +13,7 @@ import { AppAlertRule, AlertRulesFile } from '../src/model/spec-alerts.js';
 import { parseAppSpec } from '../src/model/spec.js';
 import { EventLog } from '../src/server/services/events.js';
 import { openStore } from '../src/store/index.js';
+import { parseAlertRules } from '../src/server/alerts/rules-file.js';
 
 const cond = (active: boolean, over: Partial<Condition> = {}): Condition => ({
   key: 'healthy/app=web,entry=api', rule: 'healthy', severity: 'warning', labels: { app: 'web', entry: 'api', team: 't' },
@@ -146,7 +147,8 @@ describe('notifier', () => {
     try {
       const { notifications } = evaluate([cond(true, { forMs: 0, notify: ['plain', 'am'] })], new Map(), [], Date.now());
       notifier.send(notifications);
-      while (bodies.length < 2) await new Promise((r) => setTimeout(r, 20));
+      // Sent counts once the receiver has answered, after it has the body.
+      while (bodies.length < 2 || notifier.counts.sent < 2) await new Promise((r) => setTimeout(r, 20));
       const plain = bodies.find((b) => b.path === '/plain')!.body;
       assert.equal(plain.status, 'firing');
       assert.equal(plain.alert, 'healthy');
@@ -180,5 +182,32 @@ describe('notifier', () => {
       notifier.close();
       await store.close();
     }
+  });
+});
+
+describe('alert rules file', () => {
+  test('the default cluster rules without a file; a bad file names each field and its line', () => {
+    const defaults = parseAlertRules('{}', 'empty.yaml');
+    assert.deepEqual(defaults.rules.map((r) => r.name ?? Object.keys(r).find((k) => ['nodeDown', 'check', 'agentVersion'].includes(k))), ['nodeDown', 'disk', 'clock-skew', 'agentVersion']);
+    const bad = [
+      'receivers:',
+      '  hook: { url: "ftp://example.com/", format: slack }',
+      'rules:',
+      '  - nodeDown: { for: soon }',
+      '  - diskFull: {}',
+      'bogus: 1',
+    ].join('\n');
+    let message = '';
+    try {
+      parseAlertRules(bad, 'bad.yaml');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    assert.match(message, /receivers\.hook\.url \(line 2\): expected an http\(s\) URL/);
+    assert.match(message, /receivers\.hook\.format \(line 2\)/);
+    assert.match(message, /rules\[0\]\.nodeDown\.for \(line 4\): expected a duration/);
+    assert.match(message, /rules\[1\]\.diskFull \(line 5\): unknown field/);
+    assert.match(message, /bogus \(line 6\): unknown field/);
+    assert.throws(() => parseAlertRules('rules:\n  - nodeDown: {}\n    notify: [nobody]\n', 'x.yaml'), /rules\[0\]\.notify: no receiver named "nobody"/);
   });
 });
