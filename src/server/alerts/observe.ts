@@ -104,7 +104,7 @@ function appCondition(rule: AppAlertRule, instances: readonly ObservedInstance[]
     const { over, within } = rule.restarts;
     const count = sum(instances.map((i) => o.restarts.increase(i.id, within, o.now)));
     const value = `${count} restarts in ${formatDuration(within)}`;
-    return { active: count > over, forMs: 0, value, says: `${value} (more than ${over})` };
+    return { active: count > over, forMs: 0, value, says: `${value} (fires above ${over})` };
   }
   if (rule.oomKilled) {
     const { within } = rule.oomKilled;
