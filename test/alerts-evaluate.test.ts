@@ -104,6 +104,32 @@ describe('restart counts and rules', () => {
     assert.equal(evaluate(observe(o), new Map(), [], 60_000).notifications[0]?.status, 'firing');
   });
 
+  test('healthy, memory and the cluster rules observe what they should', () => {
+    const rules = [AppAlertRule.parse({ healthy: { below: '50%' } }), AppAlertRule.parse({ memory: { above: '90%', for: '5m' }, entry: 'api' })];
+    const cluster = parseAlertRules('{}', 'defaults').rules;
+    const o: Observations = {
+      apps: [{ app: 'web', env: 'prod', team: 't', rules, entries: { api: 4 }, instances: [
+        { id: 'a1', entry: 'api', node: 'n1', healthy: true, memoryBytes: 95, memoryLimitBytes: 100 },
+        { id: 'a2', entry: 'api', node: 'n1', healthy: false, memoryBytes: 10, memoryLimitBytes: null },
+      ] }],
+      nodes: [
+        { name: 'n1', down: false, agentVersion: '1', checks: { clockOffset: { status: 'fail', value: '3s' }, 'disk:/var/lib/docker': { status: 'warn', value: '85%' } } },
+        { name: 'n2', down: true, agentVersion: '0.9', checks: {} },
+      ],
+      clusterRules: cluster, serverVersion: '1', restarts: new CounterHistory(), oomKills: new CounterHistory(), defaultNotify: ['ops'], now: 0,
+    };
+    const active = Object.fromEntries(observe(o).map((c) => [c.key, { active: c.active, forMs: c.forMs, value: c.value, notify: c.notify }]));
+    assert.deepEqual(active['healthy/app=web,entry=api'], { active: true, forMs: 60_000, value: '1/4 healthy (25%)', notify: ['ops'] });
+    assert.deepEqual(active['memory/app=web,entry=api'], { active: true, forMs: 300_000, value: '95% of the memory limit', notify: ['ops'] });
+    assert.equal(active['nodeDown/node=n2']?.active, true);
+    assert.equal(active['nodeDown/node=n2']?.forMs, 60_000);
+    assert.equal(active['nodeDown/node=n1']?.active, false);
+    assert.equal(active['clock-skew/node=n1']?.active, true);
+    assert.equal(active['disk/node=n1']?.active, false, 'a warning is not a failure');
+    assert.equal(active['agentVersion/node=n2']?.active, false, 'a down node says nothing of its version');
+    assert.equal(active['agentVersion/node=n1']?.active, false);
+  });
+
   test('bad rules are refused naming the field', () => {
     const bad = parseSpecIssues({ app: 'web', alerts: [{ restarts: { over: 3, within: 'soon' } }, { memory: { above: '150%' } }, { healthy: { below: '50%' }, memory: { above: 1 } }], entrypoints: { api: { command: ['true'] } } });
     assert.match(bad, /alerts\[0\]/);
