@@ -95,13 +95,29 @@ describe('restart counts and rules', () => {
     restarts.record('a1', 4, 50_000);
     const rule = AppAlertRule.parse({ restarts: { over: 3, within: '10m' }, notify: ['hook'] });
     const o: Observations = {
-      apps: [{ app: 'web', env: 'prod', team: 't', rules: [rule], entries: { api: 1 }, instances: [{ id: 'a1', entry: 'api', node: 'n', healthy: true }] }],
-      nodes: [], clusterRules: [], serverVersion: '1', restarts, oomKills: new CounterHistory(), defaultNotify: [], now: 60_000,
+      apps: [{ app: 'web', env: 'prod', team: 't', rules: [rule], entries: { api: 1 }, instances: [{ id: 'a1', entry: 'api', node: 'n', healthy: true, createdAt: -1_000_000 }] }],
+      nodes: [], clusterRules: [], serverVersion: '1', restarts, oomKills: new CounterHistory(), defaultNotify: [], historySince: 0, now: 60_000,
     };
     const [c] = observe(o);
     assert.equal(c?.active, true);
     assert.equal(c?.value, '4 restarts in 10m');
-    assert.equal(evaluate(observe(o), new Map(), [], 60_000).notifications[0]?.status, 'firing');
+    const fired = evaluate(observe(o), new Map(), [], 60_000);
+    assert.equal(fired.notifications[0]?.status, 'firing');
+    // A restarted server knows restarts only since it started: below the threshold over a window
+    // it has not watched whole, a firing alert stays firing (no resolved, no second firing).
+    const fresh = new CounterHistory();
+    fresh.record('a1', 4, 100_000);
+    const after = observe({ ...o, restarts: fresh, historySince: 100_000, now: 105_000 });
+    assert.equal(after[0]?.unknown, true);
+    const kept = evaluate(after, fired.alerts, [], 105_000);
+    assert.equal(kept.alerts.get(after[0]!.key)?.state, 'firing');
+    assert.deepEqual(kept.notifications, []);
+    // An instance started inside the window counts its restarts from 0, not from its first sample.
+    assert.equal(fresh.increase('a1', 600_000, 105_000, 90_000), 4);
+    // A new instance (the fixed release) started after the server is known whole: resolved.
+    const fixed = observe({ ...o, apps: [{ ...o.apps[0]!, instances: [{ id: 'b1', entry: 'api', node: 'n', healthy: true, createdAt: 101_000 }] }], restarts: fresh, historySince: 100_000, now: 105_000 });
+    assert.equal(fixed[0]?.unknown, undefined);
+    assert.deepEqual(evaluate(fixed, fired.alerts, [], 105_000).notifications.map((n) => n.status), ['resolved']);
   });
 
   test('healthy, memory and the cluster rules observe what they should', () => {
@@ -109,14 +125,14 @@ describe('restart counts and rules', () => {
     const cluster = parseAlertRules('{}', 'defaults').rules;
     const o: Observations = {
       apps: [{ app: 'web', env: 'prod', team: 't', rules, entries: { api: 4 }, instances: [
-        { id: 'a1', entry: 'api', node: 'n1', healthy: true, memoryBytes: 95, memoryLimitBytes: 100 },
-        { id: 'a2', entry: 'api', node: 'n1', healthy: false, memoryBytes: 10, memoryLimitBytes: null },
+        { id: 'a1', entry: 'api', node: 'n1', healthy: true, createdAt: 0, memoryBytes: 95, memoryLimitBytes: 100 },
+        { id: 'a2', entry: 'api', node: 'n1', healthy: false, createdAt: 0, memoryBytes: 10, memoryLimitBytes: null },
       ] }],
       nodes: [
         { name: 'n1', down: false, agentVersion: '1', checks: { clockOffset: { status: 'fail', value: '3s' }, 'disk:/var/lib/docker': { status: 'warn', value: '85%' } } },
         { name: 'n2', down: true, agentVersion: '0.9', checks: {} },
       ],
-      clusterRules: cluster, serverVersion: '1', restarts: new CounterHistory(), oomKills: new CounterHistory(), defaultNotify: ['ops'], now: 0,
+      clusterRules: cluster, serverVersion: '1', restarts: new CounterHistory(), oomKills: new CounterHistory(), defaultNotify: ['ops'], historySince: 0, now: 0,
     };
     const active = Object.fromEntries(observe(o).map((c) => [c.key, { active: c.active, forMs: c.forMs, value: c.value, notify: c.notify }]));
     assert.deepEqual(active['healthy/app=web,entry=api'], { active: true, forMs: 60_000, value: '1/4 healthy (25%)', notify: ['ops'] });

@@ -2,7 +2,7 @@
 // plain node:http server this test runs, taking Gantry's JSON and Alertmanager's format), a
 // real agent running a process that exits every second: `restarts > 3 in 10m` fires and both
 // receivers get it; fixed, both get the resolved notice; silenced and broken again, it fires
-// and nobody is told. A member of another team sees no alert of the app and may not silence it.
+// and nobody is told. A restarted server does not tell again. A member of another team sees no alert of the app and may not silence it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -97,6 +97,21 @@ entrypoints:
     assert.match(listed.stdout, new RegExp(`firing\\s+restarts\\s+critical\\s+app/${app}/worker`));
     const events = (await cluster.api('GET', `/v1/events?app=${app}&limit=200`)) as { events: { type: string }[] };
     assert.ok(events.events.some((e) => e.type === 'alert.firing'));
+  });
+
+  test('a restarted server neither sends the firing alert again nor resolves it', async () => {
+    const sent = received.length;
+    await cluster.stopServer();
+    await cluster.startServer();
+    // Two evaluations (every 5 s) after the start, the alert read back from the store is still firing.
+    await until('two evaluations after the restart', async () => {
+      const events = (await cluster.api('GET', `/v1/events?limit=50`)) as { events: { type: string; time: number }[] };
+      return events.events.length > 0;
+    });
+    await new Promise((r) => setTimeout(r, 11_000));
+    const [alert] = await alertsOf(people.alice!);
+    assert.equal(alert?.state, 'firing');
+    assert.equal(received.length, sent, 'nothing sent again');
   });
 
   test("another team's member sees no alert of the app and may not silence it", async () => {

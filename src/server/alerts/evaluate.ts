@@ -20,6 +20,11 @@ export interface Condition {
   forMs: number;
   notify: readonly string[];
   active: boolean;
+  /**
+   * Whether holding is not known yet (counts over a window the server has not watched whole,
+   * after a restart): the alert keeps the state it had, and none starts.
+   */
+  unknown?: boolean;
   /** What was observed, for people: "5 restarts in 10m". */
   value: string;
   summary: string;
@@ -83,6 +88,10 @@ export function evaluate(
     if (seen.has(condition.key)) continue; // de-duplicated: the first condition of a key decides
     seen.add(condition.key);
     const before = previous.get(condition.key);
+    if (condition.unknown) {
+      if (before) alerts.set(condition.key, before);
+      continue;
+    }
     const silence = silencing(silences, condition, now);
     const base = { key: condition.key, rule: condition.rule, severity: condition.severity, labels: condition.labels, value: condition.value, summary: condition.summary, notify: [...condition.notify], silencedBy: silence?.id };
     if (condition.active) {

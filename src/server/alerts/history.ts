@@ -21,13 +21,14 @@ export class CounterHistory {
 
   /**
    * How much the counter rose within the window before `now`. An instance first seen inside the
-   * window counts from its first sample (a counter that went down was reset: it counts from 0).
+   * window counts from its first sample, or from 0 when it started inside the window (`bornAt`);
+   * a counter that went down was reset: it counts from 0.
    */
-  increase(id: string, windowMs: number, now: number): number {
+  increase(id: string, windowMs: number, now: number, bornAt?: number): number {
     const list = this.samples.get(id);
     if (!list || list.length === 0) return 0;
     const from = now - windowMs;
-    let base = list[0]!.value;
+    let base = bornAt !== undefined && bornAt > from ? 0 : list[0]!.value;
     let rise = 0;
     let previous: number | undefined;
     for (const { at, value } of list) {

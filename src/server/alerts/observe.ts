@@ -12,6 +12,8 @@ export interface ObservedInstance {
   entry: string;
   node: string;
   healthy: boolean;
+  /** When the instance was created: its counters started at 0 then. */
+  createdAt: number;
   memoryBytes?: number;
   memoryLimitBytes?: number | null;
 }
@@ -43,6 +45,8 @@ export interface Observations {
   oomKills: CounterHistory;
   /** Receivers an app rule notifies when it names none. */
   defaultNotify: readonly string[];
+  /** Since when the counter histories have been kept (the server's start): a window reaching further back is not fully known. */
+  historySince: number;
   now: number;
 }
 
@@ -65,6 +69,7 @@ export function observe(o: Observations): Condition[] {
           forMs: found.forMs,
           notify: rule.notify.length > 0 ? rule.notify : o.defaultNotify,
           active: found.active,
+          ...(found.unknown ? { unknown: true } : {}),
           value: found.value,
           summary: `${app.app}/${entry}: ${found.says}`,
         });
@@ -94,6 +99,8 @@ export function observe(o: Observations): Condition[] {
 
 interface Found {
   active: boolean;
+  /** Not known yet: a count below the threshold over a window older than the history. */
+  unknown?: boolean;
   forMs: number;
   value: string;
   says: string;
@@ -102,15 +109,15 @@ interface Found {
 function appCondition(rule: AppAlertRule, instances: readonly ObservedInstance[], desired: number, o: Observations): Found | undefined {
   if (rule.restarts) {
     const { over, within } = rule.restarts;
-    const count = sum(instances.map((i) => o.restarts.increase(i.id, within, o.now)));
+    const count = sum(instances.map((i) => o.restarts.increase(i.id, within, o.now, i.createdAt)));
     const value = `${count} restarts in ${formatDuration(within)}`;
-    return { active: count > over, forMs: 0, value, says: `${value} (fires above ${over})` };
+    return { active: count > over, unknown: count <= over && partly(o, within, instances), forMs: 0, value, says: `${value} (fires above ${over})` };
   }
   if (rule.oomKilled) {
     const { within } = rule.oomKilled;
-    const count = sum(instances.map((i) => o.oomKills.increase(i.id, within, o.now)));
+    const count = sum(instances.map((i) => o.oomKills.increase(i.id, within, o.now, i.createdAt)));
     const value = `${count} OOM kills in ${formatDuration(within)}`;
-    return { active: count > 0, forMs: 0, value, says: value };
+    return { active: count > 0, unknown: count === 0 && partly(o, within, instances), forMs: 0, value, says: value };
   }
   if (rule.healthy) {
     if (desired === 0) return { active: false, forMs: rule.healthy.for, value: 'no instances wanted', says: 'no instances wanted' };
@@ -143,6 +150,11 @@ function nodeCondition(rule: ClusterAlertRule, node: ObservedNode, serverVersion
   return undefined;
 }
 
+/**
+ * Whether some instance's counts over the window are not known: the window reaches back before
+ * the history began (a server that just started) and the instance is older than the history.
+ */
+const partly = (o: Observations, windowMs: number, instances: readonly ObservedInstance[]) => o.now - windowMs < o.historySince && instances.some((i) => i.createdAt < o.historySince);
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 const round = (n: number) => Math.round(n * 10) / 10;
 export { ruleKind };

@@ -35,6 +35,8 @@ export class AlertService {
   readonly notifier: Notifier;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
+  /** Since when the counter histories are kept. */
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly store: Store,
@@ -90,7 +92,7 @@ export class AlertService {
         const used = this.usage.latest(instance.id);
         this.restarts.record(instance.id, status?.restarts ?? 0, now);
         if (used) this.oomKills.record(instance.id, used.oomKills, now);
-        return { id: instance.id, entry: instance.entry, node: instance.node, healthy: status?.state === 'running', memoryBytes: used?.memoryBytes, memoryLimitBytes: used?.memoryLimitBytes };
+        return { id: instance.id, entry: instance.entry, node: instance.node, healthy: status?.state === 'running', createdAt: instance.createdAt, memoryBytes: used?.memoryBytes, memoryLimitBytes: used?.memoryLimitBytes };
       });
       apps.push({ app: record.name, env: record.env, team: teamOfSpec(record.spec), rules, entries, instances });
     }
@@ -104,7 +106,7 @@ export class AlertService {
     this.oomKills.sweep(now);
     for (const [id, silence] of this.silences) if (silence.endsAt <= now) this.silences.delete(id);
 
-    const conditions = observe({ apps, nodes, clusterRules: this.config.rules, serverVersion: this.serverVersion, restarts: this.restarts, oomKills: this.oomKills, defaultNotify: this.config.defaultNotify, now });
+    const conditions = observe({ apps, nodes, clusterRules: this.config.rules, serverVersion: this.serverVersion, restarts: this.restarts, oomKills: this.oomKills, defaultNotify: this.config.defaultNotify, historySince: this.startedAt, now });
     const before = this.alerts;
     const { alerts, notifications } = evaluate(conditions, before, [...this.silences.values()], now);
     await this.write(before, alerts);
