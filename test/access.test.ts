@@ -87,12 +87,12 @@ describe('access: deny by default on the matched route', () => {
     const open = routes.filter((r) => r.access === 'public').map((r) => `${r.method} ${r.url}`).sort();
     assert.deepEqual(open, ['GET /healthz', 'GET /openapi.json', 'HEAD /healthz', 'HEAD /openapi.json', 'POST /v1/invitations/accept', 'POST /v1/login']);
     assert.deepEqual(routes.filter((r) => r.access === 'person' && r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`).sort(), [
-      'DELETE /v1/invitations/:id', 'DELETE /v1/me/tokens/:name',
+      'DELETE /v1/alert-silences/:id', 'DELETE /v1/invitations/:id', 'DELETE /v1/me/tokens/:name',
       'GET /v1/approvals', 'GET /v1/auth/can-i', 'GET /v1/invitations', 'GET /v1/me/tokens', 'GET /v1/whoami',
-      'POST /v1/approvals/:app/approve', 'POST /v1/approvals/:app/reject', 'POST /v1/invitations', 'POST /v1/logout', 'POST /v1/me/tokens',
+      'POST /v1/alert-silences', 'POST /v1/approvals/:app/approve', 'POST /v1/approvals/:app/reject', 'POST /v1/invitations', 'POST /v1/logout', 'POST /v1/me/tokens',
     ]);
     // Lists every person may ask for, answered with what the policy lets each see.
-    assert.deepEqual(routes.filter((r) => r.access === 'list' && r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/apps', 'GET /v1/discovery/prometheus', 'GET /v1/events', 'GET /v1/instances', 'GET /v1/metrics/instances', 'GET /v1/pools', 'GET /v1/registry', 'GET /v1/teams', 'GET /v1/usage', 'GET /v1/watch']);
+    assert.deepEqual(routes.filter((r) => r.access === 'list' && r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/alert-silences', 'GET /v1/alerts', 'GET /v1/apps', 'GET /v1/discovery/prometheus', 'GET /v1/events', 'GET /v1/instances', 'GET /v1/metrics/instances', 'GET /v1/pools', 'GET /v1/registry', 'GET /v1/teams', 'GET /v1/usage', 'GET /v1/watch']);
     assert.deepEqual(routes.filter((r) => r.access === 'agent').map((r) => `${r.method} ${r.url}`).sort(), ['GET /v1/agent/connect', 'HEAD /v1/agent/connect']);
   });
 

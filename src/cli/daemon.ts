@@ -18,6 +18,7 @@ import { parseDuration, parseSize } from '../model/units.js';
 import { MAX_SAMPLE_INTERVAL_MS, MIN_SAMPLE_INTERVAL_MS } from '../model/usage.js';
 import { loadRendererConfig } from '../discovery/renderer-config.js';
 import { loadInspectPolicy } from '../server/inspect-policy.js';
+import { loadAlertRules } from '../server/alerts/rules-file.js';
 import { loadDirectoryConfig } from '../server/directory/config.js';
 import { loadLogSinks } from '../server/log-sinks-config.js';
 import { parseSubnet } from '../runtime/docker-network.js';
@@ -111,6 +112,8 @@ interface DaemonFlags {
   renderer: string[];
   /** `up` and `server`: the node inspection policy (YAML); the built-in default without it. */
   inspectPolicy?: string;
+  /** `up` and `server`: cluster alert rules and webhook receivers (YAML); the built-in rules without it. */
+  alertRules?: string;
   dnsPort?: string;
   dnsHost: string;
   dnsDomain: string;
@@ -305,6 +308,7 @@ function serverOptions(command: Command): Command {
     .option('--redis-url <url>', 'publish registry and instance changes to Redis pub/sub (redis://host:port)')
     .option('--renderer <file.yaml>', 'render a file (nginx upstreams, ...) from the registry on every change (repeatable)', collect, [])
     .option('--inspect-policy <file.yaml>', 'the checks agents run on their nodes and their thresholds (gantry node inspect; docs/observability.md); default: the built-in policy')
+    .option('--alert-rules <file.yaml>', 'cluster alert rules and the webhook receivers alerts are sent to (gantry alerts; docs/observability.md); default: the built-in rules, no receivers')
     .option('--dns-port <port>', 'serve DNS (UDP and TCP) for registered endpoints on this port')
     .option('--dns-host <address>', 'address the DNS server listens on', '127.0.0.1')
     .option('--dns-domain <domain>', 'the DNS zone: names are <entry>.<app>.<env>.<domain>', 'gantry.local')
@@ -338,6 +342,7 @@ function serverSettings(flags: DaemonFlags, tls: ServerTls | undefined): ServerO
     redisUrl: flags.redisUrl,
     renderers: flags.renderer.map(loadRendererConfig),
     inspectPolicy: loadInspectPolicy(flags.inspectPolicy),
+    alertRules: loadAlertRules(flags.alertRules),
     dns: flags.dnsPort === undefined ? undefined : { port: Number(flags.dnsPort), host: flags.dnsHost, domain: flags.dnsDomain, workers: Number(flags.dnsWorkers) },
     bootstrapToken: process.env.GANTRY_BOOTSTRAP_TOKEN,
     init: flags.init,

@@ -26,6 +26,7 @@ export const MODULES: CommandModule[] = [
   { register: registerReleaseCommands },
   { register: registerNodeCommands },
   { only: ['top'], register: async (p) => (await import('./usage-commands.js')).registerUsageCommands(p) },
+  { only: ['alerts', 'alert'], register: async (p) => (await import('./alert-commands.js')).registerAlertCommands(p) },
   { register: registerBuildCommands },
   { register: registerImageCommands },
   { register: registerSecretCommands },

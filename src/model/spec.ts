@@ -15,6 +15,7 @@ import { ImageRefError, parseImageRef } from './image-ref.js';
 import { LIMITS, FIRST_UNPRIVILEGED_PORT, name, text, imageName, MINUTE, HOUR, DAY, duration, size, SIGNALS, arg, commandLine, portRef, labels } from './spec-fields.js';
 import { EnvValue, entryFiles } from './spec-secrets.js';
 import { EnvFrom, OnConfigChange } from './spec-configs.js';
+import { AppAlerts } from './spec-alerts.js';
 
 export { LIMITS, FIRST_UNPRIVILEGED_PORT } from './spec-fields.js';
 export { MAX_SPEC_BYTES, MAX_SPEC_DEPTH, MAX_SPEC_TOKENS, MAX_SPEC_NODES, MAX_SPEC_ALIASES, RESERVED_KEYS } from './spec-text.js';
@@ -268,12 +269,19 @@ export const AppSpec = z
     team: text(LIMITS.textLength).optional(),
     /** Where the agents ship the instances' lines (log-shipping.ts). */
     logs: AppLogs.optional(),
+    /** Alert rules on this app's instances (spec-alerts.ts). */
+    alerts: AppAlerts.optional(),
     entrypoints: z
       .record(name('entrypoint name'), EntrySpec)
       .refine((e) => Object.keys(e).length > 0, 'at least one entrypoint is required')
       .refine((e) => Object.keys(e).length <= LIMITS.entrypoints, `at most ${LIMITS.entrypoints} entrypoints`),
   })
-  .superRefine((app, ctx) => checkDependencies(app.entrypoints, ctx));
+  .superRefine((app, ctx) => {
+    checkDependencies(app.entrypoints, ctx);
+    app.alerts?.forEach((rule, i) => {
+      if (rule.entry !== undefined && !Object.hasOwn(app.entrypoints, rule.entry)) ctx.addIssue({ code: 'custom', message: `no entrypoint named "${rule.entry}" in this app`, path: ['alerts', i, 'entry'] });
+    });
+  });
 
 function checkDependencies(entries: Record<string, { dependsOn: string[] }>, ctx: Ctx): void {
   for (const [entry, spec] of Object.entries(entries)) {

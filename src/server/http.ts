@@ -30,6 +30,7 @@ import { scopedTokenRoutes } from './api/scoped-tokens.js';
 import { secretRoutes } from './api/secrets.js';
 import { configRoutes } from './api/configs.js';
 import { usageRoutes } from './api/usage.js';
+import { alertRoutes } from './api/alerts.js';
 import { openApiDocument } from './api/openapi.js';
 import { approvalRoutes } from './api/approvals.js';
 import { invitationRoutes } from './api/invitations.js';
@@ -101,6 +102,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   secretRoutes(server, ctx);
   configRoutes(server, ctx);
   usageRoutes(server, ctx);
+  alertRoutes(server, ctx);
   return { server, routes };
 }
 

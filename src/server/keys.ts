@@ -10,6 +10,7 @@ import { REGISTRY_PREFIX, registryKey } from '../model/registry.js';
 import type { BuildRecord } from '../model/types.js';
 import type { ApprovalRequest, ConfigRecord, InvitationRecord, QuotaRecord, SecretRecord } from '../model/types.js';
 import type { InspectionRecord } from '../model/inspection.js';
+import type { Alert, Silence } from './alerts/evaluate.js';
 
 /** A family of keys under one prefix, all holding values of one type. */
 export interface Collection<T, Parts extends unknown[] = [string]> {
@@ -119,6 +120,10 @@ export const STORE = {
   configHistory: collection<ConfigRecord, [string, string, number] | [string, string]>('/config-history/', (team: string, name: string, version?: number) => (version === undefined ? `${team}/${name}/` : `${team}/${name}/${String(version).padStart(8, '0')}`)),
   /** `InspectionRecord`: a node's latest inspection results, per check with since when it has its status. */
   inspections: collection<InspectionRecord>('/inspections/'),
+  /** `Alert`s by their key (rule × subject, URI-encoded): pending, firing and lately resolved, so a restarted server does not notify again. */
+  alerts: collection<Alert>('/alerts/', (key: string) => encodeURIComponent(key)),
+  /** `Silence`s by id, until they end. */
+  alertSilences: collection<Silence>('/alert-silences/'),
   /** The cluster's identity, made at the first start. */
   cluster: single<ClusterIdentity>('/cluster/identity'),
 } as const;

@@ -51,6 +51,10 @@ import { InspectionService } from './services/inspections.js';
 import type { InspectPolicy } from '../model/inspection.js';
 import { loadInspectPolicy } from './inspect-policy.js';
 import { UsageService } from './services/usage.js';
+import { AlertService, type AlertConfig } from './alerts/service.js';
+import type { NotifierOptions } from './alerts/notifier.js';
+import { loadAlertRules } from './alerts/rules-file.js';
+import { GANTRY_VERSION } from '../version.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -92,6 +96,11 @@ export interface ServerOptions {
   inspectPolicy?: InspectPolicy;
   /** Log sinks for apps whose spec has no `logs:` (log-sinks-config.ts reads the file). */
   logSinks?: LogSinkSpec[];
+  /** Cluster alert rules and webhook receivers (alerts/rules-file.ts reads the file); default: the built-in rules, no receivers. */
+  alertRules?: AlertConfig;
+  /** How often alerts are evaluated (default 5 s); notifier timing for tests. */
+  alertIntervalMs?: number;
+  alertNotifier?: NotifierOptions;
 }
 
 export interface RunningServer {
@@ -190,6 +199,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     configs: teamConfigs,
     inspections,
     usage,
+    alerts: new AlertService(store, state, events, usage, inspections, options.alertRules ?? loadAlertRules(), GANTRY_VERSION, { externalUrl: `${options.tls ? 'https' : 'http'}://${options.host ?? '127.0.0.1'}:${options.port ?? 7070}`, ...options.alertNotifier }),
   };
   apps.approvals = ctx.approvals;
   await ctx.teams.ensureDefaultTeam();
@@ -236,6 +246,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (!stopping) timer = setTimeout(loop, options.reconcileIntervalMs ?? 1000);
   };
   let timer = setTimeout(loop, 0);
+  await ctx.alerts!.start(options.alertIntervalMs ?? 5000);
   // React to reports at once (a node back, an instance healthy) instead of at the next tick.
   let soon: NodeJS.Timeout | undefined;
   const unsubscribe = state.onChange((kind) => {
@@ -256,6 +267,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       clearTimeout(soon);
       unsubscribe();
       agents.close();
+      await ctx.alerts?.close();
       usage.close();
       await redis?.stop();
       for (const renderer of renderers) await renderer.stop();

@@ -78,6 +78,13 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /v1/usage': { action: 'list', kind: 'instance' },
   'GET /v1/metrics/instances': { action: 'list', kind: 'instance' },
 
+  // Alerts: lists holding what the caller may see (a member: their teams' apps'); a silence
+  // names its app in the body, so the route decides (write on the app; none: write on nodes).
+  'GET /v1/alerts': { action: 'list', kind: 'event' },
+  'GET /v1/alert-silences': { action: 'list', kind: 'event' },
+  'POST /v1/alert-silences': { action: 'self', as: { kind: 'app', verb: 'write' } },
+  'DELETE /v1/alert-silences/:id': { action: 'self', as: { kind: 'app', verb: 'write' } },
+
   'GET /v1/events': { action: 'list', kind: 'event' },
   // What each key shows is read per key: an app's spec as the app, the rest as its events.
   'GET /v1/watch': { action: 'list', kind: 'event' },

@@ -31,6 +31,7 @@ import type { ConfigService } from '../services/configs.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { InspectionService } from '../services/inspections.js';
 import type { UsageService } from '../services/usage.js';
+import type { AlertService } from '../alerts/service.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -70,6 +71,8 @@ export interface ApiContext {
   inspections: InspectionService;
   /** What instances use, as their agents sample it (GET /v1/usage, /v1/metrics/instances). */
   usage: UsageService;
+  /** Alerts and silences (alerts/service.ts); absent on servers started without the alert loop. */
+  alerts?: AlertService;
 }
 
 /**

@@ -7,6 +7,7 @@ import { appSpecJsonSchema } from '../../model/spec.js';
 import { INSTANCE_ID, NAME, NODE_NAME } from '../../model/names.js';
 import { clusterPaths } from './openapi-paths.js';
 import { usagePaths } from './openapi-usage.js';
+import { alertPaths } from './openapi-alerts.js';
 import { pendingApproval, teamPaths } from './openapi-teams.js';
 import { secretPaths } from './openapi-secrets.js';
 import { buildPaths } from './builds.js';
@@ -203,6 +204,7 @@ export function openApiDocument(version: string): object {
       ...quotaPaths(),
       ...teamPaths(),
       ...usagePaths(),
+      ...alertPaths(),
     },
   };
 }
