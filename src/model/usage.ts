@@ -4,16 +4,14 @@
 import { z } from 'zod';
 import { instanceId } from './names.js';
 
-/** One instance in one sample. Rates are over the interval before `at`; counters since the instance started. */
-export interface UsageSample {
-  id: string;
-  /** CPU used over the interval, in cores (1 = one core's time). */
-  cpuCores: number;
+/** Counters since the instance started (bytes, seconds), and the memory gauges, as a runtime reads them. */
+export interface UsageCounters {
   cpuSeconds: number;
-  /** CFS periods run and those throttled (0 and 0 without a CPU limit), and the time throttled. */
+  /** CFS periods the instance ran in, and those in which it was throttled (0 without a CPU limit), and the time throttled. */
   periods: number;
   throttledPeriods: number;
   throttledSeconds: number;
+  /** Memory in use without the inactive page cache (what the OOM killer weighs, as `docker stats` counts it). */
   memoryBytes: number;
   /** null: no memory limit. */
   memoryLimitBytes: number | null;
@@ -23,6 +21,13 @@ export interface UsageSample {
   netTxBytes: number | null;
   blockReadBytes: number;
   blockWriteBytes: number;
+}
+
+/** One instance in one sample. Rates are over the interval before `at`; counters since the instance started. */
+export interface UsageSample extends UsageCounters {
+  id: string;
+  /** CPU used over the interval, in cores (1 = one core's time). */
+  cpuCores: number;
 }
 
 const big = z.number().min(0).max(Number.MAX_SAFE_INTEGER);

@@ -7,25 +7,9 @@
 // the listing and the read is just skipped by the caller.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { UsageCounters } from '../model/usage.js';
 
-/** Counters since the instance started (bytes, seconds), and the memory gauges. */
-export interface UsageCounters {
-  cpuSeconds: number;
-  /** CFS periods the instance ran in, and those in which it was throttled (0 without a CPU limit). */
-  periods: number;
-  throttledPeriods: number;
-  throttledSeconds: number;
-  /** Memory in use without the inactive page cache (what the OOM killer weighs, as `docker stats` counts it). */
-  memoryBytes: number;
-  /** null: no limit. */
-  memoryLimitBytes: number | null;
-  oomKills: number;
-  /** null: the instance shares the host's network (process runtime), so no figure is its own. */
-  netRxBytes: number | null;
-  netTxBytes: number | null;
-  blockReadBytes: number;
-  blockWriteBytes: number;
-}
+export type { UsageCounters };
 
 /** Where an instance's cgroup files are: per controller on v1, one directory on v2. */
 export type CgroupFiles =
