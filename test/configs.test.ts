@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../src/server/main.js';
-import { runCli } from './helpers/api.js';
+import { jsonCaller, runCli, signedInUsers } from './helpers/api.js';
 
 const ADMIN = 'gty_configs_test_admin_token';
 const PASSWORD = 'config keeper password';
@@ -18,24 +18,12 @@ describe('team configs: access, versions, and what a change does to the apps usi
   let server: RunningServer;
   const tokens: Record<string, string> = {};
 
-  const call = async (method: string, path: string, token: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    return { status: response.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-  };
+  const call = jsonCaller(() => server.url);
   const entry = (extra: Record<string, unknown>) => ({ command: ['sleep', '3600'], replicas: 0, ...extra });
 
   before(async () => {
     server = await startServer({ dataDir: join(dir, 'server'), port: 0, bootstrapToken: ADMIN });
-    for (const [user, role] of [['olive', 'member'], ['dev', 'member'], ['vic', 'member'], ['bea', 'member'], ['opal', 'operator']] as const) {
-      assert.equal((await call('POST', '/v1/users', ADMIN, { name: user, password: PASSWORD, role })).status, 201);
-      const login = await fetch(`${server.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password: PASSWORD }) });
-      tokens[user] = ((await login.json()) as { token: string }).token;
-    }
+    Object.assign(tokens, await signedInUsers(call, ADMIN, ['olive', 'dev', 'vic', 'bea', 'opal'], PASSWORD, { opal: 'operator' }));
     assert.equal((await call('POST', '/v1/teams', ADMIN, { name: 'shop', owner: 'olive' })).status, 201);
     assert.equal((await call('PUT', '/v1/teams/shop/members/dev', tokens.olive!, { role: 'developer' })).status, 200);
     assert.equal((await call('PUT', '/v1/teams/shop/members/vic', tokens.olive!, { role: 'viewer' })).status, 200);

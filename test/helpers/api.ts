@@ -16,15 +16,17 @@ export function jsonCaller(url: () => string) {
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
-    return { status: response.status, body: (await response.json()) as Record<string, any> };
+    // Some answers have no body (a 204, a DELETE that says nothing): an empty object then.
+    const text = await response.text();
+    return { status: response.status, body: (text ? JSON.parse(text) : {}) as Record<string, any> };
   };
 }
 
-/** Makes these users (as the admin) and signs each in: their session tokens by name. */
-export async function signedInUsers(call: ReturnType<typeof jsonCaller>, admin: string, users: string[], password: string): Promise<Record<string, string>> {
+/** Makes these users (as the admin; members unless `roles` says otherwise) and signs each in: their session tokens by name. */
+export async function signedInUsers(call: ReturnType<typeof jsonCaller>, admin: string, users: string[], password: string, roles: Record<string, string> = {}): Promise<Record<string, string>> {
   const tokens: Record<string, string> = {};
   for (const name of users) {
-    const made = await call('POST', '/v1/users', admin, { name, password });
+    const made = await call('POST', '/v1/users', admin, { name, password, ...(roles[name] ? { role: roles[name] } : {}) });
     if (made.status !== 201) throw new Error(`user ${name} not made: ${JSON.stringify(made.body)}`);
     tokens[name] = (await call('POST', '/v1/login', undefined, { user: name, password })).body.token as string;
   }
