@@ -3,7 +3,7 @@
 // GET /openapi.json.
 import type { CheckSummary } from './inspection.js';
 import type { AppSpec, SpecProblem } from './spec.js';
-import type { AppRecord, GantryEvent, Instance, InstanceStatus, NodeRecord } from './types.js';
+import type { AppRecord, ConfigRecord, GantryEvent, Instance, InstanceStatus, NodeRecord } from './types.js';
 
 /** Body of every 4xx/5xx answer. */
 export interface ApiError {
@@ -178,18 +178,7 @@ export interface SecretInfo {
 }
 
 /** A team config as listed (GET /v1/teams/{team}/configs): its metadata, not its content. */
-export interface ConfigInfo {
-  team: string;
-  name: string;
-  version: number;
+export interface ConfigInfo extends Omit<ConfigRecord, 'text' | 'values'> {
   kind: 'file' | 'env';
-  createdAt: number;
-  createdBy: string;
-  updatedAt: number;
-  updatedBy: string;
-  note?: string;
-  /** The only app, and env, of the team that may use it (absent: any). */
-  app?: string;
-  env?: string;
   usedBy: string[];
 }
