@@ -15,6 +15,7 @@ import {
   type WatchEvent,
   type WatchOptions,
 } from '../src/store/index.js';
+import { EventLog } from '../src/server/services/events.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-store-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -101,6 +102,38 @@ test('range: prefixes with LIKE wildcards, unicode, limit, order', async () => {
     assert.equal(prefixEnd(''), undefined);
     assert.equal(prefixEnd('a\u{10FFFF}'), 'b');
     assert.equal(prefixEnd('\uD7FF'), '\uE000');
+  });
+});
+
+test('range newest first: reverse key order, limit, and pages that continue before a key', async () => {
+  await withStore(async (store) => {
+    for (const key of ['log/01', 'log/02', 'log/03', 'log/04', 'log/05', 'logz', 'lo']) await store.put(key, key);
+    const keys = async (options: { limit?: number; before?: string }) => (await store.range('log/', { newestFirst: true, ...options })).kvs.map((kv) => kv.key);
+    assert.deepEqual(await keys({}), ['log/05', 'log/04', 'log/03', 'log/02', 'log/01']);
+    assert.deepEqual(await keys({ limit: 2 }), ['log/05', 'log/04']);
+    assert.deepEqual(await keys({ limit: 2, before: 'log/04' }), ['log/03', 'log/02']);
+    assert.deepEqual(await keys({ before: 'log/01' }), []);
+    // A bound past the prefix's end stays inside the prefix.
+    assert.deepEqual(await keys({ limit: 1, before: 'm' }), ['log/05']);
+    assert.deepEqual((await store.range('', { newestFirst: true, limit: 1 })).kvs.map((kv) => kv.key), ['logz']);
+  });
+});
+
+test('event log: the newest matching events across many pages, oldest first, with since', async () => {
+  await withStore(async (store) => {
+    const events = new EventLog(store);
+    const many = Array.from({ length: 1800 }, (_, i) => ({ level: 'info' as const, type: 'test.event', app: i % 300 === 0 ? 'rare' : 'busy', message: `event ${i}`, time: 1_000_000 + i }));
+    // One write holds them all (one revision); the last three are written one by one.
+    await events.recordAll(many.slice(0, -3));
+    for (const event of many.slice(-3)) await events.record(event);
+    const rare = await events.list({ app: 'rare', limit: 4 });
+    assert.deepEqual(rare.map((e) => e.message), ['event 600', 'event 900', 'event 1200', 'event 1500']);
+    const all = await events.list({ app: 'rare' });
+    assert.equal(all.length, 6);
+    const latest = await events.list({ limit: 3 });
+    assert.deepEqual(latest.map((e) => e.message), ['event 1797', 'event 1798', 'event 1799']);
+    assert.deepEqual((await events.list({ since: latest[1]!.seq, limit: 10 })).map((e) => e.message), ['event 1799']);
+    assert.deepEqual(await events.list({ app: 'none', limit: 5 }), []);
   });
 });
 

@@ -139,6 +139,8 @@ export interface Statements {
   deleteKv: Database.Statement<[string]>;
   rangeFrom: Database.Statement<[string, number], KvRow>;
   rangeBetween: Database.Statement<[string, string, number], KvRow>;
+  rangeFromReverse: Database.Statement<[string, number], KvRow>;
+  rangeBetweenReverse: Database.Statement<[string, string, number], KvRow>;
   deleteFrom: Database.Statement<[string]>;
   deleteBetween: Database.Statement<[string, string]>;
   insertHistory: Database.Statement<
@@ -188,6 +190,12 @@ export function prepareStatements(db: Database.Database): Statements {
     ),
     rangeBetween: db.prepare(
       'SELECT key, value, create_rev, mod_rev, version, lease FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?',
+    ),
+    rangeFromReverse: db.prepare(
+      'SELECT key, value, create_rev, mod_rev, version, lease FROM kv WHERE key >= ? ORDER BY key DESC LIMIT ?',
+    ),
+    rangeBetweenReverse: db.prepare(
+      'SELECT key, value, create_rev, mod_rev, version, lease FROM kv WHERE key >= ? AND key < ? ORDER BY key DESC LIMIT ?',
     ),
     deleteFrom: db.prepare('DELETE FROM kv WHERE key >= ?'),
     deleteBetween: db.prepare('DELETE FROM kv WHERE key >= ? AND key < ?'),

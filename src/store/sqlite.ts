@@ -271,11 +271,13 @@ export class SqliteStore implements Store {
 
   async range(prefix: string, options: RangeOptions = {}): Promise<RangeResult> {
     const limit = options.limit !== undefined && options.limit > 0 ? Math.floor(options.limit) : -1;
-    const end = prefixEnd(prefix);
+    const prefixBound = prefixEnd(prefix);
+    const end = options.before !== undefined && (prefixBound === undefined || options.before < prefixBound) ? options.before : prefixBound;
+    const [from, between] = options.newestFirst ? [this.s.rangeFromReverse, this.s.rangeBetweenReverse] : [this.s.rangeFrom, this.s.rangeBetween];
     let out!: RangeResult;
     this.reading(() =>
       this.runRead(() => {
-        const rows = end === undefined ? this.s.rangeFrom.all(prefix, limit) : this.s.rangeBetween.all(prefix, end, limit);
+        const rows = end === undefined ? from.all(prefix, limit) : between.all(prefix, end, limit);
         out = { kvs: rows.map(toKv), revision: this.meta().revision };
       }),
     );

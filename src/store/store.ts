@@ -45,8 +45,12 @@ export interface TxnResult {
 }
 
 export interface RangeOptions {
-  /** Stop after this many keys (in key order). */
+  /** Stop after this many keys (in key order, or reverse key order with `newestFirst`). */
   limit?: number;
+  /** Keys in reverse order: for the newest entries of a log whose keys sort by time. */
+  newestFirst?: boolean;
+  /** Only keys that sort before this one (exclusive): where the previous page of a reverse read stopped. */
+  before?: string;
 }
 
 export interface RangeResult {

@@ -4,10 +4,10 @@
 // through GET /v1/audit and never changed through the API. The newest `keep` entries are kept.
 // An entry names the route and its parameters, never the request's body: no secret value
 // (a password, an env value) reaches the log.
-import type { Store } from '../../store/store.js';
+import type { KeyValue, Store } from '../../store/store.js';
 import type { AuditRecord } from '../../model/types.js';
 import { STORE } from '../keys.js';
-import { AppendOnlyLog } from './append-only.js';
+import { AppendOnlyLog, newestMatching } from './append-only.js';
 
 export interface AuditFilter {
   user?: string;
@@ -40,10 +40,12 @@ export class AuditLog {
 
   /** Oldest first; `limit` keeps the newest that many. */
   async list(filter: AuditFilter = {}): Promise<AuditRecord[]> {
+    const pick = (kv: KeyValue): AuditRecord | undefined => {
+      const e = STORE.audit.decode(kv.value);
+      return (filter.since === undefined || e.time >= filter.since) && (filter.user === undefined || e.who === filter.user || e.user === filter.user) && (filter.team === undefined || e.team === filter.team) ? e : undefined;
+    };
+    if (filter.limit) return newestMatching(this.store, STORE.audit.prefix, filter.limit, pick);
     const { kvs } = await this.store.range(STORE.audit.prefix);
-    const entries = kvs
-      .map((kv) => STORE.audit.decode(kv.value))
-      .filter((e) => (filter.since === undefined || e.time >= filter.since) && (filter.user === undefined || e.who === filter.user || e.user === filter.user) && (filter.team === undefined || e.team === filter.team));
-    return filter.limit ? entries.slice(-filter.limit) : entries;
+    return kvs.flatMap((kv) => pick(kv) ?? []);
   }
 }

@@ -6,10 +6,10 @@
 // never fails, so that an event the store cannot take (a full disk) never turns a change that
 // was made into an error answer, or stops the events after it. (On the embedded store, `note`
 // has written the event before it returns: events keep the order of the calls.)
-import type { Store, Watcher } from '../../store/store.js';
+import type { KeyValue, Store, Watcher } from '../../store/store.js';
 import { STORE } from '../keys.js';
 import type { GantryEvent } from '../../model/types.js';
-import { AppendOnlyLog } from './append-only.js';
+import { AppendOnlyLog, newestMatching } from './append-only.js';
 
 const PREFIX = STORE.events.prefix;
 
@@ -65,12 +65,14 @@ export class EventLog {
   lost = 0;
 
   async list(filter: EventFilter & { since?: number; limit?: number }): Promise<GantryEvent[]> {
+    const pick = (kv: KeyValue): GantryEvent | undefined => {
+      if (filter.since !== undefined && kv.modRevision <= filter.since) return undefined;
+      const event = { ...STORE.events.decode(kv.value), seq: kv.modRevision };
+      return matches(event, filter) ? event : undefined;
+    };
+    if (filter.limit) return newestMatching(this.store, PREFIX, filter.limit, pick);
     const { kvs } = await this.store.range(PREFIX);
-    const events = kvs
-      .filter((kv) => filter.since === undefined || kv.modRevision > filter.since)
-      .map((kv) => ({ ...STORE.events.decode(kv.value), seq: kv.modRevision }))
-      .filter((e) => matches(e, filter));
-    return filter.limit ? events.slice(-filter.limit) : events;
+    return kvs.flatMap((kv) => pick(kv) ?? []);
   }
 
   /** Live events after `since` (exclusive), in order, each once. */
