@@ -210,4 +210,36 @@ describe('approvals before a release to a gated env', () => {
     assert.equal(rejected.code, 0, rejected.stderr);
     assert.match((await cli(['approvals'])).stdout, /no changes wait for approval/);
   });
+
+  test('a secret roll of an app in a gated env waits for approval (listed as waiting, not failed); the dev app rolls at once', async () => {
+    const cli = (args: string[], token = ADMIN) => runCli(args, { GANTRY_SERVER: server.url, GANTRY_TOKEN: token, GANTRY_CONFIG: join(dir, 'cli.json') });
+    assert.equal((await call('PUT', '/v1/teams/shop/secrets/api-key', tokens.olive!, { value: 'first value' })).status, 200);
+    const uses = { ...spec('shop-web', 'prod', 'shop', ['sleep', '7']) };
+    uses.entrypoints.web = { ...uses.entrypoints.web, env: { API_KEY: { secret: 'shop/api-key' } } } as typeof uses.entrypoints.web;
+    assert.equal((await call('POST', '/v1/apps', ADMIN, uses)).status, 202);
+    assert.equal((await call('POST', '/v1/approvals/shop-web/approve', tokens.olive!)).status, 200);
+    const dev = { ...spec('shop-dev', 'dev', 'shop', ['sleep', '7']) };
+    dev.entrypoints.web = { ...dev.entrypoints.web, env: { API_KEY: { secret: 'shop/api-key' } } } as typeof dev.entrypoints.web;
+    assert.equal((await call('POST', '/v1/apps', ADMIN, dev)).status, 200);
+    const webRelease = await release('shop-web');
+
+    const rolled = await call('PUT', '/v1/teams/shop/secrets/api-key', tokens.dan!, { value: 'second value', roll: true });
+    assert.equal(rolled.status, 200, JSON.stringify(rolled.body));
+    assert.deepEqual(rolled.body.rolled.map((r: { app: string }) => r.app), ['shop-dev']);
+    assert.deepEqual(rolled.body.failed, []);
+    assert.deepEqual(rolled.body.waiting.map((w: { app: string }) => w.app), ['shop-web']);
+    assert.match(rolled.body.waiting[0].message, /waiting for approval by an owner of team shop/);
+    assert.equal(await release('shop-web'), webRelease, 'nothing changed before the approval');
+
+    // Again from the CLI (the newer roll replaces the waiting request): said, and not an error.
+    const valueFile = join(dir, 'api-key');
+    writeFileSync(valueFile, 'third value');
+    const byCli = await cli(['secret', 'set', 'shop/api-key', '--from-file', valueFile, '--roll'], tokens.dan!);
+    assert.equal(byCli.code, 0, byCli.stderr);
+    assert.match(byCli.stdout, /rolling: shop-dev \(release \d+\)/);
+    assert.match(byCli.stdout, /shop-web: waiting for approval by an owner of team shop: gantry approve shop-web/);
+    assert.doesNotMatch(byCli.stderr, /not rolled/);
+    assert.equal((await call('POST', '/v1/approvals/shop-web/approve', tokens.olive!)).status, 200);
+    assert.equal(await release('shop-web'), webRelease + 1);
+  });
 });

@@ -46,11 +46,11 @@ export async function setConfig(ref: string, _opts: unknown, cmd: Command): Prom
   const opts = options<{ fromFile?: string; set?: string[]; envFile?: string; note?: string; app?: string; env?: string }>(cmd);
   const { team, name } = parseRef(ref);
   const scope = { ...(opts.app !== undefined ? { app: opts.app || null } : {}), ...(opts.env !== undefined ? { env: opts.env || null } : {}) };
-  const { config, rolled, failed } = await clientFor(cmd).setConfig(team, name, await contentOf(opts), opts.note, scope);
+  const { config, rolled, waiting = [], failed } = await clientFor(cmd).setConfig(team, name, await contentOf(opts), opts.note, scope);
   const only = [config.app && `app ${config.app}`, config.env && `env ${config.env}`].filter(Boolean).join(' in ');
   print(`config ${ref} version ${config.version} stored${only ? ` (for ${only} only)` : ''}`);
-  reportRolls(rolled, failed);
-  const inPlace = config.usedBy.filter((app) => !rolled.some((r) => r.app === app) && !failed.some((f) => f.app === app));
+  reportRolls(rolled, failed, waiting);
+  const inPlace = config.usedBy.filter((app) => ![...rolled, ...waiting, ...failed].some((r) => r.app === app));
   if (inPlace.length > 0) print(`reloaded in place or at next start: ${inPlace.join(', ')}`);
 }
 
@@ -90,9 +90,9 @@ export async function diffConfig(ref: string, _opts: unknown, cmd: Command): Pro
 
 export async function rollbackConfig(ref: string, version: number, _opts: unknown, cmd: Command): Promise<void> {
   const { team, name } = parseRef(ref);
-  const { config, rolled, failed } = await clientFor(cmd).rollbackConfig(team, name, version);
+  const { config, rolled, waiting, failed } = await clientFor(cmd).rollbackConfig(team, name, version);
   print(`config ${ref} is back to version ${version}'s content as version ${config.version}`);
-  reportRolls(rolled, failed);
+  reportRolls(rolled, failed, waiting);
 }
 
 export async function removeConfig(ref: string, _opts: unknown, cmd: Command): Promise<void> {

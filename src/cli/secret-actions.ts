@@ -30,12 +30,12 @@ export async function setSecret(ref: string, _opts: unknown, cmd: Command): Prom
   const { team, name } = parseRef(ref);
   const value = await readValue(fromFile, ref);
   if (value === '') fail(EXIT.usage, 'no value given (an empty secret is refused)');
-  const { secret, rolled, failed } = await clientFor(cmd).setSecret(team, name, value, roll === true);
+  const { secret, rolled, waiting, failed } = await clientFor(cmd).setSecret(team, name, value, roll === true);
   print(`secret ${ref} set (version ${secret.version})`);
   if (secret.usedBy.length === 0) return;
   if (rolled) {
-    if (rolled.length === 0 && (failed ?? []).length === 0) print(`used by ${secret.usedBy.join(', ')}: nothing to roll`);
-    return reportRolls(rolled, failed);
+    if (rolled.length === 0 && (failed ?? []).length === 0 && (waiting ?? []).length === 0) print(`used by ${secret.usedBy.join(', ')}: nothing to roll`);
+    return reportRolls(rolled, failed, waiting);
   }
   print(`used by ${secret.usedBy.join(', ')}: running instances keep the value they started with; gantry secret set ${ref} --roll restarts them with the new one`);
 }
@@ -65,9 +65,10 @@ export async function rotateKey(_opts: unknown, cmd: Command): Promise<void> {
   print(`${secrets} secret(s) and ${registryLogins} registry password(s) sealed again with key ${key}; once every server runs with this key, the previous keys can go`);
 }
 
-/** What a roll did: the apps now rolling, and those that could not be (the command then exits 1). */
-export function reportRolls(rolled: { app: string; release: number }[], failed: { app: string; error: string }[] = []): void {
+/** What a roll did: the apps now rolling, those waiting for an approval, and those that could not be (the command then exits 1). */
+export function reportRolls(rolled: { app: string; release: number }[], failed: { app: string; error: string }[] = [], waiting: { app: string; message: string }[] = []): void {
   if (rolled.length > 0) print(`rolling: ${rolled.map((r) => `${r.app} (release ${r.release})`).join(', ')}`);
+  for (const { app, message } of waiting) print(`${app}: ${message}`);
   for (const { app, error } of failed) printError(`not rolled: ${app}: ${error}`);
   if (failed.length > 0) process.exitCode = EXIT.api;
 }

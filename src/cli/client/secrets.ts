@@ -15,7 +15,7 @@ export class SecretCalls extends TeamCalls {
     return this.json('GET', `/v1/teams/${enc(team)}/secrets/${enc(name)}`);
   }
 
-  setSecret(team: string, name: string, value: string, roll: boolean): Promise<{ secret: SecretInfo; rolled?: { app: string; release: number }[]; failed?: { app: string; error: string }[] }> {
+  setSecret(team: string, name: string, value: string, roll: boolean): Promise<{ secret: SecretInfo; rolled?: { app: string; release: number }[]; waiting?: { app: string; message: string }[]; failed?: { app: string; error: string }[] }> {
     return this.json('PUT', `/v1/teams/${enc(team)}/secrets/${enc(name)}`, { body: JSON.stringify({ value, roll }), contentType: 'application/json' });
   }
 
@@ -44,11 +44,11 @@ export class SecretCalls extends TeamCalls {
   }
 
   /** scope: the only app / env that may use it (null: any again; absent: as it was). */
-  setConfig(team: string, name: string, content: { text: string } | { values: Record<string, string> }, note?: string, scope: { app?: string | null; env?: string | null } = {}): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[]; failed: { app: string; error: string }[] }> {
+  setConfig(team: string, name: string, content: { text: string } | { values: Record<string, string> }, note?: string, scope: { app?: string | null; env?: string | null } = {}): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[]; waiting?: { app: string; message: string }[]; failed: { app: string; error: string }[] }> {
     return this.json('PUT', `/v1/teams/${enc(team)}/configs/${enc(name)}`, { body: JSON.stringify({ ...content, ...(note ? { note } : {}), ...scope }), contentType: 'application/json' });
   }
 
-  rollbackConfig(team: string, name: string, version: number): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[]; failed: { app: string; error: string }[] }> {
+  rollbackConfig(team: string, name: string, version: number): Promise<{ config: ConfigInfo; rolled: { app: string; release: number }[]; waiting?: { app: string; message: string }[]; failed: { app: string; error: string }[] }> {
     return this.json('POST', `/v1/teams/${enc(team)}/configs/${enc(name)}/rollback`, { body: JSON.stringify({ version }), contentType: 'application/json' });
   }
 

@@ -25,7 +25,7 @@ export const MAX_SECRETS_PER_TEAM = 500;
 export const MAX_SECRET_BYTES = 64 * 1024;
 
 export interface SetOutcome extends Partial<RollOutcome> {
-  /** With roll: `rolled`, the apps given a new release (and so a rollout) for the new value; `failed`, those that could not be. */
+  /** With roll: `rolled`, the apps given a new release (and so a rollout) for the new value; `waiting`, those whose new release waits for an approval; `failed`, those that could not be. */
   secret: SecretInfo;
 }
 
