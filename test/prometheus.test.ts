@@ -5,10 +5,10 @@
 // Asked through Prometheus' own HTTP API.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestCluster, freePort, until } from './helpers/cluster.js';
+import { Daemon, replaced as replacedIn } from './helpers/daemons.js';
 import type { AppDetailResponse } from '../src/model/api.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -17,18 +17,14 @@ const PASSWORD = 'prometheus test password';
 
 interface Target { scrapePool: string; labels: Record<string, string>; health: string; lastError: string }
 
-/** `text` with every `from` replaced, insisting it occurs `times` times (the example changed: fix the test with it). */
-function replaced(text: string, from: string, to: string, times: number): string {
-  assert.equal(text.split(from).length - 1, times, `examples/prometheus.yml should hold "${from}" ${times} time(s)`);
-  return text.replaceAll(from, to);
-}
+const replaced = (text: string, from: string, to: string, times: number) => replacedIn(text, from, to, times, 'examples/prometheus.yml');
 
 describe('Prometheus scrapes the server and discovers instances', () => {
   const cluster = new TestCluster();
   const app = `prom-${cluster.id}`;
   const node = `prom-${cluster.id}`;
   let token = '';
-  let prometheus: ChildProcess | undefined;
+  let prometheus: Daemon | undefined;
   let promUrl = '';
   const prom = async <T>(path: string): Promise<T> => {
     const response = await fetch(`${promUrl}${path}`, { signal: AbortSignal.timeout(5000) });
@@ -75,19 +71,12 @@ describe('Prometheus scrapes the server and discovers instances', () => {
     writeFileSync(join(dir, 'prometheus.yml'), config);
     const port = await freePort();
     promUrl = `http://127.0.0.1:${port}`;
-    prometheus = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const said: string[] = [];
-    for (const stream of [prometheus.stdout!, prometheus.stderr!]) stream.on('data', (d) => said.push(...String(d).trimEnd().split('\n').map((l) => `[prometheus] ${l}`)));
-    prometheus.once('exit', () => cluster.output.push(...said.slice(-40)));
+    prometheus = new Daemon('prometheus', 'prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], cluster.output);
     await until('prometheus to be ready', async () => (await fetch(`${promUrl}/-/ready`)).ok, 30_000);
   });
 
   after(async () => {
-    if (prometheus?.pid && prometheus.exitCode === null) {
-      const exited = new Promise((resolve) => prometheus!.once('exit', resolve));
-      process.kill(prometheus.pid, 'SIGTERM');
-      await exited;
-    }
+    await prometheus?.stop();
     await cluster.api('DELETE', `/v1/apps/${app}`).catch(() => {});
     await cluster.close();
   });
