@@ -68,6 +68,9 @@ entrypoints:
 
     let rules = replaced(RULES_EXAMPLE, 'http://alertmanager:9093', amUrl, 1, 'examples/alert-rules.yaml');
     rules = replaced(rules, 'resendEvery: 1m', 'resendEvery: 2s', 1, 'examples/alert-rules.yaml');
+    // Another name of this server than the address it listens on (http://127.0.0.1:port): the links must take it.
+    cluster.port = await freePort();
+    rules = replaced(rules, 'https://gantry.example.com', `http://localhost:${cluster.port}`, 1, 'examples/alert-rules.yaml');
     writeFileSync(join(cluster.dir, 'alert-rules.yaml'), rules);
     await cluster.startServer({ extra: ['--alert-rules', join(cluster.dir, 'alert-rules.yaml')] });
     await cluster.startAgent({ name: node, portRange: '33100-33109', dockerSocket: join(cluster.dir, 'none.sock'), extra: ['--sample-interval', '1s'] });
@@ -95,7 +98,7 @@ entrypoints:
     assert.deepEqual(alert.labels, { alertname: 'memory', severity: 'critical', app, env: 'default', entry: 'hog', team: 'default' });
     assert.match(alert.annotations.summary, new RegExp(`^${app}/hog: an instance uses [\\d.]+% of the memory limit \\(above 50%\\)$`));
     assert.ok(alert.annotations.description.includes(`gantry alerts --app ${app}`), alert.annotations.description);
-    assert.equal(alert.generatorURL, `${cluster.url}/v1/alerts?app=${app}`);
+    assert.equal(alert.generatorURL, `http://localhost:${cluster.port}/v1/alerts?app=${app}`);
     assert.ok(Date.now() - Date.parse(alert.startsAt) < 90_000, alert.startsAt);
     const share = Number(/([\d.]+)%/.exec(alert.annotations.value)![1]);
     assert.ok(share > 50 && share < 100, `memory share ${share}%`);

@@ -324,5 +324,7 @@ describe('alert rules file', () => {
     assert.throws(() => parseAlertRules('rules:\n  - nodeDown: {}\n    notify: [nobody]\n', 'x.yaml'), /rules\[0\]\.notify: no receiver named "nobody"/);
     assert.throws(() => parseAlertRules('receivers:\n  hook: { url: "http://x.example/", resendEvery: 1m }\n', 'r.yaml'), /receivers\.hook\.resendEvery \(line 2\): only for format: alertmanager-api/);
     assert.throws(() => parseAlertRules('receivers:\n  am: { url: "http://am:9093", format: alertmanager-api, resendEvery: 10ms }\n', 'r.yaml'), /receivers\.am\.resendEvery \(line 2\): at least 1s/);
+    assert.equal(parseAlertRules('externalUrl: https://gantry.example.com/\n', 'r.yaml').externalUrl, 'https://gantry.example.com');
+    assert.throws(() => parseAlertRules('externalUrl: gantry.example.com\n', 'r.yaml'), /externalUrl \(line 1\): expected an http\(s\) URL/);
   });
 });

@@ -68,15 +68,17 @@ const headerValue = z.string().max(4096, 'at most 4096 characters').regex(/^[\x2
 /** How often an Alertmanager is told again of an alert still firing, unless a receiver says: Prometheus' default. */
 export const DEFAULT_RESEND_MS = 60_000;
 
+const httpUrl = z
+  .string()
+  .max(2048, 'at most 2048 characters')
+  .url('expected an http(s) URL')
+  .refine((u) => /^https?:/.test(u), 'expected an http(s) URL')
+  // Credentials in a URL end up in logs and in `ps`; headers are the place for them.
+  .refine((u) => !/^https?:\/\/[^/]*@/.test(u), 'no credentials in the URL: put a token in headers');
+
 export const Receiver = z
   .strictObject({
-    url: z
-      .string()
-      .max(2048, 'at most 2048 characters')
-      .url('expected an http(s) URL')
-      .refine((u) => /^https?:/.test(u), 'expected an http(s) URL')
-      // Credentials in a URL end up in logs and in `ps`; headers are the place for them.
-      .refine((u) => !/^https?:\/\/[^/]*@/.test(u), 'no credentials in the URL: put a token in headers'),
+    url: httpUrl,
     /**
      * json: Gantry's own body; alertmanager: the body of Alertmanager's webhook (for what reads
      * those); alertmanager-api: the alert pushed to an Alertmanager's /api/v2/alerts (url is the
@@ -97,6 +99,8 @@ export const AlertRulesFile = z.strictObject({
   rules: z.array(ClusterAlertRule).max(100, 'at most 100 rules').optional(),
   /** Receivers every app rule notifies when it names none (an operator's catch-all). */
   defaultNotify: z.array(receiverName).max(MAX_NOTIFY).default([]),
+  /** The address people reach this server at, for the links alerts carry (default: the address it listens on). */
+  externalUrl: httpUrl.transform((u) => u.replace(/\/+$/, '')).optional(),
 });
 export type AlertRulesFile = z.output<typeof AlertRulesFile>;
 

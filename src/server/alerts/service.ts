@@ -23,6 +23,8 @@ export interface AlertConfig {
   rules: readonly ClusterAlertRule[];
   receivers: Record<string, Receiver>;
   defaultNotify: readonly string[];
+  /** Where people reach the server, for links in notifications. */
+  externalUrl?: string;
 }
 
 /** Silences kept at most: each is a line an operator or developer wrote. */
