@@ -2,8 +2,10 @@
 // from the configurations docs/observability.md shows (examples/alert-rules.yaml and
 // examples/alertmanager.yml, read here so they cannot drift): a real agent runs a process that
 // holds most of its memory limit, the app's `memory` rule fires, Gantry pushes the alert to the
-// Alertmanager's /api/v2/alerts, and the Alertmanager routes it by its severity to the webhook
-// receiver this test runs; pushed again while it fires; fixed, the resolve goes the same way.
+// Alertmanager's /api/v2/alerts, and the Alertmanager routes it by its severity (critical: the
+// pager) to the webhook receiver this test runs; pushed again while it fires; fixed, the resolve
+// goes the same way. An entry whose health checks fail until a file exists fires `healthy`
+// (a warning: chat), and resolves once the checks pass.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -27,26 +29,35 @@ describe('an Alertmanager routes the alerts Gantry pushes to it', () => {
   const receiver = new WebhookReceiver();
   let alertmanager: Daemon | undefined;
   let amUrl = '';
+  const gateOpen = join(cluster.dir, 'gate-open');
   // Fires above 50% of the 128 MiB limit: node holding 80 MiB does (its cgroup counts ~6 MiB more), node alone does not.
+  // The gate's instances stay `starting` (not healthy) until the file exists.
   const spec = (command: string) => `app: ${app}
 alerts:
   - memory: { above: 50%, for: 2s }
     entry: hog
     severity: critical
+  - healthy: { below: 50%, for: 1s }
+    entry: gate
 entrypoints:
   hog:
     command: [node, -e, '${command}']
     resources: { cpu: 0.2, memory: 128Mi }
+  gate:
+    command: [sleep, '100000']
+    replicas: 2
+    resources: { cpu: 0.05, memory: 16Mi }
+    health: { exec: { command: [test, -e, '${gateOpen}'] }, interval: 1s, retries: 100 }
 `;
   const apply = async (command: string) => {
     const applied = await cluster.cli(['apply', '-f', '-', '--timeout', '60s', '--no-wait'], { input: spec(command) });
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);
   };
-  /** What the Alertmanager delivered to the test's receivers about this app. */
-  const delivered = (path: string, status: string) => receiver.received.filter((r) => r.path === path && r.body.status === status && r.body.alerts.some((a: { labels: Record<string, string> }) => a.labels.app === app));
-  const firstDelivered = async (status: 'firing' | 'resolved') => (await until(`the Alertmanager to deliver the ${status} alert`, () => delivered('/alertmanager', status)[0], 90_000)).body;
+  /** What the Alertmanager delivered to the test's receivers about this app's rule (both receivers' URLs are the test's). */
+  const delivered = (rule: string, status: string) => receiver.received.filter((r) => r.path === '/alertmanager' && r.body.status === status && r.body.alerts.some((a: { labels: Record<string, string> }) => a.labels.app === app && a.labels.alertname === rule));
+  const firstDelivered = async (rule: string, status: 'firing' | 'resolved') => (await until(`the Alertmanager to deliver the ${status} ${rule} alert`, () => delivered(rule, status)[0], 90_000)).body;
   const held = async (): Promise<HeldAlert[]> => {
-    const answer = await fetch(`${amUrl}/api/v2/alerts?filter=${encodeURIComponent(`app="${app}"`)}`, { signal: AbortSignal.timeout(5000) });
+    const answer = await fetch(`${amUrl}/api/v2/alerts?filter=${encodeURIComponent(`app="${app}"`)}&filter=alertname%3D%22memory%22`, { signal: AbortSignal.timeout(5000) });
     assert.equal(answer.status, 200);
     return (await answer.json()) as HeldAlert[];
   };
@@ -91,7 +102,7 @@ entrypoints:
 
   test("an instance above its memory share fires; the Alertmanager routes it by severity with Gantry's labels", async () => {
     await apply('globalThis.held = Buffer.alloc(80 * 1024 * 1024, 1); setInterval(() => {}, 1e6)');
-    const body = await firstDelivered('firing');
+    const body = await firstDelivered('memory', 'firing');
     assert.equal(body.receiver, 'pager', 'critical alerts page');
     assert.equal(body.alerts.length, 1);
     const alert = body.alerts[0];
@@ -102,9 +113,9 @@ entrypoints:
     assert.ok(Date.now() - Date.parse(alert.startsAt) < 90_000, alert.startsAt);
     const share = Number(/([\d.]+)%/.exec(alert.annotations.value)![1]);
     assert.ok(share > 50 && share < 100, `memory share ${share}%`);
-    const usage = (await cluster.api('GET', `/v1/usage?app=${app}&history=false`)) as { instances: { latest: { memoryBytes: number } | null }[] };
-    assert.ok(usage.instances[0]!.latest!.memoryBytes > 80 * MiB, 'the process holds what it allocated');
-    assert.equal(receiver.received.filter((r) => r.body.receiver === 'chat' && JSON.stringify(r.body).includes(app)).length, 0, 'not sent to chat too');
+    const usage = (await cluster.api('GET', `/v1/usage?app=${app}&history=false`)) as { instances: { entry: string; latest: { memoryBytes: number } | null }[] };
+    assert.ok(usage.instances.find((i) => i.entry === 'hog')!.latest!.memoryBytes > 80 * MiB, 'the process holds what it allocated');
+    assert.ok(receiver.received.every((r) => r.body.receiver === 'pager' || !r.body.alerts.some((a: { labels: Record<string, string> }) => a.labels.alertname === 'memory')), 'not sent to chat too');
   });
 
   test('a firing alert is pushed again, its end moving ahead, and delivered once', async () => {
@@ -119,17 +130,30 @@ entrypoints:
     const validFor = Date.parse(again.endsAt) - Date.parse(again.updatedAt);
     assert.ok(validFor > 5000 && validFor <= 8100, `endsAt ${validFor} ms after the push`);
     assert.equal(again.startsAt, first!.startsAt, 'the same alert, not a new one');
-    assert.equal(delivered('/alertmanager', 'firing').length, 1, 'pushes are not new notifications');
+    assert.equal(delivered('memory', 'firing').length, 1, 'pushes are not new notifications');
   });
 
   test('fixed, the resolve reaches the Alertmanager and its receiver', async () => {
     await apply('setInterval(() => {}, 1e6)');
-    const body = await firstDelivered('resolved');
+    const body = await firstDelivered('memory', 'resolved');
     const alert = body.alerts[0];
     assert.equal(body.receiver, 'pager');
     assert.equal(alert.status, 'resolved');
     assert.ok(Date.parse(alert.endsAt) >= Date.parse(alert.startsAt) && Date.parse(alert.endsAt) <= Date.now(), `ends ${alert.endsAt}`);
     const { alerts } = (await cluster.api('GET', `/v1/alerts?app=${app}`)) as { alerts: Alert[] };
-    assert.equal(alerts[0]?.state, 'resolved');
+    assert.equal(alerts.find((a) => a.rule === 'memory')?.state, 'resolved');
+  });
+
+  test('an entry below its healthy share fires a warning, which goes to chat; healthy again, it resolves', async () => {
+    const firing = await firstDelivered('healthy', 'firing');
+    assert.equal(firing.receiver, 'chat');
+    assert.deepEqual(firing.alerts[0].labels, { alertname: 'healthy', severity: 'warning', app, env: 'default', entry: 'gate', team: 'default' });
+    assert.equal(firing.alerts[0].annotations.summary, `${app}/gate: 0/2 healthy (0%), below 50%`);
+    writeFileSync(gateOpen, '');
+    const resolved = await firstDelivered('healthy', 'resolved');
+    assert.equal(resolved.receiver, 'chat');
+    assert.equal(resolved.alerts[0].status, 'resolved');
+    const { alerts } = (await cluster.api('GET', `/v1/alerts?app=${app}`)) as { alerts: Alert[] };
+    assert.equal(alerts.find((a) => a.rule === 'healthy')?.state, 'resolved');
   });
 });
