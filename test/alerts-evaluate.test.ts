@@ -1,6 +1,7 @@
 // The alert evaluator without I/O: conditions over time in, states and notifications out, with an
 // injected clock. Then the counter history behind "restarts > 3 in 10m", the rule schemas, and the
-// notifier against a real HTTP receiver (a plain node:http server) that refuses before it takes.
+// notifier against a real HTTP receiver (a plain node:http server) that refuses before it takes,
+// for webhooks and for pushes to an Alertmanager's API.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
@@ -227,6 +228,76 @@ describe('notifier', () => {
   });
 });
 
+describe('pushing to an Alertmanager (format alertmanager-api)', () => {
+  test('the newest state replaces one waiting, and a firing alert is pushed again every resendEvery', async () => {
+    const bodies: { path: string; body: any; at: number }[] = [];
+    let refused = 0;
+    const receiver = createServer((req: IncomingMessage, res) => {
+      let text = '';
+      req.on('data', (c) => (text += c));
+      req.on('end', () => {
+        if (refused++ === 0) return void res.writeHead(503).end();
+        bodies.push({ path: req.url!, body: JSON.parse(text), at: Date.now() });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const port = (receiver.address() as AddressInfo).port;
+    const store = openStore('sqlite::memory:');
+    const receivers = AlertRulesFile.parse({ receivers: { am: { url: `http://127.0.0.1:${port}/am/`, format: 'alertmanager-api', resendEvery: '1s' } } }).receivers;
+    const notifier = new Notifier(new Map(Object.entries(receivers)), new EventLog(store), { initialDelayMs: 300, externalUrl: 'http://gantry:7070' });
+    const waitFor = async (probe: () => boolean) => {
+      while (!probe()) await new Promise((r) => setTimeout(r, 10));
+    };
+    try {
+      const t0 = Date.now();
+      const fired = evaluate([cond(true, { forMs: 0, notify: ['am'] })], new Map(), [], t0);
+      notifier.send(fired.notifications);
+      await waitFor(() => refused === 1);
+      await new Promise((r) => setTimeout(r, 20));
+      // Resolved while the refused firing push waits for its retry: only the resolve goes.
+      notifier.send(evaluate([cond(false, { notify: ['am'] })], fired.alerts, [], t0 + 100).notifications);
+      await waitFor(() => notifier.counts.sent === 1);
+      assert.equal(bodies.length, 1);
+      assert.equal(bodies[0]!.path, '/am/api/v2/alerts');
+      assert.deepEqual(bodies[0]!.body, [{
+        labels: { alertname: 'healthy', severity: 'warning', app: 'web', entry: 'api', team: 't' },
+        annotations: { summary: 'web/api', description: `Gantry rule healthy (warning), firing since ${new Date(t0).toISOString()}: web/api. \`gantry alerts --app web\` lists it; \`gantry events\` says what happened.`, value: '2/2 healthy' },
+        startsAt: new Date(t0).toISOString(),
+        endsAt: new Date(t0 + 100).toISOString(),
+        generatorURL: 'http://gantry:7070/v1/alerts?app=web',
+      }]);
+      await new Promise((r) => setTimeout(r, 400)); // past the refused push's retry: it is not sent after the resolve
+      assert.equal(bodies.length, 1);
+      assert.equal(notifier.waiting, 0);
+
+      const t1 = Date.now();
+      const again = evaluate([cond(true, { forMs: 0, notify: ['am'] })], new Map(), [], t1);
+      notifier.send(again.notifications);
+      const firing = [...again.alerts.values()];
+      notifier.resend(firing, t1 + 500);
+      await waitFor(() => notifier.counts.sent === 2);
+      notifier.resend(firing, t1 + 999);
+      notifier.resend(firing, t1 + 1000);
+      await waitFor(() => notifier.counts.sent === 3);
+      for (const push of bodies.slice(1)) {
+        const validFor = Date.parse(push.body[0].endsAt) - push.at;
+        assert.ok(validFor > 2500 && validFor <= 4000, `endsAt ${validFor} ms ahead: 4 × resendEvery`);
+      }
+      // Left out of resend (resolved, silenced, gone): pushed no more.
+      notifier.resend([], t1 + 1500);
+      notifier.resend(firing.map((a) => ({ ...a, notify: [] })), t1 + 5000);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(notifier.counts.sent, 3);
+      assert.equal(notifier.waiting, 0);
+    } finally {
+      notifier.close();
+      receiver.close();
+      await store.close();
+    }
+  });
+});
+
 describe('alert rules file', () => {
   test('the default cluster rules without a file; a bad file names each field and its line', () => {
     const defaults = parseAlertRules('{}', 'empty.yaml');
@@ -251,5 +322,9 @@ describe('alert rules file', () => {
     assert.match(message, /rules\[1\]\.diskFull \(line 5\): unknown field/);
     assert.match(message, /bogus \(line 6\): unknown field/);
     assert.throws(() => parseAlertRules('rules:\n  - nodeDown: {}\n    notify: [nobody]\n', 'x.yaml'), /rules\[0\]\.notify: no receiver named "nobody"/);
+    assert.throws(() => parseAlertRules('receivers:\n  hook: { url: "http://x.example/", resendEvery: 1m }\n', 'r.yaml'), /receivers\.hook\.resendEvery \(line 2\): only for format: alertmanager-api/);
+    assert.throws(() => parseAlertRules('receivers:\n  am: { url: "http://am:9093", format: alertmanager-api, resendEvery: 10ms }\n', 'r.yaml'), /receivers\.am\.resendEvery \(line 2\): at least 1s/);
+    assert.equal(parseAlertRules('externalUrl: https://gantry.example.com/\n', 'r.yaml').externalUrl, 'https://gantry.example.com');
+    assert.throws(() => parseAlertRules('externalUrl: gantry.example.com\n', 'r.yaml'), /externalUrl \(line 1\): expected an http\(s\) URL/);
   });
 });

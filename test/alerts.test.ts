@@ -5,25 +5,22 @@
 // and nobody is told. A restarted server does not tell again. A member of another team sees no alert of the app and may not silence it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestCluster, until } from './helpers/cluster.js';
 import { jsonCaller, signedInUsers } from './helpers/api.js';
+import { WebhookReceiver } from './helpers/daemons.js';
 import type { Alert } from '../src/server/alerts/evaluate.js';
 
 const PASSWORD = 'alerts test password';
-
-interface Received { path: string; body: any }
 
 describe('alerts: restarts fire, resolve and can be silenced', () => {
   const cluster = new TestCluster();
   const app = `crash-${cluster.id}`;
   const node = `alerts-${cluster.id}`;
   const call = jsonCaller(() => cluster.url);
-  const received: Received[] = [];
-  let receiver: Server;
+  const receiver = new WebhookReceiver();
+  const { received } = receiver;
   let people: Record<string, string> = {};
   const spec = (command: string) => `app: ${app}
 team: crashers
@@ -48,16 +45,7 @@ entrypoints:
   const got = (path: string, status: string) => received.filter((r) => r.path === path && (r.body.status === status));
 
   before(async () => {
-    receiver = createServer((req, res) => {
-      let text = '';
-      req.on('data', (c) => (text += c));
-      req.on('end', () => {
-        received.push({ path: req.url!, body: JSON.parse(text) });
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-    const port = (receiver.address() as AddressInfo).port;
+    const { port } = await receiver.start();
     const rules = join(cluster.dir, 'alert-rules.yaml');
     writeFileSync(rules, `receivers:
   plain: { url: "http://127.0.0.1:${port}/plain" }

@@ -1,13 +1,14 @@
 // A real Prometheus (Debian's 2.42) against a real Gantry server and agent (process runtime, no
-// Docker): it scrapes the server's /metrics and discovers the instances through Gantry's HTTP SD
-// with the configuration the docs show (examples/prometheus.yml, read here so the two cannot
-// drift), as an operator's scoped token. Asked through Prometheus' own HTTP API.
+// Docker): it scrapes the server's /metrics and what the instances use (/v1/metrics/instances),
+// and discovers the instances through Gantry's HTTP SD, with the configuration the docs show
+// (examples/prometheus.yml, read here so the two cannot drift), as an operator's scoped token.
+// Asked through Prometheus' own HTTP API.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestCluster, freePort, until } from './helpers/cluster.js';
+import { Daemon, replaced as replacedIn } from './helpers/daemons.js';
 import type { AppDetailResponse } from '../src/model/api.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -16,18 +17,14 @@ const PASSWORD = 'prometheus test password';
 
 interface Target { scrapePool: string; labels: Record<string, string>; health: string; lastError: string }
 
-/** `text` with every `from` replaced, insisting it occurs `times` times (the example changed: fix the test with it). */
-function replaced(text: string, from: string, to: string, times: number): string {
-  assert.equal(text.split(from).length - 1, times, `examples/prometheus.yml should hold "${from}" ${times} time(s)`);
-  return text.replaceAll(from, to);
-}
+const replaced = (text: string, from: string, to: string, times: number) => replacedIn(text, from, to, times, 'examples/prometheus.yml');
 
 describe('Prometheus scrapes the server and discovers instances', () => {
   const cluster = new TestCluster();
   const app = `prom-${cluster.id}`;
   const node = `prom-${cluster.id}`;
   let token = '';
-  let prometheus: ChildProcess | undefined;
+  let prometheus: Daemon | undefined;
   let promUrl = '';
   const prom = async <T>(path: string): Promise<T> => {
     const response = await fetch(`${promUrl}${path}`, { signal: AbortSignal.timeout(5000) });
@@ -38,12 +35,12 @@ describe('Prometheus scrapes the server and discovers instances', () => {
 
   before(async () => {
     await cluster.startServer();
-    await cluster.startAgent({ name: node, portRange: '31800-31849', dockerSocket: join(cluster.dir, 'no-docker.sock') });
-    // The token the docs say to make: an operator's personal token narrowed to reading the cluster and discovery.
+    await cluster.startAgent({ name: node, portRange: '31800-31849', dockerSocket: join(cluster.dir, 'no-docker.sock'), extra: ['--sample-interval', '1s'] });
+    // The token the docs say to make: an operator's personal token narrowed to reading the cluster, discovery and instances.
     await cluster.api('POST', '/v1/users', { name: 'monitor', password: PASSWORD, role: 'operator' });
     const login = await fetch(`${cluster.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'monitor', password: PASSWORD }) });
     const session = ((await login.json()) as { token: string }).token;
-    const made = await fetch(`${cluster.url}/v1/me/tokens`, { method: 'POST', headers: { authorization: `Bearer ${session}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'prometheus', scope: ['cluster:read', 'discovery:read'] }) });
+    const made = await fetch(`${cluster.url}/v1/me/tokens`, { method: 'POST', headers: { authorization: `Bearer ${session}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'prometheus', scope: ['cluster:read', 'discovery:read', 'instance:read'] }) });
     assert.equal(made.status, 201, await made.clone().text());
     token = ((await made.json()) as { token: string }).token;
 
@@ -66,26 +63,20 @@ describe('Prometheus scrapes the server and discovers instances', () => {
     const dir = join(cluster.dir, 'prometheus');
     mkdirSync(join(dir, 'data'), { recursive: true });
     writeFileSync(join(dir, 'gantry.token'), token, { mode: 0o600 });
-    let config = replaced(EXAMPLE, 'gantry:7070', `127.0.0.1:${cluster.port}`, 2);
-    config = replaced(config, '/etc/prometheus/gantry.token', join(dir, 'gantry.token'), 2);
+    let config = replaced(EXAMPLE, 'gantry:7070', `127.0.0.1:${cluster.port}`, 3);
+    config = replaced(config, '/etc/prometheus/gantry.token', join(dir, 'gantry.token'), 3);
     config = replaced(config, 'scrape_interval: 15s', 'scrape_interval: 1s', 1);
+    config = replaced(config, 'scrape_interval: 10s', 'scrape_interval: 1s', 1);
     config = replaced(config, 'refresh_interval: 30s', 'refresh_interval: 1s', 1);
     writeFileSync(join(dir, 'prometheus.yml'), config);
     const port = await freePort();
     promUrl = `http://127.0.0.1:${port}`;
-    prometheus = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const said: string[] = [];
-    for (const stream of [prometheus.stdout!, prometheus.stderr!]) stream.on('data', (d) => said.push(...String(d).trimEnd().split('\n').map((l) => `[prometheus] ${l}`)));
-    prometheus.once('exit', () => cluster.output.push(...said.slice(-40)));
+    prometheus = new Daemon('prometheus', 'prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], cluster.output);
     await until('prometheus to be ready', async () => (await fetch(`${promUrl}/-/ready`)).ok, 30_000);
   });
 
   after(async () => {
-    if (prometheus?.pid && prometheus.exitCode === null) {
-      const exited = new Promise((resolve) => prometheus!.once('exit', resolve));
-      process.kill(prometheus.pid, 'SIGTERM');
-      await exited;
-    }
+    await prometheus?.stop();
     await cluster.api('DELETE', `/v1/apps/${app}`).catch(() => {});
     await cluster.close();
   });
@@ -147,5 +138,24 @@ describe('Prometheus scrapes the server and discovers instances', () => {
       assert.equal(target.labels.node, node);
       assert.equal(target.labels.job, 'gantry-instances');
     }
+  });
+
+  test("Prometheus scrapes what the instances use, each series with Gantry's labels", async () => {
+    const { instances } = (await cluster.api('GET', `/v1/apps/${app}`)) as AppDetailResponse;
+    const query = encodeURIComponent(`gantry_instance_memory_bytes{app="${app}"}`);
+    const series = await until("both instances' memory series in Prometheus", async () => {
+      const { result } = await prom<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(`/api/v1/query?query=${query}`);
+      return result.length === 2 ? result : undefined;
+    }, 60_000);
+    for (const { metric, value } of series) {
+      const instance = instances.find((i) => i.id === metric.instance);
+      assert.ok(instance, `series of an instance the app does not have: ${JSON.stringify(metric)}`);
+      // honor_labels: Gantry's `instance` stays the instance id (not the scrape target), and nothing is renamed exported_*.
+      assert.deepEqual(metric, { __name__: 'gantry_instance_memory_bytes', job: 'gantry-usage', app, env: 'default', entry: 'web', instance: instance.id, node, team: 'default' });
+      // A node process serving HTTP holds megabytes, well under its 64 MiB limit.
+      assert.ok(Number(value[1]) > 1024 * 1024 && Number(value[1]) < 64 * 1024 * 1024, `memory of ${metric.instance}: ${value[1]}`);
+    }
+    const limit = await prom<{ result: { value: [number, string] }[] }>(`/api/v1/query?query=${encodeURIComponent(`gantry_instance_memory_limit_bytes{app="${app}",entry="web"}`)}`);
+    assert.deepEqual(limit.result.map((r) => r.value[1]), [String(64 * 1024 * 1024), String(64 * 1024 * 1024)]);
   });
 });

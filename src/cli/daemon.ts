@@ -308,7 +308,7 @@ function serverOptions(command: Command): Command {
     .option('--redis-url <url>', 'publish registry and instance changes to Redis pub/sub (redis://host:port)')
     .option('--renderer <file.yaml>', 'render a file (nginx upstreams, ...) from the registry on every change (repeatable)', collect, [])
     .option('--inspect-policy <file.yaml>', 'the checks agents run on their nodes and their thresholds (gantry node inspect; docs/observability.md); default: the built-in policy')
-    .option('--alert-rules <file.yaml>', 'cluster alert rules and the webhook receivers alerts are sent to (gantry alerts; docs/observability.md); default: the built-in rules, no receivers')
+    .option('--alert-rules <file.yaml>', 'cluster alert rules and the receivers alerts are sent to: webhooks, Alertmanagers (gantry alerts; docs/observability.md); default: the built-in rules, no receivers')
     .option('--dns-port <port>', 'serve DNS (UDP and TCP) for registered endpoints on this port')
     .option('--dns-host <address>', 'address the DNS server listens on', '127.0.0.1')
     .option('--dns-domain <domain>', 'the DNS zone: names are <entry>.<app>.<env>.<domain>', 'gantry.local')

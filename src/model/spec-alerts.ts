@@ -65,17 +65,33 @@ export type ClusterAlertRule = z.output<typeof ClusterAlertRule>;
 const headerName = z.string().regex(/^[A-Za-z0-9-]{1,100}$/, 'a header name such as X-Token');
 const headerValue = z.string().max(4096, 'at most 4096 characters').regex(/^[\x20-\x7e]*$/, 'visible ASCII characters only');
 
-export const Receiver = z.strictObject({
-  url: z
-    .string()
-    .max(2048, 'at most 2048 characters')
-    .url('expected an http(s) URL')
-    .refine((u) => /^https?:/.test(u), 'expected an http(s) URL')
-    // Credentials in a URL end up in logs and in `ps`; headers are the place for them.
-    .refine((u) => !/^https?:\/\/[^/]*@/.test(u), 'no credentials in the URL: put a token in headers'),
-  format: z.enum(['json', 'alertmanager']).default('json'),
-  headers: z.record(headerName, headerValue).refine((h) => Object.keys(h).length <= 20, 'at most 20 headers').default({}),
-});
+/** How often an Alertmanager is told again of an alert still firing, unless a receiver says: Prometheus' default. */
+export const DEFAULT_RESEND_MS = 60_000;
+
+const httpUrl = z
+  .string()
+  .max(2048, 'at most 2048 characters')
+  .url('expected an http(s) URL')
+  .refine((u) => /^https?:/.test(u), 'expected an http(s) URL')
+  // Credentials in a URL end up in logs and in `ps`; headers are the place for them.
+  .refine((u) => !/^https?:\/\/[^/]*@/.test(u), 'no credentials in the URL: put a token in headers');
+
+export const Receiver = z
+  .strictObject({
+    url: httpUrl,
+    /**
+     * json: Gantry's own body; alertmanager: the body of Alertmanager's webhook (for what reads
+     * those); alertmanager-api: the alert pushed to an Alertmanager's /api/v2/alerts (url is the
+     * Alertmanager's), re-sent while it fires, as Prometheus does.
+     */
+    format: z.enum(['json', 'alertmanager', 'alertmanager-api']).default('json'),
+    headers: z.record(headerName, headerValue).refine((h) => Object.keys(h).length <= 20, 'at most 20 headers').default({}),
+    /** alertmanager-api: how often a firing alert is pushed again (its endsAt is 4 times that ahead). */
+    resendEvery: window.pipe(z.number().min(1000, 'at least 1s').max(3_600_000, 'at most 1h')).optional(),
+  })
+  .superRefine((receiver, ctx) => {
+    if (receiver.resendEvery !== undefined && receiver.format !== 'alertmanager-api') ctx.addIssue({ code: 'custom', path: ['resendEvery'], message: 'only for format: alertmanager-api (the other formats are sent once per change)' });
+  });
 export type Receiver = z.output<typeof Receiver>;
 
 export const AlertRulesFile = z.strictObject({
@@ -83,6 +99,8 @@ export const AlertRulesFile = z.strictObject({
   rules: z.array(ClusterAlertRule).max(100, 'at most 100 rules').optional(),
   /** Receivers every app rule notifies when it names none (an operator's catch-all). */
   defaultNotify: z.array(receiverName).max(MAX_NOTIFY).default([]),
+  /** The address people reach this server at, for the links alerts carry (default: the address it listens on). */
+  externalUrl: httpUrl.transform((u) => u.replace(/\/+$/, '')).optional(),
 });
 export type AlertRulesFile = z.output<typeof AlertRulesFile>;
 

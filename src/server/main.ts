@@ -180,6 +180,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const users = new UserService(store, auth, events);
   const inspections = new InspectionService(store, events, options.inspectPolicy ?? loadInspectPolicy());
   agents.useInspections(inspections);
+  const alertConfig = options.alertRules ?? loadAlertRules();
   const ctx: ApiContext = {
     state, events, agents, catalog, registry, store, apps, replicas, auth, registryLogins, streams: new StreamCounter(), metrics,
     users,
@@ -199,7 +200,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     configs: teamConfigs,
     inspections,
     usage,
-    alerts: new AlertService(store, state, events, usage, inspections, options.alertRules ?? loadAlertRules(), GANTRY_VERSION, { externalUrl: `${options.tls ? 'https' : 'http'}://${options.host ?? '127.0.0.1'}:${options.port ?? 7070}`, ...options.alertNotifier }),
+    alerts: new AlertService(store, state, events, usage, inspections, alertConfig, GANTRY_VERSION, { externalUrl: alertConfig.externalUrl ?? `${options.tls ? 'https' : 'http'}://${options.host ?? '127.0.0.1'}:${options.port ?? 7070}`, ...options.alertNotifier }),
   };
   apps.approvals = ctx.approvals;
   await ctx.teams.ensureDefaultTeam();

@@ -2,10 +2,15 @@
 // never holds up evaluation. Each delivery is retried with doubling delays and given up after
 // a while with an event; the queue is bounded, and when it is full the oldest delivery is
 // dropped (and said so), so a dead receiver cannot grow the server's memory.
+//
+// An Alertmanager (format alertmanager-api) holds alerts' state rather than a stream of changes:
+// a firing alert is pushed again every resend interval (its endsAt moving ahead, so one Gantry
+// stops telling about resolves by itself), and a newer state replaces one still waiting to be
+// sent, so a late firing push can never follow the resolve.
 import type { Receiver } from '../../model/spec-alerts.js';
 import type { EventLog } from '../services/events.js';
-import type { Notification } from './evaluate.js';
-import { notificationBody } from './bodies.js';
+import type { Alert, Notification } from './evaluate.js';
+import { deliveryUrl, keepsState, notificationBody, resendMs } from './bodies.js';
 
 export interface NotifierOptions {
   maxQueue?: number;
@@ -24,6 +29,8 @@ interface Delivery {
   queuedAt: number;
   attempts: number;
   dueAt: number;
+  /** Being sent now: its body is made, so a newer state must wait behind it, not replace it. */
+  sending?: boolean;
 }
 
 export class Notifier {
@@ -32,6 +39,8 @@ export class Notifier {
   private timer: NodeJS.Timeout | undefined;
   private sending = false;
   private closed = false;
+  /** For receivers that keep state: when each firing alert was last queued for them, by receiver and key. */
+  private readonly pushedAt = new Map<string, number>();
   /** Deliveries that succeeded, failed for good and were dropped: for tests and metrics. */
   readonly counts = { sent: 0, failed: 0, dropped: 0 };
 
@@ -51,14 +60,30 @@ export class Notifier {
           this.events.note({ level: 'warning', type: 'alert.notify_failed', app: notification.alert.labels.app, message: `alert ${notification.alert.key}: no receiver named "${receiver}" in the server's alert rules file`, data: { receiver, alert: notification.alert.key } });
           continue;
         }
-        if (this.queue.length >= this.o.maxQueue) {
-          const dropped = this.queue.shift()!;
-          this.counts.dropped++;
-          this.events.note({ level: 'warning', type: 'alert.notify_failed', app: dropped.notification.alert.labels.app, message: `alert ${dropped.notification.alert.key}: notification to ${dropped.receiver} dropped: ${this.o.maxQueue} notifications waiting`, data: { receiver: dropped.receiver, alert: dropped.notification.alert.key } });
-        }
-        this.queue.push({ receiver, notification, queuedAt: now, attempts: 0, dueAt: now });
+        this.enqueue(receiver, notification, now);
       }
     }
+    this.kick();
+  }
+
+  /**
+   * Called after each evaluation with the alerts firing and told (not silenced): each is pushed
+   * again to the receivers that keep state once their resend interval has passed since the last
+   * push. An alert left out (resolved, silenced, gone) is pushed no more.
+   */
+  resend(firing: readonly Alert[], now = Date.now()): void {
+    const current = new Set<string>();
+    for (const alert of firing) {
+      for (const name of alert.notify) {
+        const receiver = this.receivers.get(name);
+        if (!receiver || !keepsState(receiver)) continue;
+        const key = `${name}\n${alert.key}`;
+        current.add(key);
+        const last = this.pushedAt.get(key);
+        if (last === undefined || now - last >= resendMs(receiver)) this.enqueue(name, { status: 'firing', alert }, now);
+      }
+    }
+    for (const key of this.pushedAt.keys()) if (!current.has(key)) this.pushedAt.delete(key);
     this.kick();
   }
 
@@ -70,6 +95,26 @@ export class Notifier {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+  }
+
+  private enqueue(receiver: string, notification: Notification, now: number): void {
+    if (keepsState(this.receivers.get(receiver)!)) {
+      const key = `${receiver}\n${notification.alert.key}`;
+      if (notification.status === 'firing') this.pushedAt.set(key, now);
+      else this.pushedAt.delete(key);
+      // The newest state replaces one still waiting, keeping its place in the retries (and the time it has been failing).
+      const waiting = this.queue.find((d) => !d.sending && d.receiver === receiver && d.notification.alert.key === notification.alert.key);
+      if (waiting) {
+        waiting.notification = notification;
+        return;
+      }
+    }
+    if (this.queue.length >= this.o.maxQueue) {
+      const dropped = this.queue.shift()!;
+      this.counts.dropped++;
+      this.events.note({ level: 'warning', type: 'alert.notify_failed', app: dropped.notification.alert.labels.app, message: `alert ${dropped.notification.alert.key}: notification to ${dropped.receiver} dropped: ${this.o.maxQueue} notifications waiting`, data: { receiver: dropped.receiver, alert: dropped.notification.alert.key } });
+    }
+    this.queue.push({ receiver, notification, queuedAt: now, attempts: 0, dueAt: now });
   }
 
   private kick(): void {
@@ -87,7 +132,14 @@ export class Notifier {
       const now = Date.now();
       const due = this.queue.filter((d) => d.dueAt <= now);
       // Receivers are independent: one that hangs does not delay the others.
-      await Promise.all(due.map((d) => this.attempt(d)));
+      await Promise.all(due.map(async (d) => {
+        d.sending = true;
+        try {
+          await this.attempt(d);
+        } finally {
+          d.sending = false;
+        }
+      }));
     } finally {
       this.sending = false;
       this.kick();
@@ -99,7 +151,7 @@ export class Notifier {
     const body = JSON.stringify(notificationBody(delivery.receiver, receiver, delivery.notification, this.o.externalUrl));
     let problem: string;
     try {
-      const answer = await fetch(receiver.url, {
+      const answer = await fetch(deliveryUrl(receiver), {
         method: 'POST',
         headers: { ...receiver.headers, 'content-type': 'application/json' },
         body,
@@ -118,6 +170,10 @@ export class Notifier {
     }
     delivery.attempts++;
     const alert = delivery.notification.alert;
+    if (keepsState(receiver) && this.queue.some((d) => d !== delivery && d.receiver === delivery.receiver && d.notification.alert.key === alert.key)) {
+      this.remove(delivery); // a newer state came while this one was being sent: it is the one to retry
+      return;
+    }
     if (Date.now() - delivery.queuedAt >= this.o.giveUpAfterMs) {
       this.remove(delivery);
       this.counts.failed++;

@@ -2,7 +2,8 @@
 // inspections, asks observe() what holds and evaluate() what that means, writes the alerts that
 // changed (so a restarted server knows what it already told), records alert.firing /
 // alert.resolved events and hands the notifications to the notifier, which sends them in the
-// background. Silences are kept in the store too.
+// background (and pushes the firing alerts again to Alertmanagers, which want to hear of them
+// while they last). Silences are kept in the store too.
 import { randomUUID } from 'node:crypto';
 import type { Store } from '../../store/store.js';
 import type { ClusterState } from '../state.js';
@@ -22,6 +23,8 @@ export interface AlertConfig {
   rules: readonly ClusterAlertRule[];
   receivers: Record<string, Receiver>;
   defaultNotify: readonly string[];
+  /** Where people reach the server, for links in notifications. */
+  externalUrl?: string;
 }
 
 /** Silences kept at most: each is a line an operator or developer wrote. */
@@ -125,6 +128,7 @@ export class AlertService {
       });
     }
     this.notifier.send(notifications);
+    this.notifier.resend([...alerts.values()].filter((a) => a.state === 'firing' && a.notified && !a.silencedBy), now);
     return notifications;
   }
 
