@@ -26,7 +26,8 @@ import { launchInstance, runInitStep } from './process-launch.js';
 import { ProcessListing } from './process-listing.js';
 import { processUsage } from './process-usage.js';
 import type { UsageCounters } from './usage-counters.js';
-import { capLogFile, followFiles, logFiles, preparePrivateLogFiles, pushExisting } from './process-logs.js';
+import { followFiles, pushExisting } from './process-log-read.js';
+import { capLogFile, logFiles, preparePrivateLogFiles } from './process-logs.js';
 import {
   KILLED_EXIT_CODE, buildEnv, checkVolumes, fixPrivateModes, instanceDir, prepareVolumes, readExitFile, readRecord, toInstance,
   volumesDir, writeJsonAtomic, type ProcessRecord,
