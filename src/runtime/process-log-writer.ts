@@ -9,7 +9,9 @@
 // command still writes), the instance's memory limit cannot OOM-kill it, and it ends by itself at
 // end of input (every holder of the pipes gone). Written in Perl because a host with `sh` almost
 // always has it (Debian's perl-base is essential; the microsecond clock, Time::HiRes, comes with
-// the `perl` package): about 0.5 MiB of its own memory per instance, where Node would take 40.
+// the `perl` package): under 2 MiB of its own memory per instance (6.5 MiB RSS with the shared
+// libperl), where Node would take 40, and 0.15 µs of CPU per line in bulk, 0.7 µs written one by
+// one (bench/process-log-writer.ts).
 // Without Perl and Time::HiRes the command writes to the files directly, as before, and its lines
 // carry no times (a start warning says so).
 //
@@ -60,9 +62,17 @@ sub record {
 }
 sub lines {
   my ($i, $now, $eof) = @_;
-  my ($text, $pos, $t) = ('', 0, $since[$i]);
-  while ((my $nl = index($buf[$i], "\n", $pos)) >= 0) { $text .= record($t, substr($buf[$i], $pos, $nl - $pos), 1); $pos = $nl + 1; $t = $now; }
-  $buf[$i] = substr($buf[$i], $pos); $since[$i] = $t;
+  my ($text, $t) = ('', $since[$i]);
+  my $end = rindex($buf[$i], "\n");
+  if ($end >= 0) {
+    my @done = split(/\n/, substr($buf[$i], 0, $end), -1);
+    $text = record($t, shift(@done), 1);
+    $t = $now;
+    if (grep { length($_) > $PIECE } @done) { $text .= record($t, $_, 1) for @done; }
+    elsif (@done) { my $s = stamp($t); $text .= "$s " . join("\n$s ", @done) . "\n"; } # one stamp for a read's lines
+    $buf[$i] = substr($buf[$i], $end + 1);
+  }
+  $since[$i] = $t;
   $text .= stamp($t) . '+' . substr($buf[$i], 0, $PIECE, '') . "\n" while length($buf[$i]) >= $PIECE;
   if (length $buf[$i] && ($eof || $now - $t >= $WAIT)) { $text .= record($t, $buf[$i], $eof); $buf[$i] = ''; }
   put($i, $text);
