@@ -117,8 +117,15 @@ export async function launchInstance(
  */
 async function openOutput(dir: string, files: Record<StreamName, string>, warnings: string[]): Promise<{ stdout: number; stderr: number; release(): Promise<void> }> {
   const support = logWriterSupport();
-  if (support.ok) return startLogWriter(dir, files);
-  if (support.why) warnings.push(support.why);
+  if (support.ok) {
+    try {
+      return await startLogWriter(dir, files);
+    } catch (err) {
+      warnings.push(`log lines carry no times: ${(err as Error).message}`);
+    }
+  } else if (support.why) {
+    warnings.push(support.why);
+  }
   const out = await open(files.stdout, 'a');
   const err = await open(files.stderr, 'a').catch(async (e: unknown) => {
     await out.close();

@@ -9,19 +9,20 @@
 // command still writes), the instance's memory limit cannot OOM-kill it, and it ends by itself at
 // end of input (every holder of the pipes gone). Written in Perl because a host with `sh` almost
 // always has it (Debian's perl-base is essential; the microsecond clock, Time::HiRes, comes with
-// the `perl` package): under 2 MiB of its own memory per instance (6.5 MiB RSS with the shared
+// the `perl` package): about 1 MiB of its own memory per instance (6 MiB RSS with the shared
 // libperl), where Node would take 40, and 0.15 µs of CPU per line in bulk, 0.7 µs written one by
 // one (bench/process-log-writer.ts).
-// Without Perl and Time::HiRes the command writes to the files directly, as before, and its lines
-// carry no times (a start warning says so).
+// Without Perl and Time::HiRes (or when the pipes cannot be made) the command writes to the files
+// directly, as before, and its lines carry no times (a start warning says so).
 //
 // Pipes, not the sockets Node's spawn would make: a command may open /dev/stdout, which works for
 // a pipe and not for a socket. They are FIFOs the runtime makes, opens at both ends (the read end
 // first, non-blocking, so nothing waits for the other side) and unlinks at once.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { constants as fsc } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { writePrivateFileAtomicAsync } from '../host/private-files.js';
 import type { StreamName } from './process-logs.js';
 
@@ -103,6 +104,8 @@ while ($open[0] || $open[1]) {
 if (open(my $p, '<', $pidfile)) { my $pid = <$p>; close($p); unlink($pidfile) if defined $pid && $pid =~ /^$$\\b/; }
 `;
 
+const execFileAsync = promisify(execFile);
+
 let support: { ok: boolean; why?: string } | undefined;
 
 /** Whether this host can run the writer: perl with Time::HiRes (checked once). */
@@ -140,8 +143,9 @@ export async function startLogWriter(dir: string, files: Record<StreamName, stri
   };
   try {
     await Promise.all(Object.values(fifos).map((path) => rm(path, { force: true })));
-    const made = spawnSync('mkfifo', ['-m', '600', fifos.stdout, fifos.stderr], { encoding: 'utf8' });
-    if (made.status !== 0) throw new Error(`cannot make the log pipes: ${made.error?.message ?? made.stderr.trim()}`);
+    await execFileAsync('mkfifo', ['-m', '600', fifos.stdout, fifos.stderr]).catch((err: Error & { stderr?: string }) => {
+      throw new Error(`cannot make the log pipes: ${err.stderr?.trim() || err.message}`);
+    });
     const ends: Record<StreamName, { read: number; write: number }> = { stdout: { read: -1, write: -1 }, stderr: { read: -1, write: -1 } };
     for (const stream of ['stdout', 'stderr'] as const) {
       const read = await open(fifos[stream], fsc.O_RDONLY | fsc.O_NONBLOCK);
