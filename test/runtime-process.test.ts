@@ -189,7 +189,7 @@ test('signals: the wrapper forwards what it alone gets; a group signal reaches t
 });
 
 test('adoption: a new agent finds the running instance, stops it and reads its exit code', async () => {
-  const s = spec(['sh', '-c', 'trap "exit 5" TERM; while :; do sleep 0.1; done']);
+  const s = spec(['sh', '-c', 'trap "exit 5" TERM; echo ready; while :; do sleep 0.1; done']);
   // The first agent is another Node process that starts the instance and exits.
   const script = `
     import { ProcessRuntime } from ${JSON.stringify(new URL('../src/runtime/process.ts', import.meta.url).href)};
@@ -204,6 +204,8 @@ test('adoption: a new agent finds the running instance, stops it and reads its e
 
   const second = new ProcessRuntime({ stateDir, cgroupParent });
   try {
+    // Its trap is set (a TERM before would just kill it), and its log writer outlived the first agent.
+    await waitFor('ready', async () => (await stdoutOf(s.instanceId)).includes('ready'));
     const found = (await second.list()).find((i) => i.instanceId === s.instanceId);
     assert.equal(found?.state, 'running');
     assert.equal(found?.runtimeId, runtimeId, 'same pid: adopted, not restarted');
