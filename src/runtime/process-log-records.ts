@@ -72,28 +72,6 @@ export class LineJoiner {
 }
 
 /**
- * The lines of one stream's records, in order. With `complete`, a line not ended yet (its last
- * record a piece) is left out and `used` is the number of records before it.
- */
-export function joinRecords(stream: LogLine['stream'], records: readonly string[], complete: boolean): { lines: LogLine[]; used: number } {
-  const joiner = new LineJoiner(stream);
-  const lines: LogLine[] = [];
-  let used = 0;
-  records.forEach((raw, i) => {
-    const line = joiner.push(parseRecord(raw));
-    if (!line) return;
-    lines.push(line);
-    used = i + 1;
-  });
-  if (!complete) {
-    const rest = joiner.pending();
-    if (rest) lines.push(rest);
-    used = records.length;
-  }
-  return { lines, used };
-}
-
-/**
  * Both streams' lines as one sequence in time order (each stream's own order kept). A line
  * without a time goes with the line before it in its stream; ties, and lines before any time,
  * go to `first` (the stream written less lately).
