@@ -133,28 +133,36 @@ describe('logs of an app across instances and nodes', () => {
     await cluster.cli(['scale', app, 'web', '3', '--timeout', '60s']);
   });
 
-  test('-f goes on across a restart of an agent: its instances\' lines continue, none repeated, none lost', async () => {
+  test('-f goes on across a restart of an agent, of the app and of one instance: lines continue, none repeated, none lost', async () => {
     const onA = (await instances()).filter((i) => i.node === nodeA.name).map((i) => i.id);
     assert.ok(onA.length > 0, 'an instance on node a');
-    const child = spawn(process.execPath, [...GANTRY, 'logs', app, '-f', '--tail', '0'], { env: { ...process.env, GANTRY_SERVER: cluster.url, GANTRY_TOKEN: cluster.token, GANTRY_CONFIG: join(cluster.dir, 'cli.json') } });
-    let stdout = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    const complete = () => parse(stdout.slice(0, stdout.lastIndexOf('\n') + 1));
-    let back = 0;
+    const follow = (target: string) => {
+      const child = spawn(process.execPath, [...GANTRY, 'logs', target, '-f', '--tail', '0'], { env: { ...process.env, GANTRY_SERVER: cluster.url, GANTRY_TOKEN: cluster.token, GANTRY_CONFIG: join(cluster.dir, 'cli.json') } });
+      const state = { child, stdout: '' };
+      child.stdout.on('data', (d) => (state.stdout += d));
+      return state;
+    };
+    const ofApp = follow(app);
+    const ofOne = follow(onA[0]!);
+    const complete = () => parse(ofApp.stdout.slice(0, ofApp.stdout.lastIndexOf('\n') + 1));
+    // `gantry logs <instance>` prints the bare lines: prefixed here to read them alike.
+    const completeOne = () => parse(ofOne.stdout.slice(0, ofOne.stdout.lastIndexOf('\n') + 1).replace(/^(?=.)/gm, `${onA[0]} | `));
     try {
-      await until('followed lines of node a', () => complete().filter((l) => onA.includes(l.instance)).length >= 2 * onA.length);
+      await until('followed lines of node a', () => complete().filter((l) => onA.includes(l.instance)).length >= 2 * onA.length && completeOne().length >= 2);
       await cluster.stopAgent(nodeA.name);
       await new Promise((r) => setTimeout(r, 1500)); // its instances keep writing meanwhile
       await cluster.startAgent(nodeA);
-      back = Date.now();
-      await until('lines of node a written after its agent came back', () => complete().some((l) => onA.includes(l.instance) && l.time > back + 500), 30_000);
+      const back = Date.now();
+      await until('lines of node a written after its agent came back', () => complete().some((l) => onA.includes(l.instance) && l.time > back + 500) && completeOne().some((l) => l.time > back + 500), 30_000);
     } finally {
-      child.kill('SIGTERM');
+      ofApp.child.kill('SIGTERM');
+      ofOne.child.kill('SIGTERM');
     }
-    for (const id of onA) {
-      const ticks = complete().filter((l) => l.instance === id).map((l) => l.n);
-      for (let i = 1; i < ticks.length; i++) assert.equal(ticks[i], ticks[i - 1]! + 1, `${id}: tick ${ticks[i]} after ${ticks[i - 1]} (${ticks.join(' ')})`);
-    }
+    const consecutive = (what: string, ticks: number[]) => {
+      for (let i = 1; i < ticks.length; i++) assert.equal(ticks[i], ticks[i - 1]! + 1, `${what}: tick ${ticks[i]} after ${ticks[i - 1]} (${ticks.join(' ')})`);
+    };
+    for (const id of onA) consecutive(id, complete().filter((l) => l.instance === id).map((l) => l.n));
+    consecutive(`gantry logs ${onA[0]}`, completeOne().map((l) => l.n));
   });
 
   test('--grep is applied on the agents; a bad or catastrophic pattern is a 400 naming grep', async () => {
