@@ -27,10 +27,12 @@ describe('logs of an app across instances and nodes', () => {
     return { status: response.status, text: await response.text() };
   };
 
+  const noDocker = join(cluster.dir, 'no-docker.sock');
+  const nodeA = { name: `logs-a-${cluster.id}`, portRange: '32200-32249', dockerSocket: noDocker };
+
   before(async () => {
     await cluster.startServer();
-    const noDocker = join(cluster.dir, 'no-docker.sock');
-    await cluster.startAgent({ name: `logs-a-${cluster.id}`, portRange: '32200-32249', dockerSocket: noDocker });
+    await cluster.startAgent(nodeA);
     await cluster.startAgent({ name: `logs-b-${cluster.id}`, portRange: '32250-32299', dockerSocket: noDocker });
     for (const user of ['alice', 'bob']) {
       assert.equal((await call('admin', 'POST', '/v1/users', { name: user, password: PASSWORD })).status, 201);
@@ -79,6 +81,34 @@ describe('logs of an app across instances and nodes', () => {
     }
   });
 
+  test('a plain read is in time order across instances, and --since cuts it, to the line', async () => {
+    // The instances print every 200 ms, so lines grouped by instance would go back in time by seconds.
+    const lines = await until('30 lines of the app', async () => {
+      const result = await cluster.cli(['logs', app]);
+      assert.equal(result.code, 0, result.stderr);
+      const read = parse(result.stdout);
+      return read.length >= 30 && read;
+    });
+    let switches = 0;
+    for (let i = 1; i < lines.length; i++) {
+      // A line's clock is read (date) just before the runtime stamps it: a few ms apart, more on a busy machine.
+      assert.ok(lines[i]!.time >= lines[i - 1]!.time - 100, `line ${i} (${lines[i]!.instance} at ${lines[i]!.time}) after line ${i - 1} (${lines[i - 1]!.instance} at ${lines[i - 1]!.time})`);
+      if (lines[i]!.instance !== lines[i - 1]!.instance) switches++;
+    }
+    assert.ok(switches >= lines.length / 2, `interleaved: ${switches} switches of instance in ${lines.length} lines`);
+
+    const cut = lines[Math.floor(lines.length / 2)]!.time;
+    const since = await cluster.cli(['logs', app, '--since', new Date(cut).toISOString()]);
+    assert.equal(since.code, 0, since.stderr);
+    const after = parse(since.stdout);
+    assert.ok(after.length > 0 && after.length < lines.length + 30, `${after.length} lines since the cut`);
+    for (const line of after) assert.ok(line.time >= cut - 100, `${line.instance} tick ${line.n} at ${line.time} is from before ${cut}`);
+    // Everything of the first read from well after the cut is there.
+    const expected = lines.filter((l) => l.time > cut + 100).map((l) => `${l.instance} ${l.n}`);
+    const got = new Set(after.map((l) => `${l.instance} ${l.n}`));
+    for (const key of expected) assert.ok(got.has(key), `${key} missing since the cut`);
+  });
+
   test('-f merges by the time lines were written and joins an instance scaled up meanwhile', async () => {
     const before = new Set((await instances()).map((i) => i.id));
     const child = spawn(process.execPath, [...GANTRY, 'logs', app, '-f', '--tail', '0'], { env: { ...process.env, GANTRY_SERVER: cluster.url, GANTRY_TOKEN: cluster.token, GANTRY_CONFIG: join(cluster.dir, 'cli.json') } });
@@ -101,6 +131,38 @@ describe('logs of an app across instances and nodes', () => {
       assert.ok(lines[i]!.time >= lines[i - 1]!.time - 1000, `line ${i} (${lines[i]!.instance} at ${lines[i]!.time}) after line ${i - 1} (${lines[i - 1]!.instance} at ${lines[i - 1]!.time})`);
     }
     await cluster.cli(['scale', app, 'web', '3', '--timeout', '60s']);
+  });
+
+  test('-f goes on across a restart of an agent, of the app and of one instance: lines continue, none repeated, none lost', async () => {
+    const onA = (await instances()).filter((i) => i.node === nodeA.name).map((i) => i.id);
+    assert.ok(onA.length > 0, 'an instance on node a');
+    const follow = (target: string) => {
+      const child = spawn(process.execPath, [...GANTRY, 'logs', target, '-f', '--tail', '0'], { env: { ...process.env, GANTRY_SERVER: cluster.url, GANTRY_TOKEN: cluster.token, GANTRY_CONFIG: join(cluster.dir, 'cli.json') } });
+      const state = { child, stdout: '' };
+      child.stdout.on('data', (d) => (state.stdout += d));
+      return state;
+    };
+    const ofApp = follow(app);
+    const ofOne = follow(onA[0]!);
+    const complete = () => parse(ofApp.stdout.slice(0, ofApp.stdout.lastIndexOf('\n') + 1));
+    // `gantry logs <instance>` prints the bare lines: prefixed here to read them alike.
+    const completeOne = () => parse(ofOne.stdout.slice(0, ofOne.stdout.lastIndexOf('\n') + 1).replace(/^(?=.)/gm, `${onA[0]} | `));
+    try {
+      await until('followed lines of node a', () => complete().filter((l) => onA.includes(l.instance)).length >= 2 * onA.length && completeOne().length >= 2);
+      await cluster.stopAgent(nodeA.name);
+      await new Promise((r) => setTimeout(r, 1500)); // its instances keep writing meanwhile
+      await cluster.startAgent(nodeA);
+      const back = Date.now();
+      await until('lines of node a written after its agent came back', () => complete().some((l) => onA.includes(l.instance) && l.time > back + 500) && completeOne().some((l) => l.time > back + 500), 30_000);
+    } finally {
+      ofApp.child.kill('SIGTERM');
+      ofOne.child.kill('SIGTERM');
+    }
+    const consecutive = (what: string, ticks: number[]) => {
+      for (let i = 1; i < ticks.length; i++) assert.equal(ticks[i], ticks[i - 1]! + 1, `${what}: tick ${ticks[i]} after ${ticks[i - 1]} (${ticks.join(' ')})`);
+    };
+    for (const id of onA) consecutive(id, complete().filter((l) => l.instance === id).map((l) => l.n));
+    consecutive(`gantry logs ${onA[0]}`, completeOne().map((l) => l.n));
   });
 
   test('--grep is applied on the agents; a bad or catastrophic pattern is a 400 naming grep', async () => {

@@ -3,7 +3,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { readFile, rm, rmdir } from 'node:fs/promises';
+import { readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +48,16 @@ const exited = (runtime: ProcessRuntime, id: string) =>
   });
 
 const pidOf = (runtimeId: string) => Number(runtimeId.replace('pid:', ''));
-const stdoutOf = (id: string) => readFile(join(stateDir, id, 'stdout.log'), 'utf8');
+/** `<RFC 3339 UTC, µs> <line>` or, for a piece of a line, `<time>+<piece>`: what the log writer writes. */
+const RECORD = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z[ +]/;
+/** A log file's text without the times (pieces joined); throws on a line that is not a record. */
+function unstamped(text: string): string {
+  return text.split(/(?<=\n)/).map((record) => {
+    assert.match(record, RECORD, `a log record: ${JSON.stringify(record)}`);
+    return record[27] === '+' ? record.slice(28).replace(/\n$/, '') : record.slice(28);
+  }).join('');
+}
+const stdoutOf = async (id: string) => unstamped(await readFile(join(stateDir, id, 'stdout.log'), 'utf8'));
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -180,7 +189,7 @@ test('signals: the wrapper forwards what it alone gets; a group signal reaches t
 });
 
 test('adoption: a new agent finds the running instance, stops it and reads its exit code', async () => {
-  const s = spec(['sh', '-c', 'trap "exit 5" TERM; while :; do sleep 0.1; done']);
+  const s = spec(['sh', '-c', 'trap "exit 5" TERM; echo ready; while :; do sleep 0.1; done']);
   // The first agent is another Node process that starts the instance and exits.
   const script = `
     import { ProcessRuntime } from ${JSON.stringify(new URL('../src/runtime/process.ts', import.meta.url).href)};
@@ -195,6 +204,8 @@ test('adoption: a new agent finds the running instance, stops it and reads its e
 
   const second = new ProcessRuntime({ stateDir, cgroupParent });
   try {
+    // Its trap is set (a TERM before would just kill it), and its log writer outlived the first agent.
+    await waitFor('ready', async () => (await stdoutOf(s.instanceId)).includes('ready'));
     const found = (await second.list()).find((i) => i.instanceId === s.instanceId);
     assert.equal(found?.state, 'running');
     assert.equal(found?.runtimeId, runtimeId, 'same pid: adopted, not restarted');
@@ -387,17 +398,31 @@ test('limits: without cgroups it starts anyway and warns which limits were not a
   }
 });
 
-test('logs: all, tail, follow until the instance is removed', async () => {
-  const s = spec(['sh', '-c', 'for i in 1 2 3; do echo out$i; echo err$i >&2; done; sleep 0.2; printf "late\\npartial"; sleep 30']);
+test('logs: each line stamped as written, both streams merged by time, long and partial lines joined, tail, follow until removed', async () => {
+  const before = Date.now();
+  const script = [
+    'echo out1; sleep 0.05; echo err1 >&2; sleep 0.05; echo out2; sleep 0.05; echo err2 >&2; sleep 0.05',
+    'head -c 40000 /dev/zero | tr "\\0" x; echo',
+    'printf "late\\npartial"; sleep 30',
+  ].join('; ');
+  const s = spec(['sh', '-c', script]);
   await rt.start(s);
+  // "partial" has no newline: the writer puts it down as a piece after half a second.
   await waitFor('late output', async () => (await stdoutOf(s.instanceId)).includes('partial'));
+  const raw = await readFile(join(stateDir, s.instanceId, 'stdout.log'), 'utf8');
+  const records = raw.split('\n').filter(Boolean);
+  assert.ok(records.every((r) => RECORD.test(r)), raw.slice(0, 200));
+  assert.ok(records.filter((r) => r[27] === '+').length >= 3, 'the 40000-character line in pieces of 16 KiB, and the partial one');
+  assert.ok(records.every((r) => r.length <= 28 + 16 * 1024));
+  const long = 'x'.repeat(40000);
   const all = await collect(await rt.logs(s.instanceId, { follow: false }), () => false);
-  assert.deepEqual(all.map((l) => `${l.stream}:${l.text}`), [
-    'stderr:err1', 'stderr:err2', 'stderr:err3', 'stdout:out1', 'stdout:out2', 'stdout:out3', 'stdout:late', 'stdout:partial',
-  ]);
-  assert.ok(all.every((l) => l.time === null));
+  assert.deepEqual(all.map((l) => `${l.stream}:${l.text}`), ['stdout:out1', 'stderr:err1', 'stdout:out2', 'stderr:err2', `stdout:${long}`, 'stdout:late', 'stdout:partial']);
+  const times = all.map((l) => l.time);
+  assert.ok(times.every((t) => t !== null && t >= before - 5 && t <= Date.now()), JSON.stringify(times));
+  for (let i = 1; i < times.length; i++) assert.ok(times[i]! >= times[i - 1]!, `line ${i} not before line ${i - 1}`);
+  assert.ok(times[1]! - times[0]! >= 40, 'err1 came 50 ms after out1');
   const tail = await collect(await rt.logs(s.instanceId, { follow: false, tail: 4 }), () => false);
-  assert.deepEqual(tail.map((l) => l.text), ['out2', 'out3', 'late', 'partial']);
+  assert.deepEqual(tail.map((l) => l.text), ['err2', long, 'late', 'partial']);
 
   const t = spec(['sh', '-c', 'i=0; while :; do i=$((i+1)); echo tick$i; sleep 0.1; done']);
   await rt.start(t);
@@ -406,6 +431,7 @@ test('logs: all, tail, follow until the instance is removed', async () => {
   const lines = await collect(follow, (got) => got.length >= 4);
   const n = Number(lines[0]?.text.replace('tick', ''));
   assert.deepEqual(lines.slice(0, 4).map((l) => l.text), [0, 1, 2, 3].map((k) => `tick${n + k}`));
+  for (let i = 1; i < 4; i++) assert.ok(lines[i]!.time! - lines[i - 1]!.time! >= 90, `tick${n + i} stamped 100 ms after the one before: ${lines.map((l) => l.time).join(' ')}`);
   const ended = new Promise((resolve) => follow.on('end', resolve).on('close', resolve));
   follow.resume();
   await rt.remove(t.instanceId);
@@ -423,17 +449,33 @@ test('logs: rotated to .1 past logMaxBytes; the command keeps appending to the t
     await capped.capLogs();
     const rotated = await readFile(`${live}.1`, 'utf8');
     assert.ok(rotated.length <= 1000, `.1 holds ${rotated.length} bytes`);
-    assert.match(rotated, /^line-\d+-x+\n/);
-    assert.match(rotated, /line-100-x+\n$/);
+    assert.match(unstamped(rotated), /^line-\d+-x+\n/);
+    assert.match(unstamped(rotated), /line-100-x+\n$/);
     assert.equal(statSync(live).size, 0);
     await waitFor('after', async () => (await readFile(live, 'utf8')).includes('after'));
-    assert.equal(await readFile(live, 'utf8'), 'after\n', 'O_APPEND: no hole after the truncate');
+    assert.equal(unstamped(await readFile(live, 'utf8')), 'after\n', 'O_APPEND: no hole after the truncate');
     const tail = await collect(await capped.logs(s.instanceId, { follow: false, tail: 2 }), () => false);
     assert.deepEqual(tail.map((l) => l.text), ['line-100-xxxxxxxxxxxxxxxxxxxx', 'after']);
     await capped.remove(s.instanceId);
   } finally {
     await capped.close();
   }
+});
+
+test('logs: lines of a file from before the log writer (no times) are still read, before the stamped ones', async () => {
+  const s = spec(['sh', '-c', 'echo new; echo new-err >&2']);
+  await rt.start(s);
+  await exited(rt, s.instanceId);
+  const dir = join(stateDir, s.instanceId);
+  await writeFile(join(dir, 'stdout.log'), `old 1\nold 2\n${await readFile(join(dir, 'stdout.log'), 'utf8')}`);
+  await writeFile(join(dir, 'stderr.log.1'), 'old err\n');
+  const all = await collect(await rt.logs(s.instanceId, { follow: false }), () => false);
+  // Lines without times keep the old order (the stream written less lately first, here stderr),
+  // and go before the stamped lines that follow them.
+  assert.deepEqual(all.map((l) => `${l.stream}:${l.text}:${l.time === null ? 'no time' : 'time'}`), [
+    'stderr:old err:no time', 'stdout:old 1:no time', 'stdout:old 2:no time', 'stdout:new:time', 'stderr:new-err:time',
+  ]);
+  await rt.remove(s.instanceId);
 });
 
 test('start: a missing executable or workdir is a readable error and leaves nothing behind', async () => {

@@ -57,8 +57,8 @@ export class LogRelay {
       times = [];
     };
     stream.on('data', (line: LogLine) => {
-      // The process runtime's files hold no times: its lines are dated when read, which is when
-      // they were written for a followed stream (polled every 200 ms), not for older lines.
+      // Lines without a time (process-runtime files written before its log writer, or on a host
+      // without one) are dated when read.
       const time = line.time ?? Date.now();
       if (filter.since !== undefined && time < filter.since) return;
       if (!matches(line.text)) return;

@@ -157,6 +157,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     onState: (connected, detail) => {
       log(detail);
       if (connected) reporter.flush();
+      // The server's log requests went with the connection (it asks again for a follow it keeps).
+      else logs.close();
     },
   });
 

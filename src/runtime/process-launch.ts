@@ -5,7 +5,8 @@ import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { createCgroups, joinCgroups, procStat, removeCgroups } from './cgroups.js';
-import { logFiles } from './process-logs.js';
+import { startLogWriter, logWriterSupport } from './process-log-writer.js';
+import { logFiles, type StreamName } from './process-logs.js';
 import {
   buildEnv, checkVolumes, instanceDir, prepareVolumes, readRecord, writeJsonAtomic, type ProcessRecord,
 } from './process-records.js';
@@ -60,7 +61,7 @@ export async function launchInstance(
   const dir = instanceDir(place.stateDir, id);
   const program = command[0] as string;
   await resolveExecutable(program, env.PATH ?? '', cwd);
-  for (const name of ['exit', 'exit.tmp', ...FORWARDED_SIGNALS.map((s) => `sent.${s}`)]) {
+  for (const name of ['exit', 'exit.tmp', 'log-writer.pid', ...FORWARDED_SIGNALS.map((s) => `sent.${s}`)]) {
     await rm(join(dir, name), { force: true });
   }
   const limits = { cpu: spec.cpu, memoryBytes: spec.memoryBytes, cpuset: spec.cpuset, cpuShares: spec.cpuShares };
@@ -68,16 +69,14 @@ export async function launchInstance(
   const { prefix, warning } = commandPrefix(program);
   if (warning) warnings.push(warning);
   const files = logFiles(dir);
-  const out = await open(files.stdout, 'a');
-  const err = await open(files.stderr, 'a');
+  const output = await openOutput(dir, files, warnings);
   let child;
   try {
     child = spawn('/bin/sh', ['-c', WRAPPER, 'gantry-wrapper', dir, ...prefix, ...command], {
-      cwd, env, detached: true, stdio: ['ignore', out.fd, err.fd, 'pipe'],
+      cwd, env, detached: true, stdio: ['ignore', output.stdout, output.stderr, 'pipe'],
     });
   } finally {
-    await out.close();
-    await err.close();
+    await output.release();
   }
   const gate = child.stdio[3] as Socket;
   gate.on('error', () => undefined);
@@ -110,4 +109,34 @@ export async function launchInstance(
   gate.destroy();
   child.unref();
   return rec;
+}
+
+/**
+ * Where the command's stdout and stderr go: the pipes of a log writer that stamps each line
+ * (process-log-writer.ts), or, on a host without one (a warning says so), the files themselves.
+ */
+async function openOutput(dir: string, files: Record<StreamName, string>, warnings: string[]): Promise<{ stdout: number; stderr: number; release(): Promise<void> }> {
+  const support = logWriterSupport();
+  if (support.ok) {
+    try {
+      return await startLogWriter(dir, files);
+    } catch (err) {
+      warnings.push(`log lines carry no times: ${(err as Error).message}`);
+    }
+  } else if (support.why) {
+    warnings.push(support.why);
+  }
+  const out = await open(files.stdout, 'a');
+  const err = await open(files.stderr, 'a').catch(async (e: unknown) => {
+    await out.close();
+    throw e;
+  });
+  return {
+    stdout: out.fd,
+    stderr: err.fd,
+    release: async () => {
+      await out.close();
+      await err.close();
+    },
+  };
 }

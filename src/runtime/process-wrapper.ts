@@ -28,6 +28,10 @@ export const FORWARDED_SIGNALS = ['TERM', 'INT', 'HUP', 'QUIT', 'USR1', 'USR2'] 
  *    wrapper's parent. A trapped signal makes `wait` return 128+signal early: if the command still
  *    runs it waits again; if sh reaped it meanwhile (e.g. while running `rm` in the trap), a second
  *    `wait` returns its real status (127 when the first one already was the real one).
+ * 4. With a log writer (process-log-writer.ts) its stdout and stderr are the writer's pipes: it closes
+ *    its own ends and waits, at most a second (the command may have left a process holding them),
+ *    for the writer to remove its pid file, so the command's last lines are in the files by the time
+ *    the exit is.
  */
 export const WRAPPER = `dir=$1; shift
 IFS= read -r go <&3 || go=
@@ -56,6 +60,9 @@ while :; do
   [ "$again" -ne 127 ] && status=$again
   break
 done
+exec >/dev/null 2>&1
+n=0
+while [ -e "$dir/log-writer.pid" ] && [ "$n" -lt 100 ]; do sleep 0.01 || break; n=$((n+1)); done
 printf '%s\\n' "$status" > "$dir/exit.tmp" && mv -f "$dir/exit.tmp" "$dir/exit"
 exit "$status"
 `;

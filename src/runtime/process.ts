@@ -2,16 +2,17 @@
 //
 // Every instance lives in <stateDir>/<instanceId>/: record.json (pid, pgid, /proc start time, spec,
 // env, cwd, cgroups), stdout.log / stderr.log, and `exit` once it ended. Each instance runs under a
-// small sh wrapper (process-wrapper.ts) started detached (own session and process group, stdio to
-// files, unref'd), so instances outlive the agent. Everything is on disk (list() keeps copies of the
+// small sh wrapper (process-wrapper.ts) started detached (own session and process group, stdout and
+// stderr to the pipes of its log writer, unref'd), so instances outlive the agent. Everything is on disk (list() keeps copies of the
 // records between calls, checked against their files: process-listing.ts): a new ProcessRuntime
 // over the same stateDir adopts running instances from their records, and reads exit codes from the
 // `exit` files the wrappers write. A pid counts as the instance only while /proc/<pid>/stat field 22
 // (start time) matches the record, which guards against pid reuse.
 //
 // The state dir, records and volumes are in process-records.ts; listing in process-listing.ts;
-// starting the wrapper and init steps in process-launch.ts; the wrapper itself, signals and exec in process-wrapper.ts; logs in
-// process-logs.ts.
+// starting the wrapper and init steps in process-launch.ts; the wrapper itself, signals and exec in
+// process-wrapper.ts; logs in process-log-writer.ts (writing), process-log-records.ts (their
+// format), process-log-read.ts (reading) and process-logs.ts (where, and rotation).
 //
 // Records hold the instances' env values (secrets): the state dir and instance dirs are 0700, the
 // runtime's files 0600, and what an older version left readable is fixed on probe() / first start.
@@ -26,7 +27,8 @@ import { launchInstance, runInitStep } from './process-launch.js';
 import { ProcessListing } from './process-listing.js';
 import { processUsage } from './process-usage.js';
 import type { UsageCounters } from './usage-counters.js';
-import { capLogFile, followFiles, logFiles, preparePrivateLogFiles, pushExisting } from './process-logs.js';
+import { followFiles, pushExisting } from './process-log-read.js';
+import { capLogFile, logFiles, preparePrivateLogFiles } from './process-logs.js';
 import {
   KILLED_EXIT_CODE, buildEnv, checkVolumes, fixPrivateModes, instanceDir, prepareVolumes, readExitFile, readRecord, toInstance,
   volumesDir, writeJsonAtomic, type ProcessRecord,

@@ -23,7 +23,7 @@ import { NodeReports } from './agents/reports.js';
 import { InstanceValues } from './agents/instance-values.js';
 import { AssignmentPusher } from './agents/assignments.js';
 import { AgentQuestions } from './agents/questions.js';
-import { LogRelays, type LogRequest } from './agents/logs.js';
+import { LogRelays, type LogRequest, type LogRequestOptions } from './agents/logs.js';
 import type { InspectionService } from './services/inspections.js';
 import type { InspectionRecord } from '../model/inspection.js';
 
@@ -64,9 +64,9 @@ export class AgentHub {
       failed: (session, message, err) => {
         if (session.node && message.type === 'registry') this.connections.send(session.node, { type: 'ack', requestId: message.requestId, error: err.message });
       },
-      closed: (node, current) => {
+      closed: (node, current, session) => {
         if (current) this.assignments.disconnected(node);
-        this.logs.disconnected(node);
+        this.logs.disconnected(node, session);
       },
     });
     const values = new InstanceValues(registryAuth, secretValues, configValues);
@@ -95,7 +95,7 @@ export class AgentHub {
   }
 
   /** Asks the node's agent for an instance's logs; returns a function that cancels the request. */
-  requestLogs(node: string, instanceId: string, options: Parameters<LogRelays['request']>[2], onLines: LogRequest['onLines'], onEnd: LogRequest['onEnd']): () => void {
+  requestLogs(node: string, instanceId: string, options: LogRequestOptions, onLines: LogRequest['onLines'], onEnd: LogRequest['onEnd']): () => void {
     return this.logs.request(node, instanceId, options, onLines, onEnd);
   }
 
@@ -229,5 +229,6 @@ export class AgentHub {
     await this.reports.saveStatuses(name, message.statuses);
     await this.registry.sync(name, this.reports.ownEndpoints(session, message.endpoints));
     this.assignments.pushAssignments(name);
+    this.logs.connected(name);
   }
 }

@@ -45,7 +45,7 @@ export interface AgentMessageHandler {
   /** Handling the message failed (other than by a Refusal), before the error is noted as an event. */
   failed(session: Session, message: ValidAgentMessage, err: Error): void;
   /** The socket of an admitted node closed; `current`: it was the node's connection, not one a newer connection replaced. */
-  closed(node: string, current: boolean): void;
+  closed(node: string, current: boolean, session: Session): void;
 }
 
 /**
@@ -135,7 +135,7 @@ export class AgentConnections {
         // from now. Not so for a socket we terminated for silence: that agent was not there.
         if (!session.unresponsive) this.closedAt.set(node, Date.now());
       }
-      this.handler.closed(node, current);
+      this.handler.closed(node, current, session);
     });
   }
 
