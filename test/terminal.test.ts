@@ -215,6 +215,19 @@ describe('terminals into instances', () => {
     assert.deepEqual(last, { type: 'error', message: 'signed out' });
   });
 
+  test('gantry exec runs a command (its exit code is the CLI\'s), pipes stdin into a shell, and is refused to a viewer', async () => {
+    const hi = await cluster.cli(['exec', ids.proc!, '--', 'echo', 'hi']);
+    assert.equal(hi.code, 0, hi.stderr);
+    assert.equal(hi.stdout, 'hi\n');
+    assert.equal((await cluster.cli(['exec', ids.proc!, '--', 'sh', '-c', 'exit 7'])).code, 7);
+    const piped = await cluster.cli(['exec', ids.proc!], { input: 'echo piped-$((6*7))\nexit 5\n' });
+    assert.equal(piped.code, 5, piped.stderr);
+    assert.ok(lines(piped.stdout).includes('piped-42'), piped.stdout);
+    const refused = await cluster.cli(['exec', ids.proc!, '--', 'id'], { env: { GANTRY_TOKEN: tokens.vera! } });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /vera \(member\) may not write instance/);
+  });
+
   test('removing the instance\'s app ends its terminals; so does its agent going away', async () => {
     const t = await open(ids.b!, tokens.bob);
     assert.equal(t.status, 101);
