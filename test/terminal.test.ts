@@ -4,7 +4,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { TestCluster, until } from './helpers/cluster.js';
+import Docker from 'dockerode';
+import { TestCluster, dockerContainers, until } from './helpers/cluster.js';
 import { jsonCaller, rawRequest, signedInUsers } from './helpers/api.js';
 import { TEST_IMAGE, skipWithoutDocker } from './helpers/env.js';
 import type { AppDetailResponse } from '../src/model/api.js';
@@ -111,6 +112,17 @@ describe('terminals into instances', () => {
     await t.line('hi');
     t.send({ type: 'input', data: 'exit\n' });
     assert.deepEqual((await t.ended).last, { type: 'exit', code: 0 });
+  });
+
+  test('a Docker terminal closed by its client leaves no shell running in the container', { skip: skipDocker }, async () => {
+    const [container] = await dockerContainers(`tdock-${cluster.id}`);
+    const shells = async () => ((await new Docker().getContainer(container!.id).top()) as { Processes: string[][] }).Processes.filter((p) => /^(\/bin\/)?sh$/.test(p.at(-1) ?? '')).length;
+    const t = await open(ids.dock!, tokens.alice);
+    t.send({ type: 'input', data: 'echo opened\n' });
+    await t.line('opened');
+    assert.equal(await shells(), 1);
+    t.close();
+    await until('the shell to be gone', async () => (await shells()) === 0, 10_000);
   });
 
   for (const kind of ['proc', 'dock'] as const) {
