@@ -212,6 +212,14 @@ describe('terminals into instances', () => {
     await until('room again', async () => (await open(ids.proc!, tokens.dev)).status === 101 || undefined, 10_000);
   });
 
+  test('a changed password ends the user\'s terminals with their sessions', async () => {
+    const t = await open(ids.proc!, tokens.dev);
+    assert.equal(t.status, 101);
+    assert.equal((await call('PATCH', '/v1/users/dev', cluster.token, { password: `${PASSWORD} changed` })).status, 200);
+    assert.deepEqual((await t.ended).last, { type: 'error', message: 'the password or role of dev changed' });
+    assert.equal((await open(ids.proc!, tokens.dev)).status, 401, 'the session itself ended too');
+  });
+
   test('a cookie session\'s terminal needs its own Origin, and ends when the session signs out', async () => {
     const login = await fetch(`${cluster.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice', password: PASSWORD, session: 'cookie' }) });
     const cookie = login.headers.getSetCookie()[0]!.split(';')[0]!;
