@@ -3,6 +3,7 @@
 // reason, and the routes themselves (thin, in api/).
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
+import cookie from '@fastify/cookie';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { ZodError } from 'zod';
@@ -35,6 +36,8 @@ import { openApiDocument } from './api/openapi.js';
 import { approvalRoutes } from './api/approvals.js';
 import { invitationRoutes } from './api/invitations.js';
 import { ApprovalPending } from './services/approvals.js';
+import { consoleRoutes } from './api/console.js';
+import { terminalRoutes } from './api/terminals.js';
 
 /** Request bodies are specs and small commands; anything bigger is refused before it is read. */
 export const BODY_LIMIT = 1024 * 1024;
@@ -50,6 +53,8 @@ export interface HttpOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Most sockets open at once; past it new connections are closed as they arrive. */
   maxConnections?: number;
+  /** The web console's built files (index.html and assets/). */
+  webDir: string;
 }
 
 /**
@@ -74,10 +79,17 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   // The WebSocket plugin's own request hook must run before the access check: it marks upgrade
   // requests, and only a marked one has its socket closed after a refusal.
   await server.register(websocket, { options: { maxPayload: AGENT_MESSAGE_LIMIT } });
+  // Parses the console's session cookie before the access check reads it.
+  await server.register(cookie);
   const routes = installAccessCheck(server, auth, teamScope(ctx.state));
   installAuditTrail(server, ctx.audit, ctx.state);
   installErrors(server);
   ctx.metrics.instrument(server);
+  // On every answer: a browser must not guess a type (a JSON error read as HTML) or leak where it came from.
+  server.addHook('onSend', async (_request, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'same-origin');
+  });
 
   server.get('/healthz', async () => ({ ok: true, version: GANTRY_VERSION }));
   server.get('/openapi.json', async () => openApiDocument(GANTRY_VERSION));
@@ -103,6 +115,8 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   configRoutes(server, ctx);
   usageRoutes(server, ctx);
   alertRoutes(server, ctx);
+  terminalRoutes(server, ctx);
+  await consoleRoutes(server, options.webDir);
   return { server, routes };
 }
 

@@ -41,6 +41,7 @@ import { TeamService } from './services/teams.js';
 import { ApprovalService } from './services/approvals.js';
 import { InvitationService } from './services/invitations.js';
 import { AuditLog } from './services/audit.js';
+import { TerminalSessions } from './services/terminals.js';
 import { DirectoryUsers } from './services/directory-users.js';
 import { CompanyDirectory } from './directory/client.js';
 import type { DirectoryConfig } from './directory/config.js';
@@ -81,6 +82,8 @@ export interface ServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Fixed host ports below 1024 that specs may use (any other is refused: it needs root on the node). */
   allowedPrivilegedPorts?: number[];
+  /** The web console's built files (default: dist/web beside the built server, made by npm run build). */
+  webDir?: string;
   /** Most client sockets open at once (default: from the process's file limit). */
   maxConnections?: number;
   /** The key that seals stored secrets (default <dataDir>/secret.key, made on first start; GANTRY_SECRET_KEY wins). */
@@ -138,6 +141,9 @@ export function livenessTiming(options: Pick<ServerOptions, 'registryTtlMs' | 'n
   return { registryTtlMs, heartbeatMs, nodeTimeoutMs };
 }
 
+/** dist/web when this runs from dist/server; from the sources, src/web, which does not exist (the server says how to build it). */
+const DEFAULT_WEB_DIR = join(import.meta.dirname, '..', 'web');
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   // Before anything is opened or created: a refused setting leaves no trace.
   const timing = livenessTiming(options);
@@ -148,7 +154,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const metrics = new ServerMetrics();
   // Every store call the server makes is timed, whoever makes it.
   const store = timedStore(await openStore(storeUrl), metrics.storeCall);
-  const auth = new TokenAuth(store);
+  const secrets = SecretBox.load(options.secretKeyFile ?? join(options.dataDir, 'secret.key'));
+  const auth = new TokenAuth(store, secrets.derivedKey('session csrf'));
   const firstAdminToken = await auth.init(options.bootstrapToken);
   const cluster = await clusterIdentity(store);
   const state = await ClusterState.load(store);
@@ -158,7 +165,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const registry = new RegistryService(store, catalog, registryTtlMs, (node, silentMs) => {
     events.note({ level: 'warning', type: 'registry.lease_lapsed', node, message: `node ${node} was silent for ${silentMs} ms (registry TTL ${registryTtlMs} ms): its endpoints left the registry and are registered again` });
   });
-  const secrets = SecretBox.load(options.secretKeyFile ?? join(options.dataDir, 'secret.key'));
   const registryLogins = new RegistryLoginService(store, state, secrets, events);
   const registryClient = new RegistryClient({ certsDir: options.registryCertsDir ?? '/etc/docker/certs.d', timeoutMs: options.registryTimeoutMs ?? 10_000 });
   // Rolling an app for a new secret value is an apply of its spec, with a note saying why.
@@ -181,10 +187,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const inspections = new InspectionService(store, events, options.inspectPolicy ?? loadInspectPolicy());
   agents.useInspections(inspections);
   const alertConfig = options.alertRules ?? loadAlertRules();
+  const audit = new AuditLog(store);
   const ctx: ApiContext = {
     state, events, agents, catalog, registry, store, apps, replicas, auth, registryLogins, streams: new StreamCounter(), metrics,
     users,
-    audit: new AuditLog(store),
+    audit,
+    terminals: new TerminalSessions(state, audit),
     teams: new TeamService(store, state, events, async (user) => (await users.find(user)) !== undefined),
     prepulls: new PrepullService(store, state, agents, events, () => void ctx.replicas.reconcile().catch(() => {})),
     releases: new ReleaseService(store, apps),
@@ -207,7 +215,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (options.directory) users.useDirectory(new DirectoryUsers(store, new CompanyDirectory(options.directory), options.directory, ctx.teams, auth, events));
   const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs, (node) => catalog.onNode(node).map(registryKey));
 
-  const { server, routes } = await buildHttpServer(ctx, auth, { log: options.log, tls: options.tls, maxConnections: options.maxConnections ?? clientSocketBudget(fileLimit()) });
+  const { server, routes } = await buildHttpServer(ctx, auth, { log: options.log, tls: options.tls, maxConnections: options.maxConnections ?? clientSocketBudget(fileLimit()), webDir: options.webDir ?? DEFAULT_WEB_DIR });
   const redis = options.redisUrl ? new RedisPublisher(store, options.redisUrl, 'gantry', (message) => events.note({ level: 'warning', type: 'discovery.redis', message })) : undefined;
   await redis?.start();
   const renderers = (options.renderers ?? []).map((config) => new UpstreamRenderer(catalog, config, (outcome) => void recordRender(events, outcome).catch((err: Error) => console.error(`gantry server: the outcome of renderer ${outcome.name} was not recorded: ${err.message}`))));
@@ -267,6 +275,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       clearTimeout(timer);
       clearTimeout(soon);
       unsubscribe();
+      ctx.terminals.close();
       agents.close();
       await ctx.alerts?.close();
       usage.close();
