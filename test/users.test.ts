@@ -64,7 +64,7 @@ describe('users and sessions', () => {
     assert.equal(admin.body.role, 'admin');
     const adminToken = admin.body.token as string;
     assert.equal((await call('GET', '/v1/apps', adminToken)).status, 200);
-    assert.deepEqual((await call('GET', '/v1/whoami', adminToken)).body, { name: 'alice', role: 'admin', user: 'alice' });
+    assert.deepEqual((await call('GET', '/v1/whoami', adminToken)).body, { name: 'alice', role: 'admin', user: 'alice', teams: [] });
 
     const member = await login('bob', PASSWORD);
     const memberToken = member.body.token as string;

@@ -3,7 +3,7 @@
 // GET /openapi.json.
 import type { CheckSummary } from './inspection.js';
 import type { AppSpec, SpecProblem } from './spec.js';
-import type { AppRecord, ConfigRecord, GantryEvent, Instance, InstanceStatus, NodeRecord } from './types.js';
+import type { AppRecord, ConfigRecord, GantryEvent, Instance, InstanceStatus, NodeRecord, TeamRole } from './types.js';
 
 /** Body of every 4xx/5xx answer. */
 export interface ApiError {
@@ -151,6 +151,20 @@ export interface LoginResponse {
   role: 'admin' | 'operator' | 'member';
   token: string;
   expiresAt: number;
+}
+
+/** A sign-in for the web console (`"session": "cookie"`): the token went into an HttpOnly cookie; `csrf` goes back in X-Gantry-CSRF. */
+export interface CookieLoginResponse extends Omit<LoginResponse, 'token'> {
+  csrf: string;
+}
+
+/** GET /v1/whoami: the caller; a person's teams; the CSRF value of a cookie session (a reloaded console gets it back). */
+export interface WhoAmI {
+  name: string;
+  role: string;
+  user?: string;
+  teams?: { team: string; role: TeamRole }[];
+  csrf?: string;
 }
 
 /** A personal or robot token as listed: its own name (not its owner's prefix), scope, expiry; never the token. */

@@ -5,7 +5,8 @@
 // answer as the path itself, and a path that matches nothing is refused before a 404 can tell
 // an anonymous caller what exists.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { bearer, type Caller, type TokenAuth } from './auth.js';
+import type { Caller, TokenAuth } from './auth.js';
+import { cookieRefusal, credentialOf } from './session-cookie.js';
 import { decide, decideBeforeBody, ruleFor, type Rule, type TeamScope } from './policy.js';
 
 /** How a route is reached, for listings and tests: the policy table's action, summed up. */
@@ -38,8 +39,13 @@ export function installAccessCheck(server: FastifyInstance, auth: TokenAuth, tea
   server.addHook('onRequest', async (request, reply) => {
     const rule: Rule = request.is404 ? { action: 'do', kind: 'cluster', verb: 'read' } : ruleFor(request.method, request.routeOptions.url ?? '');
     if (rule.action === 'public') return;
-    const caller = auth.verify(bearer(request.headers.authorization));
-    if (!caller) return refuse(reply, 401, 'missing or unknown token: send Authorization: Bearer <token> (gantry up prints the admin token on first start; people sign in with gantry login)');
+    const credential = credentialOf(request);
+    const caller = auth.verify(credential?.token);
+    if (!caller || !credential) return refuse(reply, 401, 'missing or unknown token: send Authorization: Bearer <token> (gantry up prints the admin token on first start; people sign in with gantry login)');
+    // A cookie is sent by the browser whoever made it send the request: prove it is the console's.
+    const cookieProblem = credential.cookie ? cookieRefusal(request, auth.csrfOf(credential.token)) : undefined;
+    if (cookieProblem) return refuse(reply, 403, cookieProblem);
+    request.credential = credential;
     if (request.is404) return refuse(reply, 404, `no route ${request.method} ${pathOf(request)}`);
     // Known from here on, refused or not: the audit trail names who was refused.
     request.caller = caller;

@@ -2,7 +2,7 @@
 // everything; an agent token speaks for one node only (Kubernetes' NodeRestriction: the server
 // enforces it, not the agent's good manners); a join token connects a new node once, and that
 // node is given an agent token of its own.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import type { ScopedTokenInfo, TokenInfo } from '../model/api.js';
 import { ConflictError, NotFoundError } from './errors.js';
@@ -46,7 +46,19 @@ export class TokenAuth {
   /** Tokens that live only as long as this process (the embedded agent of `gantry up`). */
   private readonly ephemeral = new Map<string, TokenRecord>();
 
-  constructor(private readonly store: Store) {}
+  /**
+   * `csrfKey`: what a session's CSRF value is keyed with (every server of a cluster needs the
+   * same, so it is derived from the cluster's secret key); a random one lasts this process.
+   */
+  constructor(private readonly store: Store, private readonly csrfKey: Buffer = randomBytes(32)) {}
+
+  /**
+   * The value a browser session must echo in X-Gantry-CSRF (session-cookie.ts): derived from its
+   * token, so nothing more is stored, and useless without the token's own secrecy being broken.
+   */
+  csrfOf(token: string): string {
+    return createHmac('sha256', this.csrfKey).update(token).digest('base64url');
+  }
 
   /**
    * Loads the stored tokens; on the very first start creates the admin token (or takes the

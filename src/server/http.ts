@@ -3,6 +3,7 @@
 // reason, and the routes themselves (thin, in api/).
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
+import cookie from '@fastify/cookie';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { ZodError } from 'zod';
@@ -74,6 +75,8 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   // The WebSocket plugin's own request hook must run before the access check: it marks upgrade
   // requests, and only a marked one has its socket closed after a refusal.
   await server.register(websocket, { options: { maxPayload: AGENT_MESSAGE_LIMIT } });
+  // Parses the console's session cookie before the access check reads it.
+  await server.register(cookie);
   const routes = installAccessCheck(server, auth, teamScope(ctx.state));
   installAuditTrail(server, ctx.audit, ctx.state);
   installErrors(server);

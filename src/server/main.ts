@@ -148,7 +148,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const metrics = new ServerMetrics();
   // Every store call the server makes is timed, whoever makes it.
   const store = timedStore(await openStore(storeUrl), metrics.storeCall);
-  const auth = new TokenAuth(store);
+  const secrets = SecretBox.load(options.secretKeyFile ?? join(options.dataDir, 'secret.key'));
+  const auth = new TokenAuth(store, secrets.derivedKey('session csrf'));
   const firstAdminToken = await auth.init(options.bootstrapToken);
   const cluster = await clusterIdentity(store);
   const state = await ClusterState.load(store);
@@ -158,7 +159,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const registry = new RegistryService(store, catalog, registryTtlMs, (node, silentMs) => {
     events.note({ level: 'warning', type: 'registry.lease_lapsed', node, message: `node ${node} was silent for ${silentMs} ms (registry TTL ${registryTtlMs} ms): its endpoints left the registry and are registered again` });
   });
-  const secrets = SecretBox.load(options.secretKeyFile ?? join(options.dataDir, 'secret.key'));
   const registryLogins = new RegistryLoginService(store, state, secrets, events);
   const registryClient = new RegistryClient({ certsDir: options.registryCertsDir ?? '/etc/docker/certs.d', timeoutMs: options.registryTimeoutMs ?? 10_000 });
   // Rolling an app for a new secret value is an apply of its spec, with a note saying why.

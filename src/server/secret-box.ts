@@ -11,7 +11,7 @@
 // `<key file>.previous`, one base64 key per line) still open what they sealed; new values are
 // always sealed with the current key, and `gantry secret rotate-key` re-seals the old ones, after
 // which the previous keys can go.
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { makePrivate, writePrivateFileAtomic } from '../host/private-files.js';
 import type { Sealed } from '../model/types.js';
@@ -55,6 +55,14 @@ export class SecretBox {
     if (!existsSync(file)) writePrivateFileAtomic(file, `${randomBytes(KEY_BYTES).toString('base64')}\n`);
     makePrivate(file);
     return new SecretBox(decodeKey(readFileSync(file, 'utf8'), file), previous);
+  }
+
+  /**
+   * A key for another purpose (the CSRF values of browser sessions), derived from the current
+   * key so that every server of the cluster derives the same one without another file.
+   */
+  derivedKey(purpose: string): Buffer {
+    return createHmac('sha256', this.key).update(`gantry derived key: ${purpose}`).digest();
   }
 
   /** `context`: where the value is stored (e.g. its store key); opening needs the same. */

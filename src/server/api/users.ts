@@ -4,8 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { name } from '../../model/names.js';
 import { DURATION_PATTERN, parseDuration } from '../../model/units.js';
-import type { LoginResponse } from '../../model/api.js';
-import { bearer, type Caller } from '../auth.js';
+import type { CookieLoginResponse, LoginResponse, WhoAmI } from '../../model/api.js';
+import type { Caller } from '../auth.js';
+import { clearSessionCookie, setSessionCookie } from '../session-cookie.js';
 import { decide, ruleOfWords } from '../policy.js';
 import { teamScope } from '../services/teams.js';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../passwords.js';
@@ -22,6 +23,8 @@ const Login = z.strictObject({
   // (it is never sent to the directory: an LDAP bind with no password "succeeds").
   password: z.string().max(MAX_PASSWORD_LENGTH),
   ttl: z.string().regex(DURATION_PATTERN, 'ttl: a duration such as "12h"').refine((t) => { const ms = parseDuration(t) ?? 0; return ms >= 60_000 && ms <= MAX_SESSION_MS; }, 'ttl: between 1m and 30 days').optional(),
+  // The web console: the session goes into an HttpOnly cookie, never into the answer (session-cookie.ts).
+  session: z.literal('cookie', { message: 'session: "cookie" or absent' }).optional(),
 });
 const CanI = z.object({ verb: z.string().max(32), resource: z.string().max(300), as: name('user').optional() });
 const AuditQuery = z.object({
@@ -35,21 +38,33 @@ const UpdateUser = z.strictObject({ password: password.optional(), role: z.enum(
 
 export function userRoutes(server: FastifyInstance, ctx: ApiContext): void {
   // Small bodies only: anyone may call this, and a password is short.
-  server.post('/v1/login', { bodyLimit: 16 * 1024 }, async (request): Promise<LoginResponse> => {
-    const { user, password: given, ttl } = Login.parse(request.body ?? {});
-    return ctx.users.signIn(user, given, request.ip, ttl === undefined ? undefined : parseDuration(ttl)!);
+  server.post('/v1/login', { bodyLimit: 16 * 1024 }, async (request, reply): Promise<LoginResponse | CookieLoginResponse> => {
+    const { user, password: given, ttl, session } = Login.parse(request.body ?? {});
+    const signedIn = await ctx.users.signIn(user, given, request.ip, ttl === undefined ? undefined : parseDuration(ttl)!);
+    if (session !== 'cookie') return signedIn;
+    setSessionCookie(request, reply, signedIn.token, signedIn.expiresAt);
+    return { user: signedIn.user, role: signedIn.role, expiresAt: signedIn.expiresAt, csrf: ctx.auth.csrfOf(signedIn.token) };
   });
 
   server.post('/v1/logout', async (request, reply) => {
-    const ended = await ctx.auth.endSession(bearer(request.headers.authorization) ?? '');
+    const credential = request.credential!;
+    const ended = await ctx.auth.endSession(credential.token);
     if (!ended) return reply.code(400).send({ error: 'this token is an API token, not a session: revoke it with gantry token rm' });
+    if (credential.cookie) clearSessionCookie(request, reply);
     ctx.events.note({ level: 'info', type: 'auth.logout', message: `${requester(request)} signed out` });
     return { ended: true };
   });
 
-  server.get('/v1/whoami', async (request) => {
+  server.get('/v1/whoami', async (request): Promise<WhoAmI> => {
     const caller = request.caller!;
-    return { name: caller.name, role: caller.role, ...(caller.user ? { user: caller.user } : {}) };
+    const credential = request.credential!;
+    const teams = caller.user ? teamScope(ctx.state).teamsOf(caller.user).map(([team, role]) => ({ team, role })) : [];
+    return {
+      name: caller.name,
+      role: caller.role,
+      ...(caller.user ? { user: caller.user, teams } : {}),
+      ...(credential.cookie ? { csrf: ctx.auth.csrfOf(credential.token) } : {}),
+    };
   });
 
   server.get('/v1/auth/can-i', async (request, reply) => {
