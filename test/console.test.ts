@@ -41,6 +41,8 @@ describe('web console in Chromium', { skip }, () => {
   const shot = async (name: string) => {
     await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   };
+  const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
+  const tab = (name: string) => page.getByRole('navigation', { name: 'App sections' }).getByRole('link', { name, exact: true }).click();
   const signIn = async (user: string) => {
     await page.goto(`${cluster.url}/`);
     await page.getByLabel('User').fill(user);
@@ -95,7 +97,7 @@ describe('web console in Chromium', { skip }, () => {
   });
 
   test('deploying from the YAML editor: an error names the field, the fix deploys and runs', async () => {
-    await page.getByRole('link', { name: 'Deploy' }).click();
+    await nav('Deploy');
     const editor = page.getByLabel('Spec (YAML)');
     await editor.fill(spec('two', 'v1'));
     await page.locator('.problems').getByText('entrypoints.web.replicas').waitFor();
@@ -112,7 +114,7 @@ describe('web console in Chromium', { skip }, () => {
   });
 
   test('a rollout progresses live on the app page, and a rollback from it goes back', async () => {
-    await page.getByRole('link', { name: 'Spec' }).click();
+    await tab('Spec');
     const editor = page.getByLabel(/Spec of release 1/);
     await editor.fill(spec(2, 'v2'));
     await page.getByRole('button', { name: 'Apply' }).click();
@@ -127,13 +129,13 @@ describe('web console in Chromium', { skip }, () => {
     await page.locator('section.rollout[data-phase="succeeded"]').getByText('Rollout 2 → 3').waitFor({ timeout: 30_000 });
     const releases = (await call('GET', `/v1/apps/${APP}/releases`, admin())).body.releases as { release: number; note?: string }[];
     assert.match(releases.find((r) => r.release === 3)?.note ?? '', /rollback to release 1/);
-    await page.getByRole('link', { name: 'Releases' }).click();
+    await tab('Releases');
     await page.getByText('rollback to release 1').waitFor();
     await shot('releases');
   });
 
   test('the log tail receives new lines while it is open, and search narrows them', async () => {
-    await page.getByRole('link', { name: 'Logs' }).click();
+    await tab('Logs');
     const lines = page.getByLabel('Log lines');
     await lines.getByText(/tick \d+ v1/).first().waitFor();
     const highest = async () => Math.max(0, ...[...(await lines.innerText()).matchAll(/tick (\d+) v1/g)].map((m) => Number(m[1])));
@@ -145,20 +147,20 @@ describe('web console in Chromium', { skip }, () => {
   });
 
   test('events and audit pages list what happened, with filters', async () => {
-    await page.getByRole('link', { name: 'Events' }).first().click();
+    await nav('Events');
     await page.getByLabel('App').fill(APP);
     await page.getByRole('button', { name: 'Filter' }).click();
-    await page.locator('.event-list').getByText('app.applied').first().waitFor();
+    await page.locator('.event-list').getByText('instance.placed').first().waitFor();
     await shot('events');
     await signOut();
     await signIn('ada');
-    await page.getByRole('link', { name: 'Audit' }).click();
+    await nav('Audit');
     await page.getByRole('cell', { name: /\/v1\/apps\/:app\/rollback/ }).first().waitFor();
     await shot('audit');
   });
 
   test('a cordon from the nodes page takes the node out of placement', async () => {
-    await page.getByRole('link', { name: 'Nodes' }).click();
+    await nav('Nodes');
     const node = page.locator('section.node#node-a');
     await node.locator('.core').first().waitFor();
     await shot('nodes');

@@ -1,7 +1,7 @@
 // The layout (header, nav, theme toggle, sign-out) and the route table.
 import { useState, type ReactNode } from 'react';
 import { Link, match, useLocation } from '../lib/router';
-import { useSession } from '../lib/session';
+import { useCan, useSession } from '../lib/session';
 import { applyTheme, initialTheme, type Theme } from '../lib/theme';
 import { SignIn } from '../pages/sign-in';
 import { Overview } from '../pages/overview';
@@ -22,11 +22,12 @@ const ROUTES: [string, (params: Record<string, string>) => ReactNode][] = [
   ['/audit', () => <AuditPage />],
 ];
 
-const NAV: [string, string][] = [
+/** Nav links, each with what the caller must be allowed to see it (the pages for admins and operators). */
+const NAV: [string, string, [string, string]?][] = [
   ['/', 'Overview'],
-  ['/nodes', 'Nodes'],
+  ['/nodes', 'Nodes', ['read', 'node']],
   ['/events', 'Events'],
-  ['/audit', 'Audit'],
+  ['/audit', 'Audit', ['read', 'audit']],
   ['/deploy', 'Deploy'],
 ];
 
@@ -71,10 +72,8 @@ function Header({ path }: { path: string }) {
         Gantry
       </Link>
       <nav aria-label="Main">
-        {NAV.map(([to, label]) => (
-          <Link key={to} to={to} aria-current={current(to) ? 'page' : undefined}>
-            {label}
-          </Link>
+        {NAV.map(([to, label, needs]) => (
+          <NavLink key={to} to={to} label={label} needs={needs} current={current(to)} />
         ))}
       </nav>
       <div className="who">
@@ -89,6 +88,16 @@ function Header({ path }: { path: string }) {
         </button>
       </div>
     </header>
+  );
+}
+
+function NavLink({ to, label, needs, current }: { to: string; label: string; needs?: [string, string]; current: boolean }) {
+  const allowed = useCan(needs?.[0] ?? 'read', needs?.[1] ?? 'app');
+  if (needs && allowed !== true) return null;
+  return (
+    <Link to={to} aria-current={current ? 'page' : undefined}>
+      {label}
+    </Link>
   );
 }
 

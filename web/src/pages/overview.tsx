@@ -7,16 +7,19 @@ import type { AppListResponse, NodeListResponse } from '../lib/model';
 import { Link, seg, useTitle } from '../lib/router';
 import { ErrorBox, Meter, TableHead } from '../app/ui';
 import { EventList, useLiveEvents } from './event-list';
+import { useCan } from '../lib/session';
 
 export function Overview() {
   useTitle('Overview');
   const [apps, setApps] = useState<AppListResponse['apps']>();
   const [nodes, setNodes] = useState<NodeListResponse['nodes']>();
   const [error, setError] = useState<unknown>();
+  // Members read only their teams' apps: the cluster's nodes are for admins and operators.
+  const canReadNodes = useCan('read', 'node');
   const load = useCallback(() => {
     get<AppListResponse>('/v1/apps').then((a) => setApps(a.apps), setError);
-    get<NodeListResponse>('/v1/nodes').then((n) => setNodes(n.nodes), setError);
-  }, []);
+    if (canReadNodes) get<NodeListResponse>('/v1/nodes').then((n) => setNodes(n.nodes), setError);
+  }, [canReadNodes]);
   useEffect(load, [load]);
   // Counts change with events (placements, exits, health, nodes): each one refreshes the summary.
   const { events, open } = useLiveEvents({ limit: 15 }, load);
@@ -29,7 +32,7 @@ export function Overview() {
       <h1>Overview</h1>
       <ErrorBox error={error} />
       <div className="cards">
-        <section className="card" aria-labelledby="nodes-h">
+        {canReadNodes && <section className="card" aria-labelledby="nodes-h">
           <h2 id="nodes-h">
             <Link to="/nodes">Nodes</Link>
           </h2>
@@ -43,7 +46,7 @@ export function Overview() {
               <Meter label="Memory allocated" used={allocated.mem} total={capacity.mem} format={bytes} />
             </>
           )}
-        </section>
+        </section>}
         <section className="card wide" aria-labelledby="apps-h">
           <h2 id="apps-h">Apps</h2>
           {apps && apps.length === 0 && (
