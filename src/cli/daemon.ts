@@ -96,6 +96,7 @@ interface DaemonFlags {
   init?: boolean;
   allowHostPort: string[];
   secretKeyFile?: string;
+  webDir?: string;
   directory?: string;
   logSinks?: string;
   registryCertsDir: string;
@@ -315,6 +316,7 @@ function serverOptions(command: Command): Command {
     .option('--dns-workers <n>', 'extra processes answering DNS over UDP (each holds a copy of the registry)', '0')
     .option('--allow-host-port <port>', 'let specs fix this privileged host port (below 1024), e.g. 80 (repeatable)', collect, [])
     .option('--secret-key-file <file>', 'the key that seals stored secrets such as registry passwords (default <data-dir>/secret.key, made on first start; GANTRY_SECRET_KEY wins); every server of a cluster needs the same')
+    .option('--web-dir <dir>', 'the web console\'s built files, served at / (default: dist/web beside the server, made by npm run build)')
     .option('--log-sinks <file.yaml>', "ship the lines of apps whose spec has no logs: to these sinks (the file holds what an app's logs: holds; docs/observability.md)")
     .option('--directory <file.yaml>', 'also sign people in against this company directory (LDAP, Active Directory): its groups give team roles and platform roles (docs/teams.md)')
     .option('--registry-timeout <seconds>', 'how long the server waits for an image registry when it pins a tag to a digest (one it could not reach is not asked again for 30 s)', '10')
@@ -352,6 +354,7 @@ function serverSettings(flags: DaemonFlags, tls: ServerTls | undefined): ServerO
       return port;
     }),
     secretKeyFile: flags.secretKeyFile,
+    ...(flags.webDir !== undefined ? { webDir: resolve(flags.webDir) } : {}),
     ...(flags.directory !== undefined ? { directory: loadDirectoryConfig(flags.directory) } : {}),
     ...(flags.logSinks !== undefined ? { logSinks: loadLogSinks(flags.logSinks) } : {}),
     registryCertsDir: flags.registryCertsDir,

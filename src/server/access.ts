@@ -7,6 +7,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Caller, TokenAuth } from './auth.js';
 import { cookieRefusal, credentialOf } from './session-cookie.js';
+import { CONSOLE_ROUTE, isConsolePath } from './api/console.js';
 import { decide, decideBeforeBody, ruleFor, type Rule, type TeamScope } from './policy.js';
 
 /** How a route is reached, for listings and tests: the policy table's action, summed up. */
@@ -37,7 +38,9 @@ export function installAccessCheck(server: FastifyInstance, auth: TokenAuth, tea
     for (const method of [route.method].flat()) routes.push({ method, url, access: accessOf(ruleFor(method, url)) });
   });
   server.addHook('onRequest', async (request, reply) => {
-    const rule: Rule = request.is404 ? { action: 'do', kind: 'cluster', verb: 'read' } : ruleFor(request.method, request.routeOptions.url ?? '');
+    // The console's catch-all takes only its own paths: any other (an API path spelled oddly) is unknown.
+    const unmatched = request.is404 || (request.routeOptions.url === CONSOLE_ROUTE && !isConsolePath(request.url));
+    const rule: Rule = unmatched ? { action: 'do', kind: 'cluster', verb: 'read' } : ruleFor(request.method, request.routeOptions.url ?? '');
     if (rule.action === 'public') return;
     const credential = credentialOf(request);
     const caller = auth.verify(credential?.token);
@@ -46,7 +49,7 @@ export function installAccessCheck(server: FastifyInstance, auth: TokenAuth, tea
     const cookieProblem = credential.cookie ? cookieRefusal(request, auth.csrfOf(credential.token)) : undefined;
     if (cookieProblem) return refuse(reply, 403, cookieProblem);
     request.credential = credential;
-    if (request.is404) return refuse(reply, 404, `no route ${request.method} ${pathOf(request)}`);
+    if (unmatched) return refuse(reply, 404, `no route ${request.method} ${pathOf(request)}`);
     // Known from here on, refused or not: the audit trail names who was refused.
     request.caller = caller;
     // What the body names is decided once the route has read it (mayApply); here only whether the caller may write anywhere.

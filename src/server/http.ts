@@ -36,6 +36,7 @@ import { openApiDocument } from './api/openapi.js';
 import { approvalRoutes } from './api/approvals.js';
 import { invitationRoutes } from './api/invitations.js';
 import { ApprovalPending } from './services/approvals.js';
+import { consoleRoutes } from './api/console.js';
 
 /** Request bodies are specs and small commands; anything bigger is refused before it is read. */
 export const BODY_LIMIT = 1024 * 1024;
@@ -51,6 +52,8 @@ export interface HttpOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Most sockets open at once; past it new connections are closed as they arrive. */
   maxConnections?: number;
+  /** The web console's built files (index.html and assets/). */
+  webDir: string;
 }
 
 /**
@@ -81,6 +84,11 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   installAuditTrail(server, ctx.audit, ctx.state);
   installErrors(server);
   ctx.metrics.instrument(server);
+  // On every answer: a browser must not guess a type (a JSON error read as HTML) or leak where it came from.
+  server.addHook('onSend', async (_request, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'same-origin');
+  });
 
   server.get('/healthz', async () => ({ ok: true, version: GANTRY_VERSION }));
   server.get('/openapi.json', async () => openApiDocument(GANTRY_VERSION));
@@ -106,6 +114,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   configRoutes(server, ctx);
   usageRoutes(server, ctx);
   alertRoutes(server, ctx);
+  await consoleRoutes(server, options.webDir);
   return { server, routes };
 }
 

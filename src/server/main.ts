@@ -81,6 +81,8 @@ export interface ServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Fixed host ports below 1024 that specs may use (any other is refused: it needs root on the node). */
   allowedPrivilegedPorts?: number[];
+  /** The web console's built files (default: dist/web beside the built server, made by npm run build). */
+  webDir?: string;
   /** Most client sockets open at once (default: from the process's file limit). */
   maxConnections?: number;
   /** The key that seals stored secrets (default <dataDir>/secret.key, made on first start; GANTRY_SECRET_KEY wins). */
@@ -137,6 +139,9 @@ export function livenessTiming(options: Pick<ServerOptions, 'registryTtlMs' | 'n
   }
   return { registryTtlMs, heartbeatMs, nodeTimeoutMs };
 }
+
+/** dist/web when this runs from dist/server; from the sources, src/web, which does not exist (the server says how to build it). */
+const DEFAULT_WEB_DIR = join(import.meta.dirname, '..', 'web');
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   // Before anything is opened or created: a refused setting leaves no trace.
@@ -206,7 +211,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (options.directory) users.useDirectory(new DirectoryUsers(store, new CompanyDirectory(options.directory), options.directory, ctx.teams, auth, events));
   const liveness = new NodeController(store, state, events, (node) => agents.contact(node), timing.nodeTimeoutMs, (node) => catalog.onNode(node).map(registryKey));
 
-  const { server, routes } = await buildHttpServer(ctx, auth, { log: options.log, tls: options.tls, maxConnections: options.maxConnections ?? clientSocketBudget(fileLimit()) });
+  const { server, routes } = await buildHttpServer(ctx, auth, { log: options.log, tls: options.tls, maxConnections: options.maxConnections ?? clientSocketBudget(fileLimit()), webDir: options.webDir ?? DEFAULT_WEB_DIR });
   const redis = options.redisUrl ? new RedisPublisher(store, options.redisUrl, 'gantry', (message) => events.note({ level: 'warning', type: 'discovery.redis', message })) : undefined;
   await redis?.start();
   const renderers = (options.renderers ?? []).map((config) => new UpstreamRenderer(catalog, config, (outcome) => void recordRender(events, outcome).catch((err: Error) => console.error(`gantry server: the outcome of renderer ${outcome.name} was not recorded: ${err.message}`))));

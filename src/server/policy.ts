@@ -44,6 +44,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'GET /healthz': { action: 'public' },
   'GET /openapi.json': { action: 'public' },
   'POST /v1/login': { action: 'public' },
+  // The web console's files (api/console.ts): no data, only GETs of paths that are not the API's.
+  'GET /*': { action: 'public' },
   'GET /v1/agent/connect': { action: 'agent' },
   'POST /v1/logout': { action: 'self' },
   'GET /v1/whoami': { action: 'self' },

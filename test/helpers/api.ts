@@ -1,6 +1,7 @@
 // A person's view of a running server in tests: a JSON request with a bearer token (or none),
 // and the gantry CLI run as a child process against it.
 import { spawn } from 'node:child_process';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { GANTRY } from './cluster.js';
 
 export interface Answer {
@@ -44,5 +45,18 @@ export function runCli(args: string[], env: Record<string, string>, input = ''):
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
     child.stdin.end(input);
+  });
+}
+
+/** A raw request to 127.0.0.1:`port`: the path goes out as written (fetch would normalise it first). */
+export function rawRequest(port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, agent: false, headers: { ...headers, connection: 'close' } }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
   });
 }

@@ -224,27 +224,6 @@ export function clusterPaths(): Record<string, object> {
         responses: { '200': ok('Per node', object({ nodes: list(object({ node: { type: 'string' }, results: list(object({ image: { type: 'string' }, ms: { type: 'integer' }, error: { type: 'string' } })), error: { type: 'string' } })) })) },
       }),
     },
-    '/v1/login': {
-      post: {
-        summary: 'Sign in as a user: a session token that expires (no token needed)',
-        description: 'The same 401 for an unknown user and a wrong password (an empty one too). After 5 failures within 5 minutes for one user name (20 from one address), its sign-ins are refused with 429 for a while. With a company directory configured (--directory), a name that is no local user with a password is signed in through the directory; 503 when it does not answer.',
-        security: [],
-        requestBody: body({ user: { type: 'string', minLength: 1, maxLength: 256 }, password: { type: 'string', maxLength: 1024 }, ttl: { type: 'string', pattern: DURATION_PATTERN.source, description: 'session length, 1m to 30 days (default 12h)' } }, ['user', 'password']),
-        responses: {
-          '200': ok('Signed in', object({ user: { type: 'string' }, role: { type: 'string', enum: ['admin', 'operator', 'member'] }, token: { type: 'string' }, expiresAt: { type: 'integer' } }, ['user', 'role', 'token', 'expiresAt'])),
-          '400': errors['400'],
-          '401': error('Wrong user name or password'),
-          '429': error('Too many failed sign-ins for this user or from this address lately'),
-          '503': error('The company directory did not answer (directory users only; local users sign in as always)'),
-        },
-      },
-    },
-    '/v1/logout': {
-      post: op({ summary: "End the caller's session (its token stops working)", responses: { '200': ok('Ended', object({ ended: { type: 'boolean' } })) } }),
-    },
-    '/v1/whoami': {
-      get: op({ summary: 'Who the token belongs to: its name and role, and the user of a session', responses: { '200': ok('The caller', object({ name: { type: 'string' }, role: { type: 'string' }, user: { type: 'string' } })) } }),
-    },
     '/v1/auth/can-i': {
       get: op({
         summary: 'Whether the caller (or, for admins, another user: `as`) may do something, answered from the same policy table the server checks every request against',

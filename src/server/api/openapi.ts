@@ -12,6 +12,7 @@ import { pendingApproval, teamPaths } from './openapi-teams.js';
 import { secretPaths } from './openapi-secrets.js';
 import { buildPaths } from './builds.js';
 import { quotaPaths } from './quotas.js';
+import { consolePaths } from './openapi-console.js';
 import { body, conflict, error, flag, list, matching, object, ok, op, pathParam, queryParam, ref, type Operation } from './openapi-helpers.js';
 
 const appParam = pathParam('app', matching(NAME), 'App name');
@@ -182,17 +183,17 @@ export function openApiDocument(version: string): object {
       version,
       description: [
         'Deploy, scale and observe apps on a Gantry cluster.',
-        'Every route needs `Authorization: Bearer <token>` but GET /healthz and GET /openapi.json. A path that matches no route answers 401 without a token and 404 with one; a token whose role may not use a route gets 403.',
+        'Every route needs `Authorization: Bearer <token>` (or the web console\'s session cookie, see POST /v1/login) but GET /healthz, GET /openapi.json and the console\'s files. A path that matches no route answers 401 without a token and 404 with one; a token whose role may not use a route gets 403.',
         'Roles: an admin token may do everything; an agent token is bound to one node and may only open that node\'s agent connection; a join token may open an agent connection for a new node once, which is then given its own agent token in the welcome message.',
         'People sign in (POST /v1/login) for a session token; what they may do follows their platform role (admin, operator, member) and their role in each team (owner, developer, viewer) on the team\'s apps, secrets and configs, by one policy table (GET /v1/auth/can-i asks it). Lists and streams answer only what the caller may see. Personal and robot tokens act as their user or team, narrowed by a scope.',
         'Path parameters are checked against the patterns in their schemas (a mismatch is a 400 naming the parameter); request bodies are limited to 1 MiB (413, and the connection is closed).',
       ].join('\n\n'),
     },
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: 'gantry_session', description: 'The web console: with X-Gantry-CSRF on unsafe methods' } },
       schemas: { AppSpec: appSpec, ...schemas },
     },
-    security: [{ bearer: [] }],
+    security: [{ bearer: [] }, { session: [] }],
     paths: {
       '/healthz': { get: { summary: 'Liveness of the server', security: [], responses: { '200': ok('Alive', object({ ok: { type: 'boolean' }, version: { type: 'string' } })) } } },
       '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': ok('OpenAPI 3.1') } } },
@@ -205,6 +206,7 @@ export function openApiDocument(version: string): object {
       ...teamPaths(),
       ...usagePaths(),
       ...alertPaths(),
+      ...consolePaths(),
     },
   };
 }
