@@ -26,6 +26,11 @@ entrypoints:
     resources: { cpu: 0.05, memory: 32Mi }
     update: { strategy: rolling, maxSurge: 1, maxUnavailable: 0, minHealthy: 2s }
     stop: { grace: 1s }
+  pinned:
+    command: ["sleep", "3600"]
+    replicas: 1
+    resources: { cpu: 0.5, memory: 16Mi, cpuBind: true }
+    stop: { grace: 1s }
 `;
 
 const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
@@ -35,6 +40,7 @@ describe('web console in Chromium', { skip }, () => {
   const profile = mkdtempSync(join(tmpdir(), 'gantry-chromium-'));
   let context: BrowserContext;
   let page: Page;
+  const pageErrors: string[] = [];
   const call = jsonCaller(() => cluster.url);
   const admin = () => cluster.token;
 
@@ -75,6 +81,11 @@ describe('web console in Chromium', { skip }, () => {
     context.setDefaultTimeout(20_000);
     page = context.pages()[0] ?? (await context.newPage());
     page.on('dialog', (dialog) => void dialog.accept());
+    // A script the CSP blocks, or one that throws, shows here (an expected 4xx the page reports itself does not).
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error' && /Content Security Policy|Refused to/i.test(message.text())) pageErrors.push(message.text());
+    });
   });
 
   after(async () => {
@@ -109,7 +120,8 @@ describe('web console in Chromium', { skip }, () => {
     await page.getByRole('button', { name: 'Apply' }).click();
     await page.waitForURL(`**/apps/${APP}`);
     await page.getByTestId('running-web').filter({ hasText: '2' }).waitFor();
-    assert.equal(await page.locator('tr[data-instance]').count(), 2);
+    await page.getByTestId('running-pinned').filter({ hasText: '1' }).waitFor();
+    assert.equal(await page.locator('tr[data-instance]').count(), 3);
     await shot('app');
   });
 
@@ -162,7 +174,8 @@ describe('web console in Chromium', { skip }, () => {
   test('a cordon from the nodes page takes the node out of placement', async () => {
     await nav('Nodes');
     const node = page.locator('section.node#node-a');
-    await node.locator('.core').first().waitFor();
+    // The pinned entry holds half a core: its cell names the instance and its share.
+    await node.locator('.core.fragments').getByRole('link', { name: /shop-web-pinned-\w+ 50%/ }).waitFor();
     await shot('nodes');
     await node.getByRole('button', { name: 'Cordon' }).click();
     await page.locator('section.node[data-state="cordoned"]').waitFor();
@@ -187,5 +200,9 @@ describe('web console in Chromium', { skip }, () => {
     assert.equal(status, 403);
     const detail = await call('GET', `/v1/apps/${APP}`, admin());
     assert.equal(detail.body.app.spec.entrypoints.web.replicas, 2);
+  });
+
+  test('no page threw or was refused by the Content-Security-Policy along the way', () => {
+    assert.deepEqual(pageErrors, []);
   });
 });

@@ -7,8 +7,10 @@ import { StateBadge } from '../../app/ui';
 import type { LiveInstances } from './live-instances';
 import { InstanceActions } from './instances';
 import { LogsTab } from './logs';
-import { Terminal } from '../terminal';
-import { useState } from 'react';
+import { lazy, Suspense, useState } from 'react';
+
+// xterm.js is most of the console's script: loaded when a terminal is first opened.
+const Terminal = lazy(() => import('../terminal').then((m) => ({ default: m.Terminal })));
 
 export function InstanceDetail({ app, id, live, canWrite }: { app: string; id: string; live: LiveInstances; canWrite: boolean }) {
   const instance = live.instances.get(id);
@@ -58,7 +60,11 @@ export function InstanceDetail({ app, id, live, canWrite }: { app: string; id: s
           </button>
         )}
       </div>
-      {terminal && <Terminal instance={id} onClose={() => setTerminal(false)} />}
+      {terminal && (
+        <Suspense fallback={<p className="loading">Loading the terminal…</p>}>
+          <Terminal instance={id} onClose={() => setTerminal(false)} />
+        </Suspense>
+      )}
       <h3>Logs</h3>
       <LogsTab app={app} instances={live.instances} only={id} />
     </section>
