@@ -134,6 +134,8 @@ describe('web console in Chromium', { skip }, () => {
     // Seen without reloading: progressing (the waves wait 2s of health each), then done.
     await page.locator('section.rollout[data-phase="progressing"]').getByText('Rollout 1 → 2').waitFor();
     await shot('rollout');
+    // The README's picture (docs/console.png is a copy of it): the first screenful only.
+    await page.screenshot({ path: join(SHOTS, 'readme.png'), clip: { x: 0, y: 0, width: 1280, height: 560 } });
     await page.locator('section.rollout[data-phase="succeeded"]').waitFor({ timeout: 30_000 });
     await page.getByTestId('progress-web').filter({ hasText: '2/2 updated and healthy · 0 old' }).waitFor({ timeout: 30_000 });
     await page.getByRole('button', { name: 'Rollback' }).click();
