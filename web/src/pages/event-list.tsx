@@ -24,11 +24,25 @@ export function useLiveEvents(filter: EventFilter, onEvent?: (event: GantryEvent
   const url = `/v1/events${query({ follow: 1, app: filter.app, instance: filter.instance, node: filter.node, limit: Math.min(keep, 100) })}`;
   useEffect(() => setEvents([]), [url]);
   const throttled = useThrottled(onEvent, 1000);
+  // A busy app sends hundreds of events a second: they are added once per animation frame.
+  const arrived = useRef<GantryEvent[]>([]);
+  const frame = useRef(0);
+  useEffect(() => () => cancelAnimationFrame(frame.current), []);
+  const flush = () => {
+    frame.current = 0;
+    const batch = arrived.current.reverse();
+    arrived.current = [];
+    setEvents((list) => {
+      const seen = new Set(list.map((e) => e.seq));
+      return [...batch.filter((e) => !seen.has(e.seq)), ...list].slice(0, keep);
+    });
+  };
   useEventSource(
     url,
     {
       gantry: (event: GantryEvent) => {
-        setEvents((list) => (list.some((e) => e.seq === event.seq) ? list : [event, ...list].slice(0, keep)));
+        arrived.current.push(event);
+        frame.current ||= requestAnimationFrame(flush);
         throttled?.(event);
       },
     },

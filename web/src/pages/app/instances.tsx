@@ -7,7 +7,8 @@ import { Link, seg } from '../../lib/router';
 import { ActionButton, Live, StateBadge, TableHead } from '../../app/ui';
 import type { LiveInstances } from './live-instances';
 
-export function InstancesTab({ app, detail, live, canWrite, onScaled }: { app: string; detail: AppDetailResponse; live: LiveInstances; canWrite: boolean; onScaled: () => void }) {
+/** Memoized: the app page re-renders for its events and rollout too, which change no row. */
+export const InstancesTab = memo(function InstancesTab({ app, detail, live, canWrite, onScaled }: { app: string; detail: AppDetailResponse; live: LiveInstances; canWrite: boolean; onScaled: () => void }) {
   const byEntry = useMemo(() => {
     const groups = new Map<string, Instance[]>();
     for (const entry of Object.keys(detail.app.spec.entrypoints)) groups.set(entry, []);
@@ -56,7 +57,7 @@ export function InstancesTab({ app, detail, live, canWrite, onScaled }: { app: s
       })}
     </section>
   );
-}
+});
 
 /** Re-rendered only when its own instance or status record changed (new objects come only for changed keys). */
 const InstanceRow = memo(function InstanceRow({ app, instance: i, status, canWrite }: { app: string; instance: Instance; status: InstanceStatus | undefined; canWrite: boolean }) {

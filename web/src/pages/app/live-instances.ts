@@ -2,7 +2,7 @@
 // prefix=status) give a snapshot and then every change. Changes are gathered and applied once per
 // animation frame, and only the changed records get new objects, so a row whose instance did not
 // change is not re-rendered (a 500-instance app stays cheap under a stream of status reports).
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import type { Instance, InstanceStatus } from '../../lib/model';
 import { useEventSource } from '../../lib/streams';
 
@@ -95,5 +95,7 @@ export function useLiveInstances(app: string): LiveInstances {
       return same && next.size === current.size ? current : next;
     });
   }, [instances.map, all.map]);
-  return { instances: instances.map, statuses, ready: instances.ready && all.ready, open: openInstances && openStatus };
+  const ready = instances.ready && all.ready;
+  const open = openInstances && openStatus;
+  return useMemo(() => ({ instances: instances.map, statuses, ready, open }), [instances.map, statuses, ready, open]);
 }
