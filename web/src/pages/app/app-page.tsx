@@ -28,7 +28,8 @@ export function AppPage({ app, tab, instance }: { app: string; tab: string; inst
   const [error, setError] = useState<unknown>();
   const load = useCallback(() => void get<AppDetailResponse>(`/v1/apps/${seg(app)}`).then(setDetail, setError), [app]);
   useEffect(load, [load]);
-  const canWrite = useCan('write', `app/${app}`) === true;
+  const writable = useCan('write', `app/${app}`);
+  const canWrite = writable === true;
   const live = useLiveInstances(app);
   const rollout = useRollout(app);
   // The app's events say when its record, rollout or summary moved: refresh those (throttled).
@@ -45,7 +46,8 @@ export function AppPage({ app, tab, instance }: { app: string; tab: string; inst
   const base = `/apps/${seg(app)}`;
   return (
     <>
-      <div className="title-row">
+      {/* data-can-write: whether the write buttons are decided yet (tests wait for it). */}
+      <div className="title-row" data-can-write={writable === undefined ? undefined : String(writable)}>
         <h1>
           {app} <small>release {record.release}</small>
         </h1>

@@ -15,12 +15,14 @@ const Terminal = lazy(() => import('../terminal').then((m) => ({ default: m.Term
 export function InstanceDetail({ app, id, live, canWrite }: { app: string; id: string; live: LiveInstances; canWrite: boolean }) {
   const instance = live.instances.get(id);
   const status: InstanceStatus | undefined = live.statuses.get(id);
-  const canExec = useCan('exec', `instance/${id}`) === true;
+  // The exec route's rule is write on the instance (src/server/policy.ts): owners, developers, admins.
+  const execAllowed = useCan('write', `instance/${id}`);
+  const canExec = execAllowed === true;
   const [terminal, setTerminal] = useState(false);
   if (!instance) return <p className="muted">{live.ready ? `No instance ${id} in ${app} (it may have been replaced).` : 'Loading…'}</p>;
   const running = status?.state === 'running' || status?.state === 'unhealthy' || status?.state === 'starting';
   return (
-    <section aria-label={`Instance ${id}`} className="instance-detail">
+    <section aria-label={`Instance ${id}`} className="instance-detail" data-can-exec={execAllowed === undefined ? undefined : String(execAllowed)}>
       <h2>
         {id} <StateBadge state={status?.state ?? 'pending'} />
       </h2>
