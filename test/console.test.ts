@@ -224,6 +224,28 @@ describe('web console in Chromium', { skip }, () => {
     assert.equal(detail.body.app.spec.entrypoints.web.replicas, 2);
   });
 
+  test('on a phone, pages fit the width of the screen; the theme switch works from the keyboard', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      for (const [path, name] of [['/', 'overview'], [`/apps/${APP}`, 'app'], ['/events', 'events']] as const) {
+        await page.goto(`${cluster.url}${path}`);
+        await page.locator('main h1').waitFor();
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 0, `${path} is ${overflow}px wider than the phone`);
+        await shot(`phone-${name}`);
+      }
+      const before = await page.evaluate(() => document.documentElement.dataset.theme);
+      await page.getByRole('button', { name: /^Switch to (dark|light) theme$/ }).focus();
+      await page.keyboard.press('Enter');
+      const after = await page.evaluate(() => document.documentElement.dataset.theme);
+      assert.notEqual(after, before);
+      assert.equal(after, before === 'dark' ? 'light' : 'dark');
+      await shot(`phone-events-${after}`);
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+  });
+
   test('no page threw or was refused by the Content-Security-Policy along the way', () => {
     assert.deepEqual(pageErrors, []);
   });

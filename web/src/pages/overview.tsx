@@ -55,6 +55,7 @@ export function Overview() {
             </p>
           )}
           {apps && apps.length > 0 && (
+            <div className="table-wrap">
             <table className="table">
               <TableHead columns={['App', 'Env', 'Release', 'Running', 'Healthy']} />
               <tbody>
@@ -79,6 +80,7 @@ export function Overview() {
                 })}
               </tbody>
             </table>
+            </div>
           )}
         </section>
       </div>
