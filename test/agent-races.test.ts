@@ -239,6 +239,7 @@ class BrokenRuntime implements Runtime {
   runInit = this.fail;
   list = this.fail;
   exec = this.fail;
+  terminal = this.fail;
   logs = async (): Promise<Readable> => this.fail();
   private inspected = 0;
   /** Not there the first time (so it starts), broken after. */

@@ -530,6 +530,10 @@ class FakeRuntime implements Runtime {
     await this.call('inspect', instanceId);
     return this.seen(instanceId);
   }
+  async terminal(): Promise<never> {
+    throw new Error('no terminals in a fake runtime');
+  }
+
   async exec(instanceId: string, command: string[]): Promise<ExecResult> {
     await this.call('exec', instanceId, command);
     return this.healthy ? { exitCode: 0, output: 'ok' } : { exitCode: 1, output: 'not ready' };

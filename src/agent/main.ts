@@ -26,6 +26,7 @@ import { ImagePuller, prepull } from './images.js';
 import { LocalNode } from './local-node.js';
 import { LogShipping } from './log-shipping.js';
 import { LogRelay } from './log-relay.js';
+import { AgentTerminals } from './terminals.js';
 import type { NodeIdentity } from './node-info.js';
 import { NodeOwnership } from './ownership.js';
 import { RebootRecovery } from './recovery.js';
@@ -134,6 +135,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   });
   const removals = new Removals({ assignments, ownership, withdraw: (instance) => registration.withdraw(instance), event: (event) => reporter.event(event), send, nodeName: () => node.name });
   const logs = new LogRelay(send, (id) => assignments.runtimeOf(id), () => node.name);
+  const terminals = new AgentTerminals(send, (id) => assignments.runtimeOf(id), () => node.name);
   // The server's inspection policy, checked now and then and on request (inspection.ts).
   const inspector = new NodeInspector({ send, nodeName: () => node.name, hasDocker: () => node.info.runtimes.includes('docker'), dockerSocket: options.dockerSocket });
   const shipping = new LogShipping((id) => assignments.runtimeOf(id), () => node.name, (event) => reporter.event(event), log);
@@ -157,6 +159,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     onState: (connected, detail) => {
       log(detail);
       if (connected) reporter.flush();
+      else terminals.closeAll();
     },
   });
 
@@ -203,6 +206,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         return inspector.request(message.requestId);
       case 'clock':
         return inspector.clock(message.requestId, message.serverTime);
+      case 'terminal.open':
+      case 'terminal.input':
+      case 'terminal.resize':
+      case 'terminal.close':
+        return terminals.handle(message);
     }
   }
 
@@ -266,6 +274,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       heartbeat.stop();
       assignments.disposeAll();
       logs.close();
+      terminals.closeAll();
       shipping.close();
       reporter.flush();
       connection.close();

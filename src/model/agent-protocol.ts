@@ -12,6 +12,7 @@ import type { Endpoint } from './registry.js';
 import { hostAddress, instanceId, LABEL_KEY, name, nodeName, port } from './names.js';
 import { CheckResultSchema, MAX_CHECK_RESULTS, type CheckResult, type InspectPolicy } from './inspection.js';
 import { usageMessageFields, type UsageMessage } from './usage.js';
+import { AgentTerminalMessageSchemas, type AgentTerminalMessage, type ServerTerminalMessage } from './terminal.js';
 
 export type EndpointRef = Pick<Endpoint, 'app' | 'env' | 'entry' | 'id'>;
 
@@ -66,13 +67,15 @@ export type ServerToAgent =
   /** Run the checks now; answered with `inspected` carrying the same requestId. */
   | { type: 'inspect'; requestId: string }
   /** The answer to `clock.ask`: the server's time when it answered (the agent corrects for the round trip). */
-  | { type: 'clock'; requestId: string; serverTime: number };
+  | { type: 'clock'; requestId: string; serverTime: number }
+  /** A terminal session in one of the node's instances (model/terminal.ts); only to agents that accept `terminal`. */
+  | ServerTerminalMessage;
 
 /**
  * Server messages an agent may say it understands in its hello; a server sends them only to
  * agents that said so (an agent older than the server gets what it knows: upgrades go server first).
  */
-export const AGENT_ACCEPTS = ['assignments.changed', 'prepull', 'image.resolve', 'inspect'] as const;
+export const AGENT_ACCEPTS = ['assignments.changed', 'prepull', 'image.resolve', 'inspect', 'terminal'] as const;
 export type AgentAccepts = (typeof AGENT_ACCEPTS)[number];
 
 /** Most instances one node reports on; far above what fits on a host. */
@@ -243,6 +246,7 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('clock.ask'), requestId }),
   /** What the node's running instances used over the last sample interval (model/usage.ts). */
   z.object({ type: z.literal('usage'), ...usageMessageFields(MAX_NODE_INSTANCES) }),
+  ...AgentTerminalMessageSchemas,
 ]);
 
 /** What an agent sends (the schemas above say what the server accepts of it). */
@@ -264,7 +268,7 @@ export type AgentToServer =
   | { type: 'inspected'; node: string; requestId?: string; results: CheckResult[] }
   /** What time is it on the server? (the clock offset check) */
   | { type: 'clock.ask'; requestId: string }
-
+  | AgentTerminalMessage
   | UsageMessage;
 
 export interface PrepullResult {

@@ -24,7 +24,10 @@ import {
   type Runtime,
   type RuntimeInstance,
   type StartResult,
+  type Terminal,
+  type TerminalOptions,
 } from './runtime.js';
+import { containerTerminal } from './docker-terminal.js';
 
 import { DockerUsage } from './docker-usage.js';
 import type { UsageCounters } from './usage-counters.js';
@@ -379,6 +382,11 @@ export class DockerRuntime implements Runtime {
   /** See execInContainer: output capped at 64 KiB; a timeout resolves with exit code 124. */
   async exec(instanceId: string, command: string[], timeoutMs: number): Promise<ExecResult> {
     return execInContainer(this.docker, this.container(instanceId), instanceId, this.containerName(instanceId), command, timeoutMs);
+  }
+
+  /** A shell in the container with a TTY (docker-terminal.ts). */
+  terminal(instanceId: string, options: TerminalOptions): Promise<Terminal> {
+    return containerTerminal(this.container(instanceId), instanceId, options);
   }
 
   /** See openLogStream: with follow the stream continues across restarts until the container is removed. */

@@ -32,7 +32,8 @@ import {
   volumesDir, writeJsonAtomic, type ProcessRecord,
 } from './process-records.js';
 import { FORWARDED_SIGNALS, killGroup, runCaptured, signalName } from './process-wrapper.js';
-import type { ExecResult, InitStep, LogOptions, RunSpec, Runtime, RuntimeInstance, StartResult } from './runtime.js';
+import type { ExecResult, InitStep, LogOptions, RunSpec, Runtime, RuntimeInstance, StartResult, Terminal, TerminalOptions } from './runtime.js';
+import { processTerminal } from './process-terminal.js';
 
 export { KILLED_EXIT_CODE, volumeEnvName, type ProcessRecord } from './process-records.js';
 
@@ -309,6 +310,13 @@ export class ProcessRuntime implements Runtime {
     const [program, ...args] = command;
     if (!program) throw new Error('exec needs a command');
     return runCaptured(program, args, rec.cwd, rec.env, timeoutMs);
+  }
+
+  /** A shell under a pseudo-terminal in the instance's working directory, with its environment (process-terminal.ts). */
+  async terminal(instanceId: string, options: TerminalOptions): Promise<Terminal> {
+    const rec = await this.readRecord(instanceId);
+    if (!rec || (await this.inspect(instanceId))?.state !== 'running') throw new Error(`process instance ${instanceId} is not running`);
+    return processTerminal(rec.cwd, rec.env, options);
   }
 
   async logs(instanceId: string, options: LogOptions): Promise<Readable> {

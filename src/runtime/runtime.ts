@@ -88,6 +88,27 @@ export interface ExecResult {
   output: string;
 }
 
+export interface TerminalOptions {
+  cols: number;
+  rows: number;
+  /** Instead of a login-less `sh`. */
+  command?: string[];
+}
+
+/** A running terminal: text in and out, a size, one end. */
+export interface Terminal {
+  write(data: string): void;
+  resize(cols: number, rows: number): void;
+  onData(listener: (data: string) => void): void;
+  /** Once: the shell's exit code (null when unknown: killed, or the engine did not say). */
+  onExit(listener: (code: number | null) => void): void;
+  /** Ends the shell (hang-up); onExit follows. */
+  close(): void;
+}
+
+/** The shell a terminal runs when no command is given: present in every image worth a shell, and no login scripts. */
+export const TERMINAL_SHELL = ['sh'];
+
 export interface LogOptions {
   follow: boolean;
   /** Last N lines; all when undefined. */
@@ -185,6 +206,12 @@ export interface Runtime {
   inspect(instanceId: string): Promise<RuntimeInstance | undefined>;
   /** Runs a command inside the instance (docker exec) or beside it (process: same env and cwd). */
   exec(instanceId: string, command: string[], timeoutMs: number): Promise<ExecResult>;
+  /**
+   * An interactive shell (or `options.command`) under a pseudo-terminal, in the instance (docker:
+   * exec with a TTY) or beside it (process: its working directory and environment). Rejects when
+   * the instance does not run.
+   */
+  terminal(instanceId: string, options: TerminalOptions): Promise<Terminal>;
   /** Log lines; with follow the stream stays open until destroyed or the instance is removed. */
   logs(instanceId: string, options: LogOptions): Promise<Readable>;
   /**

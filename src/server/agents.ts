@@ -24,6 +24,7 @@ import { InstanceValues } from './agents/instance-values.js';
 import { AssignmentPusher } from './agents/assignments.js';
 import { AgentQuestions } from './agents/questions.js';
 import { LogRelays, type LogRequest } from './agents/logs.js';
+import { TerminalRelays, type TerminalHandlers, type TerminalLink } from './agents/terminals.js';
 import type { InspectionService } from './services/inspections.js';
 import type { InspectionRecord } from '../model/inspection.js';
 
@@ -39,6 +40,7 @@ export class AgentHub {
   private readonly assignments: AssignmentPusher;
   private readonly questions: AgentQuestions;
   private readonly logs: LogRelays;
+  private readonly terminals: TerminalRelays;
   /** Node inspection: the policy agents are sent, where their results are kept (useInspections). */
   private inspections: InspectionService | undefined;
 
@@ -67,6 +69,7 @@ export class AgentHub {
       closed: (node, current) => {
         if (current) this.assignments.disconnected(node);
         this.logs.disconnected(node);
+        this.terminals.disconnected(node);
       },
     });
     const values = new InstanceValues(registryAuth, secretValues, configValues);
@@ -74,6 +77,7 @@ export class AgentHub {
     this.assignments = new AssignmentPusher(state, this.connections, values);
     this.questions = new AgentQuestions(state, this.connections, values);
     this.logs = new LogRelays(this.connections);
+    this.terminals = new TerminalRelays(this.connections);
   }
 
   isConnected(node: string): boolean {
@@ -97,6 +101,19 @@ export class AgentHub {
   /** Asks the node's agent for an instance's logs; returns a function that cancels the request. */
   requestLogs(node: string, instanceId: string, options: Parameters<LogRelays['request']>[2], onLines: LogRequest['onLines'], onEnd: LogRequest['onEnd']): () => void {
     return this.logs.request(node, instanceId, options, onLines, onEnd);
+  }
+
+  /**
+   * Opens a terminal in an instance of the node (model/terminal.ts); undefined, after onExit
+   * said why, when the node's agent is not connected, cannot (an older version) or is full.
+   */
+  openTerminal(node: string, instanceId: string, size: { cols: number; rows: number; command?: string[] }, handlers: TerminalHandlers): TerminalLink | undefined {
+    const session = this.connections.byNode.get(node);
+    if (session && !session.terminals) {
+      handlers.onExit(null, `the agent of node ${node} is too old to open terminals; upgrade it`);
+      return undefined;
+    }
+    return this.terminals.open(node, instanceId, size, handlers);
   }
 
   /**
@@ -200,6 +217,12 @@ export class AgentHub {
       case 'usage':
         if (this.usage) this.reports.noteUsage(node, message.samples, this.usage);
         return;
+      case 'terminal.output':
+        this.terminals.output(node, message.sessionId, message.data);
+        return;
+      case 'terminal.exit':
+        this.terminals.exited(node, message.sessionId, message.code, message.error);
+        return;
     }
   }
 
@@ -217,6 +240,7 @@ export class AgentHub {
     session.prepulls = message.accepts.includes('prepull');
     session.resolves = message.accepts.includes('image.resolve');
     session.inspects = message.accepts.includes('inspect');
+    session.terminals = message.accepts.includes('terminal');
     this.connections.admit(session, name);
     this.connections.send(name, { type: 'welcome', heartbeatMs: this.heartbeatMs, cluster: this.cluster.id, ...(minted ? { token: minted.token } : {}) });
     // Right after the welcome, before anything awaited: no inspect request can overtake the policy.

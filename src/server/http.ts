@@ -37,6 +37,7 @@ import { approvalRoutes } from './api/approvals.js';
 import { invitationRoutes } from './api/invitations.js';
 import { ApprovalPending } from './services/approvals.js';
 import { consoleRoutes } from './api/console.js';
+import { terminalRoutes } from './api/terminals.js';
 
 /** Request bodies are specs and small commands; anything bigger is refused before it is read. */
 export const BODY_LIMIT = 1024 * 1024;
@@ -114,6 +115,7 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
   configRoutes(server, ctx);
   usageRoutes(server, ctx);
   alertRoutes(server, ctx);
+  terminalRoutes(server, ctx);
   await consoleRoutes(server, options.webDir);
   return { server, routes };
 }

@@ -41,6 +41,7 @@ import { TeamService } from './services/teams.js';
 import { ApprovalService } from './services/approvals.js';
 import { InvitationService } from './services/invitations.js';
 import { AuditLog } from './services/audit.js';
+import { TerminalSessions } from './services/terminals.js';
 import { DirectoryUsers } from './services/directory-users.js';
 import { CompanyDirectory } from './directory/client.js';
 import type { DirectoryConfig } from './directory/config.js';
@@ -185,10 +186,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const users = new UserService(store, auth, events);
   const inspections = new InspectionService(store, events, options.inspectPolicy ?? loadInspectPolicy());
   agents.useInspections(inspections);
+  const audit = new AuditLog(store);
   const ctx: ApiContext = {
     state, events, agents, catalog, registry, store, apps, replicas, auth, registryLogins, streams: new StreamCounter(), metrics,
     users,
-    audit: new AuditLog(store),
+    audit,
+    terminals: new TerminalSessions(state, audit),
     teams: new TeamService(store, state, events, async (user) => (await users.find(user)) !== undefined),
     prepulls: new PrepullService(store, state, agents, events, () => void ctx.replicas.reconcile().catch(() => {})),
     releases: new ReleaseService(store, apps),
@@ -271,6 +274,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       clearTimeout(timer);
       clearTimeout(soon);
       unsubscribe();
+      ctx.terminals.close();
       agents.close();
       await ctx.alerts?.close();
       usage.close();

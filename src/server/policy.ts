@@ -74,6 +74,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   'POST /v1/instances/:id/restart': write('instance', 'id'),
   'POST /v1/instances/:id/rebuild': write('instance', 'id'),
   'GET /v1/instances/:id/logs': read('log', 'id'),
+  // A terminal in an instance (a WebSocket): those who may change it (its team's owners and developers, admins); not viewers, not operators.
+  'GET /v1/instances/:id/exec': write('instance', 'id'),
   // An app's logs: `log` named by the app (teams.ts tells an app from an instance id).
   'GET /v1/apps/:app/logs': read('log', 'app'),
   // What instances use: lists, holding only the instances the caller may see.

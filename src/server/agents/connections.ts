@@ -32,6 +32,8 @@ export interface Session {
   resolves?: boolean;
   /** Its hello said it runs node inspection checks (it is sent the policy). */
   inspects?: boolean;
+  /** Its hello said it opens terminals in its instances. */
+  terminals?: boolean;
   /** When its inspection results were last stored. */
   inspectedAt?: number;
   /** What it last said of its node, and the record that was stored then: a heartbeat that says the same again is not compared field by field. */

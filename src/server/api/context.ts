@@ -32,6 +32,7 @@ import type { ServerMetrics } from '../metrics.js';
 import type { InspectionService } from '../services/inspections.js';
 import type { UsageService } from '../services/usage.js';
 import type { AlertService } from '../alerts/service.js';
+import type { TerminalSessions } from '../services/terminals.js';
 
 export interface ApiContext {
   state: ClusterState;
@@ -73,6 +74,8 @@ export interface ApiContext {
   usage: UsageService;
   /** Alerts and silences (alerts/service.ts); absent on servers started without the alert loop. */
   alerts?: AlertService;
+  /** Open terminals into instances (api/terminals.ts): caps, audit, ended by logout and instance removal. */
+  terminals: TerminalSessions;
 }
 
 /**

@@ -51,6 +51,7 @@ export function userRoutes(server: FastifyInstance, ctx: ApiContext): void {
     const ended = await ctx.auth.endSession(credential.token);
     if (!ended) return reply.code(400).send({ error: 'this token is an API token, not a session: revoke it with gantry token rm' });
     if (credential.cookie) clearSessionCookie(request, reply);
+    ctx.terminals.endSignedIn(credential.token);
     ctx.events.note({ level: 'info', type: 'auth.logout', message: `${requester(request)} signed out` });
     return { ended: true };
   });
