@@ -16,9 +16,9 @@ export function specValidator(): Plugin {
     load(id) {
       if (id !== `\0${ID}`) return undefined;
       this.addWatchFile(SCHEMA);
-      const ajv = new Ajv2020.default({ allErrors: true, strict: false, validateFormats: false, code: { source: true, esm: true } });
+      const ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: false, code: { source: true, esm: true } });
       const validate = ajv.compile(JSON.parse(readFileSync(SCHEMA, 'utf8')));
-      return standaloneCode.default(ajv, validate);
+      return standaloneCode(ajv, validate);
     },
   };
 }
