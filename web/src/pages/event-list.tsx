@@ -70,6 +70,7 @@ export function useThrottled<A extends unknown[]>(fn: ((...args: A) => void) | u
       if (wait <= 0) call();
       else timer.current = setTimeout(call, wait);
     };
+    // Rebuilt only when a callback appears or goes: the call reads the latest one through the ref.
   }, [fn === undefined, ms]);
 }
 

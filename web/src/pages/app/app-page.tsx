@@ -2,7 +2,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { get, post } from '../../lib/api';
 import type { AppDetailResponse } from '../../lib/model';
-import { Link, navigate, seg, useTitle } from '../../lib/router';
+import { Link, seg, useTitle } from '../../lib/router';
 import { useCan } from '../../lib/session';
 import { ActionButton, ErrorBox } from '../../app/ui';
 import { EventList, useLiveEvents, useThrottled } from '../event-list';
@@ -83,9 +83,9 @@ export function AppPage({ app, tab, instance }: { app: string; tab: string; inst
       {tab === 'spec' && <SpecTab record={record} canWrite={canWrite} onApplied={load} />}
       {tab === 'logs' && <LogsTab app={app} instances={live.instances} />}
       {tab === 'events' && <EventList events={events} open={open} />}
-      {!['instances', 'instance', 'releases', 'spec', 'logs', 'events'].includes(tab) && (
+      {tab !== 'instance' && !TABS.some(([key]) => key === tab) && (
         <p>
-          No such section. <a href={base} onClick={(e) => (e.preventDefault(), navigate(base))}>Instances</a>
+          No such section: <Link to={base}>its instances</Link>.
         </p>
       )}
     </>
