@@ -58,7 +58,8 @@ describe('web console in Chromium', { skip }, () => {
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
   };
   const signOut = async () => {
-    await page.getByRole('button', { name: 'Sign out' }).click();
+    const [answer] = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/v1/logout')), page.getByRole('button', { name: 'Sign out' }).click()]);
+    assert.equal(answer.status(), 200, await answer.text());
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
   };
 
@@ -112,9 +113,9 @@ describe('web console in Chromium', { skip }, () => {
     await nav('Deploy');
     const editor = page.getByLabel('Spec (YAML)');
     await editor.fill(spec('two', 'v1'));
-    await page.locator('.problems').getByText('entrypoints.web.replicas').waitFor();
+    await page.locator('.problems li').filter({ hasText: 'entrypoints.web.replicas: Invalid input: expected number, received string' }).waitFor();
     await page.getByRole('button', { name: 'Apply' }).click();
-    await page.getByText('Fix the problems below first.').waitFor();
+    await page.getByText('Fix the problems listed first.').waitFor();
     await shot('deploy-error');
     await editor.fill(spec(2, 'v1'));
     await page.getByText('The spec is valid.').waitFor();

@@ -23,7 +23,7 @@ export function SpecEditor({ initial, readOnly, onApplied, label = 'Spec (YAML)'
     setDebounced(text);
     setMessage(undefined);
     setServerProblems([]);
-    if (local.problems.length > 0) return setMessage({ ok: false, text: 'Fix the problems below first.' });
+    if (local.problems.length > 0) return setMessage({ ok: false, text: 'Fix the problems listed first.' });
     setBusy(true);
     try {
       const result = await api<ApplyResponse>('POST', '/v1/apps', text, 'text/yaml');

@@ -37,15 +37,28 @@ function formatPointer(pointer: string, root: unknown, extra?: string): string {
   return out;
 }
 
-function messageOf(error: ErrorObject): string {
+/** The value a JSON Pointer names in `root`. */
+function valueAt(pointer: string, root: unknown): unknown {
+  let node = root;
+  for (const part of pointer.split('/').slice(1)) node = node && typeof node === 'object' ? (node as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined;
+  return node;
+}
+
+/** A value's type as zod names it in "received …". */
+function typeName(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+}
+
+/** Ajv's errors in the words zod gives the CLI where they have the same meaning. */
+function messageOf(error: ErrorObject, root: unknown): string {
   const params = error.params as Record<string, unknown>;
   switch (error.keyword) {
     case 'additionalProperties':
       return 'unknown field';
     case 'required':
-      return 'required';
+      return 'Invalid input: required, received undefined';
     case 'type':
-      return `Invalid input: expected ${String(params.type)}`;
+      return `Invalid input: expected ${String(params.type).replace('integer', 'number')}, received ${typeName(valueAt(error.instancePath, root))}`;
     case 'enum':
       return `Invalid option: expected one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join('|')}`;
     case 'pattern':
@@ -70,7 +83,7 @@ function problemsOf(errors: ErrorObject[], value: unknown): SpecProblem[] {
   for (const error of chosen) {
     const params = error.params as Record<string, unknown>;
     const extra = error.keyword === 'additionalProperties' ? String(params.additionalProperty) : error.keyword === 'required' ? String(params.missingProperty) : undefined;
-    const problem = { path: formatPointer(error.instancePath, value, extra), message: messageOf(error) };
+    const problem = { path: formatPointer(error.instancePath, value, extra), message: messageOf(error, value) };
     const key = `${problem.path}: ${problem.message}`;
     if (!seen.has(key)) problems.push(problem), seen.add(key);
   }
