@@ -4,7 +4,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { TestCluster, until } from './helpers/cluster.js';
+import Docker from 'dockerode';
+import { TestCluster, dockerContainers, until } from './helpers/cluster.js';
 import { jsonCaller, rawRequest, signedInUsers } from './helpers/api.js';
 import { TEST_IMAGE, skipWithoutDocker } from './helpers/env.js';
 import type { AppDetailResponse } from '../src/model/api.js';
@@ -113,6 +114,17 @@ describe('terminals into instances', () => {
     assert.deepEqual((await t.ended).last, { type: 'exit', code: 0 });
   });
 
+  test('a Docker terminal closed by its client leaves no shell running in the container', { skip: skipDocker }, async () => {
+    const [container] = await dockerContainers(`tdock-${cluster.id}`);
+    const shells = async () => ((await new Docker().getContainer(container!.id).top()) as { Processes: string[][] }).Processes.filter((p) => /^(\/bin\/)?sh$/.test(p.at(-1) ?? '')).length;
+    const t = await open(ids.dock!, tokens.alice);
+    t.send({ type: 'input', data: 'echo opened\n' });
+    await t.line('opened');
+    assert.equal(await shells(), 1);
+    t.close();
+    await until('the shell to be gone', async () => (await shells()) === 0, 10_000);
+  });
+
   for (const kind of ['proc', 'dock'] as const) {
     test(`resize changes stty size (${kind === 'proc' ? 'process' : 'Docker'})`, { skip: kind === 'dock' && skipDocker }, async () => {
       const t = await open(ids[kind]!, tokens.alice, '?cols=100&rows=30');
@@ -200,6 +212,14 @@ describe('terminals into instances', () => {
     await until('room again', async () => (await open(ids.proc!, tokens.dev)).status === 101 || undefined, 10_000);
   });
 
+  test('a changed password ends the user\'s terminals with their sessions', async () => {
+    const t = await open(ids.proc!, tokens.dev);
+    assert.equal(t.status, 101);
+    assert.equal((await call('PATCH', '/v1/users/dev', cluster.token, { password: `${PASSWORD} changed` })).status, 200);
+    assert.deepEqual((await t.ended).last, { type: 'error', message: 'the password or role of dev changed' });
+    assert.equal((await open(ids.proc!, tokens.dev)).status, 401, 'the session itself ended too');
+  });
+
   test('a cookie session\'s terminal needs its own Origin, and ends when the session signs out', async () => {
     const login = await fetch(`${cluster.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice', password: PASSWORD, session: 'cookie' }) });
     const cookie = login.headers.getSetCookie()[0]!.split(';')[0]!;
@@ -213,6 +233,19 @@ describe('terminals into instances', () => {
     assert.equal(out.status, 200);
     const { last } = await t.ended;
     assert.deepEqual(last, { type: 'error', message: 'signed out' });
+  });
+
+  test('gantry exec runs a command (its exit code is the CLI\'s), pipes stdin into a shell, and is refused to a viewer', async () => {
+    const hi = await cluster.cli(['exec', ids.proc!, '--', 'echo', 'hi']);
+    assert.equal(hi.code, 0, hi.stderr);
+    assert.equal(hi.stdout, 'hi\n');
+    assert.equal((await cluster.cli(['exec', ids.proc!, '--', 'sh', '-c', 'exit 7'])).code, 7);
+    const piped = await cluster.cli(['exec', ids.proc!], { input: 'echo piped-$((6*7))\nexit 5\n' });
+    assert.equal(piped.code, 5, piped.stderr);
+    assert.ok(lines(piped.stdout).includes('piped-42'), piped.stdout);
+    const refused = await cluster.cli(['exec', ids.proc!, '--', 'id'], { env: { GANTRY_TOKEN: tokens.vera! } });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /vera \(member\) may not write instance/);
   });
 
   test('removing the instance\'s app ends its terminals; so does its agent going away', async () => {

@@ -77,6 +77,21 @@ describe('TLS', () => {
     await assert.rejects(fetch(`https://127.0.0.1:${cluster.port}/healthz`), (err: Error & { cause?: { code?: string } }) => /UNABLE_TO_VERIFY_LEAF_SIGNATURE/.test(String(err.cause?.code)));
   });
 
+  test('a console sign-in over TLS sets its session cookie Secure', async () => {
+    const password = 'a password long enough';
+    await cluster.api('POST', '/v1/users', { name: 'tina', password });
+    const undici = await import('undici');
+    const dispatcher = new undici.Agent({ connect: { ca: readFileSync(certs.ca) } });
+    try {
+      const answer = await undici.fetch(`${cluster.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'tina', password, session: 'cookie' }), dispatcher });
+      assert.equal(answer.status, 200);
+      const cookie = answer.headers.getSetCookie()[0] ?? '';
+      assert.match(cookie, /^gantry_session=[^;]+;.*; Secure/i, cookie);
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
   test('the CLI verifies the server with --ca, GANTRY_CA or "ca" in its config file', async () => {
     const withFlag = await cluster.cli(['apps', '--ca', certs.ca], { env: bare() });
     assert.equal(withFlag.code, 0, withFlag.stderr);

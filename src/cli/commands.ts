@@ -61,6 +61,11 @@ export function registerClientCommands(program: Command): void {
     .option('--grep <regex>', 'an app: only lines matching this regular expression (applied on the nodes)')
     .action(run('logs'));
 
+  clientCommand(program, 'exec', 'a terminal in an instance: a shell, or the command after --, run by its node (interactive on a terminal; otherwise stdin is the input); exits with its exit code')
+    .argument('<instance>', 'instance id (see gantry ps)')
+    .argument('[command...]', 'what to run instead of sh, after --, e.g. gantry exec web-main-1a2b3c4d -- ls -l')
+    .action(lazy(() => import('./exec-actions.js'), 'exec'));
+
   for (const [action, description] of [['stop', 'stop all instances of an app, keeping them (then wait until they have stopped)'], ['start', 'start a stopped app again (then wait until it runs)']] as const) {
     clientCommand(program, action, description)
       .argument('<app>', 'app name')

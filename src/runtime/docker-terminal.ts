@@ -6,10 +6,11 @@ import type Dockerode from 'dockerode';
 import { engineMessage, statusOf } from './docker-common.js';
 import { TERMINAL_SHELL, type Terminal, type TerminalOptions } from './runtime.js';
 
-/** After stdin closed, how long the shell has to end before the connection is cut (the engine then hangs it up). */
+/** After a hang-up, how long the shell has to end before it is killed and the connection cut. */
 const HANGUP_GRACE_MS = 2000;
 
-export async function containerTerminal(container: Dockerode.Container, instanceId: string, options: TerminalOptions): Promise<Terminal> {
+/** `localEngine`: the engine runs on this host, so the pids it reports are this host's to signal. */
+export async function containerTerminal(container: Dockerode.Container, instanceId: string, options: TerminalOptions, localEngine: boolean): Promise<Terminal> {
   let exec: Dockerode.Exec;
   try {
     const info = await container.inspect();
@@ -20,6 +21,7 @@ export async function containerTerminal(container: Dockerode.Container, instance
     throw err instanceof Error && !('statusCode' in err) ? err : new Error(`cannot exec in the container of ${instanceId}: ${engineMessage(err)}`);
   }
   const stream: Duplex = await exec.start({ hijack: true, stdin: true, Tty: true });
+  const hostPid = () => (localEngine ? exec.inspect().then((info) => (info.Running ? info.Pid : 0), () => 0) : Promise.resolve(0));
   const resize = (cols: number, rows: number) => void exec.resize({ w: cols, h: rows }).catch(() => undefined);
   resize(options.cols, options.rows);
   const decoder = new StringDecoder('utf8');
@@ -50,9 +52,28 @@ export async function containerTerminal(container: Dockerode.Container, instance
     onExit: (listener) => void exitListeners.push(listener),
     close: () => {
       if (ended || cutTimer) return;
-      stream.end();
-      cutTimer = setTimeout(() => stream.destroy(), HANGUP_GRACE_MS);
+      // The engine has no way to end an exec, and closing the connection leaves the shell
+      // running: hang it up by its pid (a local engine reports this host's), or, with a remote
+      // engine, type ^C ^D as someone leaving would.
+      cutTimer = setTimeout(() => {
+        void hostPid().then((pid) => signal(pid, 'SIGKILL'));
+        stream.destroy();
+      }, HANGUP_GRACE_MS);
       cutTimer.unref();
+      void hostPid().then((pid) => {
+        if (!signal(pid, 'SIGHUP') && stream.writable) stream.write('\x03\x04');
+      });
     },
   };
+}
+
+/** Signals a process of this host; false when there is none to signal (or it is not ours to). */
+function signal(pid: number, name: NodeJS.Signals): boolean {
+  if (!(pid > 1)) return false;
+  try {
+    process.kill(pid, name);
+    return true;
+  } catch {
+    return false;
+  }
 }

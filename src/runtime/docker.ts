@@ -386,7 +386,9 @@ export class DockerRuntime implements Runtime {
 
   /** A shell in the container with a TTY (docker-terminal.ts). */
   terminal(instanceId: string, options: TerminalOptions): Promise<Terminal> {
-    return containerTerminal(this.container(instanceId), instanceId, options);
+    // A pid the engine reports is this host's only when the engine is on this host (a socket).
+    const local = !(this.docker.modem as { host?: string }).host;
+    return containerTerminal(this.container(instanceId), instanceId, options, local);
   }
 
   /** See openLogStream: with follow the stream continues across restarts until the container is removed. */

@@ -97,12 +97,15 @@ export function userRoutes(server: FastifyInstance, ctx: ApiContext): void {
 
   server.patch('/v1/users/:name', async (request) => {
     const { name: user } = UserParams.parse(request.params);
-    return { user: await ctx.users.update(user, UpdateUser.parse(request.body ?? {}), requester(request)) };
+    const updated = await ctx.users.update(user, UpdateUser.parse(request.body ?? {}), requester(request));
+    ctx.terminals.endUser(user, `the password or role of ${user} changed`);
+    return { user: updated };
   });
 
   server.delete('/v1/users/:name', async (request) => {
     const { name: user } = UserParams.parse(request.params);
     await ctx.users.remove(user, requester(request));
+    ctx.terminals.endUser(user, `user ${user} was removed`);
     await ctx.teams.forgetUser(user, requester(request));
     return { removed: user };
   });

@@ -80,6 +80,11 @@ export class TerminalSessions {
     return ended;
   }
 
+  /** A user's password or role changed, or they were removed: their terminals end with their sessions. */
+  endUser(user: string, reason: string): void {
+    for (const session of this.open) if (session.caller === user) session.end(reason);
+  }
+
   close(): void {
     this.unsubscribe();
     for (const session of this.open) session.end('the server is stopping');
