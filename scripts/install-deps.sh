@@ -7,16 +7,18 @@
 # the image tests push to and agents pull from, slapd and ldap-utils (ldapadd, ldapmodify) for
 # a real OpenLDAP directory that directory sign-in is tested against, prometheus (2.42) to
 # scrape the server's /metrics and discover instances through its HTTP SD, prometheus-alertmanager
-# (0.25) to route the alerts Gantry pushes to it, and perl (with Time::HiRes) for the process
-# runtime's log writer.
+# (0.25) to route the alerts Gantry pushes to it, perl (with Time::HiRes) for the process
+# runtime's log writer, and chromium for the web console's browser tests (driven by
+# playwright-core; never a downloaded browser) with a font for its screenshots.
 set -euo pipefail
-declare -A program_of=([docker.io]=dockerd [busybox-static]=busybox [curl]=curl [nginx]=nginx [redis-server]=redis-server [dnsmasq]=dnsmasq [dnsperf]=dnsperf [iproute2]=ip [openssl]=openssl [docker-registry]=docker-registry [apache2-utils]=htpasswd [slapd]=slapd [ldap-utils]=ldapadd [prometheus]=prometheus [prometheus-alertmanager]=prometheus-alertmanager)
+declare -A program_of=([docker.io]=dockerd [busybox-static]=busybox [curl]=curl [nginx]=nginx [redis-server]=redis-server [dnsmasq]=dnsmasq [dnsperf]=dnsperf [iproute2]=ip [openssl]=openssl [docker-registry]=docker-registry [apache2-utils]=htpasswd [slapd]=slapd [ldap-utils]=ldapadd [prometheus]=prometheus [prometheus-alertmanager]=prometheus-alertmanager [chromium]=chromium)
 need=()
 for pkg in "${!program_of[@]}"; do
   command -v "${program_of[$pkg]}" >/dev/null || [ -x "/usr/sbin/${program_of[$pkg]}" ] || need+=("$pkg")
 done
 # The process runtime's log writer is Perl with Time::HiRes: in the perl package, not perl-base.
 perl -MTime::HiRes -e 1 2>/dev/null || need+=(perl)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   apt-get update -qq

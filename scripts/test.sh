@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 # test/helpers/cluster.ts). Tests and benchmarks are type-checked too.
 node node_modules/typescript/bin/tsc -p tsconfig.json
 node node_modules/typescript/bin/tsc -p tsconfig.test.json
+# The console (dist/web/, which the server serves and test/console.test.ts drives in Chromium):
+# a few seconds, so always fresh rather than a stale build from another checkout.
+node node_modules/typescript/bin/tsc -p web/tsconfig.json
+node node_modules/typescript/bin/tsc -p web/tsconfig.node.json
+node node_modules/vite/bin/vite.js build --config web/vite.config.ts --logLevel warn
 export GANTRY_TEST_BUILT=1
 # Some tests hold a thousand sockets at once (hostile clients, DNS over TCP): lift the soft file
 # limit to the hard one (and the hard one too, where we may).

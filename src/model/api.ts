@@ -196,3 +196,21 @@ export interface ConfigInfo extends Omit<ConfigRecord, 'text' | 'values'> {
   kind: 'file' | 'env';
   usedBy: string[];
 }
+
+/** A rollout's progress per entrypoint (GET /v1/apps/:app/rollout). */
+export interface EntryProgress {
+  entry: string;
+  strategy: string;
+  replicas: number;
+  /** Instances of the new release, and how many of them are healthy. */
+  updated: number;
+  healthy: number;
+  /** Instances of other releases still there. */
+  old: number;
+}
+
+/** GET /v1/apps/:app/rollout: the current (or last) rollout, null when the app never had one. */
+export interface RolloutStatusResponse {
+  rollout: import('./types.js').RolloutRecord | null;
+  entries: EntryProgress[];
+}

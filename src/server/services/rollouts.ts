@@ -12,17 +12,8 @@ import { PlanBuilder } from '../reconcile/plan.js';
 import { rollBack } from '../reconcile/rollouts.js';
 import { writesOf } from '../reconcile/apply.js';
 import type { ReplicaController } from '../controllers/replicas.js';
+import type { RolloutStatusResponse } from '../../model/api.js';
 
-export interface EntryProgress {
-  entry: string;
-  strategy: string;
-  replicas: number;
-  /** Instances of the new release, and how many of them are healthy. */
-  updated: number;
-  healthy: number;
-  /** Instances of other releases still there. */
-  old: number;
-}
 
 export class RolloutService {
   constructor(
@@ -33,7 +24,7 @@ export class RolloutService {
     private readonly events: EventLog,
   ) {}
 
-  status(app: string): { rollout: RolloutRecord | null; entries: EntryProgress[] } {
+  status(app: string): RolloutStatusResponse {
     const record = this.apps.get(app);
     const rollout = this.state.rollouts.get(app) ?? null;
     const entries = Object.entries(record.spec.entrypoints).map(([entry, spec]) => {
