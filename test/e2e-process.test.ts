@@ -65,6 +65,44 @@ describe('process runtime end to end, no Docker Engine', () => {
     assert.match(await answers(victim!.ports[0]!.host), /hello from/);
   });
 
+  test('one instance stopped on its own keeps its place (no replacement), starts again; an app stop and start takes it along', async () => {
+    const [victim] = (await detail()).instances;
+    const pid = Number(victim!.status!.runtimeId!.replace('pid:', ''));
+    const stopped = await cluster.cli(['instance', 'stop', victim!.id]);
+    assert.equal(stopped.code, 0, stopped.stdout + stopped.stderr);
+    const stoppedOne = async () => {
+      const instance = (await detail()).instances.find((i) => i.id === victim!.id);
+      return instance?.desired === 'stopped' && instance.status?.state === 'exited';
+    };
+    await until('the instance stopped', stoppedOne);
+    await until(`pid ${pid} to be gone`, () => !pidAlive(pid), 5000);
+    // A few reconcile passes later: still three instances, this one still stopped, nothing new placed.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const meanwhile = (await detail()).instances;
+    assert.deepEqual(meanwhile.map((i) => i.id).sort(), (await detail()).instances.map((i) => i.id).sort());
+    assert.equal(meanwhile.length, 3);
+    assert.ok(await stoppedOne(), 'still stopped');
+    assert.equal(meanwhile.filter((i) => i.status?.state === 'running').length, 2);
+
+    // Starting it alone when the whole app is stopped is refused with the way out.
+    assert.equal((await cluster.cli(['stop', app, '--timeout', '30s'])).code, 0);
+    const refused = await cluster.cli(['instance', 'start', victim!.id]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, new RegExp(`app ${app} is stopped: gantry start ${app}`));
+    const started = await cluster.cli(['start', app, '--timeout', '30s']);
+    assert.equal(started.code, 0, started.stdout + started.stderr);
+    await until('all three running again', async () => (await detail()).instances.filter((i) => i.status?.state === 'running').length === 3);
+
+    assert.equal((await cluster.cli(['instance', 'stop', victim!.id])).code, 0);
+    await until('stopped again', stoppedOne);
+    const again = await cluster.cli(['instance', 'start', victim!.id]);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    await until('running again', async () => (await detail()).instances.find((i) => i.id === victim!.id)?.status?.state === 'running');
+    assert.match(await answers(victim!.ports[0]!.host), /hello from/);
+    const types = ((await cluster.api('GET', `/v1/events?instance=${victim!.id}&limit=100`)) as { events: { type: string }[] }).events.map((e) => e.type);
+    assert.ok(types.includes('instance.stop_requested') && types.includes('instance.start_requested'), types.join(' '));
+  });
+
   test('scale down then rm leave no process and no port behind', async () => {
     const scaled = await cluster.cli(['scale', app, 'web', '1', '--timeout', '30s']);
     assert.equal(scaled.code, 0, scaled.stdout + scaled.stderr);

@@ -2,6 +2,7 @@
 // abort, rebuild, restart), and how they print a rollout and a diff. Loaded when one of them runs.
 import type { Command } from 'commander';
 import type { Change } from '../model/diff.js';
+import type { InstanceAction } from '../model/api.js';
 import { options } from './cli-options.js';
 import { wait } from './client-actions.js';
 import type { RolloutStatus } from './client.js';
@@ -42,7 +43,7 @@ export async function rolloutStatus(app: string, _opts: unknown, cmd: Command): 
   print(options(cmd).output === 'json' ? renderJson(status) : rolloutText(status));
 }
 
-export async function instanceAction(action: 'rebuild' | 'restart', id: string, cmd: Command): Promise<void> {
+export async function instanceAction(action: InstanceAction, id: string, cmd: Command): Promise<void> {
   await clientFor(cmd).instanceAction(id, action);
   print(`${action} of ${id} requested; gantry events --instance ${id} follows it`);
 }

@@ -14,11 +14,14 @@ export function registerReleaseCommands(program: Command): void {
     .argument('<app>', 'app name')
     .addOption(outputOption())
     .action(run('rolloutStatus'));
-  for (const [action, description] of [
-    ['rebuild', 'replace an instance where it is: same node, ports and volumes, a new container'],
-    ['restart', 'restart an instance: the same container again'],
+  const instance = program.command('instance').description('one instance on its own: stop it (it keeps its place; no replacement starts) and start it again');
+  for (const [parent, action, description] of [
+    [program, 'rebuild', 'replace an instance where it is: same node, ports and volumes, a new container'],
+    [program, 'restart', 'restart an instance: the same container again'],
+    [instance, 'stop', 'stop an instance and keep it stopped (no replacement starts) until gantry instance start; a stop and start of its app starts it too'],
+    [instance, 'start', 'start an instance stopped with gantry instance stop'],
   ] as const) {
-    clientCommand(program, action, description)
+    clientCommand(parent, action, description)
       .argument('<instance>', 'instance id')
       .action(async (id: string, _opts: unknown, cmd: Command) => (await actions()).instanceAction(action, id, cmd));
   }

@@ -34,6 +34,9 @@ export interface ApprovalPendingResponse {
 export type InvitationView = Omit<import('./types.js').InvitationRecord, 'codeHash'>;
 
 /** An instance as the API shows it: the assignment plus what the agent last reported. */
+/** What POST /v1/instances/:id/<action> asks of one instance. */
+export type InstanceAction = 'rebuild' | 'restart' | 'stop' | 'start';
+
 export interface InstanceView extends Omit<Instance, 'spec'> {
   status: InstanceStatus | null;
   /** Why it cannot be placed, when it has no node. */

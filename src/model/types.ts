@@ -87,6 +87,11 @@ export interface Instance {
   rebuild?: number;
   /** Raised to have the agent restart it (the same container). */
   restart?: number;
+  /**
+   * Stopped on its own by a person (gantry instance stop): it keeps its replica's place and stays
+   * stopped until started again; a stop and start of the whole app clears it.
+   */
+  stoppedByUser?: boolean;
   /** The app's log sinks when it was placed (a later change of `logs:` applies to instances placed after it). */
   logShipping?: import('./log-shipping.js').InstanceLogShipping;
   desired: DesiredState;

@@ -72,6 +72,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
 
   'GET /v1/instances': { action: 'list', kind: 'instance' },
   'POST /v1/instances/:id/restart': write('instance', 'id'),
+  'POST /v1/instances/:id/stop': write('instance', 'id'),
+  'POST /v1/instances/:id/start': write('instance', 'id'),
   'POST /v1/instances/:id/rebuild': write('instance', 'id'),
   'GET /v1/instances/:id/logs': read('log', 'id'),
   // A terminal in an instance (a WebSocket): those who may change it (its team's owners and developers, admins); not viewers, not operators.

@@ -8,6 +8,7 @@ import type {
   EventListResponse,
   GantryEvent,
   InstanceListResponse,
+  InstanceAction,
   InstanceView,
   LogsQuery,
   AppLogsQuery,
@@ -117,7 +118,8 @@ export class AppCalls extends ApiTransport {
     return { ...rest, instances };
   }
 
-  instanceAction(id: string, action: 'rebuild' | 'restart'): Promise<{ instance: InstanceView }> {
+  /** rebuild, restart, stop (keeping its place) or start one instance. */
+  instanceAction(id: string, action: InstanceAction): Promise<{ instance: InstanceView }> {
     return this.json('POST', `/v1/instances/${enc(id)}/${action}`);
   }
 

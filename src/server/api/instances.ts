@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { InstanceListResponse } from '../../model/api.js';
 import type { Instance } from '../../model/types.js';
 import { instanceView } from '../services/views.js';
-import { NotFoundError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import { STORE } from '../keys.js';
 import { casUpdate } from '../cas.js';
 import { requester, visibleTo, type ApiContext } from './context.js';
@@ -59,6 +59,24 @@ export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
       ...(more ? { next: Buffer.from(JSON.stringify(sortKey(page.at(-1)!)), 'utf8').toString('base64url') } : {}),
     };
   });
+
+  // Stop: this one instance stops and keeps its place (no replacement is started); start: it runs again.
+  for (const action of ['stop', 'start'] as const) {
+    server.post(`/v1/instances/:id/${action}`, async (request) => {
+      const { id } = InstanceParams.parse(request.params);
+      const instance = ctx.state.instances.get(id);
+      if (!instance) throw new NotFoundError(`no instance named "${id}"`);
+      const written = await casUpdate(ctx.store, STORE.instances.key(instance.app, id), STORE.instances, (current): Instance => {
+        if (!current || current.desired === 'removed') throw new NotFoundError(`no instance named "${id}"`);
+        if (ctx.state.apps.get(current.app)?.stopped) throw new ConflictError(`app ${current.app} is stopped: gantry start ${current.app} starts all of it`);
+        return action === 'stop' ? { ...current, desired: 'stopped', stoppedByUser: true } : { ...current, desired: 'running', stoppedByUser: false };
+      }, { what: `instance ${id}` });
+      const next = written.value!;
+      await ctx.state.waitFor(written.revision!);
+      ctx.events.note({ level: 'info', type: `instance.${action}_requested`, app: instance.app, entry: instance.entry, instance: id, node: instance.node, message: `${action} of ${id} requested by ${requester(request)}` });
+      return { instance: instanceView(ctx.state, next) };
+    });
+  }
 
   // Rebuild: a new container in the same place (node, ports, volumes). Restart: the same container again.
   for (const action of ['rebuild', 'restart'] as const) {

@@ -150,6 +150,12 @@ function appPaths(): Record<string, object> {
     '/v1/instances/{id}/restart': {
       post: op({ summary: 'Restart a running instance: the same container again', parameters: [idParam], responses: { '200': ok('Requested', object({ instance: ref('Instance') })), '404': error('No running instance with this id') } }),
     },
+    '/v1/instances/{id}/stop': {
+      post: op({ summary: 'Stop one instance and keep its place: no replacement starts; it stays stopped (also across rollouts of unchanged entries) until started, or the whole app is stopped and started', parameters: [idParam], responses: { '200': ok('Requested', object({ instance: ref('Instance') })), '404': error('No instance with this id'), ...conflict('The whole app is stopped') } }),
+    },
+    '/v1/instances/{id}/start': {
+      post: op({ summary: 'Start an instance stopped on its own again', parameters: [idParam], responses: { '200': ok('Requested', object({ instance: ref('Instance') })), '404': error('No instance with this id'), ...conflict('The whole app is stopped: start the app') } }),
+    },
     '/v1/instances/{id}/logs': {
       get: op({
         summary: "An instance's stdout and stderr, relayed from its node's agent",

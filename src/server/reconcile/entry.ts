@@ -1,5 +1,5 @@
 // One entrypoint of one app, in one pass: instances on a lost node are given up, a stopped app's
-// instances stop (dependents first), missing instances are placed (after the entry's
+// instances stop (dependents first), instances a person stopped one by one stay stopped, missing instances are placed (after the entry's
 // dependencies are healthy), extras are removed keeping the placement strategy's balance, an
 // older release is replaced once enough of the new one is healthy — or, under a rollout, as its
 // strategy says (rollouts.ts).
@@ -37,11 +37,19 @@ export function reconcileEntry(pass: EntryPass, app: AppRecord, entry: string, s
   if (app.stopped) {
     // Stop order is the reverse of start order: dependents first.
     if (hasLiveDependents(view, app.name, entry)) return;
-    for (const instance of alive) if (plan.current(instance).desired === 'running') plan.update(instance, { desired: 'stopped' });
+    // The whole app stops: instances stopped one by one join it, and start with it.
+    for (const instance of alive) {
+      const { desired, stoppedByUser } = plan.current(instance);
+      if (desired === 'running' || stoppedByUser) plan.update(instance, { desired: 'stopped', stoppedByUser: false });
+    }
     return;
   }
   const waitingFor = unreadyDependency(view, app, spec);
-  for (const instance of alive) if (plan.current(instance).desired === 'stopped') plan.update(instance, { desired: 'running' });
+  // An instance a person stopped on its own keeps its place, stopped, until they start it.
+  for (const instance of alive) {
+    const { desired, stoppedByUser } = plan.current(instance);
+    if (desired === 'stopped' && !stoppedByUser) plan.update(instance, { desired: 'running' });
+  }
 
   // An instance of an older release whose entry did not change just joins the new release.
   const current = alive.map((instance) => {

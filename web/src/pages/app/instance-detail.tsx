@@ -1,4 +1,4 @@
-// One instance: where it runs, its status, restart and rebuild, its logs and a terminal into it.
+// One instance: where it runs, its status, stop/start, restart and rebuild, its logs and a terminal into it.
 import type { InstanceStatus } from '../../lib/model';
 import { Link, seg } from '../../lib/router';
 import { useCan } from '../../lib/session';
@@ -55,7 +55,7 @@ export function InstanceDetail({ app, id, live, canWrite }: { app: string; id: s
         )}
       </dl>
       <div className="actions">
-        {canWrite && <InstanceActions id={id} />}
+        {canWrite && <InstanceActions id={id} stopped={instance.desired === 'stopped'} />}
         {canExec && running && (
           <button type="button" onClick={() => setTerminal((t) => !t)} aria-expanded={terminal}>
             {terminal ? 'Close terminal' : 'Terminal'}

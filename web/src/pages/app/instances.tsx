@@ -79,16 +79,26 @@ const InstanceRow = memo(function InstanceRow({ app, instance: i, status, canWri
       <td>{ago(status?.startedAt ?? i.createdAt)}</td>
       {canWrite && (
         <td className="row-actions">
-          <InstanceActions id={i.id} />
+          <InstanceActions id={i.id} stopped={i.desired === 'stopped'} />
         </td>
       )}
     </tr>
   );
 });
 
-export function InstanceActions({ id }: { id: string }) {
+/** Restart and rebuild; stop (it keeps its place, no replacement starts) or start it again. */
+export function InstanceActions({ id, stopped }: { id: string; stopped: boolean }) {
   return (
     <>
+      {stopped ? (
+        <ActionButton className="small" action={() => post(`/v1/instances/${seg(id)}/start`)} label={`Start ${id}`}>
+          Start
+        </ActionButton>
+      ) : (
+        <ActionButton className="small" action={() => post(`/v1/instances/${seg(id)}/stop`)} confirm={`Stop ${id}? It stays stopped (no replacement starts) until you start it.`} label={`Stop ${id}`}>
+          Stop
+        </ActionButton>
+      )}
       <ActionButton className="small" action={() => post(`/v1/instances/${seg(id)}/restart`)} label={`Restart ${id}`}>
         Restart
       </ActionButton>
