@@ -32,7 +32,7 @@ describe('isolation between teams', () => {
   /** Reads an SSE (or streamed) answer for `ms`, or until `enough` says so. */
   const readStream = async (who: string, path: string, ms: number, enough: (text: string) => boolean = () => false) => {
     const controller = new AbortController();
-    const response = await fetch(`${cluster.url}${path}`, { headers: { authorization: `Bearer ${tokens[who]}` }, signal: controller.signal });
+    const response = await fetch(`${cluster.url}${path}`, { headers: { authorization: `Bearer ${tokens[who] ?? cluster.token}` }, signal: controller.signal });
     assert.equal(response.status, 200, path);
     let text = '';
     const timer = setTimeout(() => controller.abort(), ms);
@@ -186,6 +186,16 @@ describe('isolation between teams', () => {
       if (prefix !== 'status') assert.match(text, /app-a/, `${prefix} holds team a's keys`);
     }
     assert.doesNotMatch(await readStream('alice', '/v1/watch?prefix=nodes', 2000, (t) => t.includes('event: snapshot')), /"name"/, 'no node for a member');
+    // One app's keys (the console's app page): for an admin too, and never widening what a member sees.
+    const instancesOfA = (await call('admin', 'GET', '/v1/instances?app=app-a')).body.instances as { id: string }[];
+    for (const prefix of ['instances', 'status']) {
+      const text = await readStream('admin', `/v1/watch?prefix=${prefix}&app=app-a`, 3000, (t) => t.includes('event: snapshot') && t.includes('\n\n'));
+      assert.doesNotMatch(text, /app-b/, `${prefix}&app=app-a`);
+      const has = instancesOfA.filter(({ id }) => text.includes(id)).length;
+      assert.ok(prefix === 'instances' ? has === instancesOfA.length : has > 0, `${prefix}&app=app-a holds app-a's keys (${has} of ${instancesOfA.length})`);
+    }
+    assert.match(await readStream('alice', '/v1/watch?prefix=status&app=app-b', 3000, (t) => t.includes('event: snapshot') && t.includes('\n\n')), /"items":\[\]/);
+    assert.equal((await call('admin', 'GET', '/v1/watch?prefix=nodes&app=app-a')).status, 400);
     const watching = readStream('alice', '/v1/watch?prefix=apps', 15_000, (t) => /event: change[\s\S]*app-a/.test(t));
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal((await call('bob', 'POST', '/v1/apps/app-b/entries/web/scale', { replicas: 1 })).status, 200);

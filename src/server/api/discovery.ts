@@ -37,26 +37,31 @@ const WATCHABLE: Record<string, string> = { registry: '/registry/', instances: '
  * a node's as the node; the rest are facts about an app's instances, seen as its events are.
  * A deletion is seen when the key was: by then the cache may no longer know whose it was.
  */
-function watchFilter(ctx: ApiContext, request: FastifyRequest, prefix: string): (key: string, deleted?: boolean) => boolean {
+function watchFilter(ctx: ApiContext, request: FastifyRequest, prefix: string, onlyApp: string | undefined): (key: string, deleted?: boolean) => boolean {
   const [kind, appOf]: [Kind, (rest: string) => string | undefined] =
     prefix === '/apps/' ? ['app', (rest) => rest]
     : prefix === '/nodes/' ? ['node', (rest) => rest]
     : prefix === '/status/' ? ['event', (rest) => ctx.state.instances.get(rest)?.app]
     : ['event', (rest) => rest.split('/', 1)[0]];
   const visible = mayRead(request.caller!, kind, teamScope(ctx.state));
-  if (visible(undefined)) return () => true;
+  if (visible(undefined) && onlyApp === undefined) return () => true;
   const shown = new Set<string>();
   return (key, deleted) => {
     if (deleted) return shown.delete(key);
-    if (!visible(appOf(key.slice(prefix.length)))) return false;
+    const app = appOf(key.slice(prefix.length));
+    if ((onlyApp !== undefined && app !== onlyApp) || !visible(app)) return false;
     shown.add(key);
     return true;
   };
 }
-const WatchQuery = z.object({
-  prefix: z.enum(Object.keys(WATCHABLE) as [string, ...string[]]).default('registry'),
-  since: z.coerce.number().int().min(0).optional(),
-});
+const WatchQuery = z
+  .object({
+    prefix: z.enum(Object.keys(WATCHABLE) as [string, ...string[]]).default('registry'),
+    since: z.coerce.number().int().min(0).optional(),
+    /** Only this app's keys (not for nodes): the console's app page follows one app, not the fleet. */
+    app: name('app').optional(),
+  })
+  .refine((q) => q.app === undefined || q.prefix !== 'nodes', { path: ['app'], message: 'app: nodes belong to no app' });
 
 export function discoveryRoutes(server: FastifyInstance, ctx: ApiContext): void {
   server.get('/v1/registry', async (request) => {
@@ -119,7 +124,9 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
   const prefix = WATCHABLE[query.prefix]!;
   const lastEventId = Number(request.headers['last-event-id']);
   const since = Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId : query.since;
-  const visible = watchFilter(ctx, request, prefix);
+  const visible = watchFilter(ctx, request, prefix, query.app);
+  // Keys that start with the app's name narrow the store's range and watch too (status keys are instance ids).
+  const range = query.app !== undefined && (query.prefix === 'instances' || query.prefix === 'registry') ? `${prefix}${query.app}/` : prefix;
   const stream = openEventStream(ctx.streams, request, reply);
   let watcher: Watcher | undefined;
   let closed = false;
@@ -133,7 +140,7 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
   const follow = (from: number) => {
     if (closed) return; // the client left while the snapshot was read
     watcher = ctx.store.watch(
-      prefix,
+      range,
       (events) => {
         const seen = events.filter((e) => visible(e.kv.key, e.type === 'delete'));
         if (seen.length === 0) return;
@@ -147,7 +154,7 @@ async function watch(ctx: ApiContext, request: FastifyRequest, reply: FastifyRep
   };
   const snapshotThenFollow = async () => {
     if (closed) return;
-    const { kvs, revision } = await ctx.store.range(prefix);
+    const { kvs, revision } = await ctx.store.range(range);
     stream.sendJson('snapshot', revision, `{"revision":${revision},"items":[${kvs.filter((kv) => visible(kv.key)).map((kv) => `{"key":${JSON.stringify(kv.key)},"value":${kv.value}}`).join(',')}]}`);
     follow(revision + 1);
   };

@@ -163,7 +163,7 @@ export function clusterPaths(): Record<string, object> {
     '/v1/watch': {
       get: op({
         summary: 'Server-Sent Events: a snapshot, then one `change` per store revision (id = revision); resume with Last-Event-ID or since',
-        parameters: [queryParam('prefix', { type: 'string', enum: ['registry', 'instances', 'status', 'apps', 'nodes'], default: 'registry' }), queryParam('since', { type: 'integer', minimum: 0 }), lastEventId],
+        parameters: [queryParam('prefix', { type: 'string', enum: ['registry', 'instances', 'status', 'apps', 'nodes'], default: 'registry' }), queryParam('since', { type: 'integer', minimum: 0 }), queryParam('app', { type: 'string', maxLength: 63 }, 'Only the keys of this app (any prefix but nodes)'), lastEventId],
         responses: { '200': eventStream('Event stream') },
       }),
     },

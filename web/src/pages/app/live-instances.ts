@@ -1,5 +1,5 @@
 // An app's instances and their statuses, live: two watch streams (/v1/watch?prefix=instances and
-// prefix=status) give a snapshot and then every change. Changes are gathered and applied once per
+// prefix=status, each for this app only) give a snapshot and then every change. Changes are gathered and applied once per
 // animation frame, and only the changed records get new objects, so a row whose instance did not
 // change is not re-rendered (a 500-instance app stays cheap under a stream of status reports).
 import { useEffect, useMemo, useRef, useState } from 'react';
@@ -26,7 +26,7 @@ export interface LiveInstances {
 
 type Pending = { reset?: Map<string, unknown>; puts: Map<string, unknown | null> };
 
-function useWatchedMap<T>(prefix: 'instances' | 'status', keyPrefix: string, onOpen: (open: boolean) => void) {
+function useWatchedMap<T>(prefix: 'instances' | 'status', app: string, keyPrefix: string, onOpen: (open: boolean) => void) {
   const [map, setMap] = useState<ReadonlyMap<string, T>>(new Map());
   const [ready, setReady] = useState(false);
   const pending = useRef<Pending>({ puts: new Map() });
@@ -51,7 +51,7 @@ function useWatchedMap<T>(prefix: 'instances' | 'status', keyPrefix: string, onO
   useEffect(() => () => cancelAnimationFrame(frame.current), []);
   const idOf = (key: string) => (key.startsWith(keyPrefix) ? key.slice(keyPrefix.length) : undefined);
   useEventSource(
-    `/v1/watch?prefix=${prefix}`,
+    `/v1/watch?prefix=${prefix}&app=${encodeURIComponent(app)}`,
     {
       snapshot: (data: { items: WatchItem[] }) => {
         const reset = new Map<string, unknown>();
@@ -79,9 +79,9 @@ function useWatchedMap<T>(prefix: 'instances' | 'status', keyPrefix: string, onO
 export function useLiveInstances(app: string): LiveInstances {
   const [openInstances, setOpenInstances] = useState(false);
   const [openStatus, setOpenStatus] = useState(false);
-  const instances = useWatchedMap<Instance>('instances', `/instances/${app}/`, setOpenInstances);
-  // Statuses are keyed by instance id alone: every status is watched, this app's are picked out.
-  const all = useWatchedMap<InstanceStatus>('status', '/status/', setOpenStatus);
+  const instances = useWatchedMap<Instance>('instances', app, `/instances/${app}/`, setOpenInstances);
+  // Statuses are keyed by instance id alone (the server picks this app's): kept to the instances known here.
+  const all = useWatchedMap<InstanceStatus>('status', app, '/status/', setOpenStatus);
   const [statuses, setStatuses] = useState<ReadonlyMap<string, InstanceStatus>>(new Map());
   useEffect(() => {
     setStatuses((current) => {
