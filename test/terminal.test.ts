@@ -91,6 +91,8 @@ describe('terminals into instances', () => {
   });
   after(async () => {
     await cluster.close();
+    // The agent is gone by now (a test stops it); its container would outlive the test otherwise.
+    if (!skipDocker) for (const { id } of await dockerContainers(`tdock-${cluster.id}`)) await new Docker().getContainer(id).remove({ force: true });
   });
 
   test('echo hi in a process instance prints hi, in the instance\'s directory, and exit ends the session with its code', async () => {

@@ -1,7 +1,7 @@
 // Runs real Gantry processes for end-to-end tests: a server and agents as separate child
 // processes (so each can be killed and restarted alone), and the CLI as a user would run it.
 import { spawn, type ChildProcess, execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -169,6 +169,7 @@ export class TestCluster {
   async close(): Promise<void> {
     for (const name of [...this.agents.keys()]) await this.stopAgent(name);
     await this.stopServer();
+    endProcessesUnder(this.dir);
     liveClusters.delete(this);
     await this.dispatcher?.close();
     rmSync(this.dir, { recursive: true, force: true });
@@ -185,6 +186,27 @@ export class TestCluster {
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
     return child;
+  }
+}
+
+/**
+ * Process-runtime instances outlive their agent by design (and so do their log writers): a closed
+ * test cluster ends those its agents left running, found by a working directory under its own.
+ */
+function endProcessesUnder(dir: string): void {
+  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    let cwd: string;
+    try {
+      cwd = readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      continue; // gone meanwhile, or not ours to read
+    }
+    if (cwd !== dir && !cwd.startsWith(`${dir}/`)) continue;
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // exited meanwhile
+    }
   }
 }
 
