@@ -103,10 +103,14 @@ describe('console sessions (cookie + CSRF)', () => {
     assert.equal((await send('POST', '/v1/teams', { authorization: 'Bearer nonsense', cookie: ada.cookie, 'x-gantry-csrf': ada.csrf }, { name: 't-both' })).status, 401);
   });
 
-  test('a cookie with a made-up or garbage token is a 401', async () => {
+  test('a cookie with a made-up or garbage token, or an API token, is a 401', async () => {
     assert.equal((await send('GET', '/v1/whoami', { cookie: 'gantry_session=gty_madeup' })).status, 401);
     assert.equal((await send('GET', '/v1/whoami', { cookie: `gantry_session=${'%'.repeat(3000)}` })).status, 401);
     assert.equal((await send('GET', '/v1/whoami', { cookie: 'gantry_session=' })).status, 401);
+    // A valid API token is still no session: tokens belong in the Authorization header.
+    const notSession = await send('GET', '/v1/whoami', { cookie: `gantry_session=${ADMIN}` });
+    assert.equal(notSession.status, 401);
+    assert.match(JSON.stringify(notSession.body), /holds no sign-in session/);
   });
 
   test('cross-origin requests by cookie are refused: Origin of another site, Sec-Fetch-Site, an SSE stream, a WebSocket', async () => {

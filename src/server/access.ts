@@ -45,6 +45,8 @@ export function installAccessCheck(server: FastifyInstance, auth: TokenAuth, tea
     const credential = credentialOf(request);
     const caller = auth.verify(credential?.token);
     if (!caller || !credential) return refuse(reply, 401, 'missing or unknown token: send Authorization: Bearer <token> (gantry up prints the admin token on first start; people sign in with gantry login)');
+    // An API, agent or robot token belongs in a header: only a sign-in session rides in the cookie.
+    if (credential.cookie && !auth.isSession(credential.token)) return refuse(reply, 401, 'the session cookie holds no sign-in session: sign in again');
     // A cookie is sent by the browser whoever made it send the request: prove it is the console's.
     const cookieProblem = credential.cookie ? cookieRefusal(request, auth.csrfOf(credential.token)) : undefined;
     if (cookieProblem) return refuse(reply, 403, cookieProblem);

@@ -214,6 +214,12 @@ export class TokenAuth {
   }
 
   /** Who presented this token, or undefined when it is not one of ours (or has expired). */
+  /** Whether `token` is a person's sign-in session: the only kind the console's cookie may carry. */
+  isSession(token: string): boolean {
+    const record = this.byHash.get(hash(token));
+    return record !== undefined && record.user !== undefined && record.purpose === undefined;
+  }
+
   verify(token: string | undefined): Caller | undefined {
     if (!token || token.length > 512) return undefined;
     const digest = hash(token);
