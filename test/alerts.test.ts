@@ -34,7 +34,7 @@ alerts:
 entrypoints:
   worker:
     command: [sh, -c, '${command}']
-    restart: { policy: always, backoff: { initial: 300ms, max: 1s } }
+    restart: { policy: always, backoff: { initial: 200ms, max: 500ms } }
 `;
   const apply = async (command: string) => {
     const applied = await cluster.cli(['apply', '-f', '-', '--timeout', '60s', '--no-wait'], { input: spec(command) });
@@ -63,7 +63,7 @@ entrypoints:
   plain: { url: "http://127.0.0.1:${port}/plain" }
   am: { url: "http://127.0.0.1:${port}/am", format: alertmanager, headers: { X-Token: test } }
 `);
-    await cluster.startServer({ extra: ['--alert-rules', rules] });
+    await cluster.startServer({ extra: ['--alert-rules', rules, '--alert-interval', '1s'] });
     await cluster.startAgent({ name: node, portRange: '33000-33009', dockerSocket: join(cluster.dir, 'none.sock') });
     people = await signedInUsers(call, cluster.token, ['alice', 'bob'], PASSWORD);
     assert.equal((await call('POST', '/v1/teams', cluster.token, { name: 'crashers', owner: 'alice' })).status, 201);
@@ -77,7 +77,7 @@ entrypoints:
   });
 
   test('a process that keeps exiting fires the restarts alert to both receivers', async () => {
-    await apply('sleep 1; exit 1');
+    await apply('sleep 0.3; exit 1');
     await until('both receivers to get the firing alert', () => got('/plain', 'firing').length > 0 && got('/am', 'firing').length > 0, 60_000);
     const plain = got('/plain', 'firing')[0]!.body;
     assert.equal(plain.alert, 'restarts');
@@ -103,12 +103,13 @@ entrypoints:
     const sent = received.length;
     await cluster.stopServer();
     await cluster.startServer();
-    // Two evaluations (every 5 s) after the start, the alert read back from the store is still firing.
+    // Two evaluations (every second: --alert-interval 1s, kept by the restart) after the start,
+    // the alert read back from the store is still firing.
     await until('two evaluations after the restart', async () => {
       const events = (await cluster.api('GET', `/v1/events?limit=50`)) as { events: { type: string; time: number }[] };
       return events.events.length > 0;
     });
-    await new Promise((r) => setTimeout(r, 11_000));
+    await new Promise((r) => setTimeout(r, 2_500));
     const [alert] = await alertsOf(people.alice!);
     assert.equal(alert?.state, 'firing');
     assert.equal(received.length, sent, 'nothing sent again');
@@ -143,7 +144,7 @@ entrypoints:
     const id = /silence ([0-9a-f]{8})/.exec(silenced.stdout)?.[1];
     assert.ok(id, silenced.stdout);
     const before = received.length;
-    await apply('sleep 1; exit 1');
+    await apply('sleep 0.3; exit 1');
     const firing = await until('the alert to fire silenced', async () => (await alertsOf(people.alice!)).find((a) => a.state === 'firing' && a.silencedBy === id), 60_000);
     assert.equal(firing.notified, false);
     assert.equal(received.length, before, 'nothing sent while silenced');
