@@ -14,16 +14,21 @@ hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$hard" -lt 65536 ]; then ulimit -Hn 65536 2>/dev/null || true; fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if docker info >/dev/null 2>&1; then bash scripts/test-image.sh; fi
-# Files that may run two at a time: they start no agent, no container and no process on a fixed
-# port, and hold no bound on time tighter than seconds, so another file beside them changes
-# nothing they check (ports they need come from the kernel: helpers/cluster.ts freePort).
-# Everything else (agents with fixed port ranges, Docker, latency and timeout bounds) runs alone.
+# Files that may run two at a time: no Docker, nothing host-wide, no bound on time tighter than
+# seconds, and agents (process runtime) only on a port range no other test file uses; other ports
+# come from the kernel (helpers/cluster.ts freePort). Another file beside one of them changes
+# nothing it checks. Every other file (Docker, shared ranges, latency and timeout bounds, tmpfs
+# mounts, other hosts) runs alone, after them.
 parallel=(
-  access agent-protocol api approvals cluster-state configs directory directory-tls discovery-dns
-  discovery-redis file-modes fuzz invitations log-merge log-retention quota-race quotas reconcile
-  registry-lease rollout-step scheduler.property scoped-tokens secrets spec-bounds store teams users
+  access agent-protocol alerts alerts-evaluate api app-logs approvals cli cluster-state configs
+  directory directory-tls discovery-dns discovery-redis e2e-process fault-store file-modes fuzz
+  images-unit invitations isolation log-merge log-retention prometheus quota-race quotas reconcile
+  registry-lease rollout-step scheduler scheduler.property scoped-tokens secrets spec spec-bounds
+  store teams tls tokens users
 )
 pfiles=$(printf 'test/%s.test.ts\n' "${parallel[@]}")
+# A file renamed away from this list would otherwise run in neither phase.
+for f in $pfiles; do [ -f "$f" ] || { echo "scripts/test.sh: $f is in the parallel list but does not exist" >&2; exit 1; }; done
 sfiles=$(find test -name '*.test.ts' | sort | grep -vxF "$pfiles")
 # --test-force-exit: a leaked handle in one file must not hang the whole run (CI has a hard limit).
 run() { node --import tsx --test --test-force-exit --test-reporter=spec "$@"; }
