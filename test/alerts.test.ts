@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestCluster, until } from './helpers/cluster.js';
+import { TestCluster, freePort, until } from './helpers/cluster.js';
 import { jsonCaller, signedInUsers } from './helpers/api.js';
 import type { Alert } from '../src/server/alerts/evaluate.js';
 
@@ -113,6 +113,15 @@ entrypoints:
     const [alert] = await alertsOf(people.alice!);
     assert.equal(alert?.state, 'firing');
     assert.equal(received.length, sent, 'nothing sent again');
+  });
+
+  test('gantry server refuses an --alert-interval outside 1s to 5m, naming the flag', async () => {
+    const port = String(await freePort());
+    const refused = await Promise.all(['500ms', '10m', 'often'].map((interval) => cluster.cli(['server', '--data-dir', join(cluster.dir, 'never'), '--port', port, '--alert-interval', interval], { timeoutMs: 30_000 })));
+    for (const [i, interval] of ['500ms', '10m', 'often'].entries()) {
+      assert.notEqual(refused[i]!.code, 0, refused[i]!.stdout);
+      assert.match(refused[i]!.stderr, new RegExp(`--alert-interval ${interval}: expected a duration from 1s to 5m`));
+    }
   });
 
   test("another team's member sees no alert of the app and may not silence it", async () => {
