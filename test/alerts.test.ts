@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestCluster, until } from './helpers/cluster.js';
+import { TestCluster, freePort, until } from './helpers/cluster.js';
 import { jsonCaller, signedInUsers } from './helpers/api.js';
 import { WebhookReceiver } from './helpers/daemons.js';
 import type { Alert } from '../src/server/alerts/evaluate.js';
@@ -31,7 +31,7 @@ alerts:
 entrypoints:
   worker:
     command: [sh, -c, '${command}']
-    restart: { policy: always, backoff: { initial: 300ms, max: 1s } }
+    restart: { policy: always, backoff: { initial: 200ms, max: 500ms } }
 `;
   const apply = async (command: string) => {
     const applied = await cluster.cli(['apply', '-f', '-', '--timeout', '60s', '--no-wait'], { input: spec(command) });
@@ -51,7 +51,7 @@ entrypoints:
   plain: { url: "http://127.0.0.1:${port}/plain" }
   am: { url: "http://127.0.0.1:${port}/am", format: alertmanager, headers: { X-Token: test } }
 `);
-    await cluster.startServer({ extra: ['--alert-rules', rules] });
+    await cluster.startServer({ extra: ['--alert-rules', rules, '--alert-interval', '1s'] });
     await cluster.startAgent({ name: node, portRange: '33000-33009', dockerSocket: join(cluster.dir, 'none.sock') });
     people = await signedInUsers(call, cluster.token, ['alice', 'bob'], PASSWORD);
     assert.equal((await call('POST', '/v1/teams', cluster.token, { name: 'crashers', owner: 'alice' })).status, 201);
@@ -65,7 +65,7 @@ entrypoints:
   });
 
   test('a process that keeps exiting fires the restarts alert to both receivers', async () => {
-    await apply('sleep 1; exit 1');
+    await apply('sleep 0.3; exit 1');
     await until('both receivers to get the firing alert', () => got('/plain', 'firing').length > 0 && got('/am', 'firing').length > 0, 60_000);
     const plain = got('/plain', 'firing')[0]!.body;
     assert.equal(plain.alert, 'restarts');
@@ -91,15 +91,25 @@ entrypoints:
     const sent = received.length;
     await cluster.stopServer();
     await cluster.startServer();
-    // Two evaluations (every 5 s) after the start, the alert read back from the store is still firing.
+    // Two evaluations (every second: --alert-interval 1s, kept by the restart) after the start,
+    // the alert read back from the store is still firing.
     await until('two evaluations after the restart', async () => {
       const events = (await cluster.api('GET', `/v1/events?limit=50`)) as { events: { type: string; time: number }[] };
       return events.events.length > 0;
     });
-    await new Promise((r) => setTimeout(r, 11_000));
+    await new Promise((r) => setTimeout(r, 2_500));
     const [alert] = await alertsOf(people.alice!);
     assert.equal(alert?.state, 'firing');
     assert.equal(received.length, sent, 'nothing sent again');
+  });
+
+  test('gantry server refuses an --alert-interval outside 1s to 5m, naming the flag', async () => {
+    const port = String(await freePort());
+    const refused = await Promise.all(['500ms', '10m', 'often'].map((interval) => cluster.cli(['server', '--data-dir', join(cluster.dir, 'never'), '--port', port, '--alert-interval', interval], { timeoutMs: 30_000 })));
+    for (const [i, interval] of ['500ms', '10m', 'often'].entries()) {
+      assert.notEqual(refused[i]!.code, 0, refused[i]!.stdout);
+      assert.match(refused[i]!.stderr, new RegExp(`--alert-interval ${interval}: expected a duration from 1s to 5m`));
+    }
   });
 
   test("another team's member sees no alert of the app and may not silence it", async () => {
@@ -131,7 +141,7 @@ entrypoints:
     const id = /silence ([0-9a-f]{8})/.exec(silenced.stdout)?.[1];
     assert.ok(id, silenced.stdout);
     const before = received.length;
-    await apply('sleep 1; exit 1');
+    await apply('sleep 0.3; exit 1');
     const firing = await until('the alert to fire silenced', async () => (await alertsOf(people.alice!)).find((a) => a.state === 'firing' && a.silencedBy === id), 60_000);
     assert.equal(firing.notified, false);
     assert.equal(received.length, before, 'nothing sent while silenced');

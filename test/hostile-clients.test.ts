@@ -135,7 +135,7 @@ describe('hostile clients against gantry up', { skip: skipWithoutProgram('prlimi
       await sleep(1000);
       await stillServed('during slow headers');
       alive('slow headers');
-      // Node's headers timeout (checked every few seconds) ends the rest.
+      // The headers timeout (10 s, checked every second) ends the rest.
       await until('every slow-header socket to be closed', () => closed.size === sockets.length, 40_000, 500);
     } finally {
       clearInterval(trickle);

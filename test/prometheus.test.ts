@@ -35,7 +35,7 @@ describe('Prometheus scrapes the server and discovers instances', () => {
 
   before(async () => {
     await cluster.startServer();
-    await cluster.startAgent({ name: node, portRange: '31800-31849', dockerSocket: join(cluster.dir, 'no-docker.sock'), extra: ['--sample-interval', '1s'] });
+    await cluster.startAgent({ name: node, portRange: '33100-33149', dockerSocket: join(cluster.dir, 'no-docker.sock'), extra: ['--sample-interval', '1s'] });
     // The token the docs say to make: an operator's personal token narrowed to reading the cluster, discovery and instances.
     await cluster.api('POST', '/v1/users', { name: 'monitor', password: PASSWORD, role: 'operator' });
     const login = await fetch(`${cluster.url}/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'monitor', password: PASSWORD }) });

@@ -101,7 +101,7 @@ describe('tokens', () => {
     writeFileSync(file, `${created.token}\n`, { mode: 0o600 });
     assert.equal(statSync(file).mode & 0o777, 0o600);
     const joiner = `${node}-j`;
-    await cluster.startAgent({ name: joiner, portRange: '31490-31499', dockerSocket: join(cluster.dir, 'none.sock'), token: 'gty_unused_the_file_wins', extra: ['--token-file', file] });
+    await cluster.startAgent({ name: joiner, portRange: '33020-33029', dockerSocket: join(cluster.dir, 'none.sock'), token: 'gty_unused_the_file_wins', extra: ['--token-file', file] });
     const { events } = (await cluster.api('GET', '/v1/events?limit=1000')) as EventListResponse;
     assert.ok(events.some((e) => e.type === 'token.created' && e.message.includes(`node ${joiner} joined with join token "${node}-join"`)), 'joined with the token of the file');
     await cluster.stopAgent(joiner);

@@ -46,6 +46,8 @@ const AGENT_MESSAGE_LIMIT = 16 * 1024 * 1024;
 /** Headers and body of one request must arrive within these (slow-body clients hold sockets). */
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
+/** How often Node looks for sockets past those timeouts: its default (30 s) let a slow client hold a socket that much longer. */
+const TIMEOUT_CHECK_EVERY_MS = 1000;
 
 export interface HttpOptions {
   log?: boolean;
@@ -70,7 +72,9 @@ export async function buildHttpServer(ctx: ApiContext, auth: TokenAuth, options:
     requestTimeout: REQUEST_TIMEOUT_MS,
     // Instance ids run to 136 characters; anything longer matches no route.
     routerOptions: { maxParamLength: 256 },
-    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+    ...(options.tls
+      ? { https: { cert: options.tls.cert, key: options.tls.key, connectionsCheckingInterval: TIMEOUT_CHECK_EVERY_MS } }
+      : { http: { connectionsCheckingInterval: TIMEOUT_CHECK_EVERY_MS } }),
   }) as unknown as FastifyInstance;
   server.server.headersTimeout = HEADERS_TIMEOUT_MS;
   if (options.maxConnections) server.server.maxConnections = options.maxConnections;

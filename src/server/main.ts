@@ -101,7 +101,7 @@ export interface ServerOptions {
   logSinks?: LogSinkSpec[];
   /** Cluster alert rules and webhook receivers (alerts/rules-file.ts reads the file); default: the built-in rules, no receivers. */
   alertRules?: AlertConfig;
-  /** How often alerts are evaluated (default 5 s); notifier timing for tests. */
+  /** How often alerts are evaluated (default 5 s; `--alert-interval`); notifier timing for tests. */
   alertIntervalMs?: number;
   alertNotifier?: NotifierOptions;
 }
