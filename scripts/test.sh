@@ -26,10 +26,10 @@ if docker info >/dev/null 2>&1; then bash scripts/test-image.sh; fi
 # mounts, other hosts) runs alone, after them.
 parallel=(
   access agent-protocol alerts alerts-evaluate api app-logs approvals cli cluster-state configs
-  directory directory-tls discovery-dns discovery-redis e2e-ports e2e-process fault-store file-modes
-  fuzz images-unit invitations isolation log-merge log-retention prometheus quota-race quotas
-  reconcile registry-lease rollout rollout-step scheduler scheduler.property scoped-tokens secrets
-  spec spec-bounds store teams tls tokens users
+  console-session console-static directory directory-tls discovery-dns discovery-redis e2e-ports
+  e2e-process fault-store file-modes fuzz images-unit invitations isolation log-merge log-retention
+  process-log-records prometheus quota-race quotas reconcile registry-lease rollout rollout-step
+  scheduler scheduler.property scoped-tokens secrets spec spec-bounds store teams tls tokens users
 )
 pfiles=$(printf 'test/%s.test.ts\n' "${parallel[@]}")
 # A file renamed away from this list would otherwise run in neither phase.

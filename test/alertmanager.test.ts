@@ -84,7 +84,7 @@ entrypoints:
     rules = replaced(rules, 'https://gantry.example.com', `http://localhost:${cluster.port}`, 1, 'examples/alert-rules.yaml');
     writeFileSync(join(cluster.dir, 'alert-rules.yaml'), rules);
     await cluster.startServer({ extra: ['--alert-rules', join(cluster.dir, 'alert-rules.yaml')] });
-    await cluster.startAgent({ name: node, portRange: '33100-33109', dockerSocket: join(cluster.dir, 'none.sock'), extra: ['--sample-interval', '1s'] });
+    await cluster.startAgent({ name: node, portRange: '33200-33209', dockerSocket: join(cluster.dir, 'none.sock'), extra: ['--sample-interval', '1s'] });
   });
 
   after(async () => {
