@@ -105,9 +105,10 @@ entrypoints:
     assert.equal(inspected[0]!.NetworkSettings.Networks[network]?.IPAddress, instance!.status?.ip);
 
     // An in-place release: same instance, same port, the init step ran again.
+    // The container before the apply: the apply may return after the release has already replaced it.
+    const rebuiltContainer = (await dockerContainers(app)).find((c) => c.name === `/gantry-${instance!.id}`)!;
     const updated = await apply(app, spec('echo bundle-v2 > /code/index.html'));
     assert.equal(updated.code, 0, updated.stdout + updated.stderr);
-    const rebuiltContainer = (await dockerContainers(app)).find((c) => c.name === `/gantry-${instance!.id}`)!;
     await until('release 2 in place: a new container, healthy, serving the new bundle', async () => {
       const [i] = (await detail(app)).instances;
       const container = (await dockerContainers(app)).find((c) => c.name === `/gantry-${instance!.id}`);
