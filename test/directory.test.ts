@@ -111,7 +111,7 @@ describe('company directory sign-in (a real slapd)', { skip }, () => {
     const alice = await login('alice', PEOPLE.alice);
     assert.equal(alice.status, 200, JSON.stringify(alice.body));
     assert.equal(alice.body.role, 'member');
-    assert.deepEqual((await call('GET', '/v1/whoami', alice.body.token as string)).body, { name: 'alice', role: 'member', user: 'alice' });
+    assert.deepEqual((await call('GET', '/v1/whoami', alice.body.token as string)).body, { name: 'alice', role: 'member', user: 'alice', teams: [{ team: 'shop', role: 'developer' }] });
     assert.equal((await members('shop')).members.alice, 'developer');
     assert.equal((await members('billing')).members.alice, undefined);
 

@@ -28,6 +28,14 @@ export interface RouteEntry {
 }
 
 /**
+ * Whether the request found no route of its own: the router's 404, or the console's catch-all
+ * reached by a path that is not the console's (an API path spelled oddly is unknown, not a page).
+ */
+export function matchesNoRoute(request: FastifyRequest): boolean {
+  return request.is404 || (request.routeOptions.url === CONSOLE_ROUTE && !isConsolePath(request.url));
+}
+
+/**
  * Installs the check on every route (and on the not-found handler), and returns the live list
  * of registered routes: register this before any route.
  */
@@ -38,8 +46,7 @@ export function installAccessCheck(server: FastifyInstance, auth: TokenAuth, tea
     for (const method of [route.method].flat()) routes.push({ method, url, access: accessOf(ruleFor(method, url)) });
   });
   server.addHook('onRequest', async (request, reply) => {
-    // The console's catch-all takes only its own paths: any other (an API path spelled oddly) is unknown.
-    const unmatched = request.is404 || (request.routeOptions.url === CONSOLE_ROUTE && !isConsolePath(request.url));
+    const unmatched = matchesNoRoute(request);
     const rule: Rule = unmatched ? { action: 'do', kind: 'cluster', verb: 'read' } : ruleFor(request.method, request.routeOptions.url ?? '');
     if (rule.action === 'public') return;
     const credential = credentialOf(request);

@@ -11,6 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { InstanceStatusSchema } from '../model/agent-protocol.js';
 import type { StoreOperation } from '../store/timed-store.js';
 import type { ClusterState } from './state.js';
+import { matchesNoRoute } from './access.js';
 import type { PassFigures } from './controllers/replicas.js';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -50,7 +51,7 @@ export class ServerMetrics {
   /** Times every request, labelled by the route the router matched (`unmatched` when none did). */
   instrument(server: FastifyInstance): void {
     server.addHook('onResponse', async (request, reply) => {
-      const route = request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched');
+      const route = matchesNoRoute(request) ? 'unmatched' : (request.routeOptions.url ?? 'unmatched');
       const method = METHODS.has(request.method) ? request.method : 'other';
       this.requests.observe({ route, method, status: `${Math.floor(reply.statusCode / 100)}xx` }, reply.elapsedTime / 1000);
     });
