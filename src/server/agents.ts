@@ -69,7 +69,7 @@ export class AgentHub {
       closed: (node, current, session) => {
         if (current) this.assignments.disconnected(node);
         this.logs.disconnected(node, session);
-        this.terminals.disconnected(node);
+        this.terminals.disconnected(node, session);
       },
     });
     const values = new InstanceValues(registryAuth, secretValues, configValues);

@@ -1,8 +1,10 @@
 // Terminal sessions relayed to agents: what the client types goes to the node's agent, what the
 // shell prints comes back, under a session id this server made; until the shell ends, the client
-// closes it, or the agent disconnects. An agent only ever speaks for sessions on its own node.
+// closes it, or the connection it was opened on closes (the agent ends its shells with it; a newer
+// connection of the same node does not know them). An agent only ever speaks for sessions on its
+// own node.
 import { randomUUID } from 'node:crypto';
-import type { AgentConnections } from './connections.js';
+import type { AgentConnections, Session } from './connections.js';
 import { MAX_TERMINALS_PER_NODE } from '../../model/terminal.js';
 
 /** How long a closed session waits for its agent to say the shell ended. */
@@ -23,7 +25,7 @@ export interface TerminalLink {
 }
 
 export class TerminalRelays {
-  private readonly sessions = new Map<string, TerminalHandlers & { node: string }>();
+  private readonly sessions = new Map<string, TerminalHandlers & { node: string; connection: Session }>();
 
   constructor(private readonly connections: AgentConnections) {}
 
@@ -33,18 +35,20 @@ export class TerminalRelays {
       return undefined;
     }
     const sessionId = randomUUID();
-    if (!this.connections.send(node, { type: 'terminal.open', sessionId, instanceId, ...size })) {
+    const connection = this.connections.byNode.get(node);
+    if (!connection || !this.connections.send(node, { type: 'terminal.open', sessionId, instanceId, ...size })) {
       handlers.onExit(null, `the agent of node ${node} is not connected`);
       return undefined;
     }
-    this.sessions.set(sessionId, { ...handlers, node });
-    const live = () => this.sessions.has(sessionId);
+    this.sessions.set(sessionId, { ...handlers, node, connection });
+    // Only while the connection it was opened on is the node's: a newer one does not know the session.
+    const live = () => this.sessions.has(sessionId) && this.connections.byNode.get(node) === connection;
     return {
       input: (data) => void (live() && this.connections.send(node, { type: 'terminal.input', sessionId, data })),
       resize: (cols, rows) => void (live() && this.connections.send(node, { type: 'terminal.resize', sessionId, cols, rows })),
       close: () => {
-        if (!live()) return;
-        if (!this.connections.send(node, { type: 'terminal.close', sessionId })) return this.end(sessionId, null, `the agent of node ${node} is not connected`);
+        if (!this.sessions.has(sessionId)) return;
+        if (!live() || !this.connections.send(node, { type: 'terminal.close', sessionId })) return this.end(sessionId, null, `the agent of node ${node} is not connected`);
         // The agent answers with the shell's end; one that does not (gone quiet) still frees the session.
         setTimeout(() => this.end(sessionId, null, `the agent of node ${node} did not confirm the end`), CLOSE_CONFIRM_MS).unref();
       },
@@ -59,9 +63,9 @@ export class TerminalRelays {
     if (this.sessionOf(node, sessionId)) this.end(sessionId, code, error);
   }
 
-  /** The node's agent disconnected: its sessions end. */
-  disconnected(node: string): void {
-    for (const [id, session] of this.sessions) if (session.node === node) this.end(id, null, `the agent of node ${node} disconnected`);
+  /** A connection of the node's agent closed: the sessions opened on it end (not those of a newer one). */
+  disconnected(node: string, connection: Session): void {
+    for (const [id, session] of this.sessions) if (session.node === node && session.connection === connection) this.end(id, null, `the agent of node ${node} disconnected`);
   }
 
   private end(sessionId: string, code: number | null, error?: string): void {
