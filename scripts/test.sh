@@ -29,7 +29,8 @@ parallel=(
   console-session console-static directory directory-tls discovery-dns discovery-redis e2e-ports
   e2e-process fault-store file-modes fuzz images-unit invitations isolation log-merge log-retention
   process-log-records prometheus quota-race quotas reconcile registry-lease rollout rollout-step
-  scheduler scheduler.property scoped-tokens secrets spec spec-bounds store teams tls tokens users
+  scheduler scheduler.property scoped-tokens secrets spec spec-bounds store teams terminal-relays tls
+  tokens users
 )
 pfiles=$(printf 'test/%s.test.ts\n' "${parallel[@]}")
 # A file renamed away from this list would otherwise run in neither phase.
