@@ -4,19 +4,16 @@
 //
 //   ship:
 //     - syslog: { address: logs.example.com:514, protocol: tcp }
-import { readFileSync } from 'node:fs';
 import { AppLogs, type LogSinkSpec } from '../model/log-shipping.js';
 import { problemsFromZod, SpecError } from '../model/spec.js';
 import { decodeSpecText } from '../model/spec-text.js';
+import { readOperatorFile } from './yaml-file.js';
+
+/** A sinks file is a few lines. */
+const MAX_SINKS_BYTES = 64 * 1024;
 
 export function loadLogSinks(file: string): LogSinkSpec[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new SpecError([{ path: '', message: (err as Error).message }], file);
-  }
-  const decoded = decodeSpecText(text);
+  const decoded = decodeSpecText(readOperatorFile(file, 'log sinks', MAX_SINKS_BYTES));
   if (!decoded.ok) throw new SpecError(decoded.problems, file);
   const parsed = AppLogs.safeParse(decoded.value);
   if (!parsed.success) throw new SpecError(problemsFromZod(parsed.error), file);

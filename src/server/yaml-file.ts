@@ -1,9 +1,22 @@
 // Reads an operator's YAML file (the inspection policy, the alert rules) against its schema. A
 // bad file stops the server: every problem names the field and its line, so the operator fixes
 // the file instead of running with settings they did not mean.
+import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { SpecError, formatPath } from '../model/spec.js';
+
+/** The text of an operator's file, at most `maxBytes`; a file that cannot be read or is too big stops the server, naming it. */
+export function readOperatorFile(file: string, what: string, maxBytes: number): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new SpecError([{ path: '', message: `cannot read the ${what}: ${(err as Error).message}` }], file);
+  }
+  if (text.length > maxBytes) throw new SpecError([{ path: '', message: `larger than ${maxBytes / 1024} KiB` }], file);
+  return text;
+}
 
 export function parseYamlFile<S extends z.ZodType>(text: string, source: string, schema: S): z.output<S> {
   const lines = new LineCounter();

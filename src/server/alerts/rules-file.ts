@@ -2,24 +2,16 @@
 // receivers, the cluster rules (the default set when the file names none) and the receivers app
 // rules notify when they name none. Without a file: the default rules and no receivers, so
 // alerts are listed and recorded as events but sent nowhere.
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { AlertRulesFile, ClusterAlertRule, DEFAULT_CLUSTER_RULES_YAML } from '../../model/spec-alerts.js';
 import { SpecError } from '../../model/spec.js';
-import { parseYamlFile } from '../yaml-file.js';
+import { parseYamlFile, readOperatorFile } from '../yaml-file.js';
 
 const MAX_FILE_BYTES = 256 * 1024;
 
 export function loadAlertRules(file?: string): AlertRulesFile & { rules: ClusterAlertRule[] } {
   if (file === undefined) return withDefaults(AlertRulesFile.parse({}));
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new SpecError([{ path: '', message: `cannot read the alert rules: ${(err as Error).message}` }], file);
-  }
-  if (text.length > MAX_FILE_BYTES) throw new SpecError([{ path: '', message: `larger than ${MAX_FILE_BYTES / 1024} KiB` }], file);
-  return parseAlertRules(text, file);
+  return parseAlertRules(readOperatorFile(file, 'alert rules', MAX_FILE_BYTES), file);
 }
 
 export function parseAlertRules(text: string, source: string): AlertRulesFile & { rules: ClusterAlertRule[] } {

@@ -1,7 +1,7 @@
 // /v1/instances: list, and logs relayed from the instance's agent (an app's merged logs: app-logs.ts).
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { InstanceListResponse } from '../../model/api.js';
+import type { InstanceAction, InstanceListResponse } from '../../model/api.js';
 import type { Instance } from '../../model/types.js';
 import { instanceView } from '../services/views.js';
 import { ConflictError, NotFoundError } from '../errors.js';
@@ -60,34 +60,34 @@ export function instanceRoutes(server: FastifyInstance, ctx: ApiContext): void {
     };
   });
 
-  // Stop: this one instance stops and keeps its place (no replacement is started); start: it runs again.
-  for (const action of ['stop', 'start'] as const) {
+  // What each action changes on the stored record, checked there (an instance being removed
+  // meanwhile is not revived). Rebuild: a new container in the same place (node, ports, volumes);
+  // restart: the same container again; stop: this one instance stops and keeps its place (no
+  // replacement is started); start: it runs again.
+  const missing = (id: string, running: boolean) => new NotFoundError(`no ${running ? 'running ' : ''}instance named "${id}"`);
+  const counted = (action: 'rebuild' | 'restart') => (current: Instance): Instance => {
+    if (current.desired !== 'running') throw missing(current.id, true);
+    return { ...current, [action]: (current[action] ?? 0) + 1 };
+  };
+  const stopped = (stop: boolean) => (current: Instance): Instance => {
+    if (current.desired === 'removed') throw missing(current.id, false);
+    if (ctx.state.apps.get(current.app)?.stopped) throw new ConflictError(`app ${current.app} is stopped: gantry start ${current.app} starts all of it`);
+    return { ...current, desired: stop ? 'stopped' : 'running', stoppedByUser: stop };
+  };
+  const changes: Record<InstanceAction, { change: (current: Instance) => Instance; running: boolean }> = {
+    rebuild: { change: counted('rebuild'), running: true },
+    restart: { change: counted('restart'), running: true },
+    stop: { change: stopped(true), running: false },
+    start: { change: stopped(false), running: false },
+  };
+  for (const [action, { change, running }] of Object.entries(changes) as [InstanceAction, (typeof changes)[InstanceAction]][]) {
     server.post(`/v1/instances/:id/${action}`, async (request) => {
       const { id } = InstanceParams.parse(request.params);
       const instance = ctx.state.instances.get(id);
-      if (!instance) throw new NotFoundError(`no instance named "${id}"`);
-      const written = await casUpdate(ctx.store, STORE.instances.key(instance.app, id), STORE.instances, (current): Instance => {
-        if (!current || current.desired === 'removed') throw new NotFoundError(`no instance named "${id}"`);
-        if (ctx.state.apps.get(current.app)?.stopped) throw new ConflictError(`app ${current.app} is stopped: gantry start ${current.app} starts all of it`);
-        return action === 'stop' ? { ...current, desired: 'stopped', stoppedByUser: true } : { ...current, desired: 'running', stoppedByUser: false };
-      }, { what: `instance ${id}` });
-      const next = written.value!;
-      await ctx.state.waitFor(written.revision!);
-      ctx.events.note({ level: 'info', type: `instance.${action}_requested`, app: instance.app, entry: instance.entry, instance: id, node: instance.node, message: `${action} of ${id} requested by ${requester(request)}` });
-      return { instance: instanceView(ctx.state, next) };
-    });
-  }
-
-  // Rebuild: a new container in the same place (node, ports, volumes). Restart: the same container again.
-  for (const action of ['rebuild', 'restart'] as const) {
-    server.post(`/v1/instances/:id/${action}`, async (request) => {
-      const { id } = InstanceParams.parse(request.params);
-      const instance = ctx.state.instances.get(id);
-      if (!instance) throw new NotFoundError(`no running instance named "${id}"`);
-      // Checked on the stored record: an instance being removed meanwhile is not revived.
+      if (!instance) throw missing(id, running);
       const written = await casUpdate(ctx.store, STORE.instances.key(instance.app, id), STORE.instances, (current) => {
-        if (!current || current.desired !== 'running') throw new NotFoundError(`no running instance named "${id}"`);
-        return { ...current, [action]: (current[action] ?? 0) + 1 };
+        if (!current) throw missing(id, running);
+        return change(current);
       }, { what: `instance ${id}` });
       const next = written.value!;
       await ctx.state.waitFor(written.revision!);
