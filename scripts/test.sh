@@ -25,7 +25,7 @@ if docker info >/dev/null 2>&1; then bash scripts/test-image.sh; fi
 # nothing it checks. Every other file (Docker, shared ranges, latency and timeout bounds, tmpfs
 # mounts, other hosts) runs alone, after them.
 parallel=(
-  access agent-protocol alerts alerts-evaluate api app-logs approvals cli cluster-state configs
+  access agent-protocol alerts alerts-evaluate api approvals cli cluster-state configs
   console-session console-static directory directory-tls discovery-dns discovery-redis e2e-ports
   e2e-process fault-store file-modes fuzz images-unit invitations isolation log-merge log-retention
   process-log-records prometheus quota-race quotas reconcile registry-lease rollout rollout-step
